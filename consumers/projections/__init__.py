@@ -1,0 +1,1 @@
+"""Pure projection logic: events in, rows out. No Kafka, no ClickHouse."""

@@ -1,0 +1,1 @@
+"""The ClickHouse edge of the read side."""

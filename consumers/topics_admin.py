@@ -1,0 +1,33 @@
+"""Creating the event topics, idempotently.
+
+The projector side owns topic creation: bots usually run without admin rights on the cluster,
+and a topic created by a producer's auto-create would get the broker's default partitioning.
+"""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas import Topics
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def ensure_topics(
+    bootstrap: str, topics: Topics, *, partitions: int, replication: int = 1
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [NewTopic(name, partitions, replication) for name in topics.all]
+        )
+    finally:
+        await admin.close()
+    failures = [
+        f"{name}: error {code} {' '.join(str(d) for d in detail if d)}".strip()
+        for name, code, *detail in response.topic_errors
+        if code not in (0, _TOPIC_ALREADY_EXISTS)
+    ]
+    if failures:
+        raise RuntimeError(f"could not create topics: {'; '.join(failures)}")

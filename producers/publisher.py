@@ -1,0 +1,69 @@
+"""The Kafka edge of the bot side: encoded events onto their topics, durably.
+
+``acks=all`` with idempotence means an acknowledged event is on the broker exactly once per
+partition, in the order sent, even when the client retries. Keying by session_id keeps a
+session's events in one partition, which is what makes per-session order hold downstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+
+from aiokafka import AIOKafkaProducer
+
+from schemas import Event, EventCodec, Topics
+
+
+class EventPublisher:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Topics,
+        *,
+        codec: EventCodec | None = None,
+        compression: str | None = "zstd",
+        linger_ms: int = 5,
+    ) -> None:
+        self.topics = topics
+        self.codec = codec or EventCodec()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            compression_type=compression,
+            linger_ms=linger_ms,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, event: Event) -> None:
+        """Send one event and wait until the broker has acknowledged it."""
+        await self.publish_all([event])
+
+    async def publish_all(self, events: Sequence[Event]) -> None:
+        """Send events pipelined, then wait for every acknowledgement (in-order per partition)."""
+        pending = [
+            await self._producer.send(
+                self.topics.for_event(e), self.codec.encode(e), key=e.session_id.encode()
+            )
+            for e in events
+        ]
+        for delivery in pending:
+            await delivery
+
+    async def __aenter__(self) -> EventPublisher:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

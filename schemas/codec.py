@@ -1,0 +1,82 @@
+"""Events to bytes and back: single-object framing, Avro binary, pydantic validation.
+
+Encoding always uses the latest schema version of the event's record. Decoding finds the writer
+version by fingerprint and resolves it to the latest version (Avro schema resolution), so events
+written by old producers read as today's models.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+from pydantic import ValidationError
+
+from schemas.models import EVENT_MODELS, Event
+from schemas.registry import SchemaRegistry, SchemaVersion
+from schemas.single_object import FramingError, frame, unframe
+
+
+class DecodeError(ValueError):
+    """Bytes that cannot become an event. ``reason`` is a short machine-readable category."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class EventCodec:
+    def __init__(self, registry: SchemaRegistry | None = None) -> None:
+        self.registry = registry or SchemaRegistry.from_folder()
+        self._models: Mapping[str, type[Event]] = {m.schema_name: m for m in EVENT_MODELS}
+        missing = set(self._models) - set(self.registry.names())
+        if missing:
+            raise ValueError(f"models without a schema: {sorted(missing)}")
+
+    def encode(self, event: Event) -> bytes:
+        writer = self.registry.latest(event.schema_name)
+        buffer = io.BytesIO()
+        schemaless_writer(buffer, writer.parsed, event.model_dump())
+        return frame(writer.fingerprint, buffer.getvalue())
+
+    def decode(self, message: bytes) -> Event:
+        try:
+            fp, body = unframe(message)
+        except FramingError as exc:
+            raise DecodeError("bad-framing", str(exc)) from exc
+        writer = self.registry.by_fingerprint(fp)
+        if writer is None:
+            raise DecodeError(
+                "unknown-fingerprint", f"no schema version has fingerprint {fp.hex()}"
+            )
+        model = self._models.get(writer.name)
+        if model is None:
+            raise DecodeError("unknown-record", f"no model for record {writer.name}")
+        try:
+            return model.model_validate(self._read(writer, body))
+        except ValidationError as exc:
+            raise DecodeError("invalid", f"{writer.label}: {_describe(exc)}") from exc
+
+    def _read(self, writer: SchemaVersion, body: memoryview) -> dict[str, Any]:
+        stream = io.BytesIO(body)
+        try:
+            record = schemaless_reader(
+                stream, writer.parsed, self.registry.latest(writer.name).parsed
+            )
+        except Exception as exc:  # fastavro raises many unrelated types on corrupt bodies
+            raise DecodeError("bad-avro", f"{writer.label}: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(record, dict):
+            raise DecodeError("bad-avro", f"{writer.label}: body is not a record")
+        trailing = len(body) - stream.tell()
+        if trailing:
+            raise DecodeError("bad-avro", f"{writer.label}: {trailing} bytes after the record")
+        return record
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<event>'}: {err['msg']}" for err in exc.errors()
+    )

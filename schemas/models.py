@@ -1,0 +1,137 @@
+"""Pydantic mirrors of the current Avro schemas.
+
+Validation happens on construction so that a bot finds out about a bad value at the call site,
+with the field named, before anything reaches Kafka. The limits here are the contract's limits:
+the projector re-validates decoded events with the same models, so a record that slipped past a
+foreign producer is refused on the way in too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID, uuid4
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    model_validator,
+)
+
+Role = Literal["user", "assistant"]
+Track = Literal["user", "assistant", "mixed"]
+
+MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 200_000
+"""A ten-minute monologue is about 10k characters; anything near this bound is not speech."""
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""Naive datetimes are refused: a wall clock without a zone cannot be lined up with audio."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProducerInfo(_Frozen):
+    framework: Annotated[str, Field(min_length=1, max_length=64)]
+    framework_version: Annotated[str, Field(max_length=64)] = ""
+    library_version: Annotated[str, Field(max_length=64)] = ""
+
+
+class Envelope(_Frozen):
+    """Fields every event carries, in every schema version."""
+
+    schema_name: ClassVar[str]
+    """Full Avro name of the record this model mirrors."""
+
+    event_id: UUID = Field(default_factory=uuid4)
+    session_id: Identifier
+    bot_id: Identifier
+    seq: Annotated[int, Field(ge=0, lt=2**63)]
+    occurred_at: UtcDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    producer: ProducerInfo
+
+
+class TurnStarted(Envelope):
+    schema_name: ClassVar[str] = "transcript_store.events.TurnStarted"
+
+    turn_id: Identifier
+    role: Role
+    started_at: UtcDatetime
+    detection_strategy: Annotated[str, Field(max_length=MAX_ID_CHARS)] | None = None
+
+
+class WordTiming(_Frozen):
+    text: Annotated[str, Field(max_length=MAX_ID_CHARS)]
+    start: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    end: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> WordTiming:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+
+class TurnStopped(Envelope):
+    schema_name: ClassVar[str] = "transcript_store.events.TurnStopped"
+
+    turn_id: Identifier
+    role: Role
+    started_at: UtcDatetime
+    stopped_at: UtcDatetime
+    text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+    interrupted: bool = False
+    timed_out: bool = False
+    user_id: Annotated[str, Field(max_length=MAX_ID_CHARS)] | None = None
+    words: tuple[WordTiming, ...] | None = None
+
+    @field_serializer("words")
+    def _words_as_list(self, words: tuple[WordTiming, ...] | None) -> list[WordTiming] | None:
+        """fastavro would read a tuple in a union as an explicit (branch, value) pair."""
+        return None if words is None else list(words)
+
+    @model_validator(mode="after")
+    def _stops_after_start(self) -> TurnStopped:
+        if self.stopped_at < self.started_at:
+            raise ValueError(
+                f"stopped_at ({self.stopped_at.isoformat()}) is before "
+                f"started_at ({self.started_at.isoformat()})"
+            )
+        return self
+
+    @property
+    def duration_ms(self) -> int:
+        return (self.stopped_at - self.started_at) // timedelta(milliseconds=1)
+
+
+class ChunkReady(Envelope):
+    schema_name: ClassVar[str] = "transcript_store.events.ChunkReady"
+
+    chunk_id: Identifier
+    track: Track
+    chunk_seq: Annotated[int, Field(ge=0, lt=2**63)]
+    uri: Annotated[str, Field(min_length=1, max_length=4096)]
+    format: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.+-]{0,31}$")]
+    sample_rate: Annotated[int, Field(gt=0, le=768_000)]
+    channels: Annotated[int, Field(ge=1, le=32)]
+    start_sample: Annotated[int, Field(ge=0, lt=2**63)]
+    num_samples: Annotated[int, Field(ge=0, lt=2**63)]
+    recording_started_at: UtcDatetime
+    byte_size: Annotated[int, Field(ge=0, lt=2**63)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+Event = TurnStarted | TurnStopped | ChunkReady
+EVENT_MODELS: tuple[type[Event], ...] = (TurnStarted, TurnStopped, ChunkReady)

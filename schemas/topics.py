@@ -1,0 +1,32 @@
+"""Which topic each event travels on.
+
+Turn events share one topic so that a session's starts and stops stay in one partition, in the
+order the producer emitted them; audio chunks are larger and read by other consumers, so they get
+their own. Both are keyed by session_id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.models import ChunkReady, Event
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = ""
+
+    @property
+    def turn_events(self) -> str:
+        return f"{self.prefix}turn-events"
+
+    @property
+    def audio_chunks(self) -> str:
+        return f"{self.prefix}audio-chunks"
+
+    @property
+    def all(self) -> tuple[str, str]:
+        return (self.turn_events, self.audio_chunks)
+
+    def for_event(self, event: Event) -> str:
+        return self.audio_chunks if isinstance(event, ChunkReady) else self.turn_events

@@ -1,0 +1,67 @@
+"""Shared fixtures: one real Kafka broker and one embedded ClickHouse path per test session.
+
+Tests isolate themselves by topic prefix and database name, never by a second broker or data
+path (chDB allows one data path per process). ``TSTORE_TEST_KAFKA_BOOTSTRAP`` points the suite
+at an already running broker instead of starting one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from clickhouse_connect.driver.client import Client
+
+from consumers.storage.clickhouse import connect
+from consumers.topics_admin import ensure_topics
+from schemas import Topics
+from tstore.devkafka import DevKafka
+
+TEST_PARTITIONS = 3
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("TSTORE_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    with DevKafka() as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def clickhouse_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"chdb://{tmp_path_factory.mktemp('clickhouse')}"
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest_asyncio.fixture
+async def topics(kafka_bootstrap: str) -> AsyncIterator[Topics]:
+    created = Topics(prefix=f"{unique_name('t')}.")
+    await ensure_topics(kafka_bootstrap, created, partitions=TEST_PARTITIONS)
+    yield created
+
+
+@pytest.fixture
+def database(clickhouse_dsn: str) -> Iterator[str]:
+    name = unique_name("test")
+    yield name
+    connect(clickhouse_dsn, name).command(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def clickhouse(clickhouse_dsn: str, database: str) -> Client:
+    return connect(clickhouse_dsn, database)
+
+
+@pytest.fixture
+def tmp_data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"

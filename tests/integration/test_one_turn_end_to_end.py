@@ -1,0 +1,95 @@
+"""A turn through the real broker and the real engine: publish, project, read back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from consumers.projections.transcripts import TranscriptRow
+from consumers.projector import Projector
+from consumers.storage.clickhouse import TranscriptStore
+from producers import EventPublisher
+from schemas import Topics
+from schemas.models import Event
+from tests.conftest import unique_name
+from tests.events import T0, turn_pair
+
+pytestmark = pytest.mark.integration
+
+
+async def _publish_and_project(
+    bootstrap: str, topics: Topics, store: TranscriptStore, events: list[Event]
+) -> None:
+    async with EventPublisher(bootstrap, topics) as publisher:
+        await publisher.publish_all(events)
+    async with Projector(
+        bootstrap=bootstrap, topics=topics, group_id=f"{topics.prefix}projector", store=store
+    ) as projector:
+        await projector.catch_up()
+
+
+def _assert_the_turn(rows: list[TranscriptRow], session_id: str) -> None:
+    assert len(rows) == 1
+    (row,) = rows
+    assert (row.session_id, row.turn_id, row.role) == (session_id, "turn-1", "user")
+    assert row.text == "Where is my order?"
+    assert row.started_at == T0
+    assert row.stopped_at == T0 + timedelta(seconds=1, milliseconds=500)
+    assert row.duration_ms == 1500
+    assert row.complete
+    assert row.user_id == "caller-7"
+    assert [w.text for w in row.words] == ["Where"]
+
+
+async def test_a_started_and_stopped_turn_becomes_one_transcript_row(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    store = TranscriptStore(clickhouse)
+    session_id = unique_name("session")
+    started, stopped = turn_pair(session_id=session_id)
+
+    await _publish_and_project(kafka_bootstrap, topics, store, [started, stopped])
+    first = store.session(session_id)
+    _assert_the_turn(first, session_id)
+
+    await _publish_and_project(kafka_bootstrap, topics, store, [stopped, started] * 2)
+    again = store.session(session_id)
+    _assert_the_turn(again, session_id)
+    assert again[0].version == first[0].version
+
+
+async def test_reverse_order_and_duplicates_alone_give_the_same_row(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    store = TranscriptStore(clickhouse)
+    session_id = unique_name("session")
+    started, stopped = turn_pair(session_id=session_id)
+
+    await _publish_and_project(kafka_bootstrap, topics, store, [stopped, stopped, started, started])
+    _assert_the_turn(store.session(session_id), session_id)
+
+
+async def test_an_undecodable_record_is_counted_and_the_rest_projected(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    store = TranscriptStore(clickhouse)
+    session_id = unique_name("session")
+    raw = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await raw.start()
+    try:
+        await raw.send_and_wait(topics.turn_events, b"garbage", key=session_id.encode())
+    finally:
+        await raw.stop()
+    async with EventPublisher(kafka_bootstrap, topics) as publisher:
+        await publisher.publish_all(list(turn_pair(session_id=session_id)))
+    async with Projector(
+        bootstrap=kafka_bootstrap, topics=topics, group_id=unique_name("g"), store=store
+    ) as projector:
+        await projector.catch_up()
+        assert projector.stats.rejected == 1
+        assert projector.stats.events == 2
+    _assert_the_turn(store.session(session_id), session_id)

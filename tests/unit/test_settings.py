@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from consumers.storage.clickhouse import normalize_dsn
+from tstore.settings import Settings
+
+
+def test_default_store_is_embedded_under_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSTORE_DATA_DIR", "somewhere")
+    assert Settings().dsn == f"chdb://{Path('somewhere').resolve() / 'clickhouse'}"
+
+
+def test_settings_come_from_tstore_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSTORE_TOPIC_PREFIX", "prod.")
+    monkeypatch.setenv("TSTORE_CLICKHOUSE_DSN", "http://default:@clickhouse:8123")
+    settings = Settings()
+    assert settings.topics.turn_events == "prod.turn-events"
+    assert settings.dsn == "http://default:@clickhouse:8123"
+
+
+def test_a_bad_database_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSTORE_CLICKHOUSE_DATABASE", "x; DROP TABLE y")
+    with pytest.raises(ValueError, match="clickhouse_database"):
+        Settings()
+
+
+def test_embedded_dsn_paths_are_made_absolute() -> None:
+    assert normalize_dsn("chdb://data/ch") == f"chdb://{Path('data/ch').resolve()}"
+    assert normalize_dsn("chdb:///abs/ch") == "chdb:///abs/ch"
+    assert normalize_dsn("http://host:8123") == "http://host:8123"
+    with pytest.raises(ValueError, match="needs a data path"):
+        normalize_dsn("chdb://")

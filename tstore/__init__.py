@@ -1,0 +1,1 @@
+"""The ``tstore`` command and the local development infrastructure around the three packages."""

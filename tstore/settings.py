@@ -1,0 +1,39 @@
+"""Every setting of the ``tstore`` processes, read once from ``TSTORE_*`` environment variables.
+
+The libraries (``producers``, ``consumers``) take explicit arguments and never read the
+environment; only the command line and the services built from it do, through this class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas import Topics
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TSTORE_", frozen=True)
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    topic_partitions: int = Field(default=6, ge=1)
+    data_dir: Path = Path("data")
+    clickhouse_dsn: str | None = None
+    """``chdb:///abs/path`` (embedded) or ``http://user:pass@host:8123``; default: embedded
+    chDB under ``data_dir``."""
+    clickhouse_database: str = Field(
+        default="transcript_store", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"
+    )
+    consumer_group: str = "tstore-projector"
+    log_format: str = Field(default="console", pattern="^(console|json)$")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def dsn(self) -> str:
+        return self.clickhouse_dsn or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
