@@ -66,6 +66,10 @@ def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
         "share.coordinator.state.topic.min.isr": "1",
         "min.insync.replicas": "1",
         "group.initial.rebalance.delay.ms": "0",
+        # After a crash the restarted broker must wait out its previous registration; the 9 s
+        # default would make every outage test pay that wait.
+        "broker.session.timeout.ms": "3000",
+        "broker.heartbeat.interval.ms": "500",
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
     }
@@ -104,6 +108,10 @@ class DevKafka:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
     @property
     def server_log(self) -> Path:

@@ -1,0 +1,81 @@
+"""Encode and decode throughput of the event codec (framing, Avro, pydantic validation).
+
+Every event the projector reads is decoded once, so this is a ceiling on projector speed.
+JSON keys: ``events``, ``encode_eps``, ``decode_eps``, ``bytes_per_event``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from bench.report import run
+from schemas import ChunkReady, EventCodec, ProducerInfo, TurnStarted, TurnStopped
+from schemas.models import Event
+
+_PRODUCER = ProducerInfo(framework="bench", framework_version="1.14.0", library_version="0.1.0")
+_TEXT = "Sorry to hear that, could you tell me the order number so I can look it up for you? "
+
+
+def realistic_events(count: int) -> list[Event]:
+    """A call's mix: per turn a start and a stop with a sentence or two, and audio chunks."""
+    start = datetime(2026, 11, 21, tzinfo=UTC)
+    events: list[Event] = []
+    for seq in range(count):
+        at = start + timedelta(milliseconds=700 * seq)
+        common = {
+            "session_id": f"session-{seq // 60:06d}",
+            "bot_id": "support-bot",
+            "seq": seq % 60,
+            "occurred_at": at,
+            "producer": _PRODUCER,
+        }
+        turn = {"turn_id": f"turn-{seq // 3}", "role": "assistant", "started_at": at}
+        kind = seq % 3
+        if kind == 0:
+            events.append(TurnStarted(**common, **turn))
+        elif kind == 1:
+            stop = at + timedelta(seconds=3)
+            events.append(
+                TurnStopped(**common, **turn, stopped_at=stop, text=_TEXT[: 40 + seq % 45])
+            )
+        else:
+            events.append(
+                ChunkReady(
+                    **common,
+                    chunk_id=f"chunk-{seq}",
+                    track="user",
+                    chunk_seq=seq // 3,
+                    uri=f"file:///var/lib/tstore/chunks/session-{seq // 60:06d}/user-{seq}.wav",
+                    format="wav",
+                    sample_rate=16000,
+                    channels=1,
+                    start_sample=16000 * seq,
+                    num_samples=16000,
+                    recording_started_at=start,
+                    byte_size=32044,
+                    sha256="ab" * 32,
+                )
+            )
+    return events
+
+
+def measure(count: int) -> dict[str, float]:
+    codec = EventCodec()
+    events = realistic_events(count)
+    began = time.perf_counter()
+    messages = [codec.encode(e) for e in events]
+    encoded = time.perf_counter()
+    for message in messages:
+        codec.decode(message)
+    decoded = time.perf_counter()
+    return {
+        "events": count,
+        "encode_eps": count / (encoded - began),
+        "decode_eps": count / (decoded - encoded),
+        "bytes_per_event": sum(map(len, messages)) / count,
+    }
+
+
+if __name__ == "__main__":
+    run(__doc__ or "", 100_000, measure)

@@ -1,0 +1,118 @@
+"""The launcher's promises: a working broker, a clean stop, recovery, and no orphan JVM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from consumers.topics_admin import ensure_topics
+from schemas import Topics
+from tstore.devkafka import DevKafka
+
+pytestmark = pytest.mark.integration
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    return state != "Z"
+
+
+def _wait_dead(pid: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+async def _roundtrip(bootstrap: str, topic: str, value: bytes) -> list[bytes]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=10_000)
+    finally:
+        await consumer.stop()
+    return [r.value for records in batches.values() for r in records if r.value is not None]
+
+
+def test_a_killed_broker_comes_back_with_its_data_and_close_leaves_no_process() -> None:
+    broker = DevKafka()
+    broker.start()
+    topics = Topics("restart.")
+    asyncio.run(ensure_topics(broker.bootstrap, topics, partitions=1))
+    assert asyncio.run(_roundtrip(broker.bootstrap, topics.turn_events, b"before")) == [b"before"]
+    assert broker.pid is not None
+    crashed = broker.pid
+
+    broker.kill()
+    assert not _alive(crashed)
+    broker.start()
+    values = asyncio.run(_roundtrip(broker.bootstrap, topics.turn_events, b"after"))
+    assert values == [b"before", b"after"]
+
+    running = broker.pid
+    assert running is not None
+    data_dir = broker.data_dir
+    broker.close()
+    assert not _alive(running)
+    assert not data_dir.exists()
+
+
+_PARENT = """
+import sys, time
+from tstore.devkafka import DevKafka
+broker = DevKafka()
+broker.start()
+print(broker.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_broker_dies_with_a_parent_killed_by_sigkill() -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
+    )
+    try:
+        assert parent.stdout is not None
+        jvm = int(parent.stdout.readline())
+        assert _alive(jvm)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        assert _wait_dead(jvm, within_s=10), f"JVM {jvm} outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+async def test_topic_creation_is_idempotent(kafka_bootstrap: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    topics = Topics("idempotent.")
+    await ensure_topics(kafka_bootstrap, topics, partitions=4)
+    await ensure_topics(kafka_bootstrap, topics, partitions=4)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics.all))
+    finally:
+        await admin.close()
+    assert {d["topic"]: len(d["partitions"]) for d in described} == dict.fromkeys(topics.all, 4)
