@@ -33,3 +33,12 @@ def test_embedded_dsn_paths_are_made_absolute() -> None:
     assert normalize_dsn("http://host:8123") == "http://host:8123"
     with pytest.raises(ValueError, match="needs a data path"):
         normalize_dsn("chdb://")
+
+
+def test_docker_compose_only_sets_settings_that_exist() -> None:
+    import re
+
+    compose = (Path(__file__).parents[2] / "docker-compose.yml").read_text()
+    used = {name.lower() for name in re.findall(r"\bTSTORE_([A-Z_]+):", compose)}
+    assert used, "docker-compose.yml configures no TSTORE_ settings"
+    assert used <= set(Settings.model_fields), used - set(Settings.model_fields)
