@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -60,8 +59,3 @@ def database(clickhouse_dsn: str) -> Iterator[str]:
 @pytest.fixture
 def clickhouse(clickhouse_dsn: str, database: str) -> Client:
     return connect(clickhouse_dsn, database)
-
-
-@pytest.fixture
-def tmp_data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"

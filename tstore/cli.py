@@ -62,7 +62,7 @@ def dev_kafka(
     except MissingToolError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"Kafka {KAFKA_VERSION} ready in {time.monotonic() - started:.1f}s")
-    typer.echo(f"bootstrap: {broker.bootstrap}", err=False)
+    typer.echo(f"bootstrap: {broker.bootstrap}")
     sys.stdout.flush()
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})

@@ -31,9 +31,13 @@ def free_port() -> int:
         return port
 
 
+# Looked up in the parent: the forked child must not dlopen, another thread may hold the lock.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
 def _die_with_parent() -> None:
-    if sys.platform == "linux":
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _terminate(process: subprocess.Popen[bytes], grace: float) -> None:
