@@ -7,6 +7,7 @@ run that fails, is interrupted or is killed leaves no orphan broker behind.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import shutil
 import signal
@@ -16,7 +17,11 @@ import sys
 import tempfile
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from tstore.devkafka.jars import require_tool, resolve_jars
 
@@ -178,12 +183,13 @@ class DevKafka:
                 preexec_fn=_die_with_parent,
             )
         self._finalizer = weakref.finalize(self, _terminate, self._process, 5.0)
-        self._wait_until_accepting(timeout)
+        deadline = time.monotonic() + timeout
+        self._wait_until_accepting(deadline)
+        self._wait_until_serving_groups(deadline)
         return self.bootstrap
 
-    def _wait_until_accepting(self, timeout: float) -> None:
+    def _wait_until_accepting(self, deadline: float) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(
@@ -196,9 +202,33 @@ class DevKafka:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise TimeoutError(
-            f"Kafka did not accept connections within {timeout:.0f}s:\n{self._log_tail()}"
-        )
+        raise TimeoutError(f"Kafka did not accept connections in time:\n{self._log_tail()}")
+
+    def _wait_until_serving_groups(self, deadline: float) -> None:
+        """Wait until a consumer group can be coordinated.
+
+        On a fresh broker the first coordinator lookup creates the offsets topic, and until it
+        exists every consumer logs errors. Probed from a helper thread so that ``start`` also
+        works when called from inside a running event loop.
+        """
+
+        async def probe() -> None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await admin.start()
+            try:
+                while True:
+                    try:
+                        await admin.find_coordinator("tstore-devkafka-readiness")
+                        return
+                    except KafkaError:
+                        if time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.1)
+            finally:
+                await admin.close()
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, probe()).result()
 
     def _log_tail(self, lines: int = 30) -> str:
         logs = [self.server_log, self.data_dir / "console.log"]
