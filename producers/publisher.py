@@ -1,8 +1,8 @@
-"""The Kafka edge of the bot side: encoded events onto their topics, durably.
+"""Publishing events and awaiting their acknowledgement: for tools, tests and the demo.
 
-``acks=all`` with idempotence means an acknowledged event is on the broker exactly once per
-partition, in the order sent, even when the client retries. Keying by session_id keeps a
-session's events in one partition, which is what makes per-session order hold downstream.
+Bots use ``TranscriptProducer`` instead, which never makes its caller wait. Keying by
+session_id keeps a session's events in one partition, which is what makes per-session order
+hold downstream.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import TracebackType
 
-from aiokafka import AIOKafkaProducer
-
+from producers.kafka import kafka_producer
 from schemas import Event, EventCodec, Topics
 
 
@@ -27,13 +26,7 @@ class EventPublisher:
     ) -> None:
         self.topics = topics
         self.codec = codec or EventCodec()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            compression_type=compression,
-            linger_ms=linger_ms,
-        )
+        self._producer = kafka_producer(bootstrap, compression=compression, linger_ms=linger_ms)
 
     async def start(self) -> None:
         await self._producer.start()

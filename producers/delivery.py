@@ -1,0 +1,256 @@
+"""Getting events from the bot to Kafka without the bot ever waiting.
+
+Everything that can be slow (Avro encoding, the Kafka client, fsync) runs in a thread with an
+event loop of its own; the bot's loop only appends to a deque. In that thread:
+
+- ``_intake`` moves submitted events into a bounded in-memory queue, or to the on-disk spool
+  when the queue is full or the spool still holds anything (so nothing overtakes what was
+  spooled before it, which keeps every session in order).
+- ``_send`` publishes the queue head in batches, refilling the queue from the spool, and drops a
+  batch from the queue (and commits it in the spool) only once Kafka has acknowledged it. When
+  Kafka fails, the batch stays at the head and is retried after a pause on a fresh client.
+- ``close`` gives the queue a deadline to drain; what is still only in memory then is put in
+  front of the spool, so the next process delivers it first.
+
+Delivery is at-least-once: after a failure a batch may reach Kafka twice. Consumers deduplicate
+by event id and seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from producers.kafka import kafka_producer
+from producers.spool import Spool, SpoolPosition, SpoolRecord
+from schemas import Event
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class DeliveryStats:
+    published: int = 0
+    spooled: int = 0
+    dropped: int = 0
+    errors: int = 0
+
+
+@dataclass(frozen=True)
+class _Queued:
+    record: SpoolRecord
+    spooled_at: SpoolPosition | None = None
+    """Set when the record was read from the spool: committing it there marks it delivered."""
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    memory_events: int = 10_000
+    """Bound of the in-memory queue; beyond it events go to the spool."""
+    batch_events: int = 1_000
+    retry_pause_s: float = 0.5
+    request_timeout_ms: int = 30_000
+    compression: str | None = "zstd"
+    linger_ms: int = 5
+
+
+class Delivery:
+    def __init__(
+        self,
+        bootstrap: str,
+        spool: Spool,
+        encode: Callable[[Event], SpoolRecord],
+        config: DeliveryConfig | None = None,
+    ) -> None:
+        self.stats = DeliveryStats()
+        self._bootstrap = bootstrap
+        self._spool = spool
+        self._encode = encode
+        self._config = config or DeliveryConfig()
+        self._inbox: deque[Event] = deque()
+        self._queue: deque[_Queued] = deque()
+        self._idle = False
+        self._closing = False
+        self._close_timeout_s = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._running = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tstore-delivery", daemon=True)
+
+    @property
+    def backlog(self) -> int:
+        """Events accepted but not yet acknowledged by Kafka, in memory (the spool aside)."""
+        return len(self._inbox) + len(self._queue)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closing
+
+    def start(self) -> None:
+        self._thread.start()
+        self._running.wait()
+
+    def submit(self, event: Event) -> None:
+        """Hand an event over; safe and cheap from any thread."""
+        self._inbox.append(event)
+        if self._idle and self._loop is not None and self._wake is not None:
+            self._idle = False
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def close(self, timeout_s: float) -> None:
+        """Drain for at most ``timeout_s``, spool the rest, stop the thread. Blocks its caller."""
+        if self._loop is None or self._wake is None or not self._thread.is_alive():
+            return
+        self._close_timeout_s = timeout_s
+        self._closing = True
+        self._loop.call_soon_threadsafe(self._wake.set)
+        self._thread.join(timeout_s + 10)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:
+            log.exception("delivery_thread_failed")
+            self._running.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        work = asyncio.Event()
+        self._running.set()
+        sender = asyncio.create_task(self._send(work))
+        while not self._closing:
+            self._idle = True
+            if not self._inbox:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.1)
+            self._idle = False
+            self._wake.clear()
+            self._intake()
+            work.set()
+        await self._finish(sender, work)
+
+    async def _finish(self, sender: asyncio.Task[None], work: asyncio.Event) -> None:
+        self._intake()
+        work.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sender, self._close_timeout_s)
+        unsent = [q.record for q in self._queue if q.spooled_at is None]
+        kept = self._spool.prepend(unsent)
+        self.stats.spooled += kept
+        self._drop(len(unsent) - kept)
+        log.info(
+            "delivery_closed",
+            published=self.stats.published,
+            spooled=self.stats.spooled,
+            dropped=self.stats.dropped,
+            errors=self.stats.errors,
+            spool_bytes=self._spool.pending_bytes,
+        )
+
+    def _intake(self) -> None:
+        to_spool: list[SpoolRecord] = []
+        while self._inbox:
+            record = self._encode(self._inbox.popleft())
+            if (
+                to_spool
+                or not self._spool.is_empty()
+                or len(self._queue) >= self._config.memory_events
+            ):
+                to_spool.append(record)
+            else:
+                self._queue.append(_Queued(record))
+        if to_spool:
+            kept = self._spool.append(to_spool)
+            self.stats.spooled += kept
+            self._drop(len(to_spool) - kept)
+
+    def _drop(self, count: int) -> None:
+        if count:
+            self.stats.dropped += count
+            log.error(
+                "events_dropped",
+                count=count,
+                reason="spool full",
+                spool_max_bytes=self._spool.max_bytes,
+                dropped_total=self.stats.dropped,
+            )
+
+    def _refill(self) -> None:
+        room = self._config.memory_events - len(self._queue)
+        if room > 0 and self._spool.has_unread():
+            self._queue.extend(_Queued(r, p) for p, r in self._spool.read(room))
+
+    async def _send(self, work: asyncio.Event) -> None:
+        producer: AIOKafkaProducer | None = None
+        down_since: float | None = None
+        try:
+            while True:
+                self._refill()
+                if not self._queue:
+                    if self._closing:
+                        return
+                    await work.wait()
+                    work.clear()
+                    continue
+                batch = list(itertools.islice(self._queue, self._config.batch_events))
+                try:
+                    producer = producer or await self._connect()
+                    await self._publish(producer, batch)
+                except (KafkaError, OSError) as exc:
+                    self.stats.errors += 1
+                    if down_since is None:
+                        down_since = time.monotonic()
+                        log.warning("kafka_unavailable", error=str(exc), backlog=len(self._queue))
+                    await self._discard(producer)
+                    producer = None
+                    await asyncio.sleep(self._config.retry_pause_s)
+                    continue
+                if down_since is not None:
+                    log.info("kafka_available", down_s=round(time.monotonic() - down_since, 1))
+                    down_since = None
+                for _ in batch:
+                    self._queue.popleft()
+                spooled = [q.spooled_at for q in batch if q.spooled_at is not None]
+                if spooled:
+                    self._spool.commit(spooled[-1])
+                self.stats.published += len(batch)
+        finally:
+            await self._discard(producer)
+
+    async def _connect(self) -> AIOKafkaProducer:
+        producer = kafka_producer(
+            self._bootstrap,
+            compression=self._config.compression,
+            linger_ms=self._config.linger_ms,
+            request_timeout_ms=self._config.request_timeout_ms,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await self._discard(producer)
+            raise
+        return producer
+
+    @staticmethod
+    async def _publish(producer: AIOKafkaProducer, batch: list[_Queued]) -> None:
+        deliveries = [
+            await producer.send(q.record.topic, q.record.value, key=q.record.key) for q in batch
+        ]
+        await asyncio.gather(*deliveries)
+
+    @staticmethod
+    async def _discard(producer: AIOKafkaProducer | None) -> None:
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)

@@ -1,0 +1,224 @@
+"""``TranscriptProducer``: what a bot calls. Every call validates, numbers and returns at once.
+
+The calls run on the bot's event loop, so they do only what must happen there: build the
+pydantic model (a bad value raises at the call site, and nothing is published), give it the
+session's next ``seq``, and hand it to the delivery thread. They never wait for the network,
+and Kafka being down never reaches the caller: events wait in memory, then on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import structlog
+
+from producers.delivery import Delivery, DeliveryConfig
+from producers.spool import Spool, SpoolRecord
+from schemas import (
+    ChunkReady,
+    Event,
+    EventCodec,
+    ProducerInfo,
+    Role,
+    Topics,
+    Track,
+    TurnStarted,
+    TurnStopped,
+    WordTiming,
+)
+
+log = structlog.get_logger(__name__)
+
+E = TypeVar("E", TurnStarted, TurnStopped, ChunkReady)
+
+LIBRARY_VERSION = version("transcript-store")
+
+
+@dataclass(frozen=True)
+class ProducerStats:
+    published: int
+    """Acknowledged by Kafka."""
+    spooled: int
+    """Written to the on-disk spool (each is published later)."""
+    dropped: int
+    """Refused because the spool was full: lost, and logged."""
+    errors: int
+    """Failed attempts to reach Kafka (each retried)."""
+    backlog: int
+    """Accepted, in memory, not yet acknowledged."""
+    spool_bytes: int
+
+
+class TranscriptProducer:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        bot_id: str,
+        framework: str = "custom",
+        framework_version: str = "",
+        topics: Topics | None = None,
+        spool_dir: Path | str = "tstore-spool",
+        spool_max_bytes: int = 512 * 1024 * 1024,
+        delivery: DeliveryConfig | None = None,
+        close_timeout_s: float = 10.0,
+    ) -> None:
+        self.bot_id = bot_id
+        self.topics = topics or Topics()
+        self.close_timeout_s = close_timeout_s
+        self._info = ProducerInfo(
+            framework=framework,
+            framework_version=framework_version,
+            library_version=LIBRARY_VERSION,
+        )
+        self._codec = EventCodec()
+        self._spool = Spool(Path(spool_dir), max_bytes=spool_max_bytes)
+        self._delivery = Delivery(bootstrap, self._spool, self._encode, delivery)
+        self._next_seq: dict[str, int] = {}
+
+    def _encode(self, event: Event) -> SpoolRecord:
+        return SpoolRecord(
+            self.topics.for_event(event), event.session_id.encode(), self._codec.encode(event)
+        )
+
+    @property
+    def stats(self) -> ProducerStats:
+        d = self._delivery.stats
+        return ProducerStats(
+            published=d.published,
+            spooled=d.spooled,
+            dropped=d.dropped,
+            errors=d.errors,
+            backlog=self._delivery.backlog,
+            spool_bytes=self._spool.pending_bytes,
+        )
+
+    def start(self) -> None:
+        """Start the delivery thread; returns without waiting for Kafka."""
+        self._delivery.start()
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Deliver what is pending within the deadline; what is left waits in the spool."""
+        await asyncio.to_thread(self._delivery.close, timeout_s or self.close_timeout_s)
+        log.info("producer_closed", **vars(self.stats))
+
+    async def __aenter__(self) -> TranscriptProducer:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def end_session(self, session_id: str) -> None:
+        """Forget a finished session's counter (it is kept in memory until then)."""
+        self._next_seq.pop(session_id, None)
+
+    def resume_session(self, session_id: str, next_seq: int) -> None:
+        """Continue numbering a session started by an earlier process."""
+        self._next_seq[session_id] = next_seq
+
+    def turn_started(
+        self,
+        session_id: str,
+        turn_id: str,
+        role: Role,
+        *,
+        started_at: datetime | None = None,
+        detection_strategy: str | None = None,
+    ) -> TurnStarted:
+        return self._emit(
+            TurnStarted,
+            session_id,
+            turn_id=turn_id,
+            role=role,
+            started_at=started_at or datetime.now(UTC),
+            detection_strategy=detection_strategy,
+        )
+
+    def turn_stopped(
+        self,
+        session_id: str,
+        turn_id: str,
+        role: Role,
+        *,
+        text: str,
+        started_at: datetime,
+        stopped_at: datetime | None = None,
+        interrupted: bool = False,
+        timed_out: bool = False,
+        user_id: str | None = None,
+        words: tuple[WordTiming, ...] | None = None,
+    ) -> TurnStopped:
+        return self._emit(
+            TurnStopped,
+            session_id,
+            turn_id=turn_id,
+            role=role,
+            text=text,
+            started_at=started_at,
+            stopped_at=stopped_at or datetime.now(UTC),
+            interrupted=interrupted,
+            timed_out=timed_out,
+            user_id=user_id,
+            words=words,
+        )
+
+    def chunk_ready(
+        self,
+        session_id: str,
+        *,
+        chunk_id: str,
+        track: Track,
+        chunk_seq: int,
+        uri: str,
+        format: str,
+        sample_rate: int,
+        channels: int,
+        start_sample: int,
+        num_samples: int,
+        recording_started_at: datetime,
+        byte_size: int,
+        sha256: str,
+    ) -> ChunkReady:
+        return self._emit(
+            ChunkReady,
+            session_id,
+            chunk_id=chunk_id,
+            track=track,
+            chunk_seq=chunk_seq,
+            uri=uri,
+            format=format,
+            sample_rate=sample_rate,
+            channels=channels,
+            start_sample=start_sample,
+            num_samples=num_samples,
+            recording_started_at=recording_started_at,
+            byte_size=byte_size,
+            sha256=sha256,
+        )
+
+    def _emit(self, model: type[E], session_id: str, **fields: Any) -> E:
+        seq = self._next_seq.get(session_id, 0)
+        event = model(
+            session_id=session_id, bot_id=self.bot_id, seq=seq, producer=self._info, **fields
+        )
+        self._next_seq[session_id] = seq + 1
+        if self._delivery.alive:
+            self._delivery.submit(event)
+        else:
+            self._delivery.stats.dropped += 1
+            log.error(
+                "event_dropped", reason="producer not running", session_id=session_id, seq=seq
+            )
+        return event

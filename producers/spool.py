@@ -1,0 +1,223 @@
+"""The on-disk spool: where events wait while Kafka is slow or down, across bot restarts.
+
+Records are appended to segment files, each framed as ``length | crc32 | payload`` and fsynced
+per batch, so a crash loses at most the batch being written and a torn record at the tail is
+recognised and cut off on the next open. Delivery is tracked by a committed cursor that only
+moves when Kafka has acknowledged the records, so a record read but not acknowledged when the
+process stops is read again after the restart (at-least-once; consumers deduplicate).
+
+Segments are numbered; reading starts at the lowest number. ``prepend`` writes below the lowest,
+which lets a stopping producer put events it still held in memory, older than anything spooled,
+in front of the spool without breaking per-session order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+_HEADER = struct.Struct("<II")
+_FIELD = struct.Struct("<H")
+_SUFFIX = ".seg"
+_CURSOR = "cursor.json"
+
+
+@dataclass(frozen=True)
+class SpoolRecord:
+    topic: str
+    key: bytes
+    value: bytes
+
+    def encode(self) -> bytes:
+        topic = self.topic.encode()
+        return _FIELD.pack(len(topic)) + topic + _FIELD.pack(len(self.key)) + self.key + self.value
+
+    @classmethod
+    def decode(cls, payload: bytes) -> SpoolRecord:
+        (topic_len,) = _FIELD.unpack_from(payload, 0)
+        topic_end = _FIELD.size + topic_len
+        (key_len,) = _FIELD.unpack_from(payload, topic_end)
+        key_end = topic_end + _FIELD.size + key_len
+        return cls(
+            payload[_FIELD.size : topic_end].decode(),
+            payload[topic_end + _FIELD.size : key_end],
+            payload[key_end:],
+        )
+
+
+@dataclass(frozen=True, order=True)
+class SpoolPosition:
+    """Just after a record: committing it marks that record and all before it delivered."""
+
+    segment: int
+    offset: int
+
+
+def _frame(record: SpoolRecord) -> bytes:
+    payload = record.encode()
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+class Spool:
+    def __init__(
+        self, directory: Path, *, max_bytes: int, segment_bytes: int = 16 * 1024 * 1024
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._segment_bytes = segment_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        self._committed: dict[int, int] = self._load_cursor()
+        self._sizes: dict[int, int] = {}
+        for path in sorted(directory.glob(f"*{_SUFFIX}"), key=_segment_id):
+            self._sizes[_segment_id(path)] = self._recover(path)
+        self._committed = {
+            seg: min(offset, self._sizes[seg])
+            for seg, offset in self._committed.items()
+            if seg in self._sizes
+        }
+        self._read = {seg: self._committed.get(seg, 0) for seg in self._sizes}
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of records not yet delivered: what ``max_bytes`` bounds."""
+        return sum(size - self._committed.get(seg, 0) for seg, size in self._sizes.items())
+
+    def is_empty(self) -> bool:
+        """True when every spooled record has been delivered and committed."""
+        return all(self._committed.get(seg, 0) >= size for seg, size in self._sizes.items())
+
+    def has_unread(self) -> bool:
+        return any(self._read[seg] < size for seg, size in self._sizes.items())
+
+    def append(self, records: Sequence[SpoolRecord]) -> int:
+        """Write records at the tail and fsync; returns how many fit under ``max_bytes``."""
+        frames = self._fitting(records)
+        if frames:
+            tail = max(self._sizes, default=None)
+            if tail is None:
+                tail = 0
+            elif self._sizes[tail] >= self._segment_bytes:
+                tail += 1
+            self._write(tail, b"".join(frames))
+        return len(frames)
+
+    def prepend(self, records: Sequence[SpoolRecord]) -> int:
+        """Write records in front of everything spooled (a new lowest segment) and fsync."""
+        frames = self._fitting(records)
+        if frames:
+            self._write(min(self._sizes, default=1) - 1, b"".join(frames))
+        return len(frames)
+
+    def read(self, max_records: int) -> list[tuple[SpoolPosition, SpoolRecord]]:
+        """The next unread records in order; reading does not commit them."""
+        out: list[tuple[SpoolPosition, SpoolRecord]] = []
+        for seg in sorted(self._sizes):
+            offset = self._read[seg]
+            if offset >= self._sizes[seg]:
+                continue
+            with self._path(seg).open("rb") as segment:
+                segment.seek(offset)
+                while len(out) < max_records and offset < self._sizes[seg]:
+                    length, _crc = _HEADER.unpack(segment.read(_HEADER.size))
+                    record = SpoolRecord.decode(segment.read(length))
+                    offset += _HEADER.size + length
+                    out.append((SpoolPosition(seg, offset), record))
+            self._read[seg] = offset
+            if len(out) >= max_records:
+                break
+        return out
+
+    def commit(self, position: SpoolPosition) -> None:
+        """Mark everything up to ``position`` delivered; fully delivered segments are deleted."""
+        for seg in sorted(self._sizes):
+            if seg > position.segment:
+                break
+            done = self._sizes[seg] if seg < position.segment else position.offset
+            self._committed[seg] = max(self._committed.get(seg, 0), done)
+        self._save_cursor()
+        for seg in [s for s, size in self._sizes.items() if self._committed.get(s, 0) >= size]:
+            if seg != max(self._sizes):
+                self._delete(seg)
+
+    def _fitting(self, records: Sequence[SpoolRecord]) -> list[bytes]:
+        budget = self.max_bytes - self.pending_bytes
+        frames: list[bytes] = []
+        for record in records:
+            frame = _frame(record)
+            if len(frame) > budget:
+                break
+            budget -= len(frame)
+            frames.append(frame)
+        return frames
+
+    def _write(self, seg: int, data: bytes) -> None:
+        created = seg not in self._sizes
+        with self._path(seg).open("ab") as segment:
+            segment.write(data)
+            segment.flush()
+            os.fsync(segment.fileno())
+        if created:
+            self._sizes[seg] = 0
+            self._read[seg] = 0
+            self._fsync_directory()
+        self._sizes[seg] += len(data)
+
+    def _recover(self, path: Path) -> int:
+        """Length of the valid prefix of a segment; a torn or corrupt tail is cut off."""
+        data = path.read_bytes()
+        offset = 0
+        while offset + _HEADER.size <= len(data):
+            length, crc = _HEADER.unpack_from(data, offset)
+            end = offset + _HEADER.size + length
+            if end > len(data) or zlib.crc32(data[offset + _HEADER.size : end]) != crc:
+                break
+            offset = end
+        if offset < len(data):
+            log.warning("spool_tail_cut", segment=path.name, kept=offset, cut=len(data) - offset)
+            with path.open("r+b") as segment:
+                segment.truncate(offset)
+                os.fsync(segment.fileno())
+        return offset
+
+    def _delete(self, seg: int) -> None:
+        self._path(seg).unlink(missing_ok=True)
+        for table in (self._sizes, self._read, self._committed):
+            table.pop(seg, None)
+        self._save_cursor()
+
+    def _path(self, seg: int) -> Path:
+        return self.directory / f"{seg}{_SUFFIX}"
+
+    def _load_cursor(self) -> dict[int, int]:
+        path = self.directory / _CURSOR
+        if not path.exists():
+            return {}
+        return {int(seg): int(offset) for seg, offset in json.loads(path.read_text()).items()}
+
+    def _save_cursor(self) -> None:
+        path = self.directory / _CURSOR
+        staged = path.with_suffix(".tmp")
+        staged.write_text(json.dumps({str(s): o for s, o in self._committed.items()}))
+        with staged.open("rb") as handle:
+            os.fsync(handle.fileno())
+        staged.replace(path)
+
+    def _fsync_directory(self) -> None:
+        descriptor = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _segment_id(path: Path) -> int:
+    return int(path.name.removesuffix(_SUFFIX))

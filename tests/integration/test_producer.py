@@ -1,0 +1,246 @@
+"""TranscriptProducer against a real broker: delivery, order, outages and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from consumers.topics_admin import ensure_topics
+from producers import DeliveryConfig, TranscriptProducer
+from schemas import EventCodec, Topics
+from tstore.devkafka import DevKafka
+from tstore.devkafka.broker import free_port
+
+pytestmark = pytest.mark.integration
+
+FAST_FAILURE = DeliveryConfig(memory_events=20, request_timeout_ms=3_000, retry_pause_s=0.2)
+
+
+async def _read_all(
+    bootstrap: str, topic: str, expected: int, within_s: float = 30
+) -> list[tuple[str, int]]:
+    """(session_id, seq) of every record on the topic, in log order, waiting for ``expected``."""
+    codec = EventCodec()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    seen: list[tuple[str, int]] = []
+    try:
+        deadline = time.monotonic() + within_s
+        while len(seen) < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    event = codec.decode(record.value or b"")
+                    seen.append((event.session_id, event.seq))
+    finally:
+        await consumer.stop()
+    return seen
+
+
+def _assert_complete_and_in_order(seen: list[tuple[str, int]], expected: dict[str, int]) -> None:
+    """Every (session, seq) arrived, and per session first arrivals are in seq order."""
+    first: dict[str, list[int]] = defaultdict(list)
+    for session, seq in seen:
+        if seq not in first[session]:
+            first[session].append(seq)
+    assert {s: sorted(q) for s, q in first.items()} == {
+        s: list(range(n)) for s, n in expected.items()
+    }
+    for session, seqs in first.items():
+        assert seqs == sorted(seqs), f"{session} out of order: {seqs}"
+
+
+def _talk(producer: TranscriptProducer, session: str, turns: range) -> None:
+    for turn in turns:
+        started = datetime.now(UTC)
+        producer.turn_started(session, f"t{turn}", "user", started_at=started)
+        producer.turn_stopped(session, f"t{turn}", "user", text=f"turn {turn}", started_at=started)
+
+
+async def test_events_reach_kafka_in_session_order(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    async with TranscriptProducer(
+        kafka_bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path
+    ) as producer:
+        for turn in range(48):
+            _talk(producer, f"s{turn % 4}", range(turn, turn + 1))
+    assert producer.stats.published == 96
+    assert producer.stats.dropped == producer.stats.spooled == 0
+    seen = await _read_all(kafka_bootstrap, topics.turn_events, 96)
+    _assert_complete_and_in_order(seen, {f"s{i}": 24 for i in range(4)})
+
+
+def test_a_bad_value_raises_at_the_call_site_and_uses_no_seq(tmp_path: Path) -> None:
+    producer = TranscriptProducer(f"127.0.0.1:{free_port()}", bot_id="bot", spool_dir=tmp_path)
+    with pytest.raises(ValueError, match="role"):
+        producer.turn_started("s", "t", "robot")  # type: ignore[arg-type]
+    producer.start()
+    try:
+        assert producer.turn_started("s", "t", "user").seq == 0
+    finally:
+        asyncio.run(producer.close(0.1))
+
+
+async def test_starting_while_kafka_is_down_spools_and_delivers_later(tmp_path: Path) -> None:
+    broker = DevKafka()
+    topics = Topics("late.")
+    producer = TranscriptProducer(
+        broker.bootstrap,
+        bot_id="bot",
+        topics=topics,
+        spool_dir=tmp_path / "spool",
+        delivery=FAST_FAILURE,
+    )
+    try:
+        async with producer:
+            _talk(producer, "s", range(40))
+            await asyncio.sleep(1)
+            assert producer.stats.published == 0
+            assert producer.stats.spooled > 0
+            await asyncio.to_thread(broker.start)
+            await ensure_topics(broker.bootstrap, topics, partitions=2)
+            await _until(lambda: producer.stats.published >= 80, within_s=30)
+        seen = await _read_all(broker.bootstrap, topics.turn_events, 80)
+        _assert_complete_and_in_order(seen, {"s": 80})
+    finally:
+        await asyncio.to_thread(broker.close)
+
+
+async def _until(condition: Callable[[], bool], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+class LoopLag:
+    """Measures how late a 5 ms timer fires on the running loop: the bot's view of stalls."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.005)
+            self.samples.append(time.perf_counter() - before - 0.005)
+
+    def __enter__(self) -> LoopLag:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _bot_session(
+    producer: TranscriptProducer, session: str, turns: int, pause_s: float
+) -> None:
+    for turn in range(turns):
+        _talk(producer, session, range(turn, turn + 1))
+        await asyncio.sleep(pause_s)
+
+
+async def test_a_broker_outage_mid_session_loses_nothing_and_never_stalls_the_bot(
+    tmp_path: Path,
+) -> None:
+    broker = DevKafka()
+    broker.start()
+    topics = Topics("outage.")
+    await ensure_topics(broker.bootstrap, topics, partitions=3)
+    try:
+        async with TranscriptProducer(
+            broker.bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path, delivery=FAST_FAILURE
+        ) as producer:
+            with LoopLag() as lag:
+                talking = asyncio.gather(
+                    *(_bot_session(producer, f"s{i}", 80, 0.1) for i in range(3))
+                )
+                await asyncio.sleep(1.5)
+                await asyncio.to_thread(broker.kill)
+                await asyncio.sleep(4)
+                spooled_during_outage = producer.stats.spooled
+                await asyncio.to_thread(broker.start)
+                await talking
+            await _until(
+                lambda: producer.stats.backlog == 0 and producer.stats.spool_bytes == 0, 30
+            )
+        assert spooled_during_outage > 0
+        assert producer.stats.dropped == 0
+        seen = await _read_all(broker.bootstrap, topics.turn_events, 480)
+        _assert_complete_and_in_order(seen, {f"s{i}": 160 for i in range(3)})
+        print(
+            f"loop lag p50={lag.quantile(0.5) * 1000:.2f}ms p99={lag.quantile(0.99) * 1000:.2f}ms"
+        )
+        assert lag.quantile(0.99) < 0.025, "the bot's loop stalled"
+    finally:
+        await asyncio.to_thread(broker.close)
+
+
+_BOT = """
+import asyncio, sys
+from datetime import UTC, datetime
+from producers import DeliveryConfig, TranscriptProducer
+from schemas import Topics
+
+async def main():
+    producer = TranscriptProducer(sys.argv[1], bot_id="bot", topics=Topics("restart."),
+        spool_dir=sys.argv[2], close_timeout_s=1.0,
+        delivery=DeliveryConfig(memory_events=20, request_timeout_ms=2000))
+    async with producer:
+        for turn in range(30):
+            now = datetime.now(UTC)
+            producer.turn_started("s", f"t{turn}", "user", started_at=now)
+            producer.turn_stopped("s", f"t{turn}", "user", text="hi", started_at=now)
+            await asyncio.sleep(0.02)
+    print(producer.stats.published, producer.stats.spooled, producer.stats.dropped)
+
+asyncio.run(main())
+"""
+
+
+async def test_events_spooled_by_a_bot_that_exited_are_delivered_by_the_next(
+    tmp_path: Path,
+) -> None:
+    broker = DevKafka()
+    broker.start()
+    topics = Topics("restart.")
+    await ensure_topics(broker.bootstrap, topics, partitions=2)
+    try:
+        await asyncio.to_thread(broker.kill)
+        first = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", _BOT, broker.bootstrap, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert first.returncode == 0, first.stderr
+        published, spooled, dropped = map(int, first.stdout.splitlines()[-1].split())
+        assert (published, dropped) == (0, 0)
+        assert spooled == 60
+        await asyncio.to_thread(broker.start)
+        async with TranscriptProducer(
+            broker.bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path
+        ) as restarted:
+            await _until(lambda: restarted.stats.spool_bytes == 0, within_s=30)
+        seen = await _read_all(broker.bootstrap, topics.turn_events, 60)
+        _assert_complete_and_in_order(seen, {"s": 60})
+    finally:
+        await asyncio.to_thread(broker.close)

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producers.spool import Spool, SpoolPosition, SpoolRecord
+
+
+def _records(n: int, start: int = 0) -> list[SpoolRecord]:
+    return [
+        SpoolRecord("turn-events", f"s{i % 3}".encode(), f"event-{i}".encode())
+        for i in range(start, start + n)
+    ]
+
+
+def _values(read: Sequence[tuple[SpoolPosition, SpoolRecord]]) -> list[bytes]:
+    return [record.value for _, record in read]
+
+
+def test_records_come_back_in_order_and_survive_a_reopen(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    assert spool.append(_records(5)) == 5
+    first = spool.read(2)
+    spool.commit(first[-1][0])
+    assert _values(spool.read(1)) == [b"event-2"]  # read, never committed
+
+    reopened = Spool(tmp_path, max_bytes=1 << 20)
+    assert _values(reopened.read(10)) == [b"event-2", b"event-3", b"event-4"]
+    assert not reopened.is_empty()
+
+
+def test_commit_empties_the_spool_and_deletes_finished_segments(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=64)
+    for start in range(0, 20, 2):
+        spool.append(_records(2, start))
+    assert len(list(tmp_path.glob("*.seg"))) > 3
+    read = spool.read(100)
+    assert _values(read) == [f"event-{i}".encode() for i in range(20)]
+    spool.commit(read[-1][0])
+    assert spool.is_empty()
+    assert spool.pending_bytes == 0
+    assert len(list(tmp_path.glob("*.seg"))) == 1
+
+
+def test_a_torn_tail_is_cut_and_what_came_before_kept(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(_records(3))
+    (segment,) = tmp_path.glob("*.seg")
+    with segment.open("ab") as handle:
+        handle.write(b"\x40\x00\x00\x00\x01\x02")  # a header promising 64 bytes, then a crash
+    assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [
+        b"event-0",
+        b"event-1",
+        b"event-2",
+    ]
+
+
+def test_a_corrupted_record_ends_the_readable_part(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(_records(3))
+    (segment,) = tmp_path.glob("*.seg")
+    data = bytearray(segment.read_bytes())
+    data[-1] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [b"event-0", b"event-1"]
+
+
+def test_the_size_limit_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    one = len(_records(1)[0].encode()) + 8
+    spool = Spool(tmp_path, max_bytes=3 * one)
+    assert spool.append(_records(5)) == 3
+    read = spool.read(10)
+    spool.commit(read[-1][0])
+    assert spool.append(_records(2, 5)) == 2
+
+
+def test_prepend_puts_records_before_everything_spooled(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(_records(2, 2))
+    spool.read(1)
+    spool.prepend(_records(2))
+    assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [
+        b"event-0",
+        b"event-1",
+        b"event-2",
+        b"event-3",
+    ]
+
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(1, 5)),
+        st.tuples(st.just("read"), st.integers(1, 6)),
+        st.tuples(st.just("commit"), st.integers(0, 0)),
+        st.tuples(st.just("reopen"), st.integers(0, 0)),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_ops)
+def test_any_mix_of_operations_delivers_every_record_once_in_order(
+    ops: list[tuple[str, int]],
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        spool = Spool(Path(folder), max_bytes=1 << 20, segment_bytes=100)
+        written = delivered = 0
+        in_hand: list[tuple[SpoolPosition, SpoolRecord]] = []
+        for op, n in ops:
+            if op == "append":
+                written += spool.append(_records(n, written))
+            elif op == "read":
+                in_hand += spool.read(n)
+            elif op == "commit" and in_hand:
+                assert _values(in_hand) == [
+                    f"event-{i}".encode() for i in range(delivered, delivered + len(in_hand))
+                ]
+                spool.commit(in_hand[-1][0])
+                delivered += len(in_hand)
+                in_hand = []
+            elif op == "reopen":
+                spool = Spool(Path(folder), max_bytes=1 << 20, segment_bytes=100)
+                in_hand = []
+        everything = [r.value for _, r in Spool(Path(folder), max_bytes=1 << 20).read(1000)]
+        assert everything == [f"event-{i}".encode() for i in range(delivered, written)]
