@@ -59,6 +59,8 @@ class DeliveryConfig:
     """Bound of the in-memory queue; beyond it events go to the spool."""
     batch_events: int = 1_000
     retry_pause_s: float = 0.5
+    """First pause after a failure; it doubles while Kafka stays down, up to ``max_retry_pause_s``."""
+    max_retry_pause_s: float = 5.0
     request_timeout_ms: int = 30_000
     compression: str | None = "zstd"
     linger_ms: int = 5
@@ -146,6 +148,7 @@ class Delivery:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sender, self._close_timeout_s)
         unsent = [q.record for q in self._queue if q.spooled_at is None]
+        self._queue.clear()
         kept = self._spool.prepend(unsent)
         self.stats.spooled += kept
         self._drop(len(unsent) - kept)
@@ -194,6 +197,7 @@ class Delivery:
     async def _send(self, work: asyncio.Event) -> None:
         producer: AIOKafkaProducer | None = None
         down_since: float | None = None
+        pause = self._config.retry_pause_s
         try:
             while True:
                 self._refill()
@@ -214,8 +218,10 @@ class Delivery:
                         log.warning("kafka_unavailable", error=str(exc), backlog=len(self._queue))
                     await self._discard(producer)
                     producer = None
-                    await asyncio.sleep(self._config.retry_pause_s)
+                    await asyncio.sleep(pause)
+                    pause = min(2 * pause, self._config.max_retry_pause_s)
                     continue
+                pause = self._config.retry_pause_s
                 if down_since is not None:
                     log.info("kafka_available", down_s=round(time.monotonic() - down_since, 1))
                     down_since = None
