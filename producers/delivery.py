@@ -59,7 +59,7 @@ class DeliveryConfig:
     """Bound of the in-memory queue; beyond it events go to the spool."""
     batch_events: int = 1_000
     retry_pause_s: float = 0.5
-    """First pause after a failure; it doubles while Kafka stays down, up to ``max_retry_pause_s``."""
+    """First pause after a failure; doubles while Kafka stays down, up to ``max_retry_pause_s``."""
     max_retry_pause_s: float = 5.0
     request_timeout_ms: int = 30_000
     compression: str | None = "zstd"
