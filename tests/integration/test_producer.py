@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from bench.loop_lag import LoopLag
 from consumers.topics_admin import ensure_topics
 from producers import DeliveryConfig, TranscriptProducer
-from schemas import EventCodec, Topics
+from schemas import Topics
+from tests.integration.reading import read_events
 from tstore.devkafka import DevKafka
 from tstore.devkafka.broker import free_port
 
@@ -26,25 +26,8 @@ pytestmark = pytest.mark.integration
 FAST_FAILURE = DeliveryConfig(memory_events=20, request_timeout_ms=3_000, retry_pause_s=0.2)
 
 
-async def _read_all(
-    bootstrap: str, topic: str, expected: int, within_s: float = 30
-) -> list[tuple[str, int]]:
-    """(session_id, seq) of every record on the topic, in log order, waiting for ``expected``."""
-    codec = EventCodec()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    seen: list[tuple[str, int]] = []
-    try:
-        deadline = time.monotonic() + within_s
-        while len(seen) < expected and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    event = codec.decode(record.value or b"")
-                    seen.append((event.session_id, event.seq))
-    finally:
-        await consumer.stop()
-    return seen
+async def _read_all(bootstrap: str, topic: str, expected: int) -> list[tuple[str, int]]:
+    return [(e.session_id, e.seq) for e in await read_events(bootstrap, topic, expected)]
 
 
 def _assert_complete_and_in_order(seen: list[tuple[str, int]], expected: dict[str, int]) -> None:

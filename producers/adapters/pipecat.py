@@ -1,0 +1,142 @@
+"""Pipecat (pipecat-ai >= 1.14): record a bot's turns and audio with one call.
+
+    async with TranscriptProducer("kafka:9092", bot_id="support") as producer:
+        attach_pipecat(producer, context_aggregator, session_id=call_id, audio_buffer=audio)
+        await runner.run(task)
+
+Turn events come from the aggregators of ``LLMContextAggregatorPair``; message timestamps are
+turn starts, so a stop takes the wall clock when its event fires. In realtime mode the user's
+text is final only at ``on_user_turn_message_added``, so the stop waits for it. Audio comes
+from ``AudioBufferProcessor.on_track_audio_data``: one WAV chunk per track per buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from producers.chunks import ChunkStore, LocalChunkStore, RecordingChunker
+from producers.producer import TranscriptProducer
+from producers.turns import SessionTurns, guarded
+
+
+def _started_at(timestamp: str | None) -> datetime | None:
+    """Pipecat's ISO-8601 turn start, or None when it is empty or unreadable."""
+    try:
+        return datetime.fromisoformat(timestamp).astimezone(UTC) if timestamp else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class _PendingUserStop:
+    started_at: datetime | None
+    stopped_at: datetime
+    timed_out: bool
+
+
+@dataclass
+class PipecatRecorder:
+    """The handlers ``attach_pipecat`` registers; kept for their state and for tests."""
+
+    turns: SessionTurns
+    chunker: RecordingChunker | None = None
+    _timed_out: bool = False
+    _pending: _PendingUserStop | None = field(default=None)
+
+    async def on_user_turn_started(self, _aggregator: Any, strategy: Any = None) -> None:
+        self._timed_out = False
+        self.turns.started("user", strategy=type(strategy).__name__ if strategy else None)
+
+    async def on_user_turn_stop_timeout(self, _aggregator: Any) -> None:
+        self._timed_out = True
+
+    async def on_user_turn_stopped(self, _aggregator: Any, _strategy: Any, message: Any) -> None:
+        stop = _PendingUserStop(_started_at(message.timestamp), datetime.now(UTC), self._timed_out)
+        self._timed_out = False
+        if message.content is None:
+            self._pending = stop
+        else:
+            self._stop_user(stop, message.content)
+
+    async def on_user_turn_message_added(self, _aggregator: Any, message: Any) -> None:
+        if self._pending is not None:
+            stop, self._pending = self._pending, None
+            self._stop_user(stop, message.content)
+
+    def _stop_user(self, stop: _PendingUserStop, text: str) -> None:
+        self.turns.stopped(
+            "user",
+            text=text,
+            started_at=stop.started_at,
+            stopped_at=stop.stopped_at,
+            timed_out=stop.timed_out,
+        )
+
+    async def on_assistant_turn_started(self, _aggregator: Any) -> None:
+        self.turns.started("assistant")
+
+    async def on_assistant_turn_stopped(self, _aggregator: Any, message: Any) -> None:
+        self.turns.stopped(
+            "assistant",
+            text=message.content or "",
+            started_at=_started_at(message.timestamp),
+            interrupted=bool(message.interrupted),
+        )
+
+    async def on_recording_started(self, _processor: Any) -> None:
+        if self.chunker:
+            self.chunker.start_segment()
+
+    async def on_track_audio_data(
+        self, _processor: Any, user: bytes, bot: bytes, sample_rate: int, _channels: int
+    ) -> None:
+        if self.chunker:
+            await self.chunker.add("user", user, sample_rate)
+            await self.chunker.add("assistant", bot, sample_rate)
+
+    async def on_recording_stopped(self, _processor: Any) -> None:
+        if self.chunker:
+            self.chunker.stop_segment()
+
+
+_TURN_EVENTS = {
+    "user": (
+        "on_user_turn_started",
+        "on_user_turn_stop_timeout",
+        "on_user_turn_stopped",
+        "on_user_turn_message_added",
+    ),
+    "assistant": ("on_assistant_turn_started", "on_assistant_turn_stopped"),
+}
+_AUDIO_EVENTS = ("on_recording_started", "on_track_audio_data", "on_recording_stopped")
+
+
+def attach_pipecat(
+    producer: TranscriptProducer,
+    aggregators: Any,
+    *,
+    session_id: str,
+    audio_buffer: Any = None,
+    chunk_store: ChunkStore | None = None,
+    user_id: str | None = None,
+) -> PipecatRecorder:
+    """Publish the turns of ``aggregators`` (an ``LLMContextAggregatorPair``) and the chunks of
+    ``audio_buffer`` (an ``AudioBufferProcessor``, optional) for ``session_id``.
+
+    Pipecat never fills ``user_id``; pass the caller's identity here. Chunks are written under
+    ``./tstore-chunks`` unless ``chunk_store`` says otherwise.
+    """
+    recorder = PipecatRecorder(SessionTurns(producer, session_id, user_id=user_id))
+    sources = {"user": aggregators.user(), "assistant": aggregators.assistant()}
+    for role, events in _TURN_EVENTS.items():
+        for event in events:
+            sources[role].add_event_handler(event, guarded(getattr(recorder, event)))
+    if audio_buffer is not None:
+        store = chunk_store or LocalChunkStore(Path("tstore-chunks"))
+        recorder.chunker = RecordingChunker(producer, session_id, store)
+        for event in _AUDIO_EVENTS:
+            audio_buffer.add_event_handler(event, guarded(getattr(recorder, event)))
+    return recorder
