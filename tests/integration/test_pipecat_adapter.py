@@ -110,10 +110,14 @@ async def test_a_pipecat_conversation_arrives_as_turn_and_chunk_events(
     assert set(by_track) == {"user", "assistant"}
     for chunk in by_track.values():
         assert (chunk.start_sample, chunk.sample_rate, chunk.channels) == (0, RATE, 1)
-        path = Path(urlparse(chunk.uri).path)
-        data = path.read_bytes()
-        assert hashlib.sha256(data).hexdigest() == chunk.sha256
-        assert len(data) == chunk.byte_size
-        with wave.open(str(path)) as wav:
-            assert wav.getnframes() == chunk.num_samples
-            assert wav.getframerate() == RATE
+        _assert_stored_as_described(chunk)
+
+
+def _assert_stored_as_described(chunk: ChunkReady) -> None:
+    path = Path(urlparse(chunk.uri).path)
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == chunk.sha256
+    assert len(data) == chunk.byte_size
+    with wave.open(str(path)) as wav:
+        assert wav.getnframes() == chunk.num_samples
+        assert wav.getframerate() == chunk.sample_rate
