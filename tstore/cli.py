@@ -13,6 +13,9 @@ import typer
 from consumers.projector import Projector
 from consumers.storage.clickhouse import TranscriptStore, connect
 from consumers.topics_admin import ensure_topics
+from producers import TranscriptProducer
+from producers.chunks import LocalChunkStore
+from producers.simulator import simulate as run_simulation
 from tstore.demo import format_transcript, run_demo
 from tstore.devkafka import KAFKA_VERSION, DevKafka, MissingToolError, resolve_jars
 from tstore.logging import configure_logging
@@ -105,6 +108,40 @@ def project() -> None:
             await projector.run(stop)
 
     asyncio.run(main())
+
+
+@app.command()
+def simulate(
+    sessions: Annotated[int, typer.Option(min=1, help="Calls to simulate.")] = 10,
+    rate: Annotated[
+        float, typer.Option(min=0, help="Events per second, all calls; 0: no pacing.")
+    ] = 200,
+    turns: Annotated[int, typer.Option(min=1, help="Turns per call.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same calls.")] = 0,
+    audio: Annotated[bool, typer.Option(help="Write both tracks as WAV chunks.")] = True,
+) -> None:
+    """Publish simulated calls through the real producer (turns, barge-ins, audio chunks)."""
+    settings = _settings()
+
+    async def main() -> TranscriptProducer:
+        async with TranscriptProducer(
+            settings.kafka_bootstrap,
+            bot_id="simulator",
+            framework="simulator",
+            topics=settings.topics,
+            spool_dir=settings.data_dir / "spool",
+        ) as producer:
+            chunks = LocalChunkStore(settings.data_dir / "chunks") if audio else None
+            await run_simulation(
+                producer, sessions=sessions, rate=rate, turns=turns, seed=seed, chunks=chunks
+            )
+        return producer
+
+    stats = asyncio.run(main()).stats
+    typer.echo(
+        f"{sessions} calls: {stats.published} events published, {stats.spooled} spooled, "
+        f"{stats.dropped} dropped"
+    )
 
 
 @app.command()
