@@ -10,84 +10,24 @@ from urllib.parse import urlparse
 import pytest
 
 from producers import TranscriptProducer
-from producers.adapters.pipecat import attach_pipecat
 from producers.chunks import LocalChunkStore
 from schemas import ChunkReady, Topics, TurnStarted, TurnStopped
 from tests.integration.reading import read_events
 
-pipecat = pytest.importorskip("pipecat")
+pytest.importorskip("pipecat")
 
-from pipecat.frames.frames import (  # noqa: E402
-    AudioBufferStartRecordingFrame,
-    InputAudioRawFrame,
-    InterruptionFrame,
-    LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame,
-    LLMTextFrame,
-    OutputAudioRawFrame,
-    TranscriptionFrame,
-    UserStartedSpeakingFrame,
-    UserStoppedSpeakingFrame,
-)
-from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
-from pipecat.processors.aggregators.llm_context import LLMContext  # noqa: E402
-from pipecat.processors.aggregators.llm_response_universal import (  # noqa: E402
-    LLMContextAggregatorPair,
-    LLMUserAggregatorParams,
-)
-from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor  # noqa: E402
-from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
-from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies  # noqa: E402
+from examples.pipecat_bot import RATE, run_bot
 
 pytestmark = pytest.mark.integration
 
-RATE = 16000
-USER_PCM = b"\x01\x00" * 1600  # 0.1 s
-BOT_PCM = b"\x02\x00" * 3200  # 0.2 s
 
-
-async def test_a_pipecat_conversation_arrives_as_turn_and_chunk_events(
+async def test_the_pipecat_example_bot_arrives_as_turn_and_chunk_events(
     kafka_bootstrap: str, topics: Topics, tmp_path: Path
 ) -> None:
-    pair = LLMContextAggregatorPair(
-        LLMContext(),
-        user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies()),
-    )
-    audio = AudioBufferProcessor(sample_rate=RATE, buffer_size=3200)
     async with TranscriptProducer(
         kafka_bootstrap, bot_id="pipecat-bot", topics=topics, spool_dir=tmp_path / "spool"
     ) as producer:
-        attach_pipecat(
-            producer,
-            pair,
-            session_id="call-1",
-            audio_buffer=audio,
-            chunk_store=LocalChunkStore(tmp_path / "chunks"),
-            user_id="caller-7",
-        )
-        await run_test(
-            Pipeline([pair.user(), audio, pair.assistant()]),
-            frames_to_send=[
-                AudioBufferStartRecordingFrame(),
-                UserStartedSpeakingFrame(),
-                InputAudioRawFrame(audio=USER_PCM, sample_rate=RATE, num_channels=1),
-                TranscriptionFrame(text="Where is my order?", user_id="", timestamp=""),
-                SleepFrame(0.1),
-                UserStoppedSpeakingFrame(),
-                SleepFrame(0.1),
-                LLMFullResponseStartFrame(),
-                LLMTextFrame("It shipped "),
-                LLMTextFrame("Monday."),
-                LLMFullResponseEndFrame(),
-                OutputAudioRawFrame(audio=BOT_PCM, sample_rate=RATE, num_channels=1),
-                SleepFrame(0.3),
-                LLMFullResponseStartFrame(),
-                LLMTextFrame("Anything else"),
-                SleepFrame(0.1),
-                InterruptionFrame(),
-                SleepFrame(0.2),
-            ],
-        )
+        await run_bot(producer, "call-1", LocalChunkStore(tmp_path / "chunks"))
 
     turns = await read_events(kafka_bootstrap, topics.turn_events, 6)
     stops = [e for e in turns if isinstance(e, TurnStopped)]

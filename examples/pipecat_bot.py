@@ -1,0 +1,104 @@
+"""A Pipecat bot whose turns and audio are recorded by transcript-store.
+
+Run it next to a broker (``tstore dev-kafka --port 9092``, then ``tstore create-topics``):
+
+    .venv/bin/python -m examples.pipecat_bot --bootstrap 127.0.0.1:9092
+
+It plays a scripted exchange through the real aggregators offline; in a real bot the pipeline
+is ``transport.input(), stt, user_aggregator, llm, tts, transport.output(), audio_buffer,
+assistant_aggregator`` and the three transcript-store lines stay the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+
+from pipecat.frames.frames import (
+    AudioBufferStartRecordingFrame,
+    Frame,
+    InputAudioRawFrame,
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    OutputAudioRawFrame,
+    TranscriptionFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
+from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
+
+from producers import TranscriptProducer
+from producers.adapters.pipecat import attach_pipecat
+from producers.chunks import ChunkStore
+
+RATE = 16000
+
+
+def scripted_exchange() -> list[Frame]:
+    """A user question, an answer, and a second answer the user interrupts."""
+    return [
+        AudioBufferStartRecordingFrame(),
+        UserStartedSpeakingFrame(),
+        InputAudioRawFrame(audio=b"\x01\x00" * 1600, sample_rate=RATE, num_channels=1),
+        TranscriptionFrame(text="Where is my order?", user_id="", timestamp=""),
+        SleepFrame(0.1),
+        UserStoppedSpeakingFrame(),
+        SleepFrame(0.1),
+        LLMFullResponseStartFrame(),
+        LLMTextFrame("It shipped "),
+        LLMTextFrame("Monday."),
+        LLMFullResponseEndFrame(),
+        OutputAudioRawFrame(audio=b"\x02\x00" * 3200, sample_rate=RATE, num_channels=1),
+        SleepFrame(0.3),
+        LLMFullResponseStartFrame(),
+        LLMTextFrame("Anything else"),
+        SleepFrame(0.1),
+        InterruptionFrame(),
+        SleepFrame(0.2),
+    ]
+
+
+async def run_bot(
+    producer: TranscriptProducer, session_id: str, chunk_store: ChunkStore | None = None
+) -> None:
+    context_aggregator = LLMContextAggregatorPair(
+        LLMContext(),
+        user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies()),
+    )
+    audio_buffer = AudioBufferProcessor(sample_rate=RATE, buffer_size=3200)
+    attach_pipecat(
+        producer,
+        context_aggregator,
+        session_id=session_id,
+        audio_buffer=audio_buffer,
+        chunk_store=chunk_store,
+        user_id="caller-7",
+    )
+    pipeline = Pipeline([context_aggregator.user(), audio_buffer, context_aggregator.assistant()])
+    await run_test(pipeline, frames_to_send=scripted_exchange())
+
+
+async def main(bootstrap: str) -> None:
+    async with TranscriptProducer(
+        bootstrap, bot_id="pipecat-example", framework="pipecat"
+    ) as producer:
+        session_id = f"pipecat-{uuid.uuid4().hex[:8]}"
+        await run_bot(producer, session_id)
+    print(f"session {session_id}: {producer.stats}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    asyncio.run(main(parser.parse_args().bootstrap))
