@@ -12,8 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
 from bench.loop_lag import LoopLag
+from consumers.projector import Projector
+from consumers.storage.clickhouse import TranscriptStore
 from consumers.topics_admin import ensure_topics
 from producers import DeliveryConfig, TranscriptProducer
 from schemas import Topics
@@ -107,6 +110,21 @@ async def _until(condition: Callable[[], bool], within_s: float) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _assert_projected_once(
+    bootstrap: str, topics: Topics, clickhouse: Client, turns: dict[str, int]
+) -> None:
+    """The projection holds each session's turns exactly once, complete, in order."""
+    store = TranscriptStore(clickhouse)
+    async with Projector(
+        bootstrap=bootstrap, topics=topics, group_id=f"{topics.prefix}check", store=store
+    ) as projector:
+        await projector.catch_up()
+    for session, count in turns.items():
+        rows = store.session(session)
+        assert [r.turn_id for r in rows] == [f"t{i}" for i in range(count)]
+        assert all(r.complete for r in rows)
+
+
 async def _bot_session(
     producer: TranscriptProducer, session: str, turns: int, pause_s: float
 ) -> None:
@@ -116,7 +134,7 @@ async def _bot_session(
 
 
 async def test_a_broker_outage_mid_session_loses_nothing_and_never_stalls_the_bot(
-    tmp_path: Path,
+    tmp_path: Path, clickhouse: Client
 ) -> None:
     broker = DevKafka()
     broker.start()
@@ -143,6 +161,9 @@ async def test_a_broker_outage_mid_session_loses_nothing_and_never_stalls_the_bo
         assert producer.stats.dropped == 0
         seen = await _read_all(broker.bootstrap, topics.turn_events, 480)
         _assert_complete_and_in_order(seen, {f"s{i}": 160 for i in range(3)})
+        await _assert_projected_once(
+            broker.bootstrap, topics, clickhouse, {f"s{i}": 80 for i in range(3)}
+        )
         print(f"loop lag p50={lag.quantile_ms(0.5):.2f}ms p99={lag.quantile_ms(0.99):.2f}ms")
         assert lag.quantile_ms(0.99) < 25, "the bot's loop stalled"
     finally:
@@ -172,7 +193,7 @@ asyncio.run(main())
 
 
 async def test_events_spooled_by_a_bot_that_exited_are_delivered_by_the_next(
-    tmp_path: Path,
+    tmp_path: Path, clickhouse: Client
 ) -> None:
     broker = DevKafka()
     broker.start()
@@ -198,5 +219,6 @@ async def test_events_spooled_by_a_bot_that_exited_are_delivered_by_the_next(
             await _until(lambda: restarted.stats.spool_bytes == 0, within_s=30)
         seen = await _read_all(broker.bootstrap, topics.turn_events, 60)
         _assert_complete_and_in_order(seen, {"s": 60})
+        await _assert_projected_once(broker.bootstrap, topics, clickhouse, {"s": 30})
     finally:
         await asyncio.to_thread(broker.close)
