@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from producers import TranscriptProducer
-from producers.adapters.livekit import publish_recording
+from producers.adapters.livekit import attach_livekit, publish_recording
 from producers.chunks import wav_bytes
 from schemas import ChunkReady, Topics, TurnStarted, TurnStopped
 from tests.integration.reading import read_events
 
 pytest.importorskip("livekit.agents")
 
-from examples.livekit_bot import run_bot
+from livekit import rtc
+from livekit.agents import Agent, AgentSession, io, stt
+from livekit.agents.language import LanguageCode
+
+from examples.livekit_bot import ScriptedLLM, run_bot
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +78,80 @@ async def test_a_recording_file_is_published_as_one_chunk(
     assert (chunk.sample_rate, chunk.num_samples) == (48_000, 72_000)
     assert chunk.recording_started_at == started
     assert chunk.uri == recording.resolve().as_uri()
+
+
+class _Silence(io.AudioInput):
+    """Microphone stand-in: 10 ms of silence at a time, so the STT pipeline runs."""
+
+    def __init__(self) -> None:
+        super().__init__(label="silence")
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        await asyncio.sleep(0.01)
+        return rtc.AudioFrame.create(16000, 1, 160)
+
+
+class _UnusedSTT(stt.STT[Any]):
+    """The session needs an STT; the agent's ``stt_node`` replaces what it would do."""
+
+    def __init__(self) -> None:
+        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False))
+
+    async def _recognize_impl(self, *args: Any, **kwargs: Any) -> stt.SpeechEvent:
+        raise NotImplementedError
+
+
+class _ScriptedListener(Agent):
+    """Hears one scripted utterance: start of speech, a final transcript, end of speech."""
+
+    def __init__(self, text: str, speaking_s: float) -> None:
+        super().__init__(instructions="Help with orders.")
+        self.text = text
+        self.speaking_s = speaking_s
+
+    async def stt_node(self, audio: Any, model_settings: Any) -> AsyncIterator[stt.SpeechEvent]:
+        drain = asyncio.create_task(_drain(audio))
+        try:
+            await asyncio.sleep(0.2)
+            yield stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH)
+            await asyncio.sleep(self.speaking_s)
+            yield stt.SpeechEvent(
+                type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+                alternatives=[
+                    stt.SpeechData(language=LanguageCode("en"), text=self.text, confidence=0.93)
+                ],
+            )
+            yield stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH)
+            await asyncio.Event().wait()
+        finally:
+            drain.cancel()
+
+
+async def _drain(audio: AsyncIterator[Any]) -> None:
+    async for _ in audio:
+        pass
+
+
+async def test_a_voice_turn_takes_its_times_from_the_speech_events(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    session: AgentSession[None] = AgentSession(
+        stt=_UnusedSTT(), llm=ScriptedLLM(["It shipped Monday."]), turn_detection="stt"
+    )
+    session.input.audio = _Silence()
+    async with TranscriptProducer(
+        kafka_bootstrap, bot_id="lk-voice", topics=topics, spool_dir=tmp_path
+    ) as producer:
+        attach_livekit(producer, session, session_id="room-voice")
+        await session.start(_ScriptedListener("Where is my order?", speaking_s=0.6))
+        await asyncio.sleep(2.5)
+        await session.aclose()
+
+    events = await read_events(kafka_bootstrap, topics.turn_events, 4)
+    started = {e.turn_id: e for e in events if isinstance(e, TurnStarted)}
+    user = next(e for e in events if isinstance(e, TurnStopped) and e.role == "user")
+    assert user.text == "Where is my order?"
+    assert started[user.turn_id].detection_strategy == "vad", "user_state_changed opened it"
+    assert started[user.turn_id].started_at == user.started_at
+    assert 550 <= user.duration_ms <= 1000, "speaking times, not the message's creation"
+    assert any(isinstance(e, TurnStopped) and e.role == "assistant" for e in events)

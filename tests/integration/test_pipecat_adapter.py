@@ -61,3 +61,56 @@ def _assert_stored_as_described(chunk: ChunkReady) -> None:
     with wave.open(str(path)) as wav:
         assert wav.getnframes() == chunk.num_samples
         assert wav.getframerate() == chunk.sample_rate
+
+
+async def test_in_realtime_mode_the_user_text_comes_from_message_added(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    from pipecat.frames.frames import (
+        LLMFullResponseEndFrame,
+        LLMFullResponseStartFrame,
+        LLMTextFrame,
+        TranscriptionFrame,
+        UserStartedSpeakingFrame,
+        UserStoppedSpeakingFrame,
+    )
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.processors.aggregators.llm_response_universal import (
+        LLMContextAggregatorPair,
+        LLMUserAggregatorParams,
+    )
+    from pipecat.tests.utils import SleepFrame, run_test
+    from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
+
+    from producers.adapters.pipecat import attach_pipecat
+
+    pair = LLMContextAggregatorPair(
+        LLMContext(),
+        user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies()),
+        realtime_service_mode=True,
+    )
+    async with TranscriptProducer(
+        kafka_bootstrap, bot_id="realtime-bot", topics=topics, spool_dir=tmp_path
+    ) as producer:
+        attach_pipecat(producer, pair, session_id="call-rt")
+        await run_test(
+            Pipeline([pair.user(), pair.assistant()]),
+            frames_to_send=[
+                UserStartedSpeakingFrame(),
+                TranscriptionFrame(text="Where is my order?", user_id="", timestamp=""),
+                SleepFrame(0.1),
+                UserStoppedSpeakingFrame(),
+                SleepFrame(0.1),
+                LLMFullResponseStartFrame(),
+                LLMTextFrame("It shipped."),
+                LLMFullResponseEndFrame(),
+                SleepFrame(0.2),
+            ],
+        )
+    events = await read_events(kafka_bootstrap, topics.turn_events, 4)
+    stops = [e for e in events if isinstance(e, TurnStopped)]
+    assert {(s.role, s.text) for s in stops} == {
+        ("user", "Where is my order?"),
+        ("assistant", "It shipped."),
+    }
