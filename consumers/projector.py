@@ -1,74 +1,99 @@
-"""The projector: a consumer group that turns turn events into transcript rows.
+"""The projector: a consumer group that projects the event topics into the read model.
 
-Each batch goes through small steps, each usable alone: ``decode`` (bytes to events, refusing
-what is not an event), ``project`` (events to rows), ``write`` (rows to the store), and only then
-``commit`` (offsets to Kafka). Committing after the write means a crash replays the batch rather
-than losing it; the table's versioned merge absorbs the replay.
+Each poll goes through small steps, each usable alone: ``decode`` (bytes to events, rejecting
+what is not a valid event), ``project`` (events to rows per table), ``write`` (one insert per
+table and partition, each with a deterministic deduplication token), ``dead_letter`` (rejects to
+the dead-letter topic, acknowledged) and only then ``commit``. Committing last means a crash
+replays the batch rather than losing it; the token makes ClickHouse refuse a replayed insert
+with the same boundaries, and the tables' versioned merge absorbs any other replay.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from consumers.projections.transcripts import SourcePosition, TranscriptRow, transcript_row
-from consumers.storage.clickhouse import TranscriptStore
-from schemas import DecodeError, EventCodec, Topics, TurnStarted, TurnStopped
+from consumers.projections import ProjectedRows
+from consumers.projections.source import SourcePosition
+from consumers.storage.clickhouse import Store
+from producers.kafka import kafka_producer
+from schemas import DecodeError, EventCodec, Topics
+from schemas.models import Event
 
 log = structlog.get_logger(__name__)
+
+Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 @dataclass(frozen=True)
 class Rejected:
     """A record that is not a valid event, with why and where it was."""
 
-    source: SourcePosition
+    record: ConsumerRecord[bytes, bytes]
     reason: str
     detail: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Decoded:
-    events: list[tuple[TurnStarted | TurnStopped, SourcePosition]] = field(default_factory=list)
+    events: list[tuple[Event, SourcePosition]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
 
 
-def decode(records: Iterable[ConsumerRecord[bytes, bytes]], codec: EventCodec) -> Decoded:
+def decode(
+    records: Iterable[ConsumerRecord[bytes, bytes]], codec: EventCodec, topics: Topics
+) -> Decoded:
     batch = Decoded()
     for record in records:
-        source = SourcePosition(record.topic, record.partition, record.offset)
         try:
             event = codec.decode(record.value or b"")
         except DecodeError as exc:
-            batch.rejected.append(Rejected(source, exc.reason, exc.detail))
+            batch.rejected.append(Rejected(record, exc.reason, exc.detail))
             continue
-        if isinstance(event, TurnStarted | TurnStopped):
-            batch.events.append((event, source))
-        else:
-            batch.rejected.append(
-                Rejected(source, "wrong-topic", f"{type(event).__name__} on a turn-events topic")
-            )
+        if topics.for_event(event) != record.topic:
+            detail = f"{type(event).__name__} belongs on {topics.for_event(event)}"
+            batch.rejected.append(Rejected(record, "wrong-topic", detail))
+            continue
+        batch.events.append((event, SourcePosition(record.topic, record.partition, record.offset)))
     return batch
 
 
-def project(
-    events: Iterable[tuple[TurnStarted | TurnStopped, SourcePosition]],
-) -> list[TranscriptRow]:
-    return [transcript_row(event, source) for event, source in events]
+def project(events: Iterable[tuple[Event, SourcePosition]]) -> ProjectedRows:
+    rows = ProjectedRows()
+    for event, source in events:
+        rows.add(event, source)
+    return rows
 
 
-def next_offsets(
-    records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-) -> dict[TopicPartition, OffsetAndMetadata]:
-    """The offsets to commit once a poll's records are safely written: one past the last."""
+def dedup_token(
+    table: str, records: Sequence[ConsumerRecord[bytes, bytes]], generation: int
+) -> str:
+    """The same partition range into the same table and generation always gives the same token."""
+    first, last = records[0], records[-1]
+    return f"{table}:{first.topic}:{first.partition}:{first.offset}-{last.offset}:g{generation}"
+
+
+def next_offsets(records: Records) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The offsets to commit once a poll's records are safely handled: one past the last."""
     return {
         tp: OffsetAndMetadata(batch[-1].offset + 1, "") for tp, batch in records.items() if batch
     }
+
+
+def dead_letter_headers(rejected: Rejected) -> list[tuple[str, bytes]]:
+    record = rejected.record
+    return [
+        ("tstore-reason", rejected.reason.encode()),
+        ("tstore-detail", rejected.detail[:2000].encode()),
+        ("tstore-source-topic", record.topic.encode()),
+        ("tstore-source-partition", str(record.partition).encode()),
+        ("tstore-source-offset", str(record.offset).encode()),
+    ]
 
 
 @dataclass
@@ -86,58 +111,86 @@ class Projector:
         bootstrap: str,
         topics: Topics,
         group_id: str,
-        store: TranscriptStore,
+        store: Store,
         codec: EventCodec | None = None,
+        generation: int = 1,
         max_batch: int = 50_000,
         max_wait_ms: int = 200,
     ) -> None:
         self.topics = topics
         self.store = store
         self.codec = codec or EventCodec()
+        self.generation = generation
         self.stats = ProjectorStats()
         self._max_batch = max_batch
         self._max_wait_ms = max_wait_ms
         self._consumer = AIOKafkaConsumer(
-            topics.turn_events,
+            *topics.events,
             bootstrap_servers=bootstrap,
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
         )
+        self._dead_letters: AIOKafkaProducer = kafka_producer(bootstrap)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
+        await self._dead_letters.start()
         await self._consumer.start()
 
     async def stop(self) -> None:
         await self._consumer.stop()
+        await self._dead_letters.stop()
 
     async def step(self) -> int:
-        """Poll once and fully handle what came: decode, project, write, commit."""
-        records = await self._consumer.getmany(
+        """Poll once and fully handle what came: decode, project, write, dead-letter, commit."""
+        records: Records = await self._consumer.getmany(
             timeout_ms=self._max_wait_ms, max_records=self._max_batch
         )
         if not records:
             return 0
-        batch = decode((r for rs in records.values() for r in rs), self.codec)
-        for rejected in batch.rejected:
+        handled = 0
+        rejected: list[Rejected] = []
+        for batch in records.values():
+            decoded = decode(batch, self.codec, self.topics)
+            await asyncio.to_thread(self._write, project(decoded.events), batch)
+            rejected += decoded.rejected
+            self.stats.events += len(decoded.events)
+            handled += len(batch)
+        await self._send_to_dead_letters(rejected)
+        await self._consumer.commit(next_offsets(records))
+        self.stats.batches += 1
+        return handled
+
+    def _write(self, rows: ProjectedRows, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        for table, table_rows in rows.by_table().items():
+            token = dedup_token(table, batch, self.generation)
+            self.store.insert(table, table_rows, dedup_token=token)
+            self.stats.rows += len(table_rows)
+
+    async def _send_to_dead_letters(self, rejected: list[Rejected]) -> None:
+        deliveries = []
+        for reject in rejected:
             log.error(
                 "event_rejected",
-                reason=rejected.reason,
-                detail=rejected.detail,
-                topic=rejected.source.topic,
-                partition=rejected.source.partition,
-                offset=rejected.source.offset,
+                reason=reject.reason,
+                detail=reject.detail[:500],
+                topic=reject.record.topic,
+                partition=reject.record.partition,
+                offset=reject.record.offset,
             )
-        rows = project(batch.events)
-        await asyncio.to_thread(self.store.insert, rows)
-        await self._consumer.commit(next_offsets(records))
-        self.stats.events += len(batch.events)
-        self.stats.rows += len(rows)
-        self.stats.rejected += len(batch.rejected)
-        self.stats.batches += 1
-        return len(batch.events) + len(batch.rejected)
+            deliveries.append(
+                await self._dead_letters.send(
+                    self.topics.dead_letters,
+                    reject.record.value,
+                    key=reject.record.key,
+                    headers=dead_letter_headers(reject),
+                )
+            )
+        await asyncio.gather(*deliveries)
+        self.stats.rejected += len(rejected)
 
     async def catch_up(self, limit_s: float = 60.0) -> None:
         """Project until every assigned partition is read up to the end it had when called.

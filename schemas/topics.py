@@ -25,8 +25,17 @@ class Topics:
         return f"{self.prefix}audio-chunks"
 
     @property
-    def all(self) -> tuple[str, str]:
+    def dead_letters(self) -> str:
+        """Records the projector could not use, with why and where they came from."""
+        return f"{self.prefix}dead-letters"
+
+    @property
+    def events(self) -> tuple[str, str]:
         return (self.turn_events, self.audio_chunks)
+
+    @property
+    def all(self) -> tuple[str, str, str]:
+        return (*self.events, self.dead_letters)
 
     def for_event(self, event: Event) -> str:
         return self.audio_chunks if isinstance(event, ChunkReady) else self.turn_events

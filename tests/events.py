@@ -46,7 +46,7 @@ def turn_pair(
     return started, stopped
 
 
-def chunk(seq: int = 0, **overrides: Any) -> ChunkReady:
+def chunk(seq: int = 0, session_id: str = "s-1", **overrides: Any) -> ChunkReady:
     fields: dict[str, Any] = {
         "chunk_id": "c-0",
         "track": "user",
@@ -62,7 +62,7 @@ def chunk(seq: int = 0, **overrides: Any) -> ChunkReady:
         "sha256": "0" * 64,
     }
     fields.update(overrides)
-    return ChunkReady(**envelope(seq), **fields)
+    return ChunkReady(**envelope(seq, session_id), **fields)
 
 
 identifiers = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from consumers.projector import Projector
-from consumers.storage.clickhouse import TranscriptStore, connect
+from consumers.storage.clickhouse import Store, connect
 from consumers.topics_admin import ensure_topics
 from producers import TranscriptProducer
 from producers.chunks import LocalChunkStore
@@ -98,7 +98,7 @@ def project() -> None:
         await ensure_topics(
             settings.kafka_bootstrap, settings.topics, partitions=settings.topic_partitions
         )
-        store = TranscriptStore(connect(settings.dsn, settings.clickhouse_database))
+        store = Store(connect(settings.dsn, settings.clickhouse_database))
         async with Projector(
             bootstrap=settings.kafka_bootstrap,
             topics=settings.topics,
@@ -148,7 +148,7 @@ def simulate(
 def transcript(session_id: str) -> None:
     """Print a session's transcript from the store."""
     settings = _settings()
-    store = TranscriptStore(connect(settings.dsn, settings.clickhouse_database))
+    store = Store(connect(settings.dsn, settings.clickhouse_database))
     rows = store.session(session_id)
     if not rows:
         raise _fail(f"no turns for session {session_id!r} in {settings.clickhouse_database}")

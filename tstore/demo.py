@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from consumers.projections.transcripts import TranscriptRow
 from consumers.projector import Projector
-from consumers.storage.clickhouse import TranscriptStore, connect
+from consumers.storage.clickhouse import Store, connect
 from consumers.topics_admin import ensure_topics
 from producers import EventPublisher
 from schemas import Event, ProducerInfo, Role, TurnStarted, TurnStopped
@@ -99,7 +99,7 @@ async def run_demo(
     await ensure_topics(bootstrap, settings.topics, partitions=settings.topic_partitions)
     async with EventPublisher(bootstrap, settings.topics) as publisher:
         await publisher.publish_all(events)
-    store = TranscriptStore(connect(settings.dsn, settings.clickhouse_database))
+    store = Store(connect(settings.dsn, settings.clickhouse_database))
     async with Projector(
         bootstrap=bootstrap,
         topics=settings.topics,

@@ -13,18 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from consumers.projections.source import SourcePosition
 from schemas import Role, TurnStarted, TurnStopped, WordTiming
 
 _COMPLETE_BIT = 1 << 63
-
-
-@dataclass(frozen=True)
-class SourcePosition:
-    """Where in the log an event was read: kept on every row so it can be traced back."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 @dataclass(frozen=True)

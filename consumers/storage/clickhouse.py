@@ -6,49 +6,37 @@ The DSN alone chooses the engine: ``chdb:///abs/path`` runs ClickHouse in this p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from consumers.projections.transcripts import SourcePosition, TranscriptRow
+from consumers.projections.audio_chunks import ChunkRow
+from consumers.projections.session_events import SessionEventRow
+from consumers.projections.source import SourcePosition
+from consumers.projections.transcripts import TranscriptRow
+from consumers.storage.migrations import migrate
 from schemas import WordTiming
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 _CHDB = "chdb://"
+_SOURCE_COLUMNS = ["source_topic", "source_partition", "source_offset"]
 
-TRANSCRIPTS_DDL = """
-CREATE TABLE IF NOT EXISTS transcripts
-(
-    session_id String,
-    turn_id String,
-    bot_id LowCardinality(String),
-    role Enum8('user' = 1, 'assistant' = 2),
-    started_at DateTime64(6, 'UTC'),
-    stopped_at Nullable(DateTime64(6, 'UTC')),
-    duration_ms Nullable(Int64),
-    text String,
-    interrupted Bool,
-    timed_out Bool,
-    user_id Nullable(String),
-    words Array(Tuple(text String, start Float64, end Float64)),
-    complete Bool,
-    seq UInt64,
-    version UInt64,
-    source_topic LowCardinality(String),
-    source_partition UInt32,
-    source_offset UInt64,
-    projected_at DateTime64(3, 'UTC') DEFAULT now64(3)
-)
-ENGINE = ReplacingMergeTree(version)
-ORDER BY (session_id, turn_id)
-"""
 
-_ROW_FIELDS = [f.name for f in fields(TranscriptRow) if f.name != "source"]
-_TRANSCRIPT_COLUMNS = [*_ROW_FIELDS, "source_topic", "source_partition", "source_offset"]
+class _Sourced(Protocol):
+    """A projection row: a dataclass that says where its event was read."""
+
+    @property
+    def source(self) -> SourcePosition: ...
+
+
+R = TypeVar("R", bound=_Sourced)
 
 
 def normalize_dsn(dsn: str) -> str:
@@ -71,48 +59,105 @@ def connect(dsn: str, database: str) -> Client:
     return clickhouse_connect.get_client(dsn=dsn, database=database)
 
 
-class TranscriptStore:
-    """The transcripts table: migrating it, writing projected rows, reading a session back."""
+def _utc(value: Any) -> Any:
+    """Datetimes may come back naive from a UTC column."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class RowTable(Generic[R]):
+    """A projection's row type mapped onto its table: the columns are the row's fields, with
+    ``source`` spread over three columns; ``to_db``/``from_db`` convert the fields that need it."""
+
+    def __init__(
+        self,
+        name: str,
+        row_type: Callable[..., R],
+        *,
+        to_db: dict[str, Callable[[Any], Any]] | None = None,
+        from_db: dict[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
+        self.name = name
+        self.row_type = row_type
+        dataclass_type = cast("type[DataclassInstance]", row_type)
+        self._fields = [f.name for f in fields(dataclass_type) if f.name != "source"]
+        self.columns = [*self._fields, *_SOURCE_COLUMNS]
+        self._to_db = to_db or {}
+        self._from_db = from_db or {}
+
+    def values(self, row: R) -> list[Any]:
+        source: SourcePosition = row.source
+        out = [self._to_db.get(f, _same)(getattr(row, f)) for f in self._fields]
+        return [*out, source.topic, source.partition, source.offset]
+
+    def row(self, values: Sequence[Any]) -> R:
+        named = dict(zip(self.columns, values, strict=True))
+        source = SourcePosition(*(named.pop(c) for c in _SOURCE_COLUMNS))
+        decoded = {k: self._from_db.get(k, _utc)(v) for k, v in named.items()}
+        return self.row_type(**decoded, source=source)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+TRANSCRIPTS = RowTable(
+    "transcripts",
+    TranscriptRow,
+    to_db={"words": lambda words: [(w.text, w.start, w.end) for w in words]},
+    from_db={"words": lambda words: tuple(WordTiming(**w) for w in words)},
+)
+AUDIO_CHUNKS = RowTable("audio_chunks", ChunkRow)
+SESSION_EVENTS = RowTable("session_events", SessionEventRow)
+TABLES: dict[str, RowTable[Any]] = {t.name: t for t in (TRANSCRIPTS, AUDIO_CHUNKS, SESSION_EVENTS)}
+
+
+class Store:
+    """The read model: migrating it, writing projected rows, and the reads services need."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
 
     def migrate(self) -> None:
-        self.client.command(TRANSCRIPTS_DDL)
+        migrate(self.client)
 
-    def insert(self, rows: list[TranscriptRow]) -> None:
-        if rows:
-            self.client.insert(
-                "transcripts", [_row_values(r) for r in rows], column_names=_TRANSCRIPT_COLUMNS
-            )
+    def insert(self, table: str, rows: Sequence[Any], *, dedup_token: str | None = None) -> None:
+        """Write rows in one insert; a token seen recently makes ClickHouse skip the insert."""
+        if not rows:
+            return
+        spec = TABLES[table]
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        self.client.insert(
+            spec.name,
+            [spec.values(r) for r in rows],
+            column_names=spec.columns,
+            settings=settings,
+        )
+
+    def _select(self, spec: RowTable[R], where: str, order: str, **params: Any) -> list[R]:
+        result = self.client.query(
+            f"SELECT {', '.join(spec.columns)} FROM {spec.name} FINAL "
+            f"WHERE {where} ORDER BY {order}",
+            parameters=params,
+        )
+        return [spec.row(values) for values in result.result_rows]
 
     def session(self, session_id: str) -> list[TranscriptRow]:
         """A session's turns in speaking order, each turn once whatever was inserted twice."""
-        result = self.client.query(
-            f"SELECT {', '.join(_TRANSCRIPT_COLUMNS)} FROM transcripts FINAL "
-            "WHERE session_id = {session_id:String} ORDER BY started_at, seq",
-            parameters={"session_id": session_id},
+        return self._select(
+            TRANSCRIPTS, "session_id = {sid:String}", "started_at, seq", sid=session_id
         )
-        return [_row_from_values(values) for values in result.result_rows]
 
+    def chunks(self, session_id: str) -> list[ChunkRow]:
+        return self._select(
+            AUDIO_CHUNKS, "session_id = {sid:String}", "track, chunk_seq", sid=session_id
+        )
 
-def _row_values(row: TranscriptRow) -> list[Any]:
-    values = {name: getattr(row, name) for name in _ROW_FIELDS}
-    values["words"] = [(w.text, w.start, w.end) for w in row.words]
-    return [*values.values(), row.source.topic, row.source.partition, row.source.offset]
-
-
-def _row_from_values(values: Sequence[Any]) -> TranscriptRow:
-    named = dict(zip(_TRANSCRIPT_COLUMNS, values, strict=True))
-    source = SourcePosition(
-        named.pop("source_topic"), named.pop("source_partition"), named.pop("source_offset")
-    )
-    named["words"] = tuple(WordTiming(**word) for word in named["words"])
-    named["started_at"] = _utc(named["started_at"])
-    named["stopped_at"] = named["stopped_at"] and _utc(named["stopped_at"])
-    return TranscriptRow(**named, source=source)
-
-
-def _utc(value: datetime) -> datetime:
-    """chDB and the HTTP client may hand back naive datetimes for a UTC column."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    def incomplete_sessions(self) -> list[tuple[str, int, int]]:
+        """(session_id, events seen, events expected) of every session with holes in its seq."""
+        result = self.client.query(
+            "SELECT session_id, events, expected FROM session_completeness "
+            "WHERE missing > 0 ORDER BY session_id"
+        )
+        return [(str(s), int(e), int(x)) for s, e, x in result.result_rows]

@@ -9,7 +9,7 @@ from clickhouse_connect.driver.client import Client
 
 from consumers.projections.transcripts import TranscriptRow
 from consumers.projector import Projector
-from consumers.storage.clickhouse import TranscriptStore
+from consumers.storage.clickhouse import Store
 from producers import EventPublisher
 from schemas import Topics
 from schemas.models import Event
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 async def _publish_and_project(
-    bootstrap: str, topics: Topics, store: TranscriptStore, events: list[Event]
+    bootstrap: str, topics: Topics, store: Store, events: list[Event]
 ) -> None:
     async with EventPublisher(bootstrap, topics) as publisher:
         await publisher.publish_all(events)
@@ -46,7 +46,7 @@ def _assert_the_turn(rows: list[TranscriptRow], session_id: str) -> None:
 async def test_a_started_and_stopped_turn_becomes_one_transcript_row(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
-    store = TranscriptStore(clickhouse)
+    store = Store(clickhouse)
     session_id = unique_name("session")
     started, stopped = turn_pair(session_id=session_id)
 
@@ -63,7 +63,7 @@ async def test_a_started_and_stopped_turn_becomes_one_transcript_row(
 async def test_reverse_order_and_duplicates_alone_give_the_same_row(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
-    store = TranscriptStore(clickhouse)
+    store = Store(clickhouse)
     session_id = unique_name("session")
     started, stopped = turn_pair(session_id=session_id)
 
@@ -76,7 +76,7 @@ async def test_an_undecodable_record_is_counted_and_the_rest_projected(
 ) -> None:
     from aiokafka import AIOKafkaProducer
 
-    store = TranscriptStore(clickhouse)
+    store = Store(clickhouse)
     session_id = unique_name("session")
     raw = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await raw.start()

@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from bench.loop_lag import LoopLag
 from consumers.projector import Projector
-from consumers.storage.clickhouse import TranscriptStore
+from consumers.storage.clickhouse import Store
 from consumers.topics_admin import ensure_topics
 from producers import DeliveryConfig, TranscriptProducer
 from schemas import Topics
@@ -114,7 +114,7 @@ async def _assert_projected_once(
     bootstrap: str, topics: Topics, clickhouse: Client, turns: dict[str, int]
 ) -> None:
     """The projection holds each session's turns exactly once, complete, in order."""
-    store = TranscriptStore(clickhouse)
+    store = Store(clickhouse)
     async with Projector(
         bootstrap=bootstrap, topics=topics, group_id=f"{topics.prefix}check", store=store
     ) as projector:

@@ -7,8 +7,8 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers.projections.source import SourcePosition
 from consumers.projections.transcripts import (
-    SourcePosition,
     TranscriptRow,
     latest_rows,
     transcript_row,
