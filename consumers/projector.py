@@ -21,6 +21,7 @@ from aiokafka.structs import OffsetAndMetadata
 from consumers.projections import ProjectedRows
 from consumers.projections.source import SourcePosition
 from consumers.storage.clickhouse import Store
+from consumers.topics_admin import MAX_MESSAGE_BYTES
 from producers.kafka import kafka_producer
 from schemas import DecodeError, EventCodec, Topics
 from schemas.models import Event
@@ -131,9 +132,12 @@ class Projector:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+            fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
         )
-        self._dead_letters: AIOKafkaProducer = kafka_producer(bootstrap)
+        self._dead_letters: AIOKafkaProducer = kafka_producer(
+            bootstrap, max_request_size=MAX_MESSAGE_BYTES + 1024
+        )
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)

@@ -12,6 +12,10 @@ from schemas import Topics
 
 _TOPIC_ALREADY_EXISTS = 36
 
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Above Kafka's 1 MB default: an oversized record from a misbehaving producer must still reach
+the projector, so that it lands in the dead-letter topic with a reason instead of vanishing."""
+
 
 async def ensure_topics(
     bootstrap: str, topics: Topics, *, partitions: int, replication: int = 1
@@ -20,7 +24,15 @@ async def ensure_topics(
     await admin.start()
     try:
         response = await admin.create_topics(
-            [NewTopic(name, partitions, replication) for name in topics.all]
+            [
+                NewTopic(
+                    name,
+                    partitions,
+                    replication,
+                    topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+                )
+                for name in topics.all
+            ]
         )
     finally:
         await admin.close()

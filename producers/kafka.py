@@ -15,6 +15,7 @@ def kafka_producer(
     compression: str | None = "zstd",
     linger_ms: int = 5,
     request_timeout_ms: int = 30_000,
+    max_request_size: int = 1024 * 1024,
 ) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -23,4 +24,5 @@ def kafka_producer(
         compression_type=compression,
         linger_ms=linger_ms,
         request_timeout_ms=request_timeout_ms,
+        max_request_size=max_request_size,
     )
