@@ -1,0 +1,62 @@
+"""A second projector joins the group mid-stream and leaves again: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from consumers.projector import Projector
+from consumers.storage.clickhouse import Store
+from producers import EventPublisher
+from schemas import Topics
+from tests.conftest import unique_name
+from tstore.demo import SCRIPT, conversation_events
+
+pytestmark = pytest.mark.integration
+
+SESSIONS = 60
+
+
+async def _stream(bootstrap: str, topics: Topics) -> None:
+    async with EventPublisher(bootstrap, topics) as publisher:
+        for n in range(SESSIONS):
+            await publisher.publish_all(conversation_events(f"s{n:03d}", "bot", datetime.now(UTC)))
+            await asyncio.sleep(0.05)
+
+
+async def test_a_projector_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    store = Store(clickhouse)
+    group = unique_name("group")
+
+    def projector() -> Projector:
+        return Projector(
+            bootstrap=kafka_bootstrap, topics=topics, group_id=group, store=store, max_wait_ms=50
+        )
+
+    first_stop, second_stop = asyncio.Event(), asyncio.Event()
+    async with projector() as first:
+        first_running = asyncio.create_task(first.run(first_stop))
+        streaming = asyncio.create_task(_stream(kafka_bootstrap, topics))
+        await asyncio.sleep(0.8)
+        async with projector() as second:
+            second_running = asyncio.create_task(second.run(second_stop))
+            await asyncio.sleep(1.2)
+            second_stop.set()
+            await second_running
+        await streaming
+        first_stop.set()
+        await first_running
+        await first.catch_up()
+    assert second.stats.events > 0, "the second projector took part"
+
+    expected_turns = [t.text for t in SCRIPT]
+    for n in range(SESSIONS):
+        assert [t.text for t in store.session(f"s{n:03d}")] == expected_turns
+    events = clickhouse.query("SELECT count() FROM session_events FINAL").result_rows[0][0]
+    assert events == SESSIONS * 2 * len(SCRIPT)
+    assert store.incomplete_sessions() == []
