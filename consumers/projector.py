@@ -118,6 +118,7 @@ class Projector:
         generation: int = 1,
         max_batch: int = 50_000,
         max_wait_ms: int = 200,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.topics = topics
         self.store = store
@@ -133,6 +134,8 @@ class Projector:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(100, session_timeout_ms // 3),
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
         )

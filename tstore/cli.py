@@ -104,6 +104,7 @@ def project() -> None:
             topics=settings.topics,
             group_id=settings.consumer_group,
             store=store,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
         ) as projector:
             await projector.run(stop)
 

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         default="transcript_store", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"
     )
     consumer_group: str = "tstore-projector"
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=500)
+    """How long a dead projector keeps its partitions before the group moves them."""
     log_format: str = Field(default="console", pattern="^(console|json)$")
 
     @property

@@ -79,6 +79,8 @@ def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
         # default would make every outage test pay that wait.
         "broker.session.timeout.ms": "3000",
         "broker.heartbeat.interval.ms": "500",
+        # Lets crash tests use short consumer sessions, so a killed member leaves the group fast.
+        "group.min.session.timeout.ms": "500",
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
     }
