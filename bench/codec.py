@@ -17,42 +17,44 @@ _PRODUCER = ProducerInfo(framework="bench", framework_version="1.14.0", library_
 _TEXT = "Sorry to hear that, could you tell me the order number so I can look it up for you? "
 
 
-def realistic_events(count: int) -> list[Event]:
-    """A call's mix: per turn a start and a stop with a sentence or two, and audio chunks."""
-    start = datetime(2026, 11, 21, tzinfo=UTC)
+def realistic_events(count: int, *, start: int = 0, session_id: str | None = None) -> list[Event]:
+    """A call's mix: per turn a start and a stop with a sentence or two, and audio chunks.
+
+    Events ``start`` to ``start + count`` of a stream of 60-event sessions, or ``count`` events
+    of the one session ``session_id``.
+    """
+    origin = datetime(2026, 11, 21, tzinfo=UTC)
     events: list[Event] = []
-    for seq in range(count):
-        at = start + timedelta(milliseconds=700 * seq)
+    for n in range(start, start + count):
+        at = origin + timedelta(milliseconds=700 * n)
         common = {
-            "session_id": f"session-{seq // 60:06d}",
+            "session_id": session_id or f"session-{n // 60:06d}",
             "bot_id": "support-bot",
-            "seq": seq % 60,
+            "seq": n - start if session_id else n % 60,
             "occurred_at": at,
             "producer": _PRODUCER,
         }
-        turn = {"turn_id": f"turn-{seq // 3}", "role": "assistant", "started_at": at}
-        kind = seq % 3
+        turn = {"turn_id": f"turn-{n // 3}", "role": "assistant", "started_at": at}
+        kind = n % 3
         if kind == 0:
             events.append(TurnStarted(**common, **turn))
         elif kind == 1:
             stop = at + timedelta(seconds=3)
-            events.append(
-                TurnStopped(**common, **turn, stopped_at=stop, text=_TEXT[: 40 + seq % 45])
-            )
+            events.append(TurnStopped(**common, **turn, stopped_at=stop, text=_TEXT[: 40 + n % 45]))
         else:
             events.append(
                 ChunkReady(
                     **common,
-                    chunk_id=f"chunk-{seq}",
+                    chunk_id=f"chunk-{n}",
                     track="user",
-                    chunk_seq=seq // 3,
-                    uri=f"file:///var/lib/tstore/chunks/session-{seq // 60:06d}/user-{seq}.wav",
+                    chunk_seq=n // 3,
+                    uri=f"file:///var/lib/tstore/chunks/{common['session_id']}/user-{n}.wav",
                     format="wav",
                     sample_rate=16000,
                     channels=1,
-                    start_sample=16000 * seq,
+                    start_sample=16000 * n,
                     num_samples=16000,
-                    recording_started_at=start,
+                    recording_started_at=origin,
                     byte_size=32044,
                     sha256="ab" * 32,
                 )

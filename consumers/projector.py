@@ -1,8 +1,8 @@
 """The projector: a consumer group that projects the event topics into the read model.
 
-Each poll goes through small steps, each usable alone: ``decode`` (bytes to events, rejecting
+Each batch goes through small steps, each usable alone: ``decode`` (bytes to events, rejecting
 what is not a valid event), ``project`` (events to rows per table), ``write`` (one insert per
-table and partition, each with a deterministic deduplication token), ``dead_letter`` (rejects to
+table, each with a deterministic deduplication token), ``dead_letter`` (rejects to
 the dead-letter topic, acknowledged) and only then ``commit``. Committing last means a crash
 replays the batch rather than losing it; the token makes ClickHouse refuse a replayed insert
 with the same boundaries, and the tables' versioned merge absorbs any other replay.
@@ -11,7 +11,9 @@ with the same boundaries, and the tables' versioned merge absorbs any other repl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import structlog
@@ -72,12 +74,17 @@ def project(events: Iterable[tuple[Event, SourcePosition]]) -> ProjectedRows:
     return rows
 
 
-def dedup_token(
-    table: str, records: Sequence[ConsumerRecord[bytes, bytes]], generation: int
-) -> str:
-    """The same partition range into the same table and generation always gives the same token."""
-    first, last = records[0], records[-1]
-    return f"{table}:{first.topic}:{first.partition}:{first.offset}-{last.offset}:g{generation}"
+def dedup_token(table: str, records: Records, generation: int) -> str:
+    """The same partition ranges into the same table and generation always give the same token:
+    table, then topic:partition:first-last of every partition in the batch, then generation."""
+    ranges = ",".join(
+        f"{tp.topic}:{tp.partition}:{batch[0].offset}-{batch[-1].offset}"
+        for tp, batch in sorted(
+            records.items(), key=lambda item: (item[0].topic, item[0].partition)
+        )
+        if batch
+    )
+    return f"{table}|{ranges}|g{generation}"
 
 
 def next_offsets(records: Records) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -104,6 +111,16 @@ class ProjectorStats:
     rows: int = 0
     rejected: int = 0
     batches: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time spent in each step (fetch, decode, write, dead_letters, commit)."""
+
+    @contextmanager
+    def timing(self, step: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - began
 
 
 class Projector:
@@ -169,20 +186,24 @@ class Projector:
 
     async def step(self) -> int:
         """Gather one batch and fully handle it: decode, project, write, dead-letter, commit."""
-        records = await self._gather()
+        with self.stats.timing("fetch"):
+            records = await self._gather()
         if not records:
             return 0
-        handled = 0
-        rejected: list[Rejected] = []
-        for batch in records.values():
-            decoded = decode(batch, self.codec, self.topics)
-            await asyncio.to_thread(self._write, project(decoded.events), batch)
-            rejected += decoded.rejected
-            self.stats.events += len(decoded.events)
-            handled += len(batch)
-        await self._send_to_dead_letters(rejected)
+        with self.stats.timing("decode"):
+            decoded = decode(
+                (r for batch in records.values() for r in batch), self.codec, self.topics
+            )
+            rows = project(decoded.events)
+        with self.stats.timing("write"):
+            await asyncio.to_thread(self._write, rows, records)
+        self.stats.events += len(decoded.events)
+        handled = sum(len(batch) for batch in records.values())
+        with self.stats.timing("dead_letters"):
+            await self._send_to_dead_letters(decoded.rejected)
         try:
-            await self._consumer.commit(next_offsets(records))
+            with self.stats.timing("commit"):
+                await self._consumer.commit(next_offsets(records))
         except CommitFailedError as exc:
             # The group rebalanced while the batch was written: its new owner replays it from
             # the last commit, and the tokens and versioned merges absorb the replay.
@@ -190,9 +211,9 @@ class Projector:
         self.stats.batches += 1
         return handled
 
-    def _write(self, rows: ProjectedRows, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    def _write(self, rows: ProjectedRows, records: Records) -> None:
         for table, table_rows in rows.by_table().items():
-            token = dedup_token(table, batch, self.generation)
+            token = dedup_token(table, records, self.generation)
             self.store.insert(table, table_rows, dedup_token=token)
             self.stats.rows += len(table_rows)
 

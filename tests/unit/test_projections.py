@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 
 from consumers.projections import ProjectedRows
 from consumers.projections.audio_chunks import chunk_row
@@ -41,10 +41,17 @@ def _record(topic: str, offset: int, value: bytes) -> ConsumerRecord[bytes, byte
     return ConsumerRecord(topic, 1, offset, 0, 0, b"s-1", value, None, 3, len(value), ())
 
 
-def test_the_dedup_token_depends_only_on_table_range_and_generation() -> None:
-    batch = [_record("turn-events", o, b"x") for o in (7, 8, 9)]
-    assert dedup_token("transcripts", batch, 1) == "transcripts:turn-events:1:7-9:g1"
-    assert dedup_token("transcripts", batch, 2) != dedup_token("transcripts", batch, 1)
+def test_the_dedup_token_depends_only_on_table_ranges_and_generation() -> None:
+    chunks = TopicPartition("audio-chunks", 0)
+    turns = TopicPartition("turn-events", 1)
+    batch = {
+        turns: [_record("turn-events", o, b"x") for o in (7, 8, 9)],
+        chunks: [_record("audio-chunks", 3, b"x")],
+    }
+    token = "transcripts|audio-chunks:0:3-3,turn-events:1:7-9|g1"
+    assert dedup_token("transcripts", batch, 1) == token
+    assert dedup_token("transcripts", dict(reversed(batch.items())), 1) == token
+    assert dedup_token("transcripts", batch, 2) != token
 
 
 def test_decode_rejects_garbage_and_events_on_the_wrong_topic() -> None:
