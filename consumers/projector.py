@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
+from consumers.metrics import ProjectorMetrics
 from consumers.projections import ProjectedRows
 from consumers.projections.source import SourcePosition
 from consumers.storage.clickhouse import Store
@@ -136,12 +137,14 @@ class Projector:
         max_batch: int = 50_000,
         max_wait_ms: int = 200,
         session_timeout_ms: int = 10_000,
+        metrics: ProjectorMetrics | None = None,
     ) -> None:
         self.topics = topics
         self.store = store
         self.codec = codec or EventCodec()
         self.generation = generation
         self.stats = ProjectorStats()
+        self.metrics = metrics or ProjectorMetrics()
         self._max_batch = max_batch
         self._max_wait_ms = max_wait_ms
         self._consumer = AIOKafkaConsumer(
@@ -188,6 +191,9 @@ class Projector:
         """Gather one batch and fully handle it: decode, project, write, dead-letter, commit."""
         with self.stats.timing("fetch"):
             records = await self._gather()
+        self.metrics.fetched(
+            min((batch[0].timestamp for batch in records.values() if batch), default=None)
+        )
         if not records:
             return 0
         with self.stats.timing("decode"):
@@ -198,7 +204,9 @@ class Projector:
         with self.stats.timing("write"):
             await asyncio.to_thread(self._write, rows, records)
         self.stats.events += len(decoded.events)
+        self.metrics.events.inc(len(decoded.events))
         handled = sum(len(batch) for batch in records.values())
+        self.metrics.batch_size.observe(handled)
         with self.stats.timing("dead_letters"):
             await self._send_to_dead_letters(decoded.rejected)
         try:
@@ -209,12 +217,15 @@ class Projector:
             # the last commit, and the tokens and versioned merges absorb the replay.
             log.warning("commit_failed_after_rebalance", error=str(exc), records=handled)
         self.stats.batches += 1
+        for tp, batch in records.items():
+            self.metrics.partition_lag(tp, self._consumer.highwater(tp), batch[-1].offset + 1)
         return handled
 
     def _write(self, rows: ProjectedRows, records: Records) -> None:
         for table, table_rows in rows.by_table().items():
             token = dedup_token(table, records, self.generation)
-            self.store.insert(table, table_rows, dedup_token=token)
+            with self.metrics.insert_seconds.labels(table).time():
+                self.store.insert(table, table_rows, dedup_token=token)
             self.stats.rows += len(table_rows)
 
     async def _send_to_dead_letters(self, rejected: list[Rejected]) -> None:
@@ -238,6 +249,7 @@ class Projector:
             )
         await asyncio.gather(*deliveries)
         self.stats.rejected += len(rejected)
+        self.metrics.rejected.inc(len(rejected))
 
     async def catch_up(self, limit_s: float = 60.0) -> None:
         """Project until every assigned partition is read up to the end it had when called.

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from consumers.metrics import ProjectorMetrics
 from consumers.projector import Projector
 from consumers.storage.clickhouse import Store, connect
 from consumers.topics_admin import ensure_topics
@@ -99,12 +100,16 @@ def project() -> None:
             settings.kafka_bootstrap, settings.topics, partitions=settings.topic_partitions
         )
         store = Store(connect(settings.dsn, settings.clickhouse_database))
+        metrics = ProjectorMetrics()
+        if settings.metrics_port:
+            metrics.serve(settings.metrics_port)
         async with Projector(
             bootstrap=settings.kafka_bootstrap,
             topics=settings.topics,
             group_id=settings.consumer_group,
             store=store,
             session_timeout_ms=settings.consumer_session_timeout_ms,
+            metrics=metrics,
         ) as projector:
             await projector.run(stop)
 

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     consumer_group: str = "tstore-projector"
     consumer_session_timeout_ms: int = Field(default=10_000, ge=500)
     """How long a dead projector keeps its partitions before the group moves them."""
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    """Port of the projector's Prometheus ``/metrics``; 0 turns it off."""
     log_format: str = Field(default="console", pattern="^(console|json)$")
 
     @property

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import urllib.request
 from datetime import timedelta
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from consumers.metrics import ProjectorMetrics
 from consumers.projections.transcripts import TranscriptRow
 from consumers.projector import Projector
 from consumers.storage.clickhouse import Store
@@ -15,6 +18,7 @@ from schemas import Topics
 from schemas.models import Event
 from tests.conftest import unique_name
 from tests.events import T0, turn_pair
+from tstore.devkafka.broker import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -86,10 +90,33 @@ async def test_an_undecodable_record_is_counted_and_the_rest_projected(
         await raw.stop()
     async with EventPublisher(kafka_bootstrap, topics) as publisher:
         await publisher.publish_all(list(turn_pair(session_id=session_id)))
+    metrics = ProjectorMetrics()
+    port = free_port()
+    metrics.serve(port)
     async with Projector(
-        bootstrap=kafka_bootstrap, topics=topics, group_id=unique_name("g"), store=store
+        bootstrap=kafka_bootstrap,
+        topics=topics,
+        group_id=unique_name("g"),
+        store=store,
+        metrics=metrics,
     ) as projector:
         await projector.catch_up()
         assert projector.stats.rejected == 1
         assert projector.stats.events == 2
     _assert_the_turn(store.session(session_id), session_id)
+
+    scraped = await asyncio.to_thread(_scrape, port)
+    assert "tstore_projector_events_total 2.0" in scraped
+    assert "tstore_projector_dead_letters_total 1.0" in scraped
+    assert 'tstore_projector_insert_seconds_count{table="transcripts"}' in scraped
+    lags = [
+        line for line in scraped.splitlines() if line.startswith("tstore_projector_lag_offsets{")
+    ]
+    assert lags
+    assert all(line.endswith(" 0.0") for line in lags), lags
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        body: bytes = response.read()
+    return body.decode()

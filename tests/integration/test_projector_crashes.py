@@ -83,6 +83,7 @@ async def test_twenty_sigkills_while_streaming_leave_exact_tables(
         "TSTORE_CLICKHOUSE_DATABASE": "crash",
         "TSTORE_CONSUMER_GROUP": group,
         "TSTORE_CONSUMER_SESSION_TIMEOUT_MS": "1000",
+        "TSTORE_METRICS_PORT": "0",
     }
     projector_cmd = [str(Path(sys.executable).with_name("tstore")), "project"]
     rng = random.Random(20)

@@ -1,0 +1,56 @@
+"""The projector's Prometheus metrics, in a registry of their own (one per projector).
+
+Rates (events/s, rejects/s) come from the counters with ``rate()``. Lag is given two ways: in
+offsets per partition (high watermark minus the next offset to project) and in seconds, the
+age of the oldest event not yet projected, read from the first record of each fetched batch
+(zero when a fetch comes back empty, i.e. the projector is caught up).
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiokafka import TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class ProjectorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter("tstore_projector_events", "Events projected", registry=r)
+        self.rejected = Counter(
+            "tstore_projector_dead_letters", "Records sent to the dead-letter topic", registry=r
+        )
+        self.batch_size = Histogram(
+            "tstore_projector_batch_size",
+            "Records per batch",
+            buckets=(1, 10, 100, 1_000, 5_000, 10_000, 25_000, 50_000, 100_000),
+            registry=r,
+        )
+        self.insert_seconds = Histogram(
+            "tstore_projector_insert_seconds", "Insert latency", ["table"], registry=r
+        )
+        self.lag_offsets = Gauge(
+            "tstore_projector_lag_offsets",
+            "Records not yet projected",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.lag_seconds = Gauge(
+            "tstore_projector_lag_seconds", "Age of the oldest event not yet projected", registry=r
+        )
+
+    def fetched(self, oldest_timestamp_ms: int | None) -> None:
+        age = 0.0 if oldest_timestamp_ms is None else time.time() - oldest_timestamp_ms / 1000
+        self.lag_seconds.set(max(0.0, age))
+
+    def partition_lag(self, tp: TopicPartition, highwater: int | None, next_offset: int) -> None:
+        if highwater is not None:
+            self.lag_offsets.labels(tp.topic, str(tp.partition)).set(
+                max(0, highwater - next_offset)
+            )
+
+    def serve(self, port: int) -> None:
+        """Expose ``/metrics`` on ``port`` (a daemon thread)."""
+        start_http_server(port, registry=self.registry)
