@@ -162,6 +162,18 @@ def transcript(session_id: str) -> None:
 
 
 @app.command()
+def incomplete() -> None:
+    """List sessions with holes in their seq (events that never reached the store)."""
+    settings = _settings()
+    store = Store(connect(settings.dsn, settings.clickhouse_database))
+    holes = store.incomplete_sessions()
+    for session_id, seen, expected in holes:
+        typer.echo(f"{session_id}: {seen} of {expected} events")
+    if not holes:
+        typer.echo("every session is complete")
+
+
+@app.command()
 def demo() -> None:
     """Start a local broker, publish a scripted call, project it, print it back from ClickHouse."""
     settings = _settings()
