@@ -11,15 +11,14 @@ session has ``stt``, ``llm`` and ``tts``, starts in the job's room with ``record
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import uuid
 from typing import Any
 
 from livekit.agents import Agent, AgentSession, llm
 from livekit.agents.llm import ChatChunk, ChoiceDelta
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 
+from examples.running import run_example
 from producers import TranscriptProducer
 from producers.adapters.livekit import attach_livekit
 
@@ -78,16 +77,5 @@ async def run_bot(producer: TranscriptProducer, session_id: str) -> None:
     await session.aclose()
 
 
-async def main(bootstrap: str) -> None:
-    async with TranscriptProducer(
-        bootstrap, bot_id="livekit-example", framework="livekit"
-    ) as producer:
-        session_id = f"livekit-{uuid.uuid4().hex[:8]}"
-        await run_bot(producer, session_id)
-    print(f"session {session_id}: {producer.stats}")
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
-    asyncio.run(main(parser.parse_args().bootstrap))
+    run_example("livekit", __doc__ or "", run_bot)

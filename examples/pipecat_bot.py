@@ -11,10 +11,6 @@ assistant_aggregator`` and the three transcript-store lines stay the same.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import uuid
-
 from pipecat.frames.frames import (
     AudioBufferStartRecordingFrame,
     Frame,
@@ -38,6 +34,7 @@ from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 
+from examples.running import run_example
 from producers import TranscriptProducer
 from producers.adapters.pipecat import attach_pipecat
 from producers.chunks import ChunkStore
@@ -89,16 +86,5 @@ async def run_bot(
     await run_test(pipeline, frames_to_send=scripted_exchange())
 
 
-async def main(bootstrap: str) -> None:
-    async with TranscriptProducer(
-        bootstrap, bot_id="pipecat-example", framework="pipecat"
-    ) as producer:
-        session_id = f"pipecat-{uuid.uuid4().hex[:8]}"
-        await run_bot(producer, session_id)
-    print(f"session {session_id}: {producer.stats}")
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
-    asyncio.run(main(parser.parse_args().bootstrap))
+    run_example("pipecat", __doc__ or "", run_bot)

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from clickhouse_connect.driver.client import Client
 
 from bench.loop_lag import LoopLag
@@ -133,41 +134,41 @@ async def _bot_session(
         await asyncio.sleep(pause_s)
 
 
+@pytest_asyncio.fixture
+async def broker() -> AsyncIterator[DevKafka]:
+    """A broker of the test's own, since the test crashes it."""
+    own = DevKafka()
+    await asyncio.to_thread(own.start)
+    yield own
+    await asyncio.to_thread(own.close)
+
+
 async def test_a_broker_outage_mid_session_loses_nothing_and_never_stalls_the_bot(
-    tmp_path: Path, clickhouse: Client
+    broker: DevKafka, tmp_path: Path, clickhouse: Client
 ) -> None:
-    broker = DevKafka()
-    broker.start()
     topics = Topics("outage.")
     await ensure_topics(broker.bootstrap, topics, partitions=3)
-    try:
-        async with TranscriptProducer(
-            broker.bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path, delivery=FAST_FAILURE
-        ) as producer:
-            with LoopLag() as lag:
-                talking = asyncio.gather(
-                    *(_bot_session(producer, f"s{i}", 80, 0.1) for i in range(3))
-                )
-                await asyncio.sleep(1.5)
-                await asyncio.to_thread(broker.kill)
-                await asyncio.sleep(4)
-                spooled_during_outage = producer.stats.spooled
-                await asyncio.to_thread(broker.start)
-                await talking
-            await _until(
-                lambda: producer.stats.backlog == 0 and producer.stats.spool_bytes == 0, 30
-            )
-        assert spooled_during_outage > 0
-        assert producer.stats.dropped == 0
-        seen = await _read_all(broker.bootstrap, topics.turn_events, 480)
-        _assert_complete_and_in_order(seen, {f"s{i}": 160 for i in range(3)})
-        await _assert_projected_once(
-            broker.bootstrap, topics, clickhouse, {f"s{i}": 80 for i in range(3)}
-        )
-        print(f"loop lag p50={lag.quantile_ms(0.5):.2f}ms p99={lag.quantile_ms(0.99):.2f}ms")
-        assert lag.quantile_ms(0.99) < 25, "the bot's loop stalled"
-    finally:
-        await asyncio.to_thread(broker.close)
+    async with TranscriptProducer(
+        broker.bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path, delivery=FAST_FAILURE
+    ) as producer:
+        with LoopLag() as lag:
+            talking = asyncio.gather(*(_bot_session(producer, f"s{i}", 80, 0.1) for i in range(3)))
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(broker.kill)
+            await asyncio.sleep(4)
+            spooled_during_outage = producer.stats.spooled
+            await asyncio.to_thread(broker.start)
+            await talking
+        await _until(lambda: producer.stats.backlog == 0 and producer.stats.spool_bytes == 0, 30)
+    assert spooled_during_outage > 0
+    assert producer.stats.dropped == 0
+    seen = await _read_all(broker.bootstrap, topics.turn_events, 480)
+    _assert_complete_and_in_order(seen, {f"s{i}": 160 for i in range(3)})
+    await _assert_projected_once(
+        broker.bootstrap, topics, clickhouse, {f"s{i}": 80 for i in range(3)}
+    )
+    print(f"loop lag p50={lag.quantile_ms(0.5):.2f}ms p99={lag.quantile_ms(0.99):.2f}ms")
+    assert lag.quantile_ms(0.99) < 25, "the bot's loop stalled"
 
 
 _BOT = """
@@ -193,32 +194,27 @@ asyncio.run(main())
 
 
 async def test_events_spooled_by_a_bot_that_exited_are_delivered_by_the_next(
-    tmp_path: Path, clickhouse: Client
+    broker: DevKafka, tmp_path: Path, clickhouse: Client
 ) -> None:
-    broker = DevKafka()
-    broker.start()
     topics = Topics("restart.")
     await ensure_topics(broker.bootstrap, topics, partitions=2)
-    try:
-        await asyncio.to_thread(broker.kill)
-        first = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-c", _BOT, broker.bootstrap, str(tmp_path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert first.returncode == 0, first.stderr
-        published, spooled, dropped = map(int, first.stdout.splitlines()[-1].split())
-        assert (published, dropped) == (0, 0)
-        assert spooled == 60
-        await asyncio.to_thread(broker.start)
-        async with TranscriptProducer(
-            broker.bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path
-        ) as restarted:
-            await _until(lambda: restarted.stats.spool_bytes == 0, within_s=30)
-        seen = await _read_all(broker.bootstrap, topics.turn_events, 60)
-        _assert_complete_and_in_order(seen, {"s": 60})
-        await _assert_projected_once(broker.bootstrap, topics, clickhouse, {"s": 30})
-    finally:
-        await asyncio.to_thread(broker.close)
+    await asyncio.to_thread(broker.kill)
+    first = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _BOT, broker.bootstrap, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert first.returncode == 0, first.stderr
+    published, spooled, dropped = map(int, first.stdout.splitlines()[-1].split())
+    assert (published, dropped) == (0, 0)
+    assert spooled == 60
+    await asyncio.to_thread(broker.start)
+    async with TranscriptProducer(
+        broker.bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path
+    ) as restarted:
+        await _until(lambda: restarted.stats.spool_bytes == 0, within_s=30)
+    seen = await _read_all(broker.bootstrap, topics.turn_events, 60)
+    _assert_complete_and_in_order(seen, {"s": 60})
+    await _assert_projected_once(broker.bootstrap, topics, clickhouse, {"s": 30})
