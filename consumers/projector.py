@@ -1,109 +1,33 @@
 """The projector: a consumer group that projects the event topics into the read model.
 
-Each batch goes through small steps, each usable alone: ``decode`` (bytes to events, rejecting
-what is not a valid event), ``project`` (events to rows per table), ``write`` (one insert per
-table, each with a deterministic deduplication token), ``dead_letter`` (rejects to
-the dead-letter topic, acknowledged) and only then ``commit``. Committing last means a crash
-replays the batch rather than losing it; the token makes ClickHouse refuse a replayed insert
-with the same boundaries, and the tables' versioned merge absorbs any other replay.
+Each batch goes through the steps of ``consumers.steps``: gather, decode (rejecting what is not
+a valid event), project (``consumers.projections``), write (one insert per table with a
+deterministic deduplication token), dead letters (acknowledged) and only then commit.
+Committing last means a crash replays the batch rather than losing it; the token makes
+ClickHouse refuse a replayed insert with the same boundaries, and the tables' versioned merge
+absorbs any other replay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.metrics import ProjectorMetrics
-from consumers.projections import ProjectedRows
-from consumers.projections.source import SourcePosition
+from consumers.projections import project
+from consumers.steps.commit import commit
+from consumers.steps.dead_letters import DeadLetters
+from consumers.steps.decode import decode
+from consumers.steps.gather import gather
+from consumers.steps.write import write
 from consumers.storage.clickhouse import Store
 from consumers.topics_admin import MAX_MESSAGE_BYTES
-from producers.kafka import kafka_producer
-from schemas import DecodeError, EventCodec, Topics
-from schemas.models import Event
-
-log = structlog.get_logger(__name__)
-
-Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A record that is not a valid event, with why and where it was."""
-
-    record: ConsumerRecord[bytes, bytes]
-    reason: str
-    detail: str
-
-
-@dataclass
-class Decoded:
-    events: list[tuple[Event, SourcePosition]] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-
-
-def decode(
-    records: Iterable[ConsumerRecord[bytes, bytes]], codec: EventCodec, topics: Topics
-) -> Decoded:
-    batch = Decoded()
-    for record in records:
-        try:
-            event = codec.decode(record.value or b"")
-        except DecodeError as exc:
-            batch.rejected.append(Rejected(record, exc.reason, exc.detail))
-            continue
-        if topics.for_event(event) != record.topic:
-            detail = f"{type(event).__name__} belongs on {topics.for_event(event)}"
-            batch.rejected.append(Rejected(record, "wrong-topic", detail))
-            continue
-        batch.events.append((event, SourcePosition(record.topic, record.partition, record.offset)))
-    return batch
-
-
-def project(events: Iterable[tuple[Event, SourcePosition]]) -> ProjectedRows:
-    rows = ProjectedRows()
-    for event, source in events:
-        rows.add(event, source)
-    return rows
-
-
-def dedup_token(table: str, records: Records, generation: int) -> str:
-    """The same partition ranges into the same table and generation always give the same token:
-    table, then topic:partition:first-last of every partition in the batch, then generation."""
-    ranges = ",".join(
-        f"{tp.topic}:{tp.partition}:{batch[0].offset}-{batch[-1].offset}"
-        for tp, batch in sorted(
-            records.items(), key=lambda item: (item[0].topic, item[0].partition)
-        )
-        if batch
-    )
-    return f"{table}|{ranges}|g{generation}"
-
-
-def next_offsets(records: Records) -> dict[TopicPartition, OffsetAndMetadata]:
-    """The offsets to commit once a poll's records are safely handled: one past the last."""
-    return {
-        tp: OffsetAndMetadata(batch[-1].offset + 1, "") for tp, batch in records.items() if batch
-    }
-
-
-def dead_letter_headers(rejected: Rejected) -> list[tuple[str, bytes]]:
-    record = rejected.record
-    return [
-        ("tstore-reason", rejected.reason.encode()),
-        ("tstore-detail", rejected.detail[:2000].encode()),
-        ("tstore-source-topic", record.topic.encode()),
-        ("tstore-source-partition", str(record.partition).encode()),
-        ("tstore-source-offset", str(record.offset).encode()),
-    ]
+from schemas import EventCodec, Topics
 
 
 @dataclass
@@ -159,9 +83,7 @@ class Projector:
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
         )
-        self._dead_letters: AIOKafkaProducer = kafka_producer(
-            bootstrap, max_request_size=MAX_MESSAGE_BYTES + 1024
-        )
+        self._dead_letters = DeadLetters(bootstrap, topics.dead_letters)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
@@ -172,25 +94,12 @@ class Projector:
         await self._consumer.stop()
         await self._dead_letters.stop()
 
-    async def _gather(self) -> Records:
-        """Fetch until the batch holds ``max_batch`` records or ``max_wait_ms`` has passed."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._max_wait_ms / 1000
-        records: Records = {}
-        count = 0
-        while count < self._max_batch and (left_s := deadline - loop.time()) > 0:
-            fetched = await self._consumer.getmany(
-                timeout_ms=max(1, int(left_s * 1000)), max_records=self._max_batch - count
-            )
-            for tp, batch in fetched.items():
-                records.setdefault(tp, []).extend(batch)
-                count += len(batch)
-        return records
-
     async def step(self) -> int:
         """Gather one batch and fully handle it: decode, project, write, dead-letter, commit."""
         with self.stats.timing("fetch"):
-            records = await self._gather()
+            records = await gather(
+                self._consumer, max_batch=self._max_batch, max_wait_ms=self._max_wait_ms
+            )
         self.metrics.fetched(
             min((batch[0].timestamp for batch in records.values() if batch), default=None)
         )
@@ -202,54 +111,23 @@ class Projector:
             )
             rows = project(decoded.events)
         with self.stats.timing("write"):
-            await asyncio.to_thread(self._write, rows, records)
-        self.stats.events += len(decoded.events)
-        self.metrics.events.inc(len(decoded.events))
-        handled = sum(len(batch) for batch in records.values())
-        self.metrics.batch_size.observe(handled)
+            self.stats.rows += await asyncio.to_thread(
+                write, self.store, rows, records, generation=self.generation, metrics=self.metrics
+            )
         with self.stats.timing("dead_letters"):
-            await self._send_to_dead_letters(decoded.rejected)
-        try:
-            with self.stats.timing("commit"):
-                await self._consumer.commit(next_offsets(records))
-        except CommitFailedError as exc:
-            # The group rebalanced while the batch was written: its new owner replays it from
-            # the last commit, and the tokens and versioned merges absorb the replay.
-            log.warning("commit_failed_after_rebalance", error=str(exc), records=handled)
+            await self._dead_letters.send(decoded.rejected)
+        with self.stats.timing("commit"):
+            await commit(self._consumer, records)
+        handled = sum(len(batch) for batch in records.values())
+        self.stats.events += len(decoded.events)
+        self.stats.rejected += len(decoded.rejected)
         self.stats.batches += 1
+        self.metrics.events.inc(len(decoded.events))
+        self.metrics.rejected.inc(len(decoded.rejected))
+        self.metrics.batch_size.observe(handled)
         for tp, batch in records.items():
             self.metrics.partition_lag(tp, self._consumer.highwater(tp), batch[-1].offset + 1)
         return handled
-
-    def _write(self, rows: ProjectedRows, records: Records) -> None:
-        for table, table_rows in rows.by_table().items():
-            token = dedup_token(table, records, self.generation)
-            with self.metrics.insert_seconds.labels(table).time():
-                self.store.insert(table, table_rows, dedup_token=token)
-            self.stats.rows += len(table_rows)
-
-    async def _send_to_dead_letters(self, rejected: list[Rejected]) -> None:
-        deliveries = []
-        for reject in rejected:
-            log.error(
-                "event_rejected",
-                reason=reject.reason,
-                detail=reject.detail[:500],
-                topic=reject.record.topic,
-                partition=reject.record.partition,
-                offset=reject.record.offset,
-            )
-            deliveries.append(
-                await self._dead_letters.send(
-                    self.topics.dead_letters,
-                    reject.record.value,
-                    key=reject.record.key,
-                    headers=dead_letter_headers(reject),
-                )
-            )
-        await asyncio.gather(*deliveries)
-        self.stats.rejected += len(rejected)
-        self.metrics.rejected.inc(len(rejected))
 
     async def catch_up(self, limit_s: float = 60.0) -> None:
         """Project until every assigned partition is read up to the end it had when called.

@@ -6,6 +6,7 @@ row type and the function that builds it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from consumers.projections.audio_chunks import ChunkRow, chunk_row
@@ -35,3 +36,10 @@ class ProjectedRows:
             "audio_chunks": self.audio_chunks,
             "session_events": self.session_events,
         }
+
+
+def project(events: Iterable[tuple[Event, SourcePosition]]) -> ProjectedRows:
+    rows = ProjectedRows()
+    for event, source in events:
+        rows.add(event, source)
+    return rows

@@ -7,7 +7,9 @@ from aiokafka import ConsumerRecord, TopicPartition
 from consumers.projections import ProjectedRows
 from consumers.projections.audio_chunks import chunk_row
 from consumers.projections.source import SourcePosition
-from consumers.projector import Rejected, dead_letter_headers, decode, dedup_token
+from consumers.steps.dead_letters import dead_letter_headers
+from consumers.steps.decode import Rejected, decode
+from consumers.steps.write import dedup_token
 from schemas import EventCodec, Topics
 from tests.events import T0, chunk, turn_pair
 
