@@ -11,6 +11,7 @@ absorbs any other replay.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,23 @@ from consumers.steps.write import write
 from consumers.storage.clickhouse import Store
 from consumers.topics_admin import MAX_MESSAGE_BYTES
 from schemas import EventCodec, Topics
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cycle collector while a batch is decoded and projected.
+
+    A batch makes tens of thousands of young objects that hold no reference cycles, so
+    reference counting frees them; collecting them again and again as they pile up cost more
+    than a third of the decoding time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass
@@ -105,7 +123,7 @@ class Projector:
         )
         if not records:
             return 0
-        with self.stats.timing("decode"):
+        with self.stats.timing("decode"), cyclic_gc_paused():
             decoded = decode(
                 (r for batch in records.values() for r in batch), self.codec, self.topics
             )
