@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from consumers.metrics import ProjectorMetrics
 from consumers.projections import project
@@ -143,8 +144,10 @@ class Projector:
         self.metrics.events.inc(len(decoded.events))
         self.metrics.rejected.inc(len(decoded.rejected))
         self.metrics.batch_size.observe(handled)
+        assigned = self._consumer.assignment()  # a rebalance may have taken some away
         for tp, batch in records.items():
-            self.metrics.partition_lag(tp, self._consumer.highwater(tp), batch[-1].offset + 1)
+            if tp in assigned:
+                self.metrics.partition_lag(tp, self._consumer.highwater(tp), batch[-1].offset + 1)
         return handled
 
     async def catch_up(self, limit_s: float = 60.0) -> None:
@@ -166,7 +169,13 @@ class Projector:
             ) from None
 
     async def _reached(self, ends: dict[TopicPartition, int]) -> bool:
-        return all([await self._consumer.position(tp) >= end for tp, end in ends.items()])
+        """Whether every partition is read up to its end; not while the assignment changes."""
+        try:
+            return set(ends) == self._consumer.assignment() and all(
+                [await self._consumer.position(tp) >= end for tp, end in ends.items()]
+            )
+        except IllegalStateError:
+            return False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Project until ``stop`` is set; the batch in hand is finished and committed first."""

@@ -1,6 +1,7 @@
 """Committing a handled batch: one past the last offset of every partition in it.
 
-A commit refused because the group rebalanced while the batch was written is not an error:
+A partition the group took away while the batch was written is not committed, and a commit
+refused because of a rebalance is not an error:
 the partition's new owner replays the batch from the last commit, and the tokens and the
 versioned merges absorb the replay.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
 from consumers.steps import Records
@@ -24,10 +25,13 @@ def next_offsets(records: Records) -> dict[TopicPartition, OffsetAndMetadata]:
 
 
 async def commit(consumer: AIOKafkaConsumer, records: Records) -> bool:
-    """Commit the batch; False when a rebalance took it away first."""
+    """Commit the batch's partitions still assigned; False when a rebalance took any away."""
+    assigned = consumer.assignment()
+    offsets = {tp: offset for tp, offset in next_offsets(records).items() if tp in assigned}
     try:
-        await consumer.commit(next_offsets(records))
-    except CommitFailedError as exc:
+        if offsets:
+            await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as exc:
         log.warning("commit_failed_after_rebalance", error=str(exc))
         return False
-    return True
+    return len(offsets) == len(records)
