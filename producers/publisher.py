@@ -34,10 +34,6 @@ class EventPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def publish(self, event: Event) -> None:
-        """Send one event and wait until the broker has acknowledged it."""
-        await self.publish_all([event])
-
     async def publish_all(self, events: Sequence[Event]) -> None:
         """Send events pipelined, then wait for every acknowledgement (in-order per partition)."""
         pending = [
