@@ -34,11 +34,11 @@ from schemas import EventCodec, Topics
 
 @contextmanager
 def cyclic_gc_paused() -> Iterator[None]:
-    """Pause the cycle collector while a batch is decoded and projected.
+    """Pause the cycle collector while a batch is decoded, projected and written.
 
     A batch makes tens of thousands of young objects that hold no reference cycles, so
     reference counting frees them; collecting them again and again as they pile up cost more
-    than a third of the decoding time.
+    than a third of the decoding time, and most of the time spent turning rows into columns.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -124,15 +124,21 @@ class Projector:
         )
         if not records:
             return 0
-        with self.stats.timing("decode"), cyclic_gc_paused():
-            decoded = decode(
-                (r for batch in records.values() for r in batch), self.codec, self.topics
-            )
-            rows = project(decoded.events)
-        with self.stats.timing("write"):
-            self.stats.rows += await asyncio.to_thread(
-                write, self.store, rows, records, generation=self.generation, metrics=self.metrics
-            )
+        with cyclic_gc_paused():
+            with self.stats.timing("decode"):
+                decoded = decode(
+                    (r for batch in records.values() for r in batch), self.codec, self.topics
+                )
+                rows = project(decoded.events)
+            with self.stats.timing("write"):
+                self.stats.rows += await asyncio.to_thread(
+                    write,
+                    self.store,
+                    rows,
+                    records,
+                    generation=self.generation,
+                    metrics=self.metrics,
+                )
         with self.stats.timing("dead_letters"):
             await self._dead_letters.send(decoded.rejected)
         with self.stats.timing("commit"):

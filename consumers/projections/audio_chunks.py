@@ -7,15 +7,14 @@ with turns, whose times are wall clock).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from consumers.projections.source import SourcePosition
 from schemas import ChunkReady, Track
 
 
-@dataclass(frozen=True)
-class ChunkRow:
+class ChunkRow(NamedTuple):
     session_id: str
     bot_id: str
     track: Track

@@ -6,16 +6,15 @@ fewer rows than its highest seq + 1 is missing events, whichever table they woul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 from consumers.projections.source import SourcePosition
 from schemas.models import Event
 
 
-@dataclass(frozen=True)
-class SessionEventRow:
+class SessionEventRow(NamedTuple):
     session_id: str
     seq: int
     event_id: UUID

@@ -10,8 +10,8 @@ Nothing here knows about Kafka or ClickHouse.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from consumers.projections.source import SourcePosition
 from schemas import Role, TurnStarted, TurnStopped, WordTiming
@@ -19,8 +19,7 @@ from schemas import Role, TurnStarted, TurnStopped, WordTiming
 _COMPLETE_BIT = 1 << 63
 
 
-@dataclass(frozen=True)
-class TranscriptRow:
+class TranscriptRow(NamedTuple):
     session_id: str
     turn_id: str
     bot_id: str

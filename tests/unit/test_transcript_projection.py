@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,7 +25,7 @@ def _session_events(turns: int) -> list[TurnStarted | TurnStopped]:
 
 
 def _content(rows: dict[tuple[str, str], TranscriptRow]) -> dict[tuple[str, str], TranscriptRow]:
-    return {key: replace(row, source=HERE) for key, row in rows.items()}
+    return {key: row._replace(source=HERE) for key, row in rows.items()}
 
 
 @given(st.data(), st.integers(min_value=1, max_value=6))
