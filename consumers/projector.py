@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -21,7 +21,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from consumers.metrics import ProjectorMetrics
-from consumers.projections import project
+from consumers.projections import PROJECTIONS, ProjectedRows, project
+from consumers.steps import Records
+from consumers.steps.bound import bound
 from consumers.steps.commit import commit
 from consumers.steps.dead_letters import DeadLetters
 from consumers.steps.decode import decode
@@ -77,6 +79,10 @@ class Projector:
         store: Store,
         codec: EventCodec | None = None,
         generation: int = 1,
+        projections: Collection[str] = PROJECTIONS,
+        limits: dict[TopicPartition, int] | None = None,
+        send_dead_letters: bool = True,
+        on_batch: Callable[[Records, ProjectedRows], None] | None = None,
         max_batch: int = 50_000,
         max_wait_ms: int = 200,
         session_timeout_ms: int = 10_000,
@@ -86,6 +92,11 @@ class Projector:
         self.store = store
         self.codec = codec or EventCodec()
         self.generation = generation
+        self.projections = frozenset(projections)
+        self.limits = limits or {}
+        """Per partition, the offset to stop before: a replay up to a point in time."""
+        self._send_dead_letters = send_dead_letters
+        self._on_batch = on_batch
         self.stats = ProjectorStats()
         self.metrics = metrics or ProjectorMetrics()
         self._max_batch = max_batch
@@ -122,6 +133,7 @@ class Projector:
         self.metrics.fetched(
             min((batch[0].timestamp for batch in records.values() if batch), default=None)
         )
+        records = self._bounded(records)
         if not records:
             return 0
         with cyclic_gc_paused():
@@ -137,12 +149,16 @@ class Projector:
                     rows,
                     records,
                     generation=self.generation,
+                    projections=self.projections,
                     metrics=self.metrics,
                 )
-        with self.stats.timing("dead_letters"):
-            await self._dead_letters.send(decoded.rejected)
+        if self._send_dead_letters:
+            with self.stats.timing("dead_letters"):
+                await self._dead_letters.send(decoded.rejected)
         with self.stats.timing("commit"):
             await commit(self._consumer, records)
+        if self._on_batch is not None:
+            self._on_batch(records, rows)
         handled = sum(len(batch) for batch in records.values())
         self.stats.events += len(decoded.events)
         self.stats.rejected += len(decoded.rejected)
@@ -155,6 +171,26 @@ class Projector:
             if tp in assigned:
                 self.metrics.partition_lag(tp, self._consumer.highwater(tp), batch[-1].offset + 1)
         return handled
+
+    def _bounded(self, records: Records) -> Records:
+        """Drop records at or past the limits, and stop fetching partitions that reached theirs."""
+        if not self.limits:
+            return records
+        reached = [
+            tp
+            for tp, batch in records.items()
+            if tp in self.limits and batch[-1].offset + 1 >= self.limits[tp]
+        ]
+        if reached:
+            self._consumer.pause(*reached)
+        return bound(records, self.limits)
+
+    async def positions(self) -> dict[TopicPartition, int]:
+        """The next offset to handle in every assigned partition."""
+        return {tp: await self._consumer.position(tp) for tp in self._consumer.assignment()}
+
+    async def end_offsets(self) -> dict[TopicPartition, int]:
+        return await self._consumer.end_offsets(list(self._consumer.assignment()))
 
     async def catch_up(self, limit_s: float = 60.0) -> None:
         """Project until every assigned partition is read up to the end it had when called.

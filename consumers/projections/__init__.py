@@ -16,6 +16,9 @@ from consumers.projections.transcripts import TranscriptRow, transcript_row
 from schemas import ChunkReady, TurnStarted, TurnStopped
 from schemas.models import Event
 
+PROJECTIONS = ("transcripts", "audio_chunks", "session_events")
+"""Every projection, by the name readers query it under."""
+
 
 @dataclass
 class ProjectedRows:

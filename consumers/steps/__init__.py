@@ -1,5 +1,5 @@
 """The projector's steps, one module each, in the order a batch goes through them:
-``gather`` -> ``decode`` -> (``consumers.projections.project``) -> ``write`` ->
+``gather`` -> ``bound`` -> ``decode`` -> (``consumers.projections.project``) -> ``write`` ->
 ``dead_letters`` -> ``commit``. Each can be used and tested alone."""
 
 from aiokafka import ConsumerRecord, TopicPartition

@@ -3,6 +3,8 @@ so that ClickHouse refuses a batch replayed after a crash with the same boundari
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from consumers.metrics import ProjectorMetrics
 from consumers.projections import ProjectedRows
 from consumers.steps import Records
@@ -28,12 +30,21 @@ def write(
     records: Records,
     *,
     generation: int,
+    projections: Collection[str],
     metrics: ProjectorMetrics,
 ) -> int:
-    """Insert every table's rows (blocking: run it off the event loop); returns rows written."""
+    """Insert the rows of the chosen projections into a generation (blocking: run it off the
+    event loop); returns rows written."""
     written = 0
     for table, table_rows in rows.by_table().items():
+        if table not in projections:
+            continue
         with metrics.insert_seconds.labels(table).time():
-            store.insert(table, table_rows, dedup_token=dedup_token(table, records, generation))
+            store.insert(
+                table,
+                table_rows,
+                generation=generation,
+                dedup_token=dedup_token(table, records, generation),
+            )
         written += len(table_rows)
     return written

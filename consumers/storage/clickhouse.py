@@ -6,6 +6,7 @@ The DSN alone chooses the engine: ``chdb:///abs/path`` runs ClickHouse in this p
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from consumers.projections.audio_chunks import ChunkRow
 from consumers.projections.session_events import SessionEventRow
 from consumers.projections.source import SourcePosition
 from consumers.projections.transcripts import TranscriptRow
+from consumers.storage.generations import Generations
 from consumers.storage.migrations import migrate
 from schemas import WordTiming
 
@@ -65,10 +67,15 @@ class RowTable(Generic[R]):
         name: str,
         row_type: type[R],
         *,
+        key: tuple[str, ...],
+        version: str,
         to_db: dict[str, Callable[[Any], Any]] | None = None,
         from_db: dict[str, Callable[[Any], Any]] | None = None,
     ) -> None:
         self.name = name
+        self.table = f"{name}_generations"
+        self.key = key
+        self.version = version
         self._make: Callable[..., R] = row_type
         *self._fields, last = row_type._fields
         if last != "source":
@@ -88,6 +95,15 @@ class RowTable(Generic[R]):
         data.extend(zip(*sources, strict=True))
         return data
 
+    def digest(self, row: R) -> int:
+        """A row's identity and version as a number; ``digest_sql`` computes the same in SQL."""
+        parts = (getattr(row, c) for c in (*self.key, self.version))
+        return zlib.crc32("|".join(map(str, parts)).encode())
+
+    def digest_sql(self) -> str:
+        parts = ", '|', ".join(f"toString({c})" for c in (*self.key, self.version))
+        return f"CRC32(concat({parts}))"
+
     def row(self, values: Sequence[Any]) -> R:
         named = dict(zip(self.columns, values, strict=True))
         source = SourcePosition(*(named.pop(c) for c in _SOURCE_COLUMNS))
@@ -98,11 +114,17 @@ class RowTable(Generic[R]):
 TRANSCRIPTS = RowTable(
     "transcripts",
     TranscriptRow,
+    key=("session_id", "turn_id"),
+    version="version",
     to_db={"words": lambda words: [(w.text, w.start, w.end) for w in words]},
     from_db={"words": lambda words: tuple(WordTiming(**w) for w in words)},
 )
-AUDIO_CHUNKS = RowTable("audio_chunks", ChunkRow)
-SESSION_EVENTS = RowTable("session_events", SessionEventRow)
+AUDIO_CHUNKS = RowTable(
+    "audio_chunks", ChunkRow, key=("session_id", "track", "chunk_seq"), version="seq"
+)
+SESSION_EVENTS = RowTable(
+    "session_events", SessionEventRow, key=("session_id", "seq"), version="seq"
+)
 TABLES: dict[str, RowTable[Any]] = {t.name: t for t in (TRANSCRIPTS, AUDIO_CHUNKS, SESSION_EVENTS)}
 
 
@@ -112,27 +134,37 @@ class Store:
     def __init__(self, client: Client) -> None:
         self.client = client
 
+        self.generations = Generations(client)
+
     def migrate(self) -> None:
         migrate(self.client)
+        self.generations.ensure_first()
 
-    def insert(self, table: str, rows: Sequence[Any], *, dedup_token: str | None = None) -> None:
-        """Write rows in one insert; a token seen recently makes ClickHouse skip the insert."""
+    def insert(
+        self,
+        table: str,
+        rows: Sequence[Any],
+        *,
+        generation: int,
+        dedup_token: str | None = None,
+    ) -> None:
+        """Write rows into a generation in one insert; a token seen recently makes ClickHouse
+        skip the insert."""
         if not rows:
             return
         spec = TABLES[table]
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
         self.client.insert(
-            spec.name,
-            spec.column_data(rows),
-            column_names=spec.columns,
+            spec.table,
+            [[generation] * len(rows), *spec.column_data(rows)],
+            column_names=["generation", *spec.columns],
             column_oriented=True,
             settings=settings,
         )
 
     def _select(self, spec: RowTable[R], where: str, order: str, **params: Any) -> list[R]:
         result = self.client.query(
-            f"SELECT {', '.join(spec.columns)} FROM {spec.name} FINAL "
-            f"WHERE {where} ORDER BY {order}",
+            f"SELECT {', '.join(spec.columns)} FROM {spec.name} WHERE {where} ORDER BY {order}",
             parameters=params,
         )
         return [spec.row(values) for values in result.result_rows]
@@ -155,3 +187,13 @@ class Store:
             "WHERE missing > 0 ORDER BY session_id"
         )
         return [(str(s), int(e), int(x)) for s, e, x in result.result_rows]
+
+    def session_digests(self, table: str, generation: int) -> dict[str, tuple[int, int]]:
+        """Per session of a generation's table: (rows, sum of row digests), duplicates once."""
+        spec = TABLES[table]
+        result = self.client.query(
+            f"SELECT session_id, count(), sum({spec.digest_sql()}) FROM {spec.table} FINAL "
+            "WHERE generation = {g:UInt32} GROUP BY session_id",
+            parameters={"g": generation},
+        )
+        return {str(s): (int(n), int(d)) for s, n, d in result.result_rows}

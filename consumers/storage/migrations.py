@@ -1,13 +1,22 @@
 """The read model's DDL, as numbered migrations applied once each and recorded in the database.
 
-Tables are ReplacingMergeTree keyed by what a reader asks for, so a duplicate insert collapses
-at merge and reads with ``FINAL`` see each turn, chunk and event once. Every table keeps a
-window of recent insert deduplication tokens (``non_replicated_deduplication_window``), so a
-batch retried after a crash is refused whole instead of written twice.
+Projections are generational. Each projection's rows live in one physical table,
+``<projection>_generations``, partitioned and keyed by ``generation`` first, so a rebuild
+writes a new generation beside the live one and dropping a generation drops its partitions.
+Readers query stable views named after the projections (``transcripts``, ``audio_chunks``,
+``session_events``), each showing the generation that ``current_generation`` points at for it.
+A cut-over is one insert into ``current_generation`` (one part, visible at once), so every
+view switches together; renaming or exchanging several tables would not be atomic.
 
-``turn_durations`` and ``session_completeness`` are views over the deduplicated tables: an
-aggregate over them can never count a duplicate, and a response latency does not depend on the
-order its two turns arrived in (a materialized view would add up every inserted block).
+The physical tables are ReplacingMergeTree keyed by what a reader asks for after the
+generation, and the views read them with ``FINAL``: a duplicate insert is seen once. Every
+table keeps a window of recent insert deduplication tokens
+(``non_replicated_deduplication_window``), so a batch retried after a crash is refused whole
+instead of written twice.
+
+``turn_durations`` and ``session_completeness`` are views over the views: an aggregate over
+them can never count a duplicate, and a response latency does not depend on the order its two
+turns arrived in (a materialized view would add up every inserted block).
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 
+from consumers.projections import PROJECTIONS
+
 DEDUP_WINDOW = "SETTINGS non_replicated_deduplication_window = 10000"
 
 _SOURCE_COLUMNS = """
@@ -23,6 +34,15 @@ _SOURCE_COLUMNS = """
     source_partition UInt32,
     source_offset UInt64,
     projected_at DateTime64(3, 'UTC') DEFAULT now64(3)"""
+
+
+def _current_view(projection: str) -> str:
+    """The stable name readers query: the projection's current generation, deduplicated."""
+    return f"""
+CREATE OR REPLACE VIEW {projection} AS
+SELECT * EXCEPT generation
+FROM {projection}_generations FINAL
+WHERE generation = (SELECT generation FROM current_generation FINAL WHERE view = '{projection}')"""
 
 
 @dataclass(frozen=True)
@@ -35,10 +55,11 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
-        "transcripts",
+        "transcripts_generations",
         f"""
-CREATE TABLE IF NOT EXISTS transcripts
+CREATE TABLE IF NOT EXISTS transcripts_generations
 (
+    generation UInt32,
     session_id String,
     turn_id String,
     bot_id LowCardinality(String),
@@ -56,15 +77,17 @@ CREATE TABLE IF NOT EXISTS transcripts
     version UInt64,{_SOURCE_COLUMNS}
 )
 ENGINE = ReplacingMergeTree(version)
-ORDER BY (session_id, turn_id)
+PARTITION BY generation
+ORDER BY (generation, session_id, turn_id)
 {DEDUP_WINDOW}""",
     ),
     Migration(
         2,
-        "audio_chunks",
+        "audio_chunks_generations",
         f"""
-CREATE TABLE IF NOT EXISTS audio_chunks
+CREATE TABLE IF NOT EXISTS audio_chunks_generations
 (
+    generation UInt32,
     session_id String,
     bot_id LowCardinality(String),
     track Enum8('user' = 1, 'assistant' = 2, 'mixed' = 3),
@@ -86,15 +109,17 @@ CREATE TABLE IF NOT EXISTS audio_chunks
     seq UInt64,{_SOURCE_COLUMNS}
 )
 ENGINE = ReplacingMergeTree(seq)
-ORDER BY (session_id, track, chunk_seq)
+PARTITION BY generation
+ORDER BY (generation, session_id, track, chunk_seq)
 {DEDUP_WINDOW}""",
     ),
     Migration(
         3,
-        "session_events",
+        "session_events_generations",
         f"""
-CREATE TABLE IF NOT EXISTS session_events
+CREATE TABLE IF NOT EXISTS session_events_generations
 (
+    generation UInt32,
     session_id String,
     seq UInt64,
     event_id UUID,
@@ -103,11 +128,45 @@ CREATE TABLE IF NOT EXISTS session_events
     occurred_at DateTime64(6, 'UTC'),{_SOURCE_COLUMNS}
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (session_id, seq)
+PARTITION BY generation
+ORDER BY (generation, session_id, seq)
 {DEDUP_WINDOW}""",
     ),
     Migration(
         4,
+        "current_generation",
+        """
+CREATE TABLE IF NOT EXISTS current_generation
+(
+    view LowCardinality(String),
+    generation UInt32,
+    switched_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(switched_at)
+ORDER BY view""",
+    ),
+    Migration(
+        5,
+        "generations",
+        """
+CREATE TABLE IF NOT EXISTS generations
+(
+    generation UInt32,
+    projections Array(String),
+    state LowCardinality(String),
+    until Nullable(DateTime64(3, 'UTC')),
+    targets String,
+    report String,
+    created_at DateTime64(3, 'UTC'),
+    cut_over_at Nullable(DateTime64(3, 'UTC')),
+    updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY generation""",
+    ),
+    *(Migration(6 + n, name, _current_view(name)) for n, name in enumerate(PROJECTIONS)),
+    Migration(
+        9,
         "turn_durations",
         """
 CREATE VIEW IF NOT EXISTS turn_durations AS
@@ -131,12 +190,12 @@ FROM
             PARTITION BY session_id ORDER BY started_at, turn_id
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ) AS previous_user_stop
-    FROM transcripts FINAL
+    FROM transcripts
     WHERE complete
 )""",
     ),
     Migration(
-        5,
+        10,
         "session_completeness",
         """
 CREATE VIEW IF NOT EXISTS session_completeness AS
@@ -145,7 +204,7 @@ SELECT
     count() AS events,
     max(seq) + 1 AS expected,
     expected - events AS missing
-FROM session_events FINAL
+FROM session_events
 GROUP BY session_id""",
     ),
 )

@@ -41,9 +41,9 @@ async def main():
     query = lambda sql: store.client.query(sql).result_rows
     print(json.dumps({
         "turns": query("SELECT session_id, groupArray(text) FROM "
-                       "(SELECT * FROM transcripts FINAL ORDER BY started_at) GROUP BY session_id"),
-        "incomplete_turns": query("SELECT count() FROM transcripts FINAL WHERE NOT complete")[0][0],
-        "events": query("SELECT count() FROM session_events FINAL")[0][0],
+                       "(SELECT * FROM transcripts ORDER BY started_at) GROUP BY session_id"),
+        "incomplete_turns": query("SELECT count() FROM transcripts WHERE NOT complete")[0][0],
+        "events": query("SELECT count() FROM session_events")[0][0],
         "durations": query("SELECT count() FROM turn_durations")[0][0],
         "incomplete_sessions": store.incomplete_sessions(),
     }))

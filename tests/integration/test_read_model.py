@@ -83,8 +83,7 @@ def _table_contents(client: Client) -> dict[str, list[tuple[Any, ...]]]:
                 parameters={"t": table},
             ).result_rows
         ]
-        final = "FINAL" if table != "turn_durations" else ""
-        result = client.query(f"SELECT {', '.join(columns)} FROM {table} {final} ORDER BY tuple(*)")
+        result = client.query(f"SELECT {', '.join(columns)} FROM {table} ORDER BY tuple(*)")
         contents[table] = [tuple(row) for row in result.result_rows]
     return contents
 
@@ -139,8 +138,8 @@ def test_a_retried_insert_with_the_same_token_is_refused(clickhouse: Client) -> 
     rows = [transcript_row(started, SourcePosition("t", 0, 0))]
     rows.append(transcript_row(stopped, SourcePosition("t", 0, 1)))
     for _ in range(3):
-        store.insert("transcripts", rows, dedup_token="transcripts:t:0:0-1:g1")
-    store.insert("transcripts", rows, dedup_token="transcripts:t:0:0-1:g2")
-    raw = clickhouse.query("SELECT count() FROM transcripts").result_rows[0][0]
+        store.insert("transcripts", rows, generation=1, dedup_token="transcripts:t:0:0-1:g1")
+    store.insert("transcripts", rows, generation=1, dedup_token="transcripts:t:0:0-1:g2")
+    raw = clickhouse.query("SELECT count() FROM transcripts_generations").result_rows[0][0]
     assert raw <= 2 * len(rows), "the same token three times wrote once"
     assert len(store.session("s-1")) == 1

@@ -57,6 +57,6 @@ async def test_a_projector_joining_and_leaving_mid_stream_loses_and_doubles_noth
     expected_turns = [t.text for t in SCRIPT]
     for n in range(SESSIONS):
         assert [t.text for t in store.session(f"s{n:03d}")] == expected_turns
-    events = clickhouse.query("SELECT count() FROM session_events FINAL").result_rows[0][0]
+    events = clickhouse.query("SELECT count() FROM session_events").result_rows[0][0]
     assert events == SESSIONS * 2 * len(SCRIPT)
     assert store.incomplete_sessions() == []

@@ -1,0 +1,207 @@
+"""Projection generations: which exist, in what state, and which one each view shows.
+
+A generation is one complete projection of the topics into some projections' tables, written
+under its own number by its own consumer group. ``generations`` records each one's life
+(building, verifying, failed, live, retired, frozen, discarded); ``current_generation`` says,
+per projection, which generation readers see. Both are versioned tables: a change is an
+insert, and the newest row per key wins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Literal
+
+from clickhouse_connect.driver.client import Client
+
+from consumers.projections import PROJECTIONS
+
+State = Literal["building", "verifying", "failed", "live", "retired", "frozen", "discarded"]
+UNFINISHED: tuple[State, ...] = ("building", "verifying", "failed")
+"""States of a rebuild that has not ended: it can be resumed or discarded."""
+
+Targets = dict[tuple[str, int], int]
+"""Per (topic, partition), the offset a rebuild replays up to (exclusive)."""
+
+_COLUMNS = [
+    "generation",
+    "projections",
+    "state",
+    "until",
+    "targets",
+    "report",
+    "created_at",
+    "cut_over_at",
+]
+
+
+class GenerationError(RuntimeError):
+    """A generation operation that would break the read model; the message says why."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    number: int
+    projections: tuple[str, ...]
+    state: State
+    created_at: datetime
+    until: datetime | None = None
+    targets: Targets | None = None
+    report: str = ""
+    cut_over_at: datetime | None = None
+
+    def values(self) -> list[object]:
+        targets = (
+            json.dumps({f"{t}:{p}": o for (t, p), o in sorted(self.targets.items())})
+            if self.targets is not None
+            else ""
+        )
+        return [
+            self.number,
+            list(self.projections),
+            self.state,
+            self.until,
+            targets,
+            self.report,
+            self.created_at,
+            self.cut_over_at,
+        ]
+
+    @classmethod
+    def from_values(cls, values: Sequence[object]) -> Generation:
+        number, projections, state, until, targets, report, created_at, cut_over_at = values
+        parsed: Targets | None = None
+        if targets:
+            raw: dict[str, int] = json.loads(str(targets))
+            parsed = {(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])): o for k, o in raw.items()}
+        return cls(
+            number=int(str(number)),
+            projections=tuple(str(p) for p in projections),  # type: ignore[attr-defined]
+            state=state,  # type: ignore[arg-type]
+            created_at=_utc(created_at),
+            until=_utc(until) if until is not None else None,
+            targets=parsed,
+            report=str(report),
+            cut_over_at=_utc(cut_over_at) if cut_over_at is not None else None,
+        )
+
+
+def _utc(value: object) -> datetime:
+    assert isinstance(value, datetime)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class GenerationSize:
+    rows: dict[str, int]
+    """Rows stored per projection, duplicates not yet merged away included."""
+    bytes_on_disk: int
+
+
+class Generations:
+    """The generation registry and the pointer readers follow, in the store's database."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def all(self) -> list[Generation]:
+        result = self.client.query(
+            f"SELECT {', '.join(_COLUMNS)} FROM generations FINAL ORDER BY generation"
+        )
+        return [Generation.from_values(v) for v in result.result_rows]
+
+    def get(self, number: int) -> Generation:
+        for generation in self.all():
+            if generation.number == number:
+                return generation
+        raise GenerationError(f"there is no generation {number}")
+
+    def save(self, generation: Generation) -> Generation:
+        self.client.insert("generations", [generation.values()], column_names=_COLUMNS)
+        return generation
+
+    def current(self) -> dict[str, int]:
+        """Per projection, the generation its view shows."""
+        result = self.client.query(
+            "SELECT view, generation FROM current_generation FINAL ORDER BY view"
+        )
+        return {str(view): int(number) for view, number in result.result_rows}
+
+    def ensure_first(self) -> None:
+        """A fresh store starts at generation 1, live for every projection."""
+        if self.all():
+            return
+        self.save(Generation(1, PROJECTIONS, "building", datetime.now(UTC)))
+        self.cut_over(1)
+
+    def create(self, projections: Iterable[str], *, until: datetime | None) -> Generation:
+        """The next generation, registered as building."""
+        chosen = tuple(p for p in PROJECTIONS if p in set(projections))
+        unknown = set(projections) - set(PROJECTIONS)
+        if unknown or not chosen:
+            raise GenerationError(
+                f"unknown projections {sorted(unknown)}; choose from {', '.join(PROJECTIONS)}"
+            )
+        number = max((g.number for g in self.all()), default=0) + 1
+        return self.save(Generation(number, chosen, "building", datetime.now(UTC), until=until))
+
+    def unfinished(self) -> Generation | None:
+        """The rebuild that has not ended, if any: there is at most one at a time."""
+        pending = [g for g in self.all() if g.state in UNFINISHED]
+        return pending[-1] if pending else None
+
+    def cut_over(self, number: int) -> Generation:
+        """Point every view of the generation's projections at it, in one insert.
+
+        One insert is one part, which queries see entirely or not at all: every view switches
+        at the same moment. Generations no longer shown by any view are retired.
+        """
+        generation = self.get(number)
+        switched_at = datetime.now(UTC)
+        self.client.insert(
+            "current_generation",
+            [[p, number, switched_at] for p in generation.projections],
+            column_names=["view", "generation", "switched_at"],
+        )
+        live = replace(generation, state="live", cut_over_at=switched_at)
+        self.save(live)
+        shown = set(self.current().values())
+        for other in self.all():
+            if other.state == "live" and other.number not in shown:
+                self.save(replace(other, state="retired"))
+        return live
+
+    def set_state(self, number: int, state: State, *, report: str | None = None) -> Generation:
+        generation = self.get(number)
+        changed = replace(
+            generation, state=state, report=generation.report if report is None else report
+        )
+        return self.save(changed)
+
+    def drop(self, number: int) -> Generation:
+        """Delete a generation's rows; refused for a generation some view still shows."""
+        generation = self.get(number)
+        shown_by = sorted(p for p, n in self.current().items() if n == number)
+        if shown_by:
+            raise GenerationError(
+                f"generation {number} is what readers see for {', '.join(shown_by)}; "
+                "rebuild and cut over to another generation before dropping it"
+            )
+        for projection in generation.projections:
+            self.client.command(
+                f"ALTER TABLE {projection}_generations DROP PARTITION {int(number)}"
+            )
+        return self.set_state(number, "discarded")
+
+    def size(self, number: int) -> GenerationSize:
+        result = self.client.query(
+            "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts "
+            "WHERE database = currentDatabase() AND active AND partition = {p:String} "
+            "AND endsWith(table, '_generations') GROUP BY table",
+            parameters={"p": str(number)},
+        )
+        rows = {str(t).removesuffix("_generations"): int(r) for t, r, _ in result.result_rows}
+        return GenerationSize(rows, sum(int(b) for _, _, b in result.result_rows))
