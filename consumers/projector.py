@@ -51,6 +51,11 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def group_for(base_group: str, generation: int) -> str:
+    """Each generation is projected by its own consumer group, with its own offsets."""
+    return f"{base_group}.g{generation}"
+
+
 @dataclass
 class ProjectorStats:
     events: int = 0
@@ -188,9 +193,6 @@ class Projector:
     async def positions(self) -> dict[TopicPartition, int]:
         """The next offset to handle in every assigned partition."""
         return {tp: await self._consumer.position(tp) for tp in self._consumer.assignment()}
-
-    async def end_offsets(self) -> dict[TopicPartition, int]:
-        return await self._consumer.end_offsets(list(self._consumer.assignment()))
 
     async def catch_up(self, limit_s: float = 60.0) -> None:
         """Project until every assigned partition is read up to the end it had when called.

@@ -6,13 +6,22 @@ import asyncio
 import signal
 import sys
 import time
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from consumers.live import live_projectors
 from consumers.metrics import ProjectorMetrics
-from consumers.projector import Projector
+from consumers.projections import PROJECTIONS
+from consumers.rebuild import VerificationError, plan_rebuild
+from consumers.rebuild import discard as discard_rebuild
+from consumers.rebuild import rebuild as run_rebuild
 from consumers.storage.clickhouse import Store, connect
+from consumers.storage.generations import GenerationError
 from consumers.topics_admin import ensure_topics
 from producers import TranscriptProducer
 from producers.chunks import LocalChunkStore
@@ -20,6 +29,7 @@ from producers.simulator import simulate as run_simulation
 from tstore.demo import format_transcript, run_demo
 from tstore.devkafka import KAFKA_VERSION, DevKafka, MissingToolError, resolve_jars
 from tstore.logging import configure_logging
+from tstore.progress import RebuildProgress
 from tstore.settings import Settings
 
 app = typer.Typer(
@@ -103,15 +113,18 @@ def project() -> None:
         metrics = ProjectorMetrics()
         if settings.metrics_port:
             metrics.serve(settings.metrics_port)
-        async with Projector(
-            bootstrap=settings.kafka_bootstrap,
-            topics=settings.topics,
-            group_id=settings.consumer_group,
-            store=store,
-            session_timeout_ms=settings.consumer_session_timeout_ms,
-            metrics=metrics,
-        ) as projector:
-            await projector.run(stop)
+        async with AsyncExitStack() as stack:
+            projectors = await live_projectors(
+                bootstrap=settings.kafka_bootstrap,
+                topics=settings.topics,
+                base_group=settings.consumer_group,
+                store=store,
+                session_timeout_ms=settings.consumer_session_timeout_ms,
+                metrics=metrics,
+            )
+            for projector in projectors:
+                await stack.enter_async_context(projector)
+            await asyncio.gather(*(p.run(stop) for p in projectors))
 
     asyncio.run(main())
 
@@ -171,6 +184,123 @@ def incomplete() -> None:
         typer.echo(f"{session_id}: {seen} of {expected} events")
     if not holes:
         typer.echo("every session is complete")
+
+
+@app.command()
+def rebuild(
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Rebuild only this projection (repeatable)."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Replay only events written before this time (UTC if no zone); the "
+            "generation is kept frozen for inspection instead of being cut over."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Resume an unfinished rebuild.")] = False,
+    discard: Annotated[bool, typer.Option("--discard", help="Drop an unfinished rebuild.")] = False,
+    follow: Annotated[
+        bool, typer.Option(help="After the cut-over, keep projecting live until signalled.")
+    ] = False,
+) -> None:
+    """Replay the topics into a new generation, verify it, and cut readers over in one step.
+
+    The live generation keeps serving and projecting meanwhile. In embedded mode this process
+    opens the chDB data path, so run it while no other process holds the store.
+    """
+    settings = _settings()
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+
+    async def main() -> None:
+        store = Store(connect(settings.dsn, settings.clickhouse_database))
+        await asyncio.to_thread(store.migrate)
+        if discard:
+            dropped = await discard_rebuild(
+                store, settings.kafka_bootstrap, settings.consumer_group
+            )
+            typer.echo(f"discarded generation {dropped.number}")
+            return
+        plan = await plan_rebuild(
+            bootstrap=settings.kafka_bootstrap,
+            topics=settings.topics,
+            store=store,
+            base_group=settings.consumer_group,
+            projections=only or PROJECTIONS,
+            until=until,
+            resume=resume,
+        )
+        typer.echo(plan.describe())
+        if dry_run:
+            return
+        stop = _until_signalled() if follow else None
+        with RebuildProgress(plan) as progress:
+            summary = await run_rebuild(
+                plan,
+                bootstrap=settings.kafka_bootstrap,
+                topics=settings.topics,
+                store=store,
+                progress=progress,
+                follow=stop,
+                session_timeout_ms=settings.consumer_session_timeout_ms,
+            )
+        verification = summary.verification
+        typer.echo(
+            f"generation {summary.generation.number} {summary.generation.state}: "
+            f"{summary.events} events in {summary.seconds:.1f}s "
+            f"({summary.events_per_second:,.0f} events/s); rows "
+            + ", ".join(f"{t} {n}" for t, n in verification.found_rows.items())
+            + "; verified against the replay"
+        )
+
+    try:
+        asyncio.run(main())
+    except (GenerationError, VerificationError) as exc:
+        raise _fail(str(exc)) from exc
+
+
+generations_app = typer.Typer(help="List or drop projection generations.", no_args_is_help=False)
+app.add_typer(generations_app, name="generations")
+
+
+@generations_app.callback(invoke_without_command=True)
+def generations(ctx: typer.Context) -> None:
+    """List generations: state, what readers see, rows, size, created and cut-over times."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _settings()
+    store = Store(connect(settings.dsn, settings.clickhouse_database))
+    store.migrate()
+    shown = store.generations.current()
+    table = Table("gen", "state", "shown for", "rows", "size", "created", "cut over", "until")
+    for generation in store.generations.all():
+        size = store.generations.size(generation.number)
+        table.add_row(
+            str(generation.number),
+            generation.state,
+            ", ".join(p for p, n in shown.items() if n == generation.number) or "-",
+            ", ".join(f"{t} {n}" for t, n in sorted(size.rows.items())) or "-",
+            f"{size.bytes_on_disk / 1e6:.1f} MB",
+            f"{generation.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{generation.cut_over_at:%Y-%m-%d %H:%M:%S}" if generation.cut_over_at else "-",
+            generation.until.isoformat() if generation.until else "-",
+        )
+    Console().print(table)
+
+
+@generations_app.command("drop")
+def drop_generation(number: int) -> None:
+    """Delete a generation's rows (refused for one that readers are shown)."""
+    settings = _settings()
+    store = Store(connect(settings.dsn, settings.clickhouse_database))
+    try:
+        store.generations.drop(number)
+    except GenerationError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"dropped generation {number}")
 
 
 @app.command()

@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from consumers.live import live_projectors
 from consumers.projections.transcripts import TranscriptRow
-from consumers.projector import Projector
 from consumers.storage.clickhouse import Store, connect
 from consumers.topics_admin import ensure_topics
 from producers import EventPublisher
@@ -100,11 +100,12 @@ async def run_demo(
     async with EventPublisher(bootstrap, settings.topics) as publisher:
         await publisher.publish_all(events)
     store = Store(connect(settings.dsn, settings.clickhouse_database))
-    async with Projector(
+    for projector in await live_projectors(
         bootstrap=bootstrap,
         topics=settings.topics,
-        group_id=settings.consumer_group,
+        base_group=settings.consumer_group,
         store=store,
-    ) as projector:
-        await projector.catch_up(timeout_s)
+    ):
+        async with projector:
+            await projector.catch_up(timeout_s)
     return await asyncio.to_thread(store.session, session_id)

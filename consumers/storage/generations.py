@@ -130,6 +130,14 @@ class Generations:
         )
         return {str(view): int(number) for view, number in result.result_rows}
 
+    def shown(self) -> dict[int, tuple[str, ...]]:
+        """Per generation that some view shows, the projections it is shown for: what the
+        live projectors keep writing."""
+        by_generation: dict[int, tuple[str, ...]] = {}
+        for projection, number in self.current().items():
+            by_generation[number] = (*by_generation.get(number, ()), projection)
+        return by_generation
+
     def ensure_first(self) -> None:
         """A fresh store starts at generation 1, live for every projection."""
         if self.all():

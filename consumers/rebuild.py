@@ -1,0 +1,363 @@
+"""Rebuilding projections: replay the topics into a new generation, verify it, cut readers over.
+
+The live generation is never written: the rebuild writes only its own generation's partitions,
+under its own consumer group, so a crash or a cancel leaves the readers' view untouched and the
+rebuild resumes from its group's committed offsets. Before readers are cut over the new
+generation is checked against what the replay read: every table's rows and a per-session
+checksum must match the rows the projection made, or the rebuild stops with a report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupIdNotFound
+
+from consumers.projections import ProjectedRows, project
+from consumers.projector import Projector, cyclic_gc_paused, group_for
+from consumers.steps import Records
+from consumers.steps.bound import bound
+from consumers.steps.decode import decode
+from consumers.storage.clickhouse import TABLES, Store
+from consumers.storage.generations import Generation, GenerationError, Targets
+from schemas import EventCodec, Topics
+
+Progress = Callable[[dict[TopicPartition, int]], None]
+"""Told, after every batch, the next offset the rebuild will read in each partition."""
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    partition: TopicPartition
+    start: int
+    target: int
+    """Exclusive: the rebuild is done with the partition when it has read up to here."""
+
+
+@dataclass(frozen=True)
+class RebuildPlan:
+    generation: int
+    projections: tuple[str, ...]
+    group_id: str
+    until: datetime | None
+    partitions: tuple[PartitionPlan, ...]
+    resume: bool
+
+    @property
+    def events(self) -> int:
+        return sum(p.target - p.start for p in self.partitions)
+
+    @property
+    def targets(self) -> dict[TopicPartition, int]:
+        return {p.partition: p.target for p in self.partitions}
+
+    def describe(self) -> str:
+        verb = "resume" if self.resume else "create"
+        ending = (
+            f"replay up to {self.until.isoformat()} and keep it frozen (no cut-over)"
+            if self.until
+            else "replay to the live end, verify, cut readers over, keep projecting live"
+        )
+        lines = [
+            f"{verb} generation {self.generation} for {', '.join(self.projections)}",
+            f"consumer group {self.group_id}; {ending}",
+            f"{self.events} records to replay:",
+        ]
+        lines += [
+            f"  {p.partition.topic}[{p.partition.partition}]: offsets {p.start}..{p.target}"
+            for p in self.partitions
+        ]
+        return "\n".join(lines)
+
+
+async def plan_rebuild(
+    *,
+    bootstrap: str,
+    topics: Topics,
+    store: Store,
+    base_group: str,
+    projections: Collection[str],
+    until: datetime | None,
+    resume: bool,
+) -> RebuildPlan:
+    """What a rebuild would do, from the topics' offsets and the generation registry.
+
+    Touches nothing, so it is also the dry run.
+    """
+    pending = await asyncio.to_thread(store.generations.unfinished)
+    if resume and pending is None:
+        raise GenerationError("there is no unfinished rebuild to resume")
+    if not resume and pending is not None:
+        raise GenerationError(
+            f"generation {pending.number} is an unfinished rebuild ({pending.state}): "
+            "resume it with --resume or discard it with --discard"
+        )
+    if missing := set(topics.events) - await _existing_topics(bootstrap):
+        raise GenerationError(f"nothing to replay: no topic {', '.join(sorted(missing))}")
+    consumer = AIOKafkaConsumer(
+        *topics.events, bootstrap_servers=bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        parts = [
+            TopicPartition(topic, p)
+            for topic in topics.events
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        starts = await consumer.beginning_offsets(parts)
+        ends = await consumer.end_offsets(parts)
+        if pending is not None and pending.targets is not None:
+            targets = {tp: pending.targets.get((tp.topic, tp.partition), ends[tp]) for tp in parts}
+        elif until is not None:
+            found = await consumer.offsets_for_times(
+                {tp: int(until.timestamp() * 1000) for tp in parts}
+            )
+            targets = {tp: found[tp].offset if found[tp] else ends[tp] for tp in parts}
+        else:
+            targets = ends
+    finally:
+        await consumer.stop()
+    if pending is not None:
+        number, chosen, until = pending.number, pending.projections, pending.until
+    else:
+        number = max((g.number for g in await asyncio.to_thread(store.generations.all)), default=0)
+        number += 1
+        chosen = tuple(projections)
+    return RebuildPlan(
+        generation=number,
+        projections=chosen,
+        group_id=group_for(base_group, number),
+        until=until,
+        partitions=tuple(PartitionPlan(tp, starts[tp], targets[tp]) for tp in parts),
+        resume=resume,
+    )
+
+
+async def _existing_topics(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+class Tally:
+    """What the replay projected, reduced the way the tables reduce it: per key the highest
+    version, then per session the row count and the sum of the rows' digests."""
+
+    def __init__(self, projections: Iterable[str]) -> None:
+        self._latest: dict[str, dict[tuple[object, ...], tuple[int, str, int]]] = {
+            p: {} for p in projections
+        }
+
+    def add(self, rows: ProjectedRows) -> None:
+        for table, table_rows in rows.by_table().items():
+            latest = self._latest.get(table)
+            if latest is None:
+                continue
+            spec = TABLES[table]
+            for row in table_rows:
+                key = tuple(getattr(row, c) for c in spec.key)
+                version = getattr(row, spec.version)
+                held = latest.get(key)
+                if held is None or version > held[0]:
+                    latest[key] = (version, row.session_id, spec.digest(row))
+
+    def sessions(self, table: str) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        for _, session, digest in self._latest[table].values():
+            rows, total = out.get(session, (0, 0))
+            out[session] = (rows + 1, total + digest)
+        return out
+
+
+@dataclass
+class Verification:
+    """Per table: rows the replay made and rows the generation holds, and the sessions whose
+    rows or checksum differ (at most a few named)."""
+
+    expected_rows: dict[str, int] = field(default_factory=dict)
+    found_rows: dict[str, int] = field(default_factory=dict)
+    mismatched_sessions: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.expected_rows == self.found_rows and not any(self.mismatched_sessions.values())
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "ok": self.ok,
+                "expected_rows": self.expected_rows,
+                "found_rows": self.found_rows,
+                "mismatched_sessions": self.mismatched_sessions,
+            },
+            sort_keys=True,
+        )
+
+
+def verify(store: Store, generation: int, tally: Tally, projections: Iterable[str]) -> Verification:
+    report = Verification()
+    for table in projections:
+        expected = tally.sessions(table)
+        found = store.session_digests(table, generation)
+        report.expected_rows[table] = sum(n for n, _ in expected.values())
+        report.found_rows[table] = sum(n for n, _ in found.values())
+        differing = sorted(
+            s for s in expected.keys() | found.keys() if expected.get(s) != found.get(s)
+        )
+        report.mismatched_sessions[table] = differing[:10]
+    return report
+
+
+class VerificationError(RuntimeError):
+    def __init__(self, generation: int, report: Verification) -> None:
+        super().__init__(
+            f"generation {generation} does not match the topics; readers stay where they are. "
+            f"report: {report.to_json()}"
+        )
+        self.report = report
+
+
+@dataclass(frozen=True)
+class RebuildSummary:
+    generation: Generation
+    events: int
+    seconds: float
+    verification: Verification
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+async def tally_topics(
+    bootstrap: str,
+    topics: Topics,
+    codec: EventCodec,
+    projections: Iterable[str],
+    upto: dict[TopicPartition, int],
+) -> Tally:
+    """Re-read the topics up to ``upto`` and tally them: how a resumed rebuild, whose first
+    run's tally died with it, learns what its generation must hold."""
+    tally = Tally(projections)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        wanted = [tp for tp, end in upto.items() if end > 0]
+        consumer.assign(wanted)
+        await consumer.seek_to_beginning(*wanted)
+        while any([await consumer.position(tp) < upto[tp] for tp in wanted]):
+            fetched: Records = await consumer.getmany(timeout_ms=500, max_records=50_000)
+            records = bound(fetched, upto)
+            with cyclic_gc_paused():
+                decoded = decode((r for b in records.values() for r in b), codec, topics)
+                tally.add(project(decoded.events))
+    finally:
+        await consumer.stop()
+    return tally
+
+
+async def rebuild(
+    plan: RebuildPlan,
+    *,
+    bootstrap: str,
+    topics: Topics,
+    store: Store,
+    progress: Progress | None = None,
+    follow: asyncio.Event | None = None,
+    session_timeout_ms: int = 10_000,
+    max_batch: int = 50_000,
+) -> RebuildSummary:
+    """Replay, verify, and (unless the plan stops at a point in time) cut over.
+
+    With ``follow`` the new generation keeps projecting live after the cut-over until the
+    event is set, as the process that owns it from then on.
+    """
+    generations = store.generations
+    if plan.resume:
+        generation = await asyncio.to_thread(generations.set_state, plan.generation, "building")
+    else:
+        generation = await asyncio.to_thread(generations.create, plan.projections, until=plan.until)
+        targets: Targets = {(tp.topic, tp.partition): o for tp, o in plan.targets.items()}
+        generation = await asyncio.to_thread(generations.save, replace(generation, targets=targets))
+    fresh_tally = None if plan.resume else Tally(plan.projections)
+    began = time.perf_counter()
+    projector = Projector(
+        bootstrap=bootstrap,
+        topics=topics,
+        group_id=plan.group_id,
+        store=store,
+        generation=generation.number,
+        projections=plan.projections,
+        limits=plan.targets if plan.until else None,
+        send_dead_letters=False,
+        on_batch=(lambda _, rows: fresh_tally.add(rows)) if fresh_tally is not None else None,
+        session_timeout_ms=session_timeout_ms,
+        max_batch=max_batch,
+    )
+    async with projector:
+        positions: dict[TopicPartition, int] = {}
+        while not _reached(positions, plan.targets):
+            await projector.step()
+            positions = await projector.positions()
+            if progress is not None:
+                progress(positions)
+        seconds = time.perf_counter() - began
+        await asyncio.to_thread(generations.set_state, generation.number, "verifying")
+        tally = fresh_tally or await tally_topics(
+            bootstrap, topics, projector.codec, plan.projections, positions
+        )
+        report = await asyncio.to_thread(verify, store, generation.number, tally, plan.projections)
+        if not report.ok:
+            await asyncio.to_thread(
+                generations.set_state, generation.number, "failed", report=report.to_json()
+            )
+            raise VerificationError(generation.number, report)
+        if plan.until is not None:
+            done = await asyncio.to_thread(
+                generations.set_state, generation.number, "frozen", report=report.to_json()
+            )
+            return RebuildSummary(done, projector.stats.events, seconds, report)
+        await asyncio.to_thread(
+            generations.set_state, generation.number, "verifying", report=report.to_json()
+        )
+        await projector.catch_up()
+        done = await asyncio.to_thread(generations.cut_over, generation.number)
+        summary = RebuildSummary(done, projector.stats.events, seconds, report)
+        if follow is not None:
+            await projector.run(follow)
+    return summary
+
+
+def _reached(positions: dict[TopicPartition, int], targets: dict[TopicPartition, int]) -> bool:
+    return set(positions) == set(targets) and all(
+        positions[tp] >= end for tp, end in targets.items()
+    )
+
+
+async def discard(store: Store, bootstrap: str, base_group: str) -> Generation:
+    """Drop the unfinished rebuild's rows and its consumer group's offsets."""
+    pending = await asyncio.to_thread(store.generations.unfinished)
+    if pending is None:
+        raise GenerationError("there is no unfinished rebuild to discard")
+    dropped = await asyncio.to_thread(store.generations.drop, pending.number)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_consumer_groups([group_for(base_group, pending.number)])
+    except GroupIdNotFound:
+        pass  # it never committed anything
+    finally:
+        await admin.close()
+    return dropped
