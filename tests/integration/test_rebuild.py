@@ -13,7 +13,7 @@ from clickhouse_connect.driver.client import Client
 from bench.codec import realistic_events
 from consumers.live import live_projectors
 from consumers.projections import PROJECTIONS
-from consumers.rebuild import plan_rebuild, rebuild
+from consumers.rebuild import RebuildPlan, plan_rebuild, rebuild
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import GenerationError
 from producers import EventPublisher
@@ -36,6 +36,20 @@ async def _project_live(bootstrap: str, topics: Topics, store: Store, group: str
     ):
         async with projector:
             await projector.catch_up()
+
+
+async def _plan(
+    bootstrap: str, topics: Topics, store: Store, group: str, *, resume: bool
+) -> RebuildPlan:
+    return await plan_rebuild(
+        bootstrap=bootstrap,
+        topics=topics,
+        store=store,
+        base_group=group,
+        projections=PROJECTIONS,
+        until=None,
+        resume=resume,
+    )
 
 
 def _contents(client: Client) -> dict[str, list[tuple[Any, ...]]]:
@@ -76,15 +90,7 @@ async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
     stop = threading.Event()
     reader = threading.Thread(target=read_in_a_loop, args=(stop,))
     reader.start()
-    plan = await plan_rebuild(
-        bootstrap=kafka_bootstrap,
-        topics=topics,
-        store=store,
-        base_group=group,
-        projections=PROJECTIONS,
-        until=None,
-        resume=False,
-    )
+    plan = await _plan(kafka_bootstrap, topics, store, group, resume=False)
     assert plan.generation == 2
     assert plan.events == EVENTS
     summary = await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
@@ -118,16 +124,8 @@ async def test_a_rebuild_cancelled_midway_resumes_to_what_a_clean_rebuild_gives(
     await _project_live(kafka_bootstrap, topics, store, group)
     clean = _contents(clickhouse)
 
-    async def plan(resume: bool) -> Any:
-        return await plan_rebuild(
-            bootstrap=kafka_bootstrap,
-            topics=topics,
-            store=store,
-            base_group=group,
-            projections=PROJECTIONS,
-            until=None,
-            resume=resume,
-        )
+    async def plan(resume: bool) -> RebuildPlan:
+        return await _plan(kafka_bootstrap, topics, store, group, resume=resume)
 
     batches = 0
 
