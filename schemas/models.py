@@ -96,6 +96,8 @@ class TurnStopped(Envelope):
     interrupted: bool = False
     timed_out: bool = False
     user_id: Annotated[str, Field(max_length=MAX_ID_CHARS)] | None = None
+    language: Annotated[str, Field(min_length=1, max_length=35)] | None = None
+    """BCP-47 tag from the speech-to-text, e.g. en-US (schema v2; None in v1 events)."""
     words: tuple[WordTiming, ...] | None = None
 
     @field_serializer("words")

@@ -109,6 +109,7 @@ def events(draw: st.DrawFn) -> Event:
             interrupted=draw(st.booleans()),
             timed_out=draw(st.booleans()),
             user_id=draw(st.none() | identifiers),
+            language=draw(st.none() | st.sampled_from(["en-US", "de", "pt-BR"])),
             words=draw(st.none() | st.lists(word_timings(), max_size=5).map(tuple)),
         )
     return ChunkReady(

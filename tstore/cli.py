@@ -8,6 +8,7 @@ import sys
 import time
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,6 +27,8 @@ from consumers.topics_admin import ensure_topics
 from producers import TranscriptProducer
 from producers.chunks import LocalChunkStore
 from producers.simulator import simulate as run_simulation
+from schemas.compatibility import PUBLISHED_FILE, problems, unpublished
+from schemas.registry import SCHEMA_DIR, SchemaFolderError, SchemaRegistry
 from tstore.demo import format_transcript, run_demo
 from tstore.devkafka import KAFKA_VERSION, DevKafka, MissingToolError, resolve_jars
 from tstore.logging import configure_logging
@@ -301,6 +304,31 @@ def drop_generation(number: int) -> None:
     except GenerationError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"dropped generation {number}")
+
+
+schemas_app = typer.Typer(help="The event schemas.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+
+
+@schemas_app.command("check")
+def check_schemas(
+    folder: Annotated[Path, typer.Option(help="The schema folder.")] = SCHEMA_DIR,
+) -> None:
+    """Fail if the schema folder would strand stored events (edited published versions,
+    versions that cannot read each other)."""
+    try:
+        found = problems(folder)
+        new = unpublished(folder)
+    except SchemaFolderError as exc:
+        raise _fail(str(exc)) from exc
+    if found:
+        raise _fail("\n".join(["schemas would strand stored events:", *found]))
+    registry = SchemaRegistry.from_folder(folder)
+    for name in registry.names():
+        labels = ", ".join(f"v{v.version}" for v in registry.history(name))
+        typer.echo(f"{name}: versions {labels} compatible")
+    if new:
+        typer.echo(f"not yet pinned in {PUBLISHED_FILE}: {', '.join(new)}")
 
 
 @app.command()

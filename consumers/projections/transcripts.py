@@ -31,6 +31,7 @@ class TranscriptRow(NamedTuple):
     interrupted: bool
     timed_out: bool
     user_id: str | None
+    language: str | None
     words: tuple[WordTiming, ...]
     complete: bool
     seq: int
@@ -56,6 +57,7 @@ def transcript_row(event: TurnStarted | TurnStopped, source: SourcePosition) -> 
             interrupted=False,
             timed_out=False,
             user_id=None,
+            language=None,
             words=(),
             complete=False,
             seq=event.seq,
@@ -74,6 +76,7 @@ def transcript_row(event: TurnStarted | TurnStopped, source: SourcePosition) -> 
         interrupted=event.interrupted,
         timed_out=event.timed_out,
         user_id=event.user_id,
+        language=event.language,
         words=event.words or (),
         complete=True,
         seq=event.seq,

@@ -207,6 +207,13 @@ SELECT
 FROM session_events
 GROUP BY session_id""",
     ),
+    Migration(
+        11,
+        "transcripts_language",
+        "ALTER TABLE transcripts_generations "
+        "ADD COLUMN IF NOT EXISTS language LowCardinality(Nullable(String)) AFTER user_id",
+    ),
+    Migration(12, "transcripts_language_view", _current_view("transcripts")),
 )
 
 

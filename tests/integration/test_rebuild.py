@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 import time
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
+from fastavro import schemaless_writer
 
 from bench.codec import realistic_events
 from consumers.live import live_projectors
@@ -17,8 +19,11 @@ from consumers.rebuild import RebuildPlan, plan_rebuild, rebuild
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import GenerationError
 from producers import EventPublisher
-from schemas import Topics
+from producers.kafka import kafka_producer
+from schemas import EventCodec, Topics, TurnStopped
+from schemas.single_object import frame
 from tests.conftest import unique_name
+from tests.events import turn_pair
 
 pytestmark = pytest.mark.integration
 
@@ -156,3 +161,74 @@ async def test_a_rebuild_cancelled_midway_resumes_to_what_a_clean_rebuild_gives(
     assert summary.verification.ok
     assert store.generations.current() == {p: 2 for p in PROJECTIONS}
     assert _contents(clickhouse) == clean
+
+
+async def _publish_both_versions(bootstrap: str, topics: Topics, sessions: int) -> int:
+    """Half the sessions' stops written by an old producer (TurnStopped v1, no language), half
+    by today's (v2, with one); returns how many stops carry a language."""
+    codec = EventCodec()
+    v1 = codec.registry.history(TurnStopped.schema_name)[0]
+    producer = kafka_producer(bootstrap)
+    await producer.start()
+    tagged = 0
+    try:
+        for n in range(sessions):
+            started, stopped = turn_pair(session_id=f"lang-{n}")
+            if n % 2:
+                body = io.BytesIO()
+                schemaless_writer(body, v1.parsed, stopped.model_dump(exclude={"language"}))
+                stopped_bytes = frame(v1.fingerprint, body.getvalue())
+            else:
+                stopped_bytes = codec.encode(stopped.model_copy(update={"language": "en-US"}))
+                tagged += 1
+            for value in (codec.encode(started), stopped_bytes):
+                await producer.send_and_wait(
+                    topics.turn_events, value, key=started.session_id.encode()
+                )
+    finally:
+        await producer.stop()
+    return tagged
+
+
+async def test_a_rebuild_fills_a_new_column_for_all_history_and_readers_switch_at_once(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    store = Store(clickhouse)
+    group = unique_name("live")
+    tagged = await _publish_both_versions(kafka_bootstrap, topics, 40)
+    await _project_live(kafka_bootstrap, topics, store, group)
+    # Generation 1 as the release before the language column projected it: column at default.
+    clickhouse.command(
+        "ALTER TABLE transcripts_generations UPDATE language = NULL WHERE generation = 1",
+        settings={"mutations_sync": 2},
+    )
+
+    seen: list[tuple[int, int]] = []
+
+    def read_in_a_loop(stop: threading.Event) -> None:
+        while not stop.is_set():
+            row = clickhouse.query(
+                "SELECT count(), countIf(language IS NOT NULL) FROM transcripts"
+            ).result_rows[0]
+            seen.append((int(row[0]), int(row[1])))
+            time.sleep(0.002)
+
+    stop = threading.Event()
+    reader = threading.Thread(target=read_in_a_loop, args=(stop,))
+    reader.start()
+    try:
+        plan = await _plan(kafka_bootstrap, topics, store, group, resume=False)
+        await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
+        await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        reader.join()
+
+    assert seen[0] == (40, 0)
+    assert seen[-1] == (40, tagged)
+    assert set(seen) == {(40, 0), (40, tagged)}, "no empty or half-built generation"
+    switched = seen.index((40, tagged))
+    assert all(s == (40, tagged) for s in seen[switched:]), "one switch, never back"
+    rows = clickhouse.query("SELECT session_id, language FROM transcripts").result_rows
+    languages = {str(session): language for session, language in rows}
+    assert languages == {f"lang-{n}": None if n % 2 else "en-US" for n in range(40)}

@@ -6,7 +6,7 @@ import pytest
 from fastavro import schemaless_writer
 from hypothesis import given
 
-from schemas import DecodeError, EventCodec
+from schemas import DecodeError, EventCodec, TurnStopped
 from schemas.models import Event
 from schemas.single_object import frame
 from tests.events import events, turn_pair
@@ -46,7 +46,7 @@ def test_a_truncated_body_is_refused() -> None:
     _, stopped = turn_pair()
     error = _decode_error(CODEC.encode(stopped)[:-7])
     assert error.reason == "bad-avro"
-    assert "TurnStopped v1" in error.detail
+    assert "TurnStopped v2" in error.detail
 
 
 def test_trailing_bytes_are_refused() -> None:
@@ -65,3 +65,17 @@ def test_valid_avro_that_breaks_the_model_is_refused_with_the_field() -> None:
     assert error.reason == "invalid"
     assert "session_id:" in error.detail
     assert "seq:" in error.detail
+
+
+def test_a_v1_turn_stopped_reads_as_today_s_model_without_a_language() -> None:
+    _, stopped = turn_pair()
+    v1 = CODEC.registry.history(stopped.schema_name)[0]
+    body = io.BytesIO()
+    schemaless_writer(body, v1.parsed, stopped.model_dump(exclude={"language"}))
+    decoded = CODEC.decode(frame(v1.fingerprint, body.getvalue()))
+    assert decoded == stopped
+    assert isinstance(decoded, TurnStopped)
+    assert decoded.language is None
+
+    tagged = stopped.model_copy(update={"language": "en-US"})
+    assert CODEC.decode(CODEC.encode(tagged)) == tagged

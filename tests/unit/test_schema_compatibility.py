@@ -8,6 +8,9 @@ strand stored events fails here, before it can be released.
 from __future__ import annotations
 
 import io
+import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,18 +18,11 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.utils import generate_many
 from pydantic import BaseModel
 
+from schemas.compatibility import problems, unpublished
 from schemas.models import EVENT_MODELS, Envelope
-from schemas.registry import SchemaRegistry, SchemaVersion
+from schemas.registry import SCHEMA_DIR, SchemaRegistry, SchemaVersion
 
 REGISTRY = SchemaRegistry.from_folder()
-
-PUBLISHED = {
-    "TurnStarted v1": "5f99ac76c614d197",
-    "TurnStopped v1": "d3cc520d2d1fb4a0",
-    "ChunkReady v1": "58f470f85ebf370e",
-}
-"""Fingerprints of versions already in use. A version is never edited once published: add
-``<event>.v<N+1>.avsc`` instead, and add its fingerprint here."""
 
 PAIRS = [
     (writer, reader)
@@ -36,11 +32,36 @@ PAIRS = [
 ]
 
 
-def test_published_versions_are_unchanged() -> None:
-    current = {
-        v.label: v.fingerprint.hex() for name in REGISTRY.names() for v in REGISTRY.history(name)
-    }
-    assert {label: current.get(label) for label in PUBLISHED} == PUBLISHED
+def test_the_folder_strands_no_stored_event() -> None:
+    assert problems() == []
+    assert unpublished() == [], "pin new versions in schemas/avro/published.json"
+
+
+def _copy_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "avro"
+    shutil.copytree(SCHEMA_DIR, folder)
+    return folder
+
+
+def test_editing_a_published_version_is_reported(tmp_path: Path) -> None:
+    folder = _copy_folder(tmp_path)
+    path = folder / "turn_started.v1.avsc"
+    schema = json.loads(path.read_text())
+    schema["fields"].append({"name": "extra", "type": ["null", "string"], "default": None})
+    path.write_text(json.dumps(schema))
+    (found,) = problems(folder)
+    assert found.startswith("turn_started.v1.avsc changed after TurnStarted v1 was published")
+
+
+def test_a_new_field_without_default_is_reported(tmp_path: Path) -> None:
+    folder = _copy_folder(tmp_path)
+    schema = json.loads((folder / "chunk_ready.v1.avsc").read_text())
+    schema["fields"].append({"name": "codec", "type": "string"})
+    (folder / "chunk_ready.v2.avsc").write_text(json.dumps(schema))
+    (found,) = problems(folder)
+    assert found.startswith("ChunkReady v2 cannot read events written with ChunkReady v1")
+    assert "codec" in found
+    assert unpublished(folder) == ["ChunkReady v2"]
 
 
 @pytest.mark.parametrize(
