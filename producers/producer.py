@@ -158,6 +158,7 @@ class TranscriptProducer:
         interrupted: bool = False,
         timed_out: bool = False,
         user_id: str | None = None,
+        language: str | None = None,
         words: tuple[WordTiming, ...] | None = None,
     ) -> TurnStopped:
         return self._emit(
@@ -171,6 +172,7 @@ class TranscriptProducer:
             interrupted=interrupted,
             timed_out=timed_out,
             user_id=user_id,
+            language=language,
             words=words,
         )
 

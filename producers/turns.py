@@ -95,6 +95,7 @@ class SessionTurns:
         stopped_at: datetime | None = None,
         interrupted: bool = False,
         timed_out: bool = False,
+        language: str | None = None,
         words: tuple[WordTiming, ...] | None = None,
     ) -> None:
         """Close the open turn of ``role``; without one, the stop makes a turn of its own."""
@@ -111,5 +112,6 @@ class SessionTurns:
             interrupted=interrupted,
             timed_out=timed_out,
             user_id=self.user_id if role == "user" else None,
+            language=language,
             words=words,
         )
