@@ -6,6 +6,7 @@ import asyncio
 import io
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -44,17 +45,35 @@ async def _project_live(bootstrap: str, topics: Topics, store: Store, group: str
 
 
 async def _plan(
-    bootstrap: str, topics: Topics, store: Store, group: str, *, resume: bool
+    bootstrap: str,
+    topics: Topics,
+    store: Store,
+    group: str,
+    *,
+    resume: bool = False,
+    projections: tuple[str, ...] = PROJECTIONS,
+    until: datetime | None = None,
 ) -> RebuildPlan:
     return await plan_rebuild(
         bootstrap=bootstrap,
         topics=topics,
         store=store,
         base_group=group,
-        projections=PROJECTIONS,
-        until=None,
+        projections=projections,
+        until=until,
         resume=resume,
     )
+
+
+async def _live_store(
+    bootstrap: str, topics: Topics, clickhouse: Client, events: int
+) -> tuple[Store, str]:
+    """A store whose live generation has projected ``events`` published events."""
+    store = Store(clickhouse)
+    group = unique_name("live")
+    await _publish(bootstrap, topics, events)
+    await _project_live(bootstrap, topics, store, group)
+    return store, group
 
 
 def _contents(client: Client) -> dict[str, list[tuple[Any, ...]]]:
@@ -73,10 +92,7 @@ def _contents(client: Client) -> dict[str, list[tuple[Any, ...]]]:
 async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
-    store = Store(clickhouse)
-    group = unique_name("live")
-    await _publish(kafka_bootstrap, topics, EVENTS)
-    await _project_live(kafka_bootstrap, topics, store, group)
+    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, EVENTS)
     before = _contents(clickhouse)
     turns, chunks, events = (len(before[p]) for p in PROJECTIONS)
 
@@ -123,10 +139,7 @@ async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
 async def test_a_rebuild_cancelled_midway_resumes_to_what_a_clean_rebuild_gives(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
-    store = Store(clickhouse)
-    group = unique_name("live")
-    await _publish(kafka_bootstrap, topics, 12_000)
-    await _project_live(kafka_bootstrap, topics, store, group)
+    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 12_000)
     clean = _contents(clickhouse)
 
     async def plan(resume: bool) -> RebuildPlan:
@@ -232,3 +245,61 @@ async def test_a_rebuild_fills_a_new_column_for_all_history_and_readers_switch_a
     rows = clickhouse.query("SELECT session_id, language FROM transcripts").result_rows
     languages = {str(session): language for session, language in rows}
     assert languages == {f"lang-{n}": None if n % 2 else "en-US" for n in range(40)}
+
+
+async def test_until_rebuilds_the_store_as_it_was_and_keeps_it_frozen(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    store = Store(clickhouse)
+    group = unique_name("live")
+    await _publish(kafka_bootstrap, topics, 600)
+    await asyncio.sleep(0.2)
+    then = datetime.now(UTC)
+    await asyncio.sleep(0.2)
+    await _publish(kafka_bootstrap, topics, 600, start=600)
+    await _project_live(kafka_bootstrap, topics, store, group)
+
+    plan = await _plan(kafka_bootstrap, topics, store, group, until=then)
+    assert plan.events == 600
+    assert "keep it frozen" in plan.describe()
+    assert [g.number for g in store.generations.all()] == [1], "planning creates nothing"
+    summary = await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
+
+    assert summary.generation.state == "frozen"
+    assert summary.verification.found_rows["session_events"] == 600
+    assert store.generations.current() == {p: 1 for p in PROJECTIONS}
+    frozen = store.session_digests("session_events", 2)
+    assert sum(rows for rows, _ in frozen.values()) == 600
+    assert len(_contents(clickhouse)["session_events"]) == 1200
+
+
+async def test_only_some_projections_are_rebuilt_and_the_rest_stay_shown(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 900)
+    before = _contents(clickhouse)
+
+    plan = await _plan(kafka_bootstrap, topics, store, group, projections=("transcripts",))
+    summary = await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
+
+    assert set(summary.verification.found_rows) == {"transcripts"}
+    assert store.generations.current() == {
+        "transcripts": 2,
+        "audio_chunks": 1,
+        "session_events": 1,
+    }
+    assert store.generations.get(1).state == "live"
+    assert store.generations.shown() == {1: ("audio_chunks", "session_events"), 2: ("transcripts",)}
+    assert _contents(clickhouse) == before
+    await _publish(kafka_bootstrap, topics, 300, start=900)
+    projectors = await live_projectors(
+        bootstrap=kafka_bootstrap, topics=topics, base_group=group, store=store
+    )
+    assert [(p.generation, sorted(p.projections)) for p in projectors] == [
+        (1, ["audio_chunks", "session_events"]),
+        (2, ["transcripts"]),
+    ]
+    await _project_live(kafka_bootstrap, topics, store, group)
+    after = _contents(clickhouse)
+    assert len(after["session_events"]) == 1200
+    assert len(after["transcripts"]) == 400
