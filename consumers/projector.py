@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
@@ -49,6 +50,9 @@ def cyclic_gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+log = structlog.get_logger(__name__)
 
 
 def group_for(base_group: str, generation: int) -> str:
@@ -221,10 +225,24 @@ class Projector:
         except IllegalStateError:
             return False
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Project until ``stop`` is set; the batch in hand is finished and committed first."""
+    async def run(self, stop: asyncio.Event, *, check_every_s: float = 5.0) -> None:
+        """Project until ``stop`` is set; the batch in hand is finished and committed first.
+
+        Also returns once a cut-over, made by a rebuild in any process, left readers shown none
+        of this projector's generation: writing it on would serve nobody.
+        """
+        checked = time.monotonic()
         while not stop.is_set():
             await self.step()
+            if time.monotonic() - checked >= check_every_s:
+                checked = time.monotonic()
+                if await asyncio.to_thread(self.superseded):
+                    log.info("generation_superseded", generation=self.generation)
+                    return
+
+    def superseded(self) -> bool:
+        shown = self.store.generations.current()
+        return not any(shown.get(p) == self.generation for p in self.projections)
 
     async def __aenter__(self) -> Projector:
         await self.start()

@@ -6,7 +6,6 @@ import asyncio
 import signal
 import sys
 import time
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from consumers.live import live_projectors
+from consumers.live import run_live
 from consumers.metrics import ProjectorMetrics
 from consumers.projections import PROJECTIONS
 from consumers.rebuild import VerificationError, plan_rebuild
@@ -116,18 +115,15 @@ def project() -> None:
         metrics = ProjectorMetrics()
         if settings.metrics_port:
             metrics.serve(settings.metrics_port)
-        async with AsyncExitStack() as stack:
-            projectors = await live_projectors(
-                bootstrap=settings.kafka_bootstrap,
-                topics=settings.topics,
-                base_group=settings.consumer_group,
-                store=store,
-                session_timeout_ms=settings.consumer_session_timeout_ms,
-                metrics=metrics,
-            )
-            for projector in projectors:
-                await stack.enter_async_context(projector)
-            await asyncio.gather(*(p.run(stop) for p in projectors))
+        await run_live(
+            stop,
+            bootstrap=settings.kafka_bootstrap,
+            topics=settings.topics,
+            base_group=settings.consumer_group,
+            store=store,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+            metrics=metrics,
+        )
 
     asyncio.run(main())
 

@@ -14,7 +14,7 @@ from clickhouse_connect.driver.client import Client
 from fastavro import schemaless_writer
 
 from bench.codec import realistic_events
-from consumers.live import live_projectors
+from consumers.live import live_projectors, run_live
 from consumers.projections import PROJECTIONS
 from consumers.rebuild import RebuildPlan, plan_rebuild, rebuild
 from consumers.storage.clickhouse import Store
@@ -303,3 +303,34 @@ async def test_only_some_projections_are_rebuilt_and_the_rest_stay_shown(
     after = _contents(clickhouse)
     assert len(after["session_events"]) == 1200
     assert len(after["transcripts"]) == 400
+
+
+async def test_live_projection_moves_to_the_new_generation_after_a_cut_over(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 600)
+    stop = asyncio.Event()
+    live = asyncio.create_task(
+        run_live(
+            stop,
+            bootstrap=kafka_bootstrap,
+            topics=topics,
+            base_group=group,
+            store=store,
+            check_every_s=0.1,
+        )
+    )
+    plan = await _plan(kafka_bootstrap, topics, store, group)
+    await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
+    await _publish(kafka_bootstrap, topics, 300, start=600)
+
+    try:
+        for _ in range(300):  # the store is polled: nothing signals "projected"
+            if len(_contents(clickhouse)["session_events"]) >= 900:
+                break
+            await asyncio.sleep(0.1)
+        assert len(_contents(clickhouse)["session_events"]) == 900
+    finally:
+        stop.set()
+        await asyncio.wait_for(live, 30)
+    assert store.generations.current() == {p: 2 for p in PROJECTIONS}
