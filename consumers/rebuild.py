@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -57,6 +58,33 @@ class RebuildPlan:
     @property
     def targets(self) -> dict[TopicPartition, int]:
         return {p.partition: p.target for p in self.partitions}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "projections": list(self.projections),
+            "group_id": self.group_id,
+            "until": self.until.isoformat() if self.until else None,
+            "partitions": [
+                [p.partition.topic, p.partition.partition, p.start, p.target]
+                for p in self.partitions
+            ],
+            "resume": self.resume,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RebuildPlan:
+        return cls(
+            generation=int(data["generation"]),
+            projections=tuple(data["projections"]),
+            group_id=str(data["group_id"]),
+            until=datetime.fromisoformat(data["until"]) if data["until"] else None,
+            partitions=tuple(
+                PartitionPlan(TopicPartition(t, int(p)), int(start), int(target))
+                for t, p, start, target in data["partitions"]
+            ),
+            resume=bool(data["resume"]),
+        )
 
     def describe(self) -> str:
         verb = "resume" if self.resume else "create"
@@ -275,14 +303,12 @@ async def rebuild(
     topics: Topics,
     store: Store,
     progress: Progress | None = None,
-    follow: asyncio.Event | None = None,
     session_timeout_ms: int = 10_000,
     max_batch: int = 50_000,
 ) -> RebuildSummary:
     """Replay, verify, and (unless the plan stops at a point in time) cut over.
 
-    With ``follow`` the new generation keeps projecting live after the cut-over until the
-    event is set, as the process that owns it from then on.
+    The live projectors (``consumers.live``) take the new generation over from there.
     """
     generations = store.generations
     if plan.resume:
@@ -334,10 +360,7 @@ async def rebuild(
         )
         await projector.catch_up()
         done = await asyncio.to_thread(generations.cut_over, generation.number)
-        summary = RebuildSummary(done, projector.stats.events, seconds, report)
-        if follow is not None:
-            await projector.run(follow)
-    return summary
+    return RebuildSummary(done, projector.stats.events, seconds, report)
 
 
 def _reached(positions: dict[TopicPartition, int], targets: dict[TopicPartition, int]) -> bool:

@@ -6,20 +6,20 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from aiokafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from consumers.admin import RebuildService, serve
 from consumers.live import run_live
 from consumers.metrics import ProjectorMetrics
-from consumers.projections import PROJECTIONS
-from consumers.rebuild import VerificationError, plan_rebuild
-from consumers.rebuild import discard as discard_rebuild
-from consumers.rebuild import rebuild as run_rebuild
+from consumers.rebuild import RebuildPlan
 from consumers.storage.clickhouse import Store, connect
 from consumers.storage.generations import GenerationError
 from consumers.topics_admin import ensure_topics
@@ -28,6 +28,7 @@ from producers.chunks import LocalChunkStore
 from producers.simulator import simulate as run_simulation
 from schemas.compatibility import PUBLISHED_FILE, problems, unpublished
 from schemas.registry import SCHEMA_DIR, SchemaFolderError, SchemaRegistry
+from tstore.admin_client import AdminClient, AdminError
 from tstore.demo import format_transcript, run_demo
 from tstore.devkafka import KAFKA_VERSION, DevKafka, MissingToolError, resolve_jars
 from tstore.logging import configure_logging
@@ -115,15 +116,15 @@ def project() -> None:
         metrics = ProjectorMetrics()
         if settings.metrics_port:
             metrics.serve(settings.metrics_port)
-        await run_live(
-            stop,
-            bootstrap=settings.kafka_bootstrap,
-            topics=settings.topics,
-            base_group=settings.consumer_group,
-            store=store,
-            session_timeout_ms=settings.consumer_session_timeout_ms,
-            metrics=metrics,
-        )
+        admin = None
+        if settings.admin_port:
+            service = _rebuild_service(settings, store)
+            admin = await serve(service, settings.admin_host, settings.admin_port)
+        try:
+            await _run_live(settings, store, stop, metrics)
+        finally:
+            if admin is not None:
+                await admin.cleanup()
 
     asyncio.run(main())
 
@@ -214,51 +215,99 @@ def rebuild(
     if until is not None and until.tzinfo is None:
         until = until.replace(tzinfo=UTC)
 
-    async def main() -> None:
-        store = Store(connect(settings.dsn, settings.clickhouse_database))
-        await asyncio.to_thread(store.migrate)
-        if discard:
-            dropped = await discard_rebuild(
-                store, settings.kafka_bootstrap, settings.consumer_group
-            )
-            typer.echo(f"discarded generation {dropped.number}")
-            return
-        plan = await plan_rebuild(
-            bootstrap=settings.kafka_bootstrap,
-            topics=settings.topics,
-            store=store,
-            base_group=settings.consumer_group,
-            projections=only or PROJECTIONS,
-            until=until,
-            resume=resume,
-        )
-        typer.echo(plan.describe())
-        if dry_run:
-            return
-        stop = _until_signalled() if follow else None
-        with RebuildProgress(plan) as progress:
-            summary = await run_rebuild(
-                plan,
-                bootstrap=settings.kafka_bootstrap,
-                topics=settings.topics,
-                store=store,
-                progress=progress,
-                follow=stop,
-                session_timeout_ms=settings.consumer_session_timeout_ms,
-            )
-        verification = summary.verification
-        typer.echo(
-            f"generation {summary.generation.number} {summary.generation.state}: "
-            f"{summary.events} events in {summary.seconds:.1f}s "
-            f"({summary.events_per_second:,.0f} events/s); rows "
-            + ", ".join(f"{t} {n}" for t, n in verification.found_rows.items())
-            + "; verified against the replay"
-        )
-
+    request = {
+        "only": only,
+        "until": until.isoformat() if until else None,
+        "resume": resume,
+        "discard": discard,
+        "dry_run": dry_run,
+    }
+    admin = AdminClient(settings.admin_host, settings.admin_port)
     try:
-        asyncio.run(main())
-    except (GenerationError, VerificationError) as exc:
+        if settings.admin_port and admin.reachable():
+            typer.echo(f"rebuilding inside the store's process (admin port {settings.admin_port})")
+            asyncio.run(
+                _drive_rebuild(
+                    lambda body: asyncio.to_thread(admin.start, body),
+                    lambda: asyncio.to_thread(admin.status),
+                    request,
+                )
+            )
+            return
+        asyncio.run(_rebuild_here(settings, request, follow=follow))
+    except (GenerationError, AdminError) as exc:
         raise _fail(str(exc)) from exc
+
+
+def _rebuild_service(settings: Settings, store: Store) -> RebuildService:
+    return RebuildService(
+        bootstrap=settings.kafka_bootstrap,
+        topics=settings.topics,
+        store=store,
+        base_group=settings.consumer_group,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+    )
+
+
+async def _run_live(
+    settings: Settings, store: Store, stop: asyncio.Event, metrics: ProjectorMetrics
+) -> None:
+    await run_live(
+        stop,
+        bootstrap=settings.kafka_bootstrap,
+        topics=settings.topics,
+        base_group=settings.consumer_group,
+        store=store,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        metrics=metrics,
+    )
+
+
+async def _rebuild_here(settings: Settings, request: dict[str, Any], *, follow: bool) -> None:
+    """No process owns the store: this one does, for the rebuild (and after it with --follow)."""
+    store = Store(connect(settings.dsn, settings.clickhouse_database))
+    await asyncio.to_thread(store.migrate)
+    service = _rebuild_service(settings, store)
+
+    async def status() -> dict[str, Any]:
+        return service.status()
+
+    await _drive_rebuild(service.start, status, request)
+    if follow and not request["dry_run"] and not request["discard"]:
+        await _run_live(settings, store, _until_signalled(), ProjectorMetrics())
+
+
+async def _drive_rebuild(
+    start: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    status: Callable[[], Awaitable[dict[str, Any]]],
+    request: dict[str, Any],
+) -> None:
+    """Start a rebuild (here or in the store's process, the same calls) and show its progress."""
+    answer = await start(request)
+    if "discarded" in answer:
+        typer.echo(f"discarded generation {answer['discarded']}")
+        return
+    plan = RebuildPlan.from_dict(answer["plan"])
+    typer.echo(plan.describe())
+    if request["dry_run"]:
+        return
+    with RebuildProgress(plan) as progress:
+        while True:
+            state = await status()
+            progress({TopicPartition(t, p): o for t, p, o in state["positions"]})
+            if state["state"] != "running":
+                break
+            await asyncio.sleep(0.5)
+    if state["state"] == "failed":
+        raise GenerationError(state["error"])
+    done = state["summary"]
+    typer.echo(
+        f"generation {done['generation']} {done['generation_state']}: {done['events']} events "
+        f"in {done['seconds']:.1f}s ({done['events'] / max(done['seconds'], 1e-9):,.0f} "
+        "events/s); rows "
+        + ", ".join(f"{t} {n}" for t, n in done["rows"].items())
+        + "; verified against the replay"
+    )
 
 
 generations_app = typer.Typer(help="List or drop projection generations.", no_args_is_help=False)

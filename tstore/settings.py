@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     """How long a dead projector keeps its partitions before the group moves them."""
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     """Port of the projector's Prometheus ``/metrics``; 0 turns it off."""
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=9110, ge=0, le=65535)
+    """Port of ``tstore project``'s admin endpoint, through which ``tstore rebuild`` runs a
+    rebuild inside the process that owns the store; 0 turns it off."""
     log_format: str = Field(default="console", pattern="^(console|json)$")
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -12,8 +13,10 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 from fastavro import schemaless_writer
+from typer.testing import CliRunner
 
 from bench.codec import realistic_events
+from consumers.admin import RebuildService, serve
 from consumers.live import live_projectors, run_live
 from consumers.projections import PROJECTIONS
 from consumers.rebuild import RebuildPlan, plan_rebuild, rebuild
@@ -25,6 +28,7 @@ from schemas import EventCodec, Topics, TurnStopped
 from schemas.single_object import frame
 from tests.conftest import unique_name
 from tests.events import turn_pair
+from tstore.cli import app
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +78,22 @@ async def _live_store(
     await _publish(bootstrap, topics, events)
     await _project_live(bootstrap, topics, store, group)
     return store, group
+
+
+def _start_live(
+    bootstrap: str, topics: Topics, store: Store, group: str, stop: asyncio.Event
+) -> asyncio.Task[None]:
+    """The live projectors as ``tstore project`` runs them, checking often for a cut-over."""
+    return asyncio.create_task(
+        run_live(
+            stop,
+            bootstrap=bootstrap,
+            topics=topics,
+            base_group=group,
+            store=store,
+            check_every_s=0.1,
+        )
+    )
 
 
 def _contents(client: Client) -> dict[str, list[tuple[Any, ...]]]:
@@ -310,16 +330,7 @@ async def test_live_projection_moves_to_the_new_generation_after_a_cut_over(
 ) -> None:
     store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 600)
     stop = asyncio.Event()
-    live = asyncio.create_task(
-        run_live(
-            stop,
-            bootstrap=kafka_bootstrap,
-            topics=topics,
-            base_group=group,
-            store=store,
-            check_every_s=0.1,
-        )
-    )
+    live = _start_live(kafka_bootstrap, topics, store, group, stop)
     plan = await _plan(kafka_bootstrap, topics, store, group)
     await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
     await _publish(kafka_bootstrap, topics, 300, start=600)
@@ -334,3 +345,42 @@ async def test_live_projection_moves_to_the_new_generation_after_a_cut_over(
         stop.set()
         await asyncio.wait_for(live, 30)
     assert store.generations.current() == {p: 2 for p in PROJECTIONS}
+
+
+async def test_tstore_rebuild_runs_inside_the_process_that_owns_the_store(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 600)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    service = RebuildService(
+        bootstrap=kafka_bootstrap, topics=topics, store=store, base_group=group
+    )
+    admin = await serve(service, "127.0.0.1", port)
+    stop = asyncio.Event()
+    live = _start_live(kafka_bootstrap, topics, store, group, stop)
+    env = {
+        "TSTORE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "TSTORE_TOPIC_PREFIX": topics.prefix,
+        "TSTORE_CONSUMER_GROUP": group,
+        "TSTORE_ADMIN_PORT": str(port),
+        # Opening another chDB path in this process would fail: the CLI must not open it.
+        "TSTORE_CLICKHOUSE_DSN": "chdb:///nonexistent/store",
+    }
+    try:
+        dry = await asyncio.to_thread(CliRunner().invoke, app, ["rebuild", "--dry-run"], env=env)
+        assert dry.exit_code == 0, dry.output
+        assert "create generation 2" in dry.output
+        done = await asyncio.to_thread(CliRunner().invoke, app, ["rebuild"], env=env)
+        assert done.exit_code == 0, done.output
+        assert "rebuilding inside the store's process" in done.output
+        assert "generation 2 live: 600 events" in done.output
+        assert store.generations.current() == {p: 2 for p in PROJECTIONS}
+        refused = await asyncio.to_thread(CliRunner().invoke, app, ["rebuild", "--resume"], env=env)
+        assert refused.exit_code == 1
+        assert "no unfinished rebuild to resume" in refused.output
+    finally:
+        stop.set()
+        await asyncio.wait_for(live, 30)
+        await admin.cleanup()

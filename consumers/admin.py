@@ -1,0 +1,138 @@
+"""The store owner's admin endpoint: start and watch a rebuild inside the process that owns
+the store.
+
+In embedded mode only one process may open the chDB path, so a rebuild cannot run beside
+``tstore project`` as a process of its own; ``tstore rebuild`` asks this endpoint instead, and
+the rebuild runs on the projector's event loop beside the live projectors, which hand over to
+the new generation after the cut-over. Bound to loopback by default: it changes the store.
+
+``POST /rebuild`` (JSON: ``only``, ``until``, ``resume``, ``discard``, ``dry_run``) answers
+with the plan; ``GET /rebuild`` with the running or last rebuild's state, plan, positions,
+summary or error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiokafka import TopicPartition
+
+from consumers.projections import PROJECTIONS
+from consumers.rebuild import RebuildPlan, RebuildSummary, discard, plan_rebuild, rebuild
+from consumers.storage.clickhouse import Store
+from consumers.storage.generations import GenerationError
+from schemas import Topics
+
+log = structlog.get_logger(__name__)
+
+
+class RebuildService:
+    """At most one rebuild at a time, run as a task of this process's event loop."""
+
+    def __init__(
+        self, *, bootstrap: str, topics: Topics, store: Store, base_group: str, **options: Any
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self._store = store
+        self._base_group = base_group
+        self._options = options
+        self._task: asyncio.Task[RebuildSummary] | None = None
+        self._plan: RebuildPlan | None = None
+        self._positions: dict[TopicPartition, int] = {}
+
+    async def start(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._task is not None and not self._task.done():
+            raise GenerationError(
+                f"generation {self._plan and self._plan.generation} is rebuilding"
+            )
+        if request.get("discard"):
+            dropped = await discard(self._store, self._bootstrap, self._base_group)
+            return {"discarded": dropped.number}
+        until = _parse_until(request.get("until"))
+        plan = await plan_rebuild(
+            bootstrap=self._bootstrap,
+            topics=self._topics,
+            store=self._store,
+            base_group=self._base_group,
+            projections=request.get("only") or PROJECTIONS,
+            until=until,
+            resume=bool(request.get("resume")),
+        )
+        if not request.get("dry_run"):
+            self._plan, self._positions = plan, {}
+            self._task = asyncio.create_task(
+                rebuild(
+                    plan,
+                    bootstrap=self._bootstrap,
+                    topics=self._topics,
+                    store=self._store,
+                    progress=self._positions.update,
+                    **self._options,
+                )
+            )
+        return {"plan": plan.to_dict()}
+
+    def status(self) -> dict[str, Any]:
+        if self._task is None or self._plan is None:
+            return {"state": "idle"}
+        out: dict[str, Any] = {
+            "plan": self._plan.to_dict(),
+            "positions": [[tp.topic, tp.partition, o] for tp, o in self._positions.items()],
+        }
+        if not self._task.done():
+            return out | {"state": "running"}
+        error = self._task.exception()
+        if error is not None:
+            return out | {"state": "failed", "error": str(error)}
+        summary = self._task.result()
+        return out | {
+            "state": "done",
+            "summary": {
+                "generation": summary.generation.number,
+                "generation_state": summary.generation.state,
+                "events": summary.events,
+                "seconds": summary.seconds,
+                "rows": summary.verification.found_rows,
+            },
+        }
+
+    def routes(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/rebuild", self._post)
+        app.router.add_get("/rebuild", self._get)
+        return app
+
+    async def _post(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            return web.json_response(await self.start(body))
+        except (GenerationError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+
+    async def _get(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.status())
+
+
+def _parse_until(value: object) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        until = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"until: not an ISO 8601 time: {value!r}") from None
+    return until if until.tzinfo else until.replace(tzinfo=UTC)
+
+
+async def serve(service: RebuildService, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(service.routes())
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("admin_endpoint", host=host, port=port)
+    return runner
