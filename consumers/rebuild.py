@@ -305,6 +305,7 @@ async def rebuild(
     progress: Progress | None = None,
     session_timeout_ms: int = 10_000,
     max_batch: int = 50_000,
+    max_wait_ms: int = 200,
 ) -> RebuildSummary:
     """Replay, verify, and (unless the plan stops at a point in time) cut over.
 
@@ -331,6 +332,7 @@ async def rebuild(
         on_batch=(lambda _, rows: fresh_tally.add(rows)) if fresh_tally is not None else None,
         session_timeout_ms=session_timeout_ms,
         max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
     )
     async with projector:
         positions: dict[TopicPartition, int] = {}

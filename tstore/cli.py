@@ -246,6 +246,8 @@ def _rebuild_service(settings: Settings, store: Store) -> RebuildService:
         store=store,
         base_group=settings.consumer_group,
         session_timeout_ms=settings.consumer_session_timeout_ms,
+        max_batch=settings.batch_max_events,
+        max_wait_ms=settings.batch_max_wait_ms,
     )
 
 
@@ -259,6 +261,8 @@ async def _run_live(
         base_group=settings.consumer_group,
         store=store,
         session_timeout_ms=settings.consumer_session_timeout_ms,
+        max_batch=settings.batch_max_events,
+        max_wait_ms=settings.batch_max_wait_ms,
         metrics=metrics,
     )
 

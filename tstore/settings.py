@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     consumer_group: str = "tstore-projector"
     consumer_session_timeout_ms: int = Field(default=10_000, ge=500)
     """How long a dead projector keeps its partitions before the group moves them."""
+    batch_max_events: int = Field(default=50_000, ge=1)
+    batch_max_wait_ms: int = Field(default=200, ge=1)
+    """A projector's batch closes at this many events or after this long, whichever first."""
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     """Port of the projector's Prometheus ``/metrics``; 0 turns it off."""
     admin_host: str = "127.0.0.1"

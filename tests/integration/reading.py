@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas import EventCodec
 from schemas.models import Event
@@ -26,3 +27,14 @@ async def read_events(
     finally:
         await consumer.stop()
     return events
+
+
+async def committed_total(bootstrap: str, group: str) -> int:
+    """The sum of a consumer group's committed offsets: how far it has got, in records."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(meta.offset for meta in offsets.values() if meta.offset > 0)

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from consumers.projector import group_for
 from producers import EventPublisher
 from schemas import Topics
 from tests.conftest import unique_name
+from tests.integration.reading import committed_total
 from tstore.demo import SCRIPT, conversation_events
 
 pytestmark = pytest.mark.integration
@@ -60,16 +60,6 @@ async def _stream(bootstrap: str, topics: Topics) -> None:
             await asyncio.sleep(0.5)
 
 
-async def _committed(bootstrap: str, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
-
-
 async def test_twenty_sigkills_while_streaming_leave_exact_tables(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -85,6 +75,7 @@ async def test_twenty_sigkills_while_streaming_leave_exact_tables(
         "TSTORE_CONSUMER_GROUP": group,
         "TSTORE_CONSUMER_SESSION_TIMEOUT_MS": "1000",
         "TSTORE_METRICS_PORT": "0",
+        "TSTORE_ADMIN_PORT": "0",
     }
     projector_cmd = [str(Path(sys.executable).with_name("tstore")), "project"]
     rng = random.Random(20)
@@ -108,7 +99,7 @@ async def test_twenty_sigkills_while_streaming_leave_exact_tables(
     finally:
         log.close()
     live_group = group_for(group, 1)  # the group of the generation a fresh store starts at
-    committed = await _committed(kafka_bootstrap, live_group)
+    committed = await committed_total(kafka_bootstrap, live_group)
     assert committed > 0, "the killed projectors were projecting, not only starting up"
 
     verify = await asyncio.to_thread(
