@@ -152,22 +152,25 @@ class Projector:
                 )
                 rows = project(decoded.events)
             with self.stats.timing("write"):
-                self.stats.rows += await asyncio.to_thread(
-                    write,
-                    self.store,
-                    rows,
-                    records,
-                    generation=self.generation,
-                    projections=self.projections,
-                    metrics=self.metrics,
+                writing = asyncio.create_task(
+                    asyncio.to_thread(
+                        write,
+                        self.store,
+                        rows,
+                        records,
+                        generation=self.generation,
+                        projections=self.projections,
+                        metrics=self.metrics,
+                    )
                 )
+                if self._on_batch is not None:
+                    self._on_batch(records, rows)  # meanwhile: the engine releases the GIL
+                self.stats.rows += await writing
         if self._send_dead_letters:
             with self.stats.timing("dead_letters"):
                 await self._dead_letters.send(decoded.rejected)
         with self.stats.timing("commit"):
             await commit(self._consumer, records)
-        if self._on_batch is not None:
-            self._on_batch(records, rows)
         handled = sum(len(batch) for batch in records.values())
         self.stats.events += len(decoded.events)
         self.stats.rejected += len(decoded.rejected)

@@ -182,9 +182,7 @@ class Tally:
     version, then per session the row count and the sum of the rows' digests."""
 
     def __init__(self, projections: Iterable[str]) -> None:
-        self._latest: dict[str, dict[tuple[object, ...], tuple[int, str, int]]] = {
-            p: {} for p in projections
-        }
+        self._latest: dict[str, dict[Any, tuple[int, str, int]]] = {p: {} for p in projections}
 
     def add(self, rows: ProjectedRows) -> None:
         for table, table_rows in rows.by_table().items():
@@ -192,12 +190,13 @@ class Tally:
             if latest is None:
                 continue
             spec = TABLES[table]
+            key_of, version_of, digest = spec.key_of, spec.version_of, spec.digest
             for row in table_rows:
-                key = tuple(getattr(row, c) for c in spec.key)
-                version = getattr(row, spec.version)
+                key = key_of(row)
+                version = version_of(row)
                 held = latest.get(key)
                 if held is None or version > held[0]:
-                    latest[key] = (version, row.session_id, spec.digest(row))
+                    latest[key] = (version, row.session_id, digest(row))
 
     def sessions(self, table: str) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -76,6 +77,9 @@ class RowTable(Generic[R]):
         self.table = f"{name}_generations"
         self.key = key
         self.version = version
+        self.key_of = attrgetter(*key)
+        self.version_of = attrgetter(version)
+        self._digested = attrgetter(*key, version)
         self._make: Callable[..., R] = row_type
         *self._fields, last = row_type._fields
         if last != "source":
@@ -97,8 +101,7 @@ class RowTable(Generic[R]):
 
     def digest(self, row: R) -> int:
         """A row's identity and version as a number; ``digest_sql`` computes the same in SQL."""
-        parts = (getattr(row, c) for c in (*self.key, self.version))
-        return zlib.crc32("|".join(map(str, parts)).encode())
+        return zlib.crc32("|".join(map(str, self._digested(row))).encode())
 
     def digest_sql(self) -> str:
         parts = ", '|', ".join(f"toString({c})" for c in (*self.key, self.version))
