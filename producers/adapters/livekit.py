@@ -6,7 +6,8 @@
 Turn starts come from ``user_state_changed`` (its ``created_at`` is the VAD-backdated start of
 speech) and ``agent_state_changed`` to ``speaking``; a turn ends with the
 ``conversation_item_added`` of its message, whose metrics carry the speaking times of voice turns
-(text turns have only ``created_at``). ``AgentSession.on`` takes plain functions only, which
+(text turns have only ``created_at``); a user turn takes the language of its final
+``user_input_transcribed``. ``AgentSession.on`` takes plain functions only, which
 the producer's calls are.
 
 With ``record=True`` the session writes one stereo OGG (user left, agent right); given the job
@@ -43,6 +44,7 @@ class LiveKitRecorder:
     def __init__(self, turns: SessionTurns) -> None:
         self.turns = turns
         self._user_speech_ended: datetime | None = None
+        self._user_language: str | None = None
 
     def on_user_state_changed(self, event: Any) -> None:
         if event.new_state == "speaking":
@@ -50,6 +52,11 @@ class LiveKitRecorder:
             self.turns.started("user", at=_at(event.created_at), strategy="vad")
         elif event.old_state == "speaking":
             self._user_speech_ended = _at(event.created_at)
+
+    def on_user_input_transcribed(self, event: Any) -> None:
+        """The STT's language of the final transcript goes on the user turn it ends in."""
+        if event.is_final and event.language:
+            self._user_language = str(event.language)
 
     def on_agent_state_changed(self, event: Any) -> None:
         if event.new_state == "speaking":
@@ -64,9 +71,11 @@ class LiveKitRecorder:
         created = _at(item.created_at)
         started = _at(metrics.get("started_speaking_at"))
         stopped = _at(metrics.get("stopped_speaking_at"))
+        language = None
         if role == "user":
             stopped = stopped or self._user_speech_ended
             self._user_speech_ended = None
+            language, self._user_language = self._user_language, None
         opened = self.turns.open_turn(role)
         started = started or (opened.started_at if opened else created) or datetime.now(UTC)
         self.turns.stopped(
@@ -77,6 +86,7 @@ class LiveKitRecorder:
             # is never recorded before its start.
             stopped_at=max(stopped or created or started, started),
             interrupted=bool(item.interrupted),
+            language=language,
         )
 
 
@@ -94,7 +104,12 @@ def attach_livekit(
     is published as a ``ChunkReady`` when the job shuts down.
     """
     recorder = LiveKitRecorder(SessionTurns(producer, session_id, user_id=user_id))
-    for event in ("user_state_changed", "agent_state_changed", "conversation_item_added"):
+    for event in (
+        "user_state_changed",
+        "user_input_transcribed",
+        "agent_state_changed",
+        "conversation_item_added",
+    ):
         session.on(event, guarded(getattr(recorder, f"on_{event}")))
     if job_context is not None:
 

@@ -154,4 +154,5 @@ async def test_a_voice_turn_takes_its_times_from_the_speech_events(
     assert started[user.turn_id].detection_strategy == "vad", "user_state_changed opened it"
     assert started[user.turn_id].started_at == user.started_at
     assert 550 <= user.duration_ms <= 1000, "speaking times, not the message's creation"
+    assert user.language == "en", "the STT's language of the final transcript"
     assert any(isinstance(e, TurnStopped) and e.role == "assistant" for e in events)
