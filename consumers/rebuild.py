@@ -305,8 +305,10 @@ async def rebuild(
     session_timeout_ms: int = 10_000,
     max_batch: int = 50_000,
     max_wait_ms: int = 200,
+    keep_retired: int | None = None,
 ) -> RebuildSummary:
-    """Replay, verify, and (unless the plan stops at a point in time) cut over.
+    """Replay, verify, and (unless the plan stops at a point in time) cut over; then drop
+    the retired generations beyond the newest ``keep_retired`` (None keeps them all).
 
     The live projectors (``consumers.live``) take the new generation over from there.
     """
@@ -361,6 +363,8 @@ async def rebuild(
         )
         await projector.catch_up()
         done = await asyncio.to_thread(generations.cut_over, generation.number)
+        if keep_retired is not None:
+            await asyncio.to_thread(generations.prune, keep_retired)
     return RebuildSummary(done, projector.stats.events, seconds, report)
 
 

@@ -248,6 +248,7 @@ def _rebuild_service(settings: Settings, store: Store) -> RebuildService:
         session_timeout_ms=settings.consumer_session_timeout_ms,
         max_batch=settings.batch_max_events,
         max_wait_ms=settings.batch_max_wait_ms,
+        keep_retired=settings.retired_generations_kept,
     )
 
 

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(default=50_000, ge=1)
     batch_max_wait_ms: int = Field(default=200, ge=1)
     """A projector's batch closes at this many events or after this long, whichever first."""
+    retired_generations_kept: int = Field(default=2, ge=0)
+    """After a cut-over, retired generations beyond the newest this many are dropped."""
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     """Port of the projector's Prometheus ``/metrics``; 0 turns it off."""
     admin_host: str = "127.0.0.1"

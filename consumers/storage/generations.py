@@ -204,6 +204,18 @@ class Generations:
             )
         return self.set_state(number, "discarded")
 
+    def prune(self, keep: int) -> list[int]:
+        """Drop the retired generations beyond the newest ``keep``; returns those dropped.
+
+        Retired generations are kept to compare with or to cut back to; frozen and unfinished
+        ones are left to whoever made them.
+        """
+        retired = [g.number for g in self.all() if g.state == "retired"]
+        doomed = retired[: max(len(retired) - keep, 0)]
+        for number in doomed:
+            self.drop(number)
+        return doomed
+
     def size(self, number: int) -> GenerationSize:
         result = self.client.query(
             "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts "

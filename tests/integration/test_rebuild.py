@@ -384,3 +384,18 @@ async def test_tstore_rebuild_runs_inside_the_process_that_owns_the_store(
         stop.set()
         await asyncio.wait_for(live, 30)
         await admin.cleanup()
+
+
+async def test_retention_drops_the_oldest_retired_generations_after_a_cut_over(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 300)
+    before = _contents(clickhouse)
+    for _ in range(3):
+        plan = await _plan(kafka_bootstrap, topics, store, group)
+        await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store, keep_retired=1)
+    states = {g.number: g.state for g in store.generations.all()}
+    assert states == {1: "discarded", 2: "discarded", 3: "retired", 4: "live"}
+    assert store.generations.size(1).rows == {}
+    assert store.generations.size(3).rows["session_events"] == 300
+    assert _contents(clickhouse) == before
