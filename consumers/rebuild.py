@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from consumers.steps import Records
 from consumers.steps.bound import bound
 from consumers.steps.decode import decode
 from consumers.storage.clickhouse import TABLES, Store
-from consumers.storage.generations import Generation, GenerationError, Targets
+from consumers.storage.generations import Generation, GenerationError, chosen_projections
 from schemas import EventCodec, Topics
 
 Progress = Callable[[dict[TopicPartition, int]], None]
@@ -157,7 +157,7 @@ async def plan_rebuild(
     else:
         number = max((g.number for g in await asyncio.to_thread(store.generations.all)), default=0)
         number += 1
-        chosen = tuple(projections)
+        chosen = chosen_projections(projections)
     return RebuildPlan(
         generation=number,
         projections=chosen,
@@ -316,9 +316,13 @@ async def rebuild(
     if plan.resume:
         generation = await asyncio.to_thread(generations.set_state, plan.generation, "building")
     else:
-        generation = await asyncio.to_thread(generations.create, plan.projections, until=plan.until)
-        targets: Targets = {(tp.topic, tp.partition): o for tp, o in plan.targets.items()}
-        generation = await asyncio.to_thread(generations.save, replace(generation, targets=targets))
+        generation = await asyncio.to_thread(
+            generations.create,
+            plan.generation,
+            plan.projections,
+            until=plan.until,
+            targets={(tp.topic, tp.partition): o for tp, o in plan.targets.items()},
+        )
     fresh_tally = None if plan.resume else Tally(plan.projections)
     began = time.perf_counter()
     projector = Projector(

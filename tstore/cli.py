@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -212,8 +212,6 @@ def rebuild(
     opens the chDB data path, so run it while no other process holds the store.
     """
     settings = _settings()
-    if until is not None and until.tzinfo is None:
-        until = until.replace(tzinfo=UTC)
 
     request = {
         "only": only,

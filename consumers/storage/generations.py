@@ -42,6 +42,17 @@ class GenerationError(RuntimeError):
     """A generation operation that would break the read model; the message says why."""
 
 
+def chosen_projections(names: Iterable[str]) -> tuple[str, ...]:
+    """The named projections in their canonical order; unknown names are refused."""
+    wanted = set(names)
+    unknown = wanted - set(PROJECTIONS)
+    if unknown or not wanted:
+        raise GenerationError(
+            f"unknown projections {sorted(unknown)}; choose from {', '.join(PROJECTIONS)}"
+        )
+    return tuple(p for p in PROJECTIONS if p in wanted)
+
+
 @dataclass(frozen=True)
 class Generation:
     number: int
@@ -145,16 +156,27 @@ class Generations:
         self.save(Generation(1, PROJECTIONS, "building", datetime.now(UTC)))
         self.cut_over(1)
 
-    def create(self, projections: Iterable[str], *, until: datetime | None) -> Generation:
-        """The next generation, registered as building."""
-        chosen = tuple(p for p in PROJECTIONS if p in set(projections))
-        unknown = set(projections) - set(PROJECTIONS)
-        if unknown or not chosen:
-            raise GenerationError(
-                f"unknown projections {sorted(unknown)}; choose from {', '.join(PROJECTIONS)}"
+    def create(
+        self,
+        number: int,
+        projections: Iterable[str],
+        *,
+        until: datetime | None,
+        targets: Targets,
+    ) -> Generation:
+        """Register generation ``number`` as building; refused if the number is taken."""
+        if any(g.number == number for g in self.all()):
+            raise GenerationError(f"generation {number} exists already")
+        return self.save(
+            Generation(
+                number,
+                chosen_projections(projections),
+                "building",
+                datetime.now(UTC),
+                until=until,
+                targets=targets,
             )
-        number = max((g.number for g in self.all()), default=0) + 1
-        return self.save(Generation(number, chosen, "building", datetime.now(UTC), until=until))
+        )
 
     def unfinished(self) -> Generation | None:
         """The rebuild that has not ended, if any: there is at most one at a time."""

@@ -299,6 +299,8 @@ async def test_only_some_projections_are_rebuilt_and_the_rest_stay_shown(
     store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 900)
     before = _contents(clickhouse)
 
+    with pytest.raises(GenerationError, match=r"unknown projections \['transcript'\]"):
+        await _plan(kafka_bootstrap, topics, store, group, projections=("transcript",))
     plan = await _plan(kafka_bootstrap, topics, store, group, projections=("transcripts",))
     summary = await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
 
