@@ -348,8 +348,12 @@ async def rebuild(
                 progress(positions)
         seconds = time.perf_counter() - began
         await asyncio.to_thread(generations.set_state, generation.number, "verifying")
+        written = {  # a replay up to a time fetched past its limits and dropped the rest
+            tp: min(position, plan.targets[tp]) if plan.until else position
+            for tp, position in positions.items()
+        }
         tally = fresh_tally or await tally_topics(
-            bootstrap, topics, projector.codec, plan.projections, positions
+            bootstrap, topics, projector.codec, plan.projections, written
         )
         report = await asyncio.to_thread(verify, store, generation.number, tally, plan.projections)
         if not report.ok:

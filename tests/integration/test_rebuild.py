@@ -165,26 +165,9 @@ async def test_a_rebuild_cancelled_midway_resumes_to_what_a_clean_rebuild_gives(
     async def plan(resume: bool) -> RebuildPlan:
         return await _plan(kafka_bootstrap, topics, store, group, resume=resume)
 
-    batches = 0
-
-    def crash_after_two_batches(_: object) -> None:
-        nonlocal batches
-        batches += 1
-        if batches == 2:
-            first.cancel()  # lands at the rebuild's next await: mid-replay, uncommitted work
-
-    first = asyncio.create_task(
-        rebuild(
-            await plan(False),
-            bootstrap=kafka_bootstrap,
-            topics=topics,
-            store=store,
-            progress=crash_after_two_batches,
-            max_batch=1_000,
-        )
+    await _cancel_after_two_batches(
+        await plan(False), kafka_bootstrap, topics, store, max_batch=1_000
     )
-    with pytest.raises(asyncio.CancelledError):
-        await first
     assert store.generations.get(2).state == "building"
     assert store.generations.current() == {p: 1 for p in PROJECTIONS}, "readers untouched"
     with pytest.raises(GenerationError, match="unfinished"):
@@ -194,6 +177,32 @@ async def test_a_rebuild_cancelled_midway_resumes_to_what_a_clean_rebuild_gives(
     assert summary.verification.ok
     assert store.generations.current() == {p: 2 for p in PROJECTIONS}
     assert _contents(clickhouse) == clean
+
+
+async def _cancel_after_two_batches(
+    plan: RebuildPlan, bootstrap: str, topics: Topics, store: Store, *, max_batch: int
+) -> None:
+    """Run a rebuild and cancel it mid-replay, with work written but not committed."""
+    batches = 0
+
+    def cancel_after_two_batches(_: object) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 2:
+            running.cancel()  # lands at the rebuild's next await
+
+    running = asyncio.create_task(
+        rebuild(
+            plan,
+            bootstrap=bootstrap,
+            topics=topics,
+            store=store,
+            progress=cancel_after_two_batches,
+            max_batch=max_batch,
+        )
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await running
 
 
 async def _publish_both_versions(bootstrap: str, topics: Topics, sessions: int) -> int:
@@ -267,7 +276,7 @@ async def test_a_rebuild_fills_a_new_column_for_all_history_and_readers_switch_a
     assert languages == {f"lang-{n}": None if n % 2 else "en-US" for n in range(40)}
 
 
-async def test_until_rebuilds_the_store_as_it_was_and_keeps_it_frozen(
+async def test_until_rebuilds_the_store_as_it_was_and_keeps_it_frozen_even_resumed(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
     store = Store(clickhouse)
@@ -283,7 +292,10 @@ async def test_until_rebuilds_the_store_as_it_was_and_keeps_it_frozen(
     assert plan.events == 600
     assert "keep it frozen" in plan.describe()
     assert [g.number for g in store.generations.all()] == [1], "planning creates nothing"
-    summary = await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
+    await _cancel_after_two_batches(plan, kafka_bootstrap, topics, store, max_batch=100)
+    resumed = await _plan(kafka_bootstrap, topics, store, group, resume=True)
+    assert resumed.targets == plan.targets, "the resumed replay stops where the first would have"
+    summary = await rebuild(resumed, bootstrap=kafka_bootstrap, topics=topics, store=store)
 
     assert summary.generation.state == "frozen"
     assert summary.verification.found_rows["session_events"] == 600
