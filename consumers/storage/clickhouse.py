@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -20,7 +19,7 @@ from consumers.projections.audio_chunks import ChunkRow
 from consumers.projections.session_events import SessionEventRow
 from consumers.projections.source import SourcePosition
 from consumers.projections.transcripts import TranscriptRow
-from consumers.storage.generations import Generations
+from consumers.storage.generations import Generations, as_utc
 from consumers.storage.migrations import migrate
 from schemas import WordTiming
 
@@ -50,13 +49,6 @@ def connect(dsn: str, database: str) -> Client:
     bootstrap = clickhouse_connect.get_client(dsn=dsn)
     bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     return clickhouse_connect.get_client(dsn=dsn, database=database)
-
-
-def _utc(value: Any) -> Any:
-    """Datetimes may come back naive from a UTC column."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 class RowTable(Generic[R]):
@@ -110,7 +102,7 @@ class RowTable(Generic[R]):
     def row(self, values: Sequence[Any]) -> R:
         named = dict(zip(self.columns, values, strict=True))
         source = SourcePosition(*(named.pop(c) for c in _SOURCE_COLUMNS))
-        decoded = {k: self._from_db.get(k, _utc)(v) for k, v in named.items()}
+        decoded = {k: self._from_db.get(k, as_utc)(v) for k, v in named.items()}
         return self._make(**decoded, source=source)
 
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from clickhouse_connect.driver.client import Client
 
@@ -82,27 +82,31 @@ class Generation:
         ]
 
     @classmethod
-    def from_values(cls, values: Sequence[object]) -> Generation:
+    def from_values(cls, values: Sequence[Any]) -> Generation:
         number, projections, state, until, targets, report, created_at, cut_over_at = values
+        if state not in get_args(State):
+            raise GenerationError(f"generation {number} has an unknown state {state!r}")
         parsed: Targets | None = None
         if targets:
-            raw: dict[str, int] = json.loads(str(targets))
+            raw: dict[str, int] = json.loads(targets)
             parsed = {(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])): o for k, o in raw.items()}
         return cls(
-            number=int(str(number)),
-            projections=tuple(str(p) for p in projections),  # type: ignore[attr-defined]
-            state=state,  # type: ignore[arg-type]
-            created_at=_utc(created_at),
-            until=_utc(until) if until is not None else None,
+            number=int(number),
+            projections=tuple(projections),
+            state=state,
+            created_at=as_utc(created_at),
+            until=as_utc(until),
             targets=parsed,
-            report=str(report),
-            cut_over_at=_utc(cut_over_at) if cut_over_at is not None else None,
+            report=report,
+            cut_over_at=as_utc(cut_over_at),
         )
 
 
-def _utc(value: object) -> datetime:
-    assert isinstance(value, datetime)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def as_utc(value: Any) -> Any:
+    """Datetimes may come back naive from a UTC column; anything else is returned as is."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 @dataclass(frozen=True)
