@@ -208,8 +208,9 @@ def rebuild(
 ) -> None:
     """Replay the topics into a new generation, verify it, and cut readers over in one step.
 
-    The live generation keeps serving and projecting meanwhile. In embedded mode this process
-    opens the chDB data path, so run it while no other process holds the store.
+    The live generation keeps serving and projecting meanwhile. When a ``tstore project``
+    answers on its admin endpoint (TSTORE_ADMIN_PORT) the rebuild runs inside that process,
+    which owns the store; otherwise this process opens the store and runs it.
     """
     settings = _settings()
 
