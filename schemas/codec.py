@@ -14,6 +14,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from pydantic import ValidationError
 
+from schemas.bulk import BulkReader
 from schemas.models import EVENT_MODELS, Event
 from schemas.registry import SchemaRegistry, SchemaVersion
 from schemas.single_object import FramingError, frame, unframe
@@ -35,6 +36,8 @@ class EventCodec:
         missing = set(self._models) - set(self.registry.names())
         if missing:
             raise ValueError(f"models without a schema: {sorted(missing)}")
+        self.bulk = BulkReader(self.registry, self.read_body)
+        """Reads many bodies of one writer version at once, into columns."""
 
     def encode(self, event: Event) -> bytes:
         writer = self.registry.latest(event.schema_name)
@@ -43,6 +46,15 @@ class EventCodec:
         return frame(writer.fingerprint, buffer.getvalue())
 
     def decode(self, message: bytes) -> Event:
+        writer, body = self.writer_of(message)
+        model = self.model_of(writer)
+        try:
+            return model.model_validate(self.read_body(writer, body))
+        except ValidationError as exc:
+            raise DecodeError("invalid", f"{writer.label}: {_describe(exc)}") from exc
+
+    def writer_of(self, message: bytes) -> tuple[SchemaVersion, memoryview]:
+        """The schema version a message was written with, and its body."""
         try:
             fp, body = unframe(message)
         except FramingError as exc:
@@ -52,15 +64,18 @@ class EventCodec:
             raise DecodeError(
                 "unknown-fingerprint", f"no schema version has fingerprint {fp.hex()}"
             )
+        self.model_of(writer)
+        return writer, body
+
+    def model_of(self, writer: SchemaVersion) -> type[Event]:
         model = self._models.get(writer.name)
         if model is None:
             raise DecodeError("unknown-record", f"no model for record {writer.name}")
-        try:
-            return model.model_validate(self._read(writer, body))
-        except ValidationError as exc:
-            raise DecodeError("invalid", f"{writer.label}: {_describe(exc)}") from exc
+        return model
 
-    def _read(self, writer: SchemaVersion, body: memoryview) -> dict[str, Any]:
+    def read_body(self, writer: SchemaVersion, body: bytes | memoryview) -> dict[str, Any]:
+        """One body, resolved to the latest version of its record; ``DecodeError`` unless it is
+        exactly one record of the writer version."""
         stream = io.BytesIO(body)
         try:
             record = schemaless_reader(

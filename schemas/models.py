@@ -9,7 +9,7 @@ foreign producer is refused on the way in too.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -30,18 +30,39 @@ MAX_TEXT_CHARS = 200_000
 """A ten-minute monologue is about 10k characters; anything near this bound is not speech."""
 
 
-def _to_utc(value: datetime) -> datetime:
+def to_utc(value: datetime) -> datetime:
     # Decoded events are already UTC; converting anyway costs more than the rest of validation.
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(to_utc)]
 """Naive datetimes are refused: a wall clock without a zone cannot be lined up with audio."""
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    in_order: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """Pairs (earlier, later) of fields where the later may not be less than the earlier.
+
+    Declared rather than written as a validator, so that ``schemas.checks`` enforces the same
+    rule on whole columns of decoded events.
+    """
+
+    @model_validator(mode="after")
+    def _fields_in_order(self) -> Self:
+        for earlier, later in self.in_order:
+            first, second = getattr(self, earlier), getattr(self, later)
+            if second < first:
+                raise ValueError(
+                    f"{later} ({_shown(second)}) is before {earlier} ({_shown(first)})"
+                )
+        return self
+
+
+def _shown(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 class ProducerInfo(_Frozen):
@@ -78,15 +99,12 @@ class WordTiming(_Frozen):
     start: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     end: Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
-    @model_validator(mode="after")
-    def _ends_after_start(self) -> WordTiming:
-        if self.end < self.start:
-            raise ValueError(f"end ({self.end}) is before start ({self.start})")
-        return self
+    in_order: ClassVar[tuple[tuple[str, str], ...]] = (("start", "end"),)
 
 
 class TurnStopped(Envelope):
     schema_name: ClassVar[str] = "transcript_store.events.TurnStopped"
+    in_order: ClassVar[tuple[tuple[str, str], ...]] = (("started_at", "stopped_at"),)
 
     turn_id: Identifier
     role: Role
@@ -104,15 +122,6 @@ class TurnStopped(Envelope):
     def _words_as_list(self, words: tuple[WordTiming, ...] | None) -> list[WordTiming] | None:
         """fastavro would read a tuple in a union as an explicit (branch, value) pair."""
         return None if words is None else list(words)
-
-    @model_validator(mode="after")
-    def _stops_after_start(self) -> TurnStopped:
-        if self.stopped_at < self.started_at:
-            raise ValueError(
-                f"stopped_at ({self.stopped_at.isoformat()}) is before "
-                f"started_at ({self.started_at.isoformat()})"
-            )
-        return self
 
     @property
     def duration_ms(self) -> int:

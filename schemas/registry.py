@@ -32,6 +32,8 @@ class SchemaVersion:
     """Full Avro record name, e.g. transcript_store.events.TurnStopped."""
     version: int
     path: Path
+    raw: dict[str, Any]
+    """The schema as written in its file."""
     parsed: dict[str, Any]
     fingerprint: bytes
     """8-byte little-endian CRC-64-AVRO of the parsing canonical form."""
@@ -61,6 +63,7 @@ def load_version(path: Path) -> SchemaVersion:
         name=parsed["name"],
         version=int(match["version"]),
         path=path,
+        raw=raw,
         parsed=parsed,
         fingerprint=crc64_avro_fingerprint(raw),
     )

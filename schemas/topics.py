@@ -38,4 +38,7 @@ class Topics:
         return (*self.events, self.dead_letters)
 
     def for_event(self, event: Event) -> str:
-        return self.audio_chunks if isinstance(event, ChunkReady) else self.turn_events
+        return self.for_kind(type(event))
+
+    def for_kind(self, kind: type[Event]) -> str:
+        return self.audio_chunks if kind is ChunkReady else self.turn_events

@@ -1,0 +1,178 @@
+"""Decoding many Avro bodies of one writer version at once, into columns.
+
+Decoding event by event (fastavro, then pydantic) costs about 15 us an event, which caps a
+projector far below the broker's pace. Here the bodies of one writer version are laid end to
+end in one block of an in-memory Avro object container file, which polars reads in native code
+straight into columns, several times faster.
+
+A body that is not exactly one record would make its neighbours decode as garbage, so every
+body is followed by a 16-byte boundary: a nonce drawn for the call and the body's index,
+declared to the reader as a trailing fixed field of the writer schema. A record read from the
+wrong place cannot end on its own boundary, so a shifted read is caught, never stored. When the
+block fails, each body is read alone (fastavro) to name the bad ones, and the rest are read again
+together.
+
+The columns are then resolved to the latest version of the record (Avro schema resolution:
+fields added since the writer's version take their default), so the caller sees one shape per
+record whichever versions its events were written with.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from fastavro import schemaless_writer
+from fastavro import writer as container_writer
+
+from schemas.registry import SchemaRegistry, SchemaVersion
+
+BOUNDARY = "__boundary"
+_BOUNDARY_SIZE = 16
+_LONG = {"type": "long"}
+
+Body = bytes | memoryview
+ReadOne = Callable[[SchemaVersion, Body], object]
+"""Reads one body alone, raising if it is not exactly one record of the writer version."""
+
+
+def _long(value: int) -> bytes:
+    out = io.BytesIO()
+    schemaless_writer(out, _LONG, value)
+    return out.getvalue()
+
+
+def _with_boundary(schema: dict[str, Any]) -> dict[str, Any]:
+    bounded = copy.deepcopy(schema)
+    bounded["fields"].append(
+        {
+            "name": BOUNDARY,
+            "type": {"type": "fixed", "name": "Boundary", "size": _BOUNDARY_SIZE},
+        }
+    )
+    return bounded
+
+
+@dataclass
+class Columns:
+    """Bodies read into one frame; ``rejected`` maps the index of each body that is not a
+    record of its writer version to why. The frame holds the others, in their order."""
+
+    frame: pl.DataFrame
+    rejected: dict[int, str] = field(default_factory=dict)
+
+
+class _Container:
+    """One writer version's object-container header and how to read a block under it."""
+
+    def __init__(self, writer: SchemaVersion) -> None:
+        raw = _with_boundary(writer.raw)
+        self.sync = os.urandom(16)
+        header = io.BytesIO()
+        container_writer(header, raw, [], sync_marker=self.sync)
+        self.header = header.getvalue()
+
+    def read(self, bodies: Sequence[Body]) -> pl.DataFrame:
+        nonce = os.urandom(8)
+        boundaries = [nonce + i.to_bytes(8, "little") for i in range(len(bodies))]
+        parts: list[Body] = []
+        for body, boundary in zip(bodies, boundaries, strict=True):
+            parts += (body, boundary)
+        block = b"".join(parts)
+        data = b"".join((self.header, _long(len(bodies)), _long(len(block)), block, self.sync))
+        try:
+            frame = pl.read_avro(io.BytesIO(data))
+        except BaseException as exc:  # polars panics (a BaseException) on corrupt input
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            raise ValueError(f"{type(exc).__name__}: {exc}") from None
+        if not frame.get_column(BOUNDARY).equals(pl.Series(boundaries, dtype=pl.Binary)):
+            raise ValueError("a body is not exactly one record")
+        return frame.drop(BOUNDARY)
+
+
+class BulkReader:
+    """Reads bodies of any known writer version into frames shaped like the latest version."""
+
+    def __init__(self, registry: SchemaRegistry, read_one: ReadOne) -> None:
+        self.registry = registry
+        self._read_one = read_one
+        self._containers: dict[bytes, _Container] = {}
+        self._shapes: dict[str, pl.Schema] = {}
+
+    def read(self, writer: SchemaVersion, bodies: Sequence[Body]) -> Columns:
+        container = self._container(writer)
+        try:
+            frame = container.read(bodies)
+        except ValueError:
+            return self._read_apart(writer, container, bodies)
+        return Columns(self._resolved(writer, frame))
+
+    def _read_apart(
+        self, writer: SchemaVersion, container: _Container, bodies: Sequence[Body]
+    ) -> Columns:
+        rejected: dict[int, str] = {}
+        for i, body in enumerate(bodies):
+            try:
+                self._read_one(writer, body)
+            except ValueError as exc:
+                rejected[i] = str(exc)
+        try:
+            frame = container.read([b for i, b in enumerate(bodies) if i not in rejected])
+        except ValueError as exc:
+            detail = f"{writer.label}: the columnar reader refused the rest of the batch: {exc}"
+            rejected = {i: rejected.get(i, detail) for i in range(len(bodies))}
+            frame = container.read([])
+        return Columns(self._resolved(writer, frame), rejected)
+
+    def _container(self, writer: SchemaVersion) -> _Container:
+        container = self._containers.get(writer.fingerprint)
+        if container is None:
+            container = self._containers[writer.fingerprint] = _Container(writer)
+        return container
+
+    def shape(self, name: str) -> pl.Schema:
+        """The columns (and their types) every frame of record ``name`` has."""
+        shape = self._shapes.get(name)
+        if shape is None:
+            latest = self.registry.latest(name)
+            empty = self._container(latest).read([])
+            shape = self._shapes[name] = _plain(empty).schema
+        return shape
+
+    def _resolved(self, writer: SchemaVersion, frame: pl.DataFrame) -> pl.DataFrame:
+        frame = _plain(frame)
+        shape = self.shape(writer.name)
+        if frame.schema == shape:
+            return frame
+        defaults = _defaults(self.registry.latest(writer.name))
+        return frame.select(
+            pl.col(name).cast(dtype)
+            if name in frame.columns
+            else pl.lit(defaults[name], dtype=dtype).alias(name)
+            for name, dtype in shape.items()
+        )
+
+
+def _plain(frame: pl.DataFrame) -> pl.DataFrame:
+    """Avro enums arrive as categoricals; plain strings compare and convert without surprises."""
+    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
+
+
+def _defaults(version: SchemaVersion) -> dict[str, Any]:
+    """The default of every field of a version, as a scalar a column can be filled with."""
+    defaults: dict[str, Any] = {}
+    for spec in version.raw["fields"]:
+        value = spec.get("default")
+        if isinstance(value, dict | list):
+            raise NotImplementedError(
+                f"{version.label}: the columnar reader fills only scalar defaults, "
+                f"not that of {spec['name']}"
+            )
+        defaults[spec["name"]] = value
+    return defaults
