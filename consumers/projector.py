@@ -17,12 +17,13 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import polars as pl
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from consumers.metrics import ProjectorMetrics
-from consumers.projections import PROJECTIONS, ProjectedRows, project
+from consumers.projections import PROJECTIONS, project
 from consumers.steps import Records
 from consumers.steps.bound import bound
 from consumers.steps.commit import commit
@@ -91,7 +92,7 @@ class Projector:
         projections: Collection[str] = PROJECTIONS,
         limits: dict[TopicPartition, int] | None = None,
         send_dead_letters: bool = True,
-        on_batch: Callable[[Records, ProjectedRows], None] | None = None,
+        on_batch: Callable[[Records, dict[str, pl.DataFrame]], None] | None = None,
         max_batch: int = 50_000,
         max_wait_ms: int = 200,
         session_timeout_ms: int = 10_000,
@@ -150,7 +151,7 @@ class Projector:
                 decoded = decode(
                     (r for batch in records.values() for r in batch), self.codec, self.topics
                 )
-                rows = project(decoded.events)
+                rows = project(decoded.frames)
             with self.stats.timing("write"):
                 writing = asyncio.create_task(
                     asyncio.to_thread(
@@ -172,10 +173,10 @@ class Projector:
         with self.stats.timing("commit"):
             await commit(self._consumer, records)
         handled = sum(len(batch) for batch in records.values())
-        self.stats.events += len(decoded.events)
+        self.stats.events += decoded.events
         self.stats.rejected += len(decoded.rejected)
         self.stats.batches += 1
-        self.metrics.events.inc(len(decoded.events))
+        self.metrics.events.inc(decoded.events)
         self.metrics.rejected.inc(len(decoded.rejected))
         self.metrics.batch_size.observe(handled)
         assigned = self._consumer.assignment()  # a rebalance may have taken some away

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import polars as pl
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupIdNotFound
 
-from consumers.projections import ProjectedRows, project
+from consumers.projections import project
 from consumers.projector import Projector, cyclic_gc_paused, group_for
 from consumers.steps import Records
 from consumers.steps.bound import bound
@@ -179,31 +180,41 @@ async def _existing_topics(bootstrap: str) -> set[str]:
 
 class Tally:
     """What the replay projected, reduced the way the tables reduce it: per key the highest
-    version, then per session the row count and the sum of the rows' digests."""
+    version, then per session the row count and the sum of the rows' digests.
+
+    Each batch's digests are kept, and folded to one row per key whenever they pile up past
+    the rows already folded, so memory follows the number of keys, not of events."""
 
     def __init__(self, projections: Iterable[str]) -> None:
-        self._latest: dict[str, dict[Any, tuple[int, str, int]]] = {p: {} for p in projections}
+        self._parts: dict[str, list[pl.DataFrame]] = {p: [] for p in projections}
+        self._folded: dict[str, int] = dict.fromkeys(self._parts, 0)
 
-    def add(self, rows: ProjectedRows) -> None:
-        for table, table_rows in rows.by_table().items():
-            latest = self._latest.get(table)
-            if latest is None:
-                continue
-            spec = TABLES[table]
-            key_of, version_of, digest = spec.key_of, spec.version_of, spec.digest
-            for row in table_rows:
-                key = key_of(row)
-                version = version_of(row)
-                held = latest.get(key)
-                if held is None or version > held[0]:
-                    latest[key] = (version, row.session_id, digest(row))
+    def add(self, rows: dict[str, pl.DataFrame]) -> None:
+        for table, parts in self._parts.items():
+            parts.append(TABLES[table].digests(rows[table]))
+            if sum(p.height for p in parts) > 2 * self._folded[table] + 100_000:
+                self._fold(table)
+
+    def _fold(self, table: str) -> pl.DataFrame:
+        spec = TABLES[table]
+        folded = (
+            pl.concat(self._parts[table])
+            .sort(spec.version)
+            .unique(subset=list(spec.key), keep="last")
+        )
+        self._parts[table] = [folded]
+        self._folded[table] = folded.height
+        return folded
 
     def sessions(self, table: str) -> dict[str, tuple[int, int]]:
-        out: dict[str, tuple[int, int]] = {}
-        for _, session, digest in self._latest[table].values():
-            rows, total = out.get(session, (0, 0))
-            out[session] = (rows + 1, total + digest)
-        return out
+        if not self._parts[table]:
+            return {}
+        per_session = (
+            self._fold(table)
+            .group_by("session_id")
+            .agg(rows=pl.len(), digests=pl.col("digest").sum())
+        )
+        return {s: (int(n), int(d)) for s, n, d in per_session.iter_rows()}
 
 
 @dataclass
@@ -289,7 +300,7 @@ async def tally_topics(
             records = bound(fetched, upto)
             with cyclic_gc_paused():
                 decoded = decode((r for b in records.values() for r in b), codec, topics)
-                tally.add(project(decoded.events))
+                tally.add(project(decoded.frames))
     finally:
         await consumer.stop()
     return tally

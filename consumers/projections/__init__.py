@@ -1,48 +1,48 @@
-"""Pure projection logic: events in, rows out. No Kafka, no ClickHouse.
+"""Pure projection logic: frames of decoded events in, frames of rows out. No Kafka, no
+ClickHouse.
 
-``project`` routes an event to every projection it feeds; each projection is a module with its
-row type and the function that builds it.
+``project`` routes each kind of event to every projection it feeds. A projection is a module
+with its row type (what readers get back, and the order of its columns) and the functions that
+turn a frame of events into a frame of rows, column by column.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Any
 
-from consumers.projections.audio_chunks import ChunkRow, chunk_row
-from consumers.projections.session_events import SessionEventRow, session_event_row
-from consumers.projections.source import SourcePosition
-from consumers.projections.transcripts import TranscriptRow, transcript_row
+import polars as pl
+
+from consumers.projections import audio_chunks, session_events, transcripts
+from consumers.projections.audio_chunks import ChunkRow
+from consumers.projections.session_events import SessionEventRow
+from consumers.projections.transcripts import TranscriptRow
 from schemas import ChunkReady, TurnStarted, TurnStopped
 from schemas.models import Event
 
 PROJECTIONS = ("transcripts", "audio_chunks", "session_events")
 """Every projection, by the name readers query it under."""
 
-
-@dataclass
-class ProjectedRows:
-    transcripts: list[TranscriptRow] = field(default_factory=list)
-    audio_chunks: list[ChunkRow] = field(default_factory=list)
-    session_events: list[SessionEventRow] = field(default_factory=list)
-
-    def add(self, event: Event, source: SourcePosition) -> None:
-        self.session_events.append(session_event_row(event, source))
-        if isinstance(event, TurnStarted | TurnStopped):
-            self.transcripts.append(transcript_row(event, source))
-        elif isinstance(event, ChunkReady):
-            self.audio_chunks.append(chunk_row(event, source))
-
-    def by_table(self) -> dict[str, list[TranscriptRow] | list[ChunkRow] | list[SessionEventRow]]:
-        return {
-            "transcripts": self.transcripts,
-            "audio_chunks": self.audio_chunks,
-            "session_events": self.session_events,
-        }
+ROW_TYPES: dict[str, type[Any]] = {
+    "transcripts": TranscriptRow,
+    "audio_chunks": ChunkRow,
+    "session_events": SessionEventRow,
+}
 
 
-def project(events: Iterable[tuple[Event, SourcePosition]]) -> ProjectedRows:
-    rows = ProjectedRows()
-    for event, source in events:
-        rows.add(event, source)
-    return rows
+Frames = Mapping[type[Event], pl.DataFrame]
+"""Decoded events: one frame per kind, with the model's fields and the source columns."""
+
+
+def project(events: Frames) -> dict[str, pl.DataFrame]:
+    """Every projection's rows for a batch of events, as frames in the projections' columns."""
+    started, stopped = events[TurnStarted], events[TurnStopped]
+    return {
+        "transcripts": pl.concat(
+            [transcripts.from_started(started), transcripts.from_stopped(stopped)]
+        ),
+        "audio_chunks": audio_chunks.from_ready(events[ChunkReady]),
+        "session_events": pl.concat(
+            [session_events.from_any(frame, kind.__name__) for kind, frame in events.items()]
+        ),
+    }

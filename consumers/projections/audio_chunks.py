@@ -7,11 +7,13 @@ with turns, whose times are wall clock).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
-from consumers.projections.source import SourcePosition
-from schemas import ChunkReady, Track
+import polars as pl
+
+from consumers.projections.source import SourcePosition, columns_of
+from schemas import Track
 
 
 class ChunkRow(NamedTuple):
@@ -37,31 +39,25 @@ class ChunkRow(NamedTuple):
     source: SourcePosition
 
 
-def chunk_row(event: ChunkReady, source: SourcePosition) -> ChunkRow:
-    end_sample = event.start_sample + event.num_samples
-    start_ms = event.start_sample * 1000 // event.sample_rate
-    end_ms = end_sample * 1000 // event.sample_rate
-    anchor = event.recording_started_at
-    return ChunkRow(
-        session_id=event.session_id,
-        bot_id=event.bot_id,
-        track=event.track,
-        chunk_seq=event.chunk_seq,
-        chunk_id=event.chunk_id,
-        uri=event.uri,
-        format=event.format,
-        sample_rate=event.sample_rate,
-        channels=event.channels,
-        start_sample=event.start_sample,
-        end_sample=end_sample,
-        start_ms=start_ms,
-        end_ms=end_ms,
-        recording_started_at=anchor,
-        starts_at=anchor
-        + timedelta(microseconds=event.start_sample * 1_000_000 // event.sample_rate),
-        ends_at=anchor + timedelta(microseconds=end_sample * 1_000_000 // event.sample_rate),
-        byte_size=event.byte_size,
-        sha256=event.sha256,
-        seq=event.seq,
-        source=source,
+COLUMNS = columns_of(ChunkRow)
+
+
+def _in_units(samples: pl.Expr, per_second: int) -> pl.Expr:
+    """``samples * per_second // sample_rate``, exactly, without the product overflowing."""
+    rate = pl.col("sample_rate").cast(pl.Int64)
+    return (samples // rate) * per_second + (samples % rate) * per_second // rate
+
+
+def from_ready(ready: pl.DataFrame) -> pl.DataFrame:
+    start, end = pl.col("start_sample"), pl.col("end_sample")
+    anchor = pl.col("recording_started_at")
+    return (
+        ready.with_columns(end_sample=start + pl.col("num_samples"))
+        .with_columns(
+            start_ms=_in_units(start, 1000),
+            end_ms=_in_units(end, 1000),
+            starts_at=anchor + pl.duration(microseconds=_in_units(start, 1_000_000)),
+            ends_at=anchor + pl.duration(microseconds=_in_units(end, 1_000_000)),
+        )
+        .select(COLUMNS)
     )

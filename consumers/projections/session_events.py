@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
 
-from consumers.projections.source import SourcePosition
-from schemas.models import Event
+import polars as pl
+
+from consumers.projections.source import SourcePosition, columns_of
 
 
 class SessionEventRow(NamedTuple):
@@ -24,13 +25,8 @@ class SessionEventRow(NamedTuple):
     source: SourcePosition
 
 
-def session_event_row(event: Event, source: SourcePosition) -> SessionEventRow:
-    return SessionEventRow(
-        session_id=event.session_id,
-        seq=event.seq,
-        event_id=event.event_id,
-        event_type=type(event).__name__,
-        bot_id=event.bot_id,
-        occurred_at=event.occurred_at,
-        source=source,
-    )
+COLUMNS = columns_of(SessionEventRow)
+
+
+def from_any(events: pl.DataFrame, event_type: str) -> pl.DataFrame:
+    return events.with_columns(event_type=pl.lit(event_type)).select(COLUMNS)

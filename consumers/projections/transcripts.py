@@ -13,10 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from consumers.projections.source import SourcePosition
-from schemas import Role, TurnStarted, TurnStopped, WordTiming
+import polars as pl
 
-_COMPLETE_BIT = 1 << 63
+from consumers.projections.source import SourcePosition, columns_of
+from schemas import Role, WordTiming
+
+COMPLETE_BIT = 1 << 63
+_WORDS = pl.List(pl.Struct({"text": pl.String, "start": pl.Float64, "end": pl.Float64}))
+_UTC_MICROS = pl.Datetime("us", "UTC")
 
 
 class TranscriptRow(NamedTuple):
@@ -39,61 +43,49 @@ class TranscriptRow(NamedTuple):
     source: SourcePosition
 
 
+COLUMNS = columns_of(TranscriptRow)
+
+
 def row_version(*, complete: bool, seq: int) -> int:
-    return (_COMPLETE_BIT if complete else 0) | seq
+    return (COMPLETE_BIT if complete else 0) | seq
 
 
-def transcript_row(event: TurnStarted | TurnStopped, source: SourcePosition) -> TranscriptRow:
-    if isinstance(event, TurnStarted):
-        return TranscriptRow(
-            session_id=event.session_id,
-            turn_id=event.turn_id,
-            bot_id=event.bot_id,
-            role=event.role,
-            started_at=event.started_at,
-            stopped_at=None,
-            duration_ms=None,
-            text="",
-            interrupted=False,
-            timed_out=False,
-            user_id=None,
-            language=None,
-            words=(),
-            complete=False,
-            seq=event.seq,
-            version=row_version(complete=False, seq=event.seq),
-            source=source,
-        )
-    return TranscriptRow(
-        session_id=event.session_id,
-        turn_id=event.turn_id,
-        bot_id=event.bot_id,
-        role=event.role,
-        started_at=event.started_at,
-        stopped_at=event.stopped_at,
-        duration_ms=event.duration_ms,
-        text=event.text,
-        interrupted=event.interrupted,
-        timed_out=event.timed_out,
-        user_id=event.user_id,
-        language=event.language,
-        words=event.words or (),
-        complete=True,
-        seq=event.seq,
-        version=row_version(complete=True, seq=event.seq),
-        source=source,
-    )
+def _version(complete: bool) -> pl.Expr:
+    seq = pl.col("seq").cast(pl.UInt64)
+    return seq + pl.lit(COMPLETE_BIT, pl.UInt64) if complete else seq
 
 
-def latest_rows(rows: list[TranscriptRow]) -> dict[tuple[str, str], TranscriptRow]:
-    """What the table shows after merging: the highest version per turn.
+def from_started(started: pl.DataFrame) -> pl.DataFrame:
+    """An open turn: what is known when it starts, the rest empty."""
+    return started.with_columns(
+        stopped_at=pl.lit(None, _UTC_MICROS),
+        duration_ms=pl.lit(None, pl.Int64),
+        text=pl.lit(""),
+        interrupted=pl.lit(False),
+        timed_out=pl.lit(False),
+        user_id=pl.lit(None, pl.String),
+        language=pl.lit(None, pl.String),
+        words=pl.lit([], _WORDS),
+        complete=pl.lit(False),
+        version=_version(complete=False),
+    ).select(COLUMNS)
+
+
+def from_stopped(stopped: pl.DataFrame) -> pl.DataFrame:
+    """A complete turn, with its transcript."""
+    return stopped.with_columns(
+        duration_ms=(pl.col("stopped_at") - pl.col("started_at")).dt.total_milliseconds(),
+        words=pl.col("words").fill_null(pl.lit([], _WORDS)),
+        complete=pl.lit(True),
+        version=_version(complete=True),
+    ).select(COLUMNS)
+
+
+def latest(rows: pl.DataFrame) -> pl.DataFrame:
+    """What the table shows after merging: the highest version per turn, in key order.
 
     This is the in-memory statement of the ReplacingMergeTree rule, used to reason about and
     test the projection without an engine.
     """
-    best: dict[tuple[str, str], TranscriptRow] = {}
-    for row in rows:
-        key = (row.session_id, row.turn_id)
-        if key not in best or row.version > best[key].version:
-            best[key] = row
-    return best
+    key = ["session_id", "turn_id"]
+    return rows.sort("version").unique(subset=key, keep="last").sort(key)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+import polars as pl
+
 from consumers.metrics import ProjectorMetrics
-from consumers.projections import ProjectedRows
 from consumers.steps import Records
 from consumers.storage.clickhouse import Store
 
@@ -26,7 +27,7 @@ def dedup_token(table: str, records: Records, generation: int) -> str:
 
 def write(
     store: Store,
-    rows: ProjectedRows,
+    rows: dict[str, pl.DataFrame],
     records: Records,
     *,
     generation: int,
@@ -36,7 +37,7 @@ def write(
     """Insert the rows of the chosen projections into a generation (blocking: run it off the
     event loop); returns rows written."""
     written = 0
-    for table, table_rows in rows.by_table().items():
+    for table, table_rows in rows.items():
         if table not in projections:
             continue
         with metrics.insert_seconds.labels(table).time():
@@ -46,5 +47,5 @@ def write(
                 generation=generation,
                 dedup_token=dedup_token(table, records, generation),
             )
-        written += len(table_rows)
+        written += table_rows.height
     return written

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import clickhouse_connect
+import polars as pl
 from clickhouse_connect.driver.client import Client
 
 from consumers.projections.audio_chunks import ChunkRow
 from consumers.projections.session_events import SessionEventRow
-from consumers.projections.source import SourcePosition
+from consumers.projections.source import SOURCE_COLUMNS, SourcePosition, columns_of
 from consumers.projections.transcripts import TranscriptRow
 from consumers.storage.generations import Generations, as_utc
 from consumers.storage.migrations import migrate
 from schemas import WordTiming
 
 _CHDB = "chdb://"
-_SOURCE_COLUMNS = ["source_topic", "source_partition", "source_offset"]
 
 
 R = TypeVar("R", bound=NamedTuple)
@@ -53,7 +52,7 @@ def connect(dsn: str, database: str) -> Client:
 
 class RowTable(Generic[R]):
     """A projection's row type mapped onto its table: the columns are the row's fields, with
-    ``source`` spread over three columns; ``to_db``/``from_db`` convert the fields that need it."""
+    ``source`` spread over three columns; ``from_db`` converts the fields read back that need it."""
 
     def __init__(
         self,
@@ -62,38 +61,27 @@ class RowTable(Generic[R]):
         *,
         key: tuple[str, ...],
         version: str,
-        to_db: dict[str, Callable[[Any], Any]] | None = None,
         from_db: dict[str, Callable[[Any], Any]] | None = None,
     ) -> None:
         self.name = name
         self.table = f"{name}_generations"
         self.key = key
         self.version = version
-        self.key_of = attrgetter(*key)
-        self.version_of = attrgetter(version)
-        self._digested = attrgetter(*key, version)
         self._make: Callable[..., R] = row_type
-        *self._fields, last = row_type._fields
-        if last != "source":
-            raise TypeError(f"{row_type.__name__}: a row's last field must be its source")
-        self.columns = [*self._fields, *_SOURCE_COLUMNS]
-        self._to_db = to_db or {}
+        self.columns = columns_of(row_type)
         self._from_db = from_db or {}
 
-    def column_data(self, rows: Sequence[R]) -> list[Sequence[Any]]:
-        """The rows as one sequence per column: clickhouse-connect's native insert input, which
-        spares it transposing rows (that transposition cost more than the engine's insert)."""
-        *values, sources = zip(*rows, strict=True)
-        data: list[Sequence[Any]] = []
-        for name, column in zip(self._fields, values, strict=True):
-            convert = self._to_db.get(name)
-            data.append(column if convert is None else [convert(v) for v in column])
-        data.extend(zip(*sources, strict=True))
-        return data
-
-    def digest(self, row: R) -> int:
-        """A row's identity and version as a number; ``digest_sql`` computes the same in SQL."""
-        return zlib.crc32("|".join(map(str, self._digested(row))).encode())
+    def digests(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Per row: session, key, version and a digest of key and version that ``digest_sql``
+        computes the same way in SQL."""
+        identity = rows.select(
+            pl.concat_str(
+                [pl.col(c).cast(pl.String) for c in (*self.key, self.version)], separator="|"
+            )
+        ).to_series()
+        return rows.select(
+            list(dict.fromkeys(("session_id", *self.key, self.version)))
+        ).with_columns(digest=pl.Series([zlib.crc32(i.encode()) for i in identity], dtype=pl.Int64))
 
     def digest_sql(self) -> str:
         parts = ", '|', ".join(f"toString({c})" for c in (*self.key, self.version))
@@ -101,7 +89,7 @@ class RowTable(Generic[R]):
 
     def row(self, values: Sequence[Any]) -> R:
         named = dict(zip(self.columns, values, strict=True))
-        source = SourcePosition(*(named.pop(c) for c in _SOURCE_COLUMNS))
+        source = SourcePosition(*(named.pop(c) for c in SOURCE_COLUMNS))
         decoded = {k: self._from_db.get(k, as_utc)(v) for k, v in named.items()}
         return self._make(**decoded, source=source)
 
@@ -111,7 +99,6 @@ TRANSCRIPTS = RowTable(
     TranscriptRow,
     key=("session_id", "turn_id"),
     version="version",
-    to_db={"words": lambda words: [(w.text, w.start, w.end) for w in words]},
     from_db={"words": lambda words: tuple(WordTiming(**w) for w in words)},
 )
 AUDIO_CHUNKS = RowTable(
@@ -138,24 +125,19 @@ class Store:
     def insert(
         self,
         table: str,
-        rows: Sequence[Any],
+        rows: pl.DataFrame,
         *,
         generation: int,
         dedup_token: str | None = None,
     ) -> None:
-        """Write rows into a generation in one insert; a token seen recently makes ClickHouse
-        skip the insert."""
-        if not rows:
+        """Write a frame of rows into a generation in one insert, in Arrow format; a token seen
+        recently makes ClickHouse skip the insert."""
+        if rows.is_empty():
             return
         spec = TABLES[table]
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
-        self.client.insert(
-            spec.table,
-            [[generation] * len(rows), *spec.column_data(rows)],
-            column_names=["generation", *spec.columns],
-            column_oriented=True,
-            settings=settings,
-        )
+        arrow = rows.select(pl.lit(generation, pl.UInt32).alias("generation"), *spec.columns)
+        self.client.insert_arrow(spec.table, arrow.to_arrow(), settings=settings)
 
     def _select(self, spec: RowTable[R], where: str, order: str, **params: Any) -> list[R]:
         result = self.client.query(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from consumers.projections import project
 from consumers.projector import Projector
 from consumers.storage.clickhouse import Store, connect
 from consumers.topics_admin import ensure_topics
@@ -20,6 +21,7 @@ from schemas import Topics, TurnStopped
 from schemas.models import Event
 from tests.conftest import unique_name
 from tests.events import chunk, envelope, turn_pair
+from tests.frames import decoded
 from tstore.demo import conversation_events
 
 pytestmark = pytest.mark.integration
@@ -129,17 +131,12 @@ async def test_a_session_with_holes_in_its_seq_is_reported_incomplete(
 
 
 def test_a_retried_insert_with_the_same_token_is_refused(clickhouse: Client) -> None:
-    from consumers.projections.source import SourcePosition
-    from consumers.projections.transcripts import transcript_row
-
     store = Store(clickhouse)
     store.migrate()
-    started, stopped = turn_pair()
-    rows = [transcript_row(started, SourcePosition("t", 0, 0))]
-    rows.append(transcript_row(stopped, SourcePosition("t", 0, 1)))
+    rows = project(decoded(turn_pair()).frames)["transcripts"]
     for _ in range(3):
         store.insert("transcripts", rows, generation=1, dedup_token="transcripts:t:0:0-1:g1")
     store.insert("transcripts", rows, generation=1, dedup_token="transcripts:t:0:0-1:g2")
     raw = clickhouse.query("SELECT count() FROM transcripts_generations").result_rows[0][0]
-    assert raw <= 2 * len(rows), "the same token three times wrote once"
+    assert raw <= 2 * rows.height, "the same token three times wrote once"
     assert len(store.session("s-1")) == 1
