@@ -28,7 +28,7 @@ from consumers.steps import Records
 from consumers.steps.bound import bound
 from consumers.steps.commit import commit
 from consumers.steps.dead_letters import DeadLetters
-from consumers.steps.decode import decode
+from consumers.steps.decode import Decoded, decode
 from consumers.steps.gather import gather
 from consumers.steps.write import write
 from consumers.storage.clickhouse import Store
@@ -55,6 +55,9 @@ def cyclic_gc_paused() -> Iterator[None]:
 
 log = structlog.get_logger(__name__)
 
+Rows = dict[str, pl.DataFrame]
+"""A batch's rows, by projection."""
+
 
 def group_for(base_group: str, generation: int) -> str:
     """Each generation is projected by its own consumer group, with its own offsets."""
@@ -68,7 +71,8 @@ class ProjectorStats:
     rejected: int = 0
     batches: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time spent in each step (fetch, decode, write, dead_letters, commit)."""
+    """Wall time the projector's loop spent in fetch and decode (with projection), and
+    waiting (``write``) for the batch before to be written, dead-lettered and committed."""
 
     @contextmanager
     def timing(self, step: str) -> Iterator[None]:
@@ -92,7 +96,7 @@ class Projector:
         projections: Collection[str] = PROJECTIONS,
         limits: dict[TopicPartition, int] | None = None,
         send_dead_letters: bool = True,
-        on_batch: Callable[[Records, dict[str, pl.DataFrame]], None] | None = None,
+        on_batch: Callable[[Records, Rows], None] | None = None,
         max_batch: int = 50_000,
         max_wait_ms: int = 200,
         session_timeout_ms: int = 10_000,
@@ -124,6 +128,8 @@ class Projector:
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
         )
         self._dead_letters = DeadLetters(bootstrap, topics.dead_letters)
+        self._finishing: asyncio.Task[None] | None = None
+        """The batch handed over by the last step, until it is committed."""
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
@@ -131,11 +137,19 @@ class Projector:
         await self._consumer.start()
 
     async def stop(self) -> None:
-        await self._consumer.stop()
-        await self._dead_letters.stop()
+        try:
+            await self.flush()
+        finally:
+            await self._consumer.stop()
+            await self._dead_letters.stop()
 
     async def step(self) -> int:
-        """Gather one batch and fully handle it: decode, project, write, dead-letter, commit."""
+        """Gather one batch, decode and project it, and hand it over to be written,
+        dead-lettered and committed while the next batch is gathered and decoded.
+
+        The batch before is finished (committed) before this one is handed over, so commits
+        stay in offset order and at most one batch is in flight; ``flush`` finishes it.
+        """
         with self.stats.timing("fetch"):
             records = await gather(
                 self._consumer, max_batch=self._max_batch, max_wait_ms=self._max_wait_ms
@@ -145,33 +159,41 @@ class Projector:
         )
         records = self._bounded(records)
         if not records:
+            await self.flush()
             return 0
-        with cyclic_gc_paused():
-            with self.stats.timing("decode"):
-                decoded = decode(
-                    (r for batch in records.values() for r in batch), self.codec, self.topics
-                )
-                rows = project(decoded.frames)
+        with cyclic_gc_paused(), self.stats.timing("decode"):
+            decoded = decode(records, self.codec, self.topics)
+            rows = project(decoded.frames)
+        await self.flush()
+        self._finishing = asyncio.create_task(self._finish(records, decoded, rows))
+        return sum(len(batch) for batch in records.values())
+
+    async def flush(self) -> None:
+        """Wait until the batch in flight is written and committed; raise what it raised."""
+        finishing, self._finishing = self._finishing, None
+        if finishing is not None:
             with self.stats.timing("write"):
-                writing = asyncio.create_task(
-                    asyncio.to_thread(
-                        write,
-                        self.store,
-                        rows,
-                        records,
-                        generation=self.generation,
-                        projections=self.projections,
-                        metrics=self.metrics,
-                    )
-                )
-                if self._on_batch is not None:
-                    self._on_batch(records, rows)  # meanwhile: the engine releases the GIL
-                self.stats.rows += await writing
+                await finishing
+
+    async def _finish(self, records: Records, decoded: Decoded, rows: Rows) -> None:
+        writing = asyncio.to_thread(
+            write,
+            self.store,
+            rows,
+            records,
+            generation=self.generation,
+            projections=self.projections,
+            metrics=self.metrics,
+        )
+        if self._on_batch is None:
+            self.stats.rows += await writing
+        else:
+            pending = asyncio.ensure_future(writing)
+            self._on_batch(records, rows)  # meanwhile: the engine releases the GIL
+            self.stats.rows += await pending
         if self._send_dead_letters:
-            with self.stats.timing("dead_letters"):
-                await self._dead_letters.send(decoded.rejected)
-        with self.stats.timing("commit"):
-            await commit(self._consumer, records)
+            await self._dead_letters.send(decoded.rejected)
+        await commit(self._consumer, records)
         handled = sum(len(batch) for batch in records.values())
         self.stats.events += decoded.events
         self.stats.rejected += len(decoded.rejected)
@@ -183,7 +205,6 @@ class Projector:
         for tp, batch in records.items():
             if tp in assigned:
                 self.metrics.partition_lag(tp, self._consumer.highwater(tp), batch[-1].offset + 1)
-        return handled
 
     def _bounded(self, records: Records) -> Records:
         """Drop records at or past the limits, and stop fetching partitions that reached theirs."""
@@ -215,6 +236,7 @@ class Projector:
                     assigned = self._consumer.assignment()
                     if assigned and set(ends) != assigned:
                         ends = await self._consumer.end_offsets(list(assigned))
+                await self.flush()
         except TimeoutError:
             raise TimeoutError(
                 f"projector did not reach end offsets {ends} in {limit_s}s"
@@ -242,7 +264,8 @@ class Projector:
                 checked = time.monotonic()
                 if await asyncio.to_thread(self.superseded):
                     log.info("generation_superseded", generation=self.generation)
-                    return
+                    break
+        await self.flush()
 
     def superseded(self) -> bool:
         shown = self.store.generations.current()

@@ -299,7 +299,7 @@ async def tally_topics(
             fetched: Records = await consumer.getmany(timeout_ms=500, max_records=50_000)
             records = bound(fetched, upto)
             with cyclic_gc_paused():
-                decoded = decode((r for b in records.values() for r in b), codec, topics)
+                decoded = decode(records, codec, topics)
                 tally.add(project(decoded.frames))
     finally:
         await consumer.stop()
@@ -357,6 +357,7 @@ async def rebuild(
             positions = await projector.positions()
             if progress is not None:
                 progress(positions)
+        await projector.flush()
         seconds = time.perf_counter() - began
         await asyncio.to_thread(generations.set_state, generation.number, "verifying")
         written = {  # a replay up to a time fetched past its limits and dropped the rest

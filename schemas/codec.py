@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from schemas.bulk import BulkReader
 from schemas.models import EVENT_MODELS, Event
 from schemas.registry import SchemaRegistry, SchemaVersion
-from schemas.single_object import FramingError, frame, unframe
+from schemas.single_object import HEADER_SIZE, FramingError, frame, unframe
 
 
 class DecodeError(ValueError):
@@ -36,7 +36,9 @@ class EventCodec:
         missing = set(self._models) - set(self.registry.names())
         if missing:
             raise ValueError(f"models without a schema: {sorted(missing)}")
-        self.bulk = BulkReader(self.registry, self.read_body)
+        self.bulk = BulkReader(
+            self.registry, lambda writer, m: self.read_body(writer, m[HEADER_SIZE:])
+        )
         """Reads many bodies of one writer version at once, into columns."""
 
     def encode(self, event: Event) -> bytes:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 
+from consumers.steps import Records
 from consumers.steps.decode import Decoded, decode
 from schemas import EventCodec, Topics
 from schemas.models import Event
@@ -23,7 +24,15 @@ def record(
 def decoded(events: Sequence[Event]) -> Decoded:
     """The events as the projector decodes them, each at the next offset of its topic."""
     return decode(
-        [record(TOPICS.for_event(e), n, CODEC.encode(e)) for n, e in enumerate(events)],
+        batch(record(TOPICS.for_event(e), n, CODEC.encode(e)) for n, e in enumerate(events)),
         CODEC,
         TOPICS,
     )
+
+
+def batch(records: Iterable[ConsumerRecord[bytes, bytes]]) -> Records:
+    """Records as the projector gathers them: by partition, in offset order."""
+    gathered: Records = {}
+    for one in records:
+        gathered.setdefault(TopicPartition(one.topic, one.partition), []).append(one)
+    return gathered

@@ -1,15 +1,15 @@
 """Decoding a batch: bytes to frames of events, and the records that are not valid events,
 with why.
 
-Records are sorted by the schema version they were written with, each version's bodies are
-read together into columns (``schemas.bulk``), and the models' rules are checked on whole
-columns (``schemas.checks``). A record is refused for its framing, its schema, its topic, its
-Avro or a broken rule, and never takes the valid records of its batch down with it.
+Records are grouped by topic and frame header (marker and writer fingerprint), so both are
+looked at once per schema version, not once per record; each version's messages are read
+together into columns (``schemas.bulk``), and the models' rules are checked on whole columns
+(``schemas.checks``). A record is refused for its framing, its schema, its topic, its Avro or
+a broken rule, and never takes the valid records of its batch down with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -18,10 +18,12 @@ from aiokafka import ConsumerRecord
 
 from consumers.projections import Frames
 from consumers.projections.source import SOURCE_TYPES
+from consumers.steps import Records
 from schemas import DecodeError, EventCodec, Topics
 from schemas.checks import Check, checks, first_broken
 from schemas.models import EVENT_MODELS, Event
 from schemas.registry import SchemaVersion
+from schemas.single_object import HEADER_SIZE
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
@@ -49,47 +51,46 @@ class Decoded:
 _RULES: dict[type[Event], list[Check]] = {model: checks(model) for model in EVENT_MODELS}
 
 
-@dataclass
-class _Written:
-    """The records of one writer version, in batch order."""
-
-    writer: SchemaVersion
-    kind: type[Event]
-    records: list[Record] = field(default_factory=list)
-    bodies: list[memoryview] = field(default_factory=list)
-
-
-def decode(records: Iterable[Record], codec: EventCodec, topics: Topics) -> Decoded:
+def decode(records: Records, codec: EventCodec, topics: Topics) -> Decoded:
+    by_header: dict[tuple[str, bytes], list[Record]] = {}
+    for tp, batch in records.items():
+        for record in batch:
+            key = (tp.topic, (record.value or b"")[:HEADER_SIZE])
+            same = by_header.get(key)
+            if same is None:
+                same = by_header[key] = []
+            same.append(record)
     rejected: list[Rejected] = []
-    by_writer: dict[bytes, _Written] = {}
-    for record in records:
-        try:
-            writer, body = codec.writer_of(record.value or b"")
-        except DecodeError as exc:
-            rejected.append(Rejected(record, exc.reason, exc.detail))
-            continue
-        written = by_writer.get(writer.fingerprint)
-        if written is None:
-            written = by_writer[writer.fingerprint] = _Written(writer, codec.model_of(writer))
-        if topics.for_kind(written.kind) != record.topic:
-            detail = f"{written.kind.__name__} belongs on {topics.for_kind(written.kind)}"
-            rejected.append(Rejected(record, "wrong-topic", detail))
-            continue
-        written.records.append(record)
-        written.bodies.append(body)
     parts: dict[type[Event], list[pl.DataFrame]] = {model: [] for model in EVENT_MODELS}
-    for written in by_writer.values():
-        parts[written.kind].append(_read(written, codec, rejected))
+    for (topic, header), same in by_header.items():
+        try:
+            writer, _ = codec.writer_of(header)
+        except DecodeError as exc:
+            rejected += (Rejected(record, exc.reason, exc.detail) for record in same)
+            continue
+        kind = codec.model_of(writer)
+        if topics.for_kind(kind) != topic:
+            detail = f"{kind.__name__} belongs on {topics.for_kind(kind)}"
+            rejected += (Rejected(record, "wrong-topic", detail) for record in same)
+            continue
+        parts[kind].append(_read(writer, kind, same, codec, rejected))
     frames = {
         kind: pl.concat(found) if found else _empty(codec, kind) for kind, found in parts.items()
     }
+    rejected.sort(key=lambda r: (r.record.topic, r.record.partition, r.record.offset))
     return Decoded(frames, rejected)
 
 
-def _read(written: _Written, codec: EventCodec, rejected: list[Rejected]) -> pl.DataFrame:
+def _read(
+    writer: SchemaVersion,
+    kind: type[Event],
+    records: list[Record],
+    codec: EventCodec,
+    rejected: list[Rejected],
+) -> pl.DataFrame:
     """One writer version's records as a frame of valid events; the others join ``rejected``."""
-    columns = codec.bulk.read(written.writer, written.bodies)
-    kept = written.records
+    columns = codec.bulk.read(writer, [record.value or b"" for record in records])
+    kept = records
     if columns.rejected:
         rejected += (Rejected(kept[i], "bad-avro", d) for i, d in columns.rejected.items())
         kept = [r for i, r in enumerate(kept) if i not in columns.rejected]
@@ -100,12 +101,11 @@ def _read(written: _Written, codec: EventCodec, rejected: list[Rejected]) -> pl.
         ),
         pl.Series("source_offset", [r.offset for r in kept], SOURCE_TYPES["source_offset"]),
     )
-    broken = first_broken(frame, _RULES[written.kind])
+    broken = first_broken(frame, _RULES[kind])
     if broken.null_count() == frame.height:
         return frame
-    label = written.writer.label
     rejected += (
-        Rejected(record, "invalid", f"{label}: {says}")
+        Rejected(record, "invalid", f"{writer.label}: {says}")
         for record, says in zip(kept, broken, strict=True)
         if says is not None
     )

@@ -9,7 +9,7 @@ from consumers.steps.dead_letters import dead_letter_headers
 from consumers.steps.decode import Rejected, decode
 from consumers.steps.write import dedup_token
 from tests.events import T0, chunk, turn_pair
-from tests.frames import CODEC, TOPICS, decoded, record
+from tests.frames import CODEC, TOPICS, batch, decoded, record
 
 
 def test_a_chunk_is_placed_in_samples_ms_and_wall_clock() -> None:
@@ -57,18 +57,20 @@ def test_the_dedup_token_depends_only_on_table_ranges_and_generation() -> None:
 
 def test_decode_rejects_garbage_and_events_on_the_wrong_topic() -> None:
     started, _ = turn_pair()
-    batch = decode(
-        [
-            record(TOPICS.turn_events, 0, CODEC.encode(started)),
-            record(TOPICS.turn_events, 1, b"garbage"),
-            record(TOPICS.turn_events, 2, CODEC.encode(chunk())),
-        ],
+    decoded = decode(
+        batch(
+            [
+                record(TOPICS.turn_events, 0, CODEC.encode(started)),
+                record(TOPICS.turn_events, 1, b"garbage"),
+                record(TOPICS.turn_events, 2, CODEC.encode(chunk())),
+            ]
+        ),
         CODEC,
         TOPICS,
     )
-    assert batch.events == 1
-    assert batch.frames[type(started)]["source_offset"].to_list() == [0]
-    assert [(r.reason, r.record.offset) for r in batch.rejected] == [
+    assert decoded.events == 1
+    assert decoded.frames[type(started)]["source_offset"].to_list() == [0]
+    assert [(r.reason, r.record.offset) for r in decoded.rejected] == [
         ("bad-framing", 1),
         ("wrong-topic", 2),
     ]
