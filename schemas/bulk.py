@@ -48,17 +48,17 @@ def _long(value: int) -> bytes:
     return out.getvalue()
 
 
-def _fixed(name: str, size: int) -> dict[str, Any]:
-    return {"name": f"__{name.lower()}", "type": {"type": "fixed", "name": name, "size": size}}
+def _fixed(field: str, size: int) -> dict[str, Any]:
+    return {"name": field, "type": {"type": "fixed", "name": field.strip("_"), "size": size}}
 
 
 def _framed_and_bounded(schema: dict[str, Any]) -> dict[str, Any]:
     """The writer schema with the frame header before its fields and the boundary after."""
     bounded = copy.deepcopy(schema)
     bounded["fields"] = [
-        _fixed("Frame", HEADER_SIZE),
+        _fixed(FRAME, HEADER_SIZE),
         *bounded["fields"],
-        _fixed("Boundary", _BOUNDARY_SIZE),
+        _fixed(BOUNDARY, _BOUNDARY_SIZE),
     ]
     return bounded
 

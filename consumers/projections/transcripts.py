@@ -18,7 +18,7 @@ import polars as pl
 from consumers.projections.source import SourcePosition, columns_of
 from schemas import Role, WordTiming
 
-COMPLETE_BIT = 1 << 63
+_COMPLETE_BIT = 1 << 63
 _WORDS = pl.List(pl.Struct({"text": pl.String, "start": pl.Float64, "end": pl.Float64}))
 _UTC_MICROS = pl.Datetime("us", "UTC")
 
@@ -46,13 +46,9 @@ class TranscriptRow(NamedTuple):
 COLUMNS = columns_of(TranscriptRow)
 
 
-def row_version(*, complete: bool, seq: int) -> int:
-    return (COMPLETE_BIT if complete else 0) | seq
-
-
 def _version(complete: bool) -> pl.Expr:
     seq = pl.col("seq").cast(pl.UInt64)
-    return seq + pl.lit(COMPLETE_BIT, pl.UInt64) if complete else seq
+    return seq + pl.lit(_COMPLETE_BIT, pl.UInt64) if complete else seq
 
 
 def from_started(started: pl.DataFrame) -> pl.DataFrame:
