@@ -176,21 +176,20 @@ class Projector:
                 await finishing
 
     async def _finish(self, records: Records, decoded: Decoded, rows: Rows) -> None:
-        writing = asyncio.to_thread(
-            write,
-            self.store,
-            rows,
-            records,
-            generation=self.generation,
-            projections=self.projections,
-            metrics=self.metrics,
+        writing = asyncio.ensure_future(
+            asyncio.to_thread(
+                write,
+                self.store,
+                rows,
+                records,
+                generation=self.generation,
+                projections=self.projections,
+                metrics=self.metrics,
+            )
         )
-        if self._on_batch is None:
-            self.stats.rows += await writing
-        else:
-            pending = asyncio.ensure_future(writing)
+        if self._on_batch is not None:
             self._on_batch(records, rows)  # meanwhile: the engine releases the GIL
-            self.stats.rows += await pending
+        self.stats.rows += await writing
         if self._send_dead_letters:
             await self._dead_letters.send(decoded.rejected)
         await commit(self._consumer, records)

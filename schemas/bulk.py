@@ -19,7 +19,6 @@ record whichever versions its events were written with.
 
 from __future__ import annotations
 
-import copy
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -54,13 +53,8 @@ def _fixed(field: str, size: int) -> dict[str, Any]:
 
 def _framed_and_bounded(schema: dict[str, Any]) -> dict[str, Any]:
     """The writer schema with the frame header before its fields and the boundary after."""
-    bounded = copy.deepcopy(schema)
-    bounded["fields"] = [
-        _fixed(FRAME, HEADER_SIZE),
-        *bounded["fields"],
-        _fixed(BOUNDARY, _BOUNDARY_SIZE),
-    ]
-    return bounded
+    fields = [_fixed(FRAME, HEADER_SIZE), *schema["fields"], _fixed(BOUNDARY, _BOUNDARY_SIZE)]
+    return {**schema, "fields": fields}
 
 
 @dataclass

@@ -39,7 +39,7 @@ class EventCodec:
         self.bulk = BulkReader(
             self.registry, lambda writer, m: self.read_body(writer, m[HEADER_SIZE:])
         )
-        """Reads many bodies of one writer version at once, into columns."""
+        """Reads many messages of one writer version at once, into columns."""
 
     def encode(self, event: Event) -> bytes:
         writer = self.registry.latest(event.schema_name)
@@ -66,7 +66,6 @@ class EventCodec:
             raise DecodeError(
                 "unknown-fingerprint", f"no schema version has fingerprint {fp.hex()}"
             )
-        self.model_of(writer)
         return writer, body
 
     def model_of(self, writer: SchemaVersion) -> type[Event]:

@@ -9,26 +9,15 @@ turn a frame of events into a frame of rows, column by column.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import polars as pl
 
 from consumers.projections import audio_chunks, session_events, transcripts
-from consumers.projections.audio_chunks import ChunkRow
-from consumers.projections.session_events import SessionEventRow
-from consumers.projections.transcripts import TranscriptRow
 from schemas import ChunkReady, TurnStarted, TurnStopped
 from schemas.models import Event
 
 PROJECTIONS = ("transcripts", "audio_chunks", "session_events")
 """Every projection, by the name readers query it under."""
-
-ROW_TYPES: dict[str, type[Any]] = {
-    "transcripts": TranscriptRow,
-    "audio_chunks": ChunkRow,
-    "session_events": SessionEventRow,
-}
-
 
 Frames = Mapping[type[Event], pl.DataFrame]
 """Decoded events: one frame per kind, with the model's fields and the source columns."""

@@ -65,10 +65,10 @@ def decode(records: Records, codec: EventCodec, topics: Topics) -> Decoded:
     for (topic, header), same in by_header.items():
         try:
             writer, _ = codec.writer_of(header)
+            kind = codec.model_of(writer)
         except DecodeError as exc:
             rejected += (Rejected(record, exc.reason, exc.detail) for record in same)
             continue
-        kind = codec.model_of(writer)
         if topics.for_kind(kind) != topic:
             detail = f"{kind.__name__} belongs on {topics.for_kind(kind)}"
             rejected += (Rejected(record, "wrong-topic", detail) for record in same)
