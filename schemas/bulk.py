@@ -89,11 +89,10 @@ class _Container:
     def read(self, messages: Sequence[bytes]) -> pl.DataFrame:
         boundaries, expected = self._boundaries_for(len(messages))
         size = sum(map(len, messages)) + _BOUNDARY_SIZE * len(messages)
-        parts = [self.header, _long(len(messages)), _long(size)]
-        for message, boundary in zip(messages, boundaries, strict=False):
-            parts += (message, boundary)
-        parts.append(self.sync)
-        data = b"".join(parts)
+        records: list[bytes] = [b""] * (2 * len(messages))
+        records[0::2] = messages
+        records[1::2] = boundaries[: len(messages)]
+        data = b"".join((self.header, _long(len(messages)), _long(size), *records, self.sync))
         try:
             frame = pl.read_avro(io.BytesIO(data))
         except BaseException as exc:  # polars panics (a BaseException) on corrupt input

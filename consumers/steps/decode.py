@@ -11,6 +11,8 @@ a broken rule, and never takes the valid records of its batch down with it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter, itemgetter
 from typing import TypeAlias
 
 import polars as pl
@@ -51,18 +53,16 @@ class Decoded:
 _RULES: dict[type[Event], list[Check]] = {model: checks(model) for model in EVENT_MODELS}
 
 
+_VALUE = attrgetter("value")
+_PARTITION = attrgetter("partition")
+_OFFSET = attrgetter("offset")
+_HEADER = itemgetter(slice(0, HEADER_SIZE))
+
+
 def decode(records: Records, codec: EventCodec, topics: Topics) -> Decoded:
-    by_header: dict[tuple[str, bytes], list[Record]] = {}
-    for tp, batch in records.items():
-        for record in batch:
-            key = (tp.topic, (record.value or b"")[:HEADER_SIZE])
-            same = by_header.get(key)
-            if same is None:
-                same = by_header[key] = []
-            same.append(record)
     rejected: list[Rejected] = []
     parts: dict[type[Event], list[pl.DataFrame]] = {model: [] for model in EVENT_MODELS}
-    for (topic, header), same in by_header.items():
+    for (topic, header), same in _by_header(records).items():
         try:
             writer, _ = codec.writer_of(header)
             kind = codec.model_of(writer)
@@ -73,7 +73,7 @@ def decode(records: Records, codec: EventCodec, topics: Topics) -> Decoded:
             detail = f"{kind.__name__} belongs on {topics.for_kind(kind)}"
             rejected += (Rejected(record, "wrong-topic", detail) for record in same)
             continue
-        parts[kind].append(_read(writer, kind, same, codec, rejected))
+        parts[kind].append(_read(writer, kind, topic, same, codec, rejected))
     frames = {
         kind: pl.concat(found) if found else _empty(codec, kind) for kind, found in parts.items()
     }
@@ -81,25 +81,47 @@ def decode(records: Records, codec: EventCodec, topics: Topics) -> Decoded:
     return Decoded(frames, rejected)
 
 
+def _by_header(records: Records) -> dict[tuple[str, bytes], list[Record]]:
+    """Records by topic and frame header, each group in offset order. A partition holds a few
+    kinds of event from a few producer versions, so it is split by one pass per header."""
+    groups: dict[tuple[str, bytes], list[Record]] = {}
+    for tp, batch in records.items():
+        headers = _headers(batch)
+        for header in dict.fromkeys(headers):
+            same = compress(batch, map(header.__eq__, headers))
+            groups.setdefault((tp.topic, header), []).extend(same)
+    return groups
+
+
+def _headers(batch: list[Record]) -> list[bytes]:
+    values = list(map(_VALUE, batch))
+    try:
+        return list(map(_HEADER, values))
+    except TypeError:  # a record without a value (a tombstone): an empty header, refused
+        return [(value or b"")[:HEADER_SIZE] for value in values]
+
+
 def _read(
     writer: SchemaVersion,
     kind: type[Event],
+    topic: str,
     records: list[Record],
     codec: EventCodec,
     rejected: list[Rejected],
 ) -> pl.DataFrame:
-    """One writer version's records as a frame of valid events; the others join ``rejected``."""
-    columns = codec.bulk.read(writer, [record.value or b"" for record in records])
+    """One writer version's records, all from ``topic``, as a frame of valid events; the
+    others join ``rejected``."""
+    columns = codec.bulk.read(writer, list(map(_VALUE, records)))
     kept = records
     if columns.rejected:
         rejected += (Rejected(kept[i], "bad-avro", d) for i, d in columns.rejected.items())
         kept = [r for i, r in enumerate(kept) if i not in columns.rejected]
     frame = columns.frame.with_columns(
-        pl.Series("source_topic", [r.topic for r in kept], SOURCE_TYPES["source_topic"]),
+        pl.lit(topic, SOURCE_TYPES["source_topic"]).alias("source_topic"),
         pl.Series(
-            "source_partition", [r.partition for r in kept], SOURCE_TYPES["source_partition"]
+            "source_partition", list(map(_PARTITION, kept)), SOURCE_TYPES["source_partition"]
         ),
-        pl.Series("source_offset", [r.offset for r in kept], SOURCE_TYPES["source_offset"]),
+        pl.Series("source_offset", list(map(_OFFSET, kept)), SOURCE_TYPES["source_offset"]),
     )
     broken = first_broken(frame, _RULES[kind])
     if broken.null_count() == frame.height:

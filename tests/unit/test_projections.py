@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from aiokafka import TopicPartition
@@ -56,23 +57,29 @@ def test_the_dedup_token_depends_only_on_table_ranges_and_generation() -> None:
 
 
 def test_decode_rejects_garbage_and_events_on_the_wrong_topic() -> None:
-    started, _ = turn_pair()
+    started, stopped = turn_pair()
+    tombstone = record(TOPICS.turn_events, 3, b"")
     decoded = decode(
         batch(
             [
                 record(TOPICS.turn_events, 0, CODEC.encode(started)),
                 record(TOPICS.turn_events, 1, b"garbage"),
                 record(TOPICS.turn_events, 2, CODEC.encode(chunk())),
+                dataclasses.replace(tombstone, value=None),
+                record(TOPICS.turn_events, 4, CODEC.encode(stopped)),
+                record(TOPICS.turn_events, 5, CODEC.encode(started)),
             ]
         ),
         CODEC,
         TOPICS,
     )
-    assert decoded.events == 1
-    assert decoded.frames[type(started)]["source_offset"].to_list() == [0]
+    assert decoded.events == 3
+    assert decoded.frames[type(started)]["source_offset"].to_list() == [0, 5]
+    assert decoded.frames[type(stopped)]["source_offset"].to_list() == [4]
     assert [(r.reason, r.record.offset) for r in decoded.rejected] == [
         ("bad-framing", 1),
         ("wrong-topic", 2),
+        ("bad-framing", 3),
     ]
 
 
