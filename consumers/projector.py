@@ -11,8 +11,8 @@ absorbs any other replay.
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
+from consumers.gc_pause import collect_if_due, cyclic_gc_paused
 from consumers.metrics import ProjectorMetrics
 from consumers.projections import PROJECTIONS, project
 from consumers.steps import Records
@@ -35,28 +36,14 @@ from consumers.storage.clickhouse import Store
 from consumers.topics_admin import MAX_MESSAGE_BYTES
 from schemas import EventCodec, Topics
 
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Pause the cycle collector while a batch is decoded, projected and written.
-
-    A batch makes tens of thousands of young objects that hold no reference cycles, so
-    reference counting frees them; collecting them again and again as they pile up cost more
-    than a third of the decoding time, and most of the time spent turning rows into columns.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 log = structlog.get_logger(__name__)
 
 Rows = dict[str, pl.DataFrame]
 """A batch's rows, by projection."""
+
+PIPELINE_DEPTH = 2
+"""Batches in flight behind the one being gathered: one decoded while the one before it is
+written. More would only hold more memory; each stage already has a thread to itself."""
 
 
 def group_for(base_group: str, generation: int) -> str:
@@ -71,8 +58,9 @@ class ProjectorStats:
     rejected: int = 0
     batches: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time the projector's loop spent in fetch and decode (with projection), and
-    waiting (``write``) for the batch before to be written, dead-lettered and committed."""
+    """Wall time in each stage: ``fetch`` (gathering), ``decode`` (with projection),
+    ``write`` (the inserts), and ``waiting``: the loop waiting for room in the pipeline.
+    The stages overlap, so the times add up to more than the time elapsed."""
 
     @contextmanager
     def timing(self, step: str) -> Iterator[None]:
@@ -128,8 +116,8 @@ class Projector:
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
         )
         self._dead_letters = DeadLetters(bootstrap, topics.dead_letters)
-        self._finishing: asyncio.Task[None] | None = None
-        """The batch handed over by the last step, until it is committed."""
+        self._in_flight: deque[asyncio.Task[None]] = deque()
+        """The batches handed over by the last steps, oldest first, until committed."""
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
@@ -144,11 +132,11 @@ class Projector:
             await self._dead_letters.stop()
 
     async def step(self) -> int:
-        """Gather one batch, decode and project it, and hand it over to be written,
-        dead-lettered and committed while the next batch is gathered and decoded.
+        """Gather one batch and hand it over to the pipeline: it is decoded and projected while
+        the batch before it is written, then written, dead-lettered and committed.
 
-        The batch before is finished (committed) before this one is handed over, so commits
-        stay in offset order and at most one batch is in flight; ``flush`` finishes it.
+        At most ``PIPELINE_DEPTH`` batches are in flight, and each is written and committed
+        only after the one before it, so commits stay in offset order; ``flush`` finishes them.
         """
         with self.stats.timing("fetch"):
             records = await gather(
@@ -161,23 +149,34 @@ class Projector:
         if not records:
             await self.flush()
             return 0
-        with cyclic_gc_paused(), self.stats.timing("decode"):
-            decoded = decode(records, self.codec, self.topics)
-            rows = project(decoded.frames)
-        await self.flush()
-        self._finishing = asyncio.create_task(self._finish(records, decoded, rows))
+        with self.stats.timing("waiting"):
+            while len(self._in_flight) >= PIPELINE_DEPTH:
+                await self._in_flight.popleft()
+        before = self._in_flight[-1] if self._in_flight else None
+        self._in_flight.append(asyncio.create_task(self._finish(records, before)))
+        collect_if_due()
         return sum(len(batch) for batch in records.values())
 
     async def flush(self) -> None:
-        """Wait until the batch in flight is written and committed; raise what it raised."""
-        finishing, self._finishing = self._finishing, None
-        if finishing is not None:
-            with self.stats.timing("write"):
-                await finishing
+        """Wait until every batch in flight is written and committed; raise what one raised."""
+        in_flight, self._in_flight = self._in_flight, deque()
+        with self.stats.timing("waiting"):
+            outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
-    async def _finish(self, records: Records, decoded: Decoded, rows: Rows) -> None:
-        writing = asyncio.ensure_future(
-            asyncio.to_thread(
+    async def _finish(self, records: Records, before: asyncio.Task[None] | None) -> None:
+        with self.stats.timing("decode"):
+            decoded, rows = await asyncio.to_thread(
+                _decode_and_project, records, self.codec, self.topics
+            )
+        if self._on_batch is not None:
+            self._on_batch(records, rows)
+        if before is not None:
+            await before  # raises what the batch before raised: this one is not committed
+        with self.stats.timing("write"):
+            self.stats.rows += await asyncio.to_thread(
                 write,
                 self.store,
                 rows,
@@ -186,10 +185,6 @@ class Projector:
                 projections=self.projections,
                 metrics=self.metrics,
             )
-        )
-        if self._on_batch is not None:
-            self._on_batch(records, rows)  # meanwhile: the engine releases the GIL
-        self.stats.rows += await writing
         if self._send_dead_letters:
             await self._dead_letters.send(decoded.rejected)
         await commit(self._consumer, records)
@@ -230,12 +225,13 @@ class Projector:
         ends: dict[TopicPartition, int] = {}
         try:
             async with asyncio.timeout(limit_s):
-                while not ends or not await self._reached(ends):
-                    await self.step()
-                    assigned = self._consumer.assignment()
-                    if assigned and set(ends) != assigned:
-                        ends = await self._consumer.end_offsets(list(assigned))
-                await self.flush()
+                with cyclic_gc_paused():
+                    while not ends or not await self._reached(ends):
+                        await self.step()
+                        assigned = self._consumer.assignment()
+                        if assigned and set(ends) != assigned:
+                            ends = await self._consumer.end_offsets(list(assigned))
+                    await self.flush()
         except TimeoutError:
             raise TimeoutError(
                 f"projector did not reach end offsets {ends} in {limit_s}s"
@@ -257,14 +253,15 @@ class Projector:
         of this projector's generation: writing it on would serve nobody.
         """
         checked = time.monotonic()
-        while not stop.is_set():
-            await self.step()
-            if time.monotonic() - checked >= check_every_s:
-                checked = time.monotonic()
-                if await asyncio.to_thread(self.superseded):
-                    log.info("generation_superseded", generation=self.generation)
-                    break
-        await self.flush()
+        with cyclic_gc_paused():
+            while not stop.is_set():
+                await self.step()
+                if time.monotonic() - checked >= check_every_s:
+                    checked = time.monotonic()
+                    if await asyncio.to_thread(self.superseded):
+                        log.info("generation_superseded", generation=self.generation)
+                        break
+            await self.flush()
 
     def superseded(self) -> bool:
         shown = self.store.generations.current()
@@ -276,3 +273,10 @@ class Projector:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def _decode_and_project(
+    records: Records, codec: EventCodec, topics: Topics
+) -> tuple[Decoded, Rows]:
+    decoded = decode(records, codec, topics)
+    return decoded, project(decoded.frames)

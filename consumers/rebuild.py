@@ -22,8 +22,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupIdNotFound
 
+from consumers.gc_pause import cyclic_gc_paused
 from consumers.projections import project
-from consumers.projector import Projector, cyclic_gc_paused, group_for
+from consumers.projector import Projector, group_for
 from consumers.steps import Records
 from consumers.steps.bound import bound
 from consumers.steps.decode import decode
@@ -352,12 +353,13 @@ async def rebuild(
     )
     async with projector:
         positions: dict[TopicPartition, int] = {}
-        while not _reached(positions, plan.targets):
-            await projector.step()
-            positions = await projector.positions()
-            if progress is not None:
-                progress(positions)
-        await projector.flush()
+        with cyclic_gc_paused():
+            while not _reached(positions, plan.targets):
+                await projector.step()
+                positions = await projector.positions()
+                if progress is not None:
+                    progress(positions)
+            await projector.flush()
         seconds = time.perf_counter() - began
         await asyncio.to_thread(generations.set_state, generation.number, "verifying")
         written = {  # a replay up to a time fetched past its limits and dropped the rest
