@@ -115,8 +115,8 @@ class Store:
 
     def __init__(self, client: Client) -> None:
         self.client = client
-
         self.generations = Generations(client)
+        self._dictionary_columns: dict[str, frozenset[str]] = {}
 
     def migrate(self) -> None:
         migrate(self.client)
@@ -134,15 +134,34 @@ class Store:
         recently makes ClickHouse skip the insert.
 
         Duplicates are not merged away on insert (``optimize_on_insert``, a third of the
-        insert's cost): every read goes through ``FINAL``, which merges them anyway."""
+        insert's cost): every read goes through ``FINAL``, which merges them anyway. Columns
+        the table keeps as dictionaries go as Arrow dictionaries, so ClickHouse reads each
+        distinct value once instead of once per row (half the parsing of ``session_events``)."""
         if rows.is_empty():
             return
         spec = TABLES[table]
         settings: dict[str, Any] = {"optimize_on_insert": 0}
         if dedup_token:
             settings["insert_deduplication_token"] = dedup_token
-        arrow = rows.select(pl.lit(generation, pl.UInt32).alias("generation"), *spec.columns)
-        self.client.insert_arrow(spec.table, arrow.to_arrow(), settings=settings)
+        dictionaries = self._dictionaries(spec.table)
+        arrow = rows.select(
+            pl.lit(generation, pl.UInt32).alias("generation"),
+            *(pl.col(c).cast(pl.Categorical) if c in dictionaries else c for c in spec.columns),
+        )
+        # one chunk: an Arrow file holds one dictionary per column
+        self.client.insert_arrow(spec.table, arrow.rechunk().to_arrow(), settings=settings)
+
+    def _dictionaries(self, table: str) -> frozenset[str]:
+        """The table's LowCardinality and Enum columns, as the server describes them."""
+        known = self._dictionary_columns.get(table)
+        if known is None:
+            result = self.client.query(
+                "SELECT name FROM system.columns WHERE database = currentDatabase() "
+                "AND table = {t:String} AND match(type, '^(LowCardinality|Enum)')",
+                parameters={"t": table},
+            )
+            known = self._dictionary_columns[table] = frozenset(r[0] for r in result.result_rows)
+        return known
 
     def _select(self, spec: RowTable[R], where: str, order: str, **params: Any) -> list[R]:
         result = self.client.query(
