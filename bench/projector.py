@@ -69,7 +69,9 @@ async def bare_drain_eps(bootstrap: str, topics: Topics, events: int) -> float:
 async def projector_eps(
     bootstrap: str, topics: Topics, store: Store, events: int
 ) -> tuple[float, dict[str, float]]:
-    """Events per second, and the share of the time each step took."""
+    """Events per second, and the share of the time each stage was busy: ``fetch``,
+    ``decode``, ``write``, and ``waiting`` (the loop waiting for room in the pipeline). The
+    stages overlap, so the shares add up to more than one."""
     async with Projector(
         bootstrap=bootstrap, topics=topics, group_id=f"bench-{uuid.uuid4().hex}", store=store
     ) as projector:
