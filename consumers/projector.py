@@ -41,9 +41,10 @@ log = structlog.get_logger(__name__)
 Rows = dict[str, pl.DataFrame]
 """A batch's rows, by projection."""
 
-PIPELINE_DEPTH = 2
-"""Batches in flight behind the one being gathered: one decoded while the one before it is
-written. More would only hold more memory; each stage already has a thread to itself."""
+PIPELINE_DEPTH = 3
+"""Batches in flight behind the one being gathered: decoded (each in a thread of its own)
+while the one before them is written. Two left the stages idle whenever one batch took
+longer than the others (about a tenth slower); four gained nothing more."""
 
 
 def group_for(base_group: str, generation: int) -> str:

@@ -76,15 +76,18 @@ class _Container:
         self.header = header.getvalue()
         self._nonce = os.urandom(8)
         """Unknown outside this process, so no message can carry a boundary of its own."""
-        self._boundaries: list[bytes] = []
-        self._boundary_column = pl.Series(dtype=pl.Binary)
+        self._boundaries: tuple[list[bytes], pl.Series] = ([], pl.Series(dtype=pl.Binary))
+        """The boundaries made so far, as values and as a column; replaced whole, never
+        changed, since several threads may read batches at once."""
 
     def _boundaries_for(self, count: int) -> tuple[list[bytes], pl.Series]:
-        if count > len(self._boundaries):
-            wanted = max(count, 2 * len(self._boundaries))
-            self._boundaries = [self._nonce + i.to_bytes(8, "little") for i in range(wanted)]
-            self._boundary_column = pl.Series(self._boundaries, dtype=pl.Binary)
-        return self._boundaries, self._boundary_column.head(count)
+        values, column = self._boundaries
+        if count > len(values):
+            wanted = max(count, 2 * len(values))
+            values = [self._nonce + i.to_bytes(8, "little") for i in range(wanted)]
+            column = pl.Series(values, dtype=pl.Binary)
+            self._boundaries = (values, column)
+        return values, column.head(count)
 
     def read(self, messages: Sequence[bytes]) -> pl.DataFrame:
         boundaries, expected = self._boundaries_for(len(messages))
