@@ -27,9 +27,7 @@ def project(events: Frames) -> dict[str, pl.DataFrame]:
     """Every projection's rows for a batch of events, as frames in the projections' columns."""
     started, stopped = events[TurnStarted], events[TurnStopped]
     return {
-        "transcripts": pl.concat(
-            [transcripts.from_started(started), transcripts.from_stopped(stopped)]
-        ),
+        "transcripts": transcripts.from_turns(started, stopped),
         "audio_chunks": audio_chunks.from_ready(events[ChunkReady]),
         "session_events": pl.concat(
             [session_events.from_any(frame, kind.__name__) for kind, frame in events.items()]

@@ -51,6 +51,17 @@ def _version(complete: bool) -> pl.Expr:
     return seq + pl.lit(_COMPLETE_BIT, pl.UInt64) if complete else seq
 
 
+KEY = ["session_id", "turn_id"]
+
+
+def from_turns(started: pl.DataFrame, stopped: pl.DataFrame) -> pl.DataFrame:
+    """A batch's rows. A stop outranks every start of its turn (completeness comes first in the
+    version), so a start whose stop is in the same batch is left out: the table shows the same
+    from half the rows, as a turn's two events mostly arrive together."""
+    still_open = started.join(stopped.select(KEY), on=KEY, how="anti")
+    return pl.concat([from_started(still_open), from_stopped(stopped)])
+
+
 def from_started(started: pl.DataFrame) -> pl.DataFrame:
     """An open turn: what is known when it starts, the rest empty."""
     return started.with_columns(
@@ -83,5 +94,4 @@ def latest(rows: pl.DataFrame) -> pl.DataFrame:
     This is the in-memory statement of the ReplacingMergeTree rule, used to reason about and
     test the projection without an engine.
     """
-    key = ["session_id", "turn_id"]
-    return rows.sort("version").unique(subset=key, keep="last").sort(key)
+    return rows.sort("version").unique(subset=KEY, keep="last").sort(KEY)

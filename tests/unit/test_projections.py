@@ -39,8 +39,15 @@ def test_every_event_feeds_the_ledger_and_its_own_table() -> None:
     assert ledger["event_id"].to_list() == [str(e.event_id) for e in (started, stopped)] + [
         ledger["event_id"][2]
     ]
-    assert rows["transcripts"].height == 2
+    assert rows["transcripts"]["complete"].to_list() == [True], "the stop outranks the start"
     assert rows["audio_chunks"].height == 1
+
+
+def test_a_start_without_its_stop_in_the_batch_is_an_open_turn() -> None:
+    started, stopped = turn_pair()
+    other, _ = turn_pair(turn_id="turn-2", seq=2)
+    rows = project(decoded([started, other, stopped]).frames)["transcripts"].sort("turn_id")
+    assert rows.select("turn_id", "complete").rows() == [("turn-1", True), ("turn-2", False)]
 
 
 def test_the_dedup_token_depends_only_on_table_ranges_and_generation() -> None:

@@ -1,8 +1,9 @@
-"""Any order and any duplication of a session's turn events gives the same transcript."""
+"""Any order, duplication and batching of a session's turn events gives the same transcript."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import polars as pl
 from hypothesis import given, settings
@@ -24,18 +25,25 @@ def _session_events(turns: int) -> list[TurnStarted | TurnStopped]:
     return events
 
 
-def _shown(events: Sequence[Event]) -> pl.DataFrame:
-    """The transcripts a reader would see, without where each row was read."""
-    return latest(project(decoded(events).frames)["transcripts"]).drop(SOURCE_COLUMNS)
+def _shown(events: Sequence[Event], cuts: Sequence[int] = ()) -> pl.DataFrame:
+    """The transcripts a reader would see, without where each row was read, when the events
+    arrive in batches that end at ``cuts``."""
+    ends = sorted({*cuts, len(events)})
+    batches = [events[start:end] for start, end in pairwise([0, *ends])]
+    rows = pl.concat(project(decoded(batch).frames)["transcripts"] for batch in batches)
+    return latest(rows).drop(SOURCE_COLUMNS)
 
 
 @settings(deadline=None)
 @given(st.data(), st.integers(min_value=1, max_value=6))
-def test_any_order_and_duplication_gives_the_same_rows(data: st.DataObject, turns: int) -> None:
+def test_any_order_duplication_and_batching_gives_the_same_rows(
+    data: st.DataObject, turns: int
+) -> None:
     events = _session_events(turns)
     extra = data.draw(st.lists(st.sampled_from(events), max_size=3 * turns))
     delivered = data.draw(st.permutations(events + extra))
-    assert _shown(delivered).equals(_shown(events))
+    cuts = data.draw(st.lists(st.integers(min_value=1, max_value=len(delivered)), max_size=4))
+    assert _shown(delivered, cuts).equals(_shown(events))
 
 
 def test_a_stop_read_before_its_start_still_wins() -> None:
