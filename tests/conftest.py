@@ -8,8 +8,10 @@ at an already running broker instead of starting one.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -18,9 +20,18 @@ from clickhouse_connect.driver.client import Client
 from consumers.storage.clickhouse import connect
 from consumers.topics_admin import ensure_topics
 from schemas import Topics
+from schemas.registry import SCHEMA_DIR
 from tstore.devkafka import DevKafka
 
 TEST_PARTITIONS = 3
+
+
+@pytest.fixture
+def schema_folder(tmp_path: Path) -> Path:
+    """A copy of the published schemas, for a test to break."""
+    folder = tmp_path / "avro"
+    shutil.copytree(SCHEMA_DIR, folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from pydantic import BaseModel
 
 from schemas.compatibility import problems, unpublished
 from schemas.models import EVENT_MODELS, Envelope
-from schemas.registry import SCHEMA_DIR, SchemaRegistry, SchemaVersion
+from schemas.registry import SchemaRegistry, SchemaVersion
 
 REGISTRY = SchemaRegistry.from_folder()
 
@@ -37,31 +36,23 @@ def test_the_folder_strands_no_stored_event() -> None:
     assert unpublished() == [], "pin new versions in schemas/avro/published.json"
 
 
-def _copy_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "avro"
-    shutil.copytree(SCHEMA_DIR, folder)
-    return folder
-
-
-def test_editing_a_published_version_is_reported(tmp_path: Path) -> None:
-    folder = _copy_folder(tmp_path)
-    path = folder / "turn_started.v1.avsc"
+def test_editing_a_published_version_is_reported(schema_folder: Path) -> None:
+    path = schema_folder / "turn_started.v1.avsc"
     schema = json.loads(path.read_text())
     schema["fields"].append({"name": "extra", "type": ["null", "string"], "default": None})
     path.write_text(json.dumps(schema))
-    (found,) = problems(folder)
+    (found,) = problems(schema_folder)
     assert found.startswith("turn_started.v1.avsc changed after TurnStarted v1 was published")
 
 
-def test_a_new_field_without_default_is_reported(tmp_path: Path) -> None:
-    folder = _copy_folder(tmp_path)
-    schema = json.loads((folder / "chunk_ready.v1.avsc").read_text())
+def test_a_new_field_without_default_is_reported(schema_folder: Path) -> None:
+    schema = json.loads((schema_folder / "chunk_ready.v1.avsc").read_text())
     schema["fields"].append({"name": "codec", "type": "string"})
-    (folder / "chunk_ready.v2.avsc").write_text(json.dumps(schema))
-    (found,) = problems(folder)
+    (schema_folder / "chunk_ready.v2.avsc").write_text(json.dumps(schema))
+    (found,) = problems(schema_folder)
     assert found.startswith("ChunkReady v2 cannot read events written with ChunkReady v1")
     assert "codec" in found
-    assert unpublished(folder) == ["ChunkReady v2"]
+    assert unpublished(schema_folder) == ["ChunkReady v2"]
 
 
 @pytest.mark.parametrize(
