@@ -1,14 +1,10 @@
-"""The store owner's admin endpoint: start and watch a rebuild inside the process that owns
-the store.
+"""Rebuilds run inside the process that owns the store: start one, watch it.
 
 In embedded mode only one process may open the chDB path, so a rebuild cannot run beside
-``tstore project`` as a process of its own; ``tstore rebuild`` asks this endpoint instead, and
-the rebuild runs on the projector's event loop beside the live projectors, which hand over to
-the new generation after the cut-over. Bound to loopback by default: it changes the store.
-
-``POST /rebuild`` (JSON: ``only``, ``until``, ``resume``, ``discard``, ``dry_run``) answers
-with the plan; ``GET /rebuild`` with the running or last rebuild's state, plan, positions,
-summary or error.
+``tstore serve`` or ``tstore project`` as a process of its own; ``tstore rebuild`` asks the
+store's HTTP service (``/v1/admin/rebuild``) instead, and the rebuild runs on that process's
+event loop beside the live projectors, which hand over to the new generation after the
+cut-over. Requests are dicts with ``only``, ``until``, ``resume``, ``discard``, ``dry_run``.
 """
 
 from __future__ import annotations
@@ -17,8 +13,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
-from aiohttp import web
 from aiokafka import TopicPartition
 
 from consumers.projections import PROJECTIONS
@@ -26,8 +20,6 @@ from consumers.rebuild import RebuildPlan, RebuildSummary, discard, plan_rebuild
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import GenerationError
 from schemas import Topics
-
-log = structlog.get_logger(__name__)
 
 
 class RebuildService:
@@ -101,24 +93,6 @@ class RebuildService:
             },
         }
 
-    def routes(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/rebuild", self._post)
-        app.router.add_get("/rebuild", self._get)
-        return app
-
-    async def _post(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError("the body must be a JSON object")
-            return web.json_response(await self.start(body))
-        except (GenerationError, ValueError) as exc:
-            return web.json_response({"error": str(exc)}, status=409)
-
-    async def _get(self, _request: web.Request) -> web.Response:
-        return web.json_response(self.status())
-
 
 def _parse_until(value: object) -> datetime | None:
     if value is None:
@@ -128,11 +102,3 @@ def _parse_until(value: object) -> datetime | None:
     except ValueError:
         raise ValueError(f"until: not an ISO 8601 time: {value!r}") from None
     return until if until.tzinfo else until.replace(tzinfo=UTC)
-
-
-async def serve(service: RebuildService, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(service.routes())
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info("admin_endpoint", host=host, port=port)
-    return runner

@@ -41,9 +41,13 @@ class ProjectorMetrics:
             "tstore_projector_lag_seconds", "Age of the oldest event not yet projected", registry=r
         )
 
+        self.lag_s: float | None = None
+        """The last lag measured, None before the first fetch: what the query API reports."""
+
     def fetched(self, oldest_timestamp_ms: int | None) -> None:
         age = 0.0 if oldest_timestamp_ms is None else time.time() - oldest_timestamp_ms / 1000
-        self.lag_seconds.set(max(0.0, age))
+        self.lag_s = max(0.0, age)
+        self.lag_seconds.set(self.lag_s)
 
     def partition_lag(self, tp: TopicPartition, highwater: int | None, next_offset: int) -> None:
         if highwater is not None:

@@ -1,26 +1,34 @@
-"""``make demo``: one conversation through the whole system on the embedded defaults.
+"""``make demo``: conversations through the whole system on the embedded defaults.
 
-A local broker starts, a short scripted call between a caller and a support bot is published as
-real Avro events, the projector writes it to the embedded ClickHouse, and the transcript is read
-back from the table, so each piece is seen working with the others.
+A local broker starts; a short scripted call between a caller and a support bot, and a few
+simulated calls with audio, are published as real Avro events; the projector writes them to
+the embedded ClickHouse, and the scripted transcript is read back through the query library,
+so each piece is seen working with the others. ``tstore demo`` then serves the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from consumers.live import live_projectors
-from consumers.projections.transcripts import TranscriptRow
-from consumers.storage.clickhouse import Store, connect
+from consumers.storage.clickhouse import open_store
 from consumers.topics_admin import ensure_topics
-from producers import EventPublisher
+from producers import EventPublisher, TranscriptProducer
+from producers.chunks import LocalChunkStore
+from producers.simulator import simulate
+from queries import Reader, Turn
+from queries.turns import transcript
 from schemas import Event, ProducerInfo, Role, TurnStarted, TurnStopped
 from tstore.settings import Settings
 
 DEMO_PRODUCER = ProducerInfo(framework="demo", framework_version="", library_version="0.1.0")
+SIMULATED_CALLS = 3
+"""Calls with audio (both tracks as WAV chunks) beside the scripted one, so the store has
+something to list, search and play."""
 
 
 @dataclass(frozen=True)
@@ -77,29 +85,31 @@ def conversation_events(session_id: str, bot_id: str, start: datetime) -> list[E
     return events
 
 
-def format_transcript(rows: list[TranscriptRow]) -> str:
-    if not rows:
-        return "(no turns)"
-    origin = rows[0].started_at
-    lines = []
-    for row in rows:
-        offset = (row.started_at - origin).total_seconds()
-        duration = "open" if row.duration_ms is None else f"{row.duration_ms / 1000:.1f}s"
-        flag = " [interrupted]" if row.interrupted else ""
-        lines.append(f"  +{offset:6.1f}s {row.role:>9} ({duration:>5}): {row.text}{flag}")
-    return "\n".join(lines)
-
-
-async def run_demo(
-    settings: Settings, bootstrap: str, timeout_s: float = 60.0
-) -> list[TranscriptRow]:
-    """Publish the scripted call, project it, and return its rows read back from ClickHouse."""
+async def run_demo(settings: Settings, timeout_s: float = 60.0) -> tuple[str, list[Turn]]:
+    """Publish the scripted call and a few simulated calls with audio, project them, and
+    return the scripted call's id and turns read back through the query library."""
+    bootstrap = settings.kafka_bootstrap
     session_id = f"demo-{uuid.uuid4().hex[:8]}"
     events = conversation_events(session_id, "acme-support", datetime.now(UTC))
     await ensure_topics(bootstrap, settings.topics, partitions=settings.topic_partitions)
     async with EventPublisher(bootstrap, settings.topics) as publisher:
         await publisher.publish_all(events)
-    store = Store(connect(settings.dsn, settings.clickhouse_database))
+    async with TranscriptProducer(
+        bootstrap,
+        bot_id="simulator",
+        framework="simulator",
+        topics=settings.topics,
+        spool_dir=settings.data_dir / "spool",
+    ) as producer:
+        await simulate(
+            producer,
+            sessions=SIMULATED_CALLS,
+            rate=0,
+            turns=8,
+            seed=random.randrange(2**31),
+            chunks=LocalChunkStore(settings.data_dir / "chunks"),
+        )
+    store = await asyncio.to_thread(open_store, settings.dsn, settings.clickhouse_database)
     for projector in await live_projectors(
         bootstrap=bootstrap,
         topics=settings.topics,
@@ -108,4 +118,5 @@ async def run_demo(
     ):
         async with projector:
             await projector.catch_up(timeout_s)
-    return await asyncio.to_thread(store.session, session_id)
+    turns = await asyncio.to_thread(transcript, Reader(store.client), session_id)
+    return session_id, turns

@@ -1,12 +1,25 @@
-"""structlog configuration, in one place, for every ``tstore`` process."""
+"""structlog configuration, in one place, for every ``tstore`` process.
+
+Credentials never reach a log line: ``Redactor`` masks the secrets it was given (the API
+token, passwords) wherever they appear, and anything shaped like a password in a URL or a
+bearer token, whoever logged it.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from typing import TextIO, cast
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO, cast
 
 import structlog
+
+MASK = "***"
+_SHAPES = (
+    re.compile(r"(?<=://)([^:/@\s]*):([^@\s]+)@"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+)
 
 
 class _CurrentStderr:
@@ -20,7 +33,39 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(fmt: str = "console", level: int = logging.INFO) -> None:
+class Redactor:
+    """A structlog processor: every string in an event, nested ones included, with secrets
+    masked."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        text = _SHAPES[0].sub(rf"\1:{MASK}@", text)
+        return _SHAPES[1].sub(rf"\1{MASK}", text)
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {k: self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._clean(v) for v in value)
+        if isinstance(value, BaseException):
+            return self.mask(str(value))
+        return value
+
+    def __call__(
+        self, _logger: Any, _name: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        return {key: self._clean(value) for key, value in event.items()}
+
+
+def configure_logging(
+    fmt: str = "console", level: int = logging.INFO, secrets: Iterable[str] = ()
+) -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -32,10 +77,11 @@ def configure_logging(fmt: str = "console", level: int = logging.INFO) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            Redactor(secrets),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=logging.WARNING, stream=_CurrentStderr())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import Topics
@@ -33,19 +33,28 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(default=50_000, ge=1)
     batch_max_wait_ms: int = Field(default=200, ge=1)
     """A projector's batch closes at this many events or after this long, whichever first."""
-    retired_generations_kept: int = Field(default=2, ge=0)
-    """After a cut-over, retired generations beyond the newest this many are dropped."""
-    metrics_port: int = Field(default=9108, ge=0, le=65535)
-    """Port of the projector's Prometheus ``/metrics``; 0 turns it off."""
-    admin_host: str = "127.0.0.1"
-    admin_port: int = Field(default=9110, ge=0, le=65535)
-    """Port of ``tstore project``'s admin endpoint, through which ``tstore rebuild`` runs a
-    rebuild inside the process that owns the store; 0 turns it off."""
+    retired_generations_kept: int = Field(default=2, ge=1)
+    """After a cut-over, retired generations beyond the newest this many are dropped. At
+    least one: readers that have not yet seen the cut-over (up to a second) read the
+    generation it retired."""
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    """Where ``tstore serve`` (and ``tstore project``) answer HTTP, and where the command
+    line looks for a running store."""
+    api_token: SecretStr | None = None
+    """Bearer token every ``/v1`` call must carry; required to listen off loopback."""
     log_format: str = Field(default="console", pattern="^(console|json)$")
 
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def service_url(self) -> str:
+        host = f"[{self.http_host}]" if ":" in self.http_host else self.http_host
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.http_port}"
 
     @property
     def dsn(self) -> str:

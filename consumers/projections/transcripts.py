@@ -27,6 +27,7 @@ class TranscriptRow(NamedTuple):
     session_id: str
     turn_id: str
     bot_id: str
+    framework: str
     role: Role
     started_at: datetime
     stopped_at: datetime | None
@@ -62,9 +63,13 @@ def from_turns(started: pl.DataFrame, stopped: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([from_started(still_open), from_stopped(stopped)])
 
 
+_FRAMEWORK = pl.col("producer").struct.field("framework")
+
+
 def from_started(started: pl.DataFrame) -> pl.DataFrame:
     """An open turn: what is known when it starts, the rest empty."""
     return started.with_columns(
+        framework=_FRAMEWORK,
         stopped_at=pl.lit(None, _UTC_MICROS),
         duration_ms=pl.lit(None, pl.Int64),
         text=pl.lit(""),
@@ -81,6 +86,7 @@ def from_started(started: pl.DataFrame) -> pl.DataFrame:
 def from_stopped(stopped: pl.DataFrame) -> pl.DataFrame:
     """A complete turn, with its transcript."""
     return stopped.with_columns(
+        framework=_FRAMEWORK,
         duration_ms=(pl.col("stopped_at") - pl.col("started_at")).dt.total_milliseconds(),
         words=pl.col("words").fill_null(pl.lit([], _WORDS)),
         complete=pl.lit(True),

@@ -6,6 +6,8 @@ The DSN alone chooses the engine: ``chdb:///abs/path`` runs ClickHouse in this p
 
 from __future__ import annotations
 
+import os
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import clickhouse_connect
 import polars as pl
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from consumers.projections.audio_chunks import ChunkRow
 from consumers.projections.session_events import SessionEventRow
@@ -38,6 +41,15 @@ def normalize_dsn(dsn: str) -> str:
     if not path:
         raise ValueError("an embedded DSN needs a data path: chdb:///absolute/path")
     return _CHDB + str(Path(path).resolve())
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store cannot be opened; the message says why, and what to do about it."""
+
+
+def shown_dsn(dsn: str) -> str:
+    """The DSN without its password, fit for a message or a log line."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
 
 
 def connect(dsn: str, database: str) -> Client:
@@ -198,3 +210,46 @@ class Store:
             parameters={"g": generation},
         )
         return {str(s): (int(n), int(d)) for s, n, d in result.result_rows}
+
+
+def open_store(dsn: str, database: str) -> Store:
+    """The store, migrated; ``StoreUnavailableError`` in one line when it cannot be opened."""
+    dsn = normalize_dsn(dsn)
+    holder = embedded_holder(dsn)
+    if holder is not None:
+        raise StoreUnavailableError(
+            f"the embedded store {dsn} is held by process {holder} (a running `tstore serve` "
+            "or `tstore project`): ask that process over HTTP (TSTORE_HTTP_PORT), or stop it"
+        )
+    try:
+        store = Store(connect(dsn, database))
+        store.migrate()
+    except ClickHouseError as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise StoreUnavailableError(f"cannot open the store {shown_dsn(dsn)}: {first}") from None
+    return store
+
+
+def embedded_holder(dsn: str) -> int | None:
+    """The process holding an embedded store's data path, if another live one does.
+
+    chDB writes its process id into ``status`` and locks the file while it runs; asking
+    before opening spares the caller chDB's own error, printed to stderr as well."""
+    if not dsn.startswith(_CHDB):
+        return None
+    status = Path(dsn.removeprefix(_CHDB)) / "status"
+    try:
+        found = re.search(r"^PID: (\d+)", status.read_text(), re.M)
+    except OSError:
+        return None
+    pid = int(found.group(1)) if found else None
+    if pid is None or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid

@@ -242,6 +242,18 @@ class Generations:
             self.drop(number)
         return doomed
 
+    def overview(self) -> list[tuple[Generation, tuple[str, ...], GenerationSize]]:
+        """Every generation, with the projections readers see it for, and its size."""
+        shown = self.current()
+        return [
+            (
+                generation,
+                tuple(p for p, n in shown.items() if n == generation.number),
+                self.size(generation.number),
+            )
+            for generation in self.all()
+        ]
+
     def size(self, number: int) -> GenerationSize:
         result = self.client.query(
             "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts "

@@ -1,25 +1,36 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tstore.demo import SCRIPT, format_transcript, run_demo
+from tstore.demo import SCRIPT, run_demo
+from tstore.render import transcript
 from tstore.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
 async def test_the_demo_reads_back_the_whole_scripted_call(
-    kafka_bootstrap: str, clickhouse_dsn: str, database: str
+    kafka_bootstrap: str, clickhouse_dsn: str, database: str, tmp_path: Path
 ) -> None:
     settings = Settings(
-        clickhouse_dsn=clickhouse_dsn, clickhouse_database=database, topic_prefix=f"{database}."
+        kafka_bootstrap=kafka_bootstrap,
+        clickhouse_dsn=clickhouse_dsn,
+        clickhouse_database=database,
+        topic_prefix=f"{database}.",
+        data_dir=tmp_path,
     )
-    rows = await run_demo(settings, kafka_bootstrap)
-    assert [(r.role, r.text, r.interrupted) for r in rows] == [
+    session_id, turns = await run_demo(settings)
+    assert session_id.startswith("demo-")
+    assert [(t.role, t.text, t.interrupted) for t in turns] == [
         (t.role, t.text, t.interrupted) for t in SCRIPT
     ]
-    assert all(r.complete for r in rows)
-    assert [r.duration_ms for r in rows] == [round(t.duration_s * 1000) for t in SCRIPT]
-    printed = format_transcript(rows)
+    assert all(t.complete for t in turns)
+    assert [t.duration_ms for t in turns] == [round(t.duration_s * 1000) for t in SCRIPT]
+    latencies = [t.response_latency_ms for t in turns if t.role == "assistant"]
+    assert latencies[1:] == [700, 800, 600]
+    printed = transcript(turns)
     assert "[interrupted]" in printed
     assert printed.count("\n") == len(SCRIPT) - 1
+    assert list((tmp_path / "chunks").rglob("*.wav")), "the simulated calls wrote no audio"

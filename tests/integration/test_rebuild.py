@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from fastavro import schemaless_writer
 from typer.testing import CliRunner
 
 from bench.codec import realistic_events
-from consumers.admin import RebuildService, serve
+from consumers.admin import RebuildService
 from consumers.live import live_projectors, run_live
 from consumers.projections import PROJECTIONS
 from consumers.rebuild import RebuildPlan, plan_rebuild, rebuild
@@ -26,8 +25,10 @@ from producers import EventPublisher
 from producers.kafka import kafka_producer
 from schemas import EventCodec, Topics, TurnStopped
 from schemas.single_object import frame
+from service.state import StoreState
 from tests.conftest import unique_name
 from tests.events import turn_pair
+from tests.integration.serving import serving
 from tstore.cli import app
 
 pytestmark = pytest.mark.integration
@@ -365,39 +366,42 @@ async def test_tstore_rebuild_runs_inside_the_process_that_owns_the_store(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
     store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 600)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     service = RebuildService(
         bootstrap=kafka_bootstrap, topics=topics, store=store, base_group=group
     )
-    admin = await serve(service, "127.0.0.1", port)
     stop = asyncio.Event()
     live = _start_live(kafka_bootstrap, topics, store, group, stop)
-    env = {
-        "TSTORE_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "TSTORE_TOPIC_PREFIX": topics.prefix,
-        "TSTORE_CONSUMER_GROUP": group,
-        "TSTORE_ADMIN_PORT": str(port),
-        # Opening another chDB path in this process would fail: the CLI must not open it.
-        "TSTORE_CLICKHOUSE_DSN": "chdb:///nonexistent/store",
-    }
     try:
-        dry = await asyncio.to_thread(CliRunner().invoke, app, ["rebuild", "--dry-run"], env=env)
-        assert dry.exit_code == 0, dry.output
-        assert "create generation 2" in dry.output
-        done = await asyncio.to_thread(CliRunner().invoke, app, ["rebuild"], env=env)
-        assert done.exit_code == 0, done.output
-        assert "rebuilding inside the store's process" in done.output
-        assert "generation 2 live: 600 events" in done.output
-        assert store.generations.current() == {p: 2 for p in PROJECTIONS}
-        refused = await asyncio.to_thread(CliRunner().invoke, app, ["rebuild", "--resume"], env=env)
-        assert refused.exit_code == 1
-        assert "no unfinished rebuild to resume" in refused.output
+        async with serving(StoreState(store=store, rebuilds=service), queries=False) as url:
+            env = {
+                "TSTORE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+                "TSTORE_TOPIC_PREFIX": topics.prefix,
+                "TSTORE_CONSUMER_GROUP": group,
+                "TSTORE_HTTP_PORT": url.rsplit(":", 1)[1],
+                # Opening another chDB path in this process would fail: the CLI must not open it.
+                "TSTORE_CLICKHOUSE_DSN": "chdb:///nonexistent/store",
+            }
+            dry = await asyncio.to_thread(
+                CliRunner().invoke, app, ["rebuild", "--dry-run"], env=env
+            )
+            assert dry.exit_code == 0, dry.output
+            assert "create generation 2" in dry.output
+            done = await asyncio.to_thread(CliRunner().invoke, app, ["rebuild"], env=env)
+            assert done.exit_code == 0, done.output
+            assert "rebuilding inside the store's process" in done.output
+            assert "generation 2 live: 600 events" in done.output
+            assert store.generations.current() == {p: 2 for p in PROJECTIONS}
+            refused = await asyncio.to_thread(
+                CliRunner().invoke, app, ["rebuild", "--resume"], env=env
+            )
+            assert refused.exit_code == 1
+            assert "no unfinished rebuild to resume" in refused.output
+            listed = await asyncio.to_thread(CliRunner().invoke, app, ["generations"], env=env)
+            assert listed.exit_code == 0, listed.output
+            assert "retired" in listed.output
     finally:
         stop.set()
         await asyncio.wait_for(live, 30)
-        await admin.cleanup()
 
 
 async def test_retention_drops_the_oldest_retired_generations_after_a_cut_over(

@@ -1,0 +1,157 @@
+"""What the queries answer, as pydantic models: the same types go to Python callers and, as
+JSON, out of the HTTP API (times ISO 8601 in UTC, durations in milliseconds)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas import Role, Track
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RoleFigures(_Answer):
+    """One figure per speaker."""
+
+    user: int
+    assistant: int
+
+
+class Completeness(_Answer):
+    """Whether the store holds the whole session: every event the producer numbered arrived
+    (no hole in ``seq``) and every turn that started has stopped."""
+
+    complete: bool
+    events: int = Field(description="Distinct events stored.")
+    expected: int = Field(description="Highest seq + 1: what the producer sent.")
+    missing: int = Field(description="expected - events: events that never arrived.")
+    open_turns: int = Field(description="Turns started but not (yet) stopped.")
+
+
+class SessionSummary(_Answer):
+    session_id: str
+    bot_id: str
+    framework: str
+    first_event_at: AwareDatetime = Field(description="Start of the session's first turn.")
+    last_event_at: AwareDatetime = Field(description="Latest turn start or stop.")
+    turns: RoleFigures
+    talk_ms: RoleFigures = Field(description="Summed turn durations per speaker.")
+    interruptions: int = Field(description="Assistant turns cut off by the user.")
+    timeouts: int = Field(description="User turns closed by a stop timeout.")
+    median_response_latency_ms: float | None = Field(
+        description="Median over assistant turns of start minus the previous user turn's stop "
+        "(barge-ins, which start before that stop, are not latencies)."
+    )
+    languages: list[str]
+    completeness: Completeness
+
+
+class Word(_Answer):
+    text: str
+    start: float = Field(description="Seconds from the turn's start.")
+    end: float
+
+
+class Turn(_Answer):
+    turn_id: str
+    role: Role
+    text: str
+    started_at: AwareDatetime
+    stopped_at: AwareDatetime | None
+    duration_ms: int | None
+    interrupted: bool
+    timed_out: bool
+    language: str | None
+    user_id: str | None
+    words: list[Word]
+    response_latency_ms: int | None = Field(
+        description="Assistant turns: start minus the previous user turn's stop, when that "
+        "stop came first."
+    )
+    complete: bool = Field(description="False while only the turn's start has been stored.")
+    seq: int
+
+
+class Chunk(_Answer):
+    chunk_seq: int
+    chunk_id: str
+    uri: str
+    format: str
+    sample_rate: int
+    channels: int
+    start_sample: int
+    end_sample: int
+    start_ms: int
+    end_ms: int
+    recording_started_at: AwareDatetime
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    byte_size: int
+    sha256: str
+
+
+class SessionDetail(_Answer):
+    summary: SessionSummary
+    turns: list[Turn] = Field(description="In speaking order.")
+    chunks: dict[Track, list[Chunk]] = Field(description="The chunk index, per track.")
+
+
+class SessionFilters(_Answer):
+    """Which sessions to list; unset filters do not filter."""
+
+    bot_id: str | None = None
+    since: AwareDatetime | None = Field(None, description="First event at or after this.")
+    until: AwareDatetime | None = Field(None, description="First event before this.")
+    has_interruption: bool | None = None
+    has_timeout: bool | None = None
+    min_turns: Annotated[int, Field(ge=0)] | None = None
+    max_turns: Annotated[int, Field(ge=0)] | None = None
+    language: str | None = None
+    complete: bool | None = None
+
+
+class SessionPage(_Answer):
+    items: list[SessionSummary] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class Span(_Answer):
+    """Characters ``start`` to ``end`` (exclusive) of the text."""
+
+    start: int
+    end: int
+
+
+class SearchHit(_Answer):
+    session_id: str
+    turn_id: str
+    bot_id: str
+    role: Role
+    started_at: AwareDatetime
+    text: str
+    matches: list[Span] = Field(description="Where the searched words and phrases are.")
+    marked: str = Field(description="The text with each match inside <mark>...</mark>.")
+
+
+class SearchPage(_Answer):
+    items: list[SearchHit] = Field(description="Newest first.")
+    next_cursor: str | None
+
+
+class IncompleteSession(_Answer):
+    session_id: str
+    bot_id: str
+    completeness: Completeness
+    missing_seqs: list[int] = Field(description="The first 100 seqs that never arrived.")
+    open_turn_ids: list[str] = Field(description="Turns started but never stopped (first 100).")
+
+
+class IncompletePage(_Answer):
+    items: list[IncompleteSession]
+    next_cursor: str | None

@@ -1,0 +1,58 @@
+"""Keyset pagination: a page ends with an opaque cursor that holds the sort key of its last
+item, so the next page starts right after it whatever was inserted meanwhile (no offsets:
+an item is never shown twice or skipped because newer ones arrived)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from queries.errors import BadQueryError
+
+MAX_PAGE = 500
+
+
+def page_size(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadQueryError("limit", f"must be from 1 to {MAX_PAGE}, got {limit}")
+    return limit
+
+
+def encode_cursor(kind: str, *key: Any) -> str:
+    raw = json.dumps([kind, *(_plain(k) for k in key)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str, shape: tuple[type, ...]) -> tuple[Any, ...]:
+    """The key a cursor of ``kind`` holds, typed by ``shape``; anything else is a ``BadQueryError``
+    naming ``cursor`` (a cursor of another listing, edited or truncated)."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        found, *key = raw
+        if found != kind or len(key) != len(shape):
+            raise ValueError
+        return tuple(_typed(value, want) for value, want in zip(key, shape, strict=True))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise BadQueryError("cursor", f"not a cursor of this {kind} listing") from None
+
+
+def _plain(value: Any) -> Any:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+
+
+def _typed(value: Any, want: type) -> Any:
+    if want is datetime:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError
+        return parsed
+    if not isinstance(value, want) or isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def as_utc(value: datetime) -> datetime:
+    """Aware and in UTC: the engine hands back naive datetimes for UTC columns."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,186 @@
+"""Full-text search over transcripts: words and quoted phrases, in any case, newest first.
+
+The table's text index (``words_of_text``: split at ASCII non-alphanumerics, lower-cased with
+``lowerUTF8``) finds the turns holding every word; a phrase must also appear as written, in
+any case. Only a turn's latest version counts: a hit on a version that a later one replaced
+(a corrected transcript) is dropped, and duplicates of one version are one hit.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from queries.errors import BadQueryError
+from queries.models import SearchHit, SearchPage, Span
+from queries.paging import as_utc, decode_cursor, encode_cursor, page_size
+from queries.reader import Reader
+from schemas import Role
+
+MAX_QUERY_CHARS = 500
+MAX_TERMS = 32
+_TOKEN = re.compile(r"[0-9A-Za-z\u0080-\U0010ffff]+")
+"""What the index's ``splitByNonAlpha`` keeps as one token."""
+_PHRASE = re.compile(r'"([^"]*)"')
+
+_HITS = """
+SELECT session_id, turn_id, bot_id, toString(role), started_at, text, version
+FROM transcripts_generations
+WHERE generation = {generation:UInt32}
+    AND hasAllTokens(text, {tokens:Array(String)})
+    AND arrayAll(p -> positionCaseInsensitiveUTF8(text, p) > 0, {phrases:Array(String)})
+    AND (started_at, session_id, turn_id)
+        < ({after_at:DateTime64(6, 'UTC')}, {after_sid:String}, {after_tid:String})
+    AND {filters}
+ORDER BY started_at DESC, session_id DESC, turn_id DESC, version DESC
+LIMIT 1 BY session_id, turn_id
+LIMIT {batch:UInt32}"""
+_FILTERS = {
+    "bot_id": "bot_id = {bot_id:String}",
+    "role": "role = {role:String}",
+    "since": "started_at >= {since:DateTime64(6, 'UTC')}",
+    "until": "started_at < {until:DateTime64(6, 'UTC')}",
+}
+_LATEST = """
+SELECT session_id, turn_id, max(version)
+FROM transcripts_generations
+WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)}
+GROUP BY session_id, turn_id"""
+_END = (datetime(2200, 1, 1, tzinfo=UTC), "\uffff", "\uffff")
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A query split into the words the index must hold and the phrases the text must hold."""
+
+    tokens: tuple[str, ...]
+    phrases: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, q: str) -> Terms:
+        if len(q) > MAX_QUERY_CHARS:
+            raise BadQueryError("q", f"at most {MAX_QUERY_CHARS} characters")
+        phrases = tuple(p.strip() for p in _PHRASE.findall(q) if p.strip())
+        tokens = tuple(dict.fromkeys(t.lower() for t in _TOKEN.findall(q)))
+        if not tokens:
+            raise BadQueryError("q", "give at least one word (letters or digits)")
+        if len(tokens) > MAX_TERMS:
+            raise BadQueryError("q", f"at most {MAX_TERMS} words")
+        return cls(tokens, tuple(p for p in phrases if len(_TOKEN.findall(p)) > 1))
+
+    def spans(self, text: str) -> list[Span]:
+        """Where the words and phrases are in ``text``, merged where they overlap."""
+        found = [
+            (m.start(), m.end()) for m in _TOKEN.finditer(text) if m.group().lower() in self.tokens
+        ]
+        for phrase in self.phrases:
+            found += [(m.start(), m.end()) for m in re.finditer(re.escape(phrase), text, re.I)]
+        merged: list[list[int]] = []
+        for start, end in sorted(found):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        return [Span(start=s, end=e) for s, e in merged]
+
+
+def marked(text: str, spans: list[Span]) -> str:
+    """The text, HTML-escaped, with each span inside ``<mark>``: safe to show as HTML."""
+    out, at = [], 0
+    for span in spans:
+        out += [
+            html.escape(text[at : span.start]),
+            "<mark>",
+            html.escape(text[span.start : span.end]),
+        ]
+        out.append("</mark>")
+        at = span.end
+    return "".join([*out, html.escape(text[at:])])
+
+
+def search(
+    reader: Reader,
+    q: str,
+    *,
+    bot_id: str | None = None,
+    role: Role | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> SearchPage:
+    terms = Terms.parse(q)
+    limit = page_size(limit)
+    if since and until and since >= until:
+        raise BadQueryError("since", "must be before until")
+    after = decode_cursor("search", cursor, (datetime, str, str)) if cursor else _END
+    chosen = {
+        k: v
+        for k, v in {"bot_id": bot_id, "role": role, "since": since, "until": until}.items()
+        if v is not None
+    }
+    sql = _HITS.replace("{filters}", " AND ".join(_FILTERS[k] for k in chosen) or "1")
+    generation = reader.generation("transcripts")
+    hits: list[SearchHit] = []
+    batch = limit + 1
+    while len(hits) <= limit:
+        rows = reader.rows(
+            sql,
+            generation=generation,
+            tokens=list(terms.tokens),
+            phrases=list(terms.phrases),
+            after_at=after[0],
+            after_sid=after[1],
+            after_tid=after[2],
+            batch=batch,
+            **chosen,
+        )
+        hits += _current(reader, generation, rows, terms)
+        if len(rows) < batch:
+            break
+        last = rows[-1]
+        after = (as_utc(last[4]), str(last[0]), str(last[1]))
+        batch = min(batch * 2, 2_000)
+    page = hits[:limit]
+    more = len(hits) > limit
+    return SearchPage(
+        items=page,
+        next_cursor=(
+            encode_cursor("search", page[-1].started_at, page[-1].session_id, page[-1].turn_id)
+            if more
+            else None
+        ),
+    )
+
+
+def _current(reader: Reader, generation: int, rows: Any, terms: Terms) -> list[SearchHit]:
+    """The hits whose version is their turn's latest."""
+    if not rows:
+        return []
+    latest = {
+        (str(s), str(t)): int(v)
+        for s, t, v in reader.rows(
+            _LATEST, generation=generation, ids=sorted({str(r[0]) for r in rows})
+        )
+    }
+    hits = []
+    for session_id, turn_id, bot_id, role, started_at, text, version in rows:
+        if latest.get((session_id, turn_id)) != version:
+            continue
+        spans = terms.spans(text)
+        hits.append(
+            SearchHit(
+                session_id=session_id,
+                turn_id=turn_id,
+                bot_id=bot_id,
+                role=role,
+                started_at=as_utc(started_at),
+                text=text,
+                matches=spans,
+                marked=marked(text, spans),
+            )
+        )
+    return hits

@@ -1,0 +1,71 @@
+"""The API's answers: the query library's models, each stamped with how fresh the store is."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from consumers.storage.generations import Generation, GenerationSize
+from queries import IncompletePage, SearchPage, SessionDetail, SessionPage, Turn
+
+
+class Freshness(BaseModel):
+    as_of: AwareDatetime = Field(description="When this answer was read from the store.")
+    lag_ms: float | None = Field(
+        description="Age of the oldest event not yet projected (0: caught up); null when "
+        "this process does not project and so cannot tell."
+    )
+
+
+class SessionsAnswer(SessionPage, Freshness):
+    pass
+
+
+class SessionAnswer(SessionDetail, Freshness):
+    pass
+
+
+class TurnsAnswer(Freshness):
+    session_id: str
+    turns: list[Turn] = Field(description="In speaking order.")
+
+
+class SearchAnswer(SearchPage, Freshness):
+    pass
+
+
+class IncompleteAnswer(IncompletePage, Freshness):
+    pass
+
+
+class Health(BaseModel):
+    status: str
+    detail: str = ""
+
+
+class GenerationInfo(BaseModel):
+    generation: int
+    state: str
+    shown_for: list[str] = Field(description="Projections whose readers see this generation.")
+    rows: dict[str, int]
+    bytes_on_disk: int
+    created_at: datetime
+    cut_over_at: datetime | None
+    until: datetime | None
+
+    @classmethod
+    def of(
+        cls, generation: Generation, shown_for: Sequence[str], size: GenerationSize
+    ) -> GenerationInfo:
+        return cls(
+            generation=generation.number,
+            state=generation.state,
+            shown_for=list(shown_for),
+            rows=size.rows,
+            bytes_on_disk=size.bytes_on_disk,
+            created_at=generation.created_at,
+            cut_over_at=generation.cut_over_at,
+            until=generation.until,
+        )

@@ -1,0 +1,27 @@
+"""The FastAPI application: routers, problem handlers, and the state they share."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service import problems
+from service.routes import admin, health, incomplete, search, sessions
+from service.state import StoreState
+
+
+def create_app(state: StoreState, *, queries: bool = True) -> FastAPI:
+    """The store's HTTP face. Without ``queries`` (``tstore project``) it keeps health,
+    metrics and the admin routes: the process still owns the store and runs its rebuilds."""
+    app = FastAPI(
+        title="transcript-store",
+        version="1",
+        summary="Voice-bot conversations, projected from Kafka events into ClickHouse.",
+    )
+    app.state.store = state
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(admin.router)
+    if queries:
+        for module in (sessions, search, incomplete):
+            app.include_router(module.router)
+    return app

@@ -1,0 +1,114 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``), one handler each.
+
+Every expected failure names what was wrong: the parameter that could not be used (400, 422),
+the session that is not there (404), the store that is not ready (503). Anything unexpected
+is logged with its traceback and answered with a 500 that carries no internals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from consumers.storage.generations import GenerationError
+from queries import BadQueryError, NotFoundError
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class InvalidParameter(BaseModel):
+    name: str = Field(description="The parameter, e.g. `limit` or `body.until`.")
+    reason: str
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    invalid_params: list[InvalidParameter] = Field(default_factory=list)
+
+
+class StoreNotReadyError(RuntimeError):
+    """The store cannot answer yet (starting, migrating) or any more (its engine failed)."""
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": title, "content": {PROBLEM_JSON: {}}}
+    for status, title in (
+        (400, "A parameter cannot be used"),
+        (401, "No or wrong bearer token"),
+        (404, "Not in the store"),
+        (422, "A parameter is malformed"),
+        (503, "The store is not ready"),
+    )
+}
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = Problem(status=status, title=title, detail=detail, **extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _name(location: tuple[Any, ...]) -> str:
+    kept = [str(part) for part in location if part not in ("query", "path", "header")]
+    return ".".join(kept) or "request"
+
+
+async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    params = [
+        InvalidParameter(name=_name(tuple(e.get("loc", ()))), reason=str(e.get("msg", "invalid")))
+        for e in exc.errors()
+    ]
+    detail = "; ".join(f"{p.name}: {p.reason}" for p in params)
+    return problem(422, "A parameter is malformed", detail, invalid_params=params)
+
+
+async def _bad_query(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BadQueryError)
+    param = InvalidParameter(name=exc.parameter, reason=exc.detail)
+    return problem(400, "A parameter cannot be used", str(exc), invalid_params=[param])
+
+
+async def _not_found(_: Request, exc: Exception) -> JSONResponse:
+    return problem(404, "Not in the store", str(exc))
+
+
+async def _not_ready(_: Request, exc: Exception) -> JSONResponse:
+    return problem(503, "The store is not ready", str(exc))
+
+
+async def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    return problem(409, "The store refused the change", str(exc))
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, str(exc.detail), str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("request_failed", path=request.url.path, exc_info=exc)
+    return problem(500, "Internal error", "the store failed to answer; see its log")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(BadQueryError, _bad_query)
+    app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(StoreNotReadyError, _not_ready)
+    app.add_exception_handler(GenerationError, _conflict)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

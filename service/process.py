@@ -1,0 +1,152 @@
+"""The store's process: the HTTP service, the live projectors, and the store they share.
+
+In embedded mode (chDB) only one process may open the store, so this is the one: it projects
+and answers everyone else. With a ClickHouse server, ``tstore serve --no-project`` runs as
+many query replicas as wanted beside ``tstore project`` processes that share the partitions.
+
+The port is bound before anything else, so a clash is reported at once; the HTTP service
+answers from then on (``/readyz`` is 503 until the store is open). A projector that loses
+Kafka does not take the queries down: it is started again with backoff, and the answers say
+the lag is unknown meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import structlog
+import uvicorn
+
+from consumers.storage.clickhouse import StoreUnavailableError, connect, open_store
+from consumers.topics_admin import ensure_topics
+from queries import Reader
+from service.app import create_app
+from service.state import StoreState
+from tstore.components import project_live, rebuild_service
+from tstore.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+"""Waits between attempts to start the projectors again; the last one repeats."""
+
+
+class ServeError(RuntimeError):
+    """The service cannot start; the message names the setting to change."""
+
+
+@dataclass(frozen=True)
+class Role:
+    project: bool = True
+    """Run the live projectors (the store's owner in embedded mode)."""
+    queries: bool = True
+    """Answer the query API (``tstore project`` leaves it out)."""
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Without a token, only this machine may reach the store."""
+    if token is None and not _loopback(host):
+        raise ServeError(
+            f"refusing to listen on {host} without a token: set TSTORE_API_TOKEN "
+            "(clients then send it as a bearer token), or listen on 127.0.0.1"
+        )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return all(
+            ipaddress.ip_address(info[4][0]).is_loopback
+            for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        )
+    except (OSError, ValueError):
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(
+            f"cannot listen on {host}:{port} ({exc.strerror}): another process has the port; "
+            "choose another with --port or TSTORE_HTTP_PORT"
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn without signal handlers of its own: whoever runs it decides when it ends
+    (``should_exit``), as this process does on SIGINT or SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run(settings: Settings, stop: asyncio.Event, *, role: Role, host: str, port: int) -> None:
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    check_exposure(host, token)
+    sock = bind(host, port)
+    state = StoreState(token=token, projecting=role.project)
+    server = EmbeddedServer(
+        uvicorn.Config(create_app(state, queries=role.queries), log_config=None, access_log=False)
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await _open(settings, state, role)
+        shown = f"[{host}]" if ":" in host else host
+        log.info("serving", url=f"http://{shown}:{sock.getsockname()[1]}/", projecting=role.project)
+        if role.project:
+            await _project(settings, state, stop)
+        else:
+            await stop.wait()
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _open(settings: Settings, state: StoreState, role: Role) -> None:
+    try:
+        store = await asyncio.to_thread(open_store, settings.dsn, settings.clickhouse_database)
+        reader = (
+            Reader(await asyncio.to_thread(connect, settings.dsn, settings.clickhouse_database))
+            if role.queries
+            else None
+        )
+    except StoreUnavailableError as exc:
+        state.failure = str(exc)
+        raise ServeError(str(exc)) from None
+    state.rebuilds = rebuild_service(settings, store)
+    state.store, state.reader = store, reader
+
+
+async def _project(settings: Settings, state: StoreState, stop: asyncio.Event) -> None:
+    """The live projectors until ``stop``; after a failure (Kafka gone, say), again with
+    backoff."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            await ensure_topics(
+                settings.kafka_bootstrap, settings.topics, partitions=settings.topic_partitions
+            )
+            log.info("projecting", bootstrap=settings.kafka_bootstrap)
+            attempt = 0
+            await project_live(settings, state.ready_store(), stop, state.metrics)
+        except Exception as exc:  # any failure: report, wait, start again
+            state.metrics.lag_s = None
+            wait = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+            attempt += 1
+            log.warning("projector_stopped", error=str(exc) or type(exc).__name__, retry_in_s=wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+    log.info("projectors_stopped")

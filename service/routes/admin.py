@@ -1,0 +1,81 @@
+"""``/v1/admin``: rebuilds run inside this process (in embedded mode the only one that may
+open the store), and the generations they make. These routes change the store: see
+``service.auth.admin``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from consumers.storage.generations import GenerationSize
+from service.answers import GenerationInfo
+from service.auth import admin, state_of
+from service.problems import PROBLEM_RESPONSES, Problem
+from service.state import StoreState
+
+RESPONSES = PROBLEM_RESPONSES | {
+    403: {"model": Problem, "description": "Not allowed from off this machine without a token"},
+    409: {"model": Problem, "description": "The store refused the change"},
+}
+router = APIRouter(
+    prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin)], responses=RESPONSES
+)
+State = Annotated[StoreState, Depends(state_of)]
+
+
+class RebuildRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    only: list[str] | None = Field(None, description="Rebuild only these projections.")
+    until: AwareDatetime | None = Field(
+        None, description="Replay only events written before this; kept frozen, not shown."
+    )
+    resume: bool = False
+    discard: bool = False
+    dry_run: bool = False
+
+
+class RebuildStatus(BaseModel):
+    state: str = Field(description="idle, running, failed or done")
+    plan: dict[str, Any] | None = None
+    positions: list[tuple[str, int, int]] = Field(
+        default_factory=list, description="[topic, partition, next offset] read so far."
+    )
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class RebuildAnswer(BaseModel):
+    plan: dict[str, Any] | None = None
+    discarded: int | None = None
+
+
+@router.post("/rebuild", response_model=RebuildAnswer)
+async def start_rebuild(state: State, body: RebuildRequest) -> RebuildAnswer:
+    """Start a rebuild here (or plan it, with ``dry_run``; drop an unfinished one, with
+    ``discard``). Refused (409) while another runs."""
+    request = body.model_dump() | {"until": body.until.isoformat() if body.until else None}
+    return RebuildAnswer(**await state.ready_rebuilds().start(request))
+
+
+@router.get("/rebuild", response_model=RebuildStatus)
+def rebuild_status(state: State) -> RebuildStatus:
+    """The running or last rebuild: plan, positions, and its summary or error."""
+    return RebuildStatus(**state.ready_rebuilds().status())
+
+
+@router.get("/generations", response_model=list[GenerationInfo])
+def generations(state: State) -> list[GenerationInfo]:
+    """Every generation: state, which projections readers see it for, rows and size."""
+    return [GenerationInfo.of(*row) for row in state.ready_store().generations.overview()]
+
+
+@router.delete("/generations/{number}", response_model=GenerationInfo)
+def drop_generation(
+    state: State, number: Annotated[int, Path(ge=1, le=2**32 - 1)]
+) -> GenerationInfo:
+    """Delete a generation's rows; refused (409) for one that readers are shown."""
+    dropped = state.ready_store().generations.drop(number)
+    return GenerationInfo.of(dropped, (), GenerationSize({}, 0))

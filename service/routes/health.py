@@ -1,0 +1,36 @@
+"""Liveness, readiness and Prometheus metrics: open to any caller, as probes and scrapers
+expect."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.answers import Health
+from service.auth import state_of
+from service.problems import PROBLEM_RESPONSES
+from service.state import StoreState
+
+router = APIRouter(tags=["operations"])
+State = Annotated[StoreState, Depends(state_of)]
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process answers."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: PROBLEM_RESPONSES[503]})
+def readyz(state: State) -> Health:
+    """The store is open and migrated: queries can be answered."""
+    state.ready_store()
+    return Health(status="ready")
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(state: State) -> Response:
+    """The projector's metrics (events, dead letters, batch sizes, insert latency, lag)."""
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,28 @@
+"""``/v1/incomplete``: sessions with holes, and what is missing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from queries.incomplete import incomplete_sessions
+from queries.paging import MAX_PAGE
+from service.answers import IncompleteAnswer
+from service.auth import bearer, state_of
+from service.problems import PROBLEM_RESPONSES
+from service.state import StoreState
+
+router = APIRouter(prefix="/v1", tags=["sessions"], dependencies=[Depends(bearer)])
+
+
+@router.get("/incomplete", response_model=IncompleteAnswer, responses=PROBLEM_RESPONSES)
+def incomplete(
+    state: Annotated[StoreState, Depends(state_of)],
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> IncompleteAnswer:
+    """Sessions missing events (holes in ``seq``) or with turns that never stopped, in
+    session-id order."""
+    page = incomplete_sessions(state.ready_reader(), cursor=cursor, limit=limit)
+    return IncompleteAnswer(**state.freshness().model_dump(), **dict(page))

@@ -1,0 +1,43 @@
+"""``/v1/search``: full-text over transcripts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from queries.paging import MAX_PAGE
+from queries.search import MAX_QUERY_CHARS, search
+from schemas import Role
+from service.answers import SearchAnswer
+from service.auth import bearer, state_of
+from service.problems import PROBLEM_RESPONSES
+from service.state import StoreState
+
+router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(bearer)])
+
+
+class SearchQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    q: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description='Words (all must occur, any case) and "quoted phrases".',
+    )
+    bot_id: str | None = None
+    role: Role | None = None
+    since: AwareDatetime | None = Field(None, description="Turns starting at or after this.")
+    until: AwareDatetime | None = Field(None, description="Turns starting before this.")
+    cursor: str | None = None
+    limit: int = Field(20, ge=1, le=MAX_PAGE)
+
+
+@router.get("/search", response_model=SearchAnswer, responses=PROBLEM_RESPONSES)
+def search_turns(
+    state: Annotated[StoreState, Depends(state_of)], query: Annotated[SearchQuery, Query()]
+) -> SearchAnswer:
+    """Turns whose text holds every word and phrase, newest first, matches marked."""
+    page = search(state.ready_reader(), **query.model_dump())
+    return SearchAnswer(**state.freshness().model_dump(), **dict(page))

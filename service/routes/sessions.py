@@ -1,0 +1,51 @@
+"""``/v1/sessions``: the newest-first listing, one session in full, its transcript."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import ConfigDict, Field
+
+from queries import SessionFilters
+from queries.paging import MAX_PAGE
+from queries.sessions import list_sessions, session_detail
+from queries.turns import transcript
+from service.answers import SessionAnswer, SessionsAnswer, TurnsAnswer
+from service.auth import bearer, state_of
+from service.problems import PROBLEM_RESPONSES
+from service.state import StoreState
+
+router = APIRouter(prefix="/v1", tags=["sessions"], dependencies=[Depends(bearer)])
+State = Annotated[StoreState, Depends(state_of)]
+SessionId = Annotated[str, Path(min_length=1, max_length=256)]
+
+
+class SessionQuery(SessionFilters):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cursor: str | None = Field(None, description="From the previous page's `next_cursor`.")
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+
+
+@router.get("/sessions", response_model=SessionsAnswer, responses=PROBLEM_RESPONSES)
+def sessions(state: State, query: Annotated[SessionQuery, Query()]) -> SessionsAnswer:
+    """Sessions, newest first by their first event, with filters; pages of up to
+    ``limit`` (at most 500) joined by an opaque ``cursor``."""
+    filters = SessionFilters(**query.model_dump(exclude={"cursor", "limit"}))
+    page = list_sessions(state.ready_reader(), filters, cursor=query.cursor, limit=query.limit)
+    return SessionsAnswer(**state.freshness().model_dump(), **dict(page))
+
+
+@router.get("/sessions/{session_id}", response_model=SessionAnswer, responses=PROBLEM_RESPONSES)
+def session(state: State, session_id: SessionId) -> SessionAnswer:
+    """The session's summary, every turn in speaking order, and its chunk index per track."""
+    detail = session_detail(state.ready_reader(), session_id)
+    return SessionAnswer(**state.freshness().model_dump(), **dict(detail))
+
+
+@router.get("/sessions/{session_id}/turns", response_model=TurnsAnswer, responses=PROBLEM_RESPONSES)
+def turns(state: State, session_id: SessionId) -> TurnsAnswer:
+    """Only the transcript: the session's turns in speaking order (the cheapest read)."""
+    found = transcript(state.ready_reader(), session_id)
+    return TurnsAnswer(**state.freshness().model_dump(), session_id=session_id, turns=found)

@@ -1,0 +1,1 @@
+"""The ``tstore`` subcommands, one module per area; ``tstore.cli`` puts them together."""

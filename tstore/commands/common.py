@@ -1,0 +1,99 @@
+"""What every command shares: settings and logging, one-line failures, signals, and reading
+the store through the process that owns it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import signal
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from consumers.storage.clickhouse import StoreUnavailableError, open_store
+from consumers.storage.generations import GenerationError
+from queries import BadQueryError, NotFoundError, Reader
+from service.client import ServiceError, StoreClient
+from service.process import ServeError
+from tstore.devkafka import MissingToolError
+from tstore.logging import configure_logging
+from tstore.settings import Settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+EXPECTED: tuple[type[Exception], ...] = (
+    BadQueryError,
+    GenerationError,
+    MissingToolError,
+    NotFoundError,
+    ServeError,
+    ServiceError,
+    StoreUnavailableError,
+)
+"""Failures a user can cause or fix: said in one line, never as a traceback."""
+
+
+def settings() -> Settings:
+    try:
+        loaded = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TSTORE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise fail(f"bad setting: {problems}") from None
+    secrets = [loaded.api_token.get_secret_value()] if loaded.api_token else []
+    configure_logging(loaded.log_format, secrets=secrets)
+    return loaded
+
+
+def fail(message: str) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+def one_line_errors(command: Callable[P, T]) -> Callable[P, T]:
+    """Expected failures end the command with their message and exit code 1."""
+
+    @functools.wraps(command)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return command(*args, **kwargs)
+        except EXPECTED as exc:
+            raise fail(str(exc)) from None
+        except KafkaError as exc:
+            raise fail(
+                f"Kafka did not answer ({exc}): is a broker running at TSTORE_KAFKA_BOOTSTRAP?"
+            ) from None
+
+    return guarded
+
+
+def until_signalled() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def client(config: Settings) -> StoreClient:
+    token = config.api_token.get_secret_value() if config.api_token else None
+    return StoreClient(config.service_url, token=token)
+
+
+def read(
+    config: Settings,
+    remote: Callable[[StoreClient], T],
+    local: Callable[[Reader], T],
+) -> T:
+    """Ask the running store when one answers; otherwise open the store here (which fails
+    with a one-line reason when another process holds it)."""
+    with client(config) as service:
+        if service.reachable():
+            return remote(service)
+    store = open_store(config.dsn, config.clickhouse_database)
+    return local(Reader(store.client))

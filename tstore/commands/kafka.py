@@ -1,0 +1,90 @@
+"""Kafka for development and tests: a local broker, the topics, simulated calls."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from consumers.topics_admin import ensure_topics
+from producers import TranscriptProducer
+from producers.chunks import LocalChunkStore
+from producers.simulator import simulate as run_simulation
+from tstore.commands.common import one_line_errors, settings
+from tstore.devkafka import KAFKA_VERSION, DevKafka, resolve_jars
+
+app = typer.Typer()
+
+
+@app.command("dev-kafka")
+@one_line_errors
+def dev_kafka(
+    port: Annotated[int, typer.Option(help="Client port; 0 picks a free one.")] = 0,
+    resolve_only: Annotated[
+        bool, typer.Option("--resolve-only", help="Only fetch the jars into the cache.")
+    ] = False,
+) -> None:
+    """Run a local Apache Kafka broker (KRaft, one JVM) until interrupted."""
+    if resolve_only:
+        typer.echo(f"Kafka {KAFKA_VERSION} jars: {resolve_jars()}")
+        return
+    broker = DevKafka(port=port or None)
+    started = time.monotonic()
+    broker.start()
+    typer.echo(f"Kafka {KAFKA_VERSION} ready in {time.monotonic() - started:.1f}s")
+    typer.echo(f"bootstrap: {broker.bootstrap}")
+    sys.stdout.flush()
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        broker.close()
+
+
+@app.command("create-topics")
+@one_line_errors
+def create_topics() -> None:
+    """Create the event topics (idempotent), with TSTORE_TOPIC_PARTITIONS partitions."""
+    config = settings()
+    asyncio.run(
+        ensure_topics(config.kafka_bootstrap, config.topics, partitions=config.topic_partitions)
+    )
+    typer.echo(f"topics ready: {', '.join(config.topics.all)}")
+
+
+@app.command()
+@one_line_errors
+def simulate(
+    sessions: Annotated[int, typer.Option(min=1, help="Calls to simulate.")] = 10,
+    rate: Annotated[
+        float, typer.Option(min=0, help="Events per second, all calls; 0: no pacing.")
+    ] = 200,
+    turns: Annotated[int, typer.Option(min=1, help="Turns per call.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same calls.")] = 0,
+    audio: Annotated[bool, typer.Option(help="Write both tracks as WAV chunks.")] = True,
+) -> None:
+    """Publish simulated calls through the real producer (turns, barge-ins, audio chunks)."""
+    config = settings()
+
+    async def main() -> TranscriptProducer:
+        async with TranscriptProducer(
+            config.kafka_bootstrap,
+            bot_id="simulator",
+            framework="simulator",
+            topics=config.topics,
+            spool_dir=config.data_dir / "spool",
+        ) as producer:
+            chunks = LocalChunkStore(config.data_dir / "chunks") if audio else None
+            await run_simulation(
+                producer, sessions=sessions, rate=rate, turns=turns, seed=seed, chunks=chunks
+            )
+        return producer
+
+    stats = asyncio.run(main()).stats
+    typer.echo(
+        f"{sessions} calls: {stats.published} events published, {stats.spooled} spooled, "
+        f"{stats.dropped} dropped"
+    )

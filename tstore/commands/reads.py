@@ -1,0 +1,134 @@
+"""Reading the store: a transcript, sessions, search, incomplete sessions. Each asks the
+running store over HTTP when one answers, and opens the store itself otherwise."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from queries import SessionFilters
+from queries.incomplete import incomplete_sessions
+from queries.paging import as_utc
+from queries.search import search as search_store
+from queries.sessions import list_sessions
+from queries.turns import transcript as read_transcript
+from schemas import Role
+from tstore import render
+from tstore.commands.common import one_line_errors, read, settings
+
+app = typer.Typer()
+Limit = Annotated[int, typer.Option(min=1, max=500, help="Items per page.")]
+Cursor = Annotated[str | None, typer.Option(help="Continue after a page (its next cursor).")]
+Since = Annotated[datetime | None, typer.Option(help="From this time (UTC if no zone).")]
+Until = Annotated[datetime | None, typer.Option(help="Before this time (UTC if no zone).")]
+
+
+def _more(cursor: str | None) -> None:
+    if cursor:
+        typer.echo(f"more: --cursor {cursor}")
+
+
+@app.command()
+@one_line_errors
+def transcript(session_id: str) -> None:
+    """Print a session's transcript."""
+    turns = read(
+        settings(),
+        lambda service: service.turns(session_id).turns,
+        lambda reader: read_transcript(reader, session_id),
+    )
+    typer.echo(render.transcript(turns))
+
+
+@app.command()
+@one_line_errors
+def sessions(
+    bot: Annotated[str | None, typer.Option(help="Only this bot's sessions.")] = None,
+    since: Since = None,
+    until: Until = None,
+    language: Annotated[str | None, typer.Option(help="Only sessions with this language.")] = None,
+    incomplete: Annotated[
+        bool | None, typer.Option("--incomplete/--complete", help="Only (in)complete ones.")
+    ] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> None:
+    """List sessions, newest first."""
+    filters = SessionFilters(
+        bot_id=bot,
+        since=_utc(since),
+        until=_utc(until),
+        language=language,
+        complete=None if incomplete is None else not incomplete,
+    )
+    page = read(
+        settings(),
+        lambda service: service.sessions(
+            **filters.model_dump(exclude_none=True), cursor=cursor, limit=limit
+        ),
+        lambda reader: list_sessions(reader, filters, cursor=cursor, limit=limit),
+    )
+    render.console().print(render.sessions(page.items))
+    _more(page.next_cursor)
+
+
+@app.command()
+@one_line_errors
+def search(
+    query: Annotated[str, typer.Argument(help='Words, and "quoted phrases".')],
+    bot: Annotated[str | None, typer.Option(help="Only this bot's turns.")] = None,
+    role: Annotated[str | None, typer.Option(help="user or assistant.")] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> None:
+    """Search transcripts, newest first."""
+    if role not in (None, "user", "assistant"):
+        raise typer.BadParameter("user or assistant", param_hint="--role")
+    who: Role | None = "user" if role == "user" else "assistant" if role else None
+    after, before = _utc(since), _utc(until)
+    page = read(
+        settings(),
+        lambda service: service.search(
+            query, bot_id=bot, role=who, since=after, until=before, cursor=cursor, limit=limit
+        ),
+        lambda reader: search_store(
+            reader,
+            query,
+            bot_id=bot,
+            role=who,
+            since=after,
+            until=before,
+            cursor=cursor,
+            limit=limit,
+        ),
+    )
+    console = render.console()
+    for hit in page.items:
+        console.print(render.hit(hit))
+    if not page.items:
+        typer.echo("no turn matches")
+    _more(page.next_cursor)
+
+
+@app.command()
+@one_line_errors
+def incomplete(limit: Limit = 100, cursor: Cursor = None) -> None:
+    """List sessions with holes in their seq or turns that never stopped."""
+    page = read(
+        settings(),
+        lambda service: service.incomplete(cursor=cursor, limit=limit),
+        lambda reader: incomplete_sessions(reader, cursor=cursor, limit=limit),
+    )
+    for item in page.items:
+        typer.echo(render.incomplete(item))
+    if not page.items:
+        typer.echo("every session is complete")
+    _more(page.next_cursor)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)

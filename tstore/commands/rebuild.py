@@ -1,0 +1,174 @@
+"""Rebuilding projections and managing their generations, in the process that owns the store
+when one answers (``/v1/admin``), here otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from aiokafka import TopicPartition
+from rich.table import Table
+
+from consumers.metrics import ProjectorMetrics
+from consumers.projections import PROJECTIONS
+from consumers.rebuild import RebuildPlan
+from consumers.storage.clickhouse import open_store
+from consumers.storage.generations import GenerationError
+from service.answers import GenerationInfo
+from tstore import render
+from tstore.commands.common import client, one_line_errors, settings, until_signalled
+from tstore.components import project_live, rebuild_service
+from tstore.progress import RebuildProgress
+from tstore.settings import Settings
+
+app = typer.Typer()
+
+
+@app.command()
+@one_line_errors
+def rebuild(
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help=f"Rebuild only this projection (repeatable): {', '.join(PROJECTIONS)}.",
+        ),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Replay only events written before this time (UTC if no zone); the "
+            "generation is kept frozen for inspection instead of being cut over."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Resume an unfinished rebuild.")] = False,
+    discard: Annotated[bool, typer.Option("--discard", help="Drop an unfinished rebuild.")] = False,
+    follow: Annotated[
+        bool, typer.Option(help="After the cut-over, keep projecting live until signalled.")
+    ] = False,
+) -> None:
+    """Replay the topics into a new generation, verify it, and cut readers over in one step.
+
+    The live generation keeps serving and projecting meanwhile. When the store's process
+    (tstore serve or tstore project) answers on TSTORE_HTTP_PORT, the rebuild runs inside
+    it; otherwise this process opens the store and runs it.
+    """
+    if resume and discard:
+        raise GenerationError("--resume and --discard exclude each other: choose one")
+    config = settings()
+    request = {
+        "only": only,
+        "until": until.isoformat() if until else None,
+        "resume": resume,
+        "discard": discard,
+        "dry_run": dry_run,
+    }
+    with client(config) as service:
+        if service.reachable():
+            typer.echo(f"rebuilding inside the store's process ({config.service_url})")
+            asyncio.run(
+                _drive(
+                    lambda body: asyncio.to_thread(service.start_rebuild, body),
+                    lambda: asyncio.to_thread(service.rebuild_status),
+                    request,
+                )
+            )
+            return
+    asyncio.run(_rebuild_here(config, request, follow=follow))
+
+
+async def _rebuild_here(config: Settings, request: dict[str, Any], *, follow: bool) -> None:
+    """No process owns the store: this one does, for the rebuild (and after it with --follow)."""
+    store = await asyncio.to_thread(open_store, config.dsn, config.clickhouse_database)
+    service = rebuild_service(config, store)
+
+    async def status() -> dict[str, Any]:
+        return service.status()
+
+    await _drive(service.start, status, request)
+    if follow and not request["dry_run"] and not request["discard"]:
+        await project_live(config, store, until_signalled(), ProjectorMetrics())
+
+
+async def _drive(
+    start: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    status: Callable[[], Awaitable[dict[str, Any]]],
+    request: dict[str, Any],
+) -> None:
+    """Start a rebuild (here or in the store's process, the same calls) and show its progress."""
+    answer = await start(request)
+    if answer.get("discarded") is not None:
+        typer.echo(f"discarded generation {answer['discarded']}")
+        return
+    plan = RebuildPlan.from_dict(answer["plan"])
+    typer.echo(plan.describe())
+    if request["dry_run"]:
+        return
+    with RebuildProgress(plan) as progress:
+        while True:
+            state = await status()
+            progress({TopicPartition(t, p): o for t, p, o in state["positions"]})
+            if state["state"] != "running":
+                break
+            await asyncio.sleep(0.5)
+    if state["state"] == "failed":
+        raise GenerationError(state["error"])
+    done = state["summary"]
+    typer.echo(
+        f"generation {done['generation']} {done['generation_state']}: {done['events']} events "
+        f"in {done['seconds']:.1f}s ({done['events'] / max(done['seconds'], 1e-9):,.0f} "
+        "events/s); rows "
+        + ", ".join(f"{t} {n}" for t, n in done["rows"].items())
+        + "; verified against the replay"
+    )
+
+
+generations_app = typer.Typer(help="List or drop projection generations.", no_args_is_help=False)
+
+
+@generations_app.callback(invoke_without_command=True)
+@one_line_errors
+def generations(ctx: typer.Context) -> None:
+    """List generations: state, what readers see, rows, size, created and cut-over times."""
+    if ctx.invoked_subcommand is not None:
+        return
+    config = settings()
+    with client(config) as service:
+        if service.reachable():
+            _show(service.generations())
+            return
+    store = open_store(config.dsn, config.clickhouse_database)
+    _show([GenerationInfo.of(*row) for row in store.generations.overview()])
+
+
+def _show(found: Sequence[GenerationInfo]) -> None:
+    table = Table("gen", "state", "shown for", "rows", "size", "created", "cut over", "until")
+    for g in found:
+        table.add_row(
+            str(g.generation),
+            g.state,
+            ", ".join(g.shown_for) or "-",
+            ", ".join(f"{t} {n}" for t, n in sorted(g.rows.items())) or "-",
+            f"{g.bytes_on_disk / 1e6:.1f} MB",
+            f"{g.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{g.cut_over_at:%Y-%m-%d %H:%M:%S}" if g.cut_over_at else "-",
+            g.until.isoformat() if g.until else "-",
+        )
+    render.console().print(table)
+
+
+@generations_app.command("drop")
+@one_line_errors
+def drop_generation(number: int) -> None:
+    """Delete a generation's rows (refused for one that readers are shown)."""
+    config = settings()
+    with client(config) as service:
+        if service.reachable():
+            service.drop_generation(number)
+        else:
+            open_store(config.dsn, config.clickhouse_database).generations.drop(number)
+    typer.echo(f"dropped generation {number}")
