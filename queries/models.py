@@ -155,3 +155,30 @@ class IncompleteSession(_Answer):
 class IncompletePage(_Answer):
     items: list[IncompleteSession]
     next_cursor: str | None
+
+
+class Percentiles(_Answer):
+    count: int = Field(description="How many values the percentiles are taken over.")
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+
+
+class RoleTurnFigures(_Answer):
+    turns: int
+    complete: int
+    interrupted: int
+    timed_out: int
+    duration_ms: Percentiles | None = Field(description="Over complete turns.")
+    response_latency_ms: Percentiles | None = Field(
+        description="Assistant turns: start minus the previous user turn's stop, when that "
+        "stop came first (barge-ins are not latencies)."
+    )
+
+
+class TurnFigures(_Answer):
+    since: AwareDatetime
+    until: AwareDatetime
+    bot_id: str | None
+    roles: dict[Role, RoleTurnFigures]

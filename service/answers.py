@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from consumers.storage.generations import Generation, GenerationSize
 from queries import IncompletePage, SearchPage, SessionDetail, SessionPage, Turn
+from queries.models import TurnFigures
 
 
 class Freshness(BaseModel):
@@ -37,6 +38,10 @@ class SearchAnswer(SearchPage, Freshness):
 
 
 class IncompleteAnswer(IncompletePage, Freshness):
+    pass
+
+
+class TurnFiguresAnswer(TurnFigures, Freshness):
     pass
 
 

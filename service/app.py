@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from service import problems
-from service.routes import admin, health, incomplete, search, sessions
+from service.routes import admin, analytics, health, incomplete, search, sessions
 from service.state import StoreState
 
 
@@ -22,6 +22,6 @@ def create_app(state: StoreState, *, queries: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin.router)
     if queries:
-        for module in (sessions, search, incomplete):
+        for module in (sessions, search, incomplete, analytics):
             app.include_router(module.router)
     return app

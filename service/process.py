@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import structlog
 import uvicorn
 
+from consumers.lag import LagProbe
 from consumers.storage.clickhouse import StoreUnavailableError, connect, open_store
 from consumers.topics_admin import ensure_topics
 from queries import Reader
@@ -93,7 +94,17 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-async def run(settings: Settings, stop: asyncio.Event, *, role: Role, host: str, port: int) -> None:
+async def run(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    role: Role,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve (and project, by ``role``) until ``stop``; ``on_ready`` is told the base URL
+    once the store is open."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
     check_exposure(host, token)
     sock = bind(host, port)
@@ -105,11 +116,17 @@ async def run(settings: Settings, stop: asyncio.Event, *, role: Role, host: str,
     try:
         await _open(settings, state, role)
         shown = f"[{host}]" if ":" in host else host
-        log.info("serving", url=f"http://{shown}:{sock.getsockname()[1]}/", projecting=role.project)
+        url = f"http://{shown}:{sock.getsockname()[1]}/"
+        log.info("serving", url=url, projecting=role.project)
+        if on_ready is not None:
+            on_ready(url)
         if role.project:
             await _project(settings, state, stop)
         else:
-            await stop.wait()
+            state.probe = LagProbe(
+                settings.kafka_bootstrap, settings.topics, settings.consumer_group
+            )
+            await state.probe.run(stop, state.ready_store())
     finally:
         server.should_exit = True
         await serving

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from consumers.admin import RebuildService
+from consumers.lag import LagProbe
 from consumers.metrics import ProjectorMetrics
 from consumers.storage.clickhouse import Store
 from queries import Reader
@@ -20,6 +21,8 @@ class StoreState:
     projecting: bool = False
     """Whether this process runs the live projectors, and so knows the store's lag."""
     metrics: ProjectorMetrics = field(default_factory=ProjectorMetrics)
+    probe: LagProbe | None = None
+    """Where a process that does not project learns the lag (from Kafka)."""
     store: Store | None = None
     reader: Reader | None = None
     rebuilds: RebuildService | None = None
@@ -42,5 +45,6 @@ class StoreState:
         return self.rebuilds
 
     def freshness(self) -> Freshness:
-        lag = self.metrics.lag_s if self.projecting else None
+        source = self.metrics if self.projecting else self.probe
+        lag = source.lag_s if source is not None else None
         return Freshness(as_of=datetime.now(UTC), lag_ms=None if lag is None else lag * 1000)

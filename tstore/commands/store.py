@@ -60,6 +60,7 @@ def _run(config: Settings, role: Role, host: str | None, port: int | None) -> No
             role=role,
             host=host or config.http_host,
             port=config.http_port if port is None else port,
+            on_ready=lambda url: typer.echo(f"serving {url} (API docs: {url}docs)"),
         )
 
     asyncio.run(main())

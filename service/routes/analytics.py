@@ -1,0 +1,34 @@
+"""``/v1/analytics``: distributions across sessions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from queries.analytics import turn_figures
+from service.answers import TurnFiguresAnswer
+from service.auth import bearer, state_of
+from service.problems import PROBLEM_RESPONSES
+from service.state import StoreState
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[Depends(bearer)])
+
+
+class TurnsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    since: AwareDatetime
+    until: AwareDatetime
+    bot_id: str | None = None
+
+
+@router.get("/turns", response_model=TurnFiguresAnswer, responses=PROBLEM_RESPONSES)
+def turns(
+    state: Annotated[StoreState, Depends(state_of)], query: Annotated[TurnsQuery, Query()]
+) -> TurnFiguresAnswer:
+    """Per role, over turns that started in ``[since, until)``: counts, and p50/p90/p95/p99
+    of turn durations and response latencies."""
+    figures = turn_figures(state.ready_reader(), **query.model_dump())
+    return TurnFiguresAnswer(**state.freshness().model_dump(), **dict(figures))
