@@ -10,6 +10,7 @@ cut-over. Requests are dicts with ``only``, ``until``, ``resume``, ``discard``, 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,8 +27,18 @@ class RebuildService:
     """At most one rebuild at a time, run as a task of this process's event loop."""
 
     def __init__(
-        self, *, bootstrap: str, topics: Topics, store: Store, base_group: str, **options: Any
+        self,
+        *,
+        bootstrap: str,
+        topics: Topics,
+        store: Store,
+        base_group: str,
+        on_done: Callable[[], None] | None = None,
+        **options: Any,
     ) -> None:
+        """``on_done`` is called when a rebuild ends, however it ends: readers of this
+        process that cache which generation is shown look again."""
+        self._on_done = on_done
         self._bootstrap = bootstrap
         self._topics = topics
         self._store = store
@@ -67,6 +78,9 @@ class RebuildService:
                     **self._options,
                 )
             )
+            if self._on_done is not None:
+                done = self._on_done
+                self._task.add_done_callback(lambda _: done())
         return {"plan": plan.to_dict()}
 
     def status(self) -> dict[str, Any]:

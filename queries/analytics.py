@@ -10,6 +10,7 @@ from datetime import datetime
 
 from queries.errors import BadQueryError
 from queries.models import Percentiles, RoleTurnFigures, TurnFigures
+from queries.paging import bounded
 from queries.reader import Reader
 from queries.turns import SUMMARY_FIELDS, latest_turns
 from schemas import Role
@@ -38,6 +39,7 @@ def turn_figures(
 ) -> TurnFigures:
     """Per role: turns, and the percentiles of their durations and response latencies, for
     the turns that started in ``[since, until)``."""
+    since, until = bounded(since), bounded(until)
     if since >= until:
         raise BadQueryError("since", "must be before until")
     where = f"bot_id = {{bot_id:String}} AND {_WHERE}" if bot_id else _WHERE

@@ -9,6 +9,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas import Role, Track
 
+MAX_TURNS = 1_000_000
+"""Turn-count filters above this are refused: no call has that many turns."""
+
 
 class _Answer(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -108,8 +111,8 @@ class SessionFilters(_Answer):
     until: AwareDatetime | None = Field(None, description="First event before this.")
     has_interruption: bool | None = None
     has_timeout: bool | None = None
-    min_turns: Annotated[int, Field(ge=0)] | None = None
-    max_turns: Annotated[int, Field(ge=0)] | None = None
+    min_turns: Annotated[int, Field(ge=0, le=MAX_TURNS)] | None = None
+    max_turns: Annotated[int, Field(ge=0, le=MAX_TURNS)] | None = None
     language: str | None = None
     complete: bool | None = None
 

@@ -12,6 +12,10 @@ from typing import Any
 from queries.errors import BadQueryError
 
 MAX_PAGE = 500
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 1, 1, tzinfo=UTC)
+"""The times a store column can hold (``DateTime64(6)``); a bound outside is moved to the edge,
+which selects the same rows."""
 
 
 def page_size(limit: int) -> int:
@@ -45,12 +49,17 @@ def _plain(value: Any) -> Any:
 def _typed(value: Any, want: type) -> Any:
     if want is datetime:
         parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
+        if parsed.tzinfo is None or not EARLIEST <= parsed <= LATEST:
             raise ValueError
         return parsed
     if not isinstance(value, want) or isinstance(value, bool):
         raise ValueError
     return value
+
+
+def bounded(value: datetime) -> datetime:
+    """A caller's time bound, in UTC and within what the store can hold."""
+    return min(max(as_utc(value), EARLIEST), LATEST)
 
 
 def as_utc(value: datetime) -> datetime:

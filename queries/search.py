@@ -11,12 +11,12 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from queries.errors import BadQueryError
 from queries.models import SearchHit, SearchPage, Span
-from queries.paging import as_utc, decode_cursor, encode_cursor, page_size
+from queries.paging import LATEST, as_utc, bounded, decode_cursor, encode_cursor, page_size
 from queries.reader import Reader
 from schemas import Role
 
@@ -49,7 +49,7 @@ SELECT session_id, turn_id, max(version)
 FROM transcripts_generations
 WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)}
 GROUP BY session_id, turn_id"""
-_END = (datetime(2200, 1, 1, tzinfo=UTC), "\uffff", "\uffff")
+_END = (LATEST, "\uffff", "\uffff")
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,7 @@ def search(
 ) -> SearchPage:
     terms = Terms.parse(q)
     limit = page_size(limit)
+    since, until = (None if t is None else bounded(t) for t in (since, until))
     if since and until and since >= until:
         raise BadQueryError("since", "must be before until")
     after = decode_cursor("search", cursor, (datetime, str, str)) if cursor else _END

@@ -12,6 +12,10 @@ that neither reads more than it must:
 A session whose first turn lies before the window is left to the next, older window, so the
 listing stays in order of first event. Windows widen (an hour, a day, a week, ...) until the
 page is full or the time range is exhausted.
+
+What the producer sent is the highest ``seq`` seen, in the event ledger or among the turns:
+the projector writes turns before the ledger, so a session whose ledger has not caught up yet
+is not called complete.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from queries.models import (
     SessionPage,
     SessionSummary,
 )
-from queries.paging import as_utc, decode_cursor, encode_cursor, page_size
+from queries.paging import EARLIEST, as_utc, bounded, decode_cursor, encode_cursor, page_size
 from queries.reader import Reader
 from queries.turns import SUMMARY_FIELDS, latest_turns, transcript
 
@@ -45,7 +49,6 @@ WINDOWS = (
 )
 """How far back each round of candidates reaches from where the last one stopped; None is
 everything older."""
-FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(hours=1)
 """With no upper bound, turns up to this far ahead of this machine's clock are listed."""
 
@@ -55,7 +58,7 @@ SELECT * FROM (
         t.session_id AS session_id, bot_id, framework, first_at, last_at,
         user_turns, assistant_turns, user_talk_ms, assistant_talk_ms,
         interruptions, timeouts, median_latency_ms, languages, open_turns,
-        e.events AS events, greatest(e.expected, e.events) AS expected,
+        e.events AS events, greatest(e.expected, e.events, t.max_seq + 1) AS expected,
         expected - events AS missing, missing = 0 AND open_turns = 0 AS complete
     FROM (
         SELECT
@@ -72,7 +75,8 @@ SELECT * FROM (
             countIf(timed_out) AS timeouts,
             medianExact(response_latency_ms) AS median_latency_ms,
             arraySort(groupUniqArray(language)) AS languages,
-            countIf(NOT complete) AS open_turns
+            countIf(NOT complete) AS open_turns,
+            max(seq) AS max_seq
         FROM ({latest_turns(SUMMARY_FIELDS, "session_id IN {ids:Array(String)}")})
         GROUP BY session_id
     ) AS t
@@ -149,11 +153,14 @@ def list_sessions(
 ) -> SessionPage:
     """Sessions newest first (by first event), filtered, ``limit`` at a time."""
     limit = page_size(limit)
-    if filters.since and filters.until and filters.since >= filters.until:
-        raise BadQueryError("since", "must be before until")
     low, high = filters.min_turns, filters.max_turns
     if low is not None and high is not None and low > high:
         raise BadQueryError("min_turns", "must not exceed max_turns")
+    filters = filters.model_copy(
+        update={k: bounded(v) for k in ("since", "until") if (v := getattr(filters, k))}
+    )
+    if filters.since and filters.until and filters.since >= filters.until:
+        raise BadQueryError("since", "must be before until")
     after_at, after_id = (
         decode_cursor("sessions", cursor, (datetime, str))
         if cursor
@@ -196,7 +203,7 @@ def list_sessions(
 
 def _windows(newest: datetime, since: datetime | None) -> Iterator[tuple[datetime, datetime]]:
     """Consecutive, older and older time windows ending at ``newest``, down to ``since``."""
-    floor = since or FAR_PAST
+    floor = since or EARLIEST
     hi = newest + timedelta(microseconds=1)  # the cursor's own first event time is included
     for span in WINDOWS:
         lo = floor if span is None else max(floor, hi - span)

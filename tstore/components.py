@@ -4,6 +4,7 @@ or rebuilds (``tstore serve``, ``project``, ``rebuild``) gets them the same way.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from consumers.admin import RebuildService
 from consumers.live import run_live
@@ -12,8 +13,11 @@ from consumers.storage.clickhouse import Store
 from tstore.settings import Settings
 
 
-def rebuild_service(settings: Settings, store: Store) -> RebuildService:
+def rebuild_service(
+    settings: Settings, store: Store, on_done: Callable[[], None] | None = None
+) -> RebuildService:
     return RebuildService(
+        on_done=on_done,
         bootstrap=settings.kafka_bootstrap,
         topics=settings.topics,
         store=store,

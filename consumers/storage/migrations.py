@@ -66,6 +66,7 @@ BY_BOT_AND_TIME = (
     "timed_out",
     "language",
     "complete",
+    "seq",
     "version",
 )
 """What reads across sessions need of a turn (no text, no words): the projection ordered by
