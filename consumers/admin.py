@@ -108,11 +108,18 @@ class RebuildService:
         }
 
 
+KAFKA_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""Record timestamps count from here; a replay cannot stop before it."""
+
+
 def _parse_until(value: object) -> datetime | None:
     if value is None:
         return None
     try:
         until = datetime.fromisoformat(str(value))
     except ValueError:
-        raise ValueError(f"until: not an ISO 8601 time: {value!r}") from None
-    return until if until.tzinfo else until.replace(tzinfo=UTC)
+        raise GenerationError(f"until: not an ISO 8601 time: {value!r}") from None
+    until = until if until.tzinfo else until.replace(tzinfo=UTC)
+    if until <= KAFKA_EPOCH:
+        raise GenerationError(f"until: {until.isoformat()} is before any Kafka record (1970)")
+    return until

@@ -12,6 +12,7 @@ from typing import Any
 from queries.errors import BadQueryError
 
 MAX_PAGE = 500
+MAX_CURSOR_CHARS = 2_000
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2262, 1, 1, tzinfo=UTC)
 """The times a store column can hold (``DateTime64(6)``); a bound outside is moved to the edge,
@@ -33,12 +34,14 @@ def decode_cursor(kind: str, cursor: str, shape: tuple[type, ...]) -> tuple[Any,
     """The key a cursor of ``kind`` holds, typed by ``shape``; anything else is a ``BadQueryError``
     naming ``cursor`` (a cursor of another listing, edited or truncated)."""
     try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         found, *key = raw
         if found != kind or len(key) != len(shape):
             raise ValueError
         return tuple(_typed(value, want) for value, want in zip(key, shape, strict=True))
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
         raise BadQueryError("cursor", f"not a cursor of this {kind} listing") from None
 
 

@@ -98,6 +98,6 @@ def _turn(row: dict[str, Any]) -> Turn:
         | {
             "started_at": as_utc(row["started_at"]),
             "stopped_at": as_utc(stopped) if stopped is not None else None,
-            "words": [Word(text=w[0], start=w[1], end=w[2]) for w in row["words"]],
+            "words": [Word(**w) for w in row["words"]],
         }
     )

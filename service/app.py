@@ -24,4 +24,6 @@ def create_app(state: StoreState, *, queries: bool = True) -> FastAPI:
     if queries:
         for module in (sessions, search, incomplete, analytics):
             app.include_router(module.router)
+    document = app.openapi
+    app.openapi = lambda: problems.problem_media_type(document())  # type: ignore[method-assign]
     return app

@@ -41,16 +41,38 @@ class StoreNotReadyError(RuntimeError):
     """The store cannot answer yet (starting, migrating) or any more (its engine failed)."""
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": title, "content": {PROBLEM_JSON: {}}}
-    for status, title in (
-        (400, "A parameter cannot be used"),
-        (401, "No or wrong bearer token"),
-        (404, "Not in the store"),
-        (422, "A parameter is malformed"),
-        (503, "The store is not ready"),
-    )
+_TITLES = {
+    400: "A parameter cannot be used",
+    401: "No or wrong bearer token",
+    403: "Not allowed from off this machine without a token",
+    404: "Not in the store",
+    409: "The store refused the change",
+    422: "A parameter is malformed",
+    503: "The store is not ready",
 }
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these statuses: each a ``Problem`` (``problem_media_type``
+    moves it to ``application/problem+json`` in the document)."""
+    return {status: {"model": Problem, "description": _TITLES[status]} for status in statuses}
+
+
+PROBLEM_RESPONSES = problem_responses(400, 401, 404, 422, 503)
+
+
+def problem_media_type(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with every ``Problem`` answer under the media type it is sent
+    with: FastAPI files a response model under ``application/json``."""
+    reference = "#/components/schemas/Problem"
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                if schema.get("$ref") == reference:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return document
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:

@@ -16,6 +16,9 @@ from typing import Any, TextIO, cast
 import structlog
 
 MASK = "***"
+_HANDLER = "tstore"
+"""Our handler on the root logger, replaced when logging is configured again; others (a
+test runner's) are left alone."""
 _SHAPES = (
     re.compile(r"(?<=://)([^:/@\s]*):([^@\s]+)@"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
@@ -50,7 +53,7 @@ class Redactor:
         if isinstance(value, str):
             return self.mask(value)
         if isinstance(value, dict):
-            return {k: self._clean(v) for k, v in value.items()}
+            return {self._clean(k): self._clean(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return type(value)(self._clean(v) for v in value)
         if isinstance(value, BaseException):
@@ -66,22 +69,38 @@ class Redactor:
 def configure_logging(
     fmt: str = "console", level: int = logging.INFO, secrets: Iterable[str] = ()
 ) -> None:
+    """structlog for this project's lines, and the same rendering (and redaction) for the
+    standard library's: aiokafka, uvicorn and the ClickHouse client log through it."""
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    redact = Redactor(secrets)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            Redactor(secrets),
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, redact, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=logging.WARNING, stream=_CurrentStderr())
+    handler = logging.StreamHandler(cast(TextIO, _CurrentStderr()))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                renderer,
+            ],
+        )
+    )
+    handler.set_name(_HANDLER)
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != _HANDLER] + [handler]
+    root.setLevel(logging.WARNING)

@@ -7,6 +7,7 @@ environment; only the command line and the services built from it do, through th
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,13 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Values no log line may show: the API token, the ClickHouse password."""
+        password = urlsplit(self.clickhouse_dsn or "").password
+        token = self.api_token.get_secret_value() if self.api_token else None
+        return [s for s in (token, password and unquote(password)) if s]
 
     @property
     def service_url(self) -> str:

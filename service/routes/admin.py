@@ -9,16 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from consumers.admin import KAFKA_EPOCH
 from consumers.storage.generations import GenerationSize
 from service.answers import GenerationInfo
 from service.auth import admin, state_of
-from service.problems import PROBLEM_RESPONSES, Problem
+from service.problems import problem_responses
 from service.state import StoreState
 
-RESPONSES = PROBLEM_RESPONSES | {
-    403: {"model": Problem, "description": "Not allowed from off this machine without a token"},
-    409: {"model": Problem, "description": "The store refused the change"},
-}
+RESPONSES = problem_responses(401, 403, 404, 409, 422, 503)
 router = APIRouter(
     prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin)], responses=RESPONSES
 )
@@ -30,7 +28,9 @@ class RebuildRequest(BaseModel):
 
     only: list[str] | None = Field(None, description="Rebuild only these projections.")
     until: AwareDatetime | None = Field(
-        None, description="Replay only events written before this; kept frozen, not shown."
+        None,
+        gt=KAFKA_EPOCH,
+        description="Replay only events written before this; kept frozen, not shown.",
     )
     resume: bool = False
     discard: bool = False

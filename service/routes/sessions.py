@@ -37,15 +37,22 @@ def sessions(state: State, query: Annotated[SessionQuery, Query()]) -> SessionsA
     return SessionsAnswer(**state.freshness().model_dump(), **dict(page))
 
 
-@router.get("/sessions/{session_id}", response_model=SessionAnswer, responses=PROBLEM_RESPONSES)
+@router.get(
+    "/sessions/{session_id:path}/turns", response_model=TurnsAnswer, responses=PROBLEM_RESPONSES
+)
+def turns(state: State, session_id: SessionId) -> TurnsAnswer:
+    """Only the transcript: the session's turns in speaking order (the cheapest read).
+
+    Session ids may hold ``/`` (sent as ``%2F``): this route is matched before the session's
+    own, so an id ending in ``/turns`` reads as this route."""
+    found = transcript(state.ready_reader(), session_id)
+    return TurnsAnswer(**state.freshness().model_dump(), session_id=session_id, turns=found)
+
+
+@router.get(
+    "/sessions/{session_id:path}", response_model=SessionAnswer, responses=PROBLEM_RESPONSES
+)
 def session(state: State, session_id: SessionId) -> SessionAnswer:
     """The session's summary, every turn in speaking order, and its chunk index per track."""
     detail = session_detail(state.ready_reader(), session_id)
     return SessionAnswer(**state.freshness().model_dump(), **dict(detail))
-
-
-@router.get("/sessions/{session_id}/turns", response_model=TurnsAnswer, responses=PROBLEM_RESPONSES)
-def turns(state: State, session_id: SessionId) -> TurnsAnswer:
-    """Only the transcript: the session's turns in speaking order (the cheapest read)."""
-    found = transcript(state.ready_reader(), session_id)
-    return TurnsAnswer(**state.freshness().model_dump(), session_id=session_id, turns=found)

@@ -45,8 +45,7 @@ def settings() -> Settings:
             f"TSTORE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
         )
         raise fail(f"bad setting: {problems}") from None
-    secrets = [loaded.api_token.get_secret_value()] if loaded.api_token else []
-    configure_logging(loaded.log_format, secrets=secrets)
+    configure_logging(loaded.log_format, secrets=loaded.secrets)
     return loaded
 
 
