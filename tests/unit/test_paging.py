@@ -1,0 +1,187 @@
+"""Keyset paging: cursors give back their key or are refused naming ``cursor``; the sessions
+listing's time windows cover the range in order."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from queries import BadQueryError
+from queries.paging import EARLIEST, LATEST, decode_cursor, encode_cursor
+from queries.sessions import WINDOWS, _windows
+
+WORD = re.compile(r"[0-9A-Za-z\u0080-\U0010ffff]+")
+"""What the store's text index keeps as one token (ASCII non-alphanumerics split words)."""
+
+# -- cursors ---------------------------------------------------------------------------------
+
+kinds = st.sampled_from(["sessions", "search", "incomplete"])
+aware = st.datetimes(
+    min_value=datetime(1900, 1, 2), max_value=datetime(2261, 12, 31), timezones=st.timezones()
+)
+"""Any time the store can hold (a cursor holds a stored item's time), in any zone."""
+key_parts: dict[type, st.SearchStrategy[Any]] = {
+    datetime: aware,
+    str: st.text(),
+    int: st.integers(min_value=-(2**63), max_value=2**64),
+}
+shapes = st.lists(st.sampled_from([datetime, str, int]), min_size=1, max_size=3).map(tuple)
+
+
+@st.composite
+def keyed(draw: st.DrawFn) -> tuple[tuple[type, ...], tuple[Any, ...]]:
+    shape = draw(shapes)
+    return shape, tuple(draw(key_parts[t]) for t in shape)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=12,
+)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decoded_or_refusal(
+    kind: str, cursor: str, shape: tuple[type, ...]
+) -> tuple[Any, ...] | BadQueryError:
+    try:
+        return decode_cursor(kind, cursor, shape)
+    except BadQueryError as refused:
+        return refused
+
+
+def _refused_naming_cursor(kind: str, cursor: str, shape: tuple[type, ...]) -> None:
+    with pytest.raises(BadQueryError) as refused:
+        decode_cursor(kind, cursor, shape)
+    assert refused.value.parameter == "cursor"
+    assert str(refused.value).startswith("cursor: ")
+
+
+@given(kinds, keyed())
+def test_a_cursor_gives_back_the_key_it_was_made_from(
+    kind: str, shaped: tuple[tuple[type, ...], tuple[Any, ...]]
+) -> None:
+    shape, key = shaped
+    cursor = encode_cursor(kind, *key)
+    assert re.fullmatch(r"[A-Za-z0-9_-]*", cursor), "a cursor must be safe in a URL as it is"
+    decoded = decode_cursor(kind, cursor, shape)
+    assert len(decoded) == len(key)
+    for value, given_value, want in zip(decoded, key, shape, strict=True):
+        assert type(value) is want
+        if isinstance(value, datetime):
+            assert value.utcoffset() == timedelta(0)
+            assert value == given_value.astimezone(UTC)
+        else:
+            assert value == given_value
+
+
+@given(kinds, kinds, keyed())
+def test_a_cursor_of_another_listing_or_shape_is_refused(
+    kind: str, other: str, shaped: tuple[tuple[type, ...], tuple[Any, ...]]
+) -> None:
+    shape, key = shaped
+    cursor = encode_cursor(kind, *key)
+    if other != kind:
+        _refused_naming_cursor(other, cursor, shape)
+    _refused_naming_cursor(kind, cursor, (*shape, str))
+    if len(shape) > 1:
+        _refused_naming_cursor(kind, cursor, shape[:-1])
+
+
+@given(kinds, keyed(), st.data())
+def test_a_truncated_cursor_is_refused(
+    kind: str, shaped: tuple[tuple[type, ...], tuple[Any, ...]], data: st.DataObject
+) -> None:
+    shape, key = shaped
+    cursor = encode_cursor(kind, *key)
+    cut = data.draw(st.integers(min_value=0, max_value=len(cursor) - 1))
+    _refused_naming_cursor(kind, cursor[:cut], shape)
+
+
+@given(
+    kinds,
+    shapes,
+    st.one_of(
+        st.text(),
+        st.binary().map(_b64),
+        json_values.map(lambda v: _b64(json.dumps(v).encode())),
+        st.tuples(kinds, json_values).map(lambda v: _b64(json.dumps([v[0], v[1]]).encode())),
+        st.lists(json_values, max_size=3).map(
+            lambda v: _b64(json.dumps(["sessions", *v]).encode())
+        ),
+    ),
+)
+@example("sessions", (datetime, str), _b64(b'["sessions","2026-11-21T00:00:00",""]'))
+@example("sessions", (datetime, str), _b64(b'["sessions",true,""]'))
+@example("incomplete", (int,), _b64(b'["incomplete",true]'))
+@example("incomplete", (str,), _b64(b'"incomplete"'))
+@example("incomplete", (str,), _b64(b"\xff\xfe"))
+@example("incomplete", (str,), "é")
+@example("incomplete", (int,), _b64(b'["incomplete",' + b"9" * 5000 + b"]"))
+def test_any_string_is_either_a_key_of_the_listing_or_refused_naming_cursor(
+    kind: str, shape: tuple[type, ...], cursor: str
+) -> None:
+    key = _decoded_or_refusal(kind, cursor, shape)
+    if isinstance(key, BadQueryError):
+        assert key.parameter == "cursor"
+        return
+    assert len(key) == len(shape)
+    for value, want in zip(key, shape, strict=True):
+        assert type(value) is want
+        if isinstance(value, datetime):
+            assert value.tzinfo is not None
+
+
+@pytest.mark.parametrize("depth", [2_000, 100_000])
+def test_a_deeply_nested_cursor_is_refused_naming_cursor(depth: int) -> None:
+    """A cursor is caller input (the query string): no shape of it may escape as anything
+    but a refusal, which the service answers with 400."""
+    _refused_naming_cursor("sessions", _b64(b"[" * depth), (datetime, str))
+
+
+# -- the listing's time windows ----------------------------------------------------------------
+
+instants = st.datetimes(
+    min_value=EARLIEST.replace(tzinfo=None), max_value=LATEST.replace(tzinfo=None)
+).map(lambda d: d.replace(tzinfo=UTC))
+"""The times the store can hold, which is where the listing walks (bounds outside it are
+moved to its edges first)."""
+
+
+@given(instants, st.none() | instants)
+@example(datetime(2026, 11, 21, tzinfo=UTC), None)
+@example(datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 20, 23, 30, tzinfo=UTC))
+@example(datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC))
+@example(LATEST, None)
+@example(LATEST, EARLIEST)
+@example(EARLIEST, None)
+@example(EARLIEST + timedelta(minutes=30), EARLIEST)
+def test_windows_are_consecutive_descending_and_reach_down_to_since(
+    newest: datetime, since: datetime | None
+) -> None:
+    windows = list(_windows(newest, since))
+    floor = since or EARLIEST
+    top = newest + timedelta(microseconds=1)  # the newest instant itself is included
+    for lo, hi in windows:
+        assert lo < hi
+    for (lo, _), (_, hi) in itertools.pairwise(windows):
+        assert hi == lo, "each window starts where the one before it (newer) stopped"
+    if floor >= top:
+        assert windows == [], "nothing lies between since and the newest instant"
+        return
+    assert windows, "a non-empty range must be covered"
+    assert windows[0][1] == top
+    assert windows[-1][0] == floor, "the windows must reach down to since"
+    assert len(windows) <= len(WINDOWS)
