@@ -1,7 +1,10 @@
-"""Distributions across sessions: turn durations and response latencies over a time range.
+"""Distributions across sessions over a time range: turn durations, response latencies.
 
 Turns are folded to their latest versions like every other read, from the projection ordered
-by bot and time, so a day of one bot reads that bot's day and nothing else.
+by bot and time, so a day of one bot reads that bot's day and nothing else. Durations need no
+other turn, so they are folded column by column (``max(complete)`` is the latest version's,
+as completeness leads the version); a response latency needs the user turn before it, so
+latencies go through ``latest_turns`` and its window over each session.
 """
 
 from __future__ import annotations
@@ -9,58 +12,95 @@ from __future__ import annotations
 from datetime import datetime
 
 from queries.errors import BadQueryError
-from queries.models import Percentiles, RoleTurnFigures, TurnFigures
+from queries.models import LatencyFigures, Percentiles, RoleTurnFigures, TurnFigures
 from queries.paging import bounded
 from queries.reader import Reader
 from queries.turns import SUMMARY_FIELDS, latest_turns
 from schemas import Role
 
-LEVELS = (0.5, 0.9, 0.95, 0.99)
+LEVELS = "0.5, 0.9, 0.95, 0.99"
 
-_WHERE = "started_at >= {since:DateTime64(6, 'UTC')} AND started_at < {until:DateTime64(6, 'UTC')}"
-_FIGURES = f"""
+_RANGE = "started_at >= {since:DateTime64(6, 'UTC')} AND started_at < {until:DateTime64(6, 'UTC')}"
+_TURNS = f"""
 SELECT
     toString(role),
     count(),
     countIf(complete),
     countIf(interrupted),
     countIf(timed_out),
-    quantilesIf({", ".join(map(str, LEVELS))})(duration_ms, complete),
-    quantilesIf({", ".join(map(str, LEVELS))})(response_latency_ms,
-                                                 response_latency_ms IS NOT NULL),
-    countIf(response_latency_ms IS NOT NULL)
-FROM ({{turns}})
+    countIf(duration_ms IS NOT NULL),
+    quantiles({LEVELS})(duration_ms)
+FROM (
+    SELECT
+        any(role) AS role,
+        max(complete) AS complete,
+        argMax(interrupted, version) AS interrupted,
+        argMax(timed_out, version) AS timed_out,
+        argMax(duration_ms, version) AS duration_ms
+    FROM transcripts_generations
+    WHERE generation = {{generation:UInt32}} AND {{where}}
+    GROUP BY session_id, turn_id
+)
 GROUP BY role
 ORDER BY role"""
+_LATENCIES = f"""
+SELECT count(), quantiles({LEVELS})(response_latency_ms)
+FROM ({{turns}})
+WHERE response_latency_ms IS NOT NULL"""
 
 
 def turn_figures(
     reader: Reader, *, since: datetime, until: datetime, bot_id: str | None = None
 ) -> TurnFigures:
-    """Per role: turns, and the percentiles of their durations and response latencies, for
-    the turns that started in ``[since, until)``."""
-    since, until = bounded(since), bounded(until)
-    if since >= until:
-        raise BadQueryError("since", "must be before until")
-    where = f"bot_id = {{bot_id:String}} AND {_WHERE}" if bot_id else _WHERE
+    """Per role, over the turns that started in ``[since, until)``: how many, how many were
+    interrupted or timed out, and the percentiles of their durations."""
+    since, until, where = _range(since, until, bot_id)
     rows = reader.rows(
-        _FIGURES.replace("{turns}", latest_turns(SUMMARY_FIELDS, where)),
+        _TURNS.replace("{where}", where),
         generation=reader.generation("transcripts"),
         since=since,
         until=until,
         bot_id=bot_id or "",
     )
-    by_role: dict[Role, RoleTurnFigures] = {}
-    for role, turns, complete, interrupted, timed_out, durations, latencies, measured in rows:
-        by_role[role] = RoleTurnFigures(
+    roles: dict[Role, RoleTurnFigures] = {}
+    for role, turns, complete, interrupted, timed_out, timed, durations in rows:
+        roles[role] = RoleTurnFigures(
             turns=turns,
             complete=complete,
             interrupted=interrupted,
             timed_out=timed_out,
-            duration_ms=_percentiles(durations, complete),
-            response_latency_ms=_percentiles(latencies, measured),
+            duration_ms=_percentiles(durations, timed),
         )
-    return TurnFigures(since=since, until=until, bot_id=bot_id, roles=by_role)
+    return TurnFigures(since=since, until=until, bot_id=bot_id, roles=roles)
+
+
+def latency_figures(
+    reader: Reader, *, since: datetime, until: datetime, bot_id: str | None = None
+) -> LatencyFigures:
+    """The percentiles of the response latencies of assistant turns that started in
+    ``[since, until)`` (the user turn before the first of them may lie before ``since``
+    and is then not seen: that turn has no latency)."""
+    since, until, where = _range(since, until, bot_id)
+    ((measured, latencies),) = reader.rows(
+        _LATENCIES.replace("{turns}", latest_turns(SUMMARY_FIELDS, where)),
+        generation=reader.generation("transcripts"),
+        since=since,
+        until=until,
+        bot_id=bot_id or "",
+    )
+    return LatencyFigures(
+        since=since,
+        until=until,
+        bot_id=bot_id,
+        response_latency_ms=_percentiles(latencies, measured),
+    )
+
+
+def _range(since: datetime, until: datetime, bot_id: str | None) -> tuple[datetime, datetime, str]:
+    since, until = bounded(since), bounded(until)
+    if since >= until:
+        raise BadQueryError("since", "must be before until")
+    return since, until, f"bot_id = {{bot_id:String}} AND {_RANGE}" if bot_id else _RANGE
 
 
 def _percentiles(values: list[float], count: int) -> Percentiles | None:

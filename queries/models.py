@@ -174,10 +174,6 @@ class RoleTurnFigures(_Answer):
     interrupted: int
     timed_out: int
     duration_ms: Percentiles | None = Field(description="Over complete turns.")
-    response_latency_ms: Percentiles | None = Field(
-        description="Assistant turns: start minus the previous user turn's stop, when that "
-        "stop came first (barge-ins are not latencies)."
-    )
 
 
 class TurnFigures(_Answer):
@@ -185,3 +181,13 @@ class TurnFigures(_Answer):
     until: AwareDatetime
     bot_id: str | None
     roles: dict[Role, RoleTurnFigures]
+
+
+class LatencyFigures(_Answer):
+    since: AwareDatetime
+    until: AwareDatetime
+    bot_id: str | None
+    response_latency_ms: Percentiles | None = Field(
+        description="Assistant turns: start minus the previous user turn's stop, when that "
+        "stop came first (barge-ins are not latencies)."
+    )

@@ -36,8 +36,9 @@ WHERE generation = {generation:UInt32}
         < ({after_at:DateTime64(6, 'UTC')}, {after_sid:String}, {after_tid:String})
     AND {filters}
 ORDER BY started_at DESC, session_id DESC, turn_id DESC, version DESC
-LIMIT 1 BY session_id, turn_id
 LIMIT {batch:UInt32}"""
+"""Versions of one turn come out side by side; ``_current`` keeps the latest (``LIMIT 1 BY``
+here would make the engine sort every match instead of keeping the newest few)."""
 _FILTERS = {
     "bot_id": "bot_id = {bot_id:String}",
     "role": "role = {role:String}",
@@ -126,7 +127,7 @@ def search(
     sql = _HITS.replace("{filters}", " AND ".join(_FILTERS[k] for k in chosen) or "1")
     generation = reader.generation("transcripts")
     hits: list[SearchHit] = []
-    batch = limit + 1
+    batch = 2 * (limit + 1)  # room for the duplicates of a turn not yet merged away
     while len(hits) <= limit:
         rows = reader.rows(
             sql,
@@ -167,10 +168,11 @@ def _current(reader: Reader, generation: int, rows: Any, terms: Terms) -> list[S
             _LATEST, generation=generation, ids=sorted({str(r[0]) for r in rows})
         )
     }
-    hits = []
+    hits, seen = [], set()
     for session_id, turn_id, bot_id, role, started_at, text, version in rows:
-        if latest.get((session_id, turn_id)) != version:
+        if latest.get((session_id, turn_id)) != version or (session_id, turn_id) in seen:
             continue
+        seen.add((session_id, turn_id))
         spans = terms.spans(text)
         hits.append(
             SearchHit(

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from consumers.storage.generations import Generation, GenerationSize
 from queries import IncompletePage, SearchPage, SessionDetail, SessionPage, Turn
-from queries.models import TurnFigures
+from queries.models import LatencyFigures, TurnFigures
 
 
 class Freshness(BaseModel):
@@ -42,6 +42,10 @@ class IncompleteAnswer(IncompletePage, Freshness):
 
 
 class TurnFiguresAnswer(TurnFigures, Freshness):
+    pass
+
+
+class LatencyFiguresAnswer(LatencyFigures, Freshness):
     pass
 
 

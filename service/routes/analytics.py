@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from queries.analytics import turn_figures
-from service.answers import TurnFiguresAnswer
+from queries.analytics import latency_figures, turn_figures
+from service.answers import LatencyFiguresAnswer, TurnFiguresAnswer
 from service.auth import bearer, state_of
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
@@ -16,7 +16,7 @@ from service.state import StoreState
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[Depends(bearer)])
 
 
-class TurnsQuery(BaseModel):
+class RangeQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     since: AwareDatetime
@@ -26,9 +26,19 @@ class TurnsQuery(BaseModel):
 
 @router.get("/turns", response_model=TurnFiguresAnswer, responses=PROBLEM_RESPONSES)
 def turns(
-    state: Annotated[StoreState, Depends(state_of)], query: Annotated[TurnsQuery, Query()]
+    state: Annotated[StoreState, Depends(state_of)], query: Annotated[RangeQuery, Query()]
 ) -> TurnFiguresAnswer:
     """Per role, over turns that started in ``[since, until)``: counts, and p50/p90/p95/p99
-    of turn durations and response latencies."""
+    of turn durations."""
     figures = turn_figures(state.ready_reader(), **query.model_dump())
     return TurnFiguresAnswer(**state.freshness().model_dump(), **dict(figures))
+
+
+@router.get("/latency", response_model=LatencyFiguresAnswer, responses=PROBLEM_RESPONSES)
+def latency(
+    state: Annotated[StoreState, Depends(state_of)], query: Annotated[RangeQuery, Query()]
+) -> LatencyFiguresAnswer:
+    """p50/p90/p95/p99 of the response latencies of assistant turns that started in
+    ``[since, until)``: start minus the stop of the user turn before, barge-ins excluded."""
+    figures = latency_figures(state.ready_reader(), **query.model_dump())
+    return LatencyFiguresAnswer(**state.freshness().model_dump(), **dict(figures))
