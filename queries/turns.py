@@ -11,7 +11,8 @@ would skip its NULLs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from consumers.storage.migrations import BY_BOT_AND_TIME
@@ -78,17 +79,53 @@ FROM (
 
 
 def transcript(reader: Reader, session_id: str) -> list[Turn]:
-    """A session's turns in speaking order."""
-    names = ("turn_id", *TURN_FIELDS, "response_latency_ms")
+    """A session's turns in speaking order.
+
+    One session's versions are few, so they are read as stored, with the simplest query
+    there is (most of a query's time here is the engine planning it), and folded here by the
+    same rules as ``latest_turns``: a test holds the two to the same answers."""
+    names = ("turn_id", "version", *TURN_FIELDS)
     rows = reader.rows(
-        f"SELECT {', '.join(names)} FROM ({latest_turns(TURN_FIELDS, 'session_id = {sid:String}')})"
-        " ORDER BY started_at, seq",
+        f"SELECT {', '.join(names)} FROM transcripts_generations "
+        "WHERE generation = {generation:UInt32} AND session_id = {sid:String}",
         generation=reader.generation("transcripts"),
         sid=session_id,
     )
     if not rows:
         raise NotFoundError(f"no session {session_id!r} in the store")
-    return [_turn(dict(zip(names, row, strict=True))) for row in rows]
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        turn = dict(zip(names, row, strict=True))
+        held = latest.get(turn["turn_id"])
+        if held is None or turn["version"] > held["version"]:
+            latest[turn["turn_id"]] = turn
+    latencies = response_latencies(latest.values())
+    turns = sorted(latest.values(), key=lambda t: (t["started_at"], t["seq"]))
+    return [_turn(t | {"response_latency_ms": latencies[t["turn_id"]]}) for t in turns]
+
+
+def response_latencies(turns: Iterable[Mapping[str, Any]]) -> dict[str, int | None]:
+    """Per turn id, as ``latest_turns`` computes it in SQL: for an assistant turn, its start
+    minus the stop of the last user turn that started before it, in whole milliseconds as
+    ClickHouse's ``dateDiff`` counts them, when that user turn has stopped by then."""
+    latencies: dict[str, int | None] = {}
+    previous_user_stop: datetime | None = None
+    for turn in sorted(turns, key=lambda t: (t["started_at"], t["turn_id"])):
+        started, before = turn["started_at"], previous_user_stop
+        measurable = turn["role"] == "assistant" and before is not None and before <= started
+        latencies[turn["turn_id"]] = (
+            _milliseconds(started) - _milliseconds(before) if measurable and before else None
+        )
+        if turn["role"] == "user":
+            previous_user_stop = turn["stopped_at"]  # None while that turn is open
+    return latencies
+
+
+def _milliseconds(at: datetime) -> int:
+    return (as_utc(at) - _EPOCH) // timedelta(microseconds=1) // 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _turn(row: dict[str, Any]) -> Turn:

@@ -1,0 +1,134 @@
+"""The two statements of how a session's turns read: ``latest_turns`` in SQL (summaries,
+analytics) and the fold in Python behind ``transcript``. For any stored versions of any
+turns, they give the same turns and the same response latencies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import pytest
+from clickhouse_connect.driver.client import Client
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from consumers.projections.transcripts import COLUMNS
+from consumers.storage.clickhouse import Store
+from queries import Reader
+from queries.turns import TURN_FIELDS, latest_turns, transcript
+from tests.conftest import unique_name
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
+COMPLETE = 1 << 63
+_WORDS = pl.List(pl.Struct({"text": pl.String, "start": pl.Float64, "end": pl.Float64}))
+
+
+@st.composite
+def stored_versions(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Rows as the projector writes them: per turn an open version (start), maybe a complete
+    one (stop), maybe a later correction, each maybe written twice; starts may tie."""
+    rows: list[dict[str, Any]] = []
+    for index in range(draw(st.integers(1, 6))):
+        start = T0 + timedelta(microseconds=draw(st.integers(0, 20_000_000)))
+        length = timedelta(microseconds=draw(st.integers(0, 5_000_000)))
+        turn = {
+            "turn_id": f"turn-{index}",
+            "role": draw(st.sampled_from(["user", "assistant"])),
+            "started_at": start,
+        }
+        versions = [turn | {"stopped_at": None, "complete": False, "seq": 2 * index}]
+        if draw(st.booleans()):
+            versions.append(turn | {"stopped_at": start + length, "complete": True, "seq": 90})
+            if draw(st.booleans()):
+                later = start + length + timedelta(milliseconds=draw(st.integers(0, 900)))
+                versions.append(turn | {"stopped_at": later, "complete": True, "seq": 91 + index})
+        for version in versions:
+            rows += [version] * draw(st.integers(1, 2))
+    return rows
+
+
+def _answer_at_the_user_stop() -> list[dict[str, Any]]:
+    """A latency of exactly 0: the assistant starts the microsecond the user stops."""
+    stop = T0 + timedelta(seconds=1)
+    user = {"turn_id": "turn-0", "role": "user", "started_at": T0}
+    answer = {"turn_id": "turn-1", "role": "assistant", "started_at": stop}
+    return [
+        user | {"stopped_at": None, "complete": False, "seq": 0},
+        user | {"stopped_at": stop, "complete": True, "seq": 1},
+        answer | {"stopped_at": stop + timedelta(seconds=2), "complete": True, "seq": 3},
+    ]
+
+
+def _frame(session_id: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "session_id": session_id,
+                "bot_id": "rules",
+                "framework": "test",
+                "duration_ms": None
+                if r["stopped_at"] is None
+                else (r["stopped_at"] - r["started_at"]) // timedelta(milliseconds=1),
+                "text": "",
+                "interrupted": False,
+                "timed_out": False,
+                "user_id": None,
+                "language": None,
+                "words": [],
+                "version": r["seq"] + (COMPLETE if r["complete"] else 0),
+                "source_topic": "t",
+                "source_partition": 0,
+                "source_offset": n,
+                **r,
+            }
+            for n, r in enumerate(rows)
+        ],
+        schema_overrides={
+            "started_at": pl.Datetime("us", "UTC"),
+            "stopped_at": pl.Datetime("us", "UTC"),
+            "duration_ms": pl.Int64,
+            "user_id": pl.String,
+            "language": pl.String,
+            "words": _WORDS,
+            "version": pl.UInt64,
+        },
+    ).select(COLUMNS)
+
+
+def test_sql_and_python_read_the_same_turns_and_latencies(clickhouse: Client) -> None:
+    store = Store(clickhouse)
+    store.migrate()
+    reader = Reader(clickhouse)
+    fields = ("turn_id", *TURN_FIELDS, "response_latency_ms")
+
+    @settings(
+        max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(stored_versions())
+    @example(_answer_at_the_user_stop())
+    def agree(rows: list[dict[str, Any]]) -> None:
+        session_id = unique_name("s")
+        store.insert("transcripts", _frame(session_id, rows), generation=1)
+        in_sql = reader.named(
+            f"SELECT {', '.join(fields)} "
+            f"FROM ({latest_turns(TURN_FIELDS, 'session_id = {sid:String}')}) ORDER BY turn_id",
+            generation=1,
+            sid=session_id,
+        )
+        in_python = sorted(transcript(reader, session_id), key=lambda t: t.turn_id)
+        assert [
+            (t.turn_id, t.complete, t.stopped_at, t.response_latency_ms) for t in in_python
+        ] == [
+            (
+                r["turn_id"],
+                r["complete"],
+                r["stopped_at"] and r["stopped_at"].replace(tzinfo=UTC),
+                r["response_latency_ms"],
+            )
+            for r in in_sql
+        ]
+
+    agree()
