@@ -78,30 +78,45 @@ FROM (
 )"""
 
 
-def transcript(reader: Reader, session_id: str) -> list[Turn]:
-    """A session's turns in speaking order.
+def stored_turns(
+    reader: Reader, session_ids: Sequence[str], fields: Sequence[str] = TURN_FIELDS
+) -> dict[str, list[dict[str, Any]]]:
+    """Per session, its turns in speaking order, each in its latest version, with its
+    ``response_latency_ms``; sessions without turns are left out.
 
-    One session's versions are few, so they are read as stored, with the simplest query
-    there is (most of a query's time here is the engine planning it), and folded here by the
-    same rules as ``latest_turns``: a test holds the two to the same answers."""
-    names = ("turn_id", "version", *TURN_FIELDS)
+    A session's versions are few, so they are read as stored, with the simplest query there
+    is (most of a query's time here is the engine planning it), and folded here by the same
+    rules as ``latest_turns``: a test holds the two to the same answers."""
+    names = ("session_id", "turn_id", "version", *fields)
     rows = reader.rows(
         f"SELECT {', '.join(names)} FROM transcripts_generations "
-        "WHERE generation = {generation:UInt32} AND session_id = {sid:String}",
+        "WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)}",
         generation=reader.generation("transcripts"),
-        sid=session_id,
+        ids=list(session_ids),
     )
-    if not rows:
-        raise NotFoundError(f"no session {session_id!r} in the store")
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, dict[str, dict[str, Any]]] = {}
     for row in rows:
         turn = dict(zip(names, row, strict=True))
-        held = latest.get(turn["turn_id"])
+        turns = latest.setdefault(turn["session_id"], {})
+        held = turns.get(turn["turn_id"])
         if held is None or turn["version"] > held["version"]:
-            latest[turn["turn_id"]] = turn
-    latencies = response_latencies(latest.values())
-    turns = sorted(latest.values(), key=lambda t: (t["started_at"], t["seq"]))
-    return [_turn(t | {"response_latency_ms": latencies[t["turn_id"]]}) for t in turns]
+            turns[turn["turn_id"]] = turn
+    by_session = {}
+    for session_id, turns in latest.items():
+        latencies = response_latencies(turns.values())
+        by_session[session_id] = [
+            t | {"response_latency_ms": latencies[t["turn_id"]]}
+            for t in sorted(turns.values(), key=lambda t: (t["started_at"], t["seq"]))
+        ]
+    return by_session
+
+
+def transcript(reader: Reader, session_id: str) -> list[Turn]:
+    """A session's turns in speaking order."""
+    turns = stored_turns(reader, [session_id]).get(session_id)
+    if not turns:
+        raise NotFoundError(f"no session {session_id!r} in the store")
+    return [as_turn(t) for t in turns]
 
 
 def response_latencies(turns: Iterable[Mapping[str, Any]]) -> dict[str, int | None]:
@@ -128,7 +143,7 @@ def _milliseconds(at: datetime) -> int:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _turn(row: dict[str, Any]) -> Turn:
+def as_turn(row: dict[str, Any]) -> Turn:
     stopped = row["stopped_at"]
     return Turn.model_validate(
         row

@@ -1,0 +1,92 @@
+"""A session's summary from its turns and its event ledger, without an engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from queries.models import SessionFilters
+from queries.summary import passes, summarize
+
+T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def turn(index: int, role: str, *, latency: int | None = None, **overrides: Any) -> dict[str, Any]:
+    start = T0 + timedelta(seconds=3 * index)
+    return {
+        "turn_id": f"turn-{index}",
+        "bot_id": "b",
+        "framework": "pipecat",
+        "role": role,
+        "started_at": start,
+        "stopped_at": start + timedelta(seconds=2),
+        "duration_ms": 2000,
+        "interrupted": False,
+        "timed_out": False,
+        "language": "en-US",
+        "complete": True,
+        "seq": 2 * index + 1,
+        "response_latency_ms": latency,
+    } | overrides
+
+
+CALL = [
+    turn(0, "user"),
+    turn(1, "assistant", latency=1000, interrupted=True),
+    turn(2, "user", timed_out=True, language="de-DE"),
+    turn(3, "assistant", latency=2000),
+]
+
+
+def test_a_whole_call_is_summed_up_per_role_and_is_complete() -> None:
+    summary = summarize("s", CALL, (8, 7))
+    assert (summary.turns.user, summary.turns.assistant) == (2, 2)
+    assert (summary.talk_ms.user, summary.talk_ms.assistant) == (4000, 4000)
+    assert (summary.interruptions, summary.timeouts) == (1, 1)
+    assert summary.median_response_latency_ms == 1500
+    assert summary.languages == ["de-DE", "en-US"]
+    assert summary.first_event_at == T0
+    assert summary.last_event_at == T0 + timedelta(seconds=11)
+    assert summary.completeness.complete
+
+
+def test_a_ledger_behind_its_turns_is_not_complete() -> None:
+    lagging = summarize("s", CALL, None).completeness
+    assert (lagging.complete, lagging.events, lagging.expected, lagging.missing) == (
+        False,
+        0,
+        8,
+        8,
+    )
+    holey = summarize("s", CALL, (7, 7)).completeness
+    assert (holey.complete, holey.missing) == (False, 1)
+
+
+def test_an_open_turn_leaves_the_session_incomplete() -> None:
+    still_talking = [*CALL[:3], turn(3, "assistant", stopped_at=None, complete=False)]
+    summary = summarize("s", still_talking, (8, 7))
+    assert summary.completeness.open_turns == 1
+    assert not summary.completeness.complete
+    assert summary.last_event_at == T0 + timedelta(seconds=9)
+
+
+@pytest.mark.parametrize(
+    ("filters", "kept"),
+    [
+        (SessionFilters(), True),
+        (SessionFilters(has_interruption=True), True),
+        (SessionFilters(has_interruption=False), False),
+        (SessionFilters(has_timeout=False), False),
+        (SessionFilters(min_turns=4, max_turns=4), True),
+        (SessionFilters(min_turns=5), False),
+        (SessionFilters(max_turns=3), False),
+        (SessionFilters(language="de-DE"), True),
+        (SessionFilters(language="fr-FR"), False),
+        (SessionFilters(complete=True), True),
+        (SessionFilters(complete=False), False),
+    ],
+)
+def test_filters_on_aggregates(filters: SessionFilters, kept: bool) -> None:
+    assert passes(summarize("s", CALL, (8, 7)), filters) is kept
