@@ -27,18 +27,21 @@ _TOKEN = re.compile(r"[0-9A-Za-z\u0080-\U0010ffff]+")
 _PHRASE = re.compile(r'"([^"]*)"')
 
 _HITS = """
-SELECT session_id, turn_id, bot_id, toString(role), started_at, text, version
+SELECT session_id, turn_id, started_at, version
 FROM transcripts_generations
 WHERE generation = {generation:UInt32}
     AND hasAllTokens(text, {tokens:Array(String)})
-    AND arrayAll(p -> positionCaseInsensitiveUTF8(text, p) > 0, {phrases:Array(String)})
+    AND {phrases}
     AND (started_at, session_id, turn_id)
         < ({after_at:DateTime64(6, 'UTC')}, {after_sid:String}, {after_tid:String})
     AND {filters}
 ORDER BY started_at DESC, session_id DESC, turn_id DESC, version DESC
 LIMIT {batch:UInt32}"""
-"""Versions of one turn come out side by side; ``_current`` keeps the latest (``LIMIT 1 BY``
+"""The newest matching versions, keys only: the text of the few kept is read by key after.
+Versions of one turn come out side by side; ``_current`` keeps the latest (``LIMIT 1 BY``
 here would make the engine sort every match instead of keeping the newest few)."""
+_PHRASES = "arrayAll(p -> positionCaseInsensitiveUTF8(text, p) > 0, {phrases:Array(String)})"
+"""Only with phrases: a condition on ``text`` makes the engine read the text of every match."""
 _FILTERS = {
     "bot_id": "bot_id = {bot_id:String}",
     "role": "role = {role:String}",
@@ -46,7 +49,7 @@ _FILTERS = {
     "until": "started_at < {until:DateTime64(6, 'UTC')}",
 }
 _LATEST = """
-SELECT session_id, turn_id, max(version)
+SELECT session_id, turn_id, max(version), argMax((bot_id, toString(role), text), version)
 FROM transcripts_generations
 WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)}
 GROUP BY session_id, turn_id"""
@@ -124,7 +127,9 @@ def search(
         for k, v in {"bot_id": bot_id, "role": role, "since": since, "until": until}.items()
         if v is not None
     }
-    sql = _HITS.replace("{filters}", " AND ".join(_FILTERS[k] for k in chosen) or "1")
+    sql = _HITS.replace("{filters}", " AND ".join(_FILTERS[k] for k in chosen) or "1").replace(
+        "{phrases}", _PHRASES if terms.phrases else "1"
+    )
     generation = reader.generation("transcripts")
     hits: list[SearchHit] = []
     batch = 2 * (limit + 1)  # room for the duplicates of a turn not yet merged away
@@ -144,7 +149,7 @@ def search(
         if len(rows) < batch:
             break
         last = rows[-1]
-        after = (as_utc(last[4]), str(last[0]), str(last[1]))
+        after = (as_utc(last[2]), str(last[0]), str(last[1]))
         batch = min(batch * 2, 2_000)
     page = hits[:limit]
     more = len(hits) > limit
@@ -159,18 +164,19 @@ def search(
 
 
 def _current(reader: Reader, generation: int, rows: Any, terms: Terms) -> list[SearchHit]:
-    """The hits whose version is their turn's latest."""
+    """The hits whose version is their turn's latest, with their text."""
     if not rows:
         return []
     latest = {
-        (str(s), str(t)): int(v)
-        for s, t, v in reader.rows(
+        (str(s), str(t)): (int(v), fields)
+        for s, t, v, fields in reader.rows(
             _LATEST, generation=generation, ids=sorted({str(r[0]) for r in rows})
         )
     }
     hits, seen = [], set()
-    for session_id, turn_id, bot_id, role, started_at, text, version in rows:
-        if latest.get((session_id, turn_id)) != version or (session_id, turn_id) in seen:
+    for session_id, turn_id, started_at, version in rows:
+        newest, (bot_id, role, text) = latest.get((session_id, turn_id), (-1, ("", "", "")))
+        if newest != version or (session_id, turn_id) in seen:
             continue
         seen.add((session_id, turn_id))
         spans = terms.spans(text)
