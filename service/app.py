@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from service import problems
 from service.routes import admin, analytics, health, incomplete, search, sessions
@@ -12,7 +13,7 @@ from service.state import StoreState
 def create_app(state: StoreState, *, queries: bool = True) -> FastAPI:
     """The store's HTTP face. Without ``queries`` (``tstore project``) it keeps health,
     metrics and the admin routes: the process still owns the store and runs its rebuilds."""
-    app = FastAPI(
+    app: FastAPI = FastAPIOffline(  # /docs from files in the package: no CDN at run time
         title="transcript-store",
         version="1",
         summary="Voice-bot conversations, projected from Kafka events into ClickHouse.",
