@@ -1,4 +1,5 @@
-"""The command line every benchmark shares: ``--events N`` and ``--json``."""
+"""The command line every benchmark shares: a size (``--events N``, or the option the benchmark
+names) and ``--json``."""
 
 from __future__ import annotations
 
@@ -8,15 +9,27 @@ from collections.abc import Callable, Mapping
 
 
 def run(
-    description: str, default_events: int, measure: Callable[[int], Mapping[str, float]]
+    description: str,
+    default_size: int,
+    measure: Callable[[int], Mapping[str, float]],
+    *,
+    option: str = "events",
 ) -> None:
+    """Parse ``--<option> N`` and ``--json``, measure at size N, print the figures."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--events", type=int, default=default_events, help="events to process")
+    parser.add_argument(
+        f"--{option}",
+        type=int,
+        default=default_size,
+        dest="size",
+        metavar="N",
+        help=f"{option} to process",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     args = parser.parse_args()
-    if args.events <= 0:
-        parser.error("--events must be positive")
-    figures = measure(args.events)
+    if args.size <= 0:
+        parser.error(f"--{option} must be positive")
+    figures = measure(args.size)
     if args.json:
         print(json.dumps(figures))
     else:

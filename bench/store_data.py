@@ -8,7 +8,6 @@ table written twice as a replay would. Text is drawn from a small vocabulary plu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -58,9 +57,9 @@ def session_frames(shape: Shape, first: int, count: int, seed: int) -> dict[str,
     """Rows of sessions ``first .. first+count``: every table's frame for one insert each."""
     rng = np.random.default_rng(seed)
     n, t = count, TURNS_PER_SESSION
-    ids = np.char.add("s", np.char.zfill((np.arange(first, first + n)).astype(str), 9))
-    session_ids = np.repeat(ids, t)
+    ids = session_ids(first, n)
     bots = rng.integers(0, shape.bots, n)
+    bot_ids = pl.Series([bot_name(b) for b in range(shape.bots)]).gather(bots)
     start_us = rng.integers(0, shape.days * 86_400_000_000, n) + int(EPOCH.timestamp() * 1e6)
     durations = rng.integers(400, 6_000, (n, t)) * 1000
     gaps = rng.integers(100, 1_500, (n, t)) * 1000
@@ -72,18 +71,24 @@ def session_frames(shape: Shape, first: int, count: int, seed: int) -> dict[str,
     timed_out = (rng.random((n, t)) < 0.03) & (roles == "user")
     sentence = rng.integers(0, len(SENTENCES), n * t)
     rare = rng.integers(0, RARE_WORDS, (n * t, 2))
-    text = np.char.add(
-        np.char.add(np.array(SENTENCES)[sentence], " w"),
-        np.char.add(rare[:, 0].astype(str), np.char.add(" w", rare[:, 1].astype(str))),
-    )
-    language = np.array(LANGUAGES)[rng.integers(0, len(LANGUAGES), n)]
+    text = pl.select(
+        pl.concat_str(
+            pl.lit(pl.Series(SENTENCES).gather(sentence)),
+            pl.lit(" w"),
+            pl.lit(pl.Series(rare[:, 0])).cast(pl.String),
+            pl.lit(" w"),
+            pl.lit(pl.Series(rare[:, 1])).cast(pl.String),
+        )
+    ).to_series()
+    language = pl.Series(LANGUAGES).gather(rng.integers(0, len(LANGUAGES), n))
     seq = np.tile(np.arange(t) * 2 + 1, n)
+    words = pl.Struct({"text": pl.String, "start": pl.Float64, "end": pl.Float64})
     transcripts = pl.DataFrame(
         {
-            "session_id": session_ids,
-            "turn_id": np.tile(np.char.add("turn-", np.arange(t).astype(str)), n),
-            "bot_id": np.repeat(np.array([bot_name(b) for b in range(shape.bots)])[bots], t),
-            "framework": np.repeat(np.where(bots % 2 == 0, "pipecat", "livekit"), t),
+            "session_id": _repeat(ids, t),
+            "turn_id": _tile(pl.Series([f"turn-{i}" for i in range(t)]), n),
+            "bot_id": _repeat(bot_ids, t),
+            "framework": _repeat(pl.Series(np.where(bots % 2 == 0, "pipecat", "livekit")), t),
             "role": np.tile(roles, n),
             "started_at": pl.Series(starts.ravel()).cast(_US),
             "stopped_at": pl.Series(stops.ravel()).cast(_US),
@@ -91,27 +96,22 @@ def session_frames(shape: Shape, first: int, count: int, seed: int) -> dict[str,
             "text": text,
             "interrupted": interrupted.ravel(),
             "timed_out": timed_out.ravel(),
-            "user_id": pl.Series([None] * (n * t), dtype=pl.String),
-            "language": np.repeat(language, t),
-            "words": pl.Series(
-                [[]] * (n * t),
-                dtype=pl.List(
-                    pl.Struct({"text": pl.String, "start": pl.Float64, "end": pl.Float64})
-                ),
-            ),
+            "user_id": pl.Series([None], dtype=pl.String).new_from_index(0, n * t),
+            "language": _repeat(language, t),
+            "words": pl.Series([[]], dtype=pl.List(words)).new_from_index(0, n * t),
             "complete": np.ones(n * t, dtype=bool),
             "seq": seq.astype(np.uint64),
             "version": (seq.astype(np.uint64) + np.uint64(1 << 63)),
         }
     )
-    chunks = _chunks(ids, bots, start_us, stops[:, -1], shape)
+    chunks = _chunks(ids, bot_ids, start_us, stops[:, -1])
     events = pl.DataFrame(
         {
-            "session_id": np.repeat(ids, 2 * t),
+            "session_id": _repeat(ids, 2 * t),
             "seq": np.tile(np.arange(2 * t), n).astype(np.uint64),
-            "event_id": [str(u) for u in _uuids(rng, n * 2 * t)],
+            "event_id": _uuids(rng, n * 2 * t),
             "event_type": np.tile(np.array(["TurnStarted", "TurnStopped"]), n * t),
-            "bot_id": np.repeat(np.array([bot_name(b) for b in range(shape.bots)])[bots], 2 * t),
+            "bot_id": _repeat(bot_ids, 2 * t),
             "occurred_at": pl.Series(np.repeat(starts.ravel(), 2)).cast(_US),
         }
     )
@@ -125,8 +125,25 @@ def session_frames(shape: Shape, first: int, count: int, seed: int) -> dict[str,
     }
 
 
+def session_ids(first: int, count: int) -> pl.Series:
+    """The ids of sessions ``first .. first+count``: ``s`` and nine digits."""
+    return pl.select(
+        pl.concat_str(pl.lit("s"), pl.int_range(first, first + count).cast(pl.String).str.zfill(9))
+    ).to_series()
+
+
+def _repeat(values: pl.Series, times: int) -> pl.Series:
+    """Each value ``times`` times in a row (``np.repeat``)."""
+    return values.gather(np.repeat(np.arange(len(values)), times))
+
+
+def _tile(values: pl.Series, times: int) -> pl.Series:
+    """The whole series ``times`` times over (``np.tile``)."""
+    return values.gather(np.tile(np.arange(len(values)), times))
+
+
 def _chunks(
-    ids: np.ndarray, bots: np.ndarray, start_us: np.ndarray, end_us: np.ndarray, shape: Shape
+    ids: pl.Series, bot_ids: pl.Series, start_us: np.ndarray, end_us: np.ndarray
 ) -> pl.DataFrame:
     n, c, rate = len(ids), CHUNKS_PER_TRACK, 16_000
     span = np.maximum(end_us - start_us, 1)
@@ -135,15 +152,16 @@ def _chunks(
     samples = np.repeat(per_chunk, 2 * c)
     start_sample = index * samples
     anchor = np.repeat(start_us, 2 * c)
+    session_id = _repeat(ids, 2 * c)
     return pl.DataFrame(
         {
-            "session_id": np.repeat(ids, 2 * c),
-            "bot_id": np.repeat(np.array([bot_name(b) for b in range(shape.bots)])[bots], 2 * c),
-            "track": np.tile(np.repeat(np.array(["user", "assistant"]), c), n),
+            "session_id": session_id,
+            "bot_id": _repeat(bot_ids, 2 * c),
+            "track": _tile(_repeat(pl.Series(["user", "assistant"]), c), n),
             "chunk_seq": index.astype(np.uint64),
-            "chunk_id": np.char.add("c", index.astype(str)),
-            "uri": np.char.add(np.repeat(ids, 2 * c), ".wav"),
-            "format": np.full(2 * c * n, "wav"),
+            "chunk_id": _tile(pl.Series([f"c{i}" for i in range(c)]), 2 * n),
+            "uri": session_id + ".wav",
+            "format": pl.Series(["wav"]).new_from_index(0, 2 * c * n),
             "sample_rate": np.full(2 * c * n, rate, dtype=np.uint32),
             "channels": np.ones(2 * c * n, dtype=np.uint8),
             "start_sample": start_sample.astype(np.uint64),
@@ -154,17 +172,30 @@ def _chunks(
             "starts_at": pl.Series(anchor + start_sample * 1_000_000 // rate).cast(_US),
             "ends_at": pl.Series(anchor + (start_sample + samples) * 1_000_000 // rate).cast(_US),
             "byte_size": (samples * 2 + 44).astype(np.uint64),
-            "sha256": np.full(2 * c * n, "0" * 64),
+            "sha256": pl.Series(["0" * 64]).new_from_index(0, 2 * c * n),
             "seq": (index + 100).astype(np.uint64),
         }
     )
 
 
-def _uuids(rng: np.random.Generator, count: int) -> Iterator[str]:
-    raw = rng.integers(0, 2**63, (count, 2), dtype=np.int64).astype(np.uint64)
-    for high, low in raw:
-        h = f"{int(high):016x}{int(low):016x}"
-        yield f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+def _uuids(rng: np.random.Generator, count: int) -> pl.Series:
+    """Random version-4 UUIDs as text, built from the hex of 128 random bits at once."""
+    raw = rng.integers(0, 2**63, (count, 2), dtype=np.int64).astype(">u8")
+    hexes = pl.Series(np.frombuffer(raw.tobytes().hex().encode(), dtype="S32").astype("U32"))
+    h = pl.lit(hexes).str
+    return pl.select(
+        pl.concat_str(
+            h.slice(0, 8),
+            pl.lit("-"),
+            h.slice(8, 4),
+            pl.lit("-4"),
+            h.slice(13, 3),
+            pl.lit("-a"),
+            h.slice(17, 3),
+            pl.lit("-"),
+            h.slice(20, 12),
+        )
+    ).to_series()
 
 
 def _sourced(frame: pl.DataFrame, first: int) -> pl.DataFrame:

@@ -8,19 +8,26 @@ its own readers follow at once.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.query import QueryResult
 
 from queries.errors import NotFoundError
 
 
 class Reader:
-    def __init__(self, client: Client, *, pointer_ttl_s: float = 1.0) -> None:
-        self.client = client
+    """Queries over one or more connections to the same store: each connection runs one
+    query at a time, so a service answering concurrent callers gives it several."""
+
+    def __init__(self, client: Client, *more: Client, pointer_ttl_s: float = 1.0) -> None:
+        self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        for each in (client, *more):
+            self._idle.put(each)
         self._ttl_s = pointer_ttl_s
         self._lock = threading.Lock()
         self._pointer: dict[str, int] = {}
@@ -30,8 +37,8 @@ class Reader:
         """The generation readers are shown for ``projection``."""
         with self._lock:
             if time.monotonic() - self._read_at > self._ttl_s:
-                result = self.client.query("SELECT view, generation FROM current_generation FINAL")
-                self._pointer = {str(v): int(g) for v, g in result.result_rows}
+                rows = self.rows("SELECT view, generation FROM current_generation FINAL")
+                self._pointer = {str(v): int(g) for v, g in rows}
                 self._read_at = time.monotonic()
             pointer = self._pointer
         if projection not in pointer:
@@ -44,10 +51,16 @@ class Reader:
             self._read_at = float("-inf")
 
     def rows(self, sql: str, **parameters: Any) -> Sequence[Sequence[Any]]:
-        result = self.client.query(sql, parameters=parameters)
-        return result.result_rows
+        return self._query(sql, parameters).result_rows
 
     def named(self, sql: str, **parameters: Any) -> list[Mapping[str, Any]]:
-        result = self.client.query(sql, parameters=parameters)
+        result = self._query(sql, parameters)
         names = result.column_names
         return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
+    def _query(self, sql: str, parameters: dict[str, Any]) -> QueryResult:
+        client = self._idle.get()
+        try:
+            return client.query(sql, parameters=parameters)
+        finally:
+            self._idle.put(client)

@@ -1,0 +1,354 @@
+"""Reads at scale: the query service over N sessions, idle and while the projector ingests.
+
+The store (``bench.store_data``: N sessions, 10N turns, 20N chunks over 30 days and 20 bots,
+5% of rows written twice) is loaded through ``Store.insert`` once, in a process of its own,
+and kept under ``~/.cache/transcript-store/bench-query/``, keyed by its size, the migrations
+and the loader, so a rerun measures only reads. Each run reads (and ingests into) a fresh copy
+of it, ``scratch/`` there; background merges settle before anything is timed.
+
+Each read runs ``REQUESTS`` times on targets drawn with a fixed seed, three ways: the bare
+engine (the SQL a hand-written query would be), in-process through ``queries``, and over HTTP
+from ``CLIENTS`` client processes at once against the service running in this process (which
+owns the embedded store). HTTP runs twice: idle, then while the live projectors, in the
+server's process, ingest ``INGEST_RATE`` events/s published from another process to a local
+Kafka broker.
+
+Reads: ``transcript`` (one session's turns), ``session`` (its summary, turns and chunks),
+``sessions_page`` (50 sessions of one bot and day, newest first), ``search`` (20 newest hits
+of a common word, a rare word or a quoted phrase), ``day_all_bots`` and ``day_one_bot`` (a
+day's turn-duration percentiles).
+
+JSON keys, per read: ``<read>_p50_ms`` and ``<read>_idle_p99_ms`` (HTTP, idle),
+``<read>_ingest_p50_ms`` and ``<read>_ingest_p99_ms`` (HTTP, ingesting),
+``<read>_inproc_p50_ms``, ``<read>_bare_p50_ms``; and ``transcript_p99_ms`` (idle),
+``sessions``, ``turns``, ``load_seconds`` (when the store was loaded, by the run that did),
+``store_reused``, ``copy_seconds``, ``settle_seconds``, ``store_bytes`` (active parts on
+disk), ``ingest_eps`` (achieved), ``ingest_lag_s`` (the projector's lag as the reads ended),
+``http_failures``,
+``requests_min`` (the fewest requests of any read and way: below ``REQUESTS`` when
+``BUDGET_S`` cut one short).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+from clickhouse_connect.driver.client import Client
+
+from bench import store_data
+from bench.projector import PARTITIONS
+from bench.query_load import SPAWN, Clients, Publisher, ServerThread, projecting
+from bench.report import run
+from bench.store_data import EPOCH, RARE_WORDS, Shape, bot_name, load
+from consumers.storage.clickhouse import Store, connect, embedded_holder
+from consumers.storage.migrations import MIGRATIONS
+from consumers.topics_admin import ensure_topics
+from queries import Reader, SessionFilters
+from queries.analytics import turn_figures
+from queries.search import search
+from queries.sessions import list_sessions, session_detail
+from queries.turns import transcript
+from schemas import Topics
+from service.process import READERS
+from service.state import StoreState
+from tstore.devkafka import DevKafka
+
+REQUESTS = 200
+"""Per read and way of reading; over HTTP shared out among the clients."""
+BUDGET_S = 60.0
+"""Fewer requests when a read and way of reading take longer than this: a slow read is slow
+on any count, and the run ends in a predictable time."""
+WARMUP = 10
+"""Untimed in-process reads of each kind first, on other targets: the caches are warm."""
+CLIENTS = 4
+INGEST_RATE = 5_000
+INGEST_WARMUP_S = 5.0
+SEED = 20261101
+DATABASE = "bench"
+CACHE = Path.home() / ".cache" / "transcript-store" / "bench-query"
+SCRATCH = CACHE / "scratch"
+"""The copy a run reads and ingests into; left behind, replaced by the next run."""
+READS = ("transcript", "session", "sessions_page", "search", "day_all_bots", "day_one_bot")
+COMMON_WORDS = ("refund", "order", "parcel")
+PHRASES = ('"order number"', '"broken blender"', '"delivery address"')
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one request of each read asks for."""
+
+    session_id: str
+    bot_id: str
+    since: datetime
+    until: datetime
+    q: str
+
+
+def targets(shape: Shape, count: int, seed: int) -> list[Target]:
+    """Random sessions, bots, days and searches (a common word, a rare one, a phrase in turn)."""
+    rng = random.Random(seed)
+    chosen = []
+    for n in range(count):
+        day = EPOCH + timedelta(days=rng.randrange(shape.days))
+        kinds = (rng.choice(COMMON_WORDS), f"w{rng.randrange(RARE_WORDS)}", rng.choice(PHRASES))
+        chosen.append(
+            Target(
+                session_id=f"s{rng.randrange(shape.sessions):09d}",
+                bot_id=bot_name(rng.randrange(shape.bots)),
+                since=day,
+                until=day + timedelta(days=1),
+                q=kinds[n % 3],
+            )
+        )
+    return chosen
+
+
+def http_path(read: str, t: Target) -> str:
+    day = {"since": t.since.isoformat(), "until": t.until.isoformat()}
+    return {
+        "transcript": f"/v1/sessions/{t.session_id}/turns",
+        "session": f"/v1/sessions/{t.session_id}",
+        "sessions_page": f"/v1/sessions?{urlencode({'bot_id': t.bot_id, **day, 'limit': 50})}",
+        "search": f"/v1/search?{urlencode({'q': t.q, 'limit': 20})}",
+        "day_all_bots": f"/v1/analytics/turns?{urlencode(day)}",
+        "day_one_bot": f"/v1/analytics/turns?{urlencode({**day, 'bot_id': t.bot_id})}",
+    }[read]
+
+
+def inproc_call(reader: Reader, read: str, t: Target) -> Callable[[], object]:
+    calls: dict[str, Callable[[], object]] = {
+        "transcript": lambda: transcript(reader, t.session_id),
+        "session": lambda: session_detail(reader, t.session_id),
+        "sessions_page": lambda: list_sessions(
+            reader, SessionFilters(bot_id=t.bot_id, since=t.since, until=t.until), limit=50
+        ),
+        "search": lambda: search(reader, t.q, limit=20),
+        "day_all_bots": lambda: turn_figures(reader, since=t.since, until=t.until),
+        "day_one_bot": lambda: turn_figures(reader, since=t.since, until=t.until, bot_id=t.bot_id),
+    }
+    return calls[read]
+
+
+_DAY = "started_at >= {since:DateTime64(6, 'UTC')} AND started_at < {until:DateTime64(6, 'UTC')}"
+_BARE = {
+    "transcript": [
+        "SELECT * FROM transcripts_generations FINAL WHERE generation = 1 "
+        "AND session_id = {sid:String}"
+    ],
+    "session": [
+        "SELECT * FROM transcripts_generations FINAL WHERE generation = 1 "
+        "AND session_id = {sid:String}",
+        "SELECT * FROM audio_chunks_generations FINAL WHERE generation = 1 "
+        "AND session_id = {sid:String}",
+        "SELECT uniqExact(seq), max(seq) + 1 FROM session_events_generations "
+        "WHERE generation = 1 AND session_id = {sid:String}",
+    ],
+    "sessions_page": [
+        "SELECT session_id, min(started_at) AS first_at, max(started_at), uniqExact(turn_id), "
+        "countIf(interrupted) FROM transcripts_generations "
+        f"WHERE generation = 1 AND bot_id = {{bot:String}} AND {_DAY} "
+        "GROUP BY session_id ORDER BY first_at DESC LIMIT 50"
+    ],
+    "search": [
+        "SELECT session_id, turn_id, bot_id, role, started_at, text FROM transcripts_generations "
+        "WHERE generation = 1 AND hasAllTokens(text, {tokens:Array(String)}) "
+        "ORDER BY started_at DESC LIMIT 20"
+    ],
+    "day_all_bots": [
+        "SELECT latest.1 AS r, count(), quantiles(0.5, 0.9, 0.95, 0.99)(latest.2) FROM ("
+        "SELECT argMax((role, duration_ms), version) AS latest FROM transcripts_generations "
+        f"WHERE generation = 1 AND {_DAY} GROUP BY session_id, turn_id) GROUP BY r"
+    ],
+}
+_BARE["day_one_bot"] = [
+    _BARE["day_all_bots"][0].replace(_DAY, f"bot_id = {{bot:String}} AND {_DAY}")
+]
+
+
+def bare_call(client: Client, read: str, t: Target) -> Callable[[], object]:
+    parameters = {
+        "sid": t.session_id,
+        "bot": t.bot_id,
+        "since": t.since,
+        "until": t.until,
+        "tokens": [w.strip('"') for w in t.q.lower().split()],
+    }
+    return lambda: [client.query(sql, parameters=parameters).result_rows for sql in _BARE[read]]
+
+
+def note(text: str) -> None:
+    """Progress, on stderr: stdout ends with the figures."""
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
+def timed(calls: Iterable[Callable[[], object]], budget_s: float) -> list[float]:
+    """Each call's latency (ms), one after the other, until ``budget_s`` is spent."""
+    latencies = []
+    deadline = time.perf_counter() + budget_s
+    for call in calls:
+        began = time.perf_counter()
+        if began > deadline:
+            break
+        call()
+        latencies.append(1000 * (time.perf_counter() - began))
+    return latencies
+
+
+def p50(latencies: list[float]) -> float:
+    return round(sorted(latencies)[len(latencies) // 2], 2)
+
+
+def p99(latencies: list[float]) -> float:
+    return round(sorted(latencies)[int(0.99 * (len(latencies) - 1))], 2)
+
+
+def store_folder(sessions: int) -> Path:
+    """Where the store of ``sessions`` is kept: by size, migrations and this loader."""
+    loader = hashlib.sha256(Path(store_data.__file__).read_bytes()).hexdigest()[:8]
+    return CACHE / f"s{sessions}-m{len(MIGRATIONS)}-{loader}"
+
+
+def dsn_of(folder: Path) -> str:
+    return f"chdb://{folder / 'clickhouse'}"
+
+
+def _load(sessions: int) -> None:
+    """Load the kept store, let its merges settle, mark it complete: in a process of its own,
+    as chDB opens one data path per process and the benchmark's reads a copy."""
+    folder = store_folder(sessions)
+    store = Store(connect(dsn_of(folder), DATABASE))
+    store.migrate()
+    began = time.perf_counter()
+    rows = load(store, Shape(sessions))
+    seconds = time.perf_counter() - began
+    settled = settle(store.client)
+    marker = {"load_seconds": seconds, "settle_seconds": settled, "rows": rows}
+    (folder / "loaded.json").write_text(json.dumps(marker))
+
+
+def kept_store(sessions: int) -> tuple[Path, float, bool]:
+    """The kept store of ``sessions``, loaded now unless an earlier run completed it: its
+    folder, the seconds its load took, and whether it was reused."""
+    folder = store_folder(sessions)
+    marker = folder / "loaded.json"
+    reused = marker.exists()
+    if not reused:
+        shutil.rmtree(folder, ignore_errors=True)  # a load that did not finish
+        loader = SPAWN.Process(target=_load, args=(sessions,))
+        loader.start()
+        loader.join()
+        if loader.exitcode:
+            raise RuntimeError(f"loading {folder} failed (exit code {loader.exitcode})")
+    return folder, float(json.loads(marker.read_text())["load_seconds"]), reused
+
+
+def scratch_copy(kept: Path) -> Path:
+    """A copy of the kept store for this run's reads and ingest: the kept one stays as loaded."""
+    holder = embedded_holder(dsn_of(SCRATCH))
+    if holder is not None:
+        raise RuntimeError(f"{SCRATCH} is open in process {holder}: another bench.query run?")
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    shutil.copytree(kept, SCRATCH, symlinks=True)  # the engine links its folders relatively
+    return SCRATCH
+
+
+def settle(client: Client) -> float:
+    """Wait until no merge or mutation has run in the database for three seconds."""
+    began, quiet = time.perf_counter(), 0
+    while quiet < 3:
+        busy = client.query(
+            "SELECT (SELECT count() FROM system.merges WHERE database = {d:String}) + "
+            "(SELECT count() FROM system.mutations WHERE database = {d:String} AND NOT is_done)",
+            parameters={"d": DATABASE},
+        ).result_rows[0][0]
+        quiet = 0 if busy else quiet + 1
+        time.sleep(1)
+    return time.perf_counter() - began
+
+
+def measure(sessions: int) -> dict[str, float]:
+    shape = Shape(sessions)
+    kept, load_seconds, reused = kept_store(sessions)
+    began = time.perf_counter()
+    folder = scratch_copy(kept)
+    copied = time.perf_counter() - began
+    store = Store(connect(dsn_of(folder), DATABASE))
+    store.migrate()
+    figures: dict[str, float] = {
+        "sessions": shape.sessions,
+        "turns": shape.turns,
+        "load_seconds": round(load_seconds, 1),
+        "store_reused": int(reused),
+        "copy_seconds": round(copied, 1),
+        "settle_seconds": round(settle(store.client), 1),
+        "store_bytes": int(
+            store.client.query(
+                "SELECT sum(bytes_on_disk) FROM system.parts "
+                "WHERE active AND database = {d:String}",
+                parameters={"d": DATABASE},
+            ).result_rows[0][0]
+        ),
+    }
+    note(f"store ready: {figures}")
+    reader = Reader(*(connect(dsn_of(folder), DATABASE) for _ in range(READERS)))
+    for t in targets(shape, WARMUP, SEED + 1):
+        for read in READS:
+            inproc_call(reader, read, t)()
+    chosen = targets(shape, REQUESTS, SEED)
+    counts: list[int] = []
+
+    def record(read: str, way: str, latencies: list[float]) -> None:
+        note(
+            f"{way:>6} {read:<13} n={len(latencies):<3} p50 {p50(latencies):7.1f} ms, "
+            f"p99 {p99(latencies):7.1f} ms"
+        )
+        counts.append(len(latencies))
+        prefix = {"idle": read}.get(way, f"{read}_{way}")
+        figures[f"{prefix}_p50_ms"] = p50(latencies)
+        if way in ("idle", "ingest"):
+            figures[f"{read}_{way}_p99_ms"] = p99(latencies)
+
+    for read in READS:
+        record(read, "bare", timed((bare_call(store.client, read, t) for t in chosen), BUDGET_S))
+        record(read, "inproc", timed((inproc_call(reader, read, t) for t in chosen), BUDGET_S))
+    paths = {read: [http_path(read, t) for t in chosen] for read in READS}
+    state = StoreState(store=store, reader=reader)
+    with ServerThread(state) as server, Clients(server.url, CLIENTS) as clients:
+        for read, path in paths.items():
+            record(read, "idle", clients.get(path, BUDGET_S))
+        with DevKafka(heap="1g") as broker:
+            topics = Topics("bench.")
+            asyncio.run(ensure_topics(broker.bootstrap, topics, partitions=PARTITIONS))
+            with (
+                projecting(server, store, broker.bootstrap, topics),
+                Publisher(broker.bootstrap, topics, INGEST_RATE) as publisher,
+            ):
+                time.sleep(INGEST_WARMUP_S)
+                for read, path in paths.items():
+                    record(read, "ingest", clients.get(path, BUDGET_S))
+                lag = state.metrics.lag_s
+    for failure in clients.failures[:10]:
+        note(f"failed: {failure}")
+    figures |= {
+        "transcript_p99_ms": figures["transcript_idle_p99_ms"],
+        "ingest_eps": round(publisher.eps),
+        "ingest_lag_s": -1.0 if lag is None else round(lag, 2),
+        "http_failures": len(clients.failures),
+        "requests_min": min(counts),
+    }
+    return figures
+
+
+if __name__ == "__main__":
+    run(__doc__ or "", 1_000_000, measure, option="sessions")
