@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, TypeVar
 
+from fastapi import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from consumers.storage.generations import Generation, GenerationSize
 from queries import IncompletePage, SearchPage, SessionDetail, SessionPage, Turn
 from queries.models import LatencyFigures, TurnFigures
+
+A = TypeVar("A", bound=BaseModel)
+
+
+def respond(
+    answer: type[A], fresh: Freshness, found: BaseModel | None = None, **fields: Any
+) -> Response:
+    """``found`` and ``fields`` as ``answer``, stamped with ``fresh``, serialized once by
+    pydantic. A route that returns a model has FastAPI dump it to Python objects, validate
+    them against the route's response model and encode them again: half a light request's
+    time. The route still declares its ``response_model``, which documents the answer."""
+    body = answer(**dict(fresh), **(dict(found) if found is not None else {}), **fields)
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 class Freshness(BaseModel):

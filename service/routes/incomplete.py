@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from queries.incomplete import incomplete_sessions
 from queries.paging import MAX_PAGE
-from service.answers import IncompleteAnswer
+from service.answers import IncompleteAnswer, respond
 from service.auth import bearer, state_of
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
@@ -21,8 +21,8 @@ def incomplete(
     state: Annotated[StoreState, Depends(state_of)],
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-) -> IncompleteAnswer:
+) -> Response:
     """Sessions missing events (holes in ``seq``) or with turns that never stopped, in
     session-id order."""
     page = incomplete_sessions(state.ready_reader(), cursor=cursor, limit=limit)
-    return IncompleteAnswer(**state.freshness().model_dump(), **dict(page))
+    return respond(IncompleteAnswer, state.freshness(), page)

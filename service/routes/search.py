@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from queries.paging import MAX_PAGE
 from queries.search import MAX_QUERY_CHARS, search
 from schemas import Role
-from service.answers import SearchAnswer
+from service.answers import SearchAnswer, respond
 from service.auth import bearer, state_of
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
@@ -37,7 +37,7 @@ class SearchQuery(BaseModel):
 @router.get("/search", response_model=SearchAnswer, responses=PROBLEM_RESPONSES)
 def search_turns(
     state: Annotated[StoreState, Depends(state_of)], query: Annotated[SearchQuery, Query()]
-) -> SearchAnswer:
+) -> Response:
     """Turns whose text holds every word and phrase, newest first, matches marked."""
     page = search(state.ready_reader(), **query.model_dump())
-    return SearchAnswer(**state.freshness().model_dump(), **dict(page))
+    return respond(SearchAnswer, state.freshness(), page)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import ConfigDict, Field
 
 from queries import SessionFilters
 from queries.paging import MAX_PAGE
 from queries.sessions import list_sessions, session_detail
 from queries.turns import transcript
-from service.answers import SessionAnswer, SessionsAnswer, TurnsAnswer
+from service.answers import SessionAnswer, SessionsAnswer, TurnsAnswer, respond
 from service.auth import bearer, state_of
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
@@ -29,30 +29,30 @@ class SessionQuery(SessionFilters):
 
 
 @router.get("/sessions", response_model=SessionsAnswer, responses=PROBLEM_RESPONSES)
-def sessions(state: State, query: Annotated[SessionQuery, Query()]) -> SessionsAnswer:
+def sessions(state: State, query: Annotated[SessionQuery, Query()]) -> Response:
     """Sessions, newest first by their first event, with filters; pages of up to
     ``limit`` (at most 500) joined by an opaque ``cursor``."""
     filters = SessionFilters(**query.model_dump(exclude={"cursor", "limit"}))
     page = list_sessions(state.ready_reader(), filters, cursor=query.cursor, limit=query.limit)
-    return SessionsAnswer(**state.freshness().model_dump(), **dict(page))
+    return respond(SessionsAnswer, state.freshness(), page)
 
 
 @router.get(
     "/sessions/{session_id:path}/turns", response_model=TurnsAnswer, responses=PROBLEM_RESPONSES
 )
-def turns(state: State, session_id: SessionId) -> TurnsAnswer:
+def turns(state: State, session_id: SessionId) -> Response:
     """Only the transcript: the session's turns in speaking order (the cheapest read).
 
     Session ids may hold ``/`` (sent as ``%2F``): this route is matched before the session's
     own, so an id ending in ``/turns`` reads as this route."""
     found = transcript(state.ready_reader(), session_id)
-    return TurnsAnswer(**state.freshness().model_dump(), session_id=session_id, turns=found)
+    return respond(TurnsAnswer, state.freshness(), session_id=session_id, turns=found)
 
 
 @router.get(
     "/sessions/{session_id:path}", response_model=SessionAnswer, responses=PROBLEM_RESPONSES
 )
-def session(state: State, session_id: SessionId) -> SessionAnswer:
+def session(state: State, session_id: SessionId) -> Response:
     """The session's summary, every turn in speaking order, and its chunk index per track."""
     detail = session_detail(state.ready_reader(), session_id)
-    return SessionAnswer(**state.freshness().model_dump(), **dict(detail))
+    return respond(SessionAnswer, state.freshness(), detail)
