@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from aiokafka import TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class ProjectorMetrics:
@@ -54,7 +54,3 @@ class ProjectorMetrics:
             self.lag_offsets.labels(tp.topic, str(tp.partition)).set(
                 max(0, highwater - next_offset)
             )
-
-    def serve(self, port: int) -> None:
-        """Expose ``/metrics`` on ``port`` (a daemon thread)."""
-        start_http_server(port, registry=self.registry)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -52,11 +52,6 @@ class Reader:
 
     def rows(self, sql: str, **parameters: Any) -> Sequence[Sequence[Any]]:
         return self._query(sql, parameters).result_rows
-
-    def named(self, sql: str, **parameters: Any) -> list[Mapping[str, Any]]:
-        result = self._query(sql, parameters)
-        names = result.column_names
-        return [dict(zip(names, row, strict=True)) for row in result.result_rows]
 
     def _query(self, sql: str, parameters: dict[str, Any]) -> QueryResult:
         client = self._idle.get()

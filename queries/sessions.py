@@ -121,9 +121,10 @@ def list_sessions(
     )
     found: list[SessionSummary] = []
     for window_lo, window_hi in _windows(after_at, filters.since):
-        for batch in _candidate_batches(
+        batches = _candidate_batches(
             reader, filters.bot_id, window_lo, window_hi, (after_at, after_id), by_aggregate, limit
-        ):
+        )
+        for batch in batches:
             found += [
                 s
                 for s in summaries(reader, batch)
@@ -133,16 +134,18 @@ def list_sessions(
                 and passes(s, filters)
             ]
             if len(found) > limit:
-                break
-        if len(found) > limit:
-            break
+                return _page(found, limit)
+    return _page(found, limit)
+
+
+def _page(found: list[SessionSummary], limit: int) -> SessionPage:
+    """The first ``limit`` of ``found``, and a cursor after them if there were more."""
     page = found[:limit]
-    more = len(found) > limit
     return SessionPage(
         items=page,
         next_cursor=(
             encode_cursor("sessions", page[-1].first_event_at, page[-1].session_id)
-            if more
+            if len(found) > limit
             else None
         ),
     )

@@ -153,7 +153,6 @@ async def _open(settings: Settings, state: StoreState, role: Role) -> None:
             else None
         )
     except StoreUnavailableError as exc:
-        state.failure = str(exc)
         raise ServeError(str(exc)) from None
     state.rebuilds = rebuild_service(settings, store, reader.forget if reader else None)
     state.store, state.reader = store, reader

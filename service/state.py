@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from consumers.admin import RebuildService
 from consumers.lag import LagProbe
@@ -26,25 +27,27 @@ class StoreState:
     store: Store | None = None
     reader: Reader | None = None
     rebuilds: RebuildService | None = None
-    failure: str | None = None
-    """Why the store could not be opened, for /readyz and every query."""
 
     def ready_reader(self) -> Reader:
-        if self.reader is None:
-            raise StoreNotReadyError(self.failure or "the store is still opening; retry shortly")
-        return self.reader
+        return _ready(self.reader)
 
     def ready_store(self) -> Store:
-        if self.store is None:
-            raise StoreNotReadyError(self.failure or "the store is still opening; retry shortly")
-        return self.store
+        return _ready(self.store)
 
     def ready_rebuilds(self) -> RebuildService:
-        if self.rebuilds is None:
-            raise StoreNotReadyError(self.failure or "the store is still opening; retry shortly")
-        return self.rebuilds
+        return _ready(self.rebuilds)
 
     def freshness(self) -> Freshness:
         source = self.metrics if self.projecting else self.probe
         lag = source.lag_s if source is not None else None
         return Freshness(as_of=datetime.now(UTC), lag_ms=None if lag is None else lag * 1000)
+
+
+T = TypeVar("T")
+
+
+def _ready(part: T | None) -> T:
+    """A part of the store that is set once the store is open."""
+    if part is None:
+        raise StoreNotReadyError("the store is still opening; retry shortly")
+    return part

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from consumers.admin import RebuildService
 from consumers.live import run_live
@@ -13,19 +14,26 @@ from consumers.storage.clickhouse import Store
 from tstore.settings import Settings
 
 
+def _consuming(settings: Settings, store: Store) -> dict[str, Any]:
+    """What a projector, live or rebuilding, is told: where to read, where to write, how."""
+    return {
+        "bootstrap": settings.kafka_bootstrap,
+        "topics": settings.topics,
+        "base_group": settings.consumer_group,
+        "store": store,
+        "session_timeout_ms": settings.consumer_session_timeout_ms,
+        "max_batch": settings.batch_max_events,
+        "max_wait_ms": settings.batch_max_wait_ms,
+    }
+
+
 def rebuild_service(
     settings: Settings, store: Store, on_done: Callable[[], None] | None = None
 ) -> RebuildService:
     return RebuildService(
         on_done=on_done,
-        bootstrap=settings.kafka_bootstrap,
-        topics=settings.topics,
-        store=store,
-        base_group=settings.consumer_group,
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        max_batch=settings.batch_max_events,
-        max_wait_ms=settings.batch_max_wait_ms,
         keep_retired=settings.retired_generations_kept,
+        **_consuming(settings, store),
     )
 
 
@@ -33,14 +41,4 @@ async def project_live(
     settings: Settings, store: Store, stop: asyncio.Event, metrics: ProjectorMetrics
 ) -> None:
     """The live projectors until ``stop``, following cut-overs."""
-    await run_live(
-        stop,
-        bootstrap=settings.kafka_bootstrap,
-        topics=settings.topics,
-        base_group=settings.consumer_group,
-        store=store,
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        max_batch=settings.batch_max_events,
-        max_wait_ms=settings.batch_max_wait_ms,
-        metrics=metrics,
-    )
+    await run_live(stop, metrics=metrics, **_consuming(settings, store))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import urllib.request
 from datetime import timedelta
 
+import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
@@ -16,9 +15,10 @@ from consumers.storage.clickhouse import Store
 from producers import EventPublisher
 from schemas import Topics
 from schemas.models import Event
+from service.state import StoreState
 from tests.conftest import unique_name
 from tests.events import T0, turn_pair
-from tstore.devkafka.broker import free_port
+from tests.integration.serving import serving
 
 pytestmark = pytest.mark.integration
 
@@ -91,8 +91,6 @@ async def test_an_undecodable_record_is_counted_and_the_rest_projected(
     async with EventPublisher(kafka_bootstrap, topics) as publisher:
         await publisher.publish_all(list(turn_pair(session_id=session_id)))
     metrics = ProjectorMetrics()
-    port = free_port()
-    metrics.serve(port)
     async with Projector(
         bootstrap=kafka_bootstrap,
         topics=topics,
@@ -105,7 +103,8 @@ async def test_an_undecodable_record_is_counted_and_the_rest_projected(
         assert projector.stats.events == 2
     _assert_the_turn(store.session(session_id), session_id)
 
-    scraped = await asyncio.to_thread(_scrape, port)
+    async with serving(StoreState(metrics=metrics)) as url, httpx.AsyncClient() as http:
+        scraped = (await http.get(f"{url}/metrics")).text
     assert "tstore_projector_events_total 2.0" in scraped
     assert "tstore_projector_dead_letters_total 1.0" in scraped
     assert 'tstore_projector_insert_seconds_count{table="transcripts"}' in scraped
@@ -114,9 +113,3 @@ async def test_an_undecodable_record_is_counted_and_the_rest_projected(
     ]
     assert lags
     assert all(line.endswith(" 0.0") for line in lags), lags
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        body: bytes = response.read()
-    return body.decode()

@@ -112,12 +112,15 @@ def test_sql_and_python_read_the_same_turns_and_latencies(clickhouse: Client) ->
     def agree(rows: list[dict[str, Any]]) -> None:
         session_id = unique_name("s")
         store.insert("transcripts", _frame(session_id, rows), generation=1)
-        in_sql = reader.named(
-            f"SELECT {', '.join(fields)} "
-            f"FROM ({latest_turns(TURN_FIELDS, 'session_id = {sid:String}')}) ORDER BY turn_id",
-            generation=1,
-            sid=session_id,
-        )
+        in_sql = [
+            dict(zip(fields, row, strict=True))
+            for row in reader.rows(
+                f"SELECT {', '.join(fields)} "
+                f"FROM ({latest_turns(TURN_FIELDS, 'session_id = {sid:String}')}) ORDER BY turn_id",
+                generation=1,
+                sid=session_id,
+            )
+        ]
         in_python = sorted(transcript(reader, session_id), key=lambda t: t.turn_id)
         assert [
             (t.turn_id, t.complete, t.stopped_at, t.response_latency_ms) for t in in_python
