@@ -20,6 +20,7 @@ from consumers.projections import PROJECTIONS
 from consumers.rebuild import RebuildPlan, RebuildSummary, discard, plan_rebuild, rebuild
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import GenerationError
+from producers.kafka import PLAINTEXT, KafkaSecurity
 from schemas import Topics
 
 
@@ -34,6 +35,7 @@ class RebuildService:
         store: Store,
         base_group: str,
         on_done: Callable[[], None] | None = None,
+        security: KafkaSecurity = PLAINTEXT,
         **options: Any,
     ) -> None:
         """``on_done`` is called when a rebuild ends, however it ends: readers of this
@@ -43,6 +45,7 @@ class RebuildService:
         self._topics = topics
         self._store = store
         self._base_group = base_group
+        self._security = security
         self._options = options
         self._task: asyncio.Task[RebuildSummary] | None = None
         self._plan: RebuildPlan | None = None
@@ -54,7 +57,7 @@ class RebuildService:
                 f"generation {self._plan and self._plan.generation} is rebuilding"
             )
         if request.get("discard"):
-            dropped = await discard(self._store, self._bootstrap, self._base_group)
+            dropped = await discard(self._store, self._bootstrap, self._base_group, self._security)
             return {"discarded": dropped.number}
         until = _parse_until(request.get("until"))
         plan = await plan_rebuild(
@@ -65,6 +68,7 @@ class RebuildService:
             projections=request.get("only") or PROJECTIONS,
             until=until,
             resume=bool(request.get("resume")),
+            security=self._security,
         )
         if not request.get("dry_run"):
             self._plan, self._positions = plan, {}
@@ -75,6 +79,7 @@ class RebuildService:
                     topics=self._topics,
                     store=self._store,
                     progress=self._positions.update,
+                    security=self._security,
                     **self._options,
                 )
             )

@@ -18,18 +18,25 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from consumers.projector import group_for
 from consumers.storage.clickhouse import Store
+from producers.kafka import PLAINTEXT, KafkaSecurity
 from schemas import Topics
 
 log = structlog.get_logger(__name__)
 
 
 async def oldest_unprojected_age_s(
-    bootstrap: str, topics: Topics, groups: Iterable[str], timeout_s: float = 2.0
+    bootstrap: str,
+    topics: Topics,
+    groups: Iterable[str],
+    timeout_s: float = 2.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> float:
     """Seconds since the oldest record that some group has not committed past; 0 when every
     group is caught up."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **security.client_options()
+    )
     await admin.start()
     await consumer.start()
     try:
@@ -66,9 +73,15 @@ class LagProbe:
     """Measures the lag every ``every_s`` seconds for the generations readers are shown."""
 
     def __init__(
-        self, bootstrap: str, topics: Topics, base_group: str, every_s: float = 2.0
+        self,
+        bootstrap: str,
+        topics: Topics,
+        base_group: str,
+        every_s: float = 2.0,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._bootstrap = bootstrap
+        self._security = security
         self._topics = topics
         self._base_group = base_group
         self._every_s = every_s
@@ -80,7 +93,9 @@ class LagProbe:
             try:
                 shown = await asyncio.to_thread(store.generations.shown)
                 groups = [group_for(self._base_group, g) for g in shown]
-                self.lag_s = await oldest_unprojected_age_s(self._bootstrap, self._topics, groups)
+                self.lag_s = await oldest_unprojected_age_s(
+                    self._bootstrap, self._topics, groups, security=self._security
+                )
             except Exception as exc:  # Kafka away: the lag is unknown, not zero
                 self.lag_s = None
                 log.warning("lag_probe_failed", error=str(exc) or type(exc).__name__)

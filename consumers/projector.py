@@ -34,6 +34,7 @@ from consumers.steps.gather import gather
 from consumers.steps.write import write
 from consumers.storage.clickhouse import Store
 from consumers.topics_admin import MAX_MESSAGE_BYTES
+from producers.kafka import PLAINTEXT, KafkaSecurity
 from schemas import EventCodec, Topics
 
 log = structlog.get_logger(__name__)
@@ -90,6 +91,7 @@ class Projector:
         max_wait_ms: int = 200,
         session_timeout_ms: int = 10_000,
         metrics: ProjectorMetrics | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.topics = topics
         self.store = store
@@ -115,8 +117,9 @@ class Projector:
             heartbeat_interval_ms=max(100, session_timeout_ms // 3),
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+            **security.client_options(),
         )
-        self._dead_letters = DeadLetters(bootstrap, topics.dead_letters)
+        self._dead_letters = DeadLetters(bootstrap, topics.dead_letters, security)
         self._in_flight: deque[asyncio.Task[None]] = deque()
         """The batches handed over by the last steps, oldest first, until committed."""
 

@@ -30,6 +30,7 @@ from consumers.steps.bound import bound
 from consumers.steps.decode import decode
 from consumers.storage.clickhouse import TABLES, Store
 from consumers.storage.generations import Generation, GenerationError, chosen_projections
+from producers.kafka import PLAINTEXT, KafkaSecurity
 from schemas import EventCodec, Topics
 
 Progress = Callable[[dict[TopicPartition, int]], None]
@@ -116,6 +117,7 @@ async def plan_rebuild(
     projections: Collection[str],
     until: datetime | None,
     resume: bool,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> RebuildPlan:
     """What a rebuild would do, from the topics' offsets and the generation registry.
 
@@ -129,10 +131,13 @@ async def plan_rebuild(
             f"generation {pending.number} is an unfinished rebuild ({pending.state}): "
             "resume it with --resume or discard it with --discard"
         )
-    if missing := set(topics.events) - await _existing_topics(bootstrap):
+    if missing := set(topics.events) - await _existing_topics(bootstrap, security):
         raise GenerationError(f"nothing to replay: no topic {', '.join(sorted(missing))}")
     consumer = AIOKafkaConsumer(
-        *topics.events, bootstrap_servers=bootstrap, enable_auto_commit=False
+        *topics.events,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        **security.client_options(),
     )
     await consumer.start()
     try:
@@ -170,8 +175,8 @@ async def plan_rebuild(
     )
 
 
-async def _existing_topics(bootstrap: str) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _existing_topics(bootstrap: str, security: KafkaSecurity) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
     await admin.start()
     try:
         return set(await admin.list_topics())
@@ -284,12 +289,16 @@ async def tally_topics(
     codec: EventCodec,
     projections: Iterable[str],
     upto: dict[TopicPartition, int],
+    security: KafkaSecurity = PLAINTEXT,
 ) -> Tally:
     """Re-read the topics up to ``upto`` and tally them: how a resumed rebuild, whose first
     run's tally died with it, learns what its generation must hold."""
     tally = Tally(projections)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **security.client_options(),
     )
     await consumer.start()
     try:
@@ -318,6 +327,7 @@ async def rebuild(
     max_batch: int = 50_000,
     max_wait_ms: int = 200,
     keep_retired: int | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> RebuildSummary:
     """Replay, verify, and (unless the plan stops at a point in time) cut over; then drop
     the retired generations beyond the newest ``keep_retired`` (None keeps them all).
@@ -350,6 +360,7 @@ async def rebuild(
         session_timeout_ms=session_timeout_ms,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
+        security=security,
     )
     async with projector:
         positions: dict[TopicPartition, int] = {}
@@ -367,7 +378,7 @@ async def rebuild(
             for tp, position in positions.items()
         }
         tally = fresh_tally or await tally_topics(
-            bootstrap, topics, projector.codec, plan.projections, written
+            bootstrap, topics, projector.codec, plan.projections, written, security
         )
         report = await asyncio.to_thread(verify, store, generation.number, tally, plan.projections)
         if not report.ok:
@@ -396,13 +407,15 @@ def _reached(positions: dict[TopicPartition, int], targets: dict[TopicPartition,
     )
 
 
-async def discard(store: Store, bootstrap: str, base_group: str) -> Generation:
+async def discard(
+    store: Store, bootstrap: str, base_group: str, security: KafkaSecurity = PLAINTEXT
+) -> Generation:
     """Drop the unfinished rebuild's rows and its consumer group's offsets."""
     pending = await asyncio.to_thread(store.generations.unfinished)
     if pending is None:
         raise GenerationError("there is no unfinished rebuild to discard")
     dropped = await asyncio.to_thread(store.generations.drop, pending.number)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
     await admin.start()
     try:
         await admin.delete_consumer_groups([group_for(base_group, pending.number)])

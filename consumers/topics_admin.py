@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from producers.kafka import PLAINTEXT, KafkaSecurity
 from schemas import Topics
 
 _TOPIC_ALREADY_EXISTS = 36
@@ -18,9 +19,14 @@ the projector, so that it lands in the dead-letter topic with a reason instead o
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Topics, *, partitions: int, replication: int = 1
+    bootstrap: str,
+    topics: Topics,
+    *,
+    partitions: int,
+    replication: int = 1,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
     await admin.start()
     try:
         response = await admin.create_topics(

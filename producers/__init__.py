@@ -6,7 +6,14 @@ each acknowledgement, for tools and tests.
 """
 
 from producers.delivery import DeliveryConfig
+from producers.kafka import KafkaSecurity
 from producers.producer import ProducerStats, TranscriptProducer
 from producers.publisher import EventPublisher
 
-__all__ = ["DeliveryConfig", "EventPublisher", "ProducerStats", "TranscriptProducer"]
+__all__ = [
+    "DeliveryConfig",
+    "EventPublisher",
+    "KafkaSecurity",
+    "ProducerStats",
+    "TranscriptProducer",
+]

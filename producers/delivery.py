@@ -31,7 +31,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from producers.kafka import kafka_producer
+from producers.kafka import PLAINTEXT, KafkaSecurity, kafka_producer
 from producers.spool import Spool, SpoolPosition, SpoolRecord
 from schemas import Event
 
@@ -73,9 +73,11 @@ class Delivery:
         spool: Spool,
         encode: Callable[[Event], SpoolRecord],
         config: DeliveryConfig | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.stats = DeliveryStats()
         self._bootstrap = bootstrap
+        self._security = security
         self._spool = spool
         self._encode = encode
         self._config = config or DeliveryConfig()
@@ -237,6 +239,7 @@ class Delivery:
     async def _connect(self) -> AIOKafkaProducer:
         producer = kafka_producer(
             self._bootstrap,
+            security=self._security,
             compression=self._config.compression,
             linger_ms=self._config.linger_ms,
             request_timeout_ms=self._config.request_timeout_ms,

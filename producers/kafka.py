@@ -1,4 +1,5 @@
-"""The one place the bot side's Kafka producer is configured.
+"""The one place the project's Kafka clients are configured: the bot side's producer, and how
+every client (producer, consumer, admin, on either side) reaches a secured cluster.
 
 ``acks=all`` with idempotence means an acknowledged event is on the broker once per partition,
 in the order sent, even when the client retries internally.
@@ -6,12 +7,103 @@ in the order sent, even when the client retries internally.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
 from aiokafka import AIOKafkaProducer
+from aiokafka.helpers import create_ssl_context
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSecurityError(ValueError):
+    """A combination of security options that cannot work; ``fields`` are the options at
+    fault, so that a caller can name them as its users set them (``TSTORE_KAFKA_*``)."""
+
+    def __init__(self, fields: tuple[str, ...], reason: str) -> None:
+        super().__init__(f"{' and '.join(fields)}: {reason}")
+        self.fields = fields
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How a client reaches the brokers: TLS (``SSL``), a SASL login (``SASL_PLAINTEXT``),
+    both (``SASL_SSL``, what managed Kafka services ask for), or neither.
+
+    Without ``ca_file`` the broker's certificate is checked against the system's CAs;
+    ``cert_file`` and ``key_file`` are a client certificate, for brokers that ask for one.
+    """
+
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | Path | None = None
+    cert_file: str | Path | None = None
+    key_file: str | Path | None = None
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("security_protocol", SecurityProtocol),
+            ("sasl_mechanism", SaslMechanism),
+        ):
+            value = getattr(self, name)
+            if value not in get_args(allowed):
+                raise KafkaSecurityError(
+                    (name,), f"{value!r} is not one of {', '.join(get_args(allowed))}"
+                )
+        protocol = self.security_protocol
+        login = ("username", "password")
+        if self.sasl and not (self.username and self.password):
+            raise KafkaSecurityError(login, f"{protocol} logs in with a username and a password")
+        if not self.sasl and (self.username or self.password):
+            raise KafkaSecurityError(
+                login, f"set, but {protocol} does not log in (SASL_SSL and SASL_PLAINTEXT do)"
+            )
+        files = tuple(f.name for f in fields(self) if f.name.endswith("_file"))
+        given = tuple(name for name in files if getattr(self, name) is not None)
+        if given and not self.tls:
+            raise KafkaSecurityError(given, f"set, but {protocol} has no TLS (SSL and SASL_SSL do)")
+        if self.key_file is not None and self.cert_file is None:
+            raise KafkaSecurityError(("key_file",), "a client key needs its certificate too")
+        for name in given:
+            if not Path(getattr(self, name)).is_file():
+                raise KafkaSecurityError((name,), f"no such file: {getattr(self, name)}")
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.security_protocol.endswith("SSL")
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.sasl:
+            options |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.username,
+                "sasl_plain_password": self.password,
+            }
+        if self.tls:
+            options["ssl_context"] = create_ssl_context(
+                cafile=self.ca_file, certfile=self.cert_file, keyfile=self.key_file
+            )
+        return options
+
+
+PLAINTEXT = KafkaSecurity()
 
 
 def kafka_producer(
     bootstrap: str,
     *,
+    security: KafkaSecurity = PLAINTEXT,
     compression: str | None = "zstd",
     linger_ms: int = 5,
     request_timeout_ms: int = 30_000,
@@ -25,4 +117,5 @@ def kafka_producer(
         linger_ms=linger_ms,
         request_timeout_ms=request_timeout_ms,
         max_request_size=max_request_size,
+        **security.client_options(),
     )

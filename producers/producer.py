@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import structlog
 
 from producers.delivery import Delivery, DeliveryConfig
+from producers.kafka import PLAINTEXT, KafkaSecurity
 from producers.spool import Spool, SpoolRecord
 from schemas import (
     ChunkReady,
@@ -68,6 +69,7 @@ class TranscriptProducer:
         spool_max_bytes: int = 512 * 1024 * 1024,
         delivery: DeliveryConfig | None = None,
         close_timeout_s: float = 10.0,
+        kafka_security: KafkaSecurity | None = None,
     ) -> None:
         self.bot_id = bot_id
         self.topics = topics or Topics()
@@ -79,7 +81,9 @@ class TranscriptProducer:
         )
         self._codec = EventCodec()
         self._spool = Spool(Path(spool_dir), max_bytes=spool_max_bytes)
-        self._delivery = Delivery(bootstrap, self._spool, self._encode, delivery)
+        self._delivery = Delivery(
+            bootstrap, self._spool, self._encode, delivery, kafka_security or PLAINTEXT
+        )
         self._next_seq: dict[str, int] = {}
 
     def _encode(self, event: Event) -> SpoolRecord:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import TracebackType
 
-from producers.kafka import kafka_producer
+from producers.kafka import PLAINTEXT, KafkaSecurity, kafka_producer
 from schemas import Event, EventCodec, Topics
 
 
@@ -23,10 +23,13 @@ class EventPublisher:
         codec: EventCodec | None = None,
         compression: str | None = "zstd",
         linger_ms: int = 5,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.topics = topics
         self.codec = codec or EventCodec()
-        self._producer = kafka_producer(bootstrap, compression=compression, linger_ms=linger_ms)
+        self._producer = kafka_producer(
+            bootstrap, security=security, compression=compression, linger_ms=linger_ms
+        )
 
     async def start(self) -> None:
         await self._producer.start()

@@ -131,7 +131,10 @@ async def run(
             await _project(settings, state, stop)
         else:
             state.probe = LagProbe(
-                settings.kafka_bootstrap, settings.topics, settings.consumer_group
+                settings.kafka_bootstrap,
+                settings.topics,
+                settings.consumer_group,
+                security=settings.kafka_security,
             )
             await state.probe.run(stop, state.ready_store())
     finally:
@@ -165,7 +168,10 @@ async def _project(settings: Settings, state: StoreState, stop: asyncio.Event) -
     while not stop.is_set():
         try:
             await ensure_topics(
-                settings.kafka_bootstrap, settings.topics, partitions=settings.topic_partitions
+                settings.kafka_bootstrap,
+                settings.topics,
+                partitions=settings.topic_partitions,
+                security=settings.kafka_security,
             )
             log.info("projecting", bootstrap=settings.kafka_bootstrap)
             attempt = 0

@@ -18,6 +18,7 @@ def _consuming(settings: Settings, store: Store) -> dict[str, Any]:
     """What a projector, live or rebuilding, is told: where to read, where to write, how."""
     return {
         "bootstrap": settings.kafka_bootstrap,
+        "security": settings.kafka_security,
         "topics": settings.topics,
         "base_group": settings.consumer_group,
         "store": store,

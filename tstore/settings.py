@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from producers.kafka import KafkaSecurity, KafkaSecurityError, SaslMechanism, SecurityProtocol
 from schemas import Topics
 
 
@@ -19,6 +20,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TSTORE_", frozen=True)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "PLAIN"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ca_file: Path | None = None
+    """PEM CAs the brokers' certificates are checked against; default: the system's."""
+    kafka_cert_file: Path | None = None
+    kafka_key_file: Path | None = None
+    """A client certificate (PEM) and its private key, for brokers that ask for one."""
     topic_prefix: str = ""
     topic_partitions: int = Field(default=6, ge=1)
     data_dir: Path = Path("data")
@@ -46,16 +56,39 @@ class Settings(BaseSettings):
     """Bearer token every ``/v1`` call must carry; required to listen off loopback."""
     log_format: str = Field(default="console", pattern="^(console|json)$")
 
+    @model_validator(mode="after")
+    def _kafka_security_works(self) -> Settings:
+        try:
+            self.kafka_security  # noqa: B018 (built to be checked)
+        except KafkaSecurityError as exc:
+            names = " and ".join(f"TSTORE_KAFKA_{name.upper()}" for name in exc.fields)
+            raise ValueError(f"{names}: {exc.reason}") from None
+        return self
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """What every Kafka client of these processes is given to reach the brokers."""
+        return KafkaSecurity(
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_username,
+            password=self.kafka_password.get_secret_value() if self.kafka_password else None,
+            ca_file=self.kafka_ca_file,
+            cert_file=self.kafka_cert_file,
+            key_file=self.kafka_key_file,
+        )
+
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
 
     @property
     def secrets(self) -> list[str]:
-        """Values no log line may show: the API token, the ClickHouse password."""
+        """Values no log line may show: the API token, the ClickHouse and Kafka passwords."""
         password = urlsplit(self.clickhouse_dsn or "").password
         token = self.api_token.get_secret_value() if self.api_token else None
-        return [s for s in (token, password and unquote(password)) if s]
+        kafka = self.kafka_password.get_secret_value() if self.kafka_password else None
+        return [s for s in (token, password and unquote(password), kafka) if s]
 
     @property
     def service_url(self) -> str:

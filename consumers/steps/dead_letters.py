@@ -12,7 +12,7 @@ import structlog
 
 from consumers.steps.decode import Rejected
 from consumers.topics_admin import MAX_MESSAGE_BYTES
-from producers.kafka import kafka_producer
+from producers.kafka import PLAINTEXT, KafkaSecurity, kafka_producer
 
 log = structlog.get_logger(__name__)
 
@@ -29,9 +29,11 @@ def dead_letter_headers(rejected: Rejected) -> list[tuple[str, bytes]]:
 
 
 class DeadLetters:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self.topic = topic
-        self._producer = kafka_producer(bootstrap, max_request_size=MAX_MESSAGE_BYTES + 1024)
+        self._producer = kafka_producer(
+            bootstrap, security=security, max_request_size=MAX_MESSAGE_BYTES + 1024
+        )
 
     async def start(self) -> None:
         await self._producer.start()

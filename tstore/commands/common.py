@@ -42,7 +42,10 @@ def settings() -> Settings:
         loaded = Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"TSTORE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+            f"TSTORE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            if e["loc"]
+            else e["msg"].removeprefix("Value error, ")  # checks of several settings at once
+            for e in exc.errors()
         )
         raise fail(f"bad setting: {problems}") from None
     configure_logging(loaded.log_format, secrets=loaded.secrets)

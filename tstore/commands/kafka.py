@@ -50,7 +50,12 @@ def create_topics() -> None:
     """Create the event topics (idempotent), with TSTORE_TOPIC_PARTITIONS partitions."""
     config = settings()
     asyncio.run(
-        ensure_topics(config.kafka_bootstrap, config.topics, partitions=config.topic_partitions)
+        ensure_topics(
+            config.kafka_bootstrap,
+            config.topics,
+            partitions=config.topic_partitions,
+            security=config.kafka_security,
+        )
     )
     typer.echo(f"topics ready: {', '.join(config.topics.all)}")
 
@@ -76,6 +81,7 @@ def simulate(
             framework="simulator",
             topics=config.topics,
             spool_dir=config.data_dir / "spool",
+            kafka_security=config.kafka_security,
         ) as producer:
             chunks = LocalChunkStore(config.data_dir / "chunks") if audio else None
             await run_simulation(
