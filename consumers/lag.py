@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from consumers.projector import group_for
 from consumers.storage.clickhouse import Store
-from producers.kafka import PLAINTEXT, KafkaSecurity
+from producers.kafka import PLAINTEXT, KafkaSecurity, started
 from schemas import Topics
 
 log = structlog.get_logger(__name__)
@@ -37,7 +37,7 @@ async def oldest_unprojected_age_s(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **security.client_options()
     )
-    await admin.start()
+    await started(admin, bootstrap, security)
     await consumer.start()
     try:
         described = await admin.describe_topics(list(topics.events))

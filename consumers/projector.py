@@ -34,7 +34,7 @@ from consumers.steps.gather import gather
 from consumers.steps.write import write
 from consumers.storage.clickhouse import Store
 from consumers.topics_admin import MAX_MESSAGE_BYTES
-from producers.kafka import PLAINTEXT, KafkaSecurity
+from producers.kafka import PLAINTEXT, KafkaSecurity, started
 from schemas import EventCodec, Topics
 
 log = structlog.get_logger(__name__)
@@ -120,12 +120,13 @@ class Projector:
             **security.client_options(),
         )
         self._dead_letters = DeadLetters(bootstrap, topics.dead_letters, security)
+        self._bootstrap, self._security = bootstrap, security
         self._in_flight: deque[asyncio.Task[None]] = deque()
         """The batches handed over by the last steps, oldest first, until committed."""
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
-        await self._dead_letters.start()
+        await started(self._dead_letters, self._bootstrap, self._security)
         await self._consumer.start()
 
     async def stop(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from producers.kafka import PLAINTEXT, KafkaSecurity
+from producers.kafka import PLAINTEXT, KafkaSecurity, started
 from schemas import Topics
 
 _TOPIC_ALREADY_EXISTS = 36
@@ -27,7 +27,7 @@ async def ensure_topics(
     security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
-    await admin.start()
+    await started(admin, bootstrap, security)
     try:
         response = await admin.create_topics(
             [

@@ -7,12 +7,23 @@ in the order sent, even when the client retries internally.
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, TypeVar, get_args
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 from aiokafka.helpers import create_ssl_context
+from aiokafka.protocol.metadata import MetadataRequest
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -98,6 +109,65 @@ class KafkaSecurity:
 
 
 PLAINTEXT = KafkaSecurity()
+
+
+class _Client(Protocol):
+    def start(self) -> Awaitable[None]: ...
+
+
+C = TypeVar("C", bound=_Client)
+
+
+async def started(client: C, bootstrap: str, security: KafkaSecurity) -> C:
+    """``client.start()``; when it cannot reach the brokers, the error says why if a fresh
+    connection can tell (aiokafka's own only says it could not bootstrap)."""
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        problem = await connection_problem(bootstrap, security)
+        if problem is None:
+            raise
+        raise KafkaConnectionError(f"{bootstrap}: {problem}") from exc
+    return client
+
+
+async def connection_problem(
+    bootstrap: str, security: KafkaSecurity, timeout_s: float = 10.0
+) -> str | None:
+    """Why a client with ``security`` cannot talk to the first broker of ``bootstrap``, from
+    one connection (and login) attempt; None if it can."""
+    host, port, _ = collect_hosts(bootstrap, randomize=False)[0]
+    try:
+        conn = await asyncio.wait_for(
+            create_conn(
+                host, port, request_timeout_ms=int(timeout_s * 1000), **security.client_options()
+            ),
+            timeout_s,
+        )
+        try:
+            await conn.send(MetadataRequest([]))
+        finally:
+            conn.close()
+    except SaslAuthenticationFailed as exc:
+        return (
+            f"authentication failed for user {security.username!r} with "
+            f"{security.sasl_mechanism}: the broker refused the username or password ({exc})"
+        )
+    except UnsupportedSaslMechanismError as exc:
+        return str(exc)
+    except ssl.SSLCertVerificationError as exc:
+        return (
+            f"the broker's TLS certificate is not trusted ({exc.verify_message}): "
+            "the CA file must hold the CA that signed it"
+        )
+    except ConnectionRefusedError:
+        return "nothing listens there"
+    except (OSError, KafkaError, TimeoutError) as exc:
+        return (
+            f"the connection failed ({str(exc) or type(exc).__name__}): the listener may want "
+            f"another security protocol than {security.security_protocol} (TLS, SASL, neither)"
+        )
+    return None
 
 
 def kafka_producer(

@@ -68,7 +68,8 @@ def one_line_errors(command: Callable[P, T]) -> Callable[P, T]:
             raise fail(str(exc)) from None
         except KafkaError as exc:
             raise fail(
-                f"Kafka did not answer ({exc}): is a broker running at TSTORE_KAFKA_BOOTSTRAP?"
+                f"Kafka did not answer ({exc}): is a broker running at TSTORE_KAFKA_BOOTSTRAP, "
+                "and do the TSTORE_KAFKA_* security settings match its listener?"
             ) from None
 
     return guarded
