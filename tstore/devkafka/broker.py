@@ -3,12 +3,17 @@
 The JVM is tied to the Python process that started it: it gets SIGKILL from the kernel if that
 process dies (PR_SET_PDEATHSIG), and is terminated by a finalizer at interpreter exit, so a test
 run that fails, is interrupted or is killed leaves no orphan broker behind.
+
+With ``sasl_ssl`` the broker also listens as managed Kafka services do: TLS with a certificate
+from a private CA (``tls``), and a SASL login (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN) as one
+user, whose SCRAM credentials are written when the storage is formatted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import secrets
 import shutil
 import signal
 import socket
@@ -18,15 +23,20 @@ import tempfile
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from producers.kafka import PLAINTEXT, KafkaSecurity, SaslMechanism
 from tstore.devkafka.jars import require_tool, resolve_jars
+from tstore.devkafka.tls import BrokerTls, broker_tls
 
 _LOG4J_CONFIG = Path(__file__).with_name("log4j2.xml")
 _PR_SET_PDEATHSIG = 1
+SASL_USER = "tstore"
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 def free_port() -> int:
@@ -56,16 +66,53 @@ def _terminate(process: subprocess.Popen[bytes], grace: float) -> None:
         process.wait()
 
 
-def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+@dataclass(frozen=True)
+class SaslSslListener:
+    port: int
+    password: str
+    """Of ``SASL_USER``."""
+    tls: BrokerTls
+
+    def properties(self) -> dict[str, str]:
+        """The listener's part of ``server.properties``."""
+        at = "listener.name.sasl_ssl."
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        plain = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{SASL_USER}="{self.password}";'
+        )
+        return {
+            f"{at}sasl.enabled.mechanisms": ",".join([*SCRAM_MECHANISMS, "PLAIN"]),
+            **{f"{at}{m.lower()}.sasl.jaas.config": scram for m in SCRAM_MECHANISMS},
+            f"{at}plain.sasl.jaas.config": plain,
+            f"{at}ssl.keystore.type": "PKCS12",
+            f"{at}ssl.keystore.location": str(self.tls.keystore),
+            f"{at}ssl.keystore.password": self.tls.password,
+            f"{at}ssl.key.password": self.tls.password,
+        }
+
+    def scram_users(self) -> list[str]:
+        """``StorageTool format`` arguments that create the user's SCRAM credentials."""
+        user = f"[name={SASL_USER},password={self.password}]"
+        return [arg for m in SCRAM_MECHANISMS for arg in ("--add-scram", f"{m}={user}")]
+
+
+def _server_properties(
+    data_dir: Path, port: int, controller_port: int, sasl_ssl: SaslSslListener | None = None
+) -> str:
+    listeners = {"PLAINTEXT": port} | ({"SASL_SSL": sasl_ssl.port} if sasl_ssl else {})
+    advertised = ",".join(f"{name}://127.0.0.1:{at}" for name, at in listeners.items())
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"{advertised},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(
+            [*(f"{name}:{name}" for name in listeners), "CONTROLLER:PLAINTEXT"]
+        ),
         "log.dirs": str(data_dir / "kraft"),
         "offsets.topic.replication.factor": "1",
         "offsets.topic.num.partitions": "10",
@@ -83,7 +130,7 @@ def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
         "group.min.session.timeout.ms": "500",
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
-    }
+    } | (sasl_ssl.properties() if sasl_ssl else {})
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -91,7 +138,10 @@ class DevKafka:
     """A local broker; ``start`` after ``stop`` or ``kill`` brings the same broker back, on the
     same ports, with its data.
 
-    Without ``data_dir`` a temporary folder holds the log and is removed by ``close``.
+    Without ``data_dir`` a temporary folder holds the log and is removed by ``close``. With
+    ``sasl_ssl`` a second listener (``sasl_ssl_bootstrap``) takes TLS and a SASL login, and
+    ``client_security`` is how a client reaches it; ``data_dir`` must then be fresh or one a
+    ``sasl_ssl`` broker made (the SCRAM user is created when the storage is formatted).
     """
 
     def __init__(
@@ -101,6 +151,7 @@ class DevKafka:
         port: int | None = None,
         heap: str = "512m",
         libs: Path | None = None,
+        sasl_ssl: bool = False,
     ) -> None:
         self._java = require_tool(
             "java", "the local Kafka broker is a JVM", "openjdk-17-jre-headless"
@@ -112,6 +163,7 @@ class DevKafka:
         )
         self.port = port or free_port()
         self.controller_port = free_port()
+        self._sasl_ssl = self._sasl_ssl_listener() if sasl_ssl else None
         self._heap = heap
         self._process: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[[subprocess.Popen[bytes], float], DevKafka] | None = None
@@ -119,6 +171,46 @@ class DevKafka:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self._secured().port}"
+
+    def client_security(self, mechanism: SaslMechanism = "SCRAM-SHA-512") -> KafkaSecurity:
+        """How a client logs in on ``sasl_ssl_bootstrap``."""
+        listener = self._secured()
+        return KafkaSecurity(
+            security_protocol="SASL_SSL",
+            sasl_mechanism=mechanism,
+            username=SASL_USER,
+            password=listener.password,
+            ca_file=listener.tls.ca_file,
+        )
+
+    def _secured(self) -> SaslSslListener:
+        if self._sasl_ssl is None:
+            raise RuntimeError("this broker has no SASL_SSL listener: DevKafka(sasl_ssl=True)")
+        return self._sasl_ssl
+
+    def _sasl_ssl_listener(self) -> SaslSslListener:
+        """Its password is kept with the data: the SCRAM credentials live in the log."""
+        saved = self.data_dir / "sasl-password"
+        if not saved.exists():
+            if (self.data_dir / "kraft" / "meta.properties").exists():
+                raise RuntimeError(
+                    f"{self.data_dir} was formatted without the SASL user; "
+                    "a sasl_ssl broker needs a fresh data_dir"
+                )
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            saved.write_text(secrets.token_hex(16))
+        keytool = require_tool(
+            "keytool", "the TLS listener's certificates are made with it", "openjdk-17-jre-headless"
+        )
+        return SaslSslListener(
+            port=free_port(),
+            password=saved.read_text().strip(),
+            tls=broker_tls(self.data_dir / "tls", keytool),
+        )
 
     @property
     def pid(self) -> int | None:
@@ -160,6 +252,7 @@ class DevKafka:
                 cluster_id,
                 "-c",
                 str(config),
+                *(self._sasl_ssl.scram_users() if self._sasl_ssl else []),
             ),
             capture_output=True,
             text=True,
@@ -173,7 +266,9 @@ class DevKafka:
             return self.bootstrap
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
-        config.write_text(_server_properties(self.data_dir, self.port, self.controller_port))
+        config.write_text(
+            _server_properties(self.data_dir, self.port, self.controller_port, self._sasl_ssl)
+        )
         self._format_storage(config)
         with (self.data_dir / "console.log").open("ab") as console:
             self._process = subprocess.Popen(
@@ -187,7 +282,11 @@ class DevKafka:
         self._finalizer = weakref.finalize(self, _terminate, self._process, 5.0)
         deadline = time.monotonic() + timeout
         self._wait_until_accepting(deadline)
-        self._wait_until_serving_groups(deadline)
+        self._wait_until_serving_groups(deadline, self.bootstrap)
+        if self._sasl_ssl is not None:
+            self._wait_until_serving_groups(
+                deadline, self.sasl_ssl_bootstrap, self.client_security()
+            )
         return self.bootstrap
 
     def _wait_until_accepting(self, deadline: float) -> None:
@@ -206,8 +305,10 @@ class DevKafka:
         self.stop()
         raise TimeoutError(f"Kafka did not accept connections in time:\n{self._log_tail()}")
 
-    def _wait_until_serving_groups(self, deadline: float) -> None:
-        """Wait until a consumer group can be coordinated.
+    def _wait_until_serving_groups(
+        self, deadline: float, bootstrap: str, security: KafkaSecurity = PLAINTEXT
+    ) -> None:
+        """Wait until a consumer group can be coordinated (and a client log in, if it must).
 
         On a fresh broker the first coordinator lookup creates the offsets topic, and until it
         exists every consumer logs errors. Probed from a helper thread so that ``start`` also
@@ -215,7 +316,7 @@ class DevKafka:
         """
 
         async def probe() -> None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
             await admin.start()
             try:
                 while True:
