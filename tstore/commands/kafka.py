@@ -27,16 +27,31 @@ def dev_kafka(
     resolve_only: Annotated[
         bool, typer.Option("--resolve-only", help="Only fetch the jars into the cache.")
     ] = False,
+    sasl_ssl: Annotated[
+        bool, typer.Option("--sasl-ssl", help="Also listen with TLS and a SCRAM login.")
+    ] = False,
 ) -> None:
     """Run a local Apache Kafka broker (KRaft, one JVM) until interrupted."""
     if resolve_only:
         typer.echo(f"Kafka {KAFKA_VERSION} jars: {resolve_jars()}")
         return
-    broker = DevKafka(port=port or None)
+    broker = DevKafka(port=port or None, sasl_ssl=sasl_ssl)
     started = time.monotonic()
     broker.start()
     typer.echo(f"Kafka {KAFKA_VERSION} ready in {time.monotonic() - started:.1f}s")
     typer.echo(f"bootstrap: {broker.bootstrap}")
+    if sasl_ssl:
+        secured = broker.client_security()
+        typer.echo("SASL_SSL listener, for these settings:")
+        for name, value in {
+            "BOOTSTRAP": broker.sasl_ssl_bootstrap,
+            "SECURITY_PROTOCOL": secured.security_protocol,
+            "SASL_MECHANISM": secured.sasl_mechanism,
+            "USERNAME": secured.username,
+            "PASSWORD": secured.password,
+            "CA_FILE": secured.ca_file,
+        }.items():
+            typer.echo(f"  TSTORE_KAFKA_{name}={value}")
     sys.stdout.flush()
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
