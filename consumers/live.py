@@ -9,6 +9,7 @@ from typing import Any
 
 from consumers.projector import Projector, group_for
 from consumers.storage.clickhouse import Store
+from consumers.storage.generations import GenerationError
 from schemas import Topics
 
 
@@ -18,6 +19,11 @@ async def live_projectors(
     """Usually one; two while some projections show a rebuilt generation and others do not."""
     await asyncio.to_thread(store.migrate)
     shown = await asyncio.to_thread(store.generations.shown)
+    if not shown:
+        raise GenerationError(
+            "no generation is shown to readers, so there is nothing to project; "
+            "`tstore generations` lists them and `tstore rebuild` makes a new one"
+        )
     return [
         Projector(
             bootstrap=bootstrap,

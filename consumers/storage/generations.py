@@ -154,11 +154,17 @@ class Generations:
         return by_generation
 
     def ensure_first(self) -> None:
-        """A fresh store starts at generation 1, live for every projection."""
-        if self.all():
-            return
-        self.save(Generation(1, PROJECTIONS, "building", datetime.now(UTC)))
-        self.cut_over(1)
+        """A fresh store starts at generation 1, live for every projection.
+
+        Only this makes generation 1, and it is live as soon as it is made, so a generation 1
+        still building is a start that died half way (recorded, not yet shown, or shown and not
+        yet marked live): every start finishes it, or the store would have nothing to project.
+        """
+        first = next((g for g in self.all() if g.number == 1), None)
+        if first is None:
+            first = self.save(Generation(1, PROJECTIONS, "building", datetime.now(UTC)))
+        if first.state == "building":
+            self.cut_over(1)
 
     def create(
         self,
