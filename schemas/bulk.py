@@ -10,7 +10,12 @@ A message that is not exactly one record would make its neighbours decode as gar
 message is followed by a 16-byte boundary: a random nonce and the message's index, declared to
 the reader as a trailing fixed field. A record read from the wrong place cannot end on its own
 boundary, so a shifted read is caught, never stored. When the block fails, each message is read
-alone (fastavro) to name the bad ones, and the rest are read again together.
+alone (fastavro) to name the bad ones, and the rest are halved until each message the columnar
+reader refuses is alone: one bad record never takes its neighbours with it.
+
+Both decoders hold every message to the same rules (``schemas.wire``): booleans, enums and ints
+are read as the integers on the wire and checked, and a message must be the canonical encoding
+of its row, so a record means one thing whichever decoder reads it.
 
 The columns are then resolved to the latest version of the record (Avro schema resolution:
 fields added since the writer's version take their default), so the caller sees one shape per
@@ -29,6 +34,7 @@ import polars as pl
 from fastavro import schemaless_writer
 from fastavro import writer as container_writer
 
+from schemas.canonical import Canonical
 from schemas.registry import SchemaRegistry, SchemaVersion
 from schemas.single_object import HEADER_SIZE
 
@@ -70,9 +76,15 @@ class _Container:
     """One writer version's object-container header and how to read a block under it."""
 
     def __init__(self, writer: SchemaVersion) -> None:
+        self.wire = writer.wire
+        self._canonical = Canonical(self.wire.schema, HEADER_SIZE)
+        self._rules = [
+            pl.when(broken.fill_null(False)).then(pl.lit(says))
+            for broken, says in self.wire.broken()
+        ]
         self.sync = os.urandom(16)
         header = io.BytesIO()
-        container_writer(header, _framed_and_bounded(writer.raw), [], sync_marker=self.sync)
+        container_writer(header, _framed_and_bounded(self.wire.schema), [], sync_marker=self.sync)
         self.header = header.getvalue()
         self._nonce = os.urandom(8)
         """Unknown outside this process, so no message can carry a boundary of its own."""
@@ -90,6 +102,7 @@ class _Container:
         return values, column.head(count)
 
     def read(self, messages: Sequence[bytes]) -> pl.DataFrame:
+        """The messages as rows of the wire schema (coded fields still integers)."""
         boundaries, expected = self._boundaries_for(len(messages))
         size = sum(map(len, messages)) + _BOUNDARY_SIZE * len(messages)
         records: list[bytes] = [b""] * (2 * len(messages))
@@ -101,10 +114,21 @@ class _Container:
         except BaseException as exc:  # polars panics (a BaseException) on corrupt input
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            raise ValueError(f"{type(exc).__name__}: {exc}") from None
+            raise ValueError(
+                f"the columnar reader refused it: {type(exc).__name__}: {exc}"
+            ) from None
         if not frame.get_column(BOUNDARY).equals(expected):
             raise ValueError("a message is not exactly one record")
         return frame.drop(FRAME, BOUNDARY)
+
+    def broken(self, frame: pl.DataFrame, messages: Sequence[bytes]) -> pl.Series:
+        """Per row, why the message has no single meaning (``schemas.wire``), or null."""
+        canonical = self._canonical.breaks(frame, messages)
+        return (
+            frame.with_columns(canonical)
+            .select(pl.coalesce(*self._rules, pl.col("broken")).alias("broken"))
+            .to_series()
+        )
 
 
 class BulkReader:
@@ -119,28 +143,57 @@ class BulkReader:
     def read(self, writer: SchemaVersion, messages: Sequence[bytes]) -> Columns:
         """Messages that all begin with ``writer``'s frame header, into one frame."""
         container = self._container(writer)
+        rejected: dict[int, str] = {}
         try:
             frame = container.read(messages)
         except ValueError:
-            return self._read_apart(writer, container, messages)
-        return Columns(self._resolved(writer, frame))
+            rejected = self._unreadable(writer, container, messages)
+            frame = container.read([m for i, m in enumerate(messages) if i not in rejected])
+        kept = [i for i in range(len(messages)) if i not in rejected]
+        broken = container.broken(frame, [messages[i] for i in kept])
+        if broken.null_count() != frame.height:
+            rejected |= {
+                kept[row]: f"{writer.label}: {says}"
+                for row, says in enumerate(broken)
+                if says is not None
+            }
+            frame = frame.filter(broken.is_null())
+        return Columns(
+            self._resolved(writer, container.wire.meaning(frame)), dict(sorted(rejected.items()))
+        )
 
-    def _read_apart(
+    def _unreadable(
         self, writer: SchemaVersion, container: _Container, messages: Sequence[bytes]
-    ) -> Columns:
+    ) -> dict[int, str]:
+        """The messages that are not records of ``writer`` one by one, then those the columnar
+        reader refuses, found by halving the rest until each refused one is alone: only the bad
+        records leave the batch, never their neighbours."""
         rejected: dict[int, str] = {}
         for i, message in enumerate(messages):
             try:
                 self._read_one(writer, message)
             except ValueError as exc:
                 rejected[i] = str(exc)
+        rest = [i for i in range(len(messages)) if i not in rejected]
+        return rejected | self._refused(writer, container, messages, rest)
+
+    def _refused(
+        self,
+        writer: SchemaVersion,
+        container: _Container,
+        messages: Sequence[bytes],
+        indices: list[int],
+    ) -> dict[int, str]:
         try:
-            frame = container.read([m for i, m in enumerate(messages) if i not in rejected])
+            container.read([messages[i] for i in indices])
         except ValueError as exc:
-            detail = f"{writer.label}: the columnar reader refused the rest of the batch: {exc}"
-            rejected = {i: rejected.get(i, detail) for i in range(len(messages))}
-            frame = container.read([])
-        return Columns(self._resolved(writer, frame), rejected)
+            if len(indices) == 1:
+                return {indices[0]: f"{writer.label}: {exc}"}
+            half = len(indices) // 2
+            return self._refused(writer, container, messages, indices[:half]) | self._refused(
+                writer, container, messages, indices[half:]
+            )
+        return {}
 
     def _container(self, writer: SchemaVersion) -> _Container:
         container = self._containers.get(writer.fingerprint)
@@ -152,13 +205,11 @@ class BulkReader:
         """The columns (and their types) every frame of record ``name`` has."""
         shape = self._shapes.get(name)
         if shape is None:
-            latest = self.registry.latest(name)
-            empty = self._container(latest).read([])
-            shape = self._shapes[name] = _plain(empty).schema
+            latest = self._container(self.registry.latest(name))
+            shape = self._shapes[name] = latest.wire.meaning(latest.read([])).schema
         return shape
 
     def _resolved(self, writer: SchemaVersion, frame: pl.DataFrame) -> pl.DataFrame:
-        frame = _plain(frame)
         shape = self.shape(writer.name)
         if frame.schema == shape:
             return frame
@@ -169,11 +220,6 @@ class BulkReader:
             else pl.lit(defaults[name], dtype=dtype).alias(name)
             for name, dtype in shape.items()
         )
-
-
-def _plain(frame: pl.DataFrame) -> pl.DataFrame:
-    """Avro enums arrive as categoricals; plain strings compare and convert without surprises."""
-    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
 
 
 def _defaults(version: SchemaVersion) -> dict[str, Any]:

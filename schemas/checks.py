@@ -111,15 +111,15 @@ def _constraint_checks(constraint: object, value: pl.Expr, name: str) -> Iterato
             yield Check(value.str.len_chars() < n, f"{name} is shorter than {n} characters")
         case annotated_types.MaxLen(max_length=n):
             yield Check(value.str.len_chars() > n, f"{name} is longer than {n} characters")
-        case annotated_types.Ge(ge=int() | float() as n):
+        case annotated_types.Ge(ge=int() | float() | datetime() as n):
             yield Check(value < n, f"{name} is less than {n}")
-        case annotated_types.Gt(gt=int() | float() as n):
+        case annotated_types.Gt(gt=int() | float() | datetime() as n):
             yield Check(value <= n, f"{name} is not greater than {n}")
-        case annotated_types.Le(le=int() | float() as n):
+        case annotated_types.Le(le=int() | float() | datetime() as n):
             yield Check(value > n, f"{name} is greater than {n}")
         case annotated_types.Lt(lt=int() as n) if n > _INT64_MAX:
             pass  # an Avro long is always below it
-        case annotated_types.Lt(lt=int() | float() as n):
+        case annotated_types.Lt(lt=int() | float() | datetime() as n):
             yield Check(value >= n, f"{name} is not less than {n}")
         case AllowInfNan(allow_inf_nan=False):
             yield Check(~value.is_finite(), f"{name} is not a finite number")

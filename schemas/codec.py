@@ -77,18 +77,19 @@ class EventCodec:
     def read_body(self, writer: SchemaVersion, body: bytes | memoryview) -> dict[str, Any]:
         """One body, resolved to the latest version of its record; ``DecodeError`` unless it is
         exactly one record of the writer version."""
-        stream = io.BytesIO(body)
         try:
+            refusal = writer.wire.refusal(body)
+            if refusal is not None:
+                raise DecodeError("bad-avro", f"{writer.label}: {refusal}")
             record = schemaless_reader(
-                stream, writer.parsed, self.registry.latest(writer.name).parsed
+                io.BytesIO(body), writer.parsed, self.registry.latest(writer.name).parsed
             )
+        except DecodeError:
+            raise
         except Exception as exc:  # fastavro raises many unrelated types on corrupt bodies
             raise DecodeError("bad-avro", f"{writer.label}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(record, dict):
             raise DecodeError("bad-avro", f"{writer.label}: body is not a record")
-        trailing = len(body) - stream.tell()
-        if trailing:
-            raise DecodeError("bad-avro", f"{writer.label}: {trailing} bytes after the record")
         return record
 
 

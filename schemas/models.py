@@ -35,8 +35,16 @@ def to_utc(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Wall clocks outside these are refused: the store's time columns end at 2299 and a chunk's
+end lies up to ``MAX_SAMPLES`` later than its recording's start (70 years at 1 kHz)."""
+MAX_SAMPLES = 2**40
+"""A sample position or count: 265 days at 48 kHz. Bounded, with the sample rate, so that the
+milliseconds and wall clocks derived from it fit their columns."""
+
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+UtcDatetime = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST), AfterValidator(to_utc)]
 """Naive datetimes are refused: a wall clock without a zone cannot be lined up with audio."""
 
 
@@ -136,10 +144,10 @@ class ChunkReady(Envelope):
     chunk_seq: Annotated[int, Field(ge=0, lt=2**63)]
     uri: Annotated[str, Field(min_length=1, max_length=4096)]
     format: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.+-]{0,31}$")]
-    sample_rate: Annotated[int, Field(gt=0, le=768_000)]
+    sample_rate: Annotated[int, Field(ge=1_000, le=768_000)]
     channels: Annotated[int, Field(ge=1, le=32)]
-    start_sample: Annotated[int, Field(ge=0, lt=2**63)]
-    num_samples: Annotated[int, Field(ge=0, lt=2**63)]
+    start_sample: Annotated[int, Field(ge=0, le=MAX_SAMPLES)]
+    num_samples: Annotated[int, Field(ge=0, le=MAX_SAMPLES)]
     recording_started_at: UtcDatetime
     byte_size: Annotated[int, Field(ge=0, lt=2**63)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

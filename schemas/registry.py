@@ -12,11 +12,14 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from fastavro import parse_schema
 from fastavro.schema import SchemaParseException, fingerprint, to_parsing_canonical_form
+
+from schemas.wire import Wire
 
 SCHEMA_DIR = Path(__file__).parent / "avro"
 _FILE_NAME = re.compile(r"^(?P<event>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.avsc$")
@@ -37,6 +40,11 @@ class SchemaVersion:
     parsed: dict[str, Any]
     fingerprint: bytes
     """8-byte little-endian CRC-64-AVRO of the parsing canonical form."""
+
+    @cached_property
+    def wire(self) -> Wire:
+        """The version as both decoders read it (see ``schemas.wire``)."""
+        return Wire(self.raw)
 
     @property
     def label(self) -> str:

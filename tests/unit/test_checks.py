@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from schemas import DecodeError, EventCodec
 from schemas.checks import checks, first_broken
-from schemas.models import EVENT_MODELS, Event
+from schemas.models import EARLIEST, EVENT_MODELS, LATEST, Event
 from schemas.single_object import frame
 from tests.events import chunk, turn_pair
 
@@ -29,6 +29,8 @@ _MICROS_EDGES = [
     int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) * 10**6,
     int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH).total_seconds()) * 10**6
     + 999_999,
+    int((EARLIEST - _EPOCH).total_seconds()) * 10**6,
+    int((LATEST - _EPOCH).total_seconds()) * 10**6,
 ]
 _PATTERNED = {"sha256": r"^[0-9a-f]{64}$", "format": r"^[a-z0-9][a-z0-9.+-]{0,31}$"}
 _LENGTHS = [0, 1, 35, 36, 64, 65, 256, 257, 4096, 4097, 200_000, 200_001]
@@ -57,7 +59,9 @@ def _strategy(name: str, avro: Any) -> st.SearchStrategy[Any]:
         return st.one_of(st.text(max_size=40), limits, *extra)
     if kind in ("int", "long"):
         bits = 31 if kind == "int" else 63
-        near_limits = st.sampled_from([-1, 0, 1, 32, 33, 768_000, 768_001])
+        near_limits = st.sampled_from(
+            [-1, 0, 1, 32, 33, 999, 1_000, 768_000, 768_001, 2**40, 2**40 + 1]
+        )
         return st.one_of(near_limits, st.integers(-(2**bits), 2**bits - 1))
     if kind == "double":
         return st.one_of(st.floats(), st.floats(min_value=-1, max_value=5))
