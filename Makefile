@@ -7,9 +7,11 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test lint typecheck unit integration clean
 
 setup: $(STAMP)
+	@echo "setup: Apache Kafka jars from Maven Central into the cache (once, about 1 minute)"
 	$(BIN)/tstore dev-kafka --resolve-only
 
 $(STAMP): pyproject.toml
+	@echo "setup: creating $(VENV) and installing the project with its dev, pipecat and livekit extras (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,pipecat,livekit]'

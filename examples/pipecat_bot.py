@@ -11,6 +11,8 @@ assistant_aggregator`` and the three transcript-store lines stay the same.
 
 from __future__ import annotations
 
+from functools import partial
+
 from pipecat.frames.frames import (
     AudioBufferStartRecordingFrame,
     Frame,
@@ -34,10 +36,10 @@ from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 
-from examples.running import run_example
+from examples.running import DATA_DIR, run_example
 from producers import TranscriptProducer
 from producers.adapters.pipecat import attach_pipecat
-from producers.chunks import ChunkStore
+from producers.chunks import ChunkStore, LocalChunkStore
 
 RATE = 16000
 
@@ -87,4 +89,5 @@ async def run_bot(
 
 
 if __name__ == "__main__":
-    run_example("pipecat", __doc__ or "", run_bot)
+    chunks = LocalChunkStore(DATA_DIR / "chunks")
+    run_example("pipecat", __doc__ or "", partial(run_bot, chunk_store=chunks))

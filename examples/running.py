@@ -1,4 +1,7 @@
-"""The command line both example bots share: a producer, one session, its counters."""
+"""The command line both example bots share: a producer, one session, its counters.
+
+What the examples write (the spool, the audio) goes under ``TSTORE_DATA_DIR`` (``data/`` by
+default), as the command line's does, never into the folder they are started from."""
 
 from __future__ import annotations
 
@@ -8,6 +11,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from producers import TranscriptProducer
+from tstore.settings import Settings
+
+DATA_DIR = Settings().data_dir
 
 BotRun = Callable[[TranscriptProducer, str], Awaitable[None]]
 
@@ -20,7 +26,10 @@ def run_example(framework: str, description: str, run_bot: BotRun) -> None:
     async def main() -> None:
         session_id = f"{framework}-{uuid.uuid4().hex[:8]}"
         async with TranscriptProducer(
-            bootstrap, bot_id=f"{framework}-example", framework=framework
+            bootstrap,
+            bot_id=f"{framework}-example",
+            framework=framework,
+            spool_dir=DATA_DIR / f"{framework}-example-spool",
         ) as producer:
             await run_bot(producer, session_id)
         print(f"session {session_id}: {producer.stats}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import sys
 import time
@@ -83,13 +84,17 @@ def simulate(
         float, typer.Option(min=0, help="Events per second, all calls; 0: no pacing.")
     ] = 200,
     turns: Annotated[int, typer.Option(min=1, help="Turns per call.")] = 12,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same calls.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Random seed: the same seed gives the same calls and session ids."),
+    ] = None,
     audio: Annotated[bool, typer.Option(help="Write both tracks as WAV chunks.")] = True,
 ) -> None:
     """Publish simulated calls through the real producer (turns, barge-ins, audio chunks)."""
     config = settings()
+    chosen = secrets.randbits(32) if seed is None else seed
 
-    async def main() -> TranscriptProducer:
+    async def main() -> tuple[TranscriptProducer, list[str]]:
         async with TranscriptProducer(
             config.kafka_bootstrap,
             bot_id="simulator",
@@ -99,13 +104,15 @@ def simulate(
             kafka_security=config.kafka_security,
         ) as producer:
             chunks = LocalChunkStore(config.data_dir / "chunks") if audio else None
-            await run_simulation(
-                producer, sessions=sessions, rate=rate, turns=turns, seed=seed, chunks=chunks
+            ids = await run_simulation(
+                producer, sessions=sessions, rate=rate, turns=turns, seed=chosen, chunks=chunks
             )
-        return producer
+        return producer, ids
 
-    stats = asyncio.run(main()).stats
+    producer, ids = asyncio.run(main())
+    stats = producer.stats
+    typer.echo("\n".join(ids))
     typer.echo(
-        f"{sessions} calls: {stats.published} events published, {stats.spooled} spooled, "
-        f"{stats.dropped} dropped"
+        f"{sessions} calls (seed {chosen}): {stats.published} events published, "
+        f"{stats.spooled} spooled, {stats.dropped} dropped"
     )
