@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from schemas import Topics
-from tests.commands import run_tstore
+from tests.commands import TSTORE, run_tstore
 
 pytestmark = pytest.mark.integration
 
@@ -42,3 +46,32 @@ def test_simulate_prints_new_session_ids_each_run_unless_seeded(
     assert not set(first) & set(second)
     seeded = _simulated_ids(tmp_path, kafka_bootstrap, topics, "--seed", "7")
     assert seeded == _simulated_ids(tmp_path, kafka_bootstrap, topics, "--seed", "7")
+
+
+def test_dev_kafka_refuses_a_port_another_process_listens_on(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_tstore("dev-kafka", "--port", str(port), cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"{port} is in use by another process" in done.stderr
+    assert "ready" not in done.stdout
+
+
+def test_dev_kafka_stopped_by_sigterm_leaves_no_folder_behind(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TSTORE_")}
+    with subprocess.Popen(
+        [TSTORE, "dev-kafka"],
+        env=env | {"TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as broker:
+        assert broker.stdout is not None
+        assert "ready" in broker.stdout.readline()
+        assert list(scratch.glob("tstore-kafka-*"))
+        broker.send_signal(signal.SIGTERM)
+        assert broker.wait(timeout=60) == 128 + signal.SIGTERM
+    assert not list(scratch.glob("tstore-kafka-*"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import signal
+import socket
 import sys
 import time
 from typing import Annotated
@@ -36,8 +37,38 @@ def dev_kafka(
     if resolve_only:
         typer.echo(f"Kafka {KAFKA_VERSION} jars: {resolve_jars()}")
         return
+    if port and not _is_free(port):
+        raise typer.BadParameter(
+            f"{port} is in use by another process (another broker?), so a client would reach "
+            "that one; stop it or choose another port (0 picks a free one)",
+            param_hint="--port",
+        )
     broker = DevKafka(port=port or None, sasl_ssl=sasl_ssl)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     started = time.monotonic()
+    try:
+        _serve(broker, sasl_ssl, started)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.close()
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the broker's folders are removed either way."""
+    raise SystemExit(128 + signum)
+
+
+def _serve(broker: DevKafka, sasl_ssl: bool, started: float) -> None:
     broker.start()
     typer.echo(f"Kafka {KAFKA_VERSION} ready in {time.monotonic() - started:.1f}s")
     typer.echo(f"bootstrap: {broker.bootstrap}")
@@ -54,10 +85,8 @@ def dev_kafka(
         }.items():
             typer.echo(f"  TSTORE_KAFKA_{name}={value}")
     sys.stdout.flush()
-    try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    finally:
-        broker.close()
+    while True:
+        signal.pause()
 
 
 @app.command("create-topics")
