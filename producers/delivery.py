@@ -11,6 +11,9 @@ event loop of its own; the bot's loop only appends to a deque. In that thread:
   Kafka fails, the batch stays at the head and is retried after a pause on a fresh client.
 - ``close`` gives the queue a deadline to drain; what is still only in memory then is put in
   front of the spool, so the next process delivers it first.
+- What waits in the memory queue for Kafka's acknowledgement longer than half the durability
+  window is written to the journal (``journal.py``), so that a killed process loses only what
+  it accepted within the window. A new process puts the journal in front of the spool first.
 
 Delivery is at-least-once: after a failure a batch may reach Kafka twice. Consumers deduplicate
 by event id and seq.
@@ -31,11 +34,36 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from producers.journal import Journal
 from producers.kafka import PLAINTEXT, KafkaSecurity, kafka_producer
 from producers.spool import Spool, SpoolPosition, SpoolRecord
 from schemas import Event
 
 log = structlog.get_logger(__name__)
+
+_SLICE_S = 0.001
+_PAUSE_S = 0.0001
+
+
+async def _breathe(since: float) -> float:
+    """Sleep a moment once the delivery thread has worked ``_SLICE_S`` since ``since``.
+
+    Encoding and handing records to the Kafka client hold the GIL. A timer of the bot's loop
+    that falls due meanwhile waits for it, up to the interpreter's switch interval (5 ms).
+    Yielding to this thread's event loop does not hand the GIL over (the thread takes it back
+    before the waiting one wakes, and asyncio's sleeps round up to whole milliseconds); a short
+    real sleep does. So long runs of work (a burst, a batch) are cut into slices the bot's loop
+    can slip between. Returns the start of the next slice.
+    """
+    if time.perf_counter() - since < _SLICE_S:
+        return since
+    _hand_over_the_gil()
+    await asyncio.sleep(0)
+    return time.perf_counter()
+
+
+def _hand_over_the_gil() -> None:
+    time.sleep(_PAUSE_S)
 
 
 @dataclass
@@ -64,6 +92,8 @@ class DeliveryConfig:
     request_timeout_ms: int = 30_000
     compression: str | None = "zstd"
     linger_ms: int = 5
+    durability_window_ms: int = 200
+    """A killed process loses no event accepted longer ago than this (see the README)."""
 
 
 class Delivery:
@@ -83,6 +113,12 @@ class Delivery:
         self._config = config or DeliveryConfig()
         self._inbox: deque[Event] = deque()
         self._queue: deque[_Queued] = deque()
+        self._journal = Journal(spool.directory / "journal")
+        self._fresh_in = self._fresh_acked = self._journaled = 0
+        """Counts of events that entered the queue from the inbox, were acknowledged, were
+        journaled. Those entries are always the queue's head: they enter it only while the
+        spool is empty, and the spool's records only after them."""
+        self._journal_due: asyncio.TimerHandle | None = None
         self._idle = False
         self._closing = False
         self._close_timeout_s = 0.0
@@ -132,6 +168,7 @@ class Delivery:
         self._wake = asyncio.Event()
         work = asyncio.Event()
         self._running.set()
+        self._recover()
         sender = asyncio.create_task(self._send(work))
         while not self._closing:
             self._idle = True
@@ -140,12 +177,13 @@ class Delivery:
                     await asyncio.wait_for(self._wake.wait(), 0.1)
             self._idle = False
             self._wake.clear()
-            self._intake()
+            await self._intake()
             work.set()
+            await asyncio.sleep(0)  # the sender's turn, even while the bot keeps submitting
         await self._finish(sender, work)
 
     async def _finish(self, sender: asyncio.Task[None], work: asyncio.Event) -> None:
-        self._intake()
+        await self._intake()
         work.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sender, self._close_timeout_s)
@@ -154,6 +192,9 @@ class Delivery:
         kept = self._spool.prepend(unsent)
         self.stats.spooled += kept
         self._drop(len(unsent) - kept)
+        if self._journal_due is not None:
+            self._journal_due.cancel()
+        self._journal.close()
         log.info(
             "delivery_closed",
             published=self.stats.published,
@@ -163,9 +204,26 @@ class Delivery:
             spool_bytes=self._spool.pending_bytes,
         )
 
-    def _intake(self) -> None:
+    def _recover(self) -> None:
+        """Put what a killed process left in the journal in front of the spool.
+
+        Before this process sends anything: those events are older than every event it will
+        accept. A crash before ``forget_recovered`` only means they are spooled twice.
+        """
+        records = self._journal.recover()
+        if records:
+            kept = self._spool.prepend(records)
+            self.stats.spooled += kept
+            self._drop(len(records) - kept)
+            log.info("journal_recovered", events=len(records), spooled=kept)
+        self._journal.forget_recovered()
+
+    async def _intake(self) -> None:
         to_spool: list[SpoolRecord] = []
+        fresh = self._fresh_in
+        since = time.perf_counter()
         while self._inbox:
+            since = await _breathe(since)
             record = self._encode(self._inbox.popleft())
             if (
                 to_spool
@@ -175,10 +233,32 @@ class Delivery:
                 to_spool.append(record)
             else:
                 self._queue.append(_Queued(record))
+                self._fresh_in += 1
+        if self._fresh_in > fresh and self._journal_due is None and self._loop is not None:
+            self._journal_due = self._loop.call_later(
+                self._config.durability_window_ms / 2000, self._write_journal
+            )
         if to_spool:
+            self._write_journal()  # nothing on disk may outlive an older event of its session
             kept = self._spool.append(to_spool)
             self.stats.spooled += kept
             self._drop(len(to_spool) - kept)
+
+    def _write_journal(self) -> None:
+        """Journal the queue's unacknowledged, unjournaled events in one write and one fsync."""
+        self._journal_due = None
+        start = max(self._journaled, self._fresh_acked)
+        if start >= self._fresh_in:
+            return
+        head = itertools.islice(
+            self._queue, start - self._fresh_acked, self._fresh_in - self._fresh_acked
+        )
+        try:
+            self._journal.write([q.record for q in head], self._fresh_in)
+        except OSError:
+            log.exception("journal_write_failed", events=self._fresh_in - start)
+            return
+        self._journaled = self._fresh_in
 
     def _drop(self, count: int) -> None:
         if count:
@@ -194,7 +274,8 @@ class Delivery:
     def _refill(self) -> None:
         room = self._config.memory_events - len(self._queue)
         if room > 0 and self._spool.has_unread():
-            self._queue.extend(_Queued(r, p) for p, r in self._spool.read(room))
+            read = self._spool.read(min(room, self._config.batch_events))
+            self._queue.extend(_Queued(r, p) for p, r in read)
 
     async def _send(self, work: asyncio.Event) -> None:
         producer: AIOKafkaProducer | None = None
@@ -229,6 +310,8 @@ class Delivery:
                     down_since = None
                 for _ in batch:
                     self._queue.popleft()
+                self._fresh_acked += sum(q.spooled_at is None for q in batch)
+                self._journal.trim(self._fresh_acked)
                 spooled = [q.spooled_at for q in batch if q.spooled_at is not None]
                 if spooled:
                     self._spool.commit(spooled[-1])
@@ -253,9 +336,11 @@ class Delivery:
 
     @staticmethod
     async def _publish(producer: AIOKafkaProducer, batch: list[_Queued]) -> None:
-        deliveries = [
-            await producer.send(q.record.topic, q.record.value, key=q.record.key) for q in batch
-        ]
+        deliveries = []
+        since = time.perf_counter()
+        for q in batch:
+            since = await _breathe(since)
+            deliveries.append(await producer.send(q.record.topic, q.record.value, key=q.record.key))
         await asyncio.gather(*deliveries)
 
     @staticmethod

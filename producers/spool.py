@@ -62,9 +62,35 @@ class SpoolPosition:
     offset: int
 
 
-def _frame(record: SpoolRecord) -> bytes:
+def frame_of(record: SpoolRecord) -> bytes:
+    """The record as written to disk, with what recognises a torn or corrupt copy of it."""
     payload = record.encode()
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def cut_torn_tail(path: Path) -> tuple[list[bytes], int]:
+    """The payloads of a file of frames and their length; a torn or corrupt tail is cut off.
+
+    A crash can leave the last write half done; what follows the first bad frame cannot be
+    trusted, and is truncated so that appends go on from a clean end.
+    """
+    data = path.read_bytes()
+    payloads: list[bytes] = []
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, crc = _HEADER.unpack_from(data, offset)
+        end = offset + _HEADER.size + length
+        payload = data[offset + _HEADER.size : end]
+        if end > len(data) or zlib.crc32(payload) != crc:
+            break
+        payloads.append(payload)
+        offset = end
+    if offset < len(data):
+        log.warning("spool_tail_cut", file=path.name, kept=offset, cut=len(data) - offset)
+        with path.open("r+b") as handle:
+            handle.truncate(offset)
+            os.fsync(handle.fileno())
+    return payloads, offset
 
 
 class Spool:
@@ -78,7 +104,7 @@ class Spool:
         self._committed: dict[int, int] = self._load_cursor()
         self._sizes: dict[int, int] = {}
         for path in sorted(directory.glob(f"*{_SUFFIX}"), key=_segment_id):
-            self._sizes[_segment_id(path)] = self._recover(path)
+            self._sizes[_segment_id(path)] = cut_torn_tail(path)[1]
         self._committed = {
             seg: min(offset, self._sizes[seg])
             for seg, offset in self._committed.items()
@@ -152,7 +178,7 @@ class Spool:
         budget = self.max_bytes - self.pending_bytes
         frames: list[bytes] = []
         for record in records:
-            frame = _frame(record)
+            frame = frame_of(record)
             if len(frame) > budget:
                 break
             budget -= len(frame)
@@ -168,25 +194,8 @@ class Spool:
         if created:
             self._sizes[seg] = 0
             self._read[seg] = 0
-            self._fsync_directory()
+            fsync_directory(self.directory)
         self._sizes[seg] += len(data)
-
-    def _recover(self, path: Path) -> int:
-        """Length of the valid prefix of a segment; a torn or corrupt tail is cut off."""
-        data = path.read_bytes()
-        offset = 0
-        while offset + _HEADER.size <= len(data):
-            length, crc = _HEADER.unpack_from(data, offset)
-            end = offset + _HEADER.size + length
-            if end > len(data) or zlib.crc32(data[offset + _HEADER.size : end]) != crc:
-                break
-            offset = end
-        if offset < len(data):
-            log.warning("spool_tail_cut", segment=path.name, kept=offset, cut=len(data) - offset)
-            with path.open("r+b") as segment:
-                segment.truncate(offset)
-                os.fsync(segment.fileno())
-        return offset
 
     def _delete(self, seg: int) -> None:
         self._path(seg).unlink(missing_ok=True)
@@ -211,12 +220,14 @@ class Spool:
             os.fsync(handle.fileno())
         staged.replace(path)
 
-    def _fsync_directory(self) -> None:
-        descriptor = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+
+def fsync_directory(directory: Path) -> None:
+    """Make a file's creation or deletion survive a power loss, not only its contents."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _segment_id(path: Path) -> int:

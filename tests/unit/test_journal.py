@@ -1,0 +1,103 @@
+"""The write-ahead journal alone, and the delivery thread's use of it with no broker to reach."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from producers.delivery import Delivery, DeliveryConfig
+from producers.journal import Journal
+from producers.spool import Spool, SpoolRecord
+from schemas.models import Event
+from tests.events import chunk
+from tstore.devkafka.broker import free_port
+
+
+def _records(n: int, start: int = 0) -> list[SpoolRecord]:
+    return [
+        SpoolRecord("audio-chunks", f"s{i % 3}".encode(), f"event-{i}".encode())
+        for i in range(start, start + n)
+    ]
+
+
+def _values(records: list[SpoolRecord]) -> list[bytes]:
+    return [r.value for r in records]
+
+
+def _expected(start: int, stop: int) -> list[bytes]:
+    return [f"event-{i}".encode() for i in range(start, stop)]
+
+
+def test_what_a_killed_process_wrote_comes_back_in_order(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, segment_bytes=64)
+    journal.write(_records(3), end=3)
+    journal.write(_records(4, 3), end=7)
+    assert journal.segments == 2  # the first write filled a segment
+    assert _values(Journal(tmp_path).recover()) == _expected(0, 7)
+
+
+def test_acknowledged_segments_are_deleted_and_the_rest_kept(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, segment_bytes=64)
+    journal.write(_records(3), end=3)
+    journal.write(_records(3, 3), end=6)
+    journal.trim(4)  # the second segment still holds two unacknowledged events
+    assert _values(Journal(tmp_path).recover()) == _expected(3, 6)
+    journal.trim(6)
+    assert list(tmp_path.iterdir()) == []
+    journal.write(_records(1, 6), end=7)  # a new segment after a full trim
+    assert _values(Journal(tmp_path).recover()) == _expected(6, 7)
+
+
+def test_a_torn_tail_is_cut_and_what_came_before_kept(tmp_path: Path) -> None:
+    Journal(tmp_path).write(_records(3), end=3)
+    (segment,) = tmp_path.iterdir()
+    with segment.open("ab") as handle:
+        handle.write(b"\x40\x00\x00\x00\x01\x02")  # a header promising 64 bytes, then the kill
+    assert _values(Journal(tmp_path).recover()) == _expected(0, 3)
+
+
+def test_a_new_process_writes_beside_what_it_recovers_until_it_forgets_it(
+    tmp_path: Path,
+) -> None:
+    Journal(tmp_path).write(_records(2), end=2)
+    restarted = Journal(tmp_path)
+    restarted.write(_records(1, 2), end=1)  # must not overwrite the killed process's segment
+    assert _values(restarted.recover()) == _expected(0, 2)
+    restarted.forget_recovered()
+    assert _values(Journal(tmp_path).recover()) == _expected(2, 3)
+    restarted.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _encode(event: Event) -> SpoolRecord:
+    return SpoolRecord("audio-chunks", event.session_id.encode(), f"event-{event.seq}".encode())
+
+
+def test_events_waiting_for_kafka_are_journaled_within_the_window(tmp_path: Path) -> None:
+    """Kafka out of reach: the memory queue's events reach the journal within the window, and
+    a process started after a kill puts them in front of what was spooled after them."""
+    config = DeliveryConfig(memory_events=5, retry_pause_s=5)
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    delivery = Delivery(f"127.0.0.1:{free_port()}", spool, _encode, config)
+    delivery.start()
+    try:
+        for seq in range(3):
+            delivery.submit(chunk(seq))
+        accepted = time.monotonic()
+        journal = tmp_path / "journal"
+        while not any(p.stat().st_size for p in journal.glob("*.wal")):
+            waited = time.monotonic() - accepted
+            assert waited < config.durability_window_ms / 1000, "not journaled within the window"
+            time.sleep(0.005)
+        assert _values(Journal(journal).recover()) == _expected(0, 3)
+        for seq in range(3, 8):
+            delivery.submit(chunk(seq))  # two fit in memory, three go to the spool
+        while spool.is_empty():
+            time.sleep(0.005)
+        # killed here: the next process delivers everything in the order it was accepted
+        restarted = Spool(tmp_path, max_bytes=1 << 20)
+        Delivery(f"127.0.0.1:{free_port()}", restarted, _encode)._recover()
+        assert [r.value for _, r in restarted.read(100)] == _expected(0, 8)
+        assert Journal(journal).recover() == []
+    finally:
+        delivery.close(0.1)
