@@ -66,6 +66,12 @@ class Redactor:
         return {key: self._clean(value) for key, value in event.items()}
 
 
+def _said_by_the_caller(record: logging.LogRecord) -> bool:
+    """aiokafka logs every failed connection, and each component here that uses it reports the
+    same failure with its cause and what to do; the library's line only doubles it."""
+    return not (record.name.startswith("aiokafka") and str(record.msg).startswith("Unable connect"))
+
+
 def configure_logging(
     fmt: str = "console", level: int = logging.INFO, secrets: Iterable[str] = ()
 ) -> None:
@@ -101,6 +107,7 @@ def configure_logging(
         )
     )
     handler.set_name(_HANDLER)
+    handler.addFilter(_said_by_the_caller)
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if h.get_name() != _HANDLER] + [handler]
     root.setLevel(logging.WARNING)

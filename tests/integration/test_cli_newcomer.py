@@ -75,3 +75,26 @@ def test_dev_kafka_stopped_by_sigterm_leaves_no_folder_behind(tmp_path: Path) ->
         broker.send_signal(signal.SIGTERM)
         assert broker.wait(timeout=60) == 128 + signal.SIGTERM
     assert not list(scratch.glob("tstore-kafka-*"))
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    said = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1
+    assert len(said.splitlines()) == 1, said
+    return said
+
+
+def test_kafka_unreachable_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    said = _one_line(
+        run_tstore("create-topics", cwd=tmp_path, TSTORE_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}")
+    )
+    assert "nothing listens there" in said
+    assert "TSTORE_KAFKA_BOOTSTRAP" in said
+
+
+def test_a_bad_setting_is_one_line_naming_its_variable(tmp_path: Path) -> None:
+    said = _one_line(run_tstore("create-topics", cwd=tmp_path, TSTORE_LOG_FORMAT="xml"))
+    assert "TSTORE_LOG_FORMAT" in said
