@@ -103,6 +103,11 @@ class TranscriptProducer:
             spool_bytes=self._spool.pending_bytes,
         )
 
+    @property
+    def running(self) -> bool:
+        """Started and not closed: calls are delivered."""
+        return self._delivery.alive
+
     def start(self) -> None:
         """Start the delivery thread; returns without waiting for Kafka."""
         self._delivery.start()
