@@ -5,8 +5,10 @@ Run it next to a broker (``tstore dev-kafka --port 9092``, then ``tstore create-
     .venv/bin/python -m examples.livekit_bot --bootstrap 127.0.0.1:9092
 
 It runs an ``AgentSession`` offline with a scripted LLM and text input. In a real agent the
-session has ``stt``, ``llm`` and ``tts``, starts in the job's room with ``record=True``, and
-``attach_livekit(..., job_context=ctx)`` also publishes the session recording at shutdown.
+session has ``stt``, ``llm`` and ``tts`` and starts in the job's room with ``record=True``;
+``attach_livekit(producer, session, job_context=ctx)`` then takes the session id from the job,
+closes the producer from the job's shutdown, and copies the session recording into the chunk
+store and publishes it before the job deletes it (see README, "Attach a bot").
 """
 
 from __future__ import annotations

@@ -1,30 +1,58 @@
 """LiveKit Agents (livekit-agents >= 1.8): record a session's turns and its recording.
 
+In the job's entrypoint::
+
     producer = TranscriptProducer("kafka:9092", bot_id="support", framework="livekit")
-    attach_livekit(producer, session, session_id=ctx.room.name, job_context=ctx)
+    attach_livekit(producer, session, job_context=ctx)
+    await session.start(agent, room=ctx.room, record=True)
 
-Turn starts come from ``user_state_changed`` (its ``created_at`` is the VAD-backdated start of
-speech) and ``agent_state_changed`` to ``speaking``; a turn ends with the
-``conversation_item_added`` of its message, whose metrics carry the speaking times of voice turns
-(text turns have only ``created_at``); a user turn takes the language of its final
-``user_input_transcribed``. ``AgentSession.on`` takes plain functions only, which
-the producer's calls are.
+``session.start`` returns as soon as the session runs, and the call goes on after the
+entrypoint has returned, so the producer lives as long as the job, not as a block of the
+entrypoint: given the job context, ``attach_livekit`` starts a producer that is not running
+yet and closes it from the job's shutdown, after the recording is published. A producer
+already running (shared by the jobs of a process) is left to its owner. The session id is
+the job's room name (``ctx.room.name`` is empty until the room is connected).
 
-With ``record=True`` the session writes one stereo OGG (user left, agent right); given the job
-context, its ``ChunkReady`` is published when the job shuts down. ``publish_recording`` does the
-same for any recording, an Egress file for instance.
+Turn rules:
+
+- A user turn begins at the VAD start of speech (``user_state_changed`` to ``speaking``) of
+  the first segment of an utterance, and is published (``TurnStarted``, backdated to that
+  start) when its first words are transcribed (``user_input_transcribed``, interim or
+  final). It ends with the ``conversation_item_added`` of its message, whose
+  ``stopped_speaking_at`` is its end; its start stays the adapter's own, because LiveKit's
+  ``started_speaking_at`` can be anchored at an earlier noise.
+- Speech that resumes before the turn's message arrives continues the turn (an utterance
+  split by a pause is one turn), except after a segment with no words followed by more than
+  ``CONTINUATION_S`` of silence: such speech (a cough, a noise) was not a turn and is dropped
+  without any event; the next speech starts the turn.
+- An assistant turn starts when the agent starts speaking (``agent_state_changed``) and ends
+  with its message, taking the speaking times of the message metrics (text turns have only
+  ``created_at``). Speaking again before a message continues the same turn.
+- When the session closes, a turn still open is stopped: a user turn with the text heard so
+  far, an assistant turn as interrupted; user speech without words is dropped.
+
+A user turn takes the language of its final ``user_input_transcribed``. ``AgentSession.on``
+takes plain functions only, which the producer's calls are.
+
+With ``record=True`` the session writes one stereo OGG (user left, agent right) in the job's
+temporary folder, which the job deletes at cleanup: given the job context, it is copied into
+the chunk store (``./tstore-chunks`` unless ``chunk_store`` says otherwise) from the job's
+shutdown, and its ``ChunkReady`` points there. ``publish_recording`` does the same for any
+recording, an Egress file for instance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from producers.chunks import ChunkStore, LocalChunkStore
 from producers.producer import TranscriptProducer
 from producers.turns import SessionTurns, guarded
 from schemas import ChunkReady, Role, Track
@@ -33,9 +61,26 @@ log = structlog.get_logger(__name__)
 
 _ROLES: tuple[Role, ...] = ("user", "assistant")
 
+CONTINUATION_S = 1.0
+"""Silence after speech with no words beyond which that speech is dropped as noise."""
+
+DEFAULT_CHUNK_DIR = Path("tstore-chunks")
+
 
 def _at(epoch_s: float | None) -> datetime | None:
     return None if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC)
+
+
+@dataclass
+class _Utterance:
+    """What the user is saying: speech segments since the last user message."""
+
+    started_at: datetime
+    ended_at: datetime | None = None
+    """End of its last segment; None while the user speaks."""
+    heard: bool = False
+    """Words were transcribed: it is a turn, and its ``TurnStarted`` is published."""
+    finals: list[str] = field(default_factory=list)
 
 
 class LiveKitRecorder:
@@ -43,23 +88,57 @@ class LiveKitRecorder:
 
     def __init__(self, turns: SessionTurns) -> None:
         self.turns = turns
-        self._user_speech_ended: datetime | None = None
+        self._utterance: _Utterance | None = None
         self._user_language: str | None = None
 
     def on_user_state_changed(self, event: Any) -> None:
+        at = _at(event.created_at) or datetime.now(UTC)
         if event.new_state == "speaking":
-            self._user_speech_ended = None
-            self.turns.started("user", at=_at(event.created_at), strategy="vad")
-        elif event.old_state == "speaking":
-            self._user_speech_ended = _at(event.created_at)
+            self._speech_started(at)
+        elif event.old_state == "speaking" and self._utterance is not None:
+            self._utterance.ended_at = at
+
+    def _speech_started(self, at: datetime) -> None:
+        current = self._utterance
+        if current is None or self._is_noise(current, at):
+            if current is not None:
+                log.info(
+                    "user_speech_dropped",
+                    session_id=self.turns.session_id,
+                    started_at=current.started_at.isoformat(),
+                    reason="no words",
+                )
+            self._utterance = _Utterance(at)
+        else:
+            current.ended_at = None
+
+    @staticmethod
+    def _is_noise(utterance: _Utterance, resumed_at: datetime) -> bool:
+        return (
+            not utterance.heard
+            and utterance.ended_at is not None
+            and resumed_at - utterance.ended_at > timedelta(seconds=CONTINUATION_S)
+        )
 
     def on_user_input_transcribed(self, event: Any) -> None:
-        """The STT's language of the final transcript goes on the user turn it ends in."""
+        """Words open the user turn; the final transcript's language goes on it."""
         if event.is_final and event.language:
             self._user_language = str(event.language)
+        text = (event.transcript or "").strip()
+        utterance = self._utterance
+        if not text or utterance is None:
+            return
+        if event.is_final:
+            utterance.finals.append(text)
+        self._open_user_turn(utterance)
+
+    def _open_user_turn(self, utterance: _Utterance) -> None:
+        if not utterance.heard:
+            utterance.heard = True
+            self.turns.started("user", at=utterance.started_at, strategy="vad")
 
     def on_agent_state_changed(self, event: Any) -> None:
-        if event.new_state == "speaking":
+        if event.new_state == "speaking" and self.turns.open_turn("assistant") is None:
             self.turns.started("assistant", at=_at(event.created_at))
 
     def on_conversation_item_added(self, event: Any) -> None:
@@ -73,8 +152,11 @@ class LiveKitRecorder:
         stopped = _at(metrics.get("stopped_speaking_at"))
         language = None
         if role == "user":
-            stopped = stopped or self._user_speech_ended
-            self._user_speech_ended = None
+            utterance, self._utterance = self._utterance, None
+            if utterance is not None:
+                self._open_user_turn(utterance)
+                started = utterance.started_at
+                stopped = stopped or utterance.ended_at
             language, self._user_language = self._user_language, None
         opened = self.turns.open_turn(role)
         started = started or (opened.started_at if opened else created) or datetime.now(UTC)
@@ -89,29 +171,68 @@ class LiveKitRecorder:
             language=language,
         )
 
+    def on_close(self, event: Any) -> None:
+        """Stop what the session leaves open; user speech that got no words is dropped."""
+        closed_at = _at(event.created_at) or datetime.now(UTC)
+        utterance, self._utterance = self._utterance, None
+        if utterance is not None and utterance.heard:
+            language, self._user_language = self._user_language, None
+            self.turns.stopped(
+                "user",
+                text=" ".join(utterance.finals),
+                started_at=utterance.started_at,
+                stopped_at=max(utterance.ended_at or closed_at, utterance.started_at),
+                language=language,
+            )
+        opened = self.turns.open_turn("assistant")
+        if opened is not None:
+            self.turns.stopped(
+                "assistant",
+                text="",
+                started_at=opened.started_at,
+                stopped_at=max(closed_at, opened.started_at),
+                interrupted=True,
+            )
+
+
+_SESSION_EVENTS = (
+    "user_state_changed",
+    "user_input_transcribed",
+    "agent_state_changed",
+    "conversation_item_added",
+    "close",
+)
+
 
 def attach_livekit(
     producer: TranscriptProducer,
     session: Any,
     *,
-    session_id: str,
+    session_id: str | None = None,
     user_id: str | None = None,
     job_context: Any = None,
+    chunk_store: ChunkStore | None = None,
 ) -> LiveKitRecorder:
-    """Publish the turns of ``session`` (an ``AgentSession``) for ``session_id``.
+    """Publish the turns of ``session`` (an ``AgentSession``).
 
-    With ``job_context`` (the ``JobContext``), the session recording made with ``record=True``
-    is published as a ``ChunkReady`` when the job shuts down.
+    ``session_id`` defaults to the room of ``job_context`` (the ``JobContext``); an empty one
+    (``ctx.room.name`` before the room is connected) is taken from the job too. With
+    ``job_context``, the producer is started if it is not running and then closed from the
+    job's shutdown, and the ``record=True`` recording is copied into ``chunk_store`` and
+    published as a ``ChunkReady`` there before the job deletes it.
     """
+    if not session_id and job_context is not None:
+        session_id = job_context.job.room.name or job_context.room.name
+    if not session_id:
+        raise ValueError("attach_livekit needs a session_id, or the job_context of a room job")
     recorder = LiveKitRecorder(SessionTurns(producer, session_id, user_id=user_id))
-    for event in (
-        "user_state_changed",
-        "user_input_transcribed",
-        "agent_state_changed",
-        "conversation_item_added",
-    ):
+    for event in _SESSION_EVENTS:
         session.on(event, guarded(getattr(recorder, f"on_{event}")))
     if job_context is not None:
+        owned = not producer.running
+        if owned:
+            producer.start()
+        store = chunk_store or LocalChunkStore(DEFAULT_CHUNK_DIR)
 
         async def publish_report() -> None:
             report = job_context.make_session_report(session)
@@ -121,10 +242,27 @@ def attach_livekit(
                     session_id,
                     Path(report.audio_recording_path),
                     recording_started_at=_at(report.audio_recording_started_at),
+                    store=store,
                 )
 
-        job_context.add_shutdown_callback(guarded(publish_report))
+        async def on_job_shutdown() -> None:
+            try:
+                await publish_report()
+            finally:
+                if owned:
+                    await producer.close()
+
+        job_context.add_shutdown_callback(guarded(on_job_shutdown))
     return recorder
+
+
+def recording_seq(recording_started_at: datetime) -> int:
+    """A whole recording's ``chunk_seq``: its start in microseconds since the epoch (UTC).
+
+    Recordings of a session's track sort by start and never share a row, unless they began
+    in the same microsecond; one recording published twice is stored once.
+    """
+    return (recording_started_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 async def publish_recording(
@@ -135,33 +273,51 @@ async def publish_recording(
     recording_started_at: datetime | None,
     uri: str | None = None,
     track: Track = "mixed",
+    store: ChunkStore | None = None,
 ) -> ChunkReady:
     """Publish one ``ChunkReady`` for a whole recording file (session recording or Egress).
 
     Sample rate, channels and length are read from the file (OGG, WAV, MP3, FLAC... through
-    mutagen); ``uri`` is where readers should fetch it, by default the local file.
+    mutagen). With ``store`` the file is copied there and the event points at the copy;
+    otherwise ``uri`` is where readers should fetch it, by default the local file. Every
+    recording of a session keeps its own row: ``chunk_seq`` is ``recording_seq`` of its start,
+    and ``chunk_id`` names the track and the start in UTC.
     """
     from mutagen import File as AudioFile  # the livekit extra brings it
 
-    def inspect() -> tuple[Any, bytes, str]:
-        return AudioFile(path), path.read_bytes(), path.resolve().as_uri()
+    if recording_started_at is None or recording_started_at.tzinfo is None:
+        raise ValueError(f"{path}: the recording start must be an aware datetime")
+    if store is not None and uri is not None:
+        raise ValueError("publish_recording takes a store or a uri, not both")
+    started = recording_started_at.astimezone(UTC)
+    fmt = path.suffix.removeprefix(".").lower() or "unknown"
+    stamp = f"{started:%Y%m%dT%H%M%S%f}Z"
 
-    info, data, local_uri = await asyncio.to_thread(inspect)
-    if info is None or recording_started_at is None:
-        raise ValueError(f"{path}: not a readable audio file, or no recording start time")
+    def inspect() -> tuple[Any, int, str, str]:
+        info = AudioFile(path)
+        if info is None:
+            raise ValueError(f"{path}: not a readable audio file")
+        data = path.read_bytes()
+        if store is None:
+            local = uri or path.resolve().as_uri()
+            return info, len(data), hashlib.sha256(data).hexdigest(), local
+        stored = store.put(f"{session_id}/recordings/{stamp}-{track}.{fmt}", data)
+        return info, stored.byte_size, stored.sha256, stored.uri
+
+    info, byte_size, sha256, location = await asyncio.to_thread(inspect)
     rate = int(getattr(info.info, "sample_rate", 0) or 48_000)
     return producer.chunk_ready(
         session_id,
-        chunk_id=f"{session_id}/{track}/recording-{recording_started_at:%Y%m%dT%H%M%S%f}",
+        chunk_id=f"{session_id}/{track}/recording-{stamp}",
         track=track,
-        chunk_seq=0,
-        uri=uri or local_uri,
-        format=path.suffix.removeprefix(".").lower() or "unknown",
+        chunk_seq=recording_seq(started),
+        uri=location,
+        format=fmt,
         sample_rate=rate,
         channels=int(info.info.channels),
         start_sample=0,
         num_samples=round(info.info.length * rate),
-        recording_started_at=recording_started_at,
-        byte_size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        recording_started_at=started,
+        byte_size=byte_size,
+        sha256=sha256,
     )

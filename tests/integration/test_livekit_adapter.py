@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
+from consumers.projector import Projector
+from consumers.storage.clickhouse import Store
 from producers import TranscriptProducer
 from producers.adapters.livekit import attach_livekit, publish_recording
 from producers.chunks import wav_bytes
@@ -23,6 +27,7 @@ from livekit.agents import Agent, AgentSession, io, stt
 from livekit.agents.language import LanguageCode
 
 from examples.livekit_bot import ScriptedLLM, run_bot
+from tests.integration.livekit_caller import Caller, Speech, voice_session
 
 pytestmark = pytest.mark.integration
 
@@ -156,3 +161,96 @@ async def test_a_voice_turn_takes_its_times_from_the_speech_events(
     assert 550 <= user.duration_ms <= 1000, "speaking times, not the message's creation"
     assert user.language == "en", "the STT's language of the final transcript"
     assert any(isinstance(e, TurnStopped) and e.role == "assistant" for e in events)
+
+
+async def _project(bootstrap: str, topics: Topics, store: Store) -> None:
+    async with Projector(
+        bootstrap=bootstrap, topics=topics, group_id=f"{topics.prefix}projector", store=store
+    ) as projector:
+        await projector.catch_up()
+
+
+async def _converse(
+    bootstrap: str, topics: Topics, spool: Path, session_id: str, caller: Caller, s: float
+) -> float:
+    """Run ``caller`` against a voice session for ``s`` seconds; the wall clock of its t=0."""
+    session = voice_session(caller, ["Sure, what is the new address?", "You're welcome."])
+    async with TranscriptProducer(
+        bootstrap, bot_id="lk-voice", topics=topics, spool_dir=spool
+    ) as producer:
+        attach_livekit(producer, session, session_id=session_id)
+        await session.start(Agent(instructions="Help with orders."))
+        t0 = time.time() - caller.now()
+        await asyncio.sleep(s)
+        await session.aclose()
+    return t0
+
+
+async def test_a_split_utterance_is_one_turn_and_speech_without_words_is_no_turn(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, clickhouse: Client
+) -> None:
+    """Four spoken turns are four complete rows: a 0.45 s pause inside the first utterance
+    and a cough (speech, no transcript) before the second, then one as the call ends."""
+    caller = Caller(
+        [
+            Speech(0.3, 1.1, "I'd like to change"),
+            Speech(1.55, 2.5, "my delivery address."),
+            Speech(5.0, 5.25),
+            Speech(7.0, 7.8, "Thanks, that's all."),
+            Speech(9.2, 9.4),
+        ]
+    )
+    await _converse(kafka_bootstrap, topics, tmp_path, "room-split", caller, 10.0)
+
+    store = Store(clickhouse)
+    await _project(kafka_bootstrap, topics, store)
+    rows = store.session("room-split")
+    assert [(r.role, r.text, r.complete) for r in rows] == [
+        ("user", "I'd like to change my delivery address.", True),
+        ("assistant", "Sure, what is the new address?", True),
+        ("user", "Thanks, that's all.", True),
+        ("assistant", "You're welcome.", True),
+    ]
+    events = await read_events(kafka_bootstrap, topics.turn_events, 8)
+    assert len(events) == 8, "one start and one stop per turn, nothing for the coughs"
+
+
+async def test_a_turn_after_a_cough_starts_when_its_speech_starts(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    """LiveKit's ``started_speaking_at`` of the message is anchored at the cough."""
+    caller = Caller([Speech(0.3, 0.55), Speech(2.0, 2.8, "Thanks, that's all.")])
+    t0 = await _converse(kafka_bootstrap, topics, tmp_path, "room-cough", caller, 4.0)
+
+    events = await read_events(kafka_bootstrap, topics.turn_events, 2)
+    user = next(e for e in events if isinstance(e, TurnStopped) and e.role == "user")
+    assert user.text == "Thanks, that's all."
+    assert abs(user.started_at.timestamp() - (t0 + 2.0)) < 0.15
+    assert 700 <= user.duration_ms <= 1000
+
+
+async def test_recordings_of_a_session_keep_their_own_rows_with_utc_ids(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, clickhouse: Client
+) -> None:
+    """Two Egress recordings of one session, one given with the caller's local offset."""
+    first, second = tmp_path / "egress-1.wav", tmp_path / "egress-2.wav"
+    await asyncio.to_thread(_write_recording, first, 1.0, 16_000)
+    await asyncio.to_thread(_write_recording, second, 2.0, 16_000)
+    paris = timezone(timedelta(hours=2))
+    async with TranscriptProducer(
+        kafka_bootstrap, bot_id="lk-bot", topics=topics, spool_dir=tmp_path / "spool"
+    ) as producer:
+        for path, started in (
+            (first, datetime(2026, 11, 21, 14, 0, tzinfo=paris)),
+            (second, datetime(2026, 11, 21, 12, 30, tzinfo=UTC)),
+        ):
+            await publish_recording(producer, "room-eg", path, recording_started_at=started)
+
+    store = Store(clickhouse)
+    await _project(kafka_bootstrap, topics, store)
+    chunks = store.chunks("room-eg")
+    assert [(c.track, c.end_sample) for c in chunks] == [("mixed", 16_000), ("mixed", 32_000)]
+    assert [c.chunk_id for c in chunks] == [
+        "room-eg/mixed/recording-20261121T120000000000Z",
+        "room-eg/mixed/recording-20261121T123000000000Z",
+    ]
