@@ -3,7 +3,10 @@
 Rates (events/s, rejects/s) come from the counters with ``rate()``. Lag is given two ways: in
 offsets per partition (high watermark minus the next offset to project) and in seconds, the
 age of the oldest event not yet projected, read from the first record of each fetched batch
-(zero when a fetch comes back empty, i.e. the projector is caught up).
+(zero when a fetch comes back empty, i.e. the projector is caught up). An empty fetch says so
+only while the broker answers: a projector that has heard nothing from it for
+``BLIND_AFTER_S`` (the broker is down, say) reports the time since it last did, so an outage
+shows as a lag that grows with it, as the events bots produce meanwhile wait.
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ import time
 
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+BLIND_AFTER_S = 5.0
+"""A projector that the broker answers hears from it at least every half second (a fetch
+waits 500 ms for records at most); one that heard nothing for this long cannot know what it
+is missing."""
 
 
 class ProjectorMetrics:
@@ -44,8 +52,16 @@ class ProjectorMetrics:
         self.lag_s: float | None = None
         """The last lag measured, None before the first fetch: what the query API reports."""
 
-    def fetched(self, oldest_timestamp_ms: int | None) -> None:
-        age = 0.0 if oldest_timestamp_ms is None else time.time() - oldest_timestamp_ms / 1000
+    def fetched(self, oldest_timestamp_ms: int | None, heard_s: float | None = None) -> None:
+        """A batch was gathered, its oldest record from ``oldest_timestamp_ms`` (None: empty);
+        ``heard_s`` is when the broker last answered a fetch (wall clock), if known."""
+        now = time.time()
+        if oldest_timestamp_ms is not None:
+            age = now - oldest_timestamp_ms / 1000
+        elif heard_s is not None and now - heard_s >= BLIND_AFTER_S:
+            age = now - heard_s
+        else:
+            age = 0.0
         self.lag_s = max(0.0, age)
         self.lag_seconds.set(self.lag_s)
 

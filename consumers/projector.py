@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from consumers.gc_pause import collect_if_due, cyclic_gc_paused
-from consumers.metrics import ProjectorMetrics
+from consumers.metrics import BLIND_AFTER_S, ProjectorMetrics
 from consumers.projections import PROJECTIONS, project
 from consumers.steps import Records
 from consumers.steps.bound import bound
@@ -123,11 +123,15 @@ class Projector:
         self._bootstrap, self._security = bootstrap, security
         self._in_flight: deque[asyncio.Task[None]] = deque()
         """The batches handed over by the last steps, oldest first, until committed."""
+        self._heard_s: float | None = None
+        """When the broker last answered a fetch for every partition fetched (wall clock)."""
+        self._unreachable_since: float | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
         await started(self._dead_letters, self._bootstrap, self._security)
         await self._consumer.start()
+        self._heard_s = time.time()
 
     async def stop(self) -> None:
         try:
@@ -148,7 +152,8 @@ class Projector:
                 self._consumer, max_batch=self._max_batch, max_wait_ms=self._max_wait_ms
             )
         self.metrics.fetched(
-            min((batch[0].timestamp for batch in records.values() if batch), default=None)
+            min((batch[0].timestamp for batch in records.values() if batch), default=None),
+            self._heard(),
         )
         records = self._bounded(records)
         if not records:
@@ -204,6 +209,35 @@ class Projector:
         for tp, batch in records.items():
             if tp in assigned:
                 self.metrics.partition_lag(tp, self._consumer.highwater(tp), batch[-1].offset + 1)
+
+    def _heard(self) -> float | None:
+        """When the broker last answered a fetch for every partition being fetched (paused
+        ones are not), logging when it falls silent for ``BLIND_AFTER_S`` and answers again."""
+        fetching = self._consumer.assignment() - self._consumer.paused()
+        polls = [self._consumer.last_poll_timestamp(tp) for tp in fetching]
+        if not fetching:  # nothing assigned (more members than partitions) or all paused
+            self._heard_s = time.time()
+        elif None not in polls:
+            self._heard_s = max(self._heard_s or 0.0, min(polls) / 1000)
+        if self._heard_s is None:
+            return None
+        silent_s = time.time() - self._heard_s
+        if silent_s >= BLIND_AFTER_S and self._unreachable_since is None:
+            self._unreachable_since = self._heard_s
+            log.warning(
+                "kafka_unreachable",
+                generation=self.generation,
+                silent_s=round(silent_s, 1),
+                detail="no fetch answered; projecting resumes when the broker is back",
+            )
+        elif silent_s < BLIND_AFTER_S and self._unreachable_since is not None:
+            log.info(
+                "kafka_reachable",
+                generation=self.generation,
+                silent_for_s=round(self._heard_s - self._unreachable_since, 1),
+            )
+            self._unreachable_since = None
+        return self._heard_s
 
     def _bounded(self, records: Records) -> Records:
         """Drop records at or past the limits, and stop fetching partitions that reached theirs."""

@@ -1,0 +1,92 @@
+"""The projector's lag while the broker does not answer: it grows with the silence instead of
+reading as "caught up" from the empty fetches."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from structlog.testing import capture_logs
+
+from consumers.metrics import BLIND_AFTER_S, ProjectorMetrics
+from consumers.projector import Projector
+from schemas import Topics
+
+A, B = TopicPartition("t", 0), TopicPartition("t", 1)
+
+
+def test_an_empty_fetch_is_caught_up_while_the_broker_answers() -> None:
+    metrics = ProjectorMetrics()
+    metrics.fetched(None, time.time() - 0.4)
+    assert metrics.lag_s == 0.0
+    metrics.fetched(None)
+    assert metrics.lag_s == 0.0
+
+
+def test_an_empty_fetch_after_a_silence_reports_the_silence() -> None:
+    metrics = ProjectorMetrics()
+    metrics.fetched(None, time.time() - BLIND_AFTER_S - 7)
+    assert metrics.lag_s == pytest.approx(BLIND_AFTER_S + 7, abs=1)
+    assert metrics.registry.get_sample_value("tstore_projector_lag_seconds") == metrics.lag_s
+
+
+def test_fetched_records_give_the_lag_whatever_the_silence() -> None:
+    metrics = ProjectorMetrics()
+    metrics.fetched(int((time.time() - 3) * 1000), time.time() - 60)
+    assert metrics.lag_s == pytest.approx(3, abs=1)
+
+
+class _Consumer:
+    """What ``Projector._heard`` asks of its consumer."""
+
+    def __init__(self, polls: dict[TopicPartition, int | None], paused: set[TopicPartition]):
+        self.polls, self._paused = polls, paused
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.polls)
+
+    def paused(self) -> set[TopicPartition]:
+        return self._paused
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
+        return self.polls[tp]
+
+
+def _projector(polls: dict[TopicPartition, int | None], paused: set[TopicPartition]) -> Any:
+    projector = Projector(bootstrap="127.0.0.1:1", topics=Topics(), group_id="g", store=None)  # type: ignore[arg-type]
+    projector._consumer = _Consumer(polls, paused)
+    projector._heard_s = time.time() - 100  # started long ago
+    return projector
+
+
+def _ms(seconds_ago: float) -> int:
+    return int((time.time() - seconds_ago) * 1000)
+
+
+async def test_the_broker_was_last_heard_when_it_last_answered_every_partition() -> None:
+    projector = _projector({A: _ms(20), B: _ms(30)}, set())
+    with capture_logs() as logged:
+        assert time.time() - projector._heard() == pytest.approx(30, abs=1)
+        projector._heard()
+        projector._consumer.polls = {A: _ms(0.1), B: _ms(0.2)}
+        assert time.time() - projector._heard() < 1
+        projector._heard()
+    assert [(e["event"], e["log_level"]) for e in logged] == [
+        ("kafka_unreachable", "warning"),
+        ("kafka_reachable", "info"),
+    ]
+    assert logged[1]["silent_for_s"] == pytest.approx(30, abs=1)
+
+
+async def test_paused_partitions_and_no_assignment_are_not_silence() -> None:
+    paused = _projector({A: _ms(0.1), B: _ms(60)}, {B})
+    assert time.time() - paused._heard() < 1
+    idle = _projector({}, set())
+    assert time.time() - idle._heard() < 1
+
+
+async def test_a_partition_never_fetched_leaves_the_last_answer() -> None:
+    projector = _projector({A: _ms(0.1), B: None}, set())
+    assert time.time() - projector._heard() == pytest.approx(100, abs=1)
