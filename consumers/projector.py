@@ -94,6 +94,7 @@ class Projector:
         security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.topics = topics
+        self.group_id = group_id
         self.store = store
         self.codec = codec or EventCodec()
         self.generation = generation
@@ -126,12 +127,14 @@ class Projector:
         self._heard_s: float | None = None
         """When the broker last answered a fetch for every partition fetched (wall clock)."""
         self._unreachable_since: float | None = None
+        self._caught_up = False
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
         await started(self._dead_letters, self._bootstrap, self._security)
         await self._consumer.start()
         self._heard_s = time.time()
+        log.info("projector_started", generation=self.generation, group=self.group_id)
 
     async def stop(self) -> None:
         try:
@@ -139,6 +142,7 @@ class Projector:
         finally:
             await self._consumer.stop()
             await self._dead_letters.stop()
+            log.info("projector_closed", generation=self.generation, group=self.group_id)
 
     async def step(self) -> int:
         """Gather one batch and hand it over to the pipeline: it is decoded and projected while
@@ -155,6 +159,7 @@ class Projector:
             min((batch[0].timestamp for batch in records.values() if batch), default=None),
             self._heard(),
         )
+        self._note_progress(bool(records))
         records = self._bounded(records)
         if not records:
             await self.flush()
@@ -209,6 +214,16 @@ class Projector:
         for tp, batch in records.items():
             if tp in assigned:
                 self.metrics.partition_lag(tp, self._consumer.highwater(tp), batch[-1].offset + 1)
+
+    def _note_progress(self, fetched_any: bool) -> None:
+        """Log reaching the end of the topics (after the start, or after falling behind by
+        ``BLIND_AFTER_S``): an operator sees when a projector is current, not only that it runs."""
+        lag_s = self.metrics.lag_s or 0.0
+        if fetched_any and lag_s >= BLIND_AFTER_S:
+            self._caught_up = False
+        elif not fetched_any and not self._caught_up and lag_s == 0.0:
+            self._caught_up = True
+            log.info("caught_up", generation=self.generation, group=self.group_id)
 
     def _heard(self) -> float | None:
         """When the broker last answered a fetch for every partition being fetched (paused

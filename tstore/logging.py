@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO, cast
 
@@ -66,6 +67,29 @@ class Redactor:
         return {key: self._clean(value) for key, value in event.items()}
 
 
+class _Repeats(logging.Filter):
+    """aiokafka logs every failed attempt, some 80 lines a second while a broker is down. One
+    line per message and ``every_s`` says as much; the next one tells how many were held back."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._shown: dict[tuple[str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka"):
+            return True
+        key, now = (record.name, record.msg), time.monotonic()
+        shown, held = self._shown.get(key, (-self.every_s, 0))
+        if now - shown < self.every_s:
+            self._shown[key] = (shown, held + 1)
+            return False
+        self._shown[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like it in the last {self.every_s:.0f} s)"
+        return True
+
+
 def _said_by_the_caller(record: logging.LogRecord) -> bool:
     """aiokafka logs every failed connection, and each component here that uses it reports the
     same failure with its cause and what to do; the library's line only doubles it."""
@@ -108,6 +132,7 @@ def configure_logging(
     )
     handler.set_name(_HANDLER)
     handler.addFilter(_said_by_the_caller)
+    handler.addFilter(_Repeats())
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if h.get_name() != _HANDLER] + [handler]
     root.setLevel(logging.WARNING)

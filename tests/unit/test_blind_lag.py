@@ -90,3 +90,15 @@ async def test_paused_partitions_and_no_assignment_are_not_silence() -> None:
 async def test_a_partition_never_fetched_leaves_the_last_answer() -> None:
     projector = _projector({A: _ms(0.1), B: None}, set())
     assert time.time() - projector._heard() == pytest.approx(100, abs=1)
+
+
+async def test_reaching_the_end_of_the_topics_is_logged_once_until_the_projector_falls_behind() -> (
+    None
+):
+    projector = _projector({A: _ms(0.1)}, set())
+    with capture_logs() as logged:
+        for oldest_s_ago in (None, None, 2.0, None, BLIND_AFTER_S + 3, None, None):
+            oldest = None if oldest_s_ago is None else _ms(oldest_s_ago)
+            projector.metrics.fetched(oldest, time.time())
+            projector._note_progress(oldest is not None)
+    assert [e["event"] for e in logged] == ["caught_up", "caught_up"]
