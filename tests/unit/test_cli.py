@@ -2,12 +2,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from consumers.projections import PROJECTIONS
 from schemas.registry import SCHEMA_DIR
+from service.answers import GenerationInfo
 from tstore.cli import app
+from tstore.commands.rebuild import _show
 
 
 def test_help_lists_every_subcommand() -> None:
@@ -45,3 +50,40 @@ def test_schemas_check_fails_naming_the_version_a_change_would_strand(tmp_path: 
     assert result.exit_code == 1
     assert "TurnStopped v3 cannot read events written with TurnStopped v1" in result.output
     assert "confidence" in result.output
+
+
+def test_rebuild_help_names_the_projections_without_markup() -> None:
+    result = CliRunner().invoke(app, ["rebuild", "--help"], terminal_width=120)
+    assert result.exit_code == 0
+    for name in PROJECTIONS:
+        assert name in result.output
+    assert "[bold" not in result.output
+    assert "[/" not in result.output
+
+
+def test_resume_and_discard_together_are_refused_in_one_line() -> None:
+    result = CliRunner().invoke(app, ["rebuild", "--resume", "--discard"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "--resume and --discard exclude each other: choose one"
+
+
+def test_generations_are_listed_in_full_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
+    created = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
+    _show(
+        [
+            GenerationInfo(
+                generation=12,
+                state="live",
+                shown_for=["transcripts", "audio_chunks", "session_events"],
+                rows={"transcripts": 10_000_000, "audio_chunks": 20_000_000},
+                bytes_on_disk=1_234_567_890,
+                created_at=created,
+                cut_over_at=created,
+                until=None,
+            )
+        ]
+    )
+    shown = capsys.readouterr().out
+    assert "transcripts, audio_chunks, session_events" in shown
+    assert "audio_chunks 20000000, transcripts 10000000" in shown
+    assert "2026-12-02 05:00:00" in shown
