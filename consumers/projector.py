@@ -157,12 +157,14 @@ class Projector:
             )
         self.metrics.fetched(
             min((batch[0].timestamp for batch in records.values() if batch), default=None),
-            self._heard(),
+            self._heard(bool(records)),
         )
-        self._note_progress(bool(records))
+        if records:
+            self._note_progress(fetched_any=True)
         records = self._bounded(records)
         if not records:
             await self.flush()
+            self._note_progress(fetched_any=False)
             return 0
         with self.stats.timing("waiting"):
             while len(self._in_flight) >= PIPELINE_DEPTH:
@@ -225,12 +227,16 @@ class Projector:
             self._caught_up = True
             log.info("caught_up", generation=self.generation, group=self.group_id)
 
-    def _heard(self) -> float | None:
+    def _heard(self, fetched_any: bool) -> float | None:
         """When the broker last answered a fetch for every partition being fetched (paused
-        ones are not), logging when it falls silent for ``BLIND_AFTER_S`` and answers again."""
+        ones are not), logging when it falls silent for ``BLIND_AFTER_S`` and answers again.
+
+        Records in hand count as an answer: aiokafka does not fetch a partition again while
+        records it fetched wait to be taken, so a projector slow to write would otherwise look
+        cut off from a broker that answers."""
         fetching = self._consumer.assignment() - self._consumer.paused()
         polls = [self._consumer.last_poll_timestamp(tp) for tp in fetching]
-        if not fetching:  # nothing assigned (more members than partitions) or all paused
+        if fetched_any or not fetching:  # or nothing assigned, or all paused
             self._heard_s = time.time()
         elif None not in polls:
             self._heard_s = max(self._heard_s or 0.0, min(polls) / 1000)

@@ -27,7 +27,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -63,6 +63,8 @@ async def _breathe(since: float) -> float:
 
 
 def _hand_over_the_gil() -> None:
+    """A real sleep in an async function, on purpose (see ``_breathe``): only it lets the bot's
+    thread take the GIL."""
     time.sleep(_PAUSE_S)
 
 
@@ -136,6 +138,11 @@ class Delivery:
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._closing
 
+    @property
+    def started(self) -> bool:
+        """Started at some time, running or not: a thread starts once."""
+        return self._thread.ident is not None
+
     def start(self) -> None:
         self._thread.start()
         self._running.wait()
@@ -189,9 +196,7 @@ class Delivery:
             await asyncio.wait_for(sender, self._close_timeout_s)
         unsent = [q.record for q in self._queue if q.spooled_at is None]
         self._queue.clear()
-        kept = self._spool.prepend(unsent)
-        self.stats.spooled += kept
-        self._drop(len(unsent) - kept)
+        self._to_spool(unsent, front=True)
         if self._journal_due is not None:
             self._journal_due.cancel()
         self._journal.close()
@@ -210,13 +215,22 @@ class Delivery:
         Before this process sends anything: those events are older than every event it will
         accept. A crash before ``forget_recovered`` only means they are spooled twice.
         """
-        records = self._journal.recover()
-        if records:
-            kept = self._spool.prepend(records)
-            self.stats.spooled += kept
-            self._drop(len(records) - kept)
-            log.info("journal_recovered", events=len(records), spooled=kept)
-        self._journal.forget_recovered()
+        try:
+            records = self._journal.recover()
+            if records:
+                kept = self._to_spool(records, front=True)
+                log.info("journal_recovered", events=len(records), spooled=kept)
+            self._journal.forget_recovered()
+        except (OSError, ValueError):  # a damaged journal must not stop delivery
+            log.exception("journal_recovery_failed", directory=str(self._journal.directory))
+
+    def _to_spool(self, records: Sequence[SpoolRecord], *, front: bool = False) -> int:
+        """Spool records (in front of what is there, or behind); what does not fit is dropped,
+        and counted and logged as such. Returns how many were kept."""
+        kept = (self._spool.prepend if front else self._spool.append)(records)
+        self.stats.spooled += kept
+        self._drop(len(records) - kept)
+        return kept
 
     async def _intake(self) -> None:
         to_spool: list[SpoolRecord] = []
@@ -234,15 +248,18 @@ class Delivery:
             else:
                 self._queue.append(_Queued(record))
                 self._fresh_in += 1
-        if self._fresh_in > fresh and self._journal_due is None and self._loop is not None:
+        if self._fresh_in > fresh:
+            self._arm_journal()
+        if to_spool:
+            self._write_journal()  # nothing on disk may outlive an older event of its session
+            self._to_spool(to_spool)
+
+    def _arm_journal(self) -> None:
+        """Journal what waits in memory half a durability window from now."""
+        if self._journal_due is None and self._loop is not None:
             self._journal_due = self._loop.call_later(
                 self._config.durability_window_ms / 2000, self._write_journal
             )
-        if to_spool:
-            self._write_journal()  # nothing on disk may outlive an older event of its session
-            kept = self._spool.append(to_spool)
-            self.stats.spooled += kept
-            self._drop(len(to_spool) - kept)
 
     def _write_journal(self) -> None:
         """Journal the queue's unacknowledged, unjournaled events in one write and one fsync."""
@@ -257,6 +274,7 @@ class Delivery:
             self._journal.write([q.record for q in head], self._fresh_in)
         except OSError:
             log.exception("journal_write_failed", events=self._fresh_in - start)
+            self._arm_journal()  # try again, even if no event comes in to arm it
             return
         self._journaled = self._fresh_in
 
@@ -311,7 +329,10 @@ class Delivery:
                 for _ in batch:
                     self._queue.popleft()
                 self._fresh_acked += sum(q.spooled_at is None for q in batch)
-                self._journal.trim(self._fresh_acked)
+                try:
+                    self._journal.trim(self._fresh_acked)
+                except OSError:  # kept segments are only sent twice after a crash
+                    log.exception("journal_trim_failed")
                 spooled = [q.spooled_at for q in batch if q.spooled_at is not None]
                 if spooled:
                     self._spool.commit(spooled[-1])

@@ -16,11 +16,12 @@ when a whole segment is no longer needed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from producers.spool import SpoolRecord, cut_torn_tail, frame_of, fsync_directory
+from producers.spool import SpoolRecord, cut_torn_tail, frame_of, fsync_directory, numbered
 
 _SUFFIX = ".wal"
 
@@ -30,8 +31,9 @@ class Journal:
         self.directory = directory
         self._segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
-        self._found = sorted(directory.glob(f"*{_SUFFIX}"), key=_segment_id)
-        self._next_segment = _segment_id(self._found[-1]) + 1 if self._found else 0
+        found = numbered(directory, _SUFFIX)
+        self._found = [path for _, path in found]
+        self._next_segment = found[-1][0] + 1 if found else 0
         self._ends: list[tuple[int, int]] = []
         """(segment, end index) of this process's segments, oldest first."""
         self._active: int | None = None
@@ -62,9 +64,13 @@ class Journal:
         assert self._active is not None
         data = b"".join(frame_of(r) for r in records)
         view = memoryview(data)
-        while view:
-            view = view[os.write(self._active, view) :]
-        os.fsync(self._active)
+        try:
+            while view:
+                view = view[os.write(self._active, view) :]
+            os.fsync(self._active)
+        except OSError:
+            self._abandon_active()
+            raise
         self._active_size += len(data)
         segment = self._ends[-1][0]
         self._ends[-1] = (segment, end)
@@ -84,10 +90,6 @@ class Journal:
         self.trim(self._ends[-1][1] if self._ends else 0)
         self._close_active()
 
-    @property
-    def segments(self) -> int:
-        return len(self._ends)
-
     def _open(self) -> None:
         segment = self._next_segment
         self._next_segment += 1
@@ -98,6 +100,15 @@ class Journal:
         self._ends.append((segment, 0))
         fsync_directory(self.directory)
 
+    def _abandon_active(self) -> None:
+        """After a failed write: cut what part of it reached the file, which recovery would
+        otherwise take for a torn tail and cut with every group written after it, and go on in
+        a new segment."""
+        assert self._active is not None
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._active, self._active_size)
+        self._close_active()
+
     def _close_active(self) -> None:
         if self._active is not None:
             os.close(self._active)
@@ -105,7 +116,3 @@ class Journal:
 
     def _path(self, segment: int) -> Path:
         return self.directory / f"{segment}{_SUFFIX}"
-
-
-def _segment_id(path: Path) -> int:
-    return int(path.name.removesuffix(_SUFFIX))

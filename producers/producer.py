@@ -80,11 +80,13 @@ class TranscriptProducer:
             library_version=LIBRARY_VERSION,
         )
         self._codec = EventCodec()
-        self._spool = Spool(Path(spool_dir), max_bytes=spool_max_bytes)
+        self._spool = Spool.claim(Path(spool_dir), max_bytes=spool_max_bytes)
         self._delivery = Delivery(
             bootstrap, self._spool, self._encode, delivery, kafka_security or PLAINTEXT
         )
         self._next_seq: dict[str, int] = {}
+        self._holds = 0
+        self._started_by_hold = False
 
     def _encode(self, event: Event) -> SpoolRecord:
         return SpoolRecord(
@@ -112,9 +114,31 @@ class TranscriptProducer:
         """Start the delivery thread; returns without waiting for Kafka."""
         self._delivery.start()
 
+    def hold(self) -> None:
+        """One more user (a job, say) whose life the producer's follows: the first hold starts
+        a producer that is not running and the last ``release`` closes it, so jobs sharing a
+        producer never close it under each other. A producer its owner started stays the
+        owner's to close. A closed producer cannot start again; holding one only says so, and
+        its events are dropped and logged rather than raising into the bot."""
+        if self._holds == 0 and not self.running:
+            if self._delivery.started:
+                log.error("producer_closed", detail="closed producers do not start again")
+            else:
+                self.start()
+                self._started_by_hold = True
+        self._holds += 1
+
+    async def release(self) -> None:
+        """The end of a ``hold``."""
+        self._holds = max(0, self._holds - 1)
+        if self._holds == 0 and self._started_by_hold:
+            self._started_by_hold = False
+            await self.close()
+
     async def close(self, timeout_s: float | None = None) -> None:
         """Deliver what is pending within the deadline; what is left waits in the spool."""
         await asyncio.to_thread(self._delivery.close, timeout_s or self.close_timeout_s)
+        self._spool.release()
         log.info("producer_closed", **vars(self.stats))
 
     async def __aenter__(self) -> TranscriptProducer:

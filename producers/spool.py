@@ -9,12 +9,20 @@ process stops is read again after the restart (at-least-once; consumers deduplic
 Segments are numbered; reading starts at the lowest number. ``prepend`` writes below the lowest,
 which lets a stopping producer put events it still held in memory, older than anything spooled,
 in front of the spool without breaking per-session order.
+
+A spool belongs to one process at a time: processes given the same folder (the jobs of a
+worker, say) each ``claim`` a numbered slot in it, locked while the process lives. The kernel
+drops the lock however the process ends, so the next process to start takes the slot over with
+whatever it holds.
 """
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import json
 import os
+import re
 import struct
 import zlib
 from collections.abc import Sequence
@@ -29,6 +37,8 @@ _HEADER = struct.Struct("<II")
 _FIELD = struct.Struct("<H")
 _SUFFIX = ".seg"
 _CURSOR = "cursor.json"
+_NUMBER = re.compile(r"-?[0-9]+")
+"""Segment numbers: ``prepend`` goes below zero."""
 
 
 @dataclass(frozen=True)
@@ -95,22 +105,51 @@ def cut_torn_tail(path: Path) -> tuple[list[bytes], int]:
 
 class Spool:
     def __init__(
-        self, directory: Path, *, max_bytes: int, segment_bytes: int = 16 * 1024 * 1024
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        segment_bytes: int = 16 * 1024 * 1024,
+        lock: int | None = None,
     ) -> None:
+        """``lock``: the descriptor holding this process's claim on ``directory``, if any."""
+        self._lock = lock
         self.directory = directory
         self.max_bytes = max_bytes
         self._segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self._committed: dict[int, int] = self._load_cursor()
         self._sizes: dict[int, int] = {}
-        for path in sorted(directory.glob(f"*{_SUFFIX}"), key=_segment_id):
-            self._sizes[_segment_id(path)] = cut_torn_tail(path)[1]
+        for seg, path in numbered(directory, _SUFFIX):
+            self._sizes[seg] = cut_torn_tail(path)[1]
         self._committed = {
             seg: min(offset, self._sizes[seg])
             for seg, offset in self._committed.items()
             if seg in self._sizes
         }
         self._read = {seg: self._committed.get(seg, 0) for seg in self._sizes}
+
+    @classmethod
+    def claim(cls, base: Path, *, max_bytes: int) -> Spool:
+        """The spool of the first slot under ``base`` that no living process holds."""
+        base.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count():
+            slot = base / f"slot-{n}"
+            slot.mkdir(exist_ok=True)
+            lock = os.open(slot / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(lock)
+                continue
+            return cls(slot, max_bytes=max_bytes, lock=lock)
+        raise AssertionError("unreachable")
+
+    def release(self) -> None:
+        """Give the slot up (the process goes on without this spool)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     @property
     def pending_bytes(self) -> int:
@@ -230,5 +269,11 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def _segment_id(path: Path) -> int:
-    return int(path.name.removesuffix(_SUFFIX))
+def numbered(directory: Path, suffix: str) -> list[tuple[int, Path]]:
+    """The files ``<number><suffix>`` in ``directory``, by number; other names are left be."""
+    found = []
+    for path in directory.glob(f"*{suffix}"):
+        number = path.name.removesuffix(suffix)
+        if _NUMBER.fullmatch(number):
+            found.append((int(number), path))
+    return sorted(found)

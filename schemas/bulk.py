@@ -148,7 +148,7 @@ class BulkReader:
             frame = container.read(messages)
         except ValueError:
             rejected = self._unreadable(writer, container, messages)
-            frame = container.read([m for i, m in enumerate(messages) if i not in rejected])
+            frame = self._rest(writer, container, messages, rejected)
         kept = [i for i in range(len(messages)) if i not in rejected]
         broken = container.broken(frame, [messages[i] for i in kept])
         if broken.null_count() != frame.height:
@@ -162,6 +162,22 @@ class BulkReader:
             self._resolved(writer, container.wire.meaning(frame)), dict(sorted(rejected.items()))
         )
 
+    def _rest(
+        self,
+        writer: SchemaVersion,
+        container: _Container,
+        messages: Sequence[bytes],
+        rejected: dict[int, str],
+    ) -> pl.DataFrame:
+        """The messages not ``rejected``, together: each reads alone, so together they do,
+        unless the columnar reader has a flaw no single message shows; then they go too."""
+        try:
+            return container.read([m for i, m in enumerate(messages) if i not in rejected])
+        except ValueError as exc:
+            detail = f"{writer.label}: the columnar reader refused the rest of the batch: {exc}"
+            rejected.update({i: detail for i in range(len(messages)) if i not in rejected})
+            return container.read([])
+
     def _unreadable(
         self, writer: SchemaVersion, container: _Container, messages: Sequence[bytes]
     ) -> dict[int, str]:
@@ -173,7 +189,7 @@ class BulkReader:
             try:
                 self._read_one(writer, message)
             except ValueError as exc:
-                rejected[i] = str(exc)
+                rejected[i] = getattr(exc, "detail", str(exc))
         rest = [i for i in range(len(messages)) if i not in rejected]
         return rejected | self._refused(writer, container, messages, rest)
 

@@ -163,7 +163,7 @@ class Generations:
         first = next((g for g in self.all() if g.number == 1), None)
         if first is None:
             first = self.save(Generation(1, PROJECTIONS, "building", datetime.now(UTC)))
-        if first.state == "building":
+        if first.state == "building" and set(self.current().values()) <= {1}:
             self.cut_over(1)
 
     def create(

@@ -8,9 +8,10 @@ In the job's entrypoint::
 
 ``session.start`` returns as soon as the session runs, and the call goes on after the
 entrypoint has returned, so the producer lives as long as the job, not as a block of the
-entrypoint: given the job context, ``attach_livekit`` starts a producer that is not running
-yet and closes it from the job's shutdown, after the recording is published. A producer
-already running (shared by the jobs of a process) is left to its owner. The session id is
+entrypoint: given the job context, ``attach_livekit`` holds the producer for the job
+(``TranscriptProducer.hold``: started if it is not running) and lets go of it from the job's
+shutdown, after the recording is published; the last job to let go of a producer that a hold
+started closes it, and one its owner started is left to the owner. The session id is
 the job's room name (``ctx.room.name`` is empty until the room is connected).
 
 Turn rules:
@@ -101,16 +102,19 @@ class LiveKitRecorder:
     def _speech_started(self, at: datetime) -> None:
         current = self._utterance
         if current is None or self._is_noise(current, at):
-            if current is not None:
-                log.info(
-                    "user_speech_dropped",
-                    session_id=self.turns.session_id,
-                    started_at=current.started_at.isoformat(),
-                    reason="no words",
-                )
+            self._drop_noise(current)
             self._utterance = _Utterance(at)
         else:
             current.ended_at = None
+
+    def _drop_noise(self, utterance: _Utterance | None) -> None:
+        if utterance is not None:
+            log.info(
+                "user_speech_dropped",
+                session_id=self.turns.session_id,
+                started_at=utterance.started_at.isoformat(),
+                reason="no words",
+            )
 
     @staticmethod
     def _is_noise(utterance: _Utterance, resumed_at: datetime) -> bool:
@@ -153,6 +157,9 @@ class LiveKitRecorder:
         language = None
         if role == "user":
             utterance, self._utterance = self._utterance, None
+            if utterance is not None and self._is_noise(utterance, created or datetime.now(UTC)):
+                self._drop_noise(utterance)  # a message that came without speech (typed, say)
+                utterance = None
             if utterance is not None:
                 self._open_user_turn(utterance)
                 started = utterance.started_at
@@ -217,9 +224,9 @@ def attach_livekit(
 
     ``session_id`` defaults to the room of ``job_context`` (the ``JobContext``); an empty one
     (``ctx.room.name`` before the room is connected) is taken from the job too. With
-    ``job_context``, the producer is started if it is not running and then closed from the
-    job's shutdown, and the ``record=True`` recording is copied into ``chunk_store`` and
-    published as a ``ChunkReady`` there before the job deletes it.
+    ``job_context``, the producer is held for the job and let go at its shutdown, and the
+    ``record=True`` recording is copied into ``chunk_store`` and published as a ``ChunkReady``
+    there before the job deletes it.
     """
     if not session_id and job_context is not None:
         session_id = job_context.job.room.name or job_context.room.name
@@ -229,9 +236,7 @@ def attach_livekit(
     for event in _SESSION_EVENTS:
         session.on(event, guarded(getattr(recorder, f"on_{event}")))
     if job_context is not None:
-        owned = not producer.running
-        if owned:
-            producer.start()
+        producer.hold()
         store = chunk_store or LocalChunkStore(DEFAULT_CHUNK_DIR)
 
         async def publish_report() -> None:
@@ -249,8 +254,7 @@ def attach_livekit(
             try:
                 await publish_report()
             finally:
-                if owned:
-                    await producer.close()
+                await producer.release()
 
         job_context.add_shutdown_callback(guarded(on_job_shutdown))
     return recorder

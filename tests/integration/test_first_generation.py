@@ -52,3 +52,13 @@ async def test_a_store_with_nothing_shown_says_why_it_cannot_project(clickhouse:
     store.generations.save(Generation(1, live.projections, "live", live.created_at))
     with pytest.raises(GenerationError, match="no generation is shown to readers"):
         await live_projectors(bootstrap="127.0.0.1:1", topics=Topics(), base_group="g", store=store)
+
+
+def test_a_first_generation_left_building_never_takes_readers_from_a_later_one(
+    clickhouse: Client,
+) -> None:
+    store = _half_made(clickhouse, shown=False)
+    store.generations.save(Generation(2, PROJECTIONS, "building", datetime.now(UTC)))
+    store.generations.cut_over(2)
+    store.migrate()
+    assert store.generations.current() == dict.fromkeys(PROJECTIONS, 2)

@@ -171,9 +171,16 @@ async def _project(bootstrap: str, topics: Topics, store: Store) -> None:
 
 
 async def _converse(
-    bootstrap: str, topics: Topics, spool: Path, session_id: str, caller: Caller, s: float
+    bootstrap: str,
+    topics: Topics,
+    spool: Path,
+    session_id: str,
+    caller: Caller,
+    s: float,
+    typed: tuple[float, str] | None = None,
 ) -> float:
-    """Run ``caller`` against a voice session for ``s`` seconds; the wall clock of its t=0."""
+    """Run ``caller`` against a voice session for ``s`` seconds, and type ``typed`` (text at a
+    time) if given; the wall clock of the caller's t=0."""
     session = voice_session(caller, ["Sure, what is the new address?", "You're welcome."])
     async with TranscriptProducer(
         bootstrap, bot_id="lk-voice", topics=topics, spool_dir=spool
@@ -181,7 +188,10 @@ async def _converse(
         attach_livekit(producer, session, session_id=session_id)
         await session.start(Agent(instructions="Help with orders."))
         t0 = time.time() - caller.now()
-        await asyncio.sleep(s)
+        if typed is not None:
+            await caller.until(typed[0])
+            session.generate_reply(user_input=typed[1])
+        await asyncio.sleep(max(0.0, s - caller.now()))
         await session.aclose()
     return t0
 
@@ -227,6 +237,22 @@ async def test_a_turn_after_a_cough_starts_when_its_speech_starts(
     assert user.text == "Thanks, that's all."
     assert abs(user.started_at.timestamp() - (t0 + 2.0)) < 0.15
     assert 700 <= user.duration_ms <= 1000
+
+
+async def test_a_typed_message_after_a_cough_does_not_start_at_the_cough(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    """A user message that comes without speech of its own (typed, here) is no continuation of
+    speech that got no words more than a second before it."""
+    caller = Caller([Speech(0.3, 0.55)])
+    t0 = await _converse(
+        kafka_bootstrap, topics, tmp_path, "room-typed", caller, 4.0, typed=(2.0, "Thanks.")
+    )
+
+    events = await read_events(kafka_bootstrap, topics.turn_events, 2)
+    user = next(e for e in events if isinstance(e, TurnStopped) and e.role == "user")
+    assert user.text == "Thanks."
+    assert user.started_at.timestamp() > t0 + 1.5, "not at the cough (0.3 s)"
 
 
 async def test_recordings_of_a_session_keep_their_own_rows_with_utc_ids(

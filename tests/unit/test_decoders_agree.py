@@ -121,6 +121,7 @@ def _neighbours_kept(bad: bytes, says: str) -> None:
     result = decoded_messages([*good[:20], bad, *good[20:]])
     assert result.frames[TurnStopped].height == 40
     assert [(r.reason, says in r.detail) for r in result.rejected] == [("bad-avro", True)]
+    assert not result.rejected[0].detail.startswith("bad-avro"), "the reason is said once"
     assert one_by_one(bad) is None
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from pathlib import Path
+
+import pytest
 
 from producers.delivery import Delivery, DeliveryConfig
 from producers.journal import Journal
@@ -32,7 +36,7 @@ def test_what_a_killed_process_wrote_comes_back_in_order(tmp_path: Path) -> None
     journal = Journal(tmp_path, segment_bytes=64)
     journal.write(_records(3), end=3)
     journal.write(_records(4, 3), end=7)
-    assert journal.segments == 2  # the first write filled a segment
+    assert len(list(tmp_path.glob("*.wal"))) == 2  # the first write filled a segment
     assert _values(Journal(tmp_path).recover()) == _expected(0, 7)
 
 
@@ -101,3 +105,28 @@ def test_events_waiting_for_kafka_are_journaled_within_the_window(tmp_path: Path
         assert Journal(journal).recover() == []
     finally:
         delivery.close(0.1)
+
+
+def test_a_failed_write_leaves_no_torn_frame_before_later_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path)
+    journal.write(_records(2), end=2)
+    real_write = os.write
+
+    def half_then_full_disk(fd: int, data: bytes | memoryview) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full_disk)
+    with pytest.raises(OSError, match="No space"):
+        journal.write(_records(2, 2), end=4)
+    monkeypatch.setattr(os, "write", real_write)
+    journal.write(_records(2, 4), end=6)
+    assert _values(Journal(tmp_path).recover()) == _expected(0, 2) + _expected(4, 6)
+
+
+def test_files_that_are_not_segments_are_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "notes.wal").write_text("not a segment")
+    Journal(tmp_path).write(_records(1), end=1)
+    assert _values(Journal(tmp_path).recover()) == _expected(0, 1)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,3 +130,35 @@ def test_any_mix_of_operations_delivers_every_record_once_in_order(
                 in_hand = []
         everything = [r.value for _, r in Spool(Path(folder), max_bytes=1 << 20).read(1000)]
         assert everything == [f"event-{i}".encode() for i in range(delivered, written)]
+
+
+def test_processes_on_one_folder_each_claim_a_slot_freed_when_they_go(tmp_path: Path) -> None:
+    first = Spool.claim(tmp_path, max_bytes=1 << 20)
+    second = Spool.claim(tmp_path, max_bytes=1 << 20)
+    assert first.directory != second.directory
+    first.append([SpoolRecord("t", b"k", b"left by the first")])
+    first.release()
+    taken_over = Spool.claim(tmp_path, max_bytes=1 << 20)
+    assert taken_over.directory == first.directory
+    assert [r.value for _, r in taken_over.read(10)] == [b"left by the first"]
+
+
+def test_a_slot_held_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from producers.spool import Spool; "
+            "Spool.claim(Path(sys.argv[1]), max_bytes=1 << 20); print('held', flush=True); "
+            "time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "held\n"
+    assert Spool.claim(tmp_path, max_bytes=1 << 20).directory.name == "slot-1"
+    holder.kill()
+    holder.wait()
+    assert Spool.claim(tmp_path, max_bytes=1 << 20).directory.name == "slot-0"
