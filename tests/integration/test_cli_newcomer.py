@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from schemas import Topics
 from tests.commands import TSTORE, run_tstore
+from tstore.devkafka import DevKafka
+from tstore.devkafka.broker import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +102,53 @@ def test_kafka_unreachable_is_one_line_naming_the_setting(tmp_path: Path) -> Non
 def test_a_bad_setting_is_one_line_naming_its_variable(tmp_path: Path) -> None:
     said = _one_line(run_tstore("create-topics", cwd=tmp_path, TSTORE_LOG_FORMAT="xml"))
     assert "TSTORE_LOG_FORMAT" in said
+
+
+def _events(log: Path) -> list[dict[str, object]]:
+    lines = log.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def _wait_for(log: Path, event: str, within_s: float) -> dict[str, object]:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        found = [e for e in _events(log) if e.get("event") == event]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no {event} within {within_s} s:\n{log.read_text()[-3000:]}")
+
+
+def test_project_waits_for_kafka_and_logs_its_start_catch_up_and_stop(tmp_path: Path) -> None:
+    """Started before the broker, ``tstore project`` retries with backoff, saying so, then
+    projects once the broker is there, and says when it has caught up and when it stops."""
+    port = free_port()
+    log = tmp_path / "project.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TSTORE_")}
+    settings = {
+        "TSTORE_DATA_DIR": str(tmp_path / "data"),
+        "TSTORE_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}",
+        "TSTORE_HTTP_PORT": str(free_port()),
+        "TSTORE_LOG_FORMAT": "json",
+    }
+    with (
+        log.open("w") as out,
+        subprocess.Popen(
+            [TSTORE, "project"], env=env | settings, cwd=tmp_path, stdout=out, stderr=out
+        ) as project,
+    ):
+        try:
+            waiting = _wait_for(log, "projector_stopped", 60)
+            assert "nothing listens there" in str(waiting["error"])
+            assert float(str(waiting["retry_in_s"])) > 0
+            with DevKafka(tmp_path / "kafka", port=port):
+                _wait_for(log, "projector_started", 90)
+                _wait_for(log, "caught_up", 60)
+                project.send_signal(signal.SIGTERM)
+                assert project.wait(timeout=60) == 0
+        finally:
+            if project.poll() is None:
+                project.kill()
+    said = [e.get("event") for e in _events(log)]
+    assert "projectors_stopped" in said
+    assert "Traceback" not in log.read_text()
