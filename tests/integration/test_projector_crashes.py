@@ -21,6 +21,7 @@ from schemas import Topics
 from tests.conftest import unique_name
 from tests.integration.reading import committed_total
 from tstore.demo import SCRIPT, conversation_events
+from tstore.devkafka.broker import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +75,7 @@ async def test_twenty_sigkills_while_streaming_leave_exact_tables(
         "TSTORE_CLICKHOUSE_DATABASE": "crash",
         "TSTORE_CONSUMER_GROUP": group,
         "TSTORE_CONSUMER_SESSION_TIMEOUT_MS": "1000",
-        "TSTORE_METRICS_PORT": "0",
-        "TSTORE_ADMIN_PORT": "0",
+        "TSTORE_HTTP_PORT": str(free_port()),
     }
     projector_cmd = [str(Path(sys.executable).with_name("tstore")), "project"]
     rng = random.Random(20)

@@ -20,6 +20,7 @@ from producers import EventPublisher
 from schemas import Topics
 from tests.conftest import unique_name
 from tests.integration.reading import committed_total
+from tstore.devkafka.broker import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +53,7 @@ def _env(bootstrap: str, topics: Topics, dsn: str, group: str) -> dict[str, str]
         "TSTORE_CLICKHOUSE_DSN": dsn,
         "TSTORE_CLICKHOUSE_DATABASE": "rebuild",
         "TSTORE_CONSUMER_GROUP": group,
-        "TSTORE_ADMIN_PORT": "0",
-        "TSTORE_METRICS_PORT": "0",
+        "TSTORE_HTTP_PORT": str(free_port()),
         "TSTORE_BATCH_MAX_EVENTS": "500",
     }
 
