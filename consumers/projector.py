@@ -140,9 +140,21 @@ class Projector:
         try:
             await self.flush()
         finally:
-            await self._consumer.stop()
+            await self._stop_consumer()
             await self._dead_letters.stop()
             log.info("projector_closed", generation=self.generation, group=self.group_id)
+
+    async def _stop_consumer(self) -> None:
+        """aiokafka's fetcher, waiting to retry a broker that is gone, raises the
+        ``CancelledError`` of its own retry out of ``stop``; that one is no cancellation of
+        ours, and the consumer is stopped all the same."""
+        try:
+            await self._consumer.stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.info("consumer_stopped_while_retrying", generation=self.generation)
 
     async def step(self) -> int:
         """Gather one batch and hand it over to the pipeline: it is decoded and projected while

@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 import uvicorn
@@ -35,6 +36,8 @@ log = structlog.get_logger(__name__)
 
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Waits between attempts to start the projectors again; the last one repeats."""
+GRACE_S = 15.0
+"""How long the projectors have, once told to stop, to finish and commit their batches."""
 
 
 READERS = 4
@@ -161,6 +164,31 @@ async def _open(settings: Settings, state: StoreState, role: Role) -> None:
     state.store, state.reader = store, reader
 
 
+async def _within_grace(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """Run ``work`` until it ends; once ``stop`` is set it has ``GRACE_S`` to end on its own,
+    then it is cancelled. With the broker gone a commit can wait for ever, and a SIGTERM must
+    still end the process; batches not committed are projected again at the next start."""
+    task = asyncio.create_task(work)
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait([task], timeout=GRACE_S)
+        if not task.done():
+            log.warning(
+                "projectors_cancelled",
+                after_s=GRACE_S,
+                detail="they did not finish their batches in time (is Kafka reachable?); "
+                "what was not committed is projected again at the next start",
+            )
+            task.cancel()
+            await asyncio.wait([task], timeout=GRACE_S)
+            return
+        task.result()
+    finally:
+        stopping.cancel()
+
+
 async def _project(settings: Settings, state: StoreState, stop: asyncio.Event) -> None:
     """The live projectors until ``stop``; after a failure (Kafka gone, say), again with
     backoff."""
@@ -175,7 +203,9 @@ async def _project(settings: Settings, state: StoreState, stop: asyncio.Event) -
             )
             log.info("projecting", bootstrap=settings.kafka_bootstrap)
             attempt = 0
-            await project_live(settings, state.ready_store(), stop, state.metrics)
+            await _within_grace(
+                project_live(settings, state.ready_store(), stop, state.metrics), stop
+            )
         except Exception as exc:  # any failure: report, wait, start again
             state.metrics.lag_s = None
             wait = RETRY_S[min(attempt, len(RETRY_S) - 1)]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from schemas import Topics
+from service.process import GRACE_S
 from tests.commands import TSTORE, run_tstore
 from tstore.devkafka import DevKafka
 from tstore.devkafka.broker import free_port
@@ -151,4 +152,35 @@ def test_project_waits_for_kafka_and_logs_its_start_catch_up_and_stop(tmp_path: 
                 project.kill()
     said = [e.get("event") for e in _events(log)]
     assert "projectors_stopped" in said
+    assert "Traceback" not in log.read_text()
+
+
+def test_project_stops_on_sigterm_even_with_its_broker_gone(tmp_path: Path) -> None:
+    """With the broker killed, aiokafka's consumer cannot stop cleanly: SIGTERM still ends
+    the process, with exit code 0 and no traceback."""
+    port = free_port()
+    log = tmp_path / "project.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TSTORE_")}
+    settings = {
+        "TSTORE_DATA_DIR": str(tmp_path / "data"),
+        "TSTORE_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}",
+        "TSTORE_HTTP_PORT": str(free_port()),
+        "TSTORE_LOG_FORMAT": "json",
+    }
+    with (
+        DevKafka(tmp_path / "kafka", port=port) as broker,
+        log.open("w") as out,
+        subprocess.Popen(
+            [TSTORE, "project"], env=env | settings, cwd=tmp_path, stdout=out, stderr=out
+        ) as project,
+    ):
+        try:
+            _wait_for(log, "caught_up", 90)
+            broker.kill()
+            time.sleep(2)
+            project.send_signal(signal.SIGTERM)
+            assert project.wait(timeout=GRACE_S * 2 + 15) == 0
+        finally:
+            if project.poll() is None:
+                project.kill()
     assert "Traceback" not in log.read_text()
