@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 
 from schemas import Topics
 from service.process import GRACE_S
-from tests.commands import TSTORE, run_tstore
+from tests.commands import TSTORE, run_tstore, tstore_env
 from tstore.devkafka import DevKafka
 from tstore.devkafka.broker import free_port
 
@@ -67,10 +66,9 @@ def test_dev_kafka_refuses_a_port_another_process_listens_on(tmp_path: Path) -> 
 def test_dev_kafka_stopped_by_sigterm_leaves_no_folder_behind(tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TSTORE_")}
     with subprocess.Popen(
         [TSTORE, "dev-kafka"],
-        env=env | {"TMPDIR": str(scratch)},
+        env=tstore_env(tmp_path, TMPDIR=str(scratch)),
         stdout=subprocess.PIPE,
         text=True,
     ) as broker:
@@ -120,22 +118,25 @@ def _wait_for(log: Path, event: str, within_s: float) -> dict[str, object]:
     raise AssertionError(f"no {event} within {within_s} s:\n{log.read_text()[-3000:]}")
 
 
+def _project_env(tmp_path: Path, kafka_port: int) -> dict[str, str]:
+    return tstore_env(
+        tmp_path,
+        TSTORE_KAFKA_BOOTSTRAP=f"127.0.0.1:{kafka_port}",
+        TSTORE_HTTP_PORT=str(free_port()),
+        TSTORE_LOG_FORMAT="json",
+    )
+
+
 def test_project_waits_for_kafka_and_logs_its_start_catch_up_and_stop(tmp_path: Path) -> None:
     """Started before the broker, ``tstore project`` retries with backoff, saying so, then
     projects once the broker is there, and says when it has caught up and when it stops."""
     port = free_port()
     log = tmp_path / "project.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TSTORE_")}
-    settings = {
-        "TSTORE_DATA_DIR": str(tmp_path / "data"),
-        "TSTORE_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}",
-        "TSTORE_HTTP_PORT": str(free_port()),
-        "TSTORE_LOG_FORMAT": "json",
-    }
+    env = _project_env(tmp_path, port)
     with (
         log.open("w") as out,
         subprocess.Popen(
-            [TSTORE, "project"], env=env | settings, cwd=tmp_path, stdout=out, stderr=out
+            [TSTORE, "project"], env=env, cwd=tmp_path, stdout=out, stderr=out
         ) as project,
     ):
         try:
@@ -160,18 +161,12 @@ def test_project_stops_on_sigterm_even_with_its_broker_gone(tmp_path: Path) -> N
     the process, with exit code 0 and no traceback."""
     port = free_port()
     log = tmp_path / "project.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TSTORE_")}
-    settings = {
-        "TSTORE_DATA_DIR": str(tmp_path / "data"),
-        "TSTORE_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}",
-        "TSTORE_HTTP_PORT": str(free_port()),
-        "TSTORE_LOG_FORMAT": "json",
-    }
+    env = _project_env(tmp_path, port)
     with (
         DevKafka(tmp_path / "kafka", port=port) as broker,
         log.open("w") as out,
         subprocess.Popen(
-            [TSTORE, "project"], env=env | settings, cwd=tmp_path, stdout=out, stderr=out
+            [TSTORE, "project"], env=env, cwd=tmp_path, stdout=out, stderr=out
         ) as project,
     ):
         try:

@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -28,12 +26,12 @@ from consumers.topics_admin import ensure_topics
 from producers import DeliveryConfig, KafkaSecurity, TranscriptProducer
 from producers.kafka import PLAINTEXT, kafka_producer
 from schemas import Topics
+from tests.commands import run_tstore
 from tests.conftest import TEST_PARTITIONS, unique_name
 from tstore.devkafka import DevKafka
 
 pytestmark = pytest.mark.integration
 
-TSTORE = str(Path(sys.executable).with_name("tstore"))
 FAILS_WITHIN_S = 10.0
 """A refused login or a wrong protocol is a fast, final answer, not a timeout."""
 
@@ -224,19 +222,6 @@ async def test_a_bot_with_a_wrong_password_keeps_its_events_and_logs_why(
     assert {r.key for r in got} == {session_id.encode()}
 
 
-def _tstore(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
-    kept = {k: v for k, v in os.environ.items() if not k.startswith("TSTORE_")}
-    return subprocess.run(
-        [TSTORE, *args],
-        env=kept | {"TSTORE_DATA_DIR": str(cwd / "data")} | settings,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _settings(secured: DevKafka, security: KafkaSecurity, **more: str) -> dict[str, str]:
     assert security.password is not None
     return {
@@ -256,7 +241,7 @@ def test_create_topics_with_a_wrong_password_says_authentication_failed_and_not_
     secured: DevKafka, wrong_password: KafkaSecurity, tmp_path: Path
 ) -> None:
     began = time.monotonic()
-    result = _tstore("create-topics", cwd=tmp_path, **_settings(secured, wrong_password))
+    result = run_tstore("create-topics", cwd=tmp_path, **_settings(secured, wrong_password))
     said = result.stdout + result.stderr
     assert result.returncode == 1, said
     assert "authentication failed for user 'tstore' with SCRAM-SHA-512" in said
@@ -299,9 +284,9 @@ def test_a_tstore_run_with_the_secrets_logs_neither_password_nor_key(
         TSTORE_KAFKA_CERT_FILE=str(cert),
         TSTORE_KAFKA_KEY_FILE=str(key),
     )
-    created = _tstore("create-topics", cwd=tmp_path, **settings)
+    created = run_tstore("create-topics", cwd=tmp_path, **settings)
     assert created.returncode == 0, created.stderr
-    simulated = _tstore(
+    simulated = run_tstore(
         "simulate", "--sessions", "1", "--turns", "1", "--no-audio", cwd=tmp_path, **settings
     )
     assert simulated.returncode == 0, simulated.stderr
