@@ -10,7 +10,11 @@ event loop of its own; the bot's loop only appends to a deque. In that thread:
   batch from the queue (and commits it in the spool) only once Kafka has acknowledged it. When
   Kafka fails, the batch stays at the head and is retried after a pause on a fresh client.
 - ``close`` gives the queue a deadline to drain; what is still only in memory then is put in
-  front of the spool, so the next process delivers it first.
+  front of the spool, so the next process delivers it first. If the sender is still busy then,
+  the log says with what and since when.
+- Every wait on the Kafka client has a deadline: its ``start`` retries some errors for ever
+  (a producer id the broker does not grant), and an acknowledgement that never comes would
+  otherwise hold the queue's head for good. Past the deadline the client is replaced.
 - What waits in the memory queue for Kafka's acknowledgement longer than half the durability
   window is written to the journal (``journal.py``), so that a killed process loses only what
   it accepted within the window. A new process puts the journal in front of the spool first.
@@ -27,8 +31,9 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -40,6 +45,8 @@ from producers.spool import Spool, SpoolPosition, SpoolRecord
 from schemas import Event
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 _SLICE_S = 0.001
 _PAUSE_S = 0.0001
@@ -123,6 +130,8 @@ class Delivery:
         self._journal_due: asyncio.TimerHandle | None = None
         self._idle = False
         self._closing = False
+        self._phase, self._phase_since = "starting", time.monotonic()
+        """What the sender is doing and since when, for the log of a close that finds it busy."""
         self._close_timeout_s = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -194,6 +203,14 @@ class Delivery:
         work.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sender, self._close_timeout_s)
+        if self._queue:
+            log.warning(
+                "delivery_unfinished",
+                sender=self._phase,
+                for_s=round(time.monotonic() - self._phase_since, 1),
+                queued=len(self._queue),
+                errors=self.stats.errors,
+            )
         unsent = [q.record for q in self._queue if q.spooled_at is None]
         self._queue.clear()
         self._to_spool(unsent, front=True)
@@ -295,6 +312,9 @@ class Delivery:
             read = self._spool.read(min(room, self._config.batch_events))
             self._queue.extend(_Queued(r, p) for p, r in read)
 
+    def _doing(self, phase: str) -> None:
+        self._phase, self._phase_since = phase, time.monotonic()
+
     async def _send(self, work: asyncio.Event) -> None:
         producer: AIOKafkaProducer | None = None
         down_since: float | None = None
@@ -305,20 +325,30 @@ class Delivery:
                 if not self._queue:
                     if self._closing:
                         return
+                    self._doing("idle")
                     await work.wait()
                     work.clear()
                     continue
                 batch = list(itertools.islice(self._queue, self._config.batch_events))
                 try:
-                    producer = producer or await self._connect()
-                    await self._publish(producer, batch)
-                except (KafkaError, OSError) as exc:
+                    if producer is None:
+                        self._doing("connecting")
+                        producer = await self._within_deadline(self._connect())
+                    self._doing(f"publishing {len(batch)} events")
+                    await self._within_deadline(self._publish(producer, batch))
+                except (KafkaError, OSError, TimeoutError) as exc:
                     self.stats.errors += 1
                     if down_since is None:
                         down_since = time.monotonic()
-                        log.warning("kafka_unavailable", error=str(exc), backlog=len(self._queue))
+                        log.warning(
+                            "kafka_unavailable",
+                            error=str(exc) or type(exc).__name__,
+                            during=self._phase,
+                            backlog=len(self._queue),
+                        )
                     await self._discard(producer)
                     producer = None
+                    self._doing("pausing after a failure")
                     await asyncio.sleep(pause)
                     pause = min(2 * pause, self._config.max_retry_pause_s)
                     continue
@@ -339,6 +369,11 @@ class Delivery:
                 self.stats.published += len(batch)
         finally:
             await self._discard(producer)
+
+    async def _within_deadline(self, step: Awaitable[T]) -> T:
+        """``step``, or TimeoutError after twice the client's request timeout: the client's own
+        timeouts have passed by then, so it is stuck rather than slow."""
+        return await asyncio.wait_for(step, 2 * self._config.request_timeout_ms / 1000)
 
     async def _connect(self) -> AIOKafkaProducer:
         producer = kafka_producer(

@@ -1,12 +1,14 @@
 """Shared fixtures: one real Kafka broker and one embedded ClickHouse path per test session.
 
-Tests isolate themselves by topic prefix and database name, never by a second broker or data
-path (chDB allows one data path per process). ``TSTORE_TEST_KAFKA_BOOTSTRAP`` points the suite
-at an already running broker instead of starting one.
+Tests isolate themselves by topic prefix and database name, never by a second data path (chDB
+allows one per process), and by a second broker (``own_broker``) only to break it.
+``TSTORE_TEST_KAFKA_BOOTSTRAP`` points the suite at an already running broker instead of
+starting one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -22,6 +24,7 @@ from consumers.topics_admin import ensure_topics
 from schemas import Topics
 from schemas.registry import SCHEMA_DIR
 from tstore.devkafka import DevKafka
+from tstore.devkafka.broker import free_port
 
 TEST_PARTITIONS = 3
 
@@ -42,6 +45,16 @@ def kafka_bootstrap() -> Iterator[str]:
         return
     with DevKafka() as broker:
         yield broker.bootstrap
+
+
+@pytest_asyncio.fixture
+async def own_broker(tmp_path: Path) -> AsyncIterator[DevKafka]:
+    """A broker of the test's own, for a test that stops, kills or freezes it; its log is in
+    a folder that outlives a kill."""
+    own = DevKafka(tmp_path / "kafka", port=free_port())
+    await asyncio.to_thread(own.start)
+    yield own
+    await asyncio.to_thread(own.close)
 
 
 @pytest.fixture(scope="session")

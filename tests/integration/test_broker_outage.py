@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.lag import oldest_unprojected_age_s
@@ -29,6 +27,7 @@ from consumers.topics_admin import ensure_topics
 from producers import DeliveryConfig, TranscriptProducer
 from schemas import Topics
 from tests.conftest import unique_name
+from tests.waiting import until
 from tstore.devkafka import DevKafka
 from tstore.devkafka.broker import free_port
 
@@ -105,22 +104,6 @@ class Projecting:
         assert code is None, f"tstore project exited ({code}) {when}:\n{self.output()[-5000:]}"
 
 
-@pytest_asyncio.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[DevKafka]:
-    """The test's own broker, on a fixed port, its log in a folder that outlives a kill."""
-    own = DevKafka(tmp_path / "kafka", port=free_port())
-    await asyncio.to_thread(own.start)
-    yield own
-    await asyncio.to_thread(own.close)
-
-
-async def _until(condition: Callable[[], bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {within_s}s"
-        await asyncio.sleep(0.1)
-
-
 def _start_projector(bootstrap: str, topics: Topics, group: str, folder: Path) -> Projecting:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TSTORE_")} | {
@@ -166,17 +149,17 @@ async def _bot_session(producer: TranscriptProducer, session: str) -> None:
 
 
 async def test_a_30s_broker_outage_under_tstore_project_loses_and_doubles_nothing(
-    broker: DevKafka, tmp_path: Path
+    own_broker: DevKafka, tmp_path: Path
 ) -> None:
     began = time.monotonic()
     topics = Topics(f"{unique_name('outage')}.")
     group = unique_name("outage")
-    await ensure_topics(broker.bootstrap, topics, partitions=PARTITIONS)
-    projecting = _start_projector(broker.bootstrap, topics, group, tmp_path)
+    await ensure_topics(own_broker.bootstrap, topics, partitions=PARTITIONS)
+    projecting = _start_projector(own_broker.bootstrap, topics, group, tmp_path)
     try:
         await _ready(projecting)
         producer = TranscriptProducer(
-            broker.bootstrap,
+            own_broker.bootstrap,
             bot_id="bot",
             topics=topics,
             spool_dir=tmp_path / "spool",
@@ -188,24 +171,24 @@ async def test_a_30s_broker_outage_under_tstore_project_loses_and_doubles_nothin
             )
             projected_before = await _projecting_some(projecting)
 
-            await asyncio.to_thread(broker.kill)
+            await asyncio.to_thread(own_broker.kill)
             killed = time.monotonic()
             while time.monotonic() - killed < OUTAGE_S:
                 await projecting.scrape()
                 projecting.assert_running("during the outage")
                 await asyncio.sleep(1.0)
             spooled = producer.stats.spooled
-            await asyncio.to_thread(broker.start)
+            await asyncio.to_thread(own_broker.start)
             restarted = time.monotonic()
 
             await talking
-            await _until(
+            await until(
                 lambda: producer.stats.backlog == 0 and producer.stats.spool_bytes == 0,
                 60,
                 "the bot delivered everything it said",
             )
         stats = producer.stats
-        await _caught_up(projecting, broker.bootstrap, topics, group_for(group, 1))
+        await _caught_up(projecting, own_broker.bootstrap, topics, group_for(group, 1))
         caught_up = await projecting.scrape()
         projecting.assert_running("after catching up")
         projecting.process.send_signal(signal.SIGTERM)

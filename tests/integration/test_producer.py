@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from consumers.topics_admin import ensure_topics
 from producers import DeliveryConfig, TranscriptProducer
 from schemas import Topics
 from tests.integration.reading import read_events
+from tests.waiting import until
 from tstore.devkafka import DevKafka
 from tstore.devkafka.broker import free_port
 
@@ -97,18 +97,11 @@ async def test_starting_while_kafka_is_down_spools_and_delivers_later(tmp_path: 
             assert producer.stats.spooled > 0
             await asyncio.to_thread(broker.start)
             await ensure_topics(broker.bootstrap, topics, partitions=2)
-            await _until(lambda: producer.stats.published >= 80, within_s=30)
+            await until(lambda: producer.stats.published >= 80, within_s=30)
         seen = await _read_all(broker.bootstrap, topics.turn_events, 80)
         _assert_complete_and_in_order(seen, {"s": 80})
     finally:
         await asyncio.to_thread(broker.close)
-
-
-async def _until(condition: Callable[[], bool], within_s: float) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def _assert_projected_once(
@@ -159,7 +152,7 @@ async def test_a_broker_outage_mid_session_loses_nothing_and_never_stalls_the_bo
             spooled_during_outage = producer.stats.spooled
             await asyncio.to_thread(broker.start)
             await talking
-        await _until(lambda: producer.stats.backlog == 0 and producer.stats.spool_bytes == 0, 30)
+        await until(lambda: producer.stats.backlog == 0 and producer.stats.spool_bytes == 0, 30)
     assert spooled_during_outage > 0
     assert producer.stats.dropped == 0
     seen = await _read_all(broker.bootstrap, topics.turn_events, 480)
@@ -214,7 +207,7 @@ async def test_events_spooled_by_a_bot_that_exited_are_delivered_by_the_next(
     async with TranscriptProducer(
         broker.bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path
     ) as restarted:
-        await _until(lambda: restarted.stats.spool_bytes == 0, within_s=30)
+        await until(lambda: restarted.stats.spool_bytes == 0, within_s=30)
     seen = await _read_all(broker.bootstrap, topics.turn_events, 60)
     _assert_complete_and_in_order(seen, {"s": 60})
     await _assert_projected_once(broker.bootstrap, topics, clickhouse, {"s": 30})
