@@ -11,12 +11,20 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from queries.errors import BadQueryError
 from queries.models import SearchHit, SearchPage, Span
-from queries.paging import LATEST, as_utc, bounded, decode_cursor, encode_cursor, page_size
+from queries.paging import (
+    EARLIEST,
+    LATEST,
+    as_utc,
+    bounded,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
 from queries.reader import Reader
 from schemas import Role
 
@@ -27,21 +35,39 @@ _TOKEN = re.compile(r"[0-9A-Za-z\u0080-\U0010ffff]+")
 _PHRASE = re.compile(r'"([^"]*)"')
 
 _HITS = """
-SELECT session_id, turn_id, started_at, version
+SELECT session_id, turn_id, started_at, version, bot_id, toString(role), text
 FROM transcripts_generations
 WHERE generation = {generation:UInt32}
+    AND {recent}
     AND hasAllTokens(text, {tokens:Array(String)})
     AND {phrases}
+    AND started_at <= {after_at:DateTime64(6, 'UTC')}
     AND (started_at, session_id, turn_id)
         < ({after_at:DateTime64(6, 'UTC')}, {after_sid:String}, {after_tid:String})
     AND {filters}
 ORDER BY started_at DESC, session_id DESC, turn_id DESC, version DESC
 LIMIT {batch:UInt32}"""
-"""The newest matching versions, keys only: the text of the few kept is read by key after.
-Versions of one turn come out side by side; ``_current`` keeps the latest (``LIMIT 1 BY``
-here would make the engine sort every match instead of keeping the newest few)."""
+"""The newest matching versions. Versions of one turn come out side by side; ``_current``
+keeps the latest (``LIMIT 1 BY`` here would make the engine sort every match instead of
+keeping the newest few). Through the text index, the engine reads the text of the few kept
+only."""
+_RECENT = (
+    "started_at >= {recent_from:DateTime64(6, 'UTC')}",
+    "SETTINGS preferred_optimize_projection_name = 'by_time', "
+    "query_plan_direct_read_from_text_index = 0",
+)
+"""Where the last ``RECENT`` before the newest turn asked for are searched, and how: the
+projection ordered by time is read from the newest turn back, every text tested, until the
+page is full. A common word fills it within a few hundred turns, and the text index, which
+knows nothing of time, would have every one of its matches sorted instead. (The engine
+prefers the index when it can use it, hence the settings.) Older turns go through the index,
+which finds a rare word fastest."""
+RECENT = timedelta(minutes=15)
+_NEWEST = """
+SELECT started_at FROM transcripts_generations WHERE generation = {generation:UInt32}
+ORDER BY started_at DESC LIMIT 1
+SETTINGS preferred_optimize_projection_name = 'by_time'"""
 _PHRASES = "arrayAll(p -> positionCaseInsensitiveUTF8(text, p) > 0, {phrases:Array(String)})"
-"""Only with phrases: a condition on ``text`` makes the engine read the text of every match."""
 _FILTERS = {
     "bot_id": "bot_id = {bot_id:String}",
     "role": "role = {role:String}",
@@ -49,7 +75,7 @@ _FILTERS = {
     "until": "started_at < {until:DateTime64(6, 'UTC')}",
 }
 _LATEST = """
-SELECT session_id, turn_id, max(version), argMax((bot_id, toString(role), text), version)
+SELECT session_id, turn_id, max(version)
 FROM transcripts_generations
 WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)}
 GROUP BY session_id, turn_id"""
@@ -130,13 +156,18 @@ def search(
     sql = _HITS.replace("{filters}", " AND ".join(_FILTERS[k] for k in chosen) or "1").replace(
         "{phrases}", _PHRASES if terms.phrases else "1"
     )
+    recent_sql = f"{sql.replace('{recent}', _RECENT[0])}\n{_RECENT[1]}"
+    older_sql = sql.replace("{recent}", "1")
     generation = reader.generation("transcripts")
+    recent_from = _recent_from(reader, generation, min(after[0], until or LATEST), since)
     hits: list[SearchHit] = []
     batch = 2 * (limit + 1)  # room for the duplicates of a turn not yet merged away
     while len(hits) <= limit:
+        recent = after[0] > recent_from
         rows = reader.rows(
-            sql,
+            recent_sql if recent else older_sql,
             generation=generation,
+            recent_from=recent_from,
             tokens=list(terms.tokens),
             phrases=list(terms.phrases),
             after_at=after[0],
@@ -146,11 +177,14 @@ def search(
             **chosen,
         )
         hits += _current(reader, generation, rows, terms)
-        if len(rows) < batch:
+        if len(rows) == batch:
+            last = rows[-1]
+            after = (as_utc(last[2]), str(last[0]), str(last[1]))
+            batch = min(batch * 2, 2_000)
+        elif recent:
+            after = (recent_from, "", "")  # the recent turns are done: on to the older ones
+        else:
             break
-        last = rows[-1]
-        after = (as_utc(last[2]), str(last[0]), str(last[1]))
-        batch = min(batch * 2, 2_000)
     page = hits[:limit]
     more = len(hits) > limit
     return SearchPage(
@@ -163,20 +197,35 @@ def search(
     )
 
 
+def _recent_from(
+    reader: Reader, generation: int, newest: datetime, since: datetime | None
+) -> datetime:
+    """Where the recent turns searched by time begin: ``RECENT`` before ``newest``, or before
+    the newest turn stored when ``newest`` bounds nothing (as read up to a second ago: a turn
+    stored since is newer still, and searched by time all the same)."""
+    if newest >= LATEST:
+        newest = reader.kept(("newest turn", generation), lambda: _newest(reader, generation))
+    return max(newest - RECENT, since or EARLIEST)
+
+
+def _newest(reader: Reader, generation: int) -> datetime:
+    stored = reader.rows(_NEWEST, generation=generation)
+    return as_utc(stored[0][0]) if stored else EARLIEST + RECENT
+
+
 def _current(reader: Reader, generation: int, rows: Any, terms: Terms) -> list[SearchHit]:
-    """The hits whose version is their turn's latest, with their text."""
+    """The hits whose version is their turn's latest."""
     if not rows:
         return []
     latest = {
-        (str(s), str(t)): (int(v), fields)
-        for s, t, v, fields in reader.rows(
+        (str(s), str(t)): int(v)
+        for s, t, v in reader.rows(
             _LATEST, generation=generation, ids=sorted({str(r[0]) for r in rows})
         )
     }
     hits, seen = [], set()
-    for session_id, turn_id, started_at, version in rows:
-        newest, (bot_id, role, text) = latest.get((session_id, turn_id), (-1, ("", "", "")))
-        if newest != version or (session_id, turn_id) in seen:
+    for session_id, turn_id, started_at, version, bot_id, role, text in rows:
+        if latest.get((session_id, turn_id)) != version or (session_id, turn_id) in seen:
             continue
         seen.add((session_id, turn_id))
         spans = terms.spans(text)

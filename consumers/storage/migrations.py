@@ -72,6 +72,11 @@ BY_BOT_AND_TIME = (
 """What reads across sessions need of a turn (no text, no words): the projection ordered by
 bot and time holds only these, so it costs a fraction of the table."""
 
+BY_TIME = ("generation", "session_id", "turn_id", "started_at", "version", "bot_id", "role", "text")
+"""What a search hit needs: the projection ordered by time lets the newest matches of a common
+word be found by reading the newest turns until there are enough, where the text index would
+hand over every one of its million matches to be sorted by time."""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -272,6 +277,17 @@ GROUP BY session_id""",
         "transcripts_materialize_read_paths",
         "ALTER TABLE transcripts_generations MATERIALIZE PROJECTION by_bot_and_time, "
         "MATERIALIZE INDEX words_of_text",
+    ),
+    Migration(
+        19,
+        "transcripts_by_time",
+        f"ALTER TABLE transcripts_generations ADD PROJECTION IF NOT EXISTS by_time "
+        f"(SELECT {', '.join(BY_TIME)} ORDER BY generation, started_at)",
+    ),
+    Migration(
+        20,
+        "transcripts_materialize_by_time",
+        "ALTER TABLE transcripts_generations MATERIALIZE PROJECTION by_time",
     ),
 )
 

@@ -7,23 +7,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import polars as pl
 import pytest
 from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from consumers.projections.transcripts import COLUMNS
 from consumers.storage.clickhouse import Store
 from queries import Reader
 from queries.turns import TURN_FIELDS, latest_turns, transcript
 from tests.conftest import unique_name
+from tests.integration.stored_rows import transcript_rows
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
-COMPLETE = 1 << 63
-_WORDS = pl.List(pl.Struct({"text": pl.String, "start": pl.Float64, "end": pl.Float64}))
 
 
 @st.composite
@@ -62,42 +59,6 @@ def _answer_at_the_user_stop() -> list[dict[str, Any]]:
     ]
 
 
-def _frame(session_id: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [
-            {
-                "session_id": session_id,
-                "bot_id": "rules",
-                "framework": "test",
-                "duration_ms": None
-                if r["stopped_at"] is None
-                else (r["stopped_at"] - r["started_at"]) // timedelta(milliseconds=1),
-                "text": "",
-                "interrupted": False,
-                "timed_out": False,
-                "user_id": None,
-                "language": None,
-                "words": [],
-                "version": r["seq"] + (COMPLETE if r["complete"] else 0),
-                "source_topic": "t",
-                "source_partition": 0,
-                "source_offset": n,
-                **r,
-            }
-            for n, r in enumerate(rows)
-        ],
-        schema_overrides={
-            "started_at": pl.Datetime("us", "UTC"),
-            "stopped_at": pl.Datetime("us", "UTC"),
-            "duration_ms": pl.Int64,
-            "user_id": pl.String,
-            "language": pl.String,
-            "words": _WORDS,
-            "version": pl.UInt64,
-        },
-    ).select(COLUMNS)
-
-
 def test_sql_and_python_read_the_same_turns_and_latencies(clickhouse: Client) -> None:
     store = Store(clickhouse)
     store.migrate()
@@ -111,7 +72,7 @@ def test_sql_and_python_read_the_same_turns_and_latencies(clickhouse: Client) ->
     @example(_answer_at_the_user_stop())
     def agree(rows: list[dict[str, Any]]) -> None:
         session_id = unique_name("s")
-        store.insert("transcripts", _frame(session_id, rows), generation=1)
+        store.insert("transcripts", transcript_rows(session_id, rows), generation=1)
         in_sql = [
             dict(zip(fields, row, strict=True))
             for row in reader.rows(
