@@ -1,8 +1,9 @@
 """Full-text search over transcripts: words and quoted phrases, in any case, newest first.
 
-The table's text index (``words_of_text``: split at ASCII non-alphanumerics, lower-cased with
-``lowerUTF8``) finds the turns holding every word; a phrase must also appear as written, in
-any case. Only a turn's latest version counts: a hit on a version that a later one replaced
+A turn matches when its text holds every word (split at non-alphanumerics, lower-cased with
+``lowerUTF8``, as the table's text index ``words_of_text`` splits it) and every phrase as
+written, in any case. The latest minutes are searched by reading their texts, older turns
+through the text index (see ``_RECENT``). Only a turn's latest version counts: a hit on a version that a later one replaced
 (a corrected transcript) is dropped, and duplicates of one version are one hit.
 """
 
@@ -53,20 +54,19 @@ keeping the newest few). Through the text index, the engine reads the text of th
 only."""
 _RECENT = (
     "started_at >= {recent_from:DateTime64(6, 'UTC')}",
-    "SETTINGS preferred_optimize_projection_name = 'by_time', "
+    "SETTINGS preferred_optimize_projection_name = 'turns_by_bot_and_time', "
     "query_plan_direct_read_from_text_index = 0",
 )
-"""Where the last ``RECENT`` before the newest turn asked for are searched, and how: the
-projection ordered by time is read from the newest turn back, every text tested, until the
-page is full. A common word fills it within a few hundred turns, and the text index, which
-knows nothing of time, would have every one of its matches sorted instead. (The engine
-prefers the index when it can use it, hence the settings.) Older turns go through the index,
-which finds a rare word fastest."""
+"""Where the last ``RECENT`` before the newest turn asked for are searched, and how: every
+text of that range is read from the projection ordered by bot and time. A common word fills a
+page from those few thousand turns, where the text index, which knows nothing of time, would
+have every one of its million matches sorted (the engine prefers the index whenever it can
+use it, hence the settings). Older turns go through the index, which finds a rare word
+fastest; a search for one pays for reading the recent range first."""
 RECENT = timedelta(minutes=15)
 _NEWEST = """
-SELECT started_at FROM transcripts_generations WHERE generation = {generation:UInt32}
-ORDER BY started_at DESC LIMIT 1
-SETTINGS preferred_optimize_projection_name = 'by_time'"""
+SELECT max(started_at) FROM transcripts_newest WHERE generation = {generation:UInt32}
+HAVING count() > 0"""
 _PHRASES = "arrayAll(p -> positionCaseInsensitiveUTF8(text, p) > 0, {phrases:Array(String)})"
 _FILTERS = {
     "bot_id": "bot_id = {bot_id:String}",
@@ -201,16 +201,11 @@ def _recent_from(
     reader: Reader, generation: int, newest: datetime, since: datetime | None
 ) -> datetime:
     """Where the recent turns searched by time begin: ``RECENT`` before ``newest``, or before
-    the newest turn stored when ``newest`` bounds nothing (as read up to a second ago: a turn
-    stored since is newer still, and searched by time all the same)."""
+    the newest turn stored when ``newest`` bounds nothing."""
     if newest >= LATEST:
-        newest = reader.kept(("newest turn", generation), lambda: _newest(reader, generation))
+        stored = reader.rows(_NEWEST, generation=generation)
+        newest = as_utc(stored[0][0]) if stored else EARLIEST + RECENT
     return max(newest - RECENT, since or EARLIEST)
-
-
-def _newest(reader: Reader, generation: int) -> datetime:
-    stored = reader.rows(_NEWEST, generation=generation)
-    return as_utc(stored[0][0]) if stored else EARLIEST + RECENT
 
 
 def _current(reader: Reader, generation: int, rows: Any, terms: Terms) -> list[SearchHit]:

@@ -38,10 +38,12 @@ TURN_FIELDS = (
     "seq",
 )
 SUMMARY_FIELDS = tuple(
-    c for c in BY_BOT_AND_TIME if c not in ("generation", "session_id", "turn_id", "version")
+    c
+    for c in BY_BOT_AND_TIME
+    if c not in ("generation", "session_id", "turn_id", "version", "text")
 )
 """What a session's summary needs of its turns: what the projection ordered by bot and time
-holds, none of it text."""
+holds but the text."""
 
 _OPEN = "toDateTime64(0, 6, 'UTC')"
 """Stands for a user turn that has not stopped: no latency can be measured from it."""

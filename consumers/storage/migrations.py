@@ -52,7 +52,7 @@ FROM {projection}_generations FINAL
 WHERE generation = (SELECT generation FROM current_generation FINAL WHERE view = '{projection}')"""
 
 
-BY_BOT_AND_TIME = (
+_FIRST_BY_BOT_AND_TIME = (
     "generation",
     "session_id",
     "turn_id",
@@ -69,13 +69,21 @@ BY_BOT_AND_TIME = (
     "seq",
     "version",
 )
-"""What reads across sessions need of a turn (no text, no words): the projection ordered by
-bot and time holds only these, so it costs a fraction of the table."""
+"""The projection migration 16 made: what summaries and analytics need of a turn."""
+BY_BOT_AND_TIME = (*_FIRST_BY_BOT_AND_TIME, "text")
+"""What reads across sessions need of a turn, in the projection ordered by bot and time (no
+words): the summaries and analytics of a bot's day read a narrow range of it, and a search of
+the latest minutes reads every text of that range (``queries.search``), the few thousand of
+them faster than the text index sorts the million matches of a common word."""
 
-BY_TIME = ("generation", "session_id", "turn_id", "started_at", "version", "bot_id", "role", "text")
-"""What a search hit needs: the projection ordered by time lets the newest matches of a common
-word be found by reading the newest turns until there are enough, where the text index would
-hand over every one of its million matches to be sorted by time."""
+
+_NEWEST_OF_EACH_GENERATION = (
+    "SELECT generation, max(started_at) AS started_at FROM transcripts_generations "
+    "GROUP BY generation"
+)
+"""Where a search of the latest minutes starts (``queries.search``), kept up to date by every
+insert: no ordering of the table finds it without reading a whole column. A dropped
+generation leaves its one row behind, never read."""
 
 
 @dataclass(frozen=True)
@@ -264,7 +272,7 @@ GROUP BY session_id""",
         16,
         "transcripts_by_bot_and_time",
         f"ALTER TABLE transcripts_generations ADD PROJECTION IF NOT EXISTS by_bot_and_time "
-        f"(SELECT {', '.join(BY_BOT_AND_TIME)} ORDER BY bot_id, started_at)",
+        f"(SELECT {', '.join(_FIRST_BY_BOT_AND_TIME)} ORDER BY bot_id, started_at)",
     ),
     Migration(
         17,
@@ -280,14 +288,37 @@ GROUP BY session_id""",
     ),
     Migration(
         19,
-        "transcripts_by_time",
-        f"ALTER TABLE transcripts_generations ADD PROJECTION IF NOT EXISTS by_time "
-        f"(SELECT {', '.join(BY_TIME)} ORDER BY generation, started_at)",
+        "transcripts_turns_by_bot_and_time",
+        f"ALTER TABLE transcripts_generations ADD PROJECTION IF NOT EXISTS turns_by_bot_and_time "
+        f"(SELECT {', '.join(BY_BOT_AND_TIME)} ORDER BY bot_id, started_at)",
     ),
     Migration(
         20,
-        "transcripts_materialize_by_time",
-        "ALTER TABLE transcripts_generations MATERIALIZE PROJECTION by_time",
+        "transcripts_materialize_turns_by_bot_and_time",
+        "ALTER TABLE transcripts_generations MATERIALIZE PROJECTION turns_by_bot_and_time",
+    ),
+    Migration(
+        21,
+        "transcripts_drop_by_bot_and_time",
+        "ALTER TABLE transcripts_generations DROP PROJECTION IF EXISTS by_bot_and_time",
+    ),
+    Migration(
+        22,
+        "transcripts_newest",
+        "CREATE TABLE IF NOT EXISTS transcripts_newest (generation UInt32, "
+        "started_at SimpleAggregateFunction(max, DateTime64(6, 'UTC'))) "
+        "ENGINE = AggregatingMergeTree ORDER BY generation",
+    ),
+    Migration(
+        23,
+        "transcripts_newest_on_insert",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS transcripts_newest_on_insert "
+        f"TO transcripts_newest AS {_NEWEST_OF_EACH_GENERATION}",
+    ),
+    Migration(
+        24,
+        "transcripts_newest_so_far",
+        f"INSERT INTO transcripts_newest {_NEWEST_OF_EACH_GENERATION}",
     ),
 )
 
