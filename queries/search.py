@@ -3,8 +3,9 @@
 A turn matches when its text holds every word (split at non-alphanumerics, lower-cased with
 ``lowerUTF8``, as the table's text index ``words_of_text`` splits it) and every phrase as
 written, in any case. The latest minutes are searched by reading their texts, older turns
-through the text index (see ``_RECENT``). Only a turn's latest version counts: a hit on a version that a later one replaced
-(a corrected transcript) is dropped, and duplicates of one version are one hit.
+through the text index (see ``_RECENT``). Only a turn's latest version counts: a hit on a
+version that a later one replaced (a corrected transcript) is dropped, and duplicates of one
+version are one hit.
 """
 
 from __future__ import annotations
