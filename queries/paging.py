@@ -10,9 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from queries.errors import BadQueryError
+from schemas.models import MAX_ID_CHARS
 
 MAX_PAGE = 500
-MAX_CURSOR_CHARS = 2_000
+MAX_CURSOR_CHARS = 4 * (3 * 6 * MAX_ID_CHARS + 200) // 3
+"""A cursor holds its kind and a key of up to three parts (a time and two identifiers, say),
+each character of an identifier at most 6 bytes of JSON (``\\u001f``), in base64: no cursor a
+listing makes is longer (one with long non-ASCII ids once was, and was refused)."""
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2262, 1, 1, tzinfo=UTC)
 """The times a store column can hold (``DateTime64(6)``); a bound outside is moved to the edge,
@@ -26,7 +30,7 @@ def page_size(limit: int) -> int:
 
 
 def encode_cursor(kind: str, *key: Any) -> str:
-    raw = json.dumps([kind, *(_plain(k) for k in key)], separators=(",", ":"))
+    raw = json.dumps([kind, *(_plain(k) for k in key)], separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from queries import BadQueryError
 from queries.paging import EARLIEST, LATEST, decode_cursor, encode_cursor
 from queries.sessions import WINDOWS, _windows
+from schemas.models import MAX_ID_CHARS
 
 WORD = re.compile(r"[0-9A-Za-z\u0080-\U0010ffff]+")
 """What the store's text index keeps as one token (ASCII non-alphanumerics split words)."""
@@ -30,7 +31,7 @@ aware = st.datetimes(
 """Any time the store can hold (a cursor holds a stored item's time), in any zone."""
 key_parts: dict[type, st.SearchStrategy[Any]] = {
     datetime: aware,
-    str: st.text(),
+    str: st.text(max_size=MAX_ID_CHARS),
     int: st.integers(min_value=-(2**63), max_value=2**64),
 }
 shapes = st.lists(st.sampled_from([datetime, str, int]), min_size=1, max_size=3).map(tuple)
