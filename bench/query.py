@@ -60,7 +60,7 @@ from queries.search import search
 from queries.sessions import list_sessions, session_detail
 from queries.turns import transcript
 from schemas import Topics
-from service.process import READERS
+from service.process import open_reader
 from service.state import StoreState
 from tstore.devkafka import DevKafka
 
@@ -301,7 +301,7 @@ def measure(sessions: int) -> dict[str, float]:
         ),
     }
     note(f"store ready: {figures}")
-    reader = Reader(*(connect(dsn_of(folder), DATABASE) for _ in range(READERS)))
+    reader = open_reader(dsn_of(folder), DATABASE)
     for t in targets(shape, WARMUP, SEED + 1):
         for read in READS:
             inproc_call(reader, read, t)()

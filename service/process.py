@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -43,6 +44,15 @@ GRACE_S = 15.0
 READERS = 4
 """Engine connections the queries share: each runs one query at a time, so this many run at
 once (one connection held 4 concurrent clients to half the throughput)."""
+
+
+def open_reader(dsn: str, database: str) -> Reader:
+    """The service's readers. Each query gets its share of the machine's cores rather than
+    all of them: with as many queries at once as cores or more, a query's threads only wait
+    for each other's (on 2 cores and 4 concurrent clients, one thread a query read a
+    transcript in 15 ms instead of 21, a bot's day in 49 ms instead of 57)."""
+    threads = max(1, (os.cpu_count() or 1) // READERS)
+    return Reader(*(connect(dsn, database, {"max_threads": threads}) for _ in range(READERS)))
 
 
 class ServeError(RuntimeError):
@@ -149,12 +159,7 @@ async def _open(settings: Settings, state: StoreState, role: Role) -> None:
     try:
         store = await asyncio.to_thread(open_store, settings.dsn, settings.clickhouse_database)
         reader = (
-            Reader(
-                *[
-                    await asyncio.to_thread(connect, settings.dsn, settings.clickhouse_database)
-                    for _ in range(READERS)
-                ]
-            )
+            await asyncio.to_thread(open_reader, settings.dsn, settings.clickhouse_database)
             if role.queries
             else None
         )

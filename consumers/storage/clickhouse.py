@@ -52,14 +52,15 @@ def shown_dsn(dsn: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
 
 
-def connect(dsn: str, database: str) -> Client:
-    """A client bound to ``database``, which is created if it does not exist yet."""
+def connect(dsn: str, database: str, settings: dict[str, Any] | None = None) -> Client:
+    """A client bound to ``database``, which is created if it does not exist yet; ``settings``
+    apply to each of its queries."""
     dsn = normalize_dsn(dsn)
     if dsn.startswith(_CHDB):
         Path(dsn.removeprefix(_CHDB)).mkdir(parents=True, exist_ok=True)
     bootstrap = clickhouse_connect.get_client(dsn=dsn)
     bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    return clickhouse_connect.get_client(dsn=dsn, database=database)
+    return clickhouse_connect.get_client(dsn=dsn, database=database, settings=settings or {})
 
 
 class RowTable(Generic[R]):
