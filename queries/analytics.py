@@ -6,9 +6,9 @@ other turn, so they are folded column by column (``max(complete)`` is the latest
 as completeness leads the version); a response latency needs the user turn before it, so
 latencies go through ``latest_turns`` and its window over each session.
 
-The duration fold groups by a 64-bit hash of the turn's key rather than by its two strings: a
-third less work for a day of all bots, and two of a day's turns would share a hash about once
-in 10^8 days.
+The duration fold groups by ``turn_key``, a 64-bit hash of the turn's session and id stored
+with each row, rather than by the two strings: half the work for a day of all bots, and two of
+a day's turns would share a hash about once in 10^8 days.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ FROM (
         argMax(duration_ms, version) AS duration_ms
     FROM transcripts_generations
     WHERE generation = {{generation:UInt32}} AND {{where}}
-    GROUP BY cityHash64(session_id, turn_id)
+    GROUP BY turn_key
 )
 GROUP BY role
 ORDER BY role"""

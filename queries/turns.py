@@ -40,7 +40,7 @@ TURN_FIELDS = (
 SUMMARY_FIELDS = tuple(
     c
     for c in BY_BOT_AND_TIME
-    if c not in ("generation", "session_id", "turn_id", "version", "text")
+    if c not in ("generation", "session_id", "turn_id", "version", "turn_key", "text")
 )
 """What a session's summary needs of its turns: what the projection ordered by bot and time
 holds but the text."""

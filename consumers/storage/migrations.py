@@ -70,11 +70,13 @@ _FIRST_BY_BOT_AND_TIME = (
     "version",
 )
 """The projection migration 16 made: what summaries and analytics need of a turn."""
-BY_BOT_AND_TIME = (*_FIRST_BY_BOT_AND_TIME, "text")
+BY_BOT_AND_TIME = (*_FIRST_BY_BOT_AND_TIME, "turn_key", "text")
 """What reads across sessions need of a turn, in the projection ordered by bot and time (no
 words): the summaries and analytics of a bot's day read a narrow range of it, and a search of
 the latest minutes reads every text of that range (``queries.search``), the few thousand of
-them faster than the text index sorts the million matches of a common word."""
+them faster than the text index sorts the million matches of a common word. ``turn_key``, a
+64-bit hash of the turn's session and id computed on insert, is what a day's figures fold
+versions by: reading and hashing the two strings cost a quarter of that query."""
 
 
 _NEWEST_OF_EACH_GENERATION = (
@@ -288,40 +290,46 @@ GROUP BY session_id""",
     ),
     Migration(
         19,
+        "transcripts_turn_key",
+        "ALTER TABLE transcripts_generations ADD COLUMN IF NOT EXISTS turn_key UInt64 "
+        "MATERIALIZED cityHash64(session_id, turn_id)",
+    ),
+    Migration(
+        20,
         "transcripts_turns_by_bot_and_time",
         f"ALTER TABLE transcripts_generations ADD PROJECTION IF NOT EXISTS turns_by_bot_and_time "
         f"(SELECT {', '.join(BY_BOT_AND_TIME)} ORDER BY bot_id, started_at)",
     ),
     Migration(
-        20,
+        21,
         "transcripts_materialize_turns_by_bot_and_time",
         "ALTER TABLE transcripts_generations MATERIALIZE PROJECTION turns_by_bot_and_time",
     ),
     Migration(
-        21,
+        22,
         "transcripts_drop_by_bot_and_time",
         "ALTER TABLE transcripts_generations DROP PROJECTION IF EXISTS by_bot_and_time",
     ),
     Migration(
-        22,
+        23,
         "transcripts_newest",
         "CREATE TABLE IF NOT EXISTS transcripts_newest (generation UInt32, "
         "started_at SimpleAggregateFunction(max, DateTime64(6, 'UTC'))) "
         "ENGINE = AggregatingMergeTree ORDER BY generation",
     ),
     Migration(
-        23,
+        24,
         "transcripts_newest_on_insert",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS transcripts_newest_on_insert "
         f"TO transcripts_newest AS {_NEWEST_OF_EACH_GENERATION}",
     ),
     Migration(
-        24,
+        25,
         "transcripts_newest_so_far",
         f"INSERT INTO transcripts_newest {_NEWEST_OF_EACH_GENERATION}",
     ),
     Migration(
-        25,
+        26,
         "transcripts_text_lz4",
         "ALTER TABLE transcripts_generations MODIFY COLUMN text String CODEC(LZ4)",
     ),
