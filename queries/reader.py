@@ -11,15 +11,13 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Sequence
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.query import QueryResult
 
 from queries.errors import NotFoundError
-
-T = TypeVar("T")
 
 
 class Reader:
@@ -34,7 +32,6 @@ class Reader:
         self._lock = threading.Lock()
         self._pointer: dict[str, int] = {}
         self._read_at = float("-inf")
-        self._kept: dict[Hashable, tuple[float, Any]] = {}
 
     def generation(self, projection: str) -> int:
         """The generation readers are shown for ``projection``."""
@@ -47,21 +44,6 @@ class Reader:
         if projection not in pointer:
             raise NotFoundError("the store has no generation yet: is it migrated and projecting?")
         return pointer[projection]
-
-    def kept(self, key: Hashable, read: Callable[[], T]) -> T:
-        """``read()``, or what it returned for ``key`` less than ``pointer_ttl_s`` ago: for a
-        figure a query only needs roughly (a bound it narrows its reading with), read once
-        for all the callers of that time instead of once each."""
-        now = time.monotonic()
-        with self._lock:
-            held = self._kept.get(key)
-        if held is not None and now - held[0] <= self._ttl_s:
-            return cast(T, held[1])
-        value = read()
-        with self._lock:
-            self._kept = {k: v for k, v in self._kept.items() if now - v[0] <= self._ttl_s}
-            self._kept[key] = (now, value)
-        return value
 
     def forget(self) -> None:
         """Read the pointer again on the next query (after a cut-over in this process)."""
