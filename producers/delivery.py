@@ -130,6 +130,9 @@ class Delivery:
         self._journal_due: asyncio.TimerHandle | None = None
         self._idle = False
         self._closing = False
+        self._taken_in = False
+        """Set once ``close`` has taken in the last submitted event: until then the sender
+        goes on even with an empty queue, as more may still come from the inbox."""
         self._phase, self._phase_since = "starting", time.monotonic()
         """What the sender is doing and since when, for the log of a close that finds it busy."""
         self._close_timeout_s = 0.0
@@ -200,6 +203,7 @@ class Delivery:
 
     async def _finish(self, sender: asyncio.Task[None], work: asyncio.Event) -> None:
         await self._intake()
+        self._taken_in = True
         work.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sender, self._close_timeout_s)
@@ -323,7 +327,7 @@ class Delivery:
             while True:
                 self._refill()
                 if not self._queue:
-                    if self._closing:
+                    if self._taken_in:
                         return
                     self._doing("idle")
                     await work.wait()
