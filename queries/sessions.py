@@ -1,8 +1,9 @@
 """Sessions: their summaries, one session in full, and the newest-first listing.
 
 A summary is computed when asked, from the session's turns (folded to their latest versions)
-and its event ledger (``queries.summary``): an aggregate kept up to date on insert would count
-every replayed duplicate. Listing newest first across a million sessions is done in two steps
+and its event ledger (``queries.summary``), both kept per session as sets in one row of
+``session_summaries_generations``: a sum kept up to date on insert would count every replayed
+duplicate, a set does not. Listing newest first across a million sessions is done in two steps
 so that neither reads more than it must:
 
 1. candidates: the sessions with a turn in a time window, from the projection ordered by bot
@@ -30,7 +31,7 @@ from queries.models import (
 from queries.paging import EARLIEST, as_utc, bounded, decode_cursor, encode_cursor, page_size
 from queries.reader import Reader
 from queries.summary import Ledger, passes, summarize
-from queries.turns import SUMMARY_FIELDS, as_turn, stored_turns
+from queries.turns import SUMMARY_FIELDS, as_turn, in_speaking_order, stored_turns
 
 WINDOWS = (
     timedelta(hours=1),
@@ -47,6 +48,16 @@ _RANGE_FILTERS = ("bot_id", "since", "until")
 """Filters the candidates apply; the others are on a session's aggregates."""
 CLOCK_SKEW = timedelta(hours=1)
 """With no upper bound, turns up to this far ahead of this machine's clock are listed."""
+
+_SUMMARIES = """
+SELECT
+    session_id,
+    groupUniqArrayMergeIf(turns, generation = {turns_at:UInt32}),
+    uniqExactMergeIf(seqs, generation = {events_at:UInt32}),
+    maxIf(last_seq, generation = {events_at:UInt32})
+FROM session_summaries_generations
+WHERE generation IN ({turns_at:UInt32}, {events_at:UInt32}) AND session_id IN {ids:Array(String)}
+GROUP BY session_id"""
 
 _LEDGERS = """
 SELECT session_id, uniqExact(seq), max(seq)
@@ -67,12 +78,29 @@ LIMIT {batch:UInt32}"""
 
 
 def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary]:
-    """Summaries of these sessions (those with turns), newest first."""
+    """Summaries of these sessions (those with turns), newest first.
+
+    They are read from the sessions' rows of ``session_summaries_generations``, one per
+    session. A session whose turns are already visible but whose row is not yet (the two are
+    written one after the other) is summarized from its turns and ledger instead."""
     if not session_ids:
         return []
-    turns = stored_turns(reader, session_ids, SUMMARY_FIELDS)
-    ledgers = _ledgers(reader, list(turns))
-    found = [summarize(s, found, ledgers.get(s)) for s, found in turns.items()]
+    rows = reader.rows(
+        _SUMMARIES,
+        turns_at=reader.generation("transcripts"),
+        events_at=reader.generation("session_events"),
+        ids=list(session_ids),
+    )
+    found = [
+        summarize(str(s), in_speaking_order(versions), (int(events), int(last_seq)))
+        for s, versions, events, last_seq in rows
+        if versions
+    ]
+    summarized = {s.session_id for s in found}
+    if missing := [s for s in session_ids if s not in summarized]:
+        turns = stored_turns(reader, missing, SUMMARY_FIELDS)
+        ledgers = _ledgers(reader, list(turns))
+        found += [summarize(s, versions, ledgers.get(s)) for s, versions in turns.items()]
     return sorted(found, key=lambda s: (s.first_event_at, s.session_id), reverse=True)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from consumers.storage.migrations import BY_BOT_AND_TIME
+from consumers.storage.migrations import SESSION_TURN
 from queries.errors import NotFoundError
 from queries.models import Turn, Word
 from queries.paging import as_utc
@@ -37,13 +37,8 @@ TURN_FIELDS = (
     "complete",
     "seq",
 )
-SUMMARY_FIELDS = tuple(
-    c
-    for c in BY_BOT_AND_TIME
-    if c not in ("generation", "session_id", "turn_id", "version", "turn_key", "text")
-)
-"""What a session's summary needs of its turns: what the projection ordered by bot and time
-holds but the text."""
+SUMMARY_FIELDS = tuple(name for name, _ in SESSION_TURN if name not in ("turn_id", "version"))
+"""What a session's summary needs of its turns: all but the text, the words and the user."""
 
 _OPEN = "toDateTime64(0, 6, 'UTC')"
 """Stands for a user turn that has not stopped: no latency can be measured from it."""
@@ -96,21 +91,25 @@ def stored_turns(
         generation=reader.generation("transcripts"),
         ids=list(session_ids),
     )
-    latest: dict[str, dict[str, dict[str, Any]]] = {}
+    by_session: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        turn = dict(zip(names, row, strict=True))
-        turns = latest.setdefault(turn["session_id"], {})
-        held = turns.get(turn["turn_id"])
+        by_session.setdefault(row[0], []).append(dict(zip(names, row, strict=True)))
+    return {session_id: in_speaking_order(found) for session_id, found in by_session.items()}
+
+
+def in_speaking_order(versions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One session's turns from their stored versions: each in its latest version, with its
+    ``response_latency_ms``, in speaking order."""
+    latest: dict[str, dict[str, Any]] = {}
+    for turn in versions:
+        held = latest.get(turn["turn_id"])
         if held is None or turn["version"] > held["version"]:
-            turns[turn["turn_id"]] = turn
-    by_session = {}
-    for session_id, turns in latest.items():
-        latencies = response_latencies(turns.values())
-        by_session[session_id] = [
-            t | {"response_latency_ms": latencies[t["turn_id"]]}
-            for t in sorted(turns.values(), key=lambda t: (t["started_at"], t["seq"]))
-        ]
-    return by_session
+            latest[turn["turn_id"]] = turn
+    latencies = response_latencies(latest.values())
+    return [
+        t | {"response_latency_ms": latencies[t["turn_id"]]}
+        for t in sorted(latest.values(), key=lambda t: (t["started_at"], t["seq"]))
+    ]
 
 
 def transcript(reader: Reader, session_id: str) -> list[Turn]:

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 from clickhouse_connect.driver.client import Client
 
 from consumers.projections import PROJECTIONS
+from consumers.storage.migrations import SESSION_SUMMARY_SOURCES
 
 State = Literal["building", "verifying", "failed", "live", "retired", "frozen", "discarded"]
 UNFINISHED: tuple[State, ...] = ("building", "verifying", "failed")
@@ -230,10 +231,12 @@ class Generations:
                 f"generation {number} is what readers see for {', '.join(shown_by)}; "
                 "rebuild and cut over to another generation before dropping it"
             )
-        for projection in generation.projections:
-            self.client.command(
-                f"ALTER TABLE {projection}_generations DROP PARTITION {int(number)}"
-            )
+        summarized = set(generation.projections) & set(SESSION_SUMMARY_SOURCES)
+        for table in (
+            *(f"{p}_generations" for p in generation.projections),
+            *(["session_summaries_generations"] if summarized else []),
+        ):
+            self.client.command(f"ALTER TABLE {table} DROP PARTITION {int(number)}")
         return self.set_state(number, "discarded")
 
     def prune(self, keep: int) -> list[int]:

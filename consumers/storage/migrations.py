@@ -88,6 +88,51 @@ insert: no ordering of the table finds it without reading a whole column. A drop
 generation leaves its one row behind, never read."""
 
 
+SESSION_TURN = (
+    ("turn_id", "String"),
+    ("version", "UInt64"),
+    ("bot_id", "LowCardinality(String)"),
+    ("framework", "LowCardinality(String)"),
+    ("role", "Enum8('user' = 1, 'assistant' = 2)"),
+    ("started_at", "DateTime64(6, 'UTC')"),
+    ("stopped_at", "Nullable(DateTime64(6, 'UTC'))"),
+    ("duration_ms", "Nullable(Int64)"),
+    ("interrupted", "Bool"),
+    ("timed_out", "Bool"),
+    ("language", "LowCardinality(Nullable(String))"),
+    ("complete", "Bool"),
+    ("seq", "UInt64"),
+)
+"""A turn version as a session's summary needs it: the columns of ``transcripts_generations``
+that the projection ordered by bot and time holds, but the text."""
+_SESSION_TURN_TYPE = f"Tuple({', '.join(f'{name} {kind}' for name, kind in SESSION_TURN)})"
+SESSION_SUMMARY_SOURCES = {
+    "transcripts": {
+        "turns": "groupUniqArrayState(CAST(({}) AS {}))".format(
+            ", ".join(name for name, _ in SESSION_TURN), _SESSION_TURN_TYPE
+        )
+    },
+    "session_events": {"seqs": "uniqExactState(seq)", "last_seq": "max(seq)"},
+}
+"""What each projection adds to a session's row of ``session_summaries_generations``.
+
+That table holds, per generation and session, the set of its distinct turn versions and the
+set of its event seqs: what a summary is computed from (``queries.summary``), in one row
+instead of a dozen turns and thirty ledger rows scattered over two tables. Sets, because a
+replayed duplicate must change nothing: a sum or a count kept on insert would count it again.
+Filled on insert by a materialized view per source, and dropped with the generation."""
+
+
+def _session_summary_source(projection: str) -> str:
+    adds = ", ".join(
+        f"{sql} AS {column}" for column, sql in SESSION_SUMMARY_SOURCES[projection].items()
+    )
+    return (
+        f"SELECT generation, session_id, {adds} "
+        f"FROM {projection}_generations GROUP BY generation, session_id"
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -335,6 +380,44 @@ GROUP BY session_id""",
         26,
         "transcripts_text_lz4",
         "ALTER TABLE transcripts_generations MODIFY COLUMN text String CODEC(LZ4)",
+    ),
+    # A row is a session's whole history in sets, a few hundred bytes to some kilobytes:
+    # granules of about 64 KiB keep the read of one session from decoding a thousand others.
+    Migration(
+        27,
+        "session_summaries_generations",
+        f"""
+CREATE TABLE IF NOT EXISTS session_summaries_generations
+(
+    generation UInt32,
+    session_id String,
+    turns AggregateFunction(groupUniqArray, {_SESSION_TURN_TYPE}),
+    seqs AggregateFunction(uniqExact, UInt64),
+    last_seq SimpleAggregateFunction(max, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY generation
+ORDER BY (generation, session_id)
+SETTINGS index_granularity_bytes = 65536""",
+    ),
+    *(
+        migration
+        for n, projection in enumerate(SESSION_SUMMARY_SOURCES)
+        for migration in (
+            Migration(
+                28 + 2 * n,
+                f"session_summaries_from_{projection}",
+                f"CREATE MATERIALIZED VIEW IF NOT EXISTS session_summaries_from_{projection} "
+                f"TO session_summaries_generations AS {_session_summary_source(projection)}",
+            ),
+            Migration(
+                29 + 2 * n,
+                f"session_summaries_of_past_{projection}",
+                "INSERT INTO session_summaries_generations (generation, session_id, "
+                f"{', '.join(SESSION_SUMMARY_SOURCES[projection])}) "
+                + _session_summary_source(projection),
+            ),
+        )
     ),
 )
 

@@ -3,15 +3,17 @@ path, for tests of the query library that need exact control over stored version
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+from hypothesis import strategies as st
 
 from consumers.projections.transcripts import COLUMNS
 
 COMPLETE = 1 << 63
 """The version bit of a complete turn (see ``consumers.projections.transcripts``)."""
+T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 _WORDS = pl.List(pl.Struct({"text": pl.String, "start": pl.Float64, "end": pl.Float64}))
 
 
@@ -52,3 +54,27 @@ def transcript_rows(session_id: str, rows: list[dict[str, Any]]) -> pl.DataFrame
             "version": pl.UInt64,
         },
     ).select(COLUMNS)
+
+
+@st.composite
+def stored_versions(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Rows as the projector writes them: per turn an open version (start), maybe a complete
+    one (stop), maybe a later correction, each maybe written twice; starts may tie."""
+    rows: list[dict[str, Any]] = []
+    for index in range(draw(st.integers(1, 6))):
+        start = T0 + timedelta(microseconds=draw(st.integers(0, 20_000_000)))
+        length = timedelta(microseconds=draw(st.integers(0, 5_000_000)))
+        turn = {
+            "turn_id": f"turn-{index}",
+            "role": draw(st.sampled_from(["user", "assistant"])),
+            "started_at": start,
+        }
+        versions = [turn | {"stopped_at": None, "complete": False, "seq": 2 * index}]
+        if draw(st.booleans()):
+            versions.append(turn | {"stopped_at": start + length, "complete": True, "seq": 90})
+            if draw(st.booleans()):
+                later = start + length + timedelta(milliseconds=draw(st.integers(0, 900)))
+                versions.append(turn | {"stopped_at": later, "complete": True, "seq": 91 + index})
+        for version in versions:
+            rows += [version] * draw(st.integers(1, 2))
+    return rows

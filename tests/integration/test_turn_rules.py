@@ -4,47 +4,20 @@ turns, they give the same turns and the same response latencies."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 from consumers.storage.clickhouse import Store
 from queries import Reader
 from queries.turns import TURN_FIELDS, latest_turns, transcript
 from tests.conftest import unique_name
-from tests.integration.stored_rows import transcript_rows
+from tests.integration.stored_rows import T0, stored_versions, transcript_rows
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
-
-
-@st.composite
-def stored_versions(draw: st.DrawFn) -> list[dict[str, Any]]:
-    """Rows as the projector writes them: per turn an open version (start), maybe a complete
-    one (stop), maybe a later correction, each maybe written twice; starts may tie."""
-    rows: list[dict[str, Any]] = []
-    for index in range(draw(st.integers(1, 6))):
-        start = T0 + timedelta(microseconds=draw(st.integers(0, 20_000_000)))
-        length = timedelta(microseconds=draw(st.integers(0, 5_000_000)))
-        turn = {
-            "turn_id": f"turn-{index}",
-            "role": draw(st.sampled_from(["user", "assistant"])),
-            "started_at": start,
-        }
-        versions = [turn | {"stopped_at": None, "complete": False, "seq": 2 * index}]
-        if draw(st.booleans()):
-            versions.append(turn | {"stopped_at": start + length, "complete": True, "seq": 90})
-            if draw(st.booleans()):
-                later = start + length + timedelta(milliseconds=draw(st.integers(0, 900)))
-                versions.append(turn | {"stopped_at": later, "complete": True, "seq": 91 + index})
-        for version in versions:
-            rows += [version] * draw(st.integers(1, 2))
-    return rows
 
 
 def _answer_at_the_user_stop() -> list[dict[str, Any]]:
