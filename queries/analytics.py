@@ -2,11 +2,12 @@
 
 Turns are folded to their latest versions like every other read, from the projection ordered
 by bot and time, so a day of one bot reads that bot's day and nothing else. Durations need no
-other turn, so they are folded column by column (``max(complete)`` is the latest version's,
-as completeness leads the version); a response latency needs the user turn before it, so
-latencies go through ``latest_turns`` and its window over each session.
+other turn, so each turn's latest version is simply kept (``LIMIT 1 BY``, after ordering its
+versions newest first: a third cheaper than folding each column with ``argMax``, which is slow
+on a Nullable one); a response latency needs the user turn before it, so latencies go through
+``latest_turns`` and its window over each session.
 
-The duration fold groups by ``turn_key``, a 64-bit hash of the turn's session and id stored
+Versions are told apart by ``turn_key``, a 64-bit hash of the turn's session and id stored
 with each row, rather than by the two strings: half the work for a day of all bots, and two of
 a day's turns would share a hash about once in 10^8 days.
 """
@@ -35,15 +36,11 @@ SELECT
     countIf(duration_ms IS NOT NULL),
     quantiles({LEVELS})(duration_ms)
 FROM (
-    SELECT
-        any(role) AS role,
-        max(complete) AS complete,
-        argMax(interrupted, version) AS interrupted,
-        argMax(timed_out, version) AS timed_out,
-        argMax(duration_ms, version) AS duration_ms
+    SELECT role, complete, interrupted, timed_out, duration_ms
     FROM transcripts_generations
     WHERE generation = {{generation:UInt32}} AND {{where}}
-    GROUP BY turn_key
+    ORDER BY turn_key, version DESC
+    LIMIT 1 BY turn_key
 )
 GROUP BY role
 ORDER BY role"""
