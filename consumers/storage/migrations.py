@@ -419,6 +419,24 @@ SETTINGS index_granularity_bytes = 65536""",
             ),
         )
     ),
+    # The fixed-width columns a day's figures read, for 350k turns of all bots a query: LZ4
+    # decodes them in a sixth less time than the engine's ZSTD, for a few more bytes.
+    Migration(
+        32,
+        "transcripts_numbers_lz4",
+        "ALTER TABLE transcripts_generations "
+        + ", ".join(
+            f"MODIFY COLUMN {column} CODEC(LZ4)"
+            for column in (
+                "started_at DateTime64(6, 'UTC')",
+                "stopped_at Nullable(DateTime64(6, 'UTC'))",
+                "duration_ms Nullable(Int64)",
+                "turn_key UInt64 MATERIALIZED cityHash64(session_id, turn_id)",
+                "version UInt64",
+                "seq UInt64",
+            )
+        ),
+    ),
 )
 
 
