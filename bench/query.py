@@ -214,9 +214,12 @@ def p99(latencies: list[float]) -> float:
 
 
 def store_folder(sessions: int) -> Path:
-    """Where the store of ``sessions`` is kept: by size, migrations and this loader."""
-    loader = hashlib.sha256(Path(store_data.__file__).read_bytes()).hexdigest()[:8]
-    return CACHE / f"s{sessions}-m{len(MIGRATIONS)}-{loader}"
+    """Where the store of ``sessions`` is kept: by size, and the text of the migrations and of
+    this loader (a migration edited before it lands changes the store as much as a new one)."""
+    made_by = hashlib.sha256(Path(store_data.__file__).read_bytes())
+    for migration in MIGRATIONS:
+        made_by.update(migration.sql.encode())
+    return CACHE / f"s{sessions}-m{len(MIGRATIONS)}-{made_by.hexdigest()[:8]}"
 
 
 def dsn_of(folder: Path) -> str:
