@@ -80,3 +80,44 @@ def test_the_stored_summary_is_the_summary_of_the_turns_and_ledger(clickhouse: C
         assert summaries(reader, [session_id]) == [session_detail(reader, session_id).summary]
 
     agree()
+
+
+def test_a_batch_replayed_after_a_crash_between_its_turns_and_their_summary_fills_the_summary(
+    clickhouse: Client,
+) -> None:
+    """A crash can land after an insert wrote the turns and before its materialized view wrote
+    the session's row. The replayed batch is then refused by its token, and must still reach
+    the view (a summary set takes the same versions twice without change)."""
+    store = Store(clickhouse)
+    store.migrate()
+    reader = Reader(clickhouse)
+    session_id = unique_name("s")
+    rows = transcript_rows(
+        session_id,
+        [
+            {
+                "turn_id": "t0",
+                "role": "user",
+                "started_at": T0,
+                "stopped_at": T0 + timedelta(seconds=2),
+                "complete": True,
+                "seq": 1,
+            }
+        ],
+    )
+    clickhouse.command("DETACH TABLE session_summaries_from_transcripts")
+    try:
+        store.insert("transcripts", rows, generation=1, dedup_token=f"{session_id}|crash")
+    finally:
+        clickhouse.command("ATTACH TABLE session_summaries_from_transcripts")
+    store.insert("transcripts", rows, generation=1, dedup_token=f"{session_id}|crash")
+
+    assert reader.rows(
+        "SELECT count() FROM transcripts_generations WHERE session_id = {s:String}", s=session_id
+    ) == [(1,)], "the replay itself is refused"
+    stored = reader.rows(
+        "SELECT count() FROM session_summaries_generations WHERE session_id = {s:String}",
+        s=session_id,
+    )
+    assert stored[0][0] >= 1
+    assert summaries(reader, [session_id]) == [session_detail(reader, session_id).summary]
