@@ -60,9 +60,10 @@ from queries.search import search
 from queries.sessions import list_sessions, session_detail
 from queries.turns import transcript
 from schemas import Topics
-from service.process import open_reader
+from service.process import open_reader, writing_behind_reads
 from service.state import StoreState
 from tstore.devkafka import DevKafka
+from tstore.settings import Settings
 
 REQUESTS = 200
 """Per read and way of reading; over HTTP shared out among the clients."""
@@ -286,7 +287,9 @@ def measure(sessions: int) -> dict[str, float]:
     began = time.perf_counter()
     folder = scratch_copy(kept)
     copied = time.perf_counter() - began
-    store = Store(connect(dsn_of(folder), DATABASE))
+    store = Store(
+        connect(dsn_of(folder), DATABASE, writing_behind_reads(Settings().projector_nice))
+    )
     store.migrate()
     figures: dict[str, float] = {
         "sessions": shape.sessions,

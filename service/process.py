@@ -55,6 +55,15 @@ def open_reader(dsn: str, database: str) -> Reader:
     return Reader(*(connect(dsn, database, {"max_threads": threads}) for _ in range(READERS)))
 
 
+def writing_behind_reads(nice: int) -> dict[str, Any]:
+    """Settings of the connection the projectors write through when the same process answers
+    queries: its threads run at ``nice`` (``os_thread_priority``), so the cores go to reads
+    first. At 5k events/s under 4 clients on 2 cores (``bench.query``), nice 19 halved the p99
+    of a transcript, a session and a page of sessions (to 2.0x, 2.2x and 1.8x their idle p99)
+    for a lag of 0.65 s instead of 0.25 s."""
+    return {"os_thread_priority": nice}
+
+
 class ServeError(RuntimeError):
     """The service cannot start; the message names the setting to change."""
 
@@ -157,7 +166,14 @@ async def run(
 
 async def _open(settings: Settings, state: StoreState, role: Role) -> None:
     try:
-        store = await asyncio.to_thread(open_store, settings.dsn, settings.clickhouse_database)
+        store = await asyncio.to_thread(
+            open_store,
+            settings.dsn,
+            settings.clickhouse_database,
+            writing_behind_reads(settings.projector_nice)
+            if role.project and role.queries
+            else None,
+        )
         reader = (
             await asyncio.to_thread(open_reader, settings.dsn, settings.clickhouse_database)
             if role.queries

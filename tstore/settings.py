@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(default=50_000, ge=1)
     batch_max_wait_ms: int = Field(default=200, ge=1)
     """A projector's batch closes at this many events or after this long, whichever first."""
+    projector_nice: int = Field(default=19, ge=0, le=19)
+    """In ``tstore serve`` that projects and answers queries in one process, the nice value of
+    the threads the projectors write through: reads go first and batches fill the gaps, so
+    ingest slows reads less; the lag in every answer says how far behind that leaves the
+    store. 0 shares the cores equally."""
     retired_generations_kept: int = Field(default=2, ge=1)
     """After a cut-over, retired generations beyond the newest this many are dropped. At
     least one: readers that have not yet seen the cut-over (up to a second) read the

@@ -218,8 +218,9 @@ class Store:
         return {str(s): (int(n), int(d)) for s, n, d in result.result_rows}
 
 
-def open_store(dsn: str, database: str) -> Store:
-    """The store, migrated; ``StoreUnavailableError`` in one line when it cannot be opened."""
+def open_store(dsn: str, database: str, settings: dict[str, Any] | None = None) -> Store:
+    """The store, migrated, with ``settings`` on each of its queries; ``StoreUnavailableError``
+    in one line when it cannot be opened."""
     dsn = normalize_dsn(dsn)
     holder = embedded_holder(dsn)
     if holder is not None:
@@ -228,7 +229,7 @@ def open_store(dsn: str, database: str) -> Store:
             "or `tstore project`): ask that process over HTTP (TSTORE_HTTP_PORT), or stop it"
         )
     try:
-        store = Store(connect(dsn, database))
+        store = Store(connect(dsn, database, settings))
         store.migrate()
     except ClickHouseError as exc:
         text = str(exc).strip()

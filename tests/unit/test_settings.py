@@ -42,3 +42,12 @@ def test_docker_compose_only_sets_settings_that_exist() -> None:
     used = {name.lower() for name in re.findall(r"\bTSTORE_([A-Z_]+):", compose)}
     assert used, "docker-compose.yml configures no TSTORE_ settings"
     assert used <= set(Settings.model_fields), used - set(Settings.model_fields)
+
+
+def test_the_projectors_nice_value_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().projector_nice == 19
+    monkeypatch.setenv("TSTORE_PROJECTOR_NICE", "0")
+    assert Settings().projector_nice == 0
+    monkeypatch.setenv("TSTORE_PROJECTOR_NICE", "-5")
+    with pytest.raises(ValueError, match="projector_nice"):
+        Settings()
