@@ -48,7 +48,7 @@ async def test_delivery_resumes_after_a_freeze_longer_than_every_deadline(
     topics = Topics("frozen.")
     await ensure_topics(broker.bootstrap, topics, partitions=2)
     async with TranscriptProducer(
-        broker.bootstrap, bot_id="b", topics=topics, spool_dir=tmp_path, delivery=QUICK
+        broker.bootstrap, bot_id="b", topics=topics, spool_dir=tmp_path / "spool", delivery=QUICK
     ) as producer:
         _say(producer, "s", range(10))
         await until(lambda: producer.stats.published == 10, 30, "delivery before the freeze")

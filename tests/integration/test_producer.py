@@ -6,12 +6,10 @@ import asyncio
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from clickhouse_connect.driver.client import Client
 
 from bench.loop_lag import LoopLag
@@ -151,38 +149,33 @@ async def _bot_session(
         await asyncio.sleep(pause_s)
 
 
-@pytest_asyncio.fixture
-async def broker() -> AsyncIterator[DevKafka]:
-    """A broker of the test's own, since the test crashes it."""
-    own = DevKafka()
-    await asyncio.to_thread(own.start)
-    yield own
-    await asyncio.to_thread(own.close)
-
-
 async def test_a_broker_outage_mid_session_loses_nothing_and_never_stalls_the_bot(
-    broker: DevKafka, tmp_path: Path, clickhouse: Client
+    own_broker: DevKafka, tmp_path: Path, clickhouse: Client
 ) -> None:
     topics = Topics("outage.")
-    await ensure_topics(broker.bootstrap, topics, partitions=3)
+    await ensure_topics(own_broker.bootstrap, topics, partitions=3)
     async with TranscriptProducer(
-        broker.bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path, delivery=FAST_FAILURE
+        own_broker.bootstrap,
+        bot_id="bot",
+        topics=topics,
+        spool_dir=tmp_path / "spool",
+        delivery=FAST_FAILURE,
     ) as producer:
         with LoopLag() as lag:
             talking = asyncio.gather(*(_bot_session(producer, f"s{i}", 80, 0.1) for i in range(3)))
             await asyncio.sleep(1.5)
-            await asyncio.to_thread(broker.kill)
+            await asyncio.to_thread(own_broker.kill)
             await asyncio.sleep(4)
             spooled_during_outage = producer.stats.spooled
-            await asyncio.to_thread(broker.start)
+            await asyncio.to_thread(own_broker.start)
             await talking
         await until(lambda: producer.stats.backlog == 0 and producer.stats.spool_bytes == 0, 30)
     assert spooled_during_outage > 0
     assert producer.stats.dropped == 0
-    seen = await _read_all(broker.bootstrap, topics.turn_events, 480)
+    seen = await _read_all(own_broker.bootstrap, topics.turn_events, 480)
     _assert_complete_and_in_order(seen, {f"s{i}": 160 for i in range(3)})
     await _assert_projected_once(
-        broker.bootstrap, topics, clickhouse, {f"s{i}": 80 for i in range(3)}
+        own_broker.bootstrap, topics, clickhouse, {f"s{i}": 80 for i in range(3)}
     )
     print(f"loop lag p50={lag.quantile_ms(0.5):.2f}ms p99={lag.quantile_ms(0.99):.2f}ms")
     assert lag.quantile_ms(0.99) < 25, "the bot's loop stalled"
@@ -211,14 +204,14 @@ asyncio.run(main())
 
 
 async def test_events_spooled_by_a_bot_that_exited_are_delivered_by_the_next(
-    broker: DevKafka, tmp_path: Path, clickhouse: Client
+    own_broker: DevKafka, tmp_path: Path, clickhouse: Client
 ) -> None:
     topics = Topics("restart.")
-    await ensure_topics(broker.bootstrap, topics, partitions=2)
-    await asyncio.to_thread(broker.kill)
+    await ensure_topics(own_broker.bootstrap, topics, partitions=2)
+    await asyncio.to_thread(own_broker.kill)
     first = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-c", _BOT, broker.bootstrap, str(tmp_path)],
+        [sys.executable, "-c", _BOT, own_broker.bootstrap, str(tmp_path / "spool")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -227,11 +220,11 @@ async def test_events_spooled_by_a_bot_that_exited_are_delivered_by_the_next(
     published, spooled, dropped = map(int, first.stdout.splitlines()[-1].split())
     assert (published, dropped) == (0, 0)
     assert spooled == 60
-    await asyncio.to_thread(broker.start)
+    await asyncio.to_thread(own_broker.start)
     async with TranscriptProducer(
-        broker.bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path
+        own_broker.bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path / "spool"
     ) as restarted:
         await until(lambda: restarted.stats.spool_bytes == 0, within_s=30)
-    seen = await _read_all(broker.bootstrap, topics.turn_events, 60)
+    seen = await _read_all(own_broker.bootstrap, topics.turn_events, 60)
     _assert_complete_and_in_order(seen, {"s": 60})
-    await _assert_projected_once(broker.bootstrap, topics, clickhouse, {"s": 30})
+    await _assert_projected_once(own_broker.bootstrap, topics, clickhouse, {"s": 30})
