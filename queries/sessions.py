@@ -17,8 +17,9 @@ page is full or the time range is exhausted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from queries.chunks import chunk_index
 from queries.errors import BadQueryError, NotFoundError
@@ -98,17 +99,18 @@ def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary
     ]
     summarized = {s.session_id for s in found}
     if missing := [s for s in session_ids if s not in summarized]:
-        turns = stored_turns(reader, missing, SUMMARY_FIELDS)
-        ledgers = _ledgers(reader, list(turns))
-        found += [summarize(s, versions, ledgers.get(s)) for s, versions in turns.items()]
+        found += _from_turns(reader, stored_turns(reader, missing, SUMMARY_FIELDS))
     return sorted(found, key=lambda s: (s.first_event_at, s.session_id), reverse=True)
 
 
-def _ledgers(reader: Reader, session_ids: Sequence[str]) -> dict[str, Ledger]:
-    rows = reader.rows(
-        _LEDGERS, generation=reader.generation("session_events"), ids=list(session_ids)
-    )
-    return {str(s): (int(n), int(last)) for s, n, last in rows}
+def _from_turns(
+    reader: Reader, turns: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> list[SessionSummary]:
+    """Summaries of these sessions from their turns (as ``stored_turns`` gives them) and
+    their ledgers, read here."""
+    rows = reader.rows(_LEDGERS, generation=reader.generation("session_events"), ids=list(turns))
+    ledgers: dict[str, Ledger] = {str(s): (int(n), int(last)) for s, n, last in rows}
+    return [summarize(s, found, ledgers.get(s)) for s, found in turns.items()]
 
 
 def session_detail(reader: Reader, session_id: str) -> SessionDetail:
@@ -116,7 +118,7 @@ def session_detail(reader: Reader, session_id: str) -> SessionDetail:
     if not turns:
         raise NotFoundError(f"no session {session_id!r} in the store")
     return SessionDetail(
-        summary=summarize(session_id, turns, _ledgers(reader, [session_id]).get(session_id)),
+        summary=_from_turns(reader, {session_id: turns})[0],
         turns=[as_turn(t) for t in turns],
         chunks=chunk_index(reader, session_id),
     )
