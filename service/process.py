@@ -58,9 +58,9 @@ def open_reader(dsn: str, database: str) -> Reader:
 def writing_behind_reads(nice: int) -> dict[str, Any]:
     """Settings of the connection the projectors write through when the same process answers
     queries: its threads run at ``nice`` (``os_thread_priority``), so the cores go to reads
-    first. At 5k events/s under 4 clients on 2 cores (``bench.query``), nice 19 halved the p99
-    of a transcript, a session and a page of sessions (to 2.0x, 2.2x and 1.8x their idle p99)
-    for a lag of 0.65 s instead of 0.25 s."""
+    first. At 5k events/s under 4 clients on 2 cores (two ``bench.query`` runs), nice 19 took
+    a tenth to a third off the p99 of a transcript and about 40% off that of a page of
+    sessions, for a lag of 0.65 s instead of 0.25 s."""
     return {"os_thread_priority": nice}
 
 
