@@ -115,7 +115,11 @@ TRANSCRIPTS = RowTable(
     from_db={"words": lambda words: tuple(WordTiming(**w) for w in words)},
 )
 AUDIO_CHUNKS = RowTable(
-    "audio_chunks", ChunkRow, key=("session_id", "track", "chunk_seq"), version="seq"
+    "audio_chunks",
+    ChunkRow,
+    key=("session_id", "track", "chunk_seq"),
+    version="seq",
+    from_db={"sha256": lambda digest: digest.decode("ascii")},  # FixedString reads as bytes
 )
 SESSION_EVENTS = RowTable(
     "session_events", SessionEventRow, key=("session_id", "seq"), version="seq"

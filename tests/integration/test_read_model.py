@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -54,6 +57,8 @@ async def test_a_simulated_call_fills_every_table_and_latencies_follow_the_scrip
     ]
     chunks = store.chunks(session)
     assert {c.track for c in chunks} == {"user", "assistant"}
+    digests = {c.chunk_id: c.sha256 for c in chunks}
+    assert digests == {c.chunk_id: _sha256_of(c.uri) for c in chunks}
     assert store.incomplete_sessions() == []
 
     latencies: dict[str, Any] = {
@@ -70,6 +75,10 @@ async def test_a_simulated_call_fills_every_table_and_latencies_follow_the_scrip
             expected_ms = (turn.start_s - answered) * 1000
             assert abs(latencies[f"assistant-{turn.index}"] - expected_ms) <= 1
     assert latencies["assistant-0"] is None
+
+
+def _sha256_of(uri: str) -> str:
+    return hashlib.sha256(Path(url2pathname(urlparse(uri).path)).read_bytes()).hexdigest()
 
 
 def _table_contents(client: Client) -> dict[str, list[tuple[Any, ...]]]:
