@@ -14,7 +14,8 @@ import io
 import os
 import wave
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -65,37 +66,78 @@ def wav_bytes(pcm: bytes, sample_rate: int, channels: int) -> bytes:
     return buffer.getvalue()
 
 
+@dataclass
+class _Segment:
+    """One recording segment: sample 0 is ``started_at``; samples handed over so far, per track."""
+
+    started_at: datetime
+    samples: Counter[Track] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where a chunk goes: its segment, its first sample and its number in the track."""
+
+    track: Track
+    pcm: bytes
+    frames: int
+    anchor: datetime
+    start: int
+    seq: int
+
+
 class RecordingChunker:
     def __init__(self, producer: TranscriptProducer, session_id: str, store: ChunkStore) -> None:
         self.producer = producer
         self.session_id = session_id
         self.store = store
-        self._segment_started_at: datetime | None = None
-        self._samples: Counter[Track] = Counter()
+        self._segment: _Segment | None = None
         self._chunk_seq: Counter[Track] = Counter()
 
     def start_segment(self, at: datetime | None = None) -> None:
         """A new recording segment: sample 0 is now (or ``at``)."""
-        self._segment_started_at = at or datetime.now(UTC)
-        self._samples.clear()
+        self._segment = _Segment(at or datetime.now(UTC))
 
     def stop_segment(self) -> None:
-        self._segment_started_at = None
+        self._segment = None
 
     async def add(self, track: Track, pcm: bytes, sample_rate: int, channels: int = 1) -> None:
         """Store one chunk of a track as WAV and publish its ChunkReady."""
+        await self.add_buffer({track: pcm}, sample_rate, channels)
+
+    async def add_buffer(
+        self, tracks: Mapping[Track, bytes], sample_rate: int, channels: int = 1
+    ) -> None:
+        """Store one buffer's chunk of each track as WAV and publish their ChunkReady events.
+
+        Every chunk is placed before the first write, in the segment open when the buffer was
+        handed over: the writes yield to the loop, and a framework may stop (or restart) the
+        recording meanwhile (Pipecat runs each event handler as a task of its own), which must
+        not move the rest of this buffer into another segment.
+        """
+        placements = [self._place(track, pcm, channels) for track, pcm in tracks.items()]
+        for placement in placements:
+            if placement is not None:
+                await self._write(placement, sample_rate, channels)
+
+    def _place(self, track: Track, pcm: bytes, channels: int) -> _Placement | None:
         frames = len(pcm) // (SAMPLE_WIDTH * channels)
         if frames == 0:
-            return
-        if self._segment_started_at is None:
+            return None
+        if self._segment is None:
             self.start_segment()
-        assert self._segment_started_at is not None
-        anchor = self._segment_started_at
-        start, seq = self._samples[track], self._chunk_seq[track]
-        self._samples[track] += frames
+        assert self._segment is not None
+        segment = self._segment
+        start, seq = segment.samples[track], self._chunk_seq[track]
+        segment.samples[track] += frames
         self._chunk_seq[track] += 1
+        return _Placement(track, pcm, frames, segment.started_at, start, seq)
+
+    async def _write(self, chunk: _Placement, sample_rate: int, channels: int) -> None:
+        track, seq, anchor = chunk.track, chunk.seq, chunk.anchor
         key = f"{self.session_id}/{anchor:%Y%m%dT%H%M%S%f}/{track}-{seq:06d}.wav"
-        stored = await asyncio.to_thread(self.store.put, key, wav_bytes(pcm, sample_rate, channels))
+        data = wav_bytes(chunk.pcm, sample_rate, channels)
+        stored = await asyncio.to_thread(self.store.put, key, data)
         self.producer.chunk_ready(
             self.session_id,
             chunk_id=f"{self.session_id}/{track}/{seq}",
@@ -105,8 +147,8 @@ class RecordingChunker:
             format="wav",
             sample_rate=sample_rate,
             channels=channels,
-            start_sample=start,
-            num_samples=frames,
+            start_sample=chunk.start,
+            num_samples=chunk.frames,
             recording_started_at=anchor,
             byte_size=stored.byte_size,
             sha256=stored.sha256,

@@ -94,8 +94,7 @@ class PipecatRecorder:
         self, _processor: Any, user: bytes, bot: bytes, sample_rate: int, _channels: int
     ) -> None:
         if self.chunker:
-            await self.chunker.add("user", user, sample_rate)
-            await self.chunker.add("assistant", bot, sample_rate)
+            await self.chunker.add_buffer({"user": user, "assistant": bot}, sample_rate)
 
     async def on_recording_stopped(self, _processor: Any) -> None:
         if self.chunker:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import wave
 from pathlib import Path
 from urllib.parse import urlparse
@@ -10,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 
 from producers import TranscriptProducer
-from producers.chunks import LocalChunkStore
+from producers.chunks import LocalChunkStore, StoredChunk
 from schemas import ChunkReady, Topics, TurnStarted, TurnStopped
 from tests.integration.reading import read_events
 
@@ -114,3 +115,76 @@ async def test_in_realtime_mode_the_user_text_comes_from_message_added(
         ("user", "Where is my order?"),
         ("assistant", "It shipped."),
     }
+
+
+class _StoreOpenedByStop:
+    """A local chunk store whose writes wait until the recording-stopped handler has run: the
+    order in which Pipecat's separate handler tasks interleave when a write is slow."""
+
+    def __init__(self, root: Path) -> None:
+        self.local = LocalChunkStore(root)
+        self.stopped = threading.Event()
+
+    def put(self, key: str, data: bytes) -> StoredChunk:
+        if not self.stopped.wait(timeout=30):
+            raise RuntimeError("the recording never stopped")
+        return self.local.put(key, data)
+
+    async def on_recording_stopped(self, _processor: object) -> None:
+        self.stopped.set()
+
+
+async def test_a_buffer_stays_in_its_segment_when_the_recording_stops_during_its_write(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    from pipecat.frames.frames import (
+        AudioBufferStartRecordingFrame,
+        InputAudioRawFrame,
+        OutputAudioRawFrame,
+    )
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+    from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
+    from pipecat.tests.utils import SleepFrame, run_test
+
+    from producers.adapters.pipecat import attach_pipecat
+
+    pair = LLMContextAggregatorPair(LLMContext())
+    audio_buffer = AudioBufferProcessor(sample_rate=RATE, buffer_size=3200)
+    store = _StoreOpenedByStop(tmp_path / "chunks")
+    async with TranscriptProducer(
+        kafka_bootstrap, bot_id="pipecat-bot", topics=topics, spool_dir=tmp_path / "spool"
+    ) as producer:
+        attach_pipecat(
+            producer, pair, session_id="call-seg", audio_buffer=audio_buffer, chunk_store=store
+        )
+        audio_buffer.add_event_handler("on_recording_stopped", store.on_recording_stopped)
+        await run_test(
+            Pipeline([audio_buffer, pair.user(), pair.assistant()]),
+            frames_to_send=[
+                AudioBufferStartRecordingFrame(),
+                SleepFrame(0.05),  # audio frames are system frames: they overtake the start
+                InputAudioRawFrame(audio=b"\x01\x00" * 1600, sample_rate=RATE, num_channels=1),
+                SleepFrame(0.05),
+                OutputAudioRawFrame(audio=b"\x02\x00" * 800, sample_rate=RATE, num_channels=1),
+            ],
+        )
+
+    events = await read_events(kafka_bootstrap, topics.audio_chunks, 4)
+    chunks = [c for c in events if isinstance(c, ChunkReady)]
+    assert len(chunks) == 4
+    assert len({c.recording_started_at for c in chunks}) == 1, "one segment"
+    assert len({Path(urlparse(c.uri).path).parent for c in chunks}) == 1, "one folder"
+    placed = {
+        track: [
+            (c.start_sample, c.num_samples)
+            for c in sorted(chunks, key=lambda c: c.chunk_seq)
+            if c.track == track
+        ]
+        for track in ("user", "assistant")
+    }
+    # Pipecat hands both tracks of a buffer over aligned: the same samples of the recording.
+    assert placed["user"] == placed["assistant"]
+    (first, first_length), (second, _) = placed["user"]
+    assert (first, second) == (0, first_length), "sample offsets continue"
