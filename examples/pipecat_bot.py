@@ -34,6 +34,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.transcriptions.language import Language
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 
 from examples.running import DATA_DIR, run_example
@@ -50,7 +51,9 @@ def scripted_exchange() -> list[Frame]:
         AudioBufferStartRecordingFrame(),
         UserStartedSpeakingFrame(),
         InputAudioRawFrame(audio=b"\x01\x00" * 1600, sample_rate=RATE, num_channels=1),
-        TranscriptionFrame(text="Where is my order?", user_id="", timestamp=""),
+        TranscriptionFrame(
+            text="Where is my order?", user_id="", timestamp="", language=Language.EN_US
+        ),
         SleepFrame(0.1),
         UserStoppedSpeakingFrame(),
         SleepFrame(0.1),

@@ -26,6 +26,8 @@ Role = Literal["user", "assistant"]
 Track = Literal["user", "assistant", "mixed"]
 
 MAX_ID_CHARS = 256
+MAX_LANGUAGE_CHARS = 35
+"""The longest BCP-47 tag a registry allows (RFC 5646 asks for 35)."""
 MAX_TEXT_CHARS = 200_000
 """A ten-minute monologue is about 10k characters; anything near this bound is not speech."""
 
@@ -122,7 +124,7 @@ class TurnStopped(Envelope):
     interrupted: bool = False
     timed_out: bool = False
     user_id: Annotated[str, Field(max_length=MAX_ID_CHARS)] | None = None
-    language: Annotated[str, Field(min_length=1, max_length=35)] | None = None
+    language: Annotated[str, Field(min_length=1, max_length=MAX_LANGUAGE_CHARS)] | None = None
     """BCP-47 tag from the speech-to-text, e.g. en-US (schema v2; None in v1 events)."""
     words: tuple[WordTiming, ...] | None = None
 

@@ -7,7 +7,9 @@
 Turn events come from the aggregators of ``LLMContextAggregatorPair``; message timestamps are
 turn starts, so a stop takes the wall clock when its event fires. In realtime mode the user's
 text is final only at ``on_user_turn_message_added``, so the stop waits for it. Audio comes
-from ``AudioBufferProcessor.on_track_audio_data``: one WAV chunk per track per buffer.
+from ``AudioBufferProcessor.on_track_audio_data``: one WAV chunk per track per buffer. A user
+turn takes the language of its last final ``TranscriptionFrame``, seen as the user aggregator
+processes it (``on_before_process_frame``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from producers.chunks import ChunkStore, LocalChunkStore, RecordingChunker
 from producers.producer import TranscriptProducer
 from producers.turns import SessionTurns, guarded
+from schemas.models import MAX_LANGUAGE_CHARS
 
 
 def _started_at(timestamp: str | None) -> datetime | None:
@@ -28,6 +31,19 @@ def _started_at(timestamp: str | None) -> datetime | None:
         return datetime.fromisoformat(timestamp).astimezone(UTC) if timestamp else None
     except ValueError:
         return None
+
+
+def _is_final_transcription(frame: Any) -> bool:
+    """A ``TranscriptionFrame`` (or a subclass), by name: adapters import no framework module.
+    Interim and eager transcriptions are classes of their own."""
+    return any(cls.__name__ == "TranscriptionFrame" for cls in type(frame).__mro__)
+
+
+def _language_tag(language: object) -> str | None:
+    """Pipecat's ``Language`` (a str enum of BCP-47 tags); one the contract cannot hold is left
+    out rather than losing the turn with it."""
+    tag = str(language).strip()
+    return tag if 0 < len(tag) <= MAX_LANGUAGE_CHARS else None
 
 
 @dataclass
@@ -45,6 +61,14 @@ class PipecatRecorder:
     chunker: RecordingChunker | None = None
     _timed_out: bool = False
     _pending: _PendingUserStop | None = field(default=None)
+    _language: str | None = None
+    """Of the latest final transcription since the last user turn stopped."""
+
+    def on_before_process_frame(self, _aggregator: Any, frame: Any) -> None:
+        """The user aggregator's frames: a final transcription carries the speech's language,
+        which none of the turn events do."""
+        if _is_final_transcription(frame) and frame.language:
+            self._language = _language_tag(frame.language)
 
     async def on_user_turn_started(self, _aggregator: Any, strategy: Any = None) -> None:
         self._timed_out = False
@@ -67,12 +91,14 @@ class PipecatRecorder:
             self._stop_user(stop, message.content)
 
     def _stop_user(self, stop: _PendingUserStop, text: str) -> None:
+        language, self._language = self._language, None
         self.turns.stopped(
             "user",
             text=text,
             started_at=stop.started_at,
             stopped_at=stop.stopped_at,
             timed_out=stop.timed_out,
+            language=language,
         )
 
     async def on_assistant_turn_started(self, _aggregator: Any) -> None:
@@ -103,6 +129,7 @@ class PipecatRecorder:
 
 _TURN_EVENTS = {
     "user": (
+        "on_before_process_frame",
         "on_user_turn_started",
         "on_user_turn_stop_timeout",
         "on_user_turn_stopped",

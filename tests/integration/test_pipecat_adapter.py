@@ -38,6 +38,7 @@ async def test_the_pipecat_example_bot_arrives_as_turn_and_chunk_events(
         ("assistant", "Anything else", True),
     ]
     assert stops[0].user_id == "caller-7"
+    assert [s.language for s in stops] == ["en-US", None, None], "the transcription's language"
     starts = {e.turn_id: e for e in turns if isinstance(e, TurnStarted)}
     assert set(starts) == {s.turn_id for s in stops}
     for stop in stops:
@@ -82,6 +83,7 @@ async def test_in_realtime_mode_the_user_text_comes_from_message_added(
         LLMUserAggregatorParams,
     )
     from pipecat.tests.utils import SleepFrame, run_test
+    from pipecat.transcriptions.language import Language
     from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 
     from producers.adapters.pipecat import attach_pipecat
@@ -99,7 +101,9 @@ async def test_in_realtime_mode_the_user_text_comes_from_message_added(
             Pipeline([pair.user(), pair.assistant()]),
             frames_to_send=[
                 UserStartedSpeakingFrame(),
-                TranscriptionFrame(text="Where is my order?", user_id="", timestamp=""),
+                TranscriptionFrame(
+                    text="Where is my order?", user_id="", timestamp="", language=Language.DE
+                ),
                 SleepFrame(0.1),
                 UserStoppedSpeakingFrame(),
                 SleepFrame(0.1),
@@ -111,9 +115,9 @@ async def test_in_realtime_mode_the_user_text_comes_from_message_added(
         )
     events = await read_events(kafka_bootstrap, topics.turn_events, 4)
     stops = [e for e in events if isinstance(e, TurnStopped)]
-    assert {(s.role, s.text) for s in stops} == {
-        ("user", "Where is my order?"),
-        ("assistant", "It shipped."),
+    assert {(s.role, s.text, s.language) for s in stops} == {
+        ("user", "Where is my order?", "de"),
+        ("assistant", "It shipped.", None),
     }
 
 
