@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from service import problems
-from service.routes import admin, analytics, health, incomplete, search, sessions
+from service.routes import admin, analytics, audio, health, incomplete, search, sessions
 from service.state import StoreState
 
 
@@ -23,7 +23,7 @@ def create_app(state: StoreState, *, queries: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin.router)
     if queries:
-        for module in (sessions, search, incomplete, analytics):
+        for module in (audio, sessions, search, incomplete, analytics):  # audio's paths first
             app.include_router(module.router)
     document = app.openapi
     app.openapi = lambda: problems.problem_media_type(document())  # type: ignore[method-assign]

@@ -48,6 +48,7 @@ _TITLES = {
     404: "Not in the store",
     409: "The store refused the change",
     422: "A parameter is malformed",
+    502: "The chunk store failed",
     503: "The store is not ready",
 }
 

@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from audio.stores import ChunkReader
+
 from consumers.admin import RebuildService
 from consumers.lag import LagProbe
 from consumers.metrics import ProjectorMetrics
 from consumers.storage.clickhouse import Store
 from queries import Reader
+from queries.clips import ClipCutter
 from service.answers import Freshness
 from service.problems import StoreNotReadyError
 
@@ -27,6 +30,8 @@ class StoreState:
     store: Store | None = None
     reader: Reader | None = None
     rebuilds: RebuildService | None = None
+    clips: ClipCutter = field(default_factory=lambda: ClipCutter(ChunkReader()))
+    """Cuts audio from the chunk objects, wherever their URIs point."""
 
     def ready_reader(self) -> Reader:
         return _ready(self.reader)

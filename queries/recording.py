@@ -1,0 +1,224 @@
+"""A session's recording read against its transcript: a turn's clip and alignment, any window
+of the session, and what was being said at a moment.
+
+Session time (``from_ms``, ``to_ms``, ``t_ms``) counts from the session's origin: the earliest
+of its first turn's start and its first chunk's start, so a recording begun before anyone
+spoke is reachable too. Every answer also gives absolute times, which is what lines anything
+else up with the audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from queries.alignment import (
+    TrackAlignment,
+    Voice,
+    align,
+    microseconds,
+    sample_offset,
+    track_sources,
+)
+from queries.chunks import chunk_index
+from queries.clips import Clip, ClipCutter
+from queries.errors import BadQueryError, NotFoundError
+from queries.models import Chunk, Turn
+from queries.reader import Reader
+from queries.turns import transcript
+from schemas import Track
+
+Tracks = Literal["user", "assistant", "both"]
+VOICES: dict[Tracks, tuple[Voice, ...]] = {
+    "user": ("user",),
+    "assistant": ("assistant",),
+    "both": ("user", "assistant"),
+}
+"""A clip's channels per ``track``: both is stereo, user left and assistant right."""
+MAX_PAD_MS = 60_000
+MAX_WINDOW = timedelta(minutes=10)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AlignedWord(_Frozen):
+    text: str
+    started_at: AwareDatetime
+    stopped_at: AwareDatetime
+    start_sample: int | None = Field(
+        description="From the window's first sample; null without audio."
+    )
+    end_sample: int | None
+
+
+class TurnAlignment(_Frozen):
+    turn: Turn
+    since: AwareDatetime = Field(
+        description="The window's first sample: the turn's start less the padding."
+    )
+    until: AwareDatetime
+    tracks: list[TrackAlignment]
+    words: list[AlignedWord]
+
+
+class Position(_Frozen):
+    """Where one track's recording is at an instant."""
+
+    chunk_id: str
+    uri: str
+    sample: int = Field(description="In the chunk, from its first sample.")
+    segment_sample: int = Field(description="From the recording segment's sample 0.")
+    sample_rate: int
+    recording_started_at: AwareDatetime
+
+
+class Moment(_Frozen):
+    at: AwareDatetime
+    origin: AwareDatetime = Field(description="Session time 0: its first turn's or chunk's start.")
+    turns: list[Turn] = Field(description="The turns under way at that instant.")
+    tracks: dict[Voice, Position | None]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A session's turns and chunk index, read together."""
+
+    turns: list[Turn]
+    chunks: dict[Track, list[Chunk]]
+
+    @property
+    def origin(self) -> datetime:
+        starts = [t.started_at for t in self.turns[:1]]
+        starts += [c.starts_at for found in self.chunks.values() for c in found[:1]]
+        return min(starts)
+
+    def turn(self, turn_id: str) -> Turn:
+        for turn in self.turns:
+            if turn.turn_id == turn_id:
+                return turn
+        raise NotFoundError(f"no turn {turn_id!r} in this session")
+
+    def window_of(self, turn: Turn, pad_ms: int) -> tuple[datetime, datetime]:
+        """The turn's time, padded; a turn still open runs to the end of the audio."""
+        if not 0 <= pad_ms <= MAX_PAD_MS:
+            raise BadQueryError("pad_ms", f"must be from 0 to {MAX_PAD_MS}, got {pad_ms}")
+        pad = timedelta(milliseconds=pad_ms)
+        ends = [c.ends_at for found in self.chunks.values() for c in found]
+        stop = turn.stopped_at or max([turn.started_at, *ends])
+        return turn.started_at - pad, stop + pad
+
+    def aligned(
+        self, voices: Sequence[Voice], since: datetime, until: datetime
+    ) -> list[TrackAlignment]:
+        if until - since > MAX_WINDOW:
+            raise BadQueryError("window", f"a window is at most {MAX_WINDOW.seconds // 60} minutes")
+        return [align(self.chunks, voice, since, until) for voice in voices]
+
+
+def recording(reader: Reader, session_id: str) -> Recording:
+    try:
+        turns = transcript(reader, session_id)
+    except NotFoundError:
+        turns = []
+    found = Recording(turns, chunk_index(reader, session_id))
+    if not found.turns and not found.chunks:
+        raise NotFoundError(f"no session {session_id!r} in the store")
+    return found
+
+
+def turn_clip(
+    reader: Reader,
+    cutter: ClipCutter,
+    session_id: str,
+    turn_id: str,
+    *,
+    track: Tracks | None = None,
+    pad_ms: int = 0,
+) -> Clip:
+    """The turn's audio; by default its speaker's track alone."""
+    session = recording(reader, session_id)
+    turn = session.turn(turn_id)
+    since, until = session.window_of(turn, pad_ms)
+    return cutter.cut(session.aligned(VOICES[track or turn.role], since, until), since)
+
+
+def window_clip(
+    reader: Reader, cutter: ClipCutter, session_id: str, from_ms: int, to_ms: int, track: Tracks
+) -> Clip:
+    """Any window of the session, in session time."""
+    if not 0 <= from_ms < to_ms:
+        raise BadQueryError(
+            "to_ms", f"the window must run forward from 0 (from {from_ms} to {to_ms})"
+        )
+    session = recording(reader, session_id)
+    since = session.origin + timedelta(milliseconds=from_ms)
+    until = session.origin + timedelta(milliseconds=to_ms)
+    return cutter.cut(session.aligned(VOICES[track], since, until), since)
+
+
+def turn_alignment(reader: Reader, session_id: str, turn_id: str, pad_ms: int = 0) -> TurnAlignment:
+    """Which samples of which chunks hold the turn, per track, and where its words fall."""
+    session = recording(reader, session_id)
+    turn = session.turn(turn_id)
+    since, until = session.window_of(turn, pad_ms)
+    tracks = session.aligned(VOICES["both"], since, until)
+    own = next(t for t in tracks if t.track == turn.role)
+    rate = own.sample_rate or next((t.sample_rate for t in tracks if t.sample_rate), None)
+    words = []
+    for word in turn.words:
+        start = turn.started_at + timedelta(seconds=word.start)
+        stop = turn.started_at + timedelta(seconds=word.end)
+        words.append(
+            AlignedWord(
+                text=word.text,
+                started_at=start,
+                stopped_at=stop,
+                start_sample=sample_offset(start, since, rate) if rate else None,
+                end_sample=sample_offset(stop, since, rate) if rate else None,
+            )
+        )
+    return TurnAlignment(turn=turn, since=since, until=until, tracks=tracks, words=words)
+
+
+def moment(reader: Reader, session_id: str, t_ms: int) -> Moment:
+    """What was being said ``t_ms`` into the session, and where each track's audio is."""
+    if t_ms < 0:
+        raise BadQueryError("t_ms", f"must be 0 or more, got {t_ms}")
+    session = recording(reader, session_id)
+    at = session.origin + timedelta(milliseconds=t_ms)
+    under_way = [
+        t
+        for t in session.turns
+        if t.started_at <= at and (t.stopped_at is None or at < t.stopped_at)
+    ]
+    return Moment(
+        at=at,
+        origin=session.origin,
+        turns=under_way,
+        tracks={voice: _position(session, voice, at) for voice in VOICES["both"]},
+    )
+
+
+def _position(session: Recording, voice: Voice, at: datetime) -> Position | None:
+    """The sample sounding at ``at`` (the one begun last before it), in the chunk that
+    plays it: as in ``align``, the chunk reaching furthest back wins an overlap."""
+    chunks, _ = track_sources(session.chunks, voice)
+    for chunk in sorted(chunks, key=lambda c: (c.starts_at, c.recording_started_at, c.chunk_seq)):
+        elapsed = microseconds(at) - microseconds(chunk.recording_started_at)
+        sample = elapsed * chunk.sample_rate // 1_000_000
+        if chunk.start_sample <= sample < chunk.end_sample:
+            return Position(
+                chunk_id=chunk.chunk_id,
+                uri=chunk.uri,
+                sample=sample - chunk.start_sample,
+                segment_sample=sample,
+                sample_rate=chunk.sample_rate,
+                recording_started_at=chunk.recording_started_at,
+            )
+    return None

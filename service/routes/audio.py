@@ -1,0 +1,127 @@
+"""The recording against the transcript: a turn's clip and alignment, any window of the
+session, what was being said at a moment.
+
+Registered before ``/v1/sessions/{id}``, whose session id takes any path: these routes end in
+their own fixed words (``/audio``, ``/alignment``, ``/at``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from queries.clips import Clip
+from queries.recording import (
+    MAX_PAD_MS,
+    Moment,
+    Tracks,
+    TurnAlignment,
+    moment,
+    turn_alignment,
+    turn_clip,
+    window_clip,
+)
+from service.answers import Freshness, respond
+from service.auth import bearer, state_of
+from service.problems import problem_responses
+from service.state import StoreState
+
+router = APIRouter(prefix="/v1", tags=["audio"], dependencies=[Depends(bearer)])
+State = Annotated[StoreState, Depends(state_of)]
+SessionId = Annotated[str, Path(min_length=1, max_length=256)]
+TurnId = Annotated[str, Path(min_length=1, max_length=256)]
+Padding = Annotated[int, Query(ge=0, le=MAX_PAD_MS, description="Audio kept before and after, ms.")]
+
+_PROBLEMS = problem_responses(400, 401, 404, 422, 502, 503)
+_WAV: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "16-bit PCM WAV; stereo for both tracks (user left, assistant right).",
+        "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+        "headers": {
+            "X-Audio-Start": {
+                "description": "Wall clock of the clip's first sample (ISO 8601, UTC)."
+            },
+            "X-Audio-Holes": {
+                "description": "JSON: per track, [first sample, samples] of each stretch no "
+                "chunk covered, filled with silence."
+            },
+        },
+    },
+    **_PROBLEMS,
+}
+
+
+class AlignmentAnswer(TurnAlignment, Freshness):
+    pass
+
+
+class MomentAnswer(Moment, Freshness):
+    pass
+
+
+@router.get(
+    "/sessions/{session_id:path}/turns/{turn_id}/audio", response_class=Response, responses=_WAV
+)
+def turn_audio(
+    state: State,
+    session_id: SessionId,
+    turn_id: TurnId,
+    track: Annotated[Tracks | None, Query(description="Default: the turn's speaker.")] = None,
+    pad_ms: Padding = 0,
+) -> Response:
+    """The turn's audio, cut sample-exactly from the chunks that cover it."""
+    clip = turn_clip(
+        state.ready_reader(), state.clips, session_id, turn_id, track=track, pad_ms=pad_ms
+    )
+    return _wav(clip)
+
+
+@router.get(
+    "/sessions/{session_id:path}/turns/{turn_id}/alignment",
+    response_model=AlignmentAnswer,
+    responses=_PROBLEMS,
+)
+def alignment(
+    state: State, session_id: SessionId, turn_id: TurnId, pad_ms: Padding = 0
+) -> Response:
+    """Per track, which samples of which chunks hold the turn; its words in samples too."""
+    found = turn_alignment(state.ready_reader(), session_id, turn_id, pad_ms)
+    return respond(AlignmentAnswer, state.freshness(), found)
+
+
+@router.get("/sessions/{session_id:path}/audio", response_class=Response, responses=_WAV)
+def session_audio(
+    state: State,
+    session_id: SessionId,
+    from_ms: Annotated[int, Query(ge=0, description="Session time: ms from its origin.")],
+    to_ms: Annotated[int, Query(gt=0)],
+    track: Tracks = "both",
+) -> Response:
+    """Any window of the session's recording (at most 10 minutes)."""
+    clip = window_clip(state.ready_reader(), state.clips, session_id, from_ms, to_ms, track)
+    return _wav(clip)
+
+
+@router.get("/sessions/{session_id:path}/at", response_model=MomentAnswer, responses=_PROBLEMS)
+def at(
+    state: State,
+    session_id: SessionId,
+    t_ms: Annotated[int, Query(ge=0, description="Session time: ms from its origin.")],
+) -> Response:
+    """What was being said at that moment: the turns under way, and per track the chunk and
+    sample playing."""
+    return respond(MomentAnswer, state.freshness(), moment(state.ready_reader(), session_id, t_ms))
+
+
+def _wav(clip: Clip) -> Response:
+    holes = {track: [[h.offset, h.length] for h in found] for track, found in clip.holes.items()}
+    return Response(
+        clip.wav,
+        media_type="audio/wav",
+        headers={
+            "X-Audio-Start": clip.since.isoformat(),
+            "X-Audio-Holes": json.dumps(holes, separators=(",", ":")),
+        },
+    )
