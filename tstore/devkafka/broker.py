@@ -12,16 +12,10 @@ user, whose SCRAM credentials are written when the storage is formatted.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import secrets
-import shutil
-import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,40 +24,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from producers.kafka import PLAINTEXT, KafkaSecurity, SaslMechanism
+from tstore.devjvm import JvmServer
+from tstore.devjvm import free_port as free_port  # where the tests have always found it
 from tstore.devkafka.jars import require_tool, resolve_jars
 from tstore.devkafka.tls import BrokerTls, broker_tls
 
 _LOG4J_CONFIG = Path(__file__).with_name("log4j2.xml")
-_PR_SET_PDEATHSIG = 1
 SASL_USER = "tstore"
 SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-# Looked up in the parent: the forked child must not dlopen, another thread may hold the lock.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
-
-
-def _die_with_parent() -> None:
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _terminate(process: subprocess.Popen[bytes], grace: float) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @dataclass(frozen=True)
@@ -134,7 +102,7 @@ def _server_properties(
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-class DevKafka:
+class DevKafka(JvmServer):
     """A local broker; ``start`` after ``stop`` or ``kill`` brings the same broker back, on the
     same ports, with its data.
 
@@ -143,6 +111,9 @@ class DevKafka:
     ``client_security`` is how a client reaches it; ``data_dir`` must then be fresh or one a
     ``sasl_ssl`` broker made (the SCRAM user is created when the storage is formatted).
     """
+
+    name = "Kafka"
+    logs = ("server.log", "console.log")
 
     def __init__(
         self,
@@ -157,16 +128,11 @@ class DevKafka:
             "java", "the local Kafka broker is a JVM", "openjdk-17-jre-headless"
         )
         self._libs = libs or resolve_jars()
-        self._owns_dir = data_dir is None
-        self.data_dir = (
-            Path(tempfile.mkdtemp(prefix="tstore-kafka-")) if data_dir is None else data_dir
-        )
+        super().__init__(data_dir, prefix="tstore-kafka-")
         self.port = port or free_port()
         self.controller_port = free_port()
         self._sasl_ssl = self._sasl_ssl_listener() if sasl_ssl else None
         self._heap = heap
-        self._process: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize[[subprocess.Popen[bytes], float], DevKafka] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -212,14 +178,6 @@ class DevKafka:
             tls=broker_tls(self.data_dir / "tls", keytool),
         )
 
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    @property
-    def server_log(self) -> Path:
-        return self.data_dir / "server.log"
-
     def _java_command(self, main: str, *args: str) -> list[str]:
         return [
             self._java,
@@ -262,7 +220,7 @@ class DevKafka:
             raise RuntimeError(f"formatting the KRaft log dir failed:\n{formatted.stderr[-3000:]}")
 
     def start(self, timeout: float = 60.0) -> str:
-        if self._process is not None and self._process.poll() is None:
+        if self.running:
             return self.bootstrap
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
@@ -270,18 +228,9 @@ class DevKafka:
             _server_properties(self.data_dir, self.port, self.controller_port, self._sasl_ssl)
         )
         self._format_storage(config)
-        with (self.data_dir / "console.log").open("ab") as console:
-            self._process = subprocess.Popen(
-                self._java_command("kafka.Kafka", str(config)),
-                stdout=console,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        self._finalizer = weakref.finalize(self, _terminate, self._process, 5.0)
+        self._spawn(self._java_command("kafka.Kafka", str(config)))
         deadline = time.monotonic() + timeout
-        self._wait_until_accepting(deadline)
+        self._wait_until(self._accepting, deadline, "accept connections")
         self._wait_until_serving_groups(deadline, self.bootstrap)
         if self._sasl_ssl is not None:
             self._wait_until_serving_groups(
@@ -289,21 +238,12 @@ class DevKafka:
             )
         return self.bootstrap
 
-    def _wait_until_accepting(self, deadline: float) -> None:
-        assert self._process is not None
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"Kafka exited with code {self._process.returncode} while starting; "
-                    f"last lines of {self.server_log}:\n{self._log_tail()}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"Kafka did not accept connections in time:\n{self._log_tail()}")
+    def _accepting(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def _wait_until_serving_groups(
         self, deadline: float, bootstrap: str, security: KafkaSecurity = PLAINTEXT
@@ -333,37 +273,9 @@ class DevKafka:
         with ThreadPoolExecutor(max_workers=1) as pool:
             pool.submit(asyncio.run, probe()).result()
 
-    def _log_tail(self, lines: int = 30) -> str:
-        logs = [self.server_log, self.data_dir / "console.log"]
-        text = "".join(p.read_text(errors="replace") for p in logs if p.exists())
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, grace: float = 20.0) -> None:
-        """Controlled shutdown (SIGTERM), SIGKILL only if it overruns ``grace`` seconds."""
-        if self._process is not None:
-            _terminate(self._process, grace)
-        self._forget_process()
-
     def kill(self) -> None:
         """Crash the broker (SIGKILL), as a failing machine would; ``start`` recovers it."""
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()
         self._forget_process()
-
-    def _forget_process(self) -> None:
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        self._process = None
-
-    def close(self) -> None:
-        self.stop()
-        if self._owns_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> DevKafka:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
