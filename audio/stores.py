@@ -55,16 +55,28 @@ class ChunkStoreUrlError(ValueError):
     """A chunk store URL that names no store this project can open."""
 
 
-class ChunkUnavailableError(Exception):
-    """A chunk's object cannot be read: missing, shorter than asked, or its store out of reach.
+class ChunkError(Exception):
+    """A chunk's object could not be read or written; says which and why, never as a raw
+    obstore error, so callers need know only these classes."""
 
-    Never a raw obstore error, so callers need know only this one.
-    """
+    failed = "failed"
 
     def __init__(self, uri: str, why: str) -> None:
-        super().__init__(f"chunk {uri} cannot be read: {why}")
+        super().__init__(f"chunk {uri} {self.failed}: {why}")
         self.uri = uri
         self.why = why
+
+
+class ChunkUnavailableError(ChunkError):
+    """Missing, shorter than asked, or its store out of reach."""
+
+    failed = "cannot be read"
+
+
+class ChunkWriteError(ChunkError):
+    """Its store out of reach, access refused, or the disk full."""
+
+    failed = "could not be written"
 
 
 @dataclass(frozen=True)
@@ -122,7 +134,7 @@ def _parse(url: str) -> _Location:
     if scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise ChunkStoreUrlError(f"{url!r}: a file URL names an absolute local path")
-        return _Location("file", "", unquote(parts.path).lstrip("/"))
+        return _Location("file", "", unquote(parts.path).strip("/"))
     if not parts.netloc:
         raise ChunkStoreUrlError(f"{url!r}: names no bucket (or container)")
     return _Location(scheme, parts.netloc, unquote(parts.path).strip("/"))
@@ -168,12 +180,16 @@ class ChunkStore:
             raise ChunkStoreUrlError(f"{url!r}: {_reason(exc)}") from None
 
     def put(self, key: str, data: bytes) -> StoredChunk:
-        """Store ``data`` under ``key`` (a relative path) and say where it is."""
+        """Store ``data`` under ``key`` (a relative path) and say where it is; raises
+        ``ChunkWriteError`` if it cannot."""
         location = self._root.child(key)
-        if location.scheme == "file":
-            _write_whole("/" + location.path, data)
-        else:
-            obstore.put(self._store, location.path, data)
+        try:
+            if location.scheme == "file":
+                _write_whole("/" + location.path, data)
+            else:
+                obstore.put(self._store, location.path, data)
+        except (BaseError, OSError) as exc:
+            raise ChunkWriteError(location.url, _reason(exc)) from None
         return StoredChunk(location.url, len(data), hashlib.sha256(data).hexdigest())
 
 

@@ -25,6 +25,7 @@ from schemas import Topics
 from schemas.registry import SCHEMA_DIR
 from tstore.devkafka import DevKafka
 from tstore.devkafka.broker import free_port
+from tstore.devs3 import DevS3
 
 TEST_PARTITIONS = 3
 
@@ -45,6 +46,31 @@ def kafka_bootstrap() -> Iterator[str]:
         return
     with DevKafka() as broker:
         yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def s3proxy() -> Iterator[DevS3]:
+    """A real S3 API server (s3proxy) for the session; tests take a bucket of their own."""
+    with DevS3() as server:
+        yield server
+
+
+def reach_s3(server: DevS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set the AWS_* variables that reach ``server``, and no others: a profile or session
+    token of the machine's would be used too."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name, value in server.client_env().items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def s3_chunk_store_url(s3proxy: DevS3, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A chunk store URL in a fresh bucket of the session's s3proxy, reached from the
+    environment."""
+    reach_s3(s3proxy, monkeypatch)
+    bucket = s3proxy.create_bucket(f"chunks-{uuid.uuid4().hex[:12]}")
+    return f"s3://{bucket}/calls"
 
 
 @pytest_asyncio.fixture
