@@ -6,12 +6,14 @@ environment; only the command line and the services built from it do, through th
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from audio.stores import SECRET_VARIABLES, chunk_store_url
 from producers.kafka import KafkaSecurity, KafkaSecurityError, SaslMechanism, SecurityProtocol
 from schemas import Topics
 
@@ -60,6 +62,16 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     """Bearer token every ``/v1`` call must carry; required to listen off loopback."""
     log_format: str = Field(default="console", pattern="^(console|json)$")
+    chunk_store: str = Field(default_factory=lambda: chunk_store_url("tstore-chunks"))
+    """Where audio chunks are written and read from: a folder (``file:///abs/dir`` or a path)
+    or a bucket (``s3://bucket/prefix``, ``gs://bucket/prefix``, ``az://container/prefix``),
+    with credentials from each cloud's own variables (README, "Chunk stores"). Held as its
+    canonical URL: a path is made absolute."""
+
+    @field_validator("chunk_store")
+    @classmethod
+    def _chunk_store_is_a_url(cls, url: str) -> str:
+        return chunk_store_url(url)
 
     @model_validator(mode="after")
     def _kafka_security_works(self) -> Settings:
@@ -89,11 +101,13 @@ class Settings(BaseSettings):
 
     @property
     def secrets(self) -> list[str]:
-        """Values no log line may show: the API token, the ClickHouse and Kafka passwords."""
+        """Values no log line may show: the API token, the ClickHouse and Kafka passwords, the
+        chunk stores' credentials in the environment."""
         password = urlsplit(self.clickhouse_dsn or "").password
         token = self.api_token.get_secret_value() if self.api_token else None
         kafka = self.kafka_password.get_secret_value() if self.kafka_password else None
-        return [s for s in (token, password and unquote(password), kafka) if s]
+        stores = [os.environ.get(name) for name in SECRET_VARIABLES]
+        return [s for s in (token, password and unquote(password), kafka, *stores) if s]
 
     @property
     def service_url(self) -> str:
