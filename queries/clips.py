@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
+from audio.stores import ChunkUnavailableError
 from queries.alignment import Hole, Piece, TrackAlignment, Voice
 from queries.errors import BadQueryError, NotFoundError
 
@@ -41,8 +42,8 @@ MAX_CLIP_BYTES = 128 << 20
 
 class RangeReader(Protocol):
     def read_ranges(self, uri: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
-        """Bytes ``start``..``end`` (end excluded) of the object at ``uri``, per range; a
-        range past the end of the object comes back short."""
+        """Bytes ``start``..``end`` (end excluded) of the object at ``uri``, per range;
+        ``audio.stores.ChunkUnavailableError`` when they cannot all be read."""
         ...
 
 
@@ -147,21 +148,15 @@ class ClipCutter:
                 frames = audio.read(piece.last - piece.first, dtype="int16", always_2d=True)
                 return np.ascontiguousarray(frames[:, min(piece.channel, audio.channels - 1)])
         except soundfile.LibsndfileError as exc:
-            raise UnreadableChunkError(piece.uri, str(exc)) from None
+            raise ChunkUnavailableError(
+                piece.uri, f"not readable as {piece.format}: {exc}"
+            ) from None
 
     def _remember(self, uri: str, layout: WavLayout | None) -> None:
         with self._lock:
             self._layouts[uri] = layout
             while len(self._layouts) > self._capacity:
                 self._layouts.popitem(last=False)
-
-
-class UnreadableChunkError(RuntimeError):
-    """A chunk object that is not the audio its index row says."""
-
-    def __init__(self, uri: str, why: str) -> None:
-        super().__init__(f"{uri}: {why}")
-        self.uri = uri
 
 
 _MAX_FRAMES = 1 << 62

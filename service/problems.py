@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from audio.stores import ChunkError
 from consumers.storage.generations import GenerationError
 from queries import BadQueryError, NotFoundError
 
@@ -113,6 +114,11 @@ async def _not_ready(_: Request, exc: Exception) -> JSONResponse:
     return problem(503, "The store is not ready", str(exc))
 
 
+async def _chunk_store(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("chunk_unreadable", error=str(exc))
+    return problem(502, "The chunk store failed", str(exc))
+
+
 async def _conflict(_: Request, exc: Exception) -> JSONResponse:
     return problem(409, "The store refused the change", str(exc))
 
@@ -133,5 +139,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(StoreNotReadyError, _not_ready)
     app.add_exception_handler(GenerationError, _conflict)
+    app.add_exception_handler(ChunkError, _chunk_store)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)

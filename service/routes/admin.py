@@ -16,7 +16,7 @@ from service.auth import admin, state_of
 from service.problems import problem_responses
 from service.state import StoreState
 
-RESPONSES = problem_responses(401, 403, 404, 409, 422, 503)
+RESPONSES = problem_responses(400, 401, 403, 404, 409, 422, 503)  # 400: a body not JSON
 router = APIRouter(
     prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin)], responses=RESPONSES
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,6 +93,19 @@ async def test_a_turn_no_audio_covers_is_not_found_with_a_reason(api: Api) -> No
     missing = await api.http.get("/v1/sessions/whole/turns/nope/audio")
     assert missing.status_code == 404
     assert "nope" in missing.json()["detail"]
+
+
+async def test_a_chunk_object_gone_from_its_store_is_a_502_naming_it(
+    api: Api, tmp_path: Path
+) -> None:
+    store = open_chunk_store((tmp_path / "doomed").as_uri())
+    await api.publish(recorded_call("lost", T0, SCRIPT, store))
+    await api.until_projected()
+    shutil.rmtree(tmp_path / "doomed")
+    response = await api.http.get(f"/v1/sessions/lost/turns/{_turn_id(SCRIPT[1])}/audio")
+    assert response.status_code == 502
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert "doomed/lost/user-0005.wav" in response.json()["detail"]
 
 
 async def test_at_a_moment_names_the_turns_under_way_and_each_tracks_sample(api: Api) -> None:
