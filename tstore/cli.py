@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import typer
 
-from tstore.commands import kafka, reads, rebuild, schemas, store
+from tstore.commands import kafka, objects, reads, rebuild, schemas, store
 
 app = typer.Typer(
     help="transcript-store: voice-bot conversations as events on Kafka, projected into ClickHouse.",
     no_args_is_help=True,
     add_completion=False,
 )
-for commands in (store.app, kafka.app, reads.app, rebuild.app):
+for commands in (store.app, kafka.app, objects.app, reads.app, rebuild.app):
     app.registered_commands += commands.registered_commands
 app.add_typer(rebuild.generations_app, name="generations")
 app.add_typer(schemas.schemas_app, name="schemas")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from audio.stores import ChunkReader, open_chunk_store
+from tests.commands import TSTORE, tstore_env
 from tests.conftest import reach_s3
 from tstore.devs3 import DevS3
 
@@ -48,3 +51,31 @@ def test_a_bucket_name_s3_would_refuse_is_refused(tmp_path: Path) -> None:
     assert server.create_bucket("chunks-1.test") == "chunks-1.test"
     assert (tmp_path / "buckets" / "chunks-1.test").is_dir()
     assert not os.listdir(tmp_path / "buckets" / "chunks-1.test")
+
+
+def test_tstore_dev_s3_says_how_to_reach_it_and_sigterm_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with subprocess.Popen(
+        [TSTORE, "dev-s3", "--bucket", "calls"],
+        env=tstore_env(tmp_path, TMPDIR=str(scratch)),
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as server:
+        assert server.stdout is not None
+        said = [server.stdout.readline() for _ in range(9)]
+        assert "ready" in said[0]
+        settings = dict(line.strip().split("=", 1) for line in said if line.startswith("  "))
+        assert settings["TSTORE_CHUNK_STORE"] == "s3://calls/"
+        for name in [name for name in os.environ if name.startswith("AWS_")]:
+            monkeypatch.delenv(name)
+        for name, value in settings.items():
+            monkeypatch.setenv(name, value)
+        stored = open_chunk_store(settings["TSTORE_CHUNK_STORE"]).put("a.wav", b"through it")
+        assert ChunkReader().read_ranges(stored.uri, [(8, 10)]) == [b"it"]
+        assert list(scratch.glob("tstore-s3-*"))
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 128 + signal.SIGTERM
+    assert not list(scratch.glob("tstore-s3-*"))

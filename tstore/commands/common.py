@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import signal
+import socket
+import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -18,6 +20,7 @@ from consumers.storage.generations import GenerationError
 from queries import BadQueryError, NotFoundError, Reader
 from service.client import ServiceError, StoreClient
 from service.process import ServeError
+from tstore.devjvm import JvmServer
 from tstore.devkafka import MissingToolError
 from tstore.logging import configure_logging
 from tstore.settings import Settings
@@ -81,6 +84,40 @@ def until_signalled() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def refuse_taken_port(port: int, what: str) -> None:
+    """A client given ``port`` would reach whatever already listens there, not our server."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise typer.BadParameter(
+                f"{port} is in use by another process (another {what}?), so a client would "
+                "reach that one; stop it or choose another port (0 picks a free one)",
+                param_hint="--port",
+            ) from None
+
+
+def serve_until_signalled(server: JvmServer, announce: Callable[[], None]) -> None:
+    """Start a local server, ``announce`` how to reach it, and keep it until Ctrl-C or
+    SIGTERM; its folders are removed either way."""
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        server.start()
+        announce()
+        sys.stdout.flush()
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C."""
+    raise SystemExit(128 + signum)
 
 
 def client(config: Settings) -> StoreClient:

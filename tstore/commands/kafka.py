@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
-import socket
-import sys
 import time
 from typing import Annotated
 
@@ -16,7 +13,12 @@ from consumers.topics_admin import ensure_topics
 from producers import TranscriptProducer
 from producers.chunks import LocalChunkStore
 from producers.simulator import simulate as run_simulation
-from tstore.commands.common import one_line_errors, settings
+from tstore.commands.common import (
+    one_line_errors,
+    refuse_taken_port,
+    serve_until_signalled,
+    settings,
+)
 from tstore.devkafka import KAFKA_VERSION, DevKafka, resolve_jars
 
 app = typer.Typer()
@@ -37,39 +39,14 @@ def dev_kafka(
     if resolve_only:
         typer.echo(f"Kafka {KAFKA_VERSION} jars: {resolve_jars()}")
         return
-    if port and not _is_free(port):
-        raise typer.BadParameter(
-            f"{port} is in use by another process (another broker?), so a client would reach "
-            "that one; stop it or choose another port (0 picks a free one)",
-            param_hint="--port",
-        )
+    if port:
+        refuse_taken_port(port, "broker")
     broker = DevKafka(port=port or None, sasl_ssl=sasl_ssl)
-    signal.signal(signal.SIGTERM, _exit_on_signal)
     started = time.monotonic()
-    try:
-        _serve(broker, sasl_ssl, started)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        broker.close()
+    serve_until_signalled(broker, lambda: _announce(broker, sasl_ssl, started))
 
 
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C, so the broker's folders are removed either way."""
-    raise SystemExit(128 + signum)
-
-
-def _serve(broker: DevKafka, sasl_ssl: bool, started: float) -> None:
-    broker.start()
+def _announce(broker: DevKafka, sasl_ssl: bool, started: float) -> None:
     typer.echo(f"Kafka {KAFKA_VERSION} ready in {time.monotonic() - started:.1f}s")
     typer.echo(f"bootstrap: {broker.bootstrap}")
     if sasl_ssl:
@@ -84,9 +61,6 @@ def _serve(broker: DevKafka, sasl_ssl: bool, started: float) -> None:
             "CA_FILE": secured.ca_file,
         }.items():
             typer.echo(f"  TSTORE_KAFKA_{name}={value}")
-    sys.stdout.flush()
-    while True:
-        signal.pause()
 
 
 @app.command("create-topics")
