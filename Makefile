@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test lint typecheck unit integration clean
 
 setup: $(STAMP)
-	@echo "setup: Apache Kafka jars from Maven Central into the cache (once, about 1 minute)"
+	@echo "setup: Apache Kafka and s3proxy jars from Maven Central into the cache (once, about 1 minute)"
 	$(BIN)/tstore dev-kafka --resolve-only
+	$(BIN)/tstore dev-s3 --resolve-only
 
 $(STAMP): pyproject.toml
 	@echo "setup: creating $(VENV) and installing the project with its dev, pipecat and livekit extras (a few minutes the first time)"
