@@ -163,9 +163,11 @@ _MAX_FRAMES = 1 << 62
 
 
 def _byte_range(piece: Piece, layout: WavLayout) -> tuple[int, int]:
+    """The piece's bytes, within the object's size: an index row that claims more samples than
+    its object holds gets what there is (and the clip a hole)."""
     frame = layout.channels * SAMPLE_WIDTH
-    end = layout.data_offset + min(piece.last, layout.frames) * frame
-    return layout.data_offset + piece.first * frame, min(end, piece.byte_size)
+    end = min(layout.data_offset + min(piece.last, layout.frames) * frame, piece.byte_size)
+    return min(layout.data_offset + piece.first * frame, end), end
 
 
 def wav_layout(head: bytes) -> WavLayout | None:

@@ -95,8 +95,7 @@ class Recording:
     @property
     def origin(self) -> datetime:
         starts = [t.started_at for t in self.turns[:1]]
-        starts += [c.starts_at for found in self.chunks.values() for c in found[:1]]
-        return min(starts)
+        return min(starts + [c.starts_at for found in self.chunks.values() for c in found])
 
     def turn(self, turn_id: str) -> Turn:
         for turn in self.turns:

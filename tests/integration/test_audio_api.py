@@ -45,6 +45,7 @@ async def api(
         await running.publish(
             recorded_call("whole", T0, SCRIPT, store)
             + recorded_call("holed", T0, SCRIPT, store, skip=_SKIPPED)
+            + _overstated(recorded_call("short", T0, SCRIPT, store))
             + _silent_call("mute")
         )
         await running.until_projected()
@@ -53,6 +54,15 @@ async def api(
 
 _SKIPPED: frozenset[tuple[Role, int]] = frozenset({("user", 6)})
 """The user's chunk of 6-7 s, inside the user's first turn, never arrives."""
+
+
+def _overstated(events: list[Event]) -> list[Event]:
+    """The call with its last user chunk claiming a whole second, more than its object holds."""
+    last = max(
+        (e for e in events if isinstance(e, ChunkReady) and e.track == "user"),
+        key=lambda e: e.chunk_seq,
+    )
+    return [e.model_copy(update={"num_samples": SAMPLE_RATE}) if e is last else e for e in events]
 
 
 def _silent_call(session_id: str) -> list[Event]:
@@ -83,6 +93,15 @@ async def test_a_missing_chunk_is_silence_and_listed_as_a_hole(api: Api) -> None
     assert not samples[rate : 2 * rate].any()
     assert np.array_equal(samples[:rate], expected[:rate])
     assert np.array_equal(samples[2 * rate :], expected[2 * rate :])
+
+
+async def test_a_chunk_shorter_than_its_row_says_leaves_a_hole_where_it_ends(api: Api) -> None:
+    end_s = SCRIPT[-1].end_s + 0.5  # where the recording ends
+    window = {"from_ms": int(end_s) * 1000, "to_ms": int(end_s) * 1000 + 1000, "track": "user"}
+    response = await api.http.get("/v1/sessions/short/audio", params=window)
+    assert response.status_code == 200, response.text
+    held = round((end_s - int(end_s)) * SAMPLE_RATE)
+    assert json.loads(response.headers["x-audio-holes"]) == {"user": [[held, SAMPLE_RATE - held]]}
 
 
 async def test_a_turn_no_audio_covers_is_not_found_with_a_reason(api: Api) -> None:
