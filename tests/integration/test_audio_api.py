@@ -97,7 +97,8 @@ async def test_a_missing_chunk_is_silence_and_listed_as_a_hole(api: Api) -> None
 
 async def test_a_chunk_shorter_than_its_row_says_leaves_a_hole_where_it_ends(api: Api) -> None:
     end_s = SCRIPT[-1].end_s + 0.5  # where the recording ends
-    window = {"from_ms": int(end_s) * 1000, "to_ms": int(end_s) * 1000 + 1000, "track": "user"}
+    second = int(end_s) * 1000
+    window: dict[str, str | int] = {"from_ms": second, "to_ms": second + 1000, "track": "user"}
     response = await api.http.get("/v1/sessions/short/audio", params=window)
     assert response.status_code == 200, response.text
     held = round((end_s - int(end_s)) * SAMPLE_RATE)
