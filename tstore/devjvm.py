@@ -220,7 +220,12 @@ class JvmServer:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
-        self.start()
+        """Started; a start that fails leaves no folder behind either."""
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,22 +22,23 @@ def test_a_restarted_server_serves_its_buckets_and_close_leaves_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = DevS3()
-    server.start()
-    reach_s3(server, monkeypatch)
-    bucket = server.create_bucket("kept")
-    stored = open_chunk_store(f"s3://{bucket}/calls").put("a/b.wav", b"before the restart")
-    assert (server.buckets_dir / bucket / "calls" / "a" / "b.wav").exists()
+    try:
+        server.start()
+        reach_s3(server, monkeypatch)
+        bucket = server.create_bucket("kept")
+        stored = open_chunk_store(f"s3://{bucket}/calls").put("a/b.wav", b"before the restart")
+        assert (server.buckets_dir / bucket / "calls" / "a" / "b.wav").exists()
 
-    server.stop()
-    assert server.pid is None
-    server.start()
-    assert ChunkReader().read_ranges(stored.uri, [(0, 6)]) == [b"before"]
-
-    running, data_dir = server.pid, server.data_dir
-    assert running is not None
-    server.close()
+        server.stop()
+        assert server.pid is None
+        server.start()
+        assert ChunkReader().read_ranges(stored.uri, [(0, 6)]) == [b"before"]
+        running = server.pid
+        assert running is not None
+    finally:
+        server.close()
     assert not Path(f"/proc/{running}").exists() or _zombie(running)
-    assert not data_dir.exists()
+    assert not server.data_dir.exists()
 
 
 def _zombie(pid: int) -> bool:
@@ -79,3 +81,19 @@ def test_tstore_dev_s3_says_how_to_reach_it_and_sigterm_leaves_no_folder(
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 128 + signal.SIGTERM
     assert not list(scratch.glob("tstore-s3-*"))
+
+
+def test_a_server_that_cannot_start_says_why_and_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    no_jars = tmp_path / "no-jars"
+    no_jars.mkdir()
+    with (
+        pytest.raises(RuntimeError, match="s3proxy exited with code 1 while starting"),
+        DevS3(libs=no_jars),
+    ):
+        pass
+    assert not list(scratch.iterdir())
