@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 import obstore
@@ -191,6 +191,14 @@ class ChunkStore:
         except (BaseError, OSError) as exc:
             raise ChunkWriteError(location.url, _reason(exc)) from None
         return StoredChunk(location.url, len(data), hashlib.sha256(data).hexdigest())
+
+
+class ChunkWriter(Protocol):
+    """What a producer needs of a store: ``ChunkStore`` is one, and a bot may bring its own."""
+
+    def put(self, key: str, data: bytes) -> StoredChunk:
+        """Store ``data`` under ``key`` (a relative path) and say where it is. May block."""
+        ...
 
 
 def open_chunk_store(url: str) -> ChunkStore:

@@ -37,10 +37,10 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.transcriptions.language import Language
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 
+from audio.stores import ChunkWriter, open_chunk_store
 from examples.running import DATA_DIR, run_example
 from producers import TranscriptProducer
 from producers.adapters.pipecat import attach_pipecat
-from producers.chunks import ChunkStore, LocalChunkStore
 
 RATE = 16000
 
@@ -72,7 +72,7 @@ def scripted_exchange() -> list[Frame]:
 
 
 async def run_bot(
-    producer: TranscriptProducer, session_id: str, chunk_store: ChunkStore | None = None
+    producer: TranscriptProducer, session_id: str, chunk_store: ChunkWriter | None = None
 ) -> None:
     context_aggregator = LLMContextAggregatorPair(
         LLMContext(),
@@ -92,5 +92,5 @@ async def run_bot(
 
 
 if __name__ == "__main__":
-    chunks = LocalChunkStore(DATA_DIR / "chunks")
+    chunks = open_chunk_store(str(DATA_DIR / "chunks"))
     run_example("pipecat", __doc__ or "", partial(run_bot, chunk_store=chunks))

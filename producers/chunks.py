@@ -2,14 +2,13 @@
 
 Frameworks hand over PCM with no timing. ``RecordingChunker`` counts samples per track from the
 start of a recording segment and anchors sample 0 to the wall clock when the segment started,
-which is what later lines the transcript up with the audio. Files go through a ``ChunkStore``
-(a local directory here; object storage fits the same protocol) off the event loop.
+which is what later lines the transcript up with the audio. Files go through a chunk store
+(``audio.stores``: a folder or a bucket, ``TSTORE_CHUNK_STORE``) off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import os
 import wave
@@ -17,9 +16,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Protocol
 
+from audio.stores import ChunkStore, ChunkWriter, open_chunk_store
 from producers.producer import TranscriptProducer
 from schemas import Track
 
@@ -27,33 +25,13 @@ SAMPLE_WIDTH = 2
 """16-bit PCM, what Pipecat and LiveKit hand over."""
 
 
-@dataclass(frozen=True)
-class StoredChunk:
-    uri: str
-    byte_size: int
-    sha256: str
+DEFAULT_CHUNK_STORE = "tstore-chunks"
 
 
-class ChunkStore(Protocol):
-    def put(self, key: str, data: bytes) -> StoredChunk:
-        """Store ``data`` under ``key`` (a relative path) and say where it is. May block."""
-        ...
-
-
-class LocalChunkStore:
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root).resolve()
-
-    def put(self, key: str, data: bytes) -> StoredChunk:
-        path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staged = path.with_name(f".{path.name}.tmp")
-        with staged.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        staged.replace(path)
-        return StoredChunk(path.as_uri(), len(data), hashlib.sha256(data).hexdigest())
+def default_chunk_store() -> ChunkStore:
+    """Where an adapter writes chunks unless told: ``TSTORE_CHUNK_STORE``, the same setting
+    the service reads, else ``./tstore-chunks``."""
+    return open_chunk_store(os.environ.get("TSTORE_CHUNK_STORE") or DEFAULT_CHUNK_STORE)
 
 
 def wav_bytes(pcm: bytes, sample_rate: int, channels: int) -> bytes:
@@ -87,7 +65,7 @@ class _Placement:
 
 
 class RecordingChunker:
-    def __init__(self, producer: TranscriptProducer, session_id: str, store: ChunkStore) -> None:
+    def __init__(self, producer: TranscriptProducer, session_id: str, store: ChunkWriter) -> None:
         self.producer = producer
         self.session_id = session_id
         self.store = store

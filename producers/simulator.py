@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from producers.chunks import ChunkStore, RecordingChunker
+from audio.stores import ChunkWriter
+from producers.chunks import RecordingChunker
 from producers.producer import TranscriptProducer
 from schemas import Role
 
@@ -153,7 +154,7 @@ async def simulate_call(
     *,
     started_at: datetime,
     pacer: Pacer,
-    chunks: ChunkStore | None = None,
+    chunks: ChunkWriter | None = None,
     chunk_s: float = 2.0,
 ) -> None:
     """Emit one call's events in timeline order, with its audio chunks when ``chunks`` is set."""
@@ -195,7 +196,7 @@ async def simulate(
     rate: float,
     turns: int = 12,
     seed: int = 0,
-    chunks: ChunkStore | None = None,
+    chunks: ChunkWriter | None = None,
     concurrency: int = 50,
 ) -> list[str]:
     """Run ``sessions`` calls, ``concurrency`` at a time; returns their session ids."""

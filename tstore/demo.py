@@ -14,11 +14,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from audio.stores import open_chunk_store
 from consumers.live import live_projectors
 from consumers.storage.clickhouse import open_store
 from consumers.topics_admin import ensure_topics
 from producers import EventPublisher, TranscriptProducer
-from producers.chunks import LocalChunkStore
 from producers.simulator import simulate
 from queries import Reader, Turn
 from queries.turns import transcript
@@ -107,7 +107,7 @@ async def run_demo(settings: Settings, timeout_s: float = 60.0) -> tuple[str, li
             rate=0,
             turns=8,
             seed=random.randrange(2**31),
-            chunks=LocalChunkStore(settings.data_dir / "chunks"),
+            chunks=open_chunk_store(str(settings.data_dir / "chunks")),
         )
     store = await asyncio.to_thread(open_store, settings.dsn, settings.clickhouse_database)
     for projector in await live_projectors(

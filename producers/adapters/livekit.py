@@ -37,8 +37,8 @@ takes plain functions only, which the producer's calls are.
 
 With ``record=True`` the session writes one stereo OGG (user left, agent right) in the job's
 temporary folder, which the job deletes at cleanup: given the job context, it is copied into
-the chunk store (``./tstore-chunks`` unless ``chunk_store`` says otherwise) from the job's
-shutdown, and its ``ChunkReady`` points there. ``publish_recording`` does the same for any
+the chunk store (``chunk_store``, else ``TSTORE_CHUNK_STORE``, else ``./tstore-chunks``) from
+the job's shutdown, and its ``ChunkReady`` points there. ``publish_recording`` does the same for any
 recording, an Egress file for instance.
 """
 
@@ -53,7 +53,8 @@ from typing import Any
 
 import structlog
 
-from producers.chunks import ChunkStore, LocalChunkStore
+from audio.stores import ChunkWriter
+from producers.chunks import default_chunk_store
 from producers.producer import TranscriptProducer
 from producers.turns import SessionTurns, guarded
 from schemas import ChunkReady, Role, Track
@@ -64,8 +65,6 @@ _ROLES: tuple[Role, ...] = ("user", "assistant")
 
 CONTINUATION_S = 1.0
 """Silence after speech with no words beyond which that speech is dropped as noise."""
-
-DEFAULT_CHUNK_DIR = Path("tstore-chunks")
 
 
 def _at(epoch_s: float | None) -> datetime | None:
@@ -218,7 +217,7 @@ def attach_livekit(
     session_id: str | None = None,
     user_id: str | None = None,
     job_context: Any = None,
-    chunk_store: ChunkStore | None = None,
+    chunk_store: ChunkWriter | None = None,
 ) -> LiveKitRecorder:
     """Publish the turns of ``session`` (an ``AgentSession``).
 
@@ -237,7 +236,7 @@ def attach_livekit(
         session.on(event, guarded(getattr(recorder, f"on_{event}")))
     if job_context is not None:
         producer.hold()
-        store = chunk_store or LocalChunkStore(DEFAULT_CHUNK_DIR)
+        store = chunk_store or default_chunk_store()
 
         async def publish_report() -> None:
             report = job_context.make_session_report(session)
@@ -277,7 +276,7 @@ async def publish_recording(
     recording_started_at: datetime | None,
     uri: str | None = None,
     track: Track = "mixed",
-    store: ChunkStore | None = None,
+    store: ChunkWriter | None = None,
 ) -> ChunkReady:
     """Publish one ``ChunkReady`` for a whole recording file (session recording or Egress).
 

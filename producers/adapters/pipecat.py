@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from producers.chunks import ChunkStore, LocalChunkStore, RecordingChunker
+from audio.stores import ChunkWriter
+from producers.chunks import RecordingChunker, default_chunk_store
 from producers.producer import TranscriptProducer
 from producers.turns import SessionTurns, guarded
 from schemas.models import MAX_LANGUAGE_CHARS
@@ -146,14 +146,15 @@ def attach_pipecat(
     *,
     session_id: str,
     audio_buffer: Any = None,
-    chunk_store: ChunkStore | None = None,
+    chunk_store: ChunkWriter | None = None,
     user_id: str | None = None,
 ) -> PipecatRecorder:
     """Publish the turns of ``aggregators`` (an ``LLMContextAggregatorPair``) and the chunks of
     ``audio_buffer`` (an ``AudioBufferProcessor``, optional) for ``session_id``.
 
     Pipecat never fills ``user_id``; pass the caller's identity here. Chunks are written under
-    ``./tstore-chunks`` unless ``chunk_store`` says otherwise.
+    ``TSTORE_CHUNK_STORE`` (a folder or a bucket's URL), else ``./tstore-chunks``, unless
+    ``chunk_store`` says otherwise.
     """
     recorder = PipecatRecorder(SessionTurns(producer, session_id, user_id=user_id))
     sources = {"user": aggregators.user(), "assistant": aggregators.assistant()}
@@ -161,7 +162,7 @@ def attach_pipecat(
         for event in events:
             sources[role].add_event_handler(event, guarded(getattr(recorder, event)))
     if audio_buffer is not None:
-        store = chunk_store or LocalChunkStore(Path("tstore-chunks"))
+        store = chunk_store or default_chunk_store()
         recorder.chunker = RecordingChunker(producer, session_id, store)
         for event in _AUDIO_EVENTS:
             audio_buffer.add_event_handler(event, guarded(getattr(recorder, event)))

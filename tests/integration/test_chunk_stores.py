@@ -21,7 +21,6 @@ from audio.stores import (
     ChunkWriteError,
     open_chunk_store,
 )
-from producers.chunks import LocalChunkStore
 from tstore.devjvm import free_port
 from tstore.devs3 import DevS3
 
@@ -120,10 +119,11 @@ def test_readers_on_many_threads_share_one_reader(store_url: str) -> None:
     assert reader.bytes_read == 64 * 3_000
 
 
-def test_a_chunk_written_by_the_old_local_store_is_read_by_its_file_uri(tmp_path: Path) -> None:
-    stored = LocalChunkStore(tmp_path / "tstore chunks").put("call ü/user-000000.wav", CHUNK)
-    assert stored.uri.startswith("file:///")
-    assert ChunkReader().read_ranges(stored.uri, [(44, 1044)]) == [CHUNK[44:1044]]
+def test_a_chunk_named_as_the_old_local_store_did_is_read_by_its_file_uri(tmp_path: Path) -> None:
+    path = tmp_path / "tstore chunks" / "call ü" / "user-000000.wav"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(CHUNK)
+    assert ChunkReader().read_ranges(path.as_uri(), [(44, 1044)]) == [CHUNK[44:1044]]
 
 
 def test_a_local_put_leaves_no_staged_file(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from audio.stores import StoredChunk, open_chunk_store
 from producers import TranscriptProducer
-from producers.chunks import LocalChunkStore, StoredChunk
 from schemas import ChunkReady, Topics, TurnStarted, TurnStopped
 from tests.integration.reading import read_events
 
@@ -28,7 +28,7 @@ async def test_the_pipecat_example_bot_arrives_as_turn_and_chunk_events(
     async with TranscriptProducer(
         kafka_bootstrap, bot_id="pipecat-bot", topics=topics, spool_dir=tmp_path / "spool"
     ) as producer:
-        await run_bot(producer, "call-1", LocalChunkStore(tmp_path / "chunks"))
+        await run_bot(producer, "call-1", open_chunk_store(str(tmp_path / "chunks")))
 
     turns = await read_events(kafka_bootstrap, topics.turn_events, 6)
     stops = [e for e in turns if isinstance(e, TurnStopped)]
@@ -126,7 +126,7 @@ class _StoreOpenedByStop:
     order in which Pipecat's separate handler tasks interleave when a write is slow."""
 
     def __init__(self, root: Path) -> None:
-        self.local = LocalChunkStore(root)
+        self.local = open_chunk_store(str(root))
         self.stopped = threading.Event()
 
     def put(self, key: str, data: bytes) -> StoredChunk:

@@ -13,12 +13,12 @@ from urllib.request import url2pathname
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from audio.stores import open_chunk_store
 from consumers.projections import project
 from consumers.projector import Projector
 from consumers.storage.clickhouse import Store, connect
 from consumers.topics_admin import ensure_topics
 from producers import EventPublisher, TranscriptProducer
-from producers.chunks import LocalChunkStore
 from producers.simulator import script_call, simulate
 from schemas import Topics, TurnStopped
 from schemas.models import Event
@@ -45,7 +45,7 @@ async def test_a_simulated_call_fills_every_table_and_latencies_follow_the_scrip
         kafka_bootstrap, bot_id="sim", topics=topics, spool_dir=tmp_path / "spool"
     ) as producer:
         (session,) = await simulate(
-            producer, sessions=1, rate=0, turns=10, seed=11, chunks=LocalChunkStore(tmp_path)
+            producer, sessions=1, rate=0, turns=10, seed=11, chunks=open_chunk_store(str(tmp_path))
         )
     script = script_call(random.Random(11), 10)
     store = Store(clickhouse)

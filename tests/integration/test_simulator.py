@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from audio.stores import open_chunk_store
 from producers import TranscriptProducer
-from producers.chunks import LocalChunkStore
 from producers.simulator import simulate
 from schemas import ChunkReady, Topics, TurnStopped
 from tests.integration.reading import read_events
@@ -19,9 +19,8 @@ async def test_simulated_calls_publish_turns_and_contiguous_audio(
     async with TranscriptProducer(
         kafka_bootstrap, bot_id="sim", topics=topics, spool_dir=tmp_path / "spool"
     ) as producer:
-        sessions = await simulate(
-            producer, sessions=3, rate=0, turns=6, seed=3, chunks=LocalChunkStore(tmp_path / "c")
-        )
+        store = open_chunk_store(str(tmp_path / "c"))
+        sessions = await simulate(producer, sessions=3, rate=0, turns=6, seed=3, chunks=store)
     turns = await read_events(kafka_bootstrap, topics.turn_events, 3 * 12)
     assert sorted({e.session_id for e in turns}) == sessions
     assert sum(isinstance(e, TurnStopped) for e in turns) == 3 * 6

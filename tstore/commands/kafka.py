@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
+from audio.stores import open_chunk_store
 from consumers.topics_admin import ensure_topics
 from producers import TranscriptProducer
-from producers.chunks import LocalChunkStore
 from producers.simulator import simulate as run_simulation
 from tstore.commands.common import (
     one_line_errors,
@@ -106,7 +106,7 @@ def simulate(
             spool_dir=config.data_dir / "spool",
             kafka_security=config.kafka_security,
         ) as producer:
-            chunks = LocalChunkStore(config.data_dir / "chunks") if audio else None
+            chunks = open_chunk_store(config.chunk_store) if audio else None
             ids = await run_simulation(
                 producer, sessions=sessions, rate=rate, turns=turns, seed=chosen, chunks=chunks
             )
