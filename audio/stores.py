@@ -247,6 +247,20 @@ class ChunkReader:
     def bytes_read(self) -> int:
         return self._bytes_read
 
+    def read_object(self, uri: str) -> bytes:
+        """The whole object: to index a recording already in a store (its length, digest and
+        audio header), never to cut a clip."""
+        location, store = self._locate(uri)
+        try:
+            data = bytes(obstore.get(store, location.path).bytes())
+        except (FileNotFoundError, NotFoundError):
+            raise ChunkUnavailableError(uri, "no such object") from None
+        except (BaseError, OSError) as exc:
+            raise ChunkUnavailableError(uri, _reason(exc)) from None
+        with self._lock:
+            self._bytes_read += len(data)
+        return data
+
     def read_ranges(self, uri: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """The bytes of each half-open range ``[start, end)`` of the object at ``uri``.
 

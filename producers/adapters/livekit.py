@@ -46,14 +46,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
-from audio.stores import ChunkWriter
+from audio.stores import ChunkReader, ChunkWriter
 from producers.chunks import default_chunk_store
 from producers.producer import TranscriptProducer
 from producers.turns import SessionTurns, guarded
@@ -271,20 +273,23 @@ def recording_seq(recording_started_at: datetime) -> int:
 async def publish_recording(
     producer: TranscriptProducer,
     session_id: str,
-    path: Path,
+    path: Path | str,
     *,
     recording_started_at: datetime | None,
     uri: str | None = None,
     track: Track = "mixed",
     store: ChunkWriter | None = None,
 ) -> ChunkReady:
-    """Publish one ``ChunkReady`` for a whole recording file (session recording or Egress).
+    """Publish one ``ChunkReady`` for a whole recording (session recording or Egress file).
 
-    Sample rate, channels and length are read from the file (OGG, WAV, MP3, FLAC... through
-    mutagen). With ``store`` the file is copied there and the event points at the copy;
-    otherwise ``uri`` is where readers should fetch it, by default the local file. Every
-    recording of a session keeps its own row: ``chunk_seq`` is ``recording_seq`` of its start,
-    and ``chunk_id`` names the track and the start in UTC.
+    ``path`` is a local file, or the URL of an object already in a store (``s3://``,
+    ``gs://``, ``az://``, ``file://``: an Egress file in its bucket), which is indexed where it
+    lies, read once for its header and digest. Sample rate, channels and length are read from
+    the audio (OGG, WAV, MP3, FLAC... through mutagen). With ``store`` a local file is copied
+    there and the event points at the copy; otherwise ``uri`` is where readers should fetch
+    it, by default the local file. Every recording of a session keeps its own row:
+    ``chunk_seq`` is ``recording_seq`` of its start, and ``chunk_id`` names the track and the
+    start in UTC.
     """
     from mutagen import File as AudioFile  # the livekit extra brings it
 
@@ -292,18 +297,21 @@ async def publish_recording(
         raise ValueError(f"{path}: the recording start must be an aware datetime")
     if store is not None and uri is not None:
         raise ValueError("publish_recording takes a store or a uri, not both")
+    if isinstance(path, str) and (store is not None or uri is not None):
+        raise ValueError(f"{path}: a recording in a store is indexed where it lies")
     started = recording_started_at.astimezone(UTC)
-    fmt = path.suffix.removeprefix(".").lower() or "unknown"
+    name = PurePosixPath(urlsplit(path).path) if isinstance(path, str) else path
+    fmt = name.suffix.removeprefix(".").lower() or "unknown"
     stamp = f"{started:%Y%m%dT%H%M%S%f}Z"
 
     def inspect() -> tuple[Any, int, str, str]:
-        info = AudioFile(path)
+        data = ChunkReader().read_object(path) if isinstance(path, str) else path.read_bytes()
+        info = AudioFile(io.BytesIO(data))
         if info is None:
             raise ValueError(f"{path}: not a readable audio file")
-        data = path.read_bytes()
         if store is None:
-            local = uri or path.resolve().as_uri()
-            return info, len(data), hashlib.sha256(data).hexdigest(), local
+            where = path if isinstance(path, str) else uri or path.resolve().as_uri()
+            return info, len(data), hashlib.sha256(data).hexdigest(), where
         stored = store.put(f"{session_id}/recordings/{stamp}-{track}.{fmt}", data)
         return info, stored.byte_size, stored.sha256, stored.uri
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,6 +20,7 @@ from producers.adapters.livekit import attach_livekit, publish_recording
 from producers.chunks import wav_bytes
 from schemas import ChunkReady, Topics, TurnStarted, TurnStopped
 from tests.integration.reading import read_events
+from tstore.devs3 import DevS3
 
 pytest.importorskip("livekit.agents")
 
@@ -61,6 +63,28 @@ async def test_the_livekit_example_bot_arrives_as_turn_events(
     assert all(s.started_at <= s.stopped_at for s in stops)
     interrupted = assistant_turns[1]
     assert interrupted.duration_ms >= 150, "speaking times come from the message metrics"
+
+
+async def test_an_egress_file_already_in_a_bucket_is_indexed_where_it_lies(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, s3proxy: DevS3, s3_chunk_store_url: str
+) -> None:
+    """Written there by LiveKit Egress, not by this project: read once, never copied."""
+    bucket = s3_chunk_store_url.removeprefix("s3://").split("/")[0]
+    egress = s3proxy.buckets_dir / bucket / "egress" / "room 1.wav"
+    egress.parent.mkdir(parents=True)
+    await asyncio.to_thread(_write_recording, egress, 2.0, 16_000)
+    uri = f"s3://{bucket}/egress/room%201.wav"
+    async with TranscriptProducer(
+        kafka_bootstrap, bot_id="lk-bot", topics=topics, spool_dir=tmp_path / "spool"
+    ) as producer:
+        published = await publish_recording(
+            producer, "room-s3", uri, recording_started_at=datetime(2026, 11, 21, tzinfo=UTC)
+        )
+    data = egress.read_bytes()
+    assert (published.uri, published.format, published.channels) == (uri, "wav", 2)
+    assert (published.num_samples, published.sample_rate) == (32_000, 16_000)
+    assert (published.byte_size, published.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert list(s3proxy.buckets_dir.glob(f"{bucket}/**/*.wav")) == [egress]
 
 
 def _write_recording(path: Path, seconds: float, rate: int) -> None:
