@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     """Bearer token every ``/v1`` call must carry; required to listen off loopback."""
     log_format: str = Field(default="console", pattern="^(console|json)$")
+    abandoned_after_s: float = Field(default=600.0, gt=0)
+    """A session with no end (``SessionEnded``) and no event for longer than this is called
+    abandoned rather than open: its bot died, or its end was lost on the way."""
     chunk_store: str = Field(default_factory=lambda: chunk_store_url("tstore-chunks"))
     """Where audio chunks are written and read from: a folder (``file:///abs/dir`` or a path)
     or a bucket (``s3://bucket/prefix``, ``gs://bucket/prefix``, ``az://container/prefix``),
