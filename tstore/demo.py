@@ -13,6 +13,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from audio.stores import open_chunk_store
 from consumers.live import live_projectors
@@ -85,9 +86,17 @@ def conversation_events(session_id: str, bot_id: str, start: datetime) -> list[E
     return events
 
 
-async def run_demo(settings: Settings, timeout_s: float = 60.0) -> tuple[str, list[Turn]]:
-    """Publish the scripted call and a few simulated calls with audio, project them, and
-    return the scripted call's id and turns read back through the query library."""
+class Demo(NamedTuple):
+    session_id: str
+    """The scripted call."""
+    turns: list[Turn]
+    """Its turns, read back through the query library."""
+    clip_path: str
+    """Where the service plays the first answer of a simulated call, which has audio."""
+
+
+async def run_demo(settings: Settings, timeout_s: float = 60.0) -> Demo:
+    """Publish the scripted call and a few simulated calls with audio, and project them."""
     bootstrap = settings.kafka_bootstrap
     session_id = f"demo-{uuid.uuid4().hex[:8]}"
     events = conversation_events(session_id, "acme-support", datetime.now(UTC))
@@ -101,7 +110,7 @@ async def run_demo(settings: Settings, timeout_s: float = 60.0) -> tuple[str, li
         topics=settings.topics,
         spool_dir=settings.data_dir / "spool",
     ) as producer:
-        await simulate(
+        with_audio = await simulate(
             producer,
             sessions=SIMULATED_CALLS,
             rate=0,
@@ -119,4 +128,4 @@ async def run_demo(settings: Settings, timeout_s: float = 60.0) -> tuple[str, li
         async with projector:
             await projector.catch_up(timeout_s)
     turns = await asyncio.to_thread(transcript, Reader(store.client), session_id)
-    return session_id, turns
+    return Demo(session_id, turns, f"/v1/sessions/{with_audio[0]}/turns/assistant-0/audio")

@@ -81,9 +81,10 @@ def demo(
     with DevKafka() as broker:
         typer.echo(f"Kafka {KAFKA_VERSION} broker at {broker.bootstrap}")
         config = config.model_copy(update={"kafka_bootstrap": broker.bootstrap})
-        session_id, turns = asyncio.run(run_demo(config))
-        typer.echo(f"Session {session_id}, read back from ClickHouse ({config.dsn}):")
-        typer.echo(transcript(turns))
+        ran = asyncio.run(run_demo(config))
+        typer.echo(f"Session {ran.session_id}, read back from ClickHouse ({config.dsn}):")
+        typer.echo(transcript(ran.turns))
         if serve_after:
             typer.echo("Serving the store until Ctrl-C (tstore sessions / search ask it too).")
+            typer.echo(f"Play a simulated call's first answer: {ran.clip_path} on the URL below.")
             _run(config, Role(), config.http_host, port)
