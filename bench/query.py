@@ -16,11 +16,16 @@ Kafka broker.
 Reads: ``transcript`` (one session's turns), ``session`` (its summary, turns and chunks),
 ``sessions_page`` (50 sessions of one bot and day, newest first), ``search`` (20 newest hits
 of a common word, a rare word or a quoted phrase), ``day_all_bots`` and ``day_one_bot`` (a
-day's turn-duration percentiles).
+day's turn-duration percentiles). Then, idle, ``clip_local`` and ``clip_s3``: a 5 s clip of one
+track cut from 30 s WAV chunks in a local folder or in a bucket of s3proxy
+(``bench.query_clips``).
 
 JSON keys, per read: ``<read>_p50_ms`` and ``<read>_idle_p99_ms`` (HTTP, idle),
 ``<read>_ingest_p50_ms`` and ``<read>_ingest_p99_ms`` (HTTP, ingesting),
-``<read>_inproc_p50_ms``, ``<read>_bare_p50_ms``; and ``transcript_p99_ms`` (idle),
+``<read>_inproc_p50_ms``, ``<read>_bare_p50_ms``; ``clip_local_p50_ms`` and ``_p99_ms``,
+``clip_s3_p50_ms`` and ``_p99_ms`` (targets: p50 at most 30 ms local, 60 ms s3proxy) and
+``clip_bytes_ratio``, the bytes the service read per clip over the clip's samples, a chunk's
+header included the first time it is read (target: at most 1.2); ``transcript_p99_ms`` (idle),
 ``sessions``, ``turns``, ``load_seconds`` (when the store was loaded, by the run that did),
 ``store_reused``, ``copy_seconds``, ``settle_seconds``, ``store_bytes`` (active parts on
 disk), ``ingest_eps`` (achieved), ``ingest_lag_s`` (the projector's lag as the reads ended),
@@ -48,6 +53,7 @@ from clickhouse_connect.driver.client import Client
 
 from bench import store_data
 from bench.projector import PARTITIONS
+from bench.query_clips import ClipSessions
 from bench.query_load import SPAWN, Clients, Publisher, ServerThread, projecting
 from bench.report import run
 from bench.store_data import EPOCH, RARE_WORDS, Shape, bot_name, load
@@ -291,6 +297,7 @@ def measure(sessions: int) -> dict[str, float]:
         connect(dsn_of(folder), DATABASE, writing_behind_reads(Settings().projector_nice))
     )
     store.migrate()
+    clip_sessions = ClipSessions(store, folder)
     figures: dict[str, float] = {
         "sessions": shape.sessions,
         "turns": shape.turns,
@@ -320,10 +327,12 @@ def measure(sessions: int) -> dict[str, float]:
             f"p99 {p99(latencies):7.1f} ms"
         )
         counts.append(len(latencies))
-        prefix = {"idle": read}.get(way, f"{read}_{way}")
+        prefix = read if way in ("idle", "clip") else f"{read}_{way}"
         figures[f"{prefix}_p50_ms"] = p50(latencies)
         if way in ("idle", "ingest"):
             figures[f"{read}_{way}_p99_ms"] = p99(latencies)
+        if way == "clip":
+            figures[f"{read}_p99_ms"] = p99(latencies)
 
     for read in READS:
         record(read, "bare", timed((bare_call(store.client, read, t) for t in chosen), BUDGET_S))
@@ -333,6 +342,12 @@ def measure(sessions: int) -> dict[str, float]:
     with ServerThread(state) as server, Clients(server.url, CLIENTS) as clients:
         for read, path in paths.items():
             record(read, "idle", clients.get(path, BUDGET_S))
+        with clip_sessions:
+            clip_runs = clip_sessions.timed(server, clients, REQUESTS, BUDGET_S, SEED)
+        for where, latencies in clip_runs.latencies.items():
+            record(f"clip_{where}", "clip", latencies)
+        figures["clip_bytes_ratio"] = clip_runs.bytes_ratio
+        note(f"clip bytes read / clip samples: {clip_runs.bytes_ratio}")
         with DevKafka(heap="1g") as broker:
             topics = Topics("bench.")
             asyncio.run(ensure_topics(broker.bootstrap, topics, partitions=PARTITIONS))
