@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -28,8 +28,9 @@ from queries.chunks import chunk_index
 from queries.clips import Clip, ClipCutter
 from queries.errors import BadQueryError, NotFoundError
 from queries.models import Chunk, Turn
+from queries.paging import as_utc
 from queries.reader import Reader
-from queries.turns import transcript
+from queries.turns import TURN_FIELDS, as_turn, stored_turns
 from schemas import Track
 
 Tracks = Literal["user", "assistant", "both"]
@@ -85,32 +86,38 @@ class Moment(_Frozen):
     tracks: dict[Voice, Position | None]
 
 
+TIMING_FIELDS = ("role", "started_at", "stopped_at", "seq")
+"""What a clip needs of the turns: when each was said, not what."""
+
+
 @dataclass(frozen=True)
 class Recording:
-    """A session's turns and chunk index, read together."""
+    """A session's turns (in speaking order, as ``stored_turns`` gives them, with times in
+    UTC) and its chunk index, read together."""
 
-    turns: list[Turn]
+    turns: list[dict[str, Any]]
     chunks: dict[Track, list[Chunk]]
 
     @property
     def origin(self) -> datetime:
-        starts = [t.started_at for t in self.turns[:1]]
+        starts: list[datetime] = [t["started_at"] for t in self.turns[:1]]
         return min(starts + [c.starts_at for found in self.chunks.values() for c in found])
 
-    def turn(self, turn_id: str) -> Turn:
+    def turn(self, turn_id: str) -> dict[str, Any]:
         for turn in self.turns:
-            if turn.turn_id == turn_id:
+            if turn["turn_id"] == turn_id:
                 return turn
         raise NotFoundError(f"no turn {turn_id!r} in this session")
 
-    def window_of(self, turn: Turn, pad_ms: int) -> tuple[datetime, datetime]:
+    def window_of(self, turn: dict[str, Any], pad_ms: int) -> tuple[datetime, datetime]:
         """The turn's time, padded; a turn still open runs to the end of the audio."""
         if not 0 <= pad_ms <= MAX_PAD_MS:
             raise BadQueryError("pad_ms", f"must be from 0 to {MAX_PAD_MS}, got {pad_ms}")
         pad = timedelta(milliseconds=pad_ms)
+        started: datetime = turn["started_at"]
         ends = [c.ends_at for found in self.chunks.values() for c in found]
-        stop = turn.stopped_at or max([turn.started_at, *ends])
-        return turn.started_at - pad, stop + pad
+        stop: datetime = turn["stopped_at"] or max([started, *ends])
+        return started - pad, stop + pad
 
     def aligned(
         self, voices: Sequence[Voice], since: datetime, until: datetime
@@ -120,11 +127,13 @@ class Recording:
         return [align(self.chunks, voice, since, until) for voice in voices]
 
 
-def recording(reader: Reader, session_id: str) -> Recording:
-    try:
-        turns = transcript(reader, session_id)
-    except NotFoundError:
-        turns = []
+def recording(reader: Reader, session_id: str, fields: Sequence[str] = TIMING_FIELDS) -> Recording:
+    """The session's chunk index and its turns with ``fields``: a clip reads only their
+    times, the cheapest read of a session's turns."""
+    turns = stored_turns(reader, [session_id], fields).get(session_id, [])
+    for turn in turns:
+        turn["started_at"] = as_utc(turn["started_at"])
+        turn["stopped_at"] = turn["stopped_at"] and as_utc(turn["stopped_at"])
     found = Recording(turns, chunk_index(reader, session_id))
     if not found.turns and not found.chunks:
         raise NotFoundError(f"no session {session_id!r} in the store")
@@ -144,7 +153,7 @@ def turn_clip(
     session = recording(reader, session_id)
     turn = session.turn(turn_id)
     since, until = session.window_of(turn, pad_ms)
-    return cutter.cut(session.aligned(VOICES[track or turn.role], since, until), since)
+    return cutter.cut(session.aligned(VOICES[track or turn["role"]], since, until), since)
 
 
 def window_clip(
@@ -163,9 +172,10 @@ def window_clip(
 
 def turn_alignment(reader: Reader, session_id: str, turn_id: str, pad_ms: int = 0) -> TurnAlignment:
     """Which samples of which chunks hold the turn, per track, and where its words fall."""
-    session = recording(reader, session_id)
-    turn = session.turn(turn_id)
-    since, until = session.window_of(turn, pad_ms)
+    session = recording(reader, session_id, TURN_FIELDS)
+    stored = session.turn(turn_id)
+    turn = as_turn(stored)
+    since, until = session.window_of(stored, pad_ms)
     tracks = session.aligned(VOICES["both"], since, until)
     own = next(t for t in tracks if t.track == turn.role)
     rate = own.sample_rate or next((t.sample_rate for t in tracks if t.sample_rate), None)
@@ -189,12 +199,12 @@ def moment(reader: Reader, session_id: str, t_ms: int) -> Moment:
     """What was being said ``t_ms`` into the session, and where each track's audio is."""
     if t_ms < 0:
         raise BadQueryError("t_ms", f"must be 0 or more, got {t_ms}")
-    session = recording(reader, session_id)
+    session = recording(reader, session_id, TURN_FIELDS)
     at = session.origin + timedelta(milliseconds=t_ms)
     under_way = [
-        t
+        as_turn(t)
         for t in session.turns
-        if t.started_at <= at and (t.stopped_at is None or at < t.stopped_at)
+        if t["started_at"] <= at and (t["stopped_at"] is None or at < t["stopped_at"])
     ]
     return Moment(
         at=at,
