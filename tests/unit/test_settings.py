@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from consumers.storage.clickhouse import normalize_dsn
 from tstore.settings import Settings
@@ -35,11 +36,14 @@ def test_embedded_dsn_paths_are_made_absolute() -> None:
         normalize_dsn("chdb://")
 
 
-def test_docker_compose_only_sets_settings_that_exist() -> None:
-    import re
-
-    compose = (Path(__file__).parents[2] / "docker-compose.yml").read_text()
-    used = {name.lower() for name in re.findall(r"\bTSTORE_([A-Z_]+):", compose)}
+def test_docker_compose_parses_and_only_sets_settings_that_exist() -> None:
+    compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
+    used = {
+        name.removeprefix("TSTORE_").lower()
+        for service in compose["services"].values()
+        for name in service.get("environment", {})
+        if name.startswith("TSTORE_")
+    }
     assert used, "docker-compose.yml configures no TSTORE_ settings"
     assert used <= set(Settings.model_fields), used - set(Settings.model_fields)
 
