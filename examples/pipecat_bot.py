@@ -11,10 +11,12 @@ assistant_aggregator`` and the three transcript-store lines stay the same.
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
 from pipecat.frames.frames import (
     AudioBufferStartRecordingFrame,
+    EndFrame,
     Frame,
     InputAudioRawFrame,
     InterruptionFrame,
@@ -27,15 +29,17 @@ from pipecat.frames.frames import (
     UserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
 from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
-from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.tests.utils import SleepFrame
 from pipecat.transcriptions.language import Language
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
 
 from audio.stores import ChunkWriter, open_chunk_store
 from examples.running import DATA_DIR, run_example
@@ -79,6 +83,8 @@ async def run_bot(
         user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies()),
     )
     audio_buffer = AudioBufferProcessor(sample_rate=RATE, buffer_size=3200)
+    pipeline = Pipeline([context_aggregator.user(), audio_buffer, context_aggregator.assistant()])
+    worker = PipelineWorker(pipeline, cancel_on_idle_timeout=False)
     attach_pipecat(
         producer,
         context_aggregator,
@@ -86,9 +92,24 @@ async def run_bot(
         audio_buffer=audio_buffer,
         chunk_store=chunk_store,
         user_id="caller-7",
+        task=worker,
     )
-    pipeline = Pipeline([context_aggregator.user(), audio_buffer, context_aggregator.assistant()])
-    await run_test(pipeline, frames_to_send=scripted_exchange())
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    await asyncio.gather(runner.run(), _converse(worker))
+
+
+async def _converse(worker: PipelineWorker) -> None:
+    """The scripted exchange, as a transport would push it, then the end of the call."""
+    started = asyncio.Event()
+    worker.add_event_handler("on_pipeline_started", lambda *_: started.set())
+    await started.wait()
+    for frame in scripted_exchange():
+        if isinstance(frame, SleepFrame):
+            await asyncio.sleep(frame.sleep)
+        else:
+            await worker.queue_frame(frame)
+    await worker.queue_frame(EndFrame())
 
 
 if __name__ == "__main__":

@@ -71,6 +71,12 @@ class RecordingChunker:
         self.store = store
         self._segment: _Segment | None = None
         self._chunk_seq: Counter[Track] = Counter()
+        self._writing: set[asyncio.Future[None]] = set()
+
+    @property
+    def recording(self) -> bool:
+        """A segment is open: more chunks may come."""
+        return self._segment is not None
 
     def start_segment(self, at: datetime | None = None) -> None:
         """A new recording segment: sample 0 is now (or ``at``)."""
@@ -94,6 +100,20 @@ class RecordingChunker:
         not move the rest of this buffer into another segment.
         """
         placements = [self._place(track, pcm, channels) for track, pcm in tracks.items()]
+        writing = asyncio.ensure_future(self._write_all(placements, sample_rate, channels))
+        self._writing.add(writing)
+        writing.add_done_callback(self._writing.discard)
+        await asyncio.shield(writing)  # a cancelled caller leaves the buffer to be written
+
+    async def drain(self) -> None:
+        """Wait until every buffer handed over is written and published: a session's end
+        must come after its last chunk. A write that failed has raised to its caller."""
+        while self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
+
+    async def _write_all(
+        self, placements: list[_Placement | None], sample_rate: int, channels: int
+    ) -> None:
         for placement in placements:
             if placement is not None:
                 await self._write(placement, sample_rate, channels)

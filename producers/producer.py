@@ -9,6 +9,7 @@ and Kafka being down never reaches the caller: events wait in memory, then on di
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -27,6 +28,7 @@ from schemas import (
     EventCodec,
     ProducerInfo,
     Role,
+    SessionEnded,
     Topics,
     Track,
     TurnStarted,
@@ -36,7 +38,7 @@ from schemas import (
 
 log = structlog.get_logger(__name__)
 
-E = TypeVar("E", TurnStarted, TurnStopped, ChunkReady)
+E = TypeVar("E", TurnStarted, TurnStopped, ChunkReady, SessionEnded)
 
 LIBRARY_VERSION = version("transcript-store")
 
@@ -85,6 +87,8 @@ class TranscriptProducer:
             bootstrap, self._spool, self._encode, delivery, kafka_security or PLAINTEXT
         )
         self._next_seq: dict[str, int] = {}
+        self._tracks: dict[str, dict[Track, list[int]]] = {}
+        """Per session and track, the chunks published and their samples."""
         self._holds = 0
         self._started_by_hold = False
 
@@ -153,13 +157,39 @@ class TranscriptProducer:
     ) -> None:
         await self.close()
 
-    def end_session(self, session_id: str) -> None:
-        """Forget a finished session's counter (it is kept in memory until then)."""
-        self._next_seq.pop(session_id, None)
+    def end_session(self, session_id: str) -> SessionEnded | None:
+        """Publish the session's ``SessionEnded``, its last event, and forget its counters
+        (kept in memory until then). It declares the session's event count and, per track, the
+        chunks published through this producer and their samples, against which the store
+        tells a sealed session from one with holes. Call it once, after the session's last
+        chunk; a session id the contract refuses is logged and nothing is published, since
+        this runs as a call ends, where an exception would only break the bot's cleanup."""
+        totals: dict[str, int] = {}
+        for track, (chunks, samples) in self._tracks.pop(session_id, {}).items():
+            totals |= {f"{track}_chunks": chunks, f"{track}_samples": samples}
+        try:
+            return self._emit(
+                SessionEnded,
+                session_id,
+                event_count=self._next_seq.get(session_id, 0) + 1,
+                **totals,
+            )
+        except ValueError as exc:
+            log.error("session_end_refused", session_id=session_id, error=str(exc))
+            return None
+        finally:
+            self._next_seq.pop(session_id, None)
 
-    def resume_session(self, session_id: str, next_seq: int) -> None:
-        """Continue numbering a session started by an earlier process."""
+    def resume_session(
+        self,
+        session_id: str,
+        next_seq: int,
+        tracks: Mapping[Track, tuple[int, int]] | None = None,
+    ) -> None:
+        """Continue numbering a session started by an earlier process; ``tracks``: per track,
+        the chunks it published and their samples, which the session's end adds up."""
         self._next_seq[session_id] = next_seq
+        self._tracks[session_id] = {t: list(totals) for t, totals in (tracks or {}).items()}
 
     def turn_started(
         self,
@@ -226,7 +256,7 @@ class TranscriptProducer:
         byte_size: int,
         sha256: str,
     ) -> ChunkReady:
-        return self._emit(
+        event = self._emit(
             ChunkReady,
             session_id,
             chunk_id=chunk_id,
@@ -242,6 +272,10 @@ class TranscriptProducer:
             byte_size=byte_size,
             sha256=sha256,
         )
+        totals = self._tracks.setdefault(session_id, {}).setdefault(track, [0, 0])
+        totals[0] += 1
+        totals[1] += num_samples
+        return event
 
     def _emit(self, model: type[E], session_id: str, **fields: Any) -> E:
         seq = self._next_seq.get(session_id, 0)

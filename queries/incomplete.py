@@ -1,28 +1,39 @@
 """Sessions the store does not hold whole, and what is missing from each.
 
-Two things make a session incomplete: a hole in its event numbering (an event the producer
-sent never reached the store: lost, or still spooled on the bot's side) and a turn that
-started but never stopped. Listed in session-id order, so the listing can be walked with a
-cursor while the store grows.
+A session is listed when its event numbering has a hole (an event the producer sent never
+reached the store: lost, or still spooled on the bot's side), when a turn started but never
+stopped, when it ended and its chunks are not what its end declared (``queries.sealing``), or
+when it never ended and has been silent for longer than the reader's ``abandoned_after``.
+Listed in session-id order, so the listing can be walked with a cursor while the store grows.
 """
 
 from __future__ import annotations
 
-from queries.models import Completeness, IncompletePage, IncompleteSession
+from queries.completeness import Clock, completeness
+from queries.models import IncompletePage, IncompleteSession
 from queries.paging import decode_cursor, encode_cursor, page_size
 from queries.reader import Reader
+from queries.sealing import (
+    DECLARED_EVENTS,
+    LEDGER_COLUMNS,
+    chunk_figures,
+    chunk_holes,
+    ledger,
+    track_figures,
+)
 
 SHOWN = 100
 """Missing seqs and open turn ids listed per session at most."""
 
-_HOLES = """
+_HOLES = f"""
 SELECT session_id
 FROM session_events_generations
-WHERE generation = {events_generation:UInt32} AND session_id > {after:String}
+WHERE generation = {{events_generation:UInt32}} AND session_id > {{after:String}}
 GROUP BY session_id
-HAVING uniqExact(seq) < max(seq) + 1
+HAVING uniqExact(seq) < greatest(max(seq) + 1, {DECLARED_EVENTS})
+    OR ({DECLARED_EVENTS} = 0 AND max(occurred_at) < {{idle_before:DateTime64(6, 'UTC')}})
 ORDER BY session_id
-LIMIT {batch:UInt32}
+LIMIT {{batch:UInt32}}
 SETTINGS optimize_aggregation_in_order = 1"""
 _OPEN = """
 SELECT session_id
@@ -37,26 +48,39 @@ HAVING NOT argMax(complete, version)
 ORDER BY session_id
 LIMIT 1 BY session_id
 LIMIT {batch:UInt32}"""
-_DETAIL = """
+_ENDS = "groupUniqArrayMergeIf(ends, generation = {events_generation:UInt32})"
+_FIGURES = track_figures("groupUniqArrayMergeIf(chunks, generation = {chunks_generation:UInt32})")
+_CHUNK_HOLES = f"""
+SELECT session_id
+FROM session_summaries_generations
+WHERE generation IN ({{events_generation:UInt32}}, {{chunks_generation:UInt32}})
+    AND session_id > {{after:String}}
+GROUP BY session_id
+HAVING {chunk_holes(_ENDS, _FIGURES)}
+ORDER BY session_id
+LIMIT {{batch:UInt32}}"""
+_DETAIL = f"""
 SELECT
-    e.session_id, e.bot_id, e.events, e.expected,
+    e.session_id, e.bot_id, e.events, e.last_seq, e.last_at, e.ends,
     arraySlice(
         arrayFilter(s -> NOT has(e.seqs, s), range(least(e.expected, 1000000))),
-        1, {shown:UInt32}
+        1, {{shown:UInt32}}
     ),
     o.open_ids
 FROM (
-    SELECT session_id, any(bot_id) AS bot_id, uniqExact(seq) AS events,
-        max(seq) + 1 AS expected, groupUniqArray(seq) AS seqs
+    SELECT session_id, any(bot_id) AS bot_id, {LEDGER_COLUMNS[0]} AS events,
+        {LEDGER_COLUMNS[1]} AS last_seq, {LEDGER_COLUMNS[2]} AS last_at,
+        {LEDGER_COLUMNS[3]} AS ends, groupUniqArray(seq) AS seqs,
+        greatest(last_seq + 1, {DECLARED_EVENTS}) AS expected
     FROM session_events_generations
-    WHERE generation = {events_generation:UInt32} AND session_id IN {ids:Array(String)}
+    WHERE generation = {{events_generation:UInt32}} AND session_id IN {{ids:Array(String)}}
     GROUP BY session_id
 ) AS e
 LEFT JOIN (
-    SELECT session_id, arraySlice(arraySort(groupArray(turn_id)), 1, {shown:UInt32}) AS open_ids
+    SELECT session_id, arraySlice(arraySort(groupArray(turn_id)), 1, {{shown:UInt32}}) AS open_ids
     FROM (
         SELECT session_id, turn_id FROM transcripts_generations
-        WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)}
+        WHERE generation = {{generation:UInt32}} AND session_id IN {{ids:Array(String)}}
         GROUP BY session_id, turn_id
         HAVING NOT argMax(complete, version)
     )
@@ -70,16 +94,19 @@ def incomplete_sessions(
 ) -> IncompletePage:
     limit = page_size(limit)
     (after,) = decode_cursor("incomplete", cursor, (str,)) if cursor else ("",)
+    clock = reader.clock()
     parameters = {
         "generation": reader.generation("transcripts"),
         "events_generation": reader.generation("session_events"),
+        "chunks_generation": reader.generation("audio_chunks"),
         "after": after,
         "batch": limit + 1,
+        "idle_before": clock.now - clock.abandoned_after,
     }
-    ids = sorted({str(r[0]) for sql in (_HOLES, _OPEN) for r in reader.rows(sql, **parameters)})[
-        : limit + 1
-    ]
-    items = _details(reader, ids[:limit], parameters) if ids else []
+    ids = sorted(
+        {str(r[0]) for sql in (_HOLES, _OPEN, _CHUNK_HOLES) for r in reader.rows(sql, **parameters)}
+    )[: limit + 1]
+    items = _details(reader, ids[:limit], parameters, clock) if ids else []
     return IncompletePage(
         items=items,
         next_cursor=encode_cursor("incomplete", ids[limit - 1]) if len(ids) > limit else None,
@@ -87,24 +114,21 @@ def incomplete_sessions(
 
 
 def _details(
-    reader: Reader, ids: list[str], parameters: dict[str, object]
+    reader: Reader, ids: list[str], parameters: dict[str, object], clock: Clock
 ) -> list[IncompleteSession]:
     rows = reader.rows(_DETAIL, ids=ids, shown=SHOWN, **parameters)
-    items = []
-    for session_id, bot_id, events, expected, missing, open_ids in rows:
-        items.append(
-            IncompleteSession(
-                session_id=session_id,
-                bot_id=bot_id,
-                completeness=Completeness(
-                    complete=False,
-                    events=events,
-                    expected=expected,
-                    missing=expected - events,
-                    open_turns=len(open_ids),
-                ),
-                missing_seqs=list(missing),
-                open_turn_ids=list(open_ids),
-            )
+    chunks = chunk_figures(reader, ids)
+    return [
+        IncompleteSession(
+            session_id=session_id,
+            bot_id=bot_id,
+            completeness=completeness(
+                ledger((events, last_seq, last_at, ends), chunks.get(session_id, ())),
+                clock,
+                open_turns=len(open_ids),
+            ),
+            missing_seqs=list(missing),
+            open_turn_ids=list(open_ids),
         )
-    return items
+        for session_id, bot_id, events, last_seq, last_at, ends, missing, open_ids in rows
+    ]

@@ -3,7 +3,7 @@ JSON, out of the HTTP API (times ISO 8601 in UTC, durations in milliseconds)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -24,15 +24,62 @@ class RoleFigures(_Answer):
     assistant: int
 
 
+SessionState = Literal["open", "sealed", "sealed_with_holes", "abandoned"]
+"""open: no end yet and not silent for long; sealed: ended, and the store holds all it
+declared; sealed_with_holes: ended, with something missing; abandoned: no end, and no event for
+longer than the store's ``abandoned_after``."""
+Hole = Literal[
+    "missing_events",
+    "open_turns",
+    "missing_chunks",
+    "extra_chunks",
+    "sample_gaps",
+    "sample_overlaps",
+    "sample_count",
+]
+
+
+class TrackCompleteness(_Answer):
+    """What the store holds of one audio track, against what the session's end declared."""
+
+    track: Track
+    chunks: int = Field(description="Distinct chunks stored.")
+    samples: int = Field(description="Their samples, summed.")
+    gaps: int = Field(
+        description="Chunks starting after the end of the one before them in their recording "
+        "segment (the first of a segment: after sample 0)."
+    )
+    overlaps: int = Field(description="Chunks starting before the end of the one before them.")
+    expected_chunks: int | None = Field(description="Declared by the end; null without one.")
+    expected_samples: int | None = Field(description="Declared by the end; null without one.")
+
+
 class Completeness(_Answer):
     """Whether the store holds the whole session: every event the producer numbered arrived
-    (no hole in ``seq``) and every turn that started has stopped."""
+    (no hole in ``seq``) and every turn that started has stopped; once the session has ended,
+    also every chunk and sample its end declared, without gaps or overlaps."""
 
-    complete: bool
+    complete: bool = Field(description="No holes: `holes` is empty.")
     events: int = Field(description="Distinct events stored.")
-    expected: int = Field(description="Highest seq + 1: what the producer sent.")
+    expected: int = Field(
+        description="What the producer sent: highest seq + 1, or the event count its end "
+        "declared if more."
+    )
     missing: int = Field(description="expected - events: events that never arrived.")
     open_turns: int = Field(description="Turns started but not (yet) stopped.")
+    state: SessionState = Field("open", description="open, sealed, sealed_with_holes, abandoned.")
+    holes: list[Hole] = Field(
+        default_factory=list,
+        description="What is missing: events, stopped turns and, once ended, chunks (fewer "
+        "or more than declared), sample gaps, overlaps or a sample total unlike the declared.",
+    )
+    ended_at: AwareDatetime | None = Field(None, description="When the session's end occurred.")
+    last_seen_at: AwareDatetime | None = Field(
+        None, description="When its newest stored event occurred (the bot's clock)."
+    )
+    tracks: list[TrackCompleteness] = Field(
+        default_factory=list, description="Per audio track stored or declared."
+    )
 
 
 class SessionSummary(_Answer):
@@ -115,6 +162,7 @@ class SessionFilters(_Answer):
     max_turns: Annotated[int, Field(ge=0, le=MAX_TURNS)] | None = None
     language: str | None = None
     complete: bool | None = None
+    state: SessionState | None = None
 
 
 class SessionPage(_Answer):

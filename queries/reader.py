@@ -1,4 +1,5 @@
-"""The store as queries see it: a client and the generation each projection is shown at.
+"""The store as queries see it: a client, the generation each projection is shown at, and how
+long a session may be silent before it is called abandoned (``abandoned_after``).
 
 The pointer (``current_generation``) is read at most once per ``pointer_ttl_s``: a cut-over is
 seen within that time, and until then readers keep the generation before it, which a
@@ -12,19 +13,32 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.query import QueryResult
 
+from queries.completeness import Clock
 from queries.errors import NotFoundError
+
+ABANDONED_AFTER = timedelta(minutes=10)
+"""The default of ``TSTORE_ABANDONED_AFTER_S``."""
 
 
 class Reader:
     """Queries over one or more connections to the same store: each connection runs one
     query at a time, so a service answering concurrent callers gives it several."""
 
-    def __init__(self, client: Client, *more: Client, pointer_ttl_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *more: Client,
+        pointer_ttl_s: float = 1.0,
+        abandoned_after: timedelta = ABANDONED_AFTER,
+    ) -> None:
+        self.abandoned_after = abandoned_after
+        """A session with no end and no event for longer than this is called abandoned."""
         self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
         for each in (client, *more):
             self._idle.put(each)
@@ -44,6 +58,10 @@ class Reader:
         if projection not in pointer:
             raise NotFoundError("the store has no generation yet: is it migrated and projecting?")
         return pointer[projection]
+
+    def clock(self) -> Clock:
+        """Now, for the questions that depend on when they are asked."""
+        return Clock(datetime.now(UTC), self.abandoned_after)
 
     def forget(self) -> None:
         """Read the pointer again on the next query (after a cut-over in this process)."""

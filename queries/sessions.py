@@ -31,7 +31,8 @@ from queries.models import (
 )
 from queries.paging import EARLIEST, as_utc, bounded, decode_cursor, encode_cursor, page_size
 from queries.reader import Reader
-from queries.summary import Ledger, passes, summarize
+from queries.sealing import LEDGER_COLUMNS, chunk_figures, ledger, track_figures, tracks_seen
+from queries.summary import passes, summarize
 from queries.turns import SUMMARY_FIELDS, as_turn, in_speaking_order, stored_turns
 
 WINDOWS = (
@@ -50,20 +51,24 @@ _RANGE_FILTERS = ("bot_id", "since", "until")
 CLOCK_SKEW = timedelta(hours=1)
 """With no upper bound, turns up to this far ahead of this machine's clock are listed."""
 
-_SUMMARIES = """
+_SUMMARIES = f"""
 SELECT
     session_id,
-    groupUniqArrayMergeIf(turns, generation = {turns_at:UInt32}),
-    uniqExactMergeIf(seqs, generation = {events_at:UInt32}),
-    maxIf(last_seq, generation = {events_at:UInt32})
+    groupUniqArrayMergeIf(turns, generation = {{turns_at:UInt32}}),
+    uniqExactMergeIf(seqs, generation = {{events_at:UInt32}}),
+    maxIf(last_seq, generation = {{events_at:UInt32}}),
+    maxIf(last_event_at, generation = {{events_at:UInt32}}),
+    groupUniqArrayMergeIf(ends, generation = {{events_at:UInt32}}),
+    {track_figures("groupUniqArrayMergeIf(chunks, generation = {chunks_at:UInt32})")}
 FROM session_summaries_generations
-WHERE generation IN ({turns_at:UInt32}, {events_at:UInt32}) AND session_id IN {ids:Array(String)}
+WHERE generation IN ({{turns_at:UInt32}}, {{events_at:UInt32}}, {{chunks_at:UInt32}})
+    AND session_id IN {{ids:Array(String)}}
 GROUP BY session_id"""
 
-_LEDGERS = """
-SELECT session_id, uniqExact(seq), max(seq)
+_LEDGERS = f"""
+SELECT session_id, {", ".join(LEDGER_COLUMNS)}
 FROM session_events_generations
-WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)}
+WHERE generation = {{generation:UInt32}} AND session_id IN {{ids:Array(String)}}
 GROUP BY session_id"""
 
 _CANDIDATES = """
@@ -90,11 +95,18 @@ def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary
         _SUMMARIES,
         turns_at=reader.generation("transcripts"),
         events_at=reader.generation("session_events"),
+        chunks_at=reader.generation("audio_chunks"),
         ids=list(session_ids),
     )
+    clock = reader.clock()
     found = [
-        summarize(str(s), in_speaking_order(versions), (int(events), int(last_seq)))
-        for s, versions, events, last_seq in rows
+        summarize(
+            str(s),
+            in_speaking_order(versions),
+            ledger((events, last_seq, last_at, ends) if events else None, tracks_seen(figures)),
+            clock,
+        )
+        for s, versions, events, last_seq, last_at, ends, figures in rows
         if versions
     ]
     summarized = {s.session_id for s in found}
@@ -106,11 +118,17 @@ def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary
 def _from_turns(
     reader: Reader, turns: Mapping[str, Sequence[Mapping[str, Any]]]
 ) -> list[SessionSummary]:
-    """Summaries of these sessions from their turns (as ``stored_turns`` gives them) and
-    their ledgers, read here."""
-    rows = reader.rows(_LEDGERS, generation=reader.generation("session_events"), ids=list(turns))
-    ledgers: dict[str, Ledger] = {str(s): (int(n), int(last)) for s, n, last in rows}
-    return [summarize(s, found, ledgers.get(s)) for s, found in turns.items()]
+    """Summaries of these sessions from their turns (as ``stored_turns`` gives them), their
+    ledgers and their chunks, read here."""
+    ids = list(turns)
+    rows = reader.rows(_LEDGERS, generation=reader.generation("session_events"), ids=ids)
+    chunks = chunk_figures(reader, ids)
+    stored = {str(row[0]): row[1:] for row in rows}
+    clock = reader.clock()
+    return [
+        summarize(s, found, ledger(stored.get(s), chunks.get(s, ())), clock)
+        for s, found in turns.items()
+    ]
 
 
 def session_detail(reader: Reader, session_id: str) -> SessionDetail:

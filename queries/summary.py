@@ -1,9 +1,9 @@
 """A session's summary, from its turns (latest versions, with their latencies) and its event
 ledger: pure, so every rule here can be read and tested without an engine.
 
-What the producer sent is the highest ``seq`` seen, in the ledger or among the turns: the
-projector writes turns before the ledger, so a session whose ledger has not caught up yet is
-not called complete.
+What the producer sent is the highest ``seq`` seen, in the ledger or among the turns (or what
+the session's end declared): the projector writes turns before the ledger, so a session whose
+ledger has not caught up yet is not called complete (``queries.completeness``).
 """
 
 from __future__ import annotations
@@ -12,21 +12,17 @@ from collections.abc import Mapping, Sequence
 from statistics import median
 from typing import Any
 
-from queries.models import Completeness, RoleFigures, SessionFilters, SessionSummary
+from queries.completeness import Clock, Ledger, completeness
+from queries.models import RoleFigures, SessionFilters, SessionSummary
 from queries.paging import as_utc
-
-Ledger = tuple[int, int]
-"""Distinct events stored, and the highest seq among them."""
 
 
 def summarize(
-    session_id: str, turns: Sequence[Mapping[str, Any]], ledger: Ledger | None
+    session_id: str, turns: Sequence[Mapping[str, Any]], ledger: Ledger | None, clock: Clock
 ) -> SessionSummary:
     """``turns``: the session's turns in speaking order, as ``queries.turns.stored_turns``
     gives them (at least one)."""
-    events, last_event_seq = ledger or (0, -1)
-    expected = max(last_event_seq, *(t["seq"] for t in turns)) + 1
-    open_turns = sum(not t["complete"] for t in turns)
+    last_event_at = as_utc(max(t["stopped_at"] or t["started_at"] for t in turns))
     latencies = [t["response_latency_ms"] for t in turns if t["response_latency_ms"] is not None]
     by_role = {role: [t for t in turns if t["role"] == role] for role in ("user", "assistant")}
     return SessionSummary(
@@ -34,7 +30,7 @@ def summarize(
         bot_id=turns[0]["bot_id"],
         framework=turns[0]["framework"],
         first_event_at=as_utc(min(t["started_at"] for t in turns)),
-        last_event_at=as_utc(max(t["stopped_at"] or t["started_at"] for t in turns)),
+        last_event_at=last_event_at,
         turns=RoleFigures(user=len(by_role["user"]), assistant=len(by_role["assistant"])),
         talk_ms=RoleFigures(
             **{role: sum(t["duration_ms"] or 0 for t in found) for role, found in by_role.items()}
@@ -43,12 +39,12 @@ def summarize(
         timeouts=sum(bool(t["timed_out"]) for t in turns),
         median_response_latency_ms=median(latencies) if latencies else None,
         languages=sorted({t["language"] for t in turns if t["language"]}),
-        completeness=Completeness(
-            complete=events >= expected and not open_turns,
-            events=events,
-            expected=max(expected, events),
-            missing=max(expected - events, 0),
-            open_turns=open_turns,
+        completeness=completeness(
+            ledger or Ledger(),
+            clock,
+            last_turn_seq=max(t["seq"] for t in turns),
+            open_turns=sum(not t["complete"] for t in turns),
+            last_turn_at=last_event_at,
         ),
     )
 
@@ -65,4 +61,5 @@ def passes(summary: SessionSummary, filters: SessionFilters) -> bool:
         and (f.max_turns is None or turns <= f.max_turns)
         and (f.language is None or f.language in summary.languages)
         and (f.complete is None or summary.completeness.complete == f.complete)
+        and (f.state is None or summary.completeness.state == f.state)
     )

@@ -155,5 +155,25 @@ class ChunkReady(Envelope):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-Event = TurnStarted | TurnStopped | ChunkReady
-EVENT_MODELS: tuple[type[Event], ...] = (TurnStarted, TurnStopped, ChunkReady)
+Count = Annotated[int, Field(ge=0, lt=2**63)]
+
+
+class SessionEnded(Envelope):
+    """The session's last event: what the producer sent of it, so that the store can tell a
+    session it holds whole (sealed) from one with holes. Per track of ``ChunkReady``, its
+    chunks and their samples, as flat fields (no track has chunks: zeros)."""
+
+    schema_name: ClassVar[str] = "transcript_store.events.SessionEnded"
+
+    event_count: Annotated[int, Field(ge=1, lt=2**63)]
+    """Events of the session, this one included: seqs 0 .. event_count - 1."""
+    user_chunks: Count = 0
+    user_samples: Count = 0
+    assistant_chunks: Count = 0
+    assistant_samples: Count = 0
+    mixed_chunks: Count = 0
+    mixed_samples: Count = 0
+
+
+Event = TurnStarted | TurnStopped | ChunkReady | SessionEnded
+EVENT_MODELS: tuple[type[Event], ...] = (TurnStarted, TurnStopped, ChunkReady, SessionEnded)

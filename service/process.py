@@ -19,6 +19,7 @@ import os
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -28,6 +29,7 @@ from consumers.lag import LagProbe
 from consumers.storage.clickhouse import StoreUnavailableError, connect, open_store
 from consumers.topics_admin import ensure_topics
 from queries import Reader
+from queries.reader import ABANDONED_AFTER
 from service.app import create_app
 from service.state import StoreState
 from tstore.components import project_live, rebuild_service
@@ -46,13 +48,16 @@ READERS = 4
 once (one connection held 4 concurrent clients to half the throughput)."""
 
 
-def open_reader(dsn: str, database: str) -> Reader:
+def open_reader(dsn: str, database: str, abandoned_after: timedelta = ABANDONED_AFTER) -> Reader:
     """The service's readers. Each query gets its share of the machine's cores rather than
     all of them: with as many queries at once as cores or more, a query's threads only wait
     for each other's (on 2 cores and 4 concurrent clients, one thread a query read a
     transcript in 15 ms instead of 21, a bot's day in 49 ms instead of 57)."""
     threads = max(1, (os.cpu_count() or 1) // READERS)
-    return Reader(*(connect(dsn, database, {"max_threads": threads}) for _ in range(READERS)))
+    return Reader(
+        *(connect(dsn, database, {"max_threads": threads}) for _ in range(READERS)),
+        abandoned_after=abandoned_after,
+    )
 
 
 def writing_behind_reads(nice: int) -> dict[str, Any]:
@@ -175,7 +180,12 @@ async def _open(settings: Settings, state: StoreState, role: Role) -> None:
             else None,
         )
         reader = (
-            await asyncio.to_thread(open_reader, settings.dsn, settings.clickhouse_database)
+            await asyncio.to_thread(
+                open_reader,
+                settings.dsn,
+                settings.clickhouse_database,
+                timedelta(seconds=settings.abandoned_after_s),
+            )
             if role.queries
             else None
         )

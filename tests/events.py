@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from hypothesis import strategies as st
 
-from schemas import ChunkReady, ProducerInfo, TurnStarted, TurnStopped, WordTiming
+from schemas import (
+    ChunkReady,
+    ProducerInfo,
+    SessionEnded,
+    Track,
+    TurnStarted,
+    TurnStopped,
+    WordTiming,
+)
 from schemas.models import MAX_SAMPLES, Event
 
 PRODUCER = ProducerInfo(framework="test", framework_version="0", library_version="0.1.0")
@@ -65,6 +74,13 @@ def chunk(seq: int = 0, session_id: str = "s-1", **overrides: Any) -> ChunkReady
     return ChunkReady(**envelope(seq, session_id), **fields)
 
 
+def ended(
+    seq: int, session_id: str = "s-1", *, bot_id: str = "bot-1", totals: Mapping[str, int] = {}
+) -> SessionEnded:
+    """The session's end as its ``seq``-th event, declaring ``totals`` (``user_chunks``...)."""
+    return SessionEnded(**envelope(seq, session_id, bot_id=bot_id), event_count=seq + 1, **totals)
+
+
 identifiers = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
 instants = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
@@ -88,7 +104,7 @@ def events(draw: st.DrawFn) -> Event:
         "occurred_at": draw(instants),
         "producer": PRODUCER,
     }
-    kind = draw(st.sampled_from(["started", "stopped", "chunk"]))
+    kind = draw(st.sampled_from(["started", "stopped", "chunk", "ended"]))
     started_at = draw(instants)
     if kind == "started":
         return TurnStarted(
@@ -111,6 +127,13 @@ def events(draw: st.DrawFn) -> Event:
             user_id=draw(st.none() | identifiers),
             language=draw(st.none() | st.sampled_from(["en-US", "de", "pt-BR"])),
             words=draw(st.none() | st.lists(word_timings(), max_size=5).map(tuple)),
+        )
+    if kind == "ended":
+        counts = st.integers(0, 2**63 - 1)
+        return SessionEnded(
+            **common,
+            event_count=draw(st.integers(1, 2**63 - 1)),
+            **{f"{t}_{n}": draw(counts) for t in get_args(Track) for n in ("chunks", "samples")},
         )
     return ChunkReady(
         **common,

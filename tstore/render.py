@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from queries import IncompleteSession, SearchHit, SessionSummary, Turn
+from queries.models import TrackCompleteness
 
 
 def console() -> Console:
@@ -42,6 +43,7 @@ def sessions(items: Sequence[SessionSummary]) -> Table:
         "timeouts",
         "latency p50",
         "complete",
+        "state",
     )
     for s in items:
         latency = s.median_response_latency_ms
@@ -55,6 +57,7 @@ def sessions(items: Sequence[SessionSummary]) -> Table:
             str(s.timeouts),
             "-" if latency is None else f"{latency:.0f} ms",
             "yes" if s.completeness.complete else "no",
+            s.completeness.state.replace("_", " "),
         )
     return table
 
@@ -72,9 +75,31 @@ def hit(found: SearchHit) -> Text:
 
 def incomplete(item: IncompleteSession) -> str:
     c = item.completeness
-    parts = [f"{item.session_id}: {c.events} of {c.expected} events"]
+    state = c.state.replace("_", " ")
+    parts = [f"{item.session_id}: {state}, {c.events} of {c.expected} events"]
     if item.missing_seqs:
         parts.append(f"missing seq {', '.join(map(str, item.missing_seqs))}")
     if item.open_turn_ids:
         parts.append(f"open turns {', '.join(item.open_turn_ids)}")
+    parts += [_track_holes(t) for t in c.tracks if _has_holes(t)]
+    if c.state == "abandoned" and c.last_seen_at is not None:
+        parts.append(f"silent since {c.last_seen_at:%Y-%m-%d %H:%M:%S} UTC")
     return "; ".join(parts)
+
+
+def _has_holes(t: TrackCompleteness) -> bool:
+    declared = (t.expected_chunks, t.expected_samples)
+    return bool(t.gaps or t.overlaps) or (
+        t.expected_chunks is not None and (t.chunks, t.samples) != declared
+    )
+
+
+def _track_holes(t: TrackCompleteness) -> str:
+    counts = f"{t.track} track: {t.chunks} chunks, {t.samples} samples"
+    if t.expected_chunks is not None:
+        counts += f" of {t.expected_chunks} and {t.expected_samples} declared"
+    return ", ".join(
+        [counts]
+        + ([f"gaps {t.gaps}"] if t.gaps else [])
+        + ([f"overlaps {t.overlaps}"] if t.overlaps else [])
+    )

@@ -30,6 +30,6 @@ def project(events: Frames) -> dict[str, pl.DataFrame]:
         "transcripts": transcripts.from_turns(started, stopped),
         "audio_chunks": audio_chunks.from_ready(events[ChunkReady]),
         "session_events": pl.concat(
-            [session_events.from_any(frame, kind.__name__) for kind, frame in events.items()]
+            [session_events.from_any(frame, kind) for kind, frame in events.items()]
         ),
     }

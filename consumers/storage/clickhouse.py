@@ -19,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from consumers.projections.audio_chunks import ChunkRow
-from consumers.projections.session_events import SessionEventRow
+from consumers.projections.session_events import DECLARED, DeclaredTrack, SessionEventRow
 from consumers.projections.source import SOURCE_COLUMNS, SourcePosition, columns_of
 from consumers.projections.transcripts import TranscriptRow
 from consumers.storage.generations import Generations, as_utc
@@ -75,6 +75,7 @@ class RowTable(Generic[R]):
         key: tuple[str, ...],
         version: str,
         from_db: dict[str, Callable[[Any], Any]] | None = None,
+        optional: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.table = f"{name}_generations"
@@ -82,7 +83,14 @@ class RowTable(Generic[R]):
         self.version = version
         self._make: Callable[..., R] = row_type
         self.columns = columns_of(row_type)
+        self.optional = optional
+        """Columns a frame may leave out: the table fills them with their defaults (frames
+        written before the columns were added, as the benchmarks' do)."""
         self._from_db = from_db or {}
+
+    def written(self, rows: pl.DataFrame) -> list[str]:
+        """The columns of ``rows`` an insert writes."""
+        return [c for c in self.columns if c not in self.optional or c in rows.columns]
 
     def digests(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Per row: session, key, version and a digest of key and version that ``digest_sql``
@@ -122,7 +130,15 @@ AUDIO_CHUNKS = RowTable(
     from_db={"sha256": lambda digest: digest.decode("ascii")},  # FixedString reads as bytes
 )
 SESSION_EVENTS = RowTable(
-    "session_events", SessionEventRow, key=("session_id", "seq"), version="seq"
+    "session_events",
+    SessionEventRow,
+    key=("session_id", "seq"),
+    version="seq",
+    from_db={
+        "declared_tracks": lambda tracks: tuple(DeclaredTrack(**t) for t in tracks),
+        "declared_events": lambda count: count,
+    },
+    optional=DECLARED,
 )
 TABLES: dict[str, RowTable[Any]] = {t.name: t for t in (TRANSCRIPTS, AUDIO_CHUNKS, SESSION_EVENTS)}
 
@@ -168,7 +184,10 @@ class Store:
         dictionaries = self._dictionaries(spec.table)
         arrow = rows.select(
             pl.lit(generation, pl.UInt32).alias("generation"),
-            *(pl.col(c).cast(pl.Categorical) if c in dictionaries else c for c in spec.columns),
+            *(
+                pl.col(c).cast(pl.Categorical) if c in dictionaries else c
+                for c in spec.written(rows)
+            ),
         )
         # one chunk: an Arrow file holds one dictionary per column
         self.client.insert_arrow(spec.table, arrow.rechunk().to_arrow(), settings=settings)

@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 
 from consumers.projections import PROJECTIONS
 from consumers.storage.migrations import SESSION_SUMMARY_SOURCES
+from consumers.storage.sealing import SEALING_SOURCES
 
 State = Literal["building", "verifying", "failed", "live", "retired", "frozen", "discarded"]
 UNFINISHED: tuple[State, ...] = ("building", "verifying", "failed")
@@ -231,7 +232,7 @@ class Generations:
                 f"generation {number} is what readers see for {', '.join(shown_by)}; "
                 "rebuild and cut over to another generation before dropping it"
             )
-        summarized = set(generation.projections) & set(SESSION_SUMMARY_SOURCES)
+        summarized = set(generation.projections) & {*SESSION_SUMMARY_SOURCES, *SEALING_SOURCES}
         for table in (
             *(f"{p}_generations" for p in generation.projections),
             *(["session_summaries_generations"] if summarized else []),

@@ -21,11 +21,13 @@ turns arrived in (a materialized view would add up every inserted block).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 
 from consumers.projections import PROJECTIONS
+from consumers.storage.sealing import LEDGER_COLUMNS, SEALING_SOURCES, SUMMARY_COLUMNS
 
 DEDUP_WINDOW = (
     "SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 1024, "
@@ -123,14 +125,34 @@ replayed duplicate must change nothing: a sum or a count kept on insert would co
 Filled on insert by a materialized view per source, and dropped with the generation."""
 
 
-def _session_summary_source(projection: str) -> str:
-    adds = ", ".join(
-        f"{sql} AS {column}" for column, sql in SESSION_SUMMARY_SOURCES[projection].items()
-    )
+def _session_summary_source(
+    projection: str, sources: dict[str, dict[str, str]] = SESSION_SUMMARY_SOURCES
+) -> str:
+    adds = ", ".join(f"{sql} AS {column}" for column, sql in sources[projection].items())
     return (
         f"SELECT generation, session_id, {adds} "
         f"FROM {projection}_generations GROUP BY generation, session_id"
     )
+
+
+def _session_summary_views(
+    first: int, sources: dict[str, dict[str, str]], prefix: str
+) -> Iterator[Migration]:
+    """Per source projection, the materialized view that adds its columns to the sessions'
+    rows on insert, and the insert that adds them for the rows already stored."""
+    for n, projection in enumerate(sources):
+        yield Migration(
+            first + 2 * n,
+            f"{prefix}_from_{projection}",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {prefix}_from_{projection} "
+            f"TO session_summaries_generations AS {_session_summary_source(projection, sources)}",
+        )
+        yield Migration(
+            first + 2 * n + 1,
+            f"{prefix}_of_past_{projection}",
+            "INSERT INTO session_summaries_generations (generation, session_id, "
+            f"{', '.join(sources[projection])}) " + _session_summary_source(projection, sources),
+        )
 
 
 @dataclass(frozen=True)
@@ -402,25 +424,7 @@ ORDER BY (generation, session_id)
 SETTINGS index_granularity_bytes = 8192, min_compress_block_size = 4096,
     max_compress_block_size = 65536""",
     ),
-    *(
-        migration
-        for n, projection in enumerate(SESSION_SUMMARY_SOURCES)
-        for migration in (
-            Migration(
-                28 + 2 * n,
-                f"session_summaries_from_{projection}",
-                f"CREATE MATERIALIZED VIEW IF NOT EXISTS session_summaries_from_{projection} "
-                f"TO session_summaries_generations AS {_session_summary_source(projection)}",
-            ),
-            Migration(
-                29 + 2 * n,
-                f"session_summaries_of_past_{projection}",
-                "INSERT INTO session_summaries_generations (generation, session_id, "
-                f"{', '.join(SESSION_SUMMARY_SOURCES[projection])}) "
-                + _session_summary_source(projection),
-            ),
-        )
-    ),
+    *_session_summary_views(28, SESSION_SUMMARY_SOURCES, "session_summaries"),
     # The fixed-width columns a day's figures read, for 350k turns of all bots a query: LZ4
     # decodes them in a sixth less time than the engine's ZSTD, for a few more bytes.
     Migration(
@@ -439,6 +443,18 @@ SETTINGS index_granularity_bytes = 8192, min_compress_block_size = 4096,
             )
         ),
     ),
+    # Sealed sessions (``consumers.storage.sealing``): a SessionEnded's declaration in its
+    # ledger row, and in the session's summary row its ends, newest event and chunk extents.
+    Migration(
+        33, "session_events_declared", f"ALTER TABLE session_events_generations {LEDGER_COLUMNS}"
+    ),
+    Migration(34, "session_events_declared_view", _current_view("session_events")),
+    Migration(
+        35,
+        "session_summaries_sealing",
+        f"ALTER TABLE session_summaries_generations {SUMMARY_COLUMNS}",
+    ),
+    *_session_summary_views(36, SEALING_SOURCES, "session_summaries_sealing"),
 )
 
 

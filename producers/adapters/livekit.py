@@ -32,7 +32,9 @@ Turn rules:
 - When the session closes, a turn still open is stopped: a user turn with the text heard so
   far, an assistant turn as interrupted; user speech without words is dropped.
 
-A user turn takes the language of its final ``user_input_transcribed``. ``AgentSession.on``
+A user turn takes the language of its final ``user_input_transcribed``. The session's
+``SessionEnded`` is published once: at the job's shutdown, after the recording, given the job
+context; at the session's close otherwise. ``AgentSession.on``
 takes plain functions only, which the producer's calls are.
 
 With ``record=True`` the session writes one stereo OGG (user left, agent right) in the job's
@@ -88,10 +90,14 @@ class _Utterance:
 class LiveKitRecorder:
     """The handlers ``attach_livekit`` registers; kept for their state and for tests."""
 
-    def __init__(self, turns: SessionTurns) -> None:
+    def __init__(self, turns: SessionTurns, *, end_at_close: bool = True) -> None:
         self.turns = turns
+        self.end_at_close = end_at_close
+        """Whether the session's close ends it; a job's shutdown does otherwise, after the
+        recording is published."""
         self._utterance: _Utterance | None = None
         self._user_language: str | None = None
+        self._ended = False
 
     def on_user_state_changed(self, event: Any) -> None:
         at = _at(event.created_at) or datetime.now(UTC)
@@ -181,7 +187,19 @@ class LiveKitRecorder:
 
     def on_close(self, event: Any) -> None:
         """Stop what the session leaves open; user speech that got no words is dropped."""
-        closed_at = _at(event.created_at) or datetime.now(UTC)
+        self._stop_open_turns(_at(event.created_at) or datetime.now(UTC))
+        if self.end_at_close:
+            self.end()
+
+    def end(self) -> None:
+        """The session is over: stop its open turns, then publish its ``SessionEnded``, once."""
+        if self._ended:
+            return
+        self._ended = True
+        self._stop_open_turns(datetime.now(UTC))
+        self.turns.producer.end_session(self.turns.session_id)
+
+    def _stop_open_turns(self, closed_at: datetime) -> None:
         utterance, self._utterance = self._utterance, None
         if utterance is not None and utterance.heard:
             language, self._user_language = self._user_language, None
@@ -221,19 +239,22 @@ def attach_livekit(
     job_context: Any = None,
     chunk_store: ChunkWriter | None = None,
 ) -> LiveKitRecorder:
-    """Publish the turns of ``session`` (an ``AgentSession``).
+    """Publish the turns of ``session`` (an ``AgentSession``) and, once, its end.
 
     ``session_id`` defaults to the room of ``job_context`` (the ``JobContext``); an empty one
     (``ctx.room.name`` before the room is connected) is taken from the job too. With
     ``job_context``, the producer is held for the job and let go at its shutdown, and the
     ``record=True`` recording is copied into ``chunk_store`` and published as a ``ChunkReady``
-    there before the job deletes it.
+    there before the job deletes it; the session's ``SessionEnded`` follows it. Without, the
+    session's close ends it.
     """
     if not session_id and job_context is not None:
         session_id = job_context.job.room.name or job_context.room.name
     if not session_id:
         raise ValueError("attach_livekit needs a session_id, or the job_context of a room job")
-    recorder = LiveKitRecorder(SessionTurns(producer, session_id, user_id=user_id))
+    recorder = LiveKitRecorder(
+        SessionTurns(producer, session_id, user_id=user_id), end_at_close=job_context is None
+    )
     for event in _SESSION_EVENTS:
         session.on(event, guarded(getattr(recorder, f"on_{event}")))
     if job_context is not None:
@@ -255,6 +276,7 @@ def attach_livekit(
             try:
                 await publish_report()
             finally:
+                recorder.end()
                 await producer.release()
 
         job_context.add_shutdown_callback(guarded(on_job_shutdown))

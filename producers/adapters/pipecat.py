@@ -1,7 +1,9 @@
 """Pipecat (pipecat-ai >= 1.14): record a bot's turns and audio with one call.
 
     async with TranscriptProducer("kafka:9092", bot_id="support") as producer:
-        attach_pipecat(producer, context_aggregator, session_id=call_id, audio_buffer=audio)
+        attach_pipecat(
+            producer, context_aggregator, session_id=call_id, audio_buffer=audio, task=task
+        )
         await runner.run(task)
 
 Turn events come from the aggregators of ``LLMContextAggregatorPair``; message timestamps are
@@ -9,7 +11,8 @@ turn starts, so a stop takes the wall clock when its event fires. In realtime mo
 text is final only at ``on_user_turn_message_added``, so the stop waits for it. Audio comes
 from ``AudioBufferProcessor.on_track_audio_data``: one WAV chunk per track per buffer. A user
 turn takes the language of its last final ``TranscriptionFrame``, seen as the user aggregator
-processes it (``on_before_process_frame``).
+processes it (``on_before_process_frame``). The session's ``SessionEnded`` follows the end of
+the pipeline or the client's disconnection, and the recording's last chunk.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class PipecatRecorder:
     _pending: _PendingUserStop | None = field(default=None)
     _language: str | None = None
     """Of the latest final transcription since the last user turn stopped."""
+    _ending: bool = False
+    _sealed: bool = False
 
     def on_before_process_frame(self, _aggregator: Any, frame: Any) -> None:
         """The user aggregator's frames: a final transcription carries the speech's language,
@@ -125,6 +130,33 @@ class PipecatRecorder:
     async def on_recording_stopped(self, _processor: Any) -> None:
         if self.chunker:
             self.chunker.stop_segment()
+        if self._ending:
+            await self._seal()
+
+    async def end(self) -> None:
+        """The call is over: publish the session's ``SessionEnded`` once, after its last
+        chunk. The audio buffer hands its last buffer over as its recording stops, so while it
+        records the end waits for that stop (a client that hangs up is followed by the
+        pipeline's end, which stops it)."""
+        self._ending = True
+        if self.chunker is None or not self.chunker.recording:
+            await self._seal()
+
+    async def on_client_disconnected(self, _transport: Any, _client: Any = None) -> None:
+        await self.end()
+
+    async def on_pipeline_finished(self, _task: Any, _frame: Any = None) -> None:
+        """Nothing follows the pipeline's end, whether or not the recording stopped."""
+        self._ending = True
+        await self._seal()
+
+    async def _seal(self) -> None:
+        if self._sealed:
+            return
+        self._sealed = True
+        if self.chunker:
+            await self.chunker.drain()
+        self.turns.producer.end_session(self.turns.session_id)
 
 
 _TURN_EVENTS = {
@@ -138,6 +170,7 @@ _TURN_EVENTS = {
     "assistant": ("on_assistant_turn_started", "on_assistant_turn_stopped"),
 }
 _AUDIO_EVENTS = ("on_recording_started", "on_track_audio_data", "on_recording_stopped")
+_END_EVENTS = {"task": "on_pipeline_finished", "transport": "on_client_disconnected"}
 
 
 def attach_pipecat(
@@ -148,9 +181,14 @@ def attach_pipecat(
     audio_buffer: Any = None,
     chunk_store: ChunkWriter | None = None,
     user_id: str | None = None,
+    task: Any = None,
+    transport: Any = None,
 ) -> PipecatRecorder:
     """Publish the turns of ``aggregators`` (an ``LLMContextAggregatorPair``) and the chunks of
-    ``audio_buffer`` (an ``AudioBufferProcessor``, optional) for ``session_id``.
+    ``audio_buffer`` (an ``AudioBufferProcessor``, optional) for ``session_id``, and the
+    session's end when ``task`` (the ``PipelineWorker``, or ``PipelineTask``) finishes or
+    ``transport``'s client disconnects, whichever comes first; without either, call the
+    recorder's ``end()``.
 
     Pipecat never fills ``user_id``; pass the caller's identity here. Chunks are written under
     ``TSTORE_CHUNK_STORE`` (a folder or a bucket's URL), else ``./tstore-chunks``, unless
@@ -166,4 +204,8 @@ def attach_pipecat(
         recorder.chunker = RecordingChunker(producer, session_id, store)
         for event in _AUDIO_EVENTS:
             audio_buffer.add_event_handler(event, guarded(getattr(recorder, event)))
+    ends = {"task": task, "transport": transport}
+    for source, event in _END_EVENTS.items():
+        if ends[source] is not None:
+            ends[source].add_event_handler(event, guarded(getattr(recorder, event)))
     return recorder

@@ -22,7 +22,9 @@ def incomplete(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Response:
-    """Sessions missing events (holes in ``seq``) or with turns that never stopped, in
-    session-id order."""
+    """Sessions missing events (holes in ``seq``), with turns that never stopped, ended with
+    chunks other than their end declared (missing or extra chunks, sample gaps, overlaps or
+    totals), or abandoned (no end, and silent for longer than ``TSTORE_ABANDONED_AFTER_S``),
+    in session-id order; each with its completeness."""
     page = incomplete_sessions(state.ready_reader(), cursor=cursor, limit=limit)
     return respond(IncompleteAnswer, state.freshness(), page)

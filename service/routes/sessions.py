@@ -31,7 +31,8 @@ class SessionQuery(SessionFilters):
 @router.get("/sessions", response_model=SessionsAnswer, responses=PROBLEM_RESPONSES)
 def sessions(state: State, query: Annotated[SessionQuery, Query()]) -> Response:
     """Sessions, newest first by their first event, with filters; pages of up to
-    ``limit`` (at most 500) joined by an opaque ``cursor``."""
+    ``limit`` (at most 500) joined by an opaque ``cursor``. Each session's completeness says
+    whether it is open, sealed, sealed with holes or abandoned (``state``)."""
     filters = SessionFilters(**query.model_dump(exclude={"cursor", "limit"}))
     page = list_sessions(state.ready_reader(), filters, cursor=query.cursor, limit=query.limit)
     return respond(SessionsAnswer, state.freshness(), page)

@@ -169,6 +169,15 @@ def chunks(session_id: str, at: datetime, *, seq: int) -> list[Event]:
     ]
 
 
+VERDICT = ("complete", "events", "expected", "missing", "open_turns", "state", "holes")
+"""A completeness answer's counts and verdict: what a test that does not look at the times and
+tracks compares."""
+
+
+def verdict(completeness: dict[str, Any]) -> dict[str, Any]:
+    return {k: completeness[k] for k in VERDICT}
+
+
 def without_freshness(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in FRESHNESS}
 

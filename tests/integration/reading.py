@@ -6,8 +6,14 @@ import time
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from clickhouse_connect.driver.client import Client
 
-from schemas import EventCodec
+from consumers.projector import Projector
+from consumers.storage.clickhouse import Store
+from queries import Reader
+from queries.models import Completeness
+from queries.sessions import session_detail
+from schemas import EventCodec, Topics
 from schemas.models import Event
 
 
@@ -38,3 +44,17 @@ async def committed_total(bootstrap: str, group: str) -> int:
     finally:
         await admin.close()
     return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
+
+
+async def projected_completeness(
+    bootstrap: str, topics: Topics, clickhouse: Client, session_id: str
+) -> Completeness:
+    """Project every event of ``topics`` into the store, then read the session's completeness
+    as the API answers it."""
+    store = Store(clickhouse)
+    store.migrate()
+    async with Projector(
+        bootstrap=bootstrap, topics=topics, group_id=f"{topics.prefix}projector", store=store
+    ) as projector:
+        await projector.catch_up()
+    return session_detail(Reader(clickhouse), session_id).summary.completeness

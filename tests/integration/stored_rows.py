@@ -3,18 +3,23 @@ path, for tests of the query library that need exact control over stored version
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
 from hypothesis import strategies as st
 
+from consumers.projections.audio_chunks import COLUMNS as CHUNK_COLUMNS
+from consumers.projections.session_events import COLUMNS as EVENT_COLUMNS
 from consumers.projections.transcripts import COLUMNS
 
 COMPLETE = 1 << 63
 """The version bit of a complete turn (see ``consumers.projections.transcripts``)."""
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 _WORDS = pl.List(pl.Struct({"text": pl.String, "start": pl.Float64, "end": pl.Float64}))
+_DECLARED = pl.List(pl.Struct({"track": pl.String, "chunks": pl.UInt64, "samples": pl.UInt64}))
 
 
 def transcript_rows(session_id: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -78,3 +83,95 @@ def stored_versions(draw: st.DrawFn) -> list[dict[str, Any]]:
         for version in versions:
             rows += [version] * draw(st.integers(1, 2))
     return rows
+
+
+def event_rows(
+    session_id: str, seqs: list[int], end: tuple[int, list[tuple[str, int, int]]] | None = None
+) -> pl.DataFrame:
+    """Ledger rows of ``session_events`` for ``seqs``, one a second from ``T0``; with ``end``
+    (event count, declared (track, chunks, samples)), the last seq is a ``SessionEnded``."""
+    last = max(seqs, default=-1)
+    return pl.DataFrame(
+        [
+            {
+                "session_id": session_id,
+                "seq": seq,
+                "event_id": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{session_id}/{seq}")),
+                "event_type": "SessionEnded" if end and seq == last else "TurnStarted",
+                "bot_id": "rules",
+                "occurred_at": T0 + timedelta(seconds=seq),
+                "declared_events": end[0] if end and seq == last else None,
+                "declared_tracks": [{"track": t, "chunks": c, "samples": s} for t, c, s in end[1]]
+                if end and seq == last
+                else [],
+                "source_topic": "t",
+                "source_partition": 0,
+                "source_offset": n,
+            }
+            for n, seq in enumerate(seqs)
+        ],
+        schema_overrides={
+            "occurred_at": pl.Datetime("us", "UTC"),
+            "declared_events": pl.UInt64,
+            "declared_tracks": _DECLARED,
+        },
+    ).select(EVENT_COLUMNS)
+
+
+Extent = tuple[str, int, int, int, int]
+"""A chunk as completeness sees it: track, chunk_seq, segment (seconds after ``T0``), first
+sample, number of samples."""
+
+
+def chunk_rows(session_id: str, extents: list[Extent], seq: int | None = None) -> pl.DataFrame:
+    """Rows of ``audio_chunks`` for ``extents``, as the projector writes them; their seqs
+    count from ``seq``, or else follow from each extent (so two versions of a chunk differ)."""
+    return pl.DataFrame(
+        [
+            {
+                "session_id": session_id,
+                "bot_id": "rules",
+                "track": track,
+                "chunk_seq": chunk_seq,
+                "chunk_id": f"{track}/{chunk_seq}",
+                "uri": "file:///dev/null",
+                "format": "wav",
+                "sample_rate": 16_000,
+                "channels": 1,
+                "start_sample": start,
+                "end_sample": start + length,
+                "start_ms": start // 16,
+                "end_ms": (start + length) // 16,
+                "recording_started_at": T0 + timedelta(seconds=segment),
+                "starts_at": T0 + timedelta(seconds=segment),
+                "ends_at": T0 + timedelta(seconds=segment),
+                "byte_size": 44 + 2 * length,
+                "sha256": "0" * 64,
+                "seq": _version(track, chunk_seq, segment, start, length)
+                if seq is None
+                else seq + n,
+                "source_topic": "c",
+                "source_partition": 0,
+                "source_offset": n,
+            }
+            for n, (track, chunk_seq, segment, start, length) in enumerate(extents)
+        ],
+        schema_overrides={
+            name: pl.Datetime("us", "UTC")
+            for name in ("recording_started_at", "starts_at", "ends_at")
+        },
+    ).select(CHUNK_COLUMNS)
+
+
+def _version(*extent: object) -> int:
+    """A seq per extent: two versions of a chunk always differ in seq, as two events do."""
+    return int.from_bytes(hashlib.blake2b(repr(extent).encode(), digest_size=7).digest(), "big")
+
+
+extents = st.tuples(
+    st.sampled_from(["user", "assistant", "mixed"]),
+    st.integers(0, 5),
+    st.integers(0, 1),
+    st.integers(0, 3).map(lambda n: 100 * n),
+    st.sampled_from([0, 50, 100, 200]),
+)

@@ -19,11 +19,13 @@ from clickhouse_connect.driver.client import Client
 from consumers.storage.clickhouse import Store, connect
 from schemas import Topics
 from schemas.models import Event
+from tests.events import ended
 from tests.integration.api_support import (
     chunks,
     conversation,
     live_api,
     now,
+    verdict,
     without_freshness,
 )
 
@@ -71,16 +73,32 @@ async def test_a_session_whose_events_are_not_all_in_the_store_is_never_called_c
 
         await api.until_projected()
         whole = await api.ok("/v1/sessions/torn")
-        assert whole["summary"]["completeness"] == {
+        assert verdict(whole["summary"]["completeness"]) == {
             "complete": True,
             "events": 8,
             "expected": 8,
             "missing": 0,
             "open_turns": 0,
+            "state": "open",
+            "holes": [],
         }
         assert [
             s["session_id"] for s in (await api.ok("/v1/sessions", complete="true"))["items"]
         ] == ["torn"]
+
+
+CHUNK_TOTALS = {"chunks": 1, "samples": 16_000}
+"""What the chunks of ``chunks`` add up to, per track."""
+HOLEY = {
+    "complete": False,
+    "events": 4,
+    "expected": 5,
+    "missing": 1,
+    "open_turns": 1,
+    "state": "abandoned",
+    "holes": ["missing_events", "open_turns"],
+}
+"""The holey call, two hours old and never ended."""
 
 
 def _renamed(body: dict[str, Any], session_id: str) -> str:
@@ -95,7 +113,12 @@ async def test_duplicated_and_replayed_events_show_once_in_every_answer(
     texts = ("My kumquat order never came.", "Sorry, let me look up the kumquat order.")
 
     def call(session_id: str) -> list[Event]:
-        return [*conversation(session_id, at, texts=texts), *chunks(session_id, at, seq=8)]
+        audio = {f"{t}_{n}": v for t in ("user", "assistant") for n, v in CHUNK_TOTALS.items()}
+        return [
+            *conversation(session_id, at, texts=texts),
+            *chunks(session_id, at, seq=8),
+            ended(10, session_id, bot_id="api-bot", totals=audio),
+        ]
 
     clean, doubled, shuffled = call("clean"), call("doubled"), call("shuffled")
     replay = list(shuffled)
@@ -129,21 +152,17 @@ async def test_duplicated_and_replayed_events_show_once_in_every_answer(
             summary = by_id[session_id]
             assert summary["turns"] == {"user": 2, "assistant": 2}, session_id
             assert summary["talk_ms"] == {"user": 4000, "assistant": 4000}, session_id
-            assert summary["completeness"] == {
+            assert verdict(summary["completeness"]) == {
                 "complete": True,
-                "events": 10,
-                "expected": 10,
+                "events": 11,
+                "expected": 11,
                 "missing": 0,
                 "open_turns": 0,
+                "state": "sealed",
+                "holes": [],
             }, session_id
         assert by_id["holey"]["turns"] == {"user": 1, "assistant": 1}
-        assert by_id["holey"]["completeness"] == {
-            "complete": False,
-            "events": 4,
-            "expected": 5,
-            "missing": 1,
-            "open_turns": 1,
-        }
+        assert verdict(by_id["holey"]["completeness"]) == HOLEY
 
         details = {
             session_id: await api.ok(f"/v1/sessions/{session_id}")
@@ -195,15 +214,10 @@ async def test_duplicated_and_replayed_events_show_once_in_every_answer(
             {
                 "session_id": "holey",
                 "bot_id": "api-bot",
-                "completeness": {
-                    "complete": False,
-                    "events": 4,
-                    "expected": 5,
-                    "missing": 1,
-                    "open_turns": 1,
-                },
+                "completeness": incomplete["items"][0]["completeness"],
                 "missing_seqs": [3],
                 "open_turn_ids": ["turn-1"],
             }
         ]
+        assert verdict(incomplete["items"][0]["completeness"]) == HOLEY
         assert incomplete["next_cursor"] is None

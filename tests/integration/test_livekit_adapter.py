@@ -18,8 +18,8 @@ from consumers.storage.clickhouse import Store
 from producers import TranscriptProducer
 from producers.adapters.livekit import attach_livekit, publish_recording
 from producers.chunks import wav_bytes
-from schemas import ChunkReady, Topics, TurnStarted, TurnStopped
-from tests.integration.reading import read_events
+from schemas import ChunkReady, SessionEnded, Topics, TurnStarted, TurnStopped
+from tests.integration.reading import projected_completeness, read_events
 from tstore.devs3 import DevS3
 
 pytest.importorskip("livekit.agents")
@@ -34,15 +34,15 @@ from tests.integration.livekit_caller import Caller, Speech, voice_session
 pytestmark = pytest.mark.integration
 
 
-async def test_the_livekit_example_bot_arrives_as_turn_events(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+async def test_the_livekit_example_bot_arrives_as_turn_events_and_a_sealed_session(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, clickhouse: Client
 ) -> None:
     async with TranscriptProducer(
         kafka_bootstrap, bot_id="lk-bot", framework="livekit", topics=topics, spool_dir=tmp_path
     ) as producer:
         await run_bot(producer, "room-1")
 
-    events = await read_events(kafka_bootstrap, topics.turn_events, 6)
+    *events, end = await read_events(kafka_bootstrap, topics.turn_events, 9)
     stops = [e for e in events if isinstance(e, TurnStopped)]
     assert [(s.role, s.interrupted) for s in stops] == [
         ("user", False),
@@ -63,6 +63,10 @@ async def test_the_livekit_example_bot_arrives_as_turn_events(
     assert all(s.started_at <= s.stopped_at for s in stops)
     interrupted = assistant_turns[1]
     assert interrupted.duration_ms >= 150, "speaking times come from the message metrics"
+    assert isinstance(end, SessionEnded), "the session's close ends it, once"
+    assert (end.seq, end.event_count) == (len(events), len(events) + 1)
+    completeness = await projected_completeness(kafka_bootstrap, topics, clickhouse, "room-1")
+    assert (completeness.state, completeness.complete, completeness.holes) == ("sealed", True, [])
 
 
 async def test_an_egress_file_already_in_a_bucket_is_indexed_where_it_lies(
@@ -245,8 +249,9 @@ async def test_a_split_utterance_is_one_turn_and_speech_without_words_is_no_turn
         ("user", "Thanks, that's all.", True),
         ("assistant", "You're welcome.", True),
     ]
-    events = await read_events(kafka_bootstrap, topics.turn_events, 8)
+    *events, end = await read_events(kafka_bootstrap, topics.turn_events, 9)
     assert len(events) == 8, "one start and one stop per turn, nothing for the coughs"
+    assert isinstance(end, SessionEnded)
 
 
 async def test_a_turn_after_a_cough_starts_when_its_speech_starts(

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
 import producers
 from producers import TranscriptProducer
-from schemas import ChunkReady, Topics, TurnStarted, TurnStopped
-from tests.integration.reading import read_events
+from schemas import ChunkReady, SessionEnded, Topics, TurnStarted, TurnStopped
+from tests.integration.reading import projected_completeness, read_events
 
 pytest.importorskip("livekit.agents")
 
@@ -53,7 +54,11 @@ REPLIES = ["It shipped Monday.", "You're welcome."]
 
 
 async def test_the_readme_entrypoint_stores_the_call_and_its_recording(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str,
+    topics: Topics,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clickhouse: Client,
 ) -> None:
     """The README's lines, verbatim, in a job: only the broker address differs."""
     made: list[TranscriptProducer] = []
@@ -78,8 +83,8 @@ async def test_the_readme_entrypoint_stores_the_call_and_its_recording(
 
     (producer,) = made
     assert not producer.running, "closed from the job's shutdown"
-    assert (producer.stats.published, producer.stats.dropped, producer.stats.spooled) == (9, 0, 0)
-    turns = await read_events(kafka_bootstrap, topics.turn_events, 8)
+    assert (producer.stats.published, producer.stats.dropped, producer.stats.spooled) == (10, 0, 0)
+    *turns, end = await read_events(kafka_bootstrap, topics.turn_events, 9)
     assert {e.session_id for e in turns} == {ctx.job.room.name}
     stops = [e for e in turns if isinstance(e, TurnStopped)]
     assert [(s.role, s.text) for s in stops] == [
@@ -91,6 +96,13 @@ async def test_the_readme_entrypoint_stores_the_call_and_its_recording(
     assert {e.turn_id for e in turns if isinstance(e, TurnStarted)} == {s.turn_id for s in stops}
     (chunk,) = await read_events(kafka_bootstrap, topics.audio_chunks, 1)
     _assert_kept_in(chunk, tmp_path / "tstore-chunks", ctx)
+    assert isinstance(chunk, ChunkReady)
+    assert isinstance(end, SessionEnded), "the job's shutdown ends the session"
+    assert (end.seq, end.event_count) == (9, 10), "after the recording"
+    assert (end.mixed_chunks, end.mixed_samples) == (1, chunk.num_samples)
+    room = ctx.job.room.name
+    completeness = await projected_completeness(kafka_bootstrap, topics, clickhouse, room)
+    assert (completeness.state, completeness.complete, completeness.holes) == ("sealed", True, [])
 
 
 def _assert_kept_in(chunk: Any, store: Path, ctx: JobContext) -> None:

@@ -231,7 +231,7 @@ def test_the_command_line_reads_a_published_session_through_the_store_process(
 
     missing = runner.invoke(app, ["incomplete"], env=env)
     assert missing.exit_code == 0, missing.output
-    assert f"{session_id}: 4 of 5 events; missing seq 3; open turns a1" in missing.output
+    assert f"{session_id}: open, 4 of 5 events; missing seq 3; open turns a1" in missing.output
 
 
 def test_a_command_that_cannot_reach_the_store_process_says_the_store_is_held(

@@ -1,48 +1,37 @@
 """A session's row in ``session_summaries_generations``, filled on insert, gives the summary
-that its turns and ledger give, however its rows were split into inserts and however often
-each was written."""
+that its turns, ledger and chunks give (its completeness, sealed or not, included), however its
+rows were split into inserts and however often each was written."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
-import polars as pl
 import pytest
 from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.projections.session_events import COLUMNS as EVENT_COLUMNS
 from consumers.storage.clickhouse import Store
 from queries import Reader
 from queries.sessions import session_detail, summaries
 from tests.conftest import unique_name
-from tests.integration.stored_rows import T0, stored_versions, transcript_rows
+from tests.integration.stored_rows import (
+    T0,
+    chunk_rows,
+    event_rows,
+    extents,
+    stored_versions,
+    transcript_rows,
+)
 
 pytestmark = pytest.mark.integration
 
 
-def _event_rows(session_id: str, seqs: list[int]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [
-            {
-                "session_id": session_id,
-                "seq": seq,
-                "event_id": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{session_id}/{seq}")),
-                "event_type": "TurnStarted",
-                "bot_id": "rules",
-                "occurred_at": T0 + timedelta(seconds=seq),
-                "source_topic": "t",
-                "source_partition": 0,
-                "source_offset": n,
-            }
-            for n, seq in enumerate(seqs)
-        ],
-        schema_overrides={"occurred_at": pl.Datetime("us", "UTC")},
-    ).select(EVENT_COLUMNS)
+declared_track = st.tuples(
+    st.sampled_from(["user", "assistant", "mixed"]), st.integers(0, 6), st.integers(0, 1_200)
+)
 
 
 def _split(rows: list[Any], cuts: list[int]) -> list[list[Any]]:
@@ -62,16 +51,33 @@ def test_the_stored_summary_is_the_summary_of_the_turns_and_ledger(clickhouse: C
     @given(
         stored_versions(),
         st.lists(st.integers(0, 100), max_size=30),
+        st.none() | st.tuples(st.integers(1, 110), st.lists(declared_track, max_size=3)),
+        st.lists(extents, max_size=12),
         st.lists(st.integers(0, 1_000), max_size=3),
         st.randoms(use_true_random=False),
     )
-    def agree(rows: list[dict[str, Any]], seqs: list[int], cuts: list[int], rng: Any) -> None:
+    def agree(
+        rows: list[dict[str, Any]],
+        seqs: list[int],
+        end: tuple[int, list[tuple[str, int, int]]] | None,
+        chunks: list[Any],
+        cuts: list[int],
+        rng: Any,
+    ) -> None:
         session_id = unique_name("s")
         rng.shuffle(rows)
+        chunks += rng.sample(chunks, len(chunks) // 2)  # duplicates
+        rng.shuffle(chunks)
+        ledger = [event_rows(session_id, part) for part in _split(seqs, cuts)]
+        if end is not None:  # at any place among the inserts: it may come before the rest
+            last = event_rows(session_id, [max(seqs, default=0) + 1], end)
+            ledger.insert(rng.randint(0, len(ledger)), last)
         for part in _split(rows, cuts):
             store.insert("transcripts", transcript_rows(session_id, part), generation=1)
-        for part in _split(seqs, cuts):
-            store.insert("session_events", _event_rows(session_id, part), generation=1)
+        for part in _split(chunks, cuts):
+            store.insert("audio_chunks", chunk_rows(session_id, part), generation=1)
+        for frame in ledger:
+            store.insert("session_events", frame, generation=1)
         stored = reader.rows(
             "SELECT count() FROM session_summaries_generations WHERE session_id = {s:String}",
             s=session_id,

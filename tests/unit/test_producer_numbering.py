@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from producers import TranscriptProducer
+from schemas import Envelope
+from tests.events import chunk
+
+ENVELOPE = set(Envelope.model_fields)
 
 
 def test_each_session_counts_from_zero_and_a_resumed_one_continues(tmp_path: Path) -> None:
@@ -13,5 +17,34 @@ def test_each_session_counts_from_zero_and_a_resumed_one_continues(tmp_path: Pat
     assert producer.turn_started("b", "t0", "user").seq == 0
     producer.resume_session("c", 41)
     assert producer.turn_started("c", "t9", "assistant").seq == 41
-    producer.end_session("a")
+    ended = producer.end_session("a")
+    assert ended is not None
+    assert (ended.seq, ended.event_count) == (3, 4), "the session's last event"
     assert producer.turn_started("a", "t0", "user").seq == 0
+
+
+def test_a_session_s_end_declares_its_events_and_per_track_chunks_and_samples(
+    tmp_path: Path,
+) -> None:
+    producer = TranscriptProducer("127.0.0.1:1", bot_id="bot", spool_dir=tmp_path)
+    producer.turn_started("s", "t0", "user")
+    for n, (track, samples) in enumerate([("user", 800), ("assistant", 800), ("user", 400)]):
+        producer.chunk_ready(
+            "s",
+            **chunk(n, "s", track=track, num_samples=samples).model_dump(exclude=ENVELOPE),
+        )
+    producer.resume_session("r", 7, tracks={"mixed": (1, 48_000)})
+    ended = producer.end_session("s")
+    assert ended is not None
+    assert (ended.seq, ended.event_count) == (4, 5)
+    assert (ended.user_chunks, ended.user_samples) == (2, 1200)
+    assert (ended.assistant_chunks, ended.assistant_samples) == (1, 800)
+    assert (ended.mixed_chunks, ended.mixed_samples) == (0, 0)
+    resumed = producer.end_session("r")
+    assert resumed is not None
+    assert (resumed.event_count, resumed.mixed_chunks, resumed.mixed_samples) == (8, 1, 48_000)
+
+
+def test_an_end_the_contract_refuses_is_logged_not_raised(tmp_path: Path) -> None:
+    producer = TranscriptProducer("127.0.0.1:1", bot_id="bot", spool_dir=tmp_path)
+    assert producer.end_session("") is None

@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 
+from queries.completeness import Clock, Ledger
 from queries.models import SessionFilters
 from queries.summary import passes, summarize
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
+CLOCK = Clock(T0 + timedelta(minutes=1), timedelta(minutes=10))
+WHOLE = Ledger(events=8, last_seq=7)
 
 
 def turn(index: int, role: str, *, latency: int | None = None, **overrides: Any) -> dict[str, Any]:
@@ -41,7 +44,7 @@ CALL = [
 
 
 def test_a_whole_call_is_summed_up_per_role_and_is_complete() -> None:
-    summary = summarize("s", CALL, (8, 7))
+    summary = summarize("s", CALL, WHOLE, CLOCK)
     assert (summary.turns.user, summary.turns.assistant) == (2, 2)
     assert (summary.talk_ms.user, summary.talk_ms.assistant) == (4000, 4000)
     assert (summary.interruptions, summary.timeouts) == (1, 1)
@@ -53,20 +56,20 @@ def test_a_whole_call_is_summed_up_per_role_and_is_complete() -> None:
 
 
 def test_a_ledger_behind_its_turns_is_not_complete() -> None:
-    lagging = summarize("s", CALL, None).completeness
+    lagging = summarize("s", CALL, None, CLOCK).completeness
     assert (lagging.complete, lagging.events, lagging.expected, lagging.missing) == (
         False,
         0,
         8,
         8,
     )
-    holey = summarize("s", CALL, (7, 7)).completeness
+    holey = summarize("s", CALL, Ledger(events=7, last_seq=7), CLOCK).completeness
     assert (holey.complete, holey.missing) == (False, 1)
 
 
 def test_an_open_turn_leaves_the_session_incomplete() -> None:
     still_talking = [*CALL[:3], turn(3, "assistant", stopped_at=None, complete=False)]
-    summary = summarize("s", still_talking, (8, 7))
+    summary = summarize("s", still_talking, WHOLE, CLOCK)
     assert summary.completeness.open_turns == 1
     assert not summary.completeness.complete
     assert summary.last_event_at == T0 + timedelta(seconds=9)
@@ -86,7 +89,9 @@ def test_an_open_turn_leaves_the_session_incomplete() -> None:
         (SessionFilters(language="fr-FR"), False),
         (SessionFilters(complete=True), True),
         (SessionFilters(complete=False), False),
+        (SessionFilters(state="open"), True),
+        (SessionFilters(state="sealed"), False),
     ],
 )
 def test_filters_on_aggregates(filters: SessionFilters, kept: bool) -> None:
-    assert passes(summarize("s", CALL, (8, 7)), filters) is kept
+    assert passes(summarize("s", CALL, WHOLE, CLOCK), filters) is kept

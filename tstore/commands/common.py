@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -136,4 +137,4 @@ def read(
         if service.reachable():
             return remote(service)
     store = open_store(config.dsn, config.clickhouse_database)
-    return local(Reader(store.client))
+    return local(Reader(store.client, abandoned_after=timedelta(seconds=config.abandoned_after_s)))

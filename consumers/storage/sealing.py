@@ -1,0 +1,56 @@
+"""What telling a sealed session from one with holes needs of the store, beside the summary.
+
+A ``SessionEnded`` is kept in its ledger row (``session_events_generations``: the declared
+event count and, per track, chunks and samples). A session's row of
+``session_summaries_generations`` gains three columns, filled on insert by materialized views
+like the turns and seqs before them, under the same rule: sets and maxima, which take a
+replayed duplicate without change (a sum would count it again):
+
+- ``ends``: the set of its ``SessionEnded`` declarations (one, unless a producer ended it twice);
+- ``last_event_at``: when its newest event occurred, to tell an abandoned session;
+- ``chunks``: the set of its chunks' versions (track, chunk, segment, first and end sample,
+  seq), from which the readers count chunks, samples, gaps and overlaps per track
+  (``queries.sealing``), each chunk in its latest version as the table keeps it.
+"""
+
+from __future__ import annotations
+
+TRACK_TYPE = "Enum8('user' = 1, 'assistant' = 2, 'mixed' = 3)"
+DECLARED_TRACKS_TYPE = f"Array(Tuple(track {TRACK_TYPE}, chunks UInt64, samples UInt64))"
+END_TYPE = (
+    f"Tuple(seq UInt64, events UInt64, tracks {DECLARED_TRACKS_TYPE}, "
+    "occurred_at DateTime64(6, 'UTC'))"
+)
+CHUNK_TYPE = (
+    f"Tuple(track {TRACK_TYPE}, chunk_seq UInt64, recording_started_at DateTime64(6, 'UTC'), "
+    "start_sample UInt64, end_sample UInt64, seq UInt64)"
+)
+
+LEDGER_COLUMNS = (
+    f"ADD COLUMN IF NOT EXISTS declared_events Nullable(UInt64) AFTER occurred_at, "
+    f"ADD COLUMN IF NOT EXISTS declared_tracks {DECLARED_TRACKS_TYPE} AFTER declared_events"
+)
+SUMMARY_COLUMNS = (
+    f"ADD COLUMN IF NOT EXISTS ends AggregateFunction(groupUniqArray, {END_TYPE}), "
+    "ADD COLUMN IF NOT EXISTS last_event_at SimpleAggregateFunction(max, DateTime64(6, 'UTC')), "
+    f"ADD COLUMN IF NOT EXISTS chunks AggregateFunction(groupUniqArray, {CHUNK_TYPE})"
+)
+END_VALUE = (
+    f"CAST((seq, assumeNotNull(declared_events), declared_tracks, occurred_at) AS {END_TYPE})"
+)
+"""A ``SessionEnded`` ledger row as an element of ``ends``."""
+CHUNK_VALUE = (
+    f"CAST((track, chunk_seq, recording_started_at, start_sample, end_sample, seq) AS {CHUNK_TYPE})"
+)
+"""A row of ``audio_chunks_generations`` as an element of ``chunks``."""
+IS_END = "event_type = 'SessionEnded'"
+
+SEALING_SOURCES = {
+    "session_events": {
+        "ends": f"groupUniqArrayStateIf({END_VALUE}, {IS_END})",
+        "last_event_at": "max(occurred_at)",
+    },
+    "audio_chunks": {"chunks": f"groupUniqArrayState({CHUNK_VALUE})"},
+}
+"""What each projection adds to a session's row for sealing, as ``SESSION_SUMMARY_SOURCES``
+says for the summary (``consumers.storage.migrations``)."""

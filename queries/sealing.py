@@ -1,0 +1,116 @@
+"""What the store holds of a session's ends and chunks, in SQL, as ``queries.completeness``
+takes it.
+
+A session's chunks are counted in the engine, whichever table they come from (the set in its
+summary row, or ``audio_chunks_generations``): per track the distinct chunks, their samples,
+and within each recording segment, in sample order, the chunks that start after (a gap) or
+before (an overlap) the end of the one before them, the first of a segment against sample 0.
+Only a few numbers per track reach Python, however many chunks a long call has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from consumers.storage.sealing import CHUNK_VALUE, END_VALUE, IS_END
+from queries.completeness import Declaration, Ledger, TrackSeen
+from queries.paging import as_utc
+from queries.reader import Reader
+from schemas import Track
+
+_EDGE = "if(i > 1 AND (s[i].1, s[i].3) = (s[i - 1].1, s[i - 1].3), s[i - 1].5, 0)"
+"""Where chunk ``i`` of the sorted extents ``s`` should start: the end of the chunk before it
+in the same track and segment, or sample 0."""
+_LATEST = "i = length(v) OR (v[i].1, v[i].2) != (v[i + 1].1, v[i + 1].2)"
+"""Whether version ``i`` of the versions ``v`` sorted by track, chunk and seq is its chunk's
+latest."""
+
+
+def track_figures(chunks: str) -> str:
+    """SQL of ``Array(Tuple(track, chunks, samples, gaps, overlaps))``, one per track in track
+    order, from ``chunks``: SQL of an array of chunk versions (``CHUNK_TYPE``), of which each
+    chunk's latest counts, as ``audio_chunks`` keeps it (older versions may or may not have
+    been merged away yet). Intermediate arrays are bound to names by mapping over a
+    one-element array."""
+    return f"""arrayMap(v -> arrayMap(s -> arrayMap(t -> (
+        toString(t),
+        countEqual(arrayMap(c -> c.1, s), t),
+        arraySum(arrayMap(c -> if(c.1 = t, c.5 - c.4, 0), s)),
+        arrayCount(i -> s[i].1 = t AND s[i].4 > {_EDGE}, arrayEnumerate(s)),
+        arrayCount(i -> s[i].1 = t AND s[i].4 < {_EDGE}, arrayEnumerate(s))
+    ), arrayDistinct(arrayMap(c -> c.1, s))),
+    [arraySort(c -> (c.1, c.3, c.4, c.5), arrayMap(i -> v[i], arrayFilter(
+        i -> {_LATEST}, arrayEnumerate(v))))])[1],
+    [arraySort(c -> (c.1, c.2, c.6), {chunks})])[1]"""
+
+
+def chunk_holes(ends: str, figures: str) -> str:
+    """SQL of whether an ended session's chunks are not what its newest end declared: per
+    track other chunks or samples than declared, or a gap or an overlap. ``ends`` and
+    ``figures`` are SQL of the session's ``ends`` and of its ``track_figures``."""
+    declared = f"arrayReverseSort(e -> e.1, {ends})[1].3"
+    return (
+        f"notEmpty({ends}) AND ("
+        f"arrayMap(f -> (f.1, f.2, f.3), {figures}) "
+        f"!= arrayMap(d -> (toString(d.1), d.2, d.3), {declared}) "
+        f"OR arrayExists(f -> f.4 > 0 OR f.5 > 0, {figures}))"
+    )
+
+
+DECLARED_EVENTS = "coalesce(maxIf(declared_events, event_type = 'SessionEnded'), 0)"
+"""The event count a session's end declared; 0 without an end."""
+LEDGER_COLUMNS = (
+    "uniqExact(seq)",
+    "max(seq)",
+    "max(occurred_at)",
+    f"groupUniqArrayIf({END_VALUE}, {IS_END})",
+)
+"""A session's ledger as ``ledger`` takes it, over ``session_events_generations``."""
+
+_CHUNK_FIGURES = f"""
+SELECT session_id, {track_figures(f"groupUniqArray({CHUNK_VALUE})")}
+FROM audio_chunks_generations
+WHERE generation = {{generation:UInt32}} AND session_id IN {{ids:Array(String)}}
+GROUP BY session_id"""
+
+
+def chunk_figures(reader: Reader, session_ids: Sequence[str]) -> dict[str, tuple[TrackSeen, ...]]:
+    """Per session with chunks, what the store holds of each track."""
+    rows = reader.rows(
+        _CHUNK_FIGURES, generation=reader.generation("audio_chunks"), ids=list(session_ids)
+    )
+    return {str(s): tracks_seen(figures) for s, figures in rows}
+
+
+def ledger(row: Sequence[Any] | None, tracks: tuple[TrackSeen, ...] = ()) -> Ledger:
+    """A ``Ledger`` from the engine's values of ``LEDGER_COLUMNS``; None: no event stored."""
+    if row is None:
+        return Ledger(tracks=tracks)
+    events, last_seq, last_event_at, ends = row
+    return Ledger(
+        events=int(events),
+        last_seq=int(last_seq),
+        last_event_at=as_utc(last_event_at),
+        ends=tuple(
+            Declaration(
+                seq=int(end["seq"]),
+                events=int(end["events"]),
+                tracks={
+                    cast(Track, t["track"]): (int(t["chunks"]), int(t["samples"]))
+                    for t in end["tracks"]
+                },
+                ended_at=as_utc(end["occurred_at"]),
+            )
+            for end in ends
+        ),
+        tracks=tracks,
+    )
+
+
+def tracks_seen(figures: Iterable[Sequence[Any]]) -> tuple[TrackSeen, ...]:
+    """``track_figures`` as the engine returns them."""
+    return tuple(
+        TrackSeen(cast(Track, track), int(chunks), int(samples), int(gaps), int(overlaps))
+        for track, chunks, samples, gaps, overlaps in figures
+    )
