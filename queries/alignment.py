@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from queries.errors import BadQueryError
-from queries.models import Chunk
+from queries.models import Answer, Chunk
 from schemas import Track
 
 Voice = Literal["user", "assistant"]
@@ -32,11 +32,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Piece(_Frozen):
+class Piece(Answer):
     """Samples ``first``..``last`` (end excluded, counted from the chunk's own first sample)
     of one channel of a chunk, which sound from sample ``offset`` of the window."""
 
@@ -52,14 +48,17 @@ class Piece(_Frozen):
     byte_size: int
 
 
-class Hole(_Frozen):
+class Hole(Answer):
     """Samples of the window that no chunk covers: silence in a clip."""
 
     offset: int
     length: int
 
 
-class TrackAlignment(_Frozen):
+class TrackAlignment(Answer):
+    """One track over a window: the pieces of chunks that play it, in order, and the holes
+    between them, which together cover the window's samples exactly once."""
+
     track: Voice
     sample_rate: int | None = Field(description="Null when no chunk covers the window.")
     samples: int = Field(description="The window's length in samples (0 without audio).")
@@ -67,23 +66,27 @@ class TrackAlignment(_Frozen):
     holes: list[Hole]
 
 
-def track_sources(index: Mapping[Track, Sequence[Chunk]], track: Voice) -> tuple[list[Chunk], int]:
-    """The chunks that carry ``track``, and in which channel: its own chunks, or else the
-    session's mixed recordings (LiveKit's are stereo: user left, agent right)."""
+def track_sources(index: Mapping[Track, Sequence[Chunk]], track: Voice) -> tuple[list[Chunk], bool]:
+    """The chunks that carry ``track``: its own chunks, or else (True) the session's mixed
+    recordings (LiveKit's are stereo: user left, agent right)."""
     if own := index.get(track):
-        return list(own), 0
-    mixed = list(index.get("mixed") or ())
-    stereo = all(chunk.channels > 1 for chunk in mixed)
-    return mixed, 1 if track == "assistant" and mixed and stereo else 0
+        return list(own), False
+    return list(index.get("mixed") or ()), True
+
+
+def channel_of(chunk: Chunk, track: Voice, mixed: bool) -> int:
+    """The channel of ``chunk`` that carries ``track``: the right one of a stereo mix for the
+    assistant; the first otherwise (a mono mix carries both voices)."""
+    return 1 if mixed and track == "assistant" and chunk.channels > 1 else 0
 
 
 def align(
     index: Mapping[Track, Sequence[Chunk]], track: Voice, since: datetime, until: datetime
 ) -> TrackAlignment:
     """The pieces of the chunks of ``track`` that fill ``since``..``until``, and the holes
-    between them. Where chunks overlap, the one reaching furthest back plays first and the
-    later only fills on from where it ends."""
-    chunks, channel = track_sources(index, track)
+    between them. Where chunks overlap, the one that began first plays, and the other only
+    fills on from where it ends."""
+    chunks, mixed = track_sources(index, track)
     since_us, until_us = microseconds(since), microseconds(until)
     found: list[tuple[int, int, int, Chunk]] = []
     for chunk in chunks:
@@ -108,7 +111,7 @@ def align(
     holes: list[Hole] = []
     covered = 0
     for lo, hi, shift, chunk in sorted(
-        found, key=lambda f: (f[0], f[3].recording_started_at, f[3].chunk_seq)
+        found, key=lambda f: (f[3].start_sample - f[2], f[3].recording_started_at, f[3].chunk_seq)
     ):
         start = max(lo, covered)
         if start >= hi:
@@ -121,7 +124,7 @@ def align(
                 uri=chunk.uri,
                 format=chunk.format,
                 channels=chunk.channels,
-                channel=channel,
+                channel=channel_of(chunk, track, mixed),
                 first=start + shift - chunk.start_sample,
                 last=hi + shift - chunk.start_sample,
                 offset=start,
@@ -149,6 +152,7 @@ def sample_offset(at: datetime, since: datetime, rate: int) -> int:
 
 
 def microseconds(at: datetime) -> int:
+    """``at`` as whole microseconds since the epoch: the store's resolution, exact in ints."""
     return (at - _EPOCH) // timedelta(microseconds=1)
 
 

@@ -12,6 +12,7 @@ through ranged reads, so a seek near the piece does not fetch the whole file eit
 from __future__ import annotations
 
 import io
+import struct
 import threading
 import wave
 from collections import OrderedDict
@@ -36,8 +37,15 @@ _HEADER_PREFIX = 512
 """Bytes fetched to read a WAV header; one with more metadata chunks before the samples is
 read again in full."""
 _MAX_HEADER = 1 << 16
-MAX_CLIP_BYTES = 128 << 20
-"""A clip is built in memory: about 11 minutes of 48 kHz stereo."""
+MAX_CLIP_BYTES = 64 << 20
+"""A clip is built in memory: about 11 minutes of 48 kHz mono."""
+MAX_FETCH_BYTES = 256 << 20
+"""What a clip may read of its chunks: the channels it does not keep are fetched too."""
+MAX_HOLES = 100
+"""Holes listed in a clip's header; their total is always given."""
+_CUTTING_AT_ONCE = 4
+"""Clips built at a time: each holds its samples in memory while it is built."""
+_MAX_FRAMES = 1 << 62
 
 
 class RangeReader(Protocol):
@@ -51,7 +59,7 @@ class RangeReader(Protocol):
 class WavLayout:
     data_offset: int
     channels: int
-    sample_width: int
+    rate: int
     frames: int
 
 
@@ -73,6 +81,7 @@ class ClipCutter:
         self._layouts: OrderedDict[str, WavLayout | None] = OrderedDict()
         self._capacity = layouts
         self._lock = threading.Lock()
+        self._cutting = threading.BoundedSemaphore(_CUTTING_AT_ONCE)
 
     def cut(self, tracks: Sequence[TrackAlignment], since: datetime) -> Clip:
         """One channel per alignment, in their order; a track without audio is silent."""
@@ -84,39 +93,51 @@ class ClipCutter:
             raise BadQueryError("track", f"the tracks differ in sample rate ({named}): ask each")
         rate = rates.pop()
         length = max(t.samples for t in tracks)
+        fetched = sum((p.last - p.first) * p.channels for t in tracks for p in t.pieces)
         if length * len(tracks) * SAMPLE_WIDTH > MAX_CLIP_BYTES:
-            raise BadQueryError("window", f"clips are at most {MAX_CLIP_BYTES >> 20} MiB of WAV")
-        out = np.zeros((length, len(tracks)), dtype="<i2")
-        holes: dict[Voice, list[Hole]] = {}
-        for column, track in enumerate(tracks):
-            holes[track.track] = (
-                list(track.holes) if track.pieces else [Hole(offset=0, length=length)]
+            raise BadQueryError("track", f"clips are at most {MAX_CLIP_BYTES >> 20} MiB of WAV")
+        if fetched * SAMPLE_WIDTH > MAX_FETCH_BYTES:
+            raise BadQueryError(
+                "track", f"this clip would read over {MAX_FETCH_BYTES >> 20} MiB of chunks"
             )
-            for piece in track.pieces:
-                found = self._samples(piece)
-                out[piece.offset : piece.offset + len(found), column] = found
-                if short := piece.last - piece.first - len(found):
-                    holes[track.track].append(Hole(offset=piece.offset + len(found), length=short))
-            holes[track.track].sort(key=lambda h: h.offset)
-        return Clip(wav_bytes(out, rate), rate, since, holes)
+        with self._cutting:
+            out = np.zeros((length, len(tracks)), dtype="<i2")
+            holes = {
+                t.track: self._fill(out[:, column], t, rate) for column, t in enumerate(tracks)
+            }
+            return Clip(wav_bytes(out, rate), rate, since, holes)
 
-    def _samples(self, piece: Piece) -> Samples:
+    def _fill(self, out: Samples, track: TrackAlignment, rate: int) -> list[Hole]:
+        """``out`` filled with the track's pieces; the samples left silent, as holes."""
+        if not track.pieces:
+            return [Hole(offset=0, length=len(out))]
+        holes = list(track.holes)
+        for piece in track.pieces:
+            found = self._samples(piece, rate)
+            out[piece.offset : piece.offset + len(found)] = found
+            if short := piece.last - piece.first - len(found):
+                holes.append(Hole(offset=piece.offset + len(found), length=short))
+        return merged(holes)
+
+    def _samples(self, piece: Piece, rate: int) -> Samples:
         """The piece's samples of its channel; fewer when the object ends before the index
         said it would."""
         if piece.format == "wav":
-            sliced = self._sliced(piece)
+            sliced = self._sliced(piece, rate)
             if sliced is not None:
                 return sliced
-        return self._decoded(piece)
+        return self._decoded(piece, rate)
 
-    def _sliced(self, piece: Piece) -> Samples | None:
+    def _sliced(self, piece: Piece, rate: int) -> Samples | None:
         """The piece's bytes of a 16-bit PCM WAV chunk; None for any other WAV."""
         with self._lock:
             known = piece.uri in self._layouts
             layout = self._layouts.get(piece.uri)
+            if known:
+                self._layouts.move_to_end(piece.uri)
         if known:
-            return None if layout is None else self._slice(piece, layout, None)
-        guess = WavLayout(_CANONICAL_HEADER, piece.channels, SAMPLE_WIDTH, _MAX_FRAMES)
+            return None if layout is None else self._slice(piece, layout, rate, None)
+        guess = WavLayout(_CANONICAL_HEADER, piece.channels, rate, _MAX_FRAMES)
         head, body = self.reader.read_ranges(
             piece.uri, [(0, min(_HEADER_PREFIX, piece.byte_size)), _byte_range(piece, guess)]
         )
@@ -125,32 +146,36 @@ class ClipCutter:
         if layout is None:
             return None
         as_guessed = (layout.data_offset, layout.channels) == (_CANONICAL_HEADER, piece.channels)
-        return self._slice(piece, layout, body if as_guessed else None)
+        return self._slice(piece, layout, rate, body if as_guessed else None)
 
     def _longer_header(self, piece: Piece) -> bytes:
         (head,) = self.reader.read_ranges(piece.uri, [(0, min(_MAX_HEADER, piece.byte_size))])
         return head
 
-    def _slice(self, piece: Piece, layout: WavLayout, body: bytes | None) -> Samples:
+    def _slice(self, piece: Piece, layout: WavLayout, rate: int, body: bytes | None) -> Samples:
+        _agrees(piece, layout.rate, layout.channels, rate)
         if body is None:
             (body,) = self.reader.read_ranges(piece.uri, [_byte_range(piece, layout)])
         frame = layout.channels * SAMPLE_WIDTH
         whole = len(body) // frame * frame
         frames = np.frombuffer(body[:whole], dtype="<i2").reshape(-1, layout.channels)
         last = max(0, min(piece.last, layout.frames) - piece.first)
-        return frames[:last, min(piece.channel, layout.channels - 1)]
+        return frames[:last, piece.channel]
 
-    def _decoded(self, piece: Piece) -> Samples:
-        source = io.BufferedReader(_RangeFile(self.reader, piece.uri, piece.byte_size), 1 << 16)
+    def _decoded(self, piece: Piece, rate: int) -> Samples:
+        raw = _RangeFile(self.reader, piece.uri, piece.byte_size)
         try:
-            with soundfile.SoundFile(source) as audio:
+            with soundfile.SoundFile(io.BufferedReader(raw, 1 << 16)) as audio:
+                _agrees(piece, audio.samplerate, audio.channels, rate)
                 audio.seek(min(piece.first, audio.frames))
                 frames = audio.read(piece.last - piece.first, dtype="int16", always_2d=True)
-                return np.ascontiguousarray(frames[:, min(piece.channel, audio.channels - 1)])
-        except soundfile.LibsndfileError as exc:
-            raise ChunkUnavailableError(
+        except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise raw.failure or ChunkUnavailableError(
                 piece.uri, f"not readable as {piece.format}: {exc}"
             ) from None
+        if raw.failure is not None:  # libsndfile took the failed read for the end of the file
+            raise raw.failure
+        return np.ascontiguousarray(frames[:, piece.channel])
 
     def _remember(self, uri: str, layout: WavLayout | None) -> None:
         with self._lock:
@@ -159,7 +184,27 @@ class ClipCutter:
                 self._layouts.popitem(last=False)
 
 
-_MAX_FRAMES = 1 << 62
+def _agrees(piece: Piece, rate: int, channels: int, expected_rate: int) -> None:
+    """The object is the audio its row says: cut at another rate, or from a channel it does
+    not have, a clip would be wrong without a word."""
+    if rate != expected_rate or piece.channel >= channels:
+        raise ChunkUnavailableError(
+            piece.uri,
+            f"holds {channels} channel(s) at {rate} Hz; its row says channel {piece.channel + 1} "
+            f"at {expected_rate} Hz",
+        )
+
+
+def merged(holes: Sequence[Hole]) -> list[Hole]:
+    """Holes in order, those that touch or overlap made one."""
+    out: list[Hole] = []
+    for hole in sorted(holes, key=lambda h: h.offset):
+        if out and hole.offset <= out[-1].offset + out[-1].length:
+            end = max(out[-1].offset + out[-1].length, hole.offset + hole.length)
+            out[-1] = Hole(offset=out[-1].offset, length=end - out[-1].offset)
+        else:
+            out.append(hole)
+    return out
 
 
 def _byte_range(piece: Piece, layout: WavLayout) -> tuple[int, int]:
@@ -179,10 +224,10 @@ def wav_layout(head: bytes) -> WavLayout | None:
             if parsed.getsampwidth() != SAMPLE_WIDTH:
                 return None
             return WavLayout(
-                handle.tell(), parsed.getnchannels(), SAMPLE_WIDTH, parsed.getnframes()
+                handle.tell(), parsed.getnchannels(), parsed.getframerate(), parsed.getnframes()
             )
-    except (wave.Error, EOFError):
-        return None
+    except (wave.Error, EOFError, RuntimeError, ValueError, struct.error):
+        return None  # RuntimeError: a chunk that runs past the size its RIFF header gives
 
 
 def wav_bytes(samples: npt.NDArray[np.int16], sample_rate: int) -> bytes:
@@ -201,6 +246,8 @@ class _RangeFile(io.RawIOBase):
 
     def __init__(self, reader: RangeReader, uri: str, size: int) -> None:
         self._reader, self._uri, self._size, self._at = reader, uri, size, 0
+        self.failure: ChunkUnavailableError | None = None
+        """A read that failed: libsndfile calls back through C, which cannot carry it."""
 
     def readable(self) -> bool:
         return True
@@ -220,7 +267,11 @@ class _RangeFile(io.RawIOBase):
         end = min(self._at + len(buffer), self._size)
         if end <= self._at:
             return 0
-        (data,) = self._reader.read_ranges(self._uri, [(self._at, end)])
+        try:
+            (data,) = self._reader.read_ranges(self._uri, [(self._at, end)])
+        except ChunkUnavailableError as exc:
+            self.failure = exc
+            return 0
         buffer[: len(data)] = data
         self._at += len(data)
         return len(data)

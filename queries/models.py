@@ -13,11 +13,13 @@ MAX_TURNS = 1_000_000
 """Turn-count filters above this are refused: no call has that many turns."""
 
 
-class _Answer(BaseModel):
+class Answer(BaseModel):
+    """What every query answers: frozen, so an answer shared between callers stays as read."""
+
     model_config = ConfigDict(frozen=True)
 
 
-class RoleFigures(_Answer):
+class RoleFigures(Answer):
     """One figure per speaker."""
 
     user: int
@@ -39,7 +41,7 @@ Hole = Literal[
 ]
 
 
-class TrackCompleteness(_Answer):
+class TrackCompleteness(Answer):
     """What the store holds of one audio track, against what the session's end declared."""
 
     track: Track
@@ -54,7 +56,7 @@ class TrackCompleteness(_Answer):
     expected_samples: int | None = Field(description="Declared by the end; null without one.")
 
 
-class Completeness(_Answer):
+class Completeness(Answer):
     """Whether the store holds the whole session: every event the producer numbered arrived
     (no hole in ``seq``) and every turn that started has stopped; once the session has ended,
     also every chunk and sample its end declared, without gaps or overlaps."""
@@ -82,7 +84,7 @@ class Completeness(_Answer):
     )
 
 
-class SessionSummary(_Answer):
+class SessionSummary(Answer):
     session_id: str
     bot_id: str
     framework: str
@@ -100,13 +102,13 @@ class SessionSummary(_Answer):
     completeness: Completeness
 
 
-class Word(_Answer):
+class Word(Answer):
     text: str
     start: float = Field(description="Seconds from the turn's start.")
     end: float
 
 
-class Turn(_Answer):
+class Turn(Answer):
     turn_id: str
     role: Role
     text: str
@@ -126,7 +128,7 @@ class Turn(_Answer):
     seq: int
 
 
-class Chunk(_Answer):
+class Chunk(Answer):
     chunk_seq: int
     chunk_id: str
     uri: str
@@ -144,13 +146,13 @@ class Chunk(_Answer):
     sha256: str
 
 
-class SessionDetail(_Answer):
+class SessionDetail(Answer):
     summary: SessionSummary
     turns: list[Turn] = Field(description="In speaking order.")
     chunks: dict[Track, list[Chunk]] = Field(description="The chunk index, per track.")
 
 
-class SessionFilters(_Answer):
+class SessionFilters(Answer):
     """Which sessions to list; unset filters do not filter."""
 
     bot_id: str | None = None
@@ -165,21 +167,21 @@ class SessionFilters(_Answer):
     state: SessionState | None = None
 
 
-class SessionPage(_Answer):
+class SessionPage(Answer):
     items: list[SessionSummary] = Field(description="Newest first.")
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )
 
 
-class Span(_Answer):
+class Span(Answer):
     """Characters ``start`` to ``end`` (exclusive) of the text."""
 
     start: int
     end: int
 
 
-class SearchHit(_Answer):
+class SearchHit(Answer):
     session_id: str
     turn_id: str
     bot_id: str
@@ -190,12 +192,12 @@ class SearchHit(_Answer):
     marked: str = Field(description="The text with each match inside <mark>...</mark>.")
 
 
-class SearchPage(_Answer):
+class SearchPage(Answer):
     items: list[SearchHit] = Field(description="Newest first.")
     next_cursor: str | None
 
 
-class IncompleteSession(_Answer):
+class IncompleteSession(Answer):
     session_id: str
     bot_id: str
     completeness: Completeness
@@ -203,12 +205,12 @@ class IncompleteSession(_Answer):
     open_turn_ids: list[str] = Field(description="Turns started but never stopped (first 100).")
 
 
-class IncompletePage(_Answer):
+class IncompletePage(Answer):
     items: list[IncompleteSession]
     next_cursor: str | None
 
 
-class Percentiles(_Answer):
+class Percentiles(Answer):
     count: int = Field(description="How many values the percentiles are taken over.")
     p50: float
     p90: float
@@ -216,7 +218,7 @@ class Percentiles(_Answer):
     p99: float
 
 
-class RoleTurnFigures(_Answer):
+class RoleTurnFigures(Answer):
     turns: int
     complete: int
     interrupted: int
@@ -224,14 +226,14 @@ class RoleTurnFigures(_Answer):
     duration_ms: Percentiles | None = Field(description="Over complete turns.")
 
 
-class TurnFigures(_Answer):
+class TurnFigures(Answer):
     since: AwareDatetime
     until: AwareDatetime
     bot_id: str | None
     roles: dict[Role, RoleTurnFigures]
 
 
-class LatencyFigures(_Answer):
+class LatencyFigures(Answer):
     since: AwareDatetime
     until: AwareDatetime
     bot_id: str | None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
 from queries.alignment import (
     TrackAlignment,
@@ -27,7 +27,7 @@ from queries.alignment import (
 from queries.chunks import chunk_index
 from queries.clips import Clip, ClipCutter
 from queries.errors import BadQueryError, NotFoundError
-from queries.models import Chunk, Turn
+from queries.models import Answer, Chunk, Turn
 from queries.paging import as_utc
 from queries.reader import Reader
 from queries.turns import TURN_FIELDS, as_turn, stored_turns
@@ -42,13 +42,13 @@ VOICES: dict[Tracks, tuple[Voice, ...]] = {
 """A clip's channels per ``track``: both is stereo, user left and assistant right."""
 MAX_PAD_MS = 60_000
 MAX_WINDOW = timedelta(minutes=10)
+"""The longest clip or alignment: a clip is built in memory."""
+MAX_SESSION_MS = 366 * 24 * 3600 * 1000
+"""Session times beyond a year are refused: no call lasts that long."""
+_MINUTES = MAX_WINDOW // timedelta(minutes=1)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class AlignedWord(_Frozen):
+class AlignedWord(Answer):
     text: str
     started_at: AwareDatetime
     stopped_at: AwareDatetime
@@ -58,7 +58,7 @@ class AlignedWord(_Frozen):
     end_sample: int | None
 
 
-class TurnAlignment(_Frozen):
+class TurnAlignment(Answer):
     turn: Turn
     since: AwareDatetime = Field(
         description="The window's first sample: the turn's start less the padding."
@@ -68,7 +68,7 @@ class TurnAlignment(_Frozen):
     words: list[AlignedWord]
 
 
-class Position(_Frozen):
+class Position(Answer):
     """Where one track's recording is at an instant."""
 
     chunk_id: str
@@ -79,7 +79,7 @@ class Position(_Frozen):
     recording_started_at: AwareDatetime
 
 
-class Moment(_Frozen):
+class Moment(Answer):
     at: AwareDatetime
     origin: AwareDatetime = Field(description="Session time 0: its first turn's or chunk's start.")
     turns: list[Turn] = Field(description="The turns under way at that instant.")
@@ -110,20 +110,23 @@ class Recording:
         raise NotFoundError(f"no turn {turn_id!r} in this session")
 
     def window_of(self, turn: dict[str, Any], pad_ms: int) -> tuple[datetime, datetime]:
-        """The turn's time, padded; a turn still open runs to the end of the audio."""
+        """The turn's time, padded; a turn still open runs to the end of the audio (at most
+        ``MAX_WINDOW``)."""
         if not 0 <= pad_ms <= MAX_PAD_MS:
             raise BadQueryError("pad_ms", f"must be from 0 to {MAX_PAD_MS}, got {pad_ms}")
         pad = timedelta(milliseconds=pad_ms)
         started: datetime = turn["started_at"]
         ends = [c.ends_at for found in self.chunks.values() for c in found]
-        stop: datetime = turn["stopped_at"] or max([started, *ends])
+        stop: datetime = turn["stopped_at"] or min(max([started, *ends]), started + MAX_WINDOW)
+        if stop - started + 2 * pad > MAX_WINDOW:
+            raise BadQueryError(
+                "turn_id", f"the turn with its padding outlasts {_MINUTES} minutes: ask /audio"
+            )
         return started - pad, stop + pad
 
     def aligned(
         self, voices: Sequence[Voice], since: datetime, until: datetime
     ) -> list[TrackAlignment]:
-        if until - since > MAX_WINDOW:
-            raise BadQueryError("window", f"a window is at most {MAX_WINDOW.seconds // 60} minutes")
         return [align(self.chunks, voice, since, until) for voice in voices]
 
 
@@ -160,10 +163,12 @@ def window_clip(
     reader: Reader, cutter: ClipCutter, session_id: str, from_ms: int, to_ms: int, track: Tracks
 ) -> Clip:
     """Any window of the session, in session time."""
-    if not 0 <= from_ms < to_ms:
+    if not 0 <= from_ms < to_ms <= MAX_SESSION_MS:
         raise BadQueryError(
             "to_ms", f"the window must run forward from 0 (from {from_ms} to {to_ms})"
         )
+    if timedelta(milliseconds=to_ms - from_ms) > MAX_WINDOW:
+        raise BadQueryError("to_ms", f"a window is at most {_MINUTES} minutes")
     session = recording(reader, session_id)
     since = session.origin + timedelta(milliseconds=from_ms)
     until = session.origin + timedelta(milliseconds=to_ms)
@@ -181,8 +186,11 @@ def turn_alignment(reader: Reader, session_id: str, turn_id: str, pad_ms: int = 
     rate = own.sample_rate or next((t.sample_rate for t in tracks if t.sample_rate), None)
     words = []
     for word in turn.words:
-        start = turn.started_at + timedelta(seconds=word.start)
-        stop = turn.started_at + timedelta(seconds=word.end)
+        try:
+            start = turn.started_at + timedelta(seconds=word.start)
+            stop = turn.started_at + timedelta(seconds=word.end)
+        except OverflowError:
+            continue  # a timing past the calendar (the contract bounds it below only)
         words.append(
             AlignedWord(
                 text=word.text,
@@ -197,8 +205,8 @@ def turn_alignment(reader: Reader, session_id: str, turn_id: str, pad_ms: int = 
 
 def moment(reader: Reader, session_id: str, t_ms: int) -> Moment:
     """What was being said ``t_ms`` into the session, and where each track's audio is."""
-    if t_ms < 0:
-        raise BadQueryError("t_ms", f"must be 0 or more, got {t_ms}")
+    if not 0 <= t_ms <= MAX_SESSION_MS:
+        raise BadQueryError("t_ms", f"must be from 0 to {MAX_SESSION_MS}, got {t_ms}")
     session = recording(reader, session_id, TURN_FIELDS)
     at = session.origin + timedelta(milliseconds=t_ms)
     under_way = [

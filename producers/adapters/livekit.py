@@ -55,6 +55,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+import soundfile
 import structlog
 
 from audio.stores import ChunkReader, ChunkWriter
@@ -313,8 +314,6 @@ async def publish_recording(
     ``chunk_seq`` is ``recording_seq`` of its start, and ``chunk_id`` names the track and the
     start in UTC.
     """
-    from mutagen import File as AudioFile  # the livekit extra brings it
-
     if recording_started_at is None or recording_started_at.tzinfo is None:
         raise ValueError(f"{path}: the recording start must be an aware datetime")
     if store is not None and uri is not None:
@@ -326,19 +325,16 @@ async def publish_recording(
     fmt = name.suffix.removeprefix(".").lower() or "unknown"
     stamp = f"{started:%Y%m%dT%H%M%S%f}Z"
 
-    def inspect() -> tuple[Any, int, str, str]:
+    def inspect() -> tuple[_Audio, int, str, str]:
         data = ChunkReader().read_object(path) if isinstance(path, str) else path.read_bytes()
-        info = AudioFile(io.BytesIO(data))
-        if info is None:
-            raise ValueError(f"{path}: not a readable audio file")
+        audio = _audio_of(data, str(path))
         if store is None:
             where = path if isinstance(path, str) else uri or path.resolve().as_uri()
-            return info, len(data), hashlib.sha256(data).hexdigest(), where
+            return audio, len(data), hashlib.sha256(data).hexdigest(), where
         stored = store.put(f"{session_id}/recordings/{stamp}-{track}.{fmt}", data)
-        return info, stored.byte_size, stored.sha256, stored.uri
+        return audio, stored.byte_size, stored.sha256, stored.uri
 
-    info, byte_size, sha256, location = await asyncio.to_thread(inspect)
-    rate = int(getattr(info.info, "sample_rate", 0) or 48_000)
+    (rate, channels, samples), byte_size, sha256, location = await asyncio.to_thread(inspect)
     return producer.chunk_ready(
         session_id,
         chunk_id=f"{session_id}/{track}/recording-{stamp}",
@@ -347,10 +343,32 @@ async def publish_recording(
         uri=location,
         format=fmt,
         sample_rate=rate,
-        channels=int(info.info.channels),
+        channels=channels,
         start_sample=0,
-        num_samples=round(info.info.length * rate),
+        num_samples=samples,
         recording_started_at=started,
         byte_size=byte_size,
         sha256=sha256,
     )
+
+
+_Audio = tuple[int, int, int]
+"""Sample rate, channels, samples."""
+
+
+def _audio_of(data: bytes, name: str) -> _Audio:
+    """What a recording holds, as the clips will decode it: libsndfile (``soundfile``) for
+    what it reads (an Opus file's rate is its input rate there, which mutagen does not give),
+    mutagen for the rest."""
+    try:
+        found = soundfile.info(io.BytesIO(data))
+        return int(found.samplerate), int(found.channels), int(found.frames)
+    except (soundfile.LibsndfileError, RuntimeError):
+        pass
+    from mutagen import File as AudioFile  # the livekit extra brings it
+
+    info = AudioFile(io.BytesIO(data))
+    if info is None:
+        raise ValueError(f"{name}: not a readable audio file")
+    rate = int(getattr(info.info, "sample_rate", 0) or 48_000)
+    return rate, int(info.info.channels), round(info.info.length * rate)

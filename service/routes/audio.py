@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from queries.clips import Clip
+from queries.clips import MAX_HOLES, Clip
 from queries.recording import (
     MAX_PAD_MS,
+    MAX_SESSION_MS,
     Moment,
     Tracks,
     TurnAlignment,
@@ -34,6 +35,9 @@ SessionId = Annotated[str, Path(min_length=1, max_length=256)]
 TurnId = Annotated[str, Path(min_length=1, max_length=256)]
 Padding = Annotated[int, Query(ge=0, le=MAX_PAD_MS, description="Audio kept before and after, ms.")]
 
+SessionTime = Query(
+    ge=0, le=MAX_SESSION_MS, description="Session time: ms from its first turn or chunk."
+)
 _PROBLEMS = problem_responses(400, 401, 404, 422, 502, 503)
 _WAV: dict[int | str, dict[str, Any]] = {
     200: {
@@ -45,8 +49,9 @@ _WAV: dict[int | str, dict[str, Any]] = {
             },
             "X-Audio-Holes": {
                 "description": "JSON: per track, [first sample, samples] of each stretch no "
-                "chunk covered, filled with silence."
+                f"chunk covered, filled with silence (the first {MAX_HOLES})."
             },
+            "X-Audio-Hole-Samples": {"description": "JSON: per track, the silent samples."},
         },
     },
     **_PROBLEMS,
@@ -95,8 +100,11 @@ def alignment(
 def session_audio(
     state: State,
     session_id: SessionId,
-    from_ms: Annotated[int, Query(ge=0, description="Session time: ms from its origin.")],
-    to_ms: Annotated[int, Query(gt=0)],
+    from_ms: Annotated[int, SessionTime],
+    to_ms: Annotated[
+        int,
+        Query(gt=0, le=MAX_SESSION_MS, description="Excluded; at most 10 minutes after from_ms."),
+    ],
     track: Tracks = "both",
 ) -> Response:
     """Any window of the session's recording (at most 10 minutes)."""
@@ -108,7 +116,7 @@ def session_audio(
 def at(
     state: State,
     session_id: SessionId,
-    t_ms: Annotated[int, Query(ge=0, description="Session time: ms from its origin.")],
+    t_ms: Annotated[int, SessionTime],
 ) -> Response:
     """What was being said at that moment: the turns under way, and per track the chunk and
     sample playing."""
@@ -116,12 +124,16 @@ def at(
 
 
 def _wav(clip: Clip) -> Response:
-    holes = {track: [[h.offset, h.length] for h in found] for track, found in clip.holes.items()}
+    holes = {
+        t: [[h.offset, h.length] for h in found[:MAX_HOLES]] for t, found in clip.holes.items()
+    }
+    silent = {t: sum(h.length for h in found) for t, found in clip.holes.items()}
     return Response(
         clip.wav,
         media_type="audio/wav",
         headers={
             "X-Audio-Start": clip.since.isoformat(),
             "X-Audio-Holes": json.dumps(holes, separators=(",", ":")),
+            "X-Audio-Hole-Samples": json.dumps(silent, separators=(",", ":")),
         },
     )

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from audio.stores import ChunkStore
 from producers.chunks import wav_bytes
 from producers.simulator import SAMPLE_RATE, SimulatedTurn, track_audio
-from schemas import ChunkReady, Role, TurnStarted, TurnStopped
+from schemas import ChunkReady, Role, TurnStarted, TurnStopped, WordTiming
 from schemas.models import Event
 from tests.events import envelope
 
@@ -51,6 +51,7 @@ def recorded_call(
                 started_at=start,
                 stopped_at=stop,
                 text=turn.text,
+                words=(WordTiming(text=turn.text.split()[0], start=0.1, end=0.3),),
                 interrupted=turn.interrupted,
                 timed_out=turn.timed_out,
             )

@@ -151,6 +151,8 @@ async def test_word_timings_come_back_as_times_and_samples(api: Api) -> None:
     pieces = {t["track"]: t["pieces"] for t in aligned["tracks"]}
     assert pieces["user"][0]["offset"] == 0
     assert pieces["user"][0]["segment_sample"] == round((turn.start_s - 0.1) * SAMPLE_RATE)
+    (word,) = aligned["words"]  # 0.1 to 0.3 s into the turn, after 0.1 s of padding
+    assert (word["start_sample"], word["end_sample"]) == (3_200, 6_400)
 
 
 async def test_a_short_clip_reads_little_more_than_its_own_samples(api: Api) -> None:
@@ -216,7 +218,9 @@ def _at_rate(pcm: bytes, rate: int) -> bytes:
 BAD: list[tuple[str, dict[str, str | int], int, str | None]] = [
     ("/v1/sessions/whole/audio", {"from_ms": 0, "to_ms": 1000, "track": "left"}, 422, "track"),
     ("/v1/sessions/whole/audio", {"from_ms": 2000, "to_ms": 1000}, 400, "to_ms"),
-    ("/v1/sessions/whole/audio", {"from_ms": 0, "to_ms": 11 * 60_000}, 400, "window"),
+    ("/v1/sessions/whole/audio", {"from_ms": 0, "to_ms": 11 * 60_000}, 400, "to_ms"),
+    ("/v1/sessions/whole/audio", {"from_ms": 10**15, "to_ms": 1000}, 422, "from_ms"),
+    ("/v1/sessions/whole/at", {"t_ms": 3 * 10**14}, 422, "t_ms"),
     ("/v1/sessions/whole/turns/user-1/audio", {"pad_ms": -1}, 422, "pad_ms"),
     ("/v1/sessions/whole/at", {"t_ms": "soon"}, 422, "t_ms"),
     ("/v1/sessions/nobody/at", {"t_ms": 0}, 404, None),

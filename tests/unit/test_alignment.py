@@ -96,11 +96,23 @@ def test_chunks_that_overlap_play_each_sample_once() -> None:
     assert found.pieces[1].first == RATE // 2
 
 
+def test_of_overlapping_chunks_that_began_before_the_window_the_first_to_begin_plays() -> None:
+    began_first = chunk(0, 3 * RATE, 15 * RATE, segment=T0 + timedelta(seconds=2))  # 5-20 s
+    began_later = chunk(1, 8 * RATE, 12 * RATE)  # 8-20 s, of a segment that started earlier
+    for order in ([began_first, began_later], [began_later, began_first]):
+        found = align({"user": order}, "user", T0 + ms(12_000), T0 + ms(13_000))
+        assert [(p.chunk_id, p.first) for p in found.pieces] == [("s/user/0", 7 * RATE)]
+
+
 def test_the_assistant_is_the_right_channel_of_a_stereo_mix() -> None:
     mixed = chunk(0, 0, 10 * RATE, channels=2)
     found = align({"mixed": [mixed]}, "assistant", T0, T0 + timedelta(seconds=1))
     assert [p.channel for p in found.pieces] == [1]
     assert [p.channel for p in align({"mixed": [mixed]}, "user", T0, T0 + ms(5)).pieces] == [0]
+    mono = chunk(1, 10 * RATE, RATE)
+    mixes: dict[Track, list[Chunk]] = {"mixed": [mixed, mono]}  # a mono mix: both voices
+    found = align(mixes, "assistant", T0 + ms(9_500), T0 + ms(10_500))
+    assert [p.channel for p in found.pieces] == [1, 0]
 
 
 def test_a_track_changing_sample_rate_within_the_window_is_refused_by_name() -> None:
