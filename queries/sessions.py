@@ -31,7 +31,7 @@ from queries.models import (
 )
 from queries.paging import EARLIEST, as_utc, bounded, decode_cursor, encode_cursor, page_size
 from queries.reader import Reader
-from queries.sealing import LEDGER_COLUMNS, chunk_figures, ledger, track_figures, tracks_seen
+from queries.sealing import LEDGER_COLUMNS, chunk_figures, figures_of, ledger
 from queries.summary import passes, summarize
 from queries.turns import SUMMARY_FIELDS, as_turn, in_speaking_order, stored_turns
 
@@ -51,18 +51,18 @@ _RANGE_FILTERS = ("bot_id", "since", "until")
 CLOCK_SKEW = timedelta(hours=1)
 """With no upper bound, turns up to this far ahead of this machine's clock are listed."""
 
-_SUMMARIES = f"""
+_SUMMARIES = """
 SELECT
     session_id,
-    groupUniqArrayMergeIf(turns, generation = {{turns_at:UInt32}}),
-    uniqExactMergeIf(seqs, generation = {{events_at:UInt32}}),
-    maxIf(last_seq, generation = {{events_at:UInt32}}),
-    maxIf(last_event_at, generation = {{events_at:UInt32}}),
-    groupUniqArrayMergeIf(ends, generation = {{events_at:UInt32}}),
-    {track_figures("groupUniqArrayMergeIf(chunks, generation = {chunks_at:UInt32})")}
+    groupUniqArrayMergeIf(turns, generation = {turns_at:UInt32}),
+    uniqExactMergeIf(seqs, generation = {events_at:UInt32}),
+    maxIf(last_seq, generation = {events_at:UInt32}),
+    maxIf(last_event_at, generation = {events_at:UInt32}),
+    groupUniqArrayMergeIf(ends, generation = {events_at:UInt32}),
+    groupUniqArrayMergeIf(chunks, generation = {chunks_at:UInt32})
 FROM session_summaries_generations
-WHERE generation IN ({{turns_at:UInt32}}, {{events_at:UInt32}}, {{chunks_at:UInt32}})
-    AND session_id IN {{ids:Array(String)}}
+WHERE generation IN ({turns_at:UInt32}, {events_at:UInt32}, {chunks_at:UInt32})
+    AND session_id IN {ids:Array(String)}
 GROUP BY session_id"""
 
 _LEDGERS = f"""
@@ -103,10 +103,10 @@ def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary
         summarize(
             str(s),
             in_speaking_order(versions),
-            ledger((events, last_seq, last_at, ends) if events else None, tracks_seen(figures)),
+            ledger((events, last_seq, last_at, ends) if events else None, figures_of(chunks)),
             clock,
         )
-        for s, versions, events, last_seq, last_at, ends, figures in rows
+        for s, versions, events, last_seq, last_at, ends, chunks in rows
         if versions
     ]
     summarized = {s.session_id for s in found}
