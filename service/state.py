@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from audio.stores import ChunkReader
-
 from consumers.admin import RebuildService
 from consumers.lag import LagProbe
 from consumers.metrics import ProjectorMetrics
