@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from consumers.storage.sealing import CHUNK_VALUE, END_VALUE, IS_END
-from queries.completeness import Declaration, Ledger, TrackSeen
+from queries.completeness import TRACK_ORDER, Declaration, Ledger, TrackSeen
 from queries.paging import as_utc
 from queries.reader import Reader
 from schemas import Track
@@ -110,8 +110,9 @@ def ledger(row: Sequence[Any] | None, tracks: tuple[TrackSeen, ...] = ()) -> Led
     )
 
 
-_TRACK_ORDER: dict[str, int] = {"user": 1, "assistant": 2, "mixed": 3}
-"""The engine's order of the track enum, in which ``track_figures`` lists the tracks."""
+_TRACK_RANK: dict[str, int] = {track: n for n, track in enumerate(TRACK_ORDER)}
+"""The engine's order of the track enum (``TRACK_ORDER``), in which ``track_figures`` lists
+the tracks."""
 
 
 def figures_of(versions: Iterable[Mapping[str, Any]]) -> tuple[TrackSeen, ...]:
@@ -141,4 +142,4 @@ def _extent(chunk: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def _segment(chunk: Mapping[str, Any]) -> tuple[int, Any]:
-    return _TRACK_ORDER[chunk["track"]], chunk["recording_started_at"]
+    return _TRACK_RANK[chunk["track"]], chunk["recording_started_at"]
