@@ -31,12 +31,12 @@ import numpy as np
 import polars as pl
 
 from audio.stores import ChunkReader, ChunkStore, open_chunk_store
+from audio.wav import SAMPLE_WIDTH, wav_bytes
 from bench.query_load import Clients, ServerThread
 from bench.store_data import EPOCH, bot_name
 from consumers.projections.audio_chunks import from_ready
 from consumers.storage.clickhouse import Store
-from producers.chunks import wav_bytes
-from queries.clips import SAMPLE_WIDTH, wav_layout
+from queries.clips import wav_layout
 from tstore.devs3 import DevS3
 
 SESSIONS = 50

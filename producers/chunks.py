@@ -9,21 +9,16 @@ which is what later lines the transcript up with the audio. Files go through a c
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import wave
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from audio.stores import ChunkStore, ChunkWriter, open_chunk_store
+from audio.wav import SAMPLE_WIDTH, wav_bytes
 from producers.producer import TranscriptProducer
 from schemas import Track
-
-SAMPLE_WIDTH = 2
-"""16-bit PCM, what Pipecat and LiveKit hand over."""
-
 
 DEFAULT_CHUNK_STORE = "tstore-chunks"
 
@@ -32,16 +27,6 @@ def default_chunk_store() -> ChunkStore:
     """Where an adapter writes chunks unless told: ``TSTORE_CHUNK_STORE``, the same setting
     the service reads, else ``./tstore-chunks``."""
     return open_chunk_store(os.environ.get("TSTORE_CHUNK_STORE") or DEFAULT_CHUNK_STORE)
-
-
-def wav_bytes(pcm: bytes, sample_rate: int, channels: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(channels)
-        wav.setsampwidth(SAMPLE_WIDTH)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm)
-    return buffer.getvalue()
 
 
 @dataclass

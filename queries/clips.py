@@ -26,12 +26,12 @@ import numpy.typing as npt
 import soundfile
 
 from audio.stores import ChunkUnavailableError
+from audio.wav import SAMPLE_WIDTH, wav_bytes
 from queries.alignment import Hole, Piece, TrackAlignment, Voice
 from queries.errors import BadQueryError, NotFoundError
 
 Samples = npt.NDArray[np.int16]
 
-SAMPLE_WIDTH = 2
 _CANONICAL_HEADER = 44
 _HEADER_PREFIX = 512
 """Bytes fetched to read a WAV header; one with more metadata chunks before the samples is
@@ -105,7 +105,7 @@ class ClipCutter:
             holes = {
                 t.track: self._fill(out[:, column], t, rate) for column, t in enumerate(tracks)
             }
-            return Clip(wav_bytes(out, rate), rate, since, holes)
+            return Clip(wav_bytes(out.tobytes(), rate, len(tracks)), rate, since, holes)
 
     def _fill(self, out: Samples, track: TrackAlignment, rate: int) -> list[Hole]:
         """``out`` filled with the track's pieces; the samples left silent, as holes."""
@@ -228,17 +228,6 @@ def wav_layout(head: bytes) -> WavLayout | None:
             )
     except (wave.Error, EOFError, RuntimeError, ValueError, struct.error):
         return None  # RuntimeError: a chunk that runs past the size its RIFF header gives
-
-
-def wav_bytes(samples: npt.NDArray[np.int16], sample_rate: int) -> bytes:
-    """16-bit PCM WAV of ``samples`` (frames by channels)."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(samples.shape[1])
-        out.setsampwidth(SAMPLE_WIDTH)
-        out.setframerate(sample_rate)
-        out.writeframes(samples.astype("<i2", copy=False).tobytes())
-    return buffer.getvalue()
 
 
 class _RangeFile(io.RawIOBase):

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from audio.stores import ChunkStore
-from producers.chunks import wav_bytes
+from audio.wav import wav_bytes
 from producers.simulator import SAMPLE_RATE, SimulatedTurn, track_audio
 from schemas import ChunkReady, Role, TurnStarted, TurnStopped, WordTiming
 from schemas.models import Event

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from audio.wav import wav_bytes
 from consumers.projector import Projector
 from consumers.storage.clickhouse import Store
 from producers import TranscriptProducer
 from producers.adapters.livekit import attach_livekit, publish_recording
-from producers.chunks import wav_bytes
 from schemas import ChunkReady, SessionEnded, Topics, TurnStarted, TurnStopped
 from tests.integration.reading import projected_completeness, read_events
 from tstore.devs3 import DevS3

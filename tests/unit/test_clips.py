@@ -13,7 +13,7 @@ import pytest
 import soundfile
 
 from audio.stores import ChunkReader, ChunkUnavailableError
-from producers.chunks import wav_bytes
+from audio.wav import wav_bytes
 from queries.alignment import Hole, Piece, TrackAlignment
 from queries.clips import ClipCutter, merged, wav_layout
 
