@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,24 +69,60 @@ async def test_events_reach_kafka_in_session_order(
     _assert_complete_and_in_order(seen, {f"s{i}": 24 for i in range(4)})
 
 
-BURST = 50_000
-"""Enough for the bot to submit faster than the delivery thread takes in for a while."""
+FIRST_BURST, BURST = 4_000, 50_000
+SMALL_QUEUE = DeliveryConfig(memory_events=200, batch_events=200)
+"""A memory queue that a burst taken in at once overflows into the spool."""
+
+
+def _start_turns(producer: TranscriptProducer, turns: range) -> None:
+    for turn in turns:
+        producer.turn_started(f"s{turn % 5}", f"t{turn}", "user")
+
+
+@contextlib.contextmanager
+def _delivery_thread_paused(producer: TranscriptProducer) -> Iterator[None]:
+    """Stop the delivery thread's loop between two of its steps until the block ends, so
+    that what the bot submits meanwhile is taken in at once, whatever the broker's speed."""
+    held, go_on = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        go_on.wait()
+
+    loop = producer._delivery._loop
+    assert loop is not None
+    loop.call_soon_threadsafe(hold)
+    held.wait()
+    try:
+        yield
+    finally:
+        go_on.set()
 
 
 async def test_a_close_right_after_a_burst_delivers_the_burst_through_the_spool(
     kafka_bootstrap: str, topics: Topics, tmp_path: Path
 ) -> None:
-    """A close while the delivery thread is still taking a burst in used to end the sender as
+    """A close while the delivery thread was still taking a burst in used to end the sender as
     soon as its queue ran dry, though the rest of the burst was on its way: that rest stayed
-    in the spool for the next process (bench.producer: 60,000 of 100,000)."""
-    async with TranscriptProducer(
+    in the spool for the next process (bench.producer: 60,000 of 100,000). Here the sender is
+    still busy with a first burst when a close comes with a far larger one not yet taken in."""
+    producer = TranscriptProducer(
         kafka_bootstrap,
         bot_id="bot",
         topics=topics,
         spool_dir=tmp_path,
-    ) as producer:
-        for turn in range(BURST):
-            producer.turn_started(f"s{turn % 5}", f"t{turn}", "user")
+        delivery=SMALL_QUEUE,
+        close_timeout_s=60,
+    )
+    producer.start()
+    _start_turns(producer, range(FIRST_BURST))
+    await until(lambda: producer.stats.published > 0, within_s=30)
+    with _delivery_thread_paused(producer):
+        assert producer.stats.published < FIRST_BURST
+        _start_turns(producer, range(FIRST_BURST, BURST))
+        closing = asyncio.create_task(producer.close())
+        await until(lambda: not producer.running, within_s=5)
+    await closing
     assert producer.stats.spooled > 0
     assert (producer.stats.published, producer.stats.spool_bytes) == (BURST, 0)
     seen = await _read_all(kafka_bootstrap, topics.turn_events, BURST)
