@@ -9,7 +9,8 @@
 Turn events come from the aggregators of ``LLMContextAggregatorPair``; message timestamps are
 turn starts, so a stop takes the wall clock when its event fires. In realtime mode the user's
 text is final only at ``on_user_turn_message_added``, so the stop waits for it. Audio comes
-from ``AudioBufferProcessor.on_track_audio_data``: one WAV chunk per track per buffer. A user
+from ``AudioBufferProcessor.on_track_audio_data``: one WAV chunk per track per buffer, sample 0
+of a recording being the first audio frame the buffer records after it starts. A user
 turn takes the language of its last final ``TranscriptionFrame``, seen as the user aggregator
 processes it (``on_before_process_frame``). The session's ``SessionEnded`` follows the end of
 the pipeline or the client's disconnection, and the recording's last chunk.
@@ -36,10 +37,10 @@ def _started_at(timestamp: str | None) -> datetime | None:
         return None
 
 
-def _is_final_transcription(frame: Any) -> bool:
-    """A ``TranscriptionFrame`` (or a subclass), by name: adapters import no framework module.
-    Interim and eager transcriptions are classes of their own."""
-    return any(cls.__name__ == "TranscriptionFrame" for cls in type(frame).__mro__)
+def _is_a(frame: Any, *names: str) -> bool:
+    """Whether ``frame`` is of one of these Pipecat frame classes (or a subclass), by name:
+    adapters import no framework module."""
+    return any(cls.__name__ in names for cls in type(frame).__mro__)
 
 
 def _language_tag(language: object) -> str | None:
@@ -66,13 +67,15 @@ class PipecatRecorder:
     _pending: _PendingUserStop | None = field(default=None)
     _language: str | None = None
     """Of the latest final transcription since the last user turn stopped."""
+    _anchoring: bool = False
+    """A segment started and the buffer has recorded no audio of it yet."""
     _ending: bool = False
     _sealed: bool = False
 
     def on_before_process_frame(self, _aggregator: Any, frame: Any) -> None:
         """The user aggregator's frames: a final transcription carries the speech's language,
         which none of the turn events do."""
-        if _is_final_transcription(frame) and frame.language:
+        if _is_a(frame, "TranscriptionFrame") and frame.language:
             self._language = _language_tag(frame.language)
 
     async def on_user_turn_started(self, _aggregator: Any, strategy: Any = None) -> None:
@@ -117,8 +120,19 @@ class PipecatRecorder:
             interrupted=bool(message.interrupted),
         )
 
-    async def on_recording_started(self, _processor: Any) -> None:
+    async def on_recording_started(self, processor: Any) -> None:
         if self.chunker:
+            self.chunker.start_segment()
+            self._anchoring = not processor.has_audio()
+
+    def on_audio_buffer_frame(self, _processor: Any, frame: Any) -> None:
+        """Sample 0 of a segment is the first audio frame the buffer records after it starts:
+        that comes up to a frame's length (20 ms) after the start, whose handler runs as a
+        task of its own, and anchoring at the start would put the whole recording that much
+        early against the turns. A frame recorded before the start's handler ran leaves the
+        anchor at the handler."""
+        if self._anchoring and self.chunker and _is_a(frame, *_RECORDED) and frame.audio:
+            self._anchoring = False
             self.chunker.start_segment()
 
     async def on_track_audio_data(
@@ -128,6 +142,7 @@ class PipecatRecorder:
             await self.chunker.add_buffer({"user": user, "assistant": bot}, sample_rate)
 
     async def on_recording_stopped(self, _processor: Any) -> None:
+        self._anchoring = False
         if self.chunker:
             self.chunker.stop_segment()
         if self._ending:
@@ -169,7 +184,15 @@ _TURN_EVENTS = {
     ),
     "assistant": ("on_assistant_turn_started", "on_assistant_turn_stopped"),
 }
-_AUDIO_EVENTS = ("on_recording_started", "on_track_audio_data", "on_recording_stopped")
+_AUDIO_EVENTS = {
+    "on_recording_started": "on_recording_started",
+    "on_before_process_frame": "on_audio_buffer_frame",
+    "on_track_audio_data": "on_track_audio_data",
+    "on_recording_stopped": "on_recording_stopped",
+}
+"""The audio buffer's events, and the recorder's handler of each."""
+_RECORDED = ("InputAudioRawFrame", "OutputAudioRawFrame")
+"""The frames whose audio ``AudioBufferProcessor`` records."""
 _END_EVENTS = {"task": "on_pipeline_finished", "transport": "on_client_disconnected"}
 
 
@@ -202,8 +225,8 @@ def attach_pipecat(
     if audio_buffer is not None:
         store = chunk_store or default_chunk_store()
         recorder.chunker = RecordingChunker(producer, session_id, store)
-        for event in _AUDIO_EVENTS:
-            audio_buffer.add_event_handler(event, guarded(getattr(recorder, event)))
+        for event, handler in _AUDIO_EVENTS.items():
+            audio_buffer.add_event_handler(event, guarded(getattr(recorder, handler)))
     ends = {"task": task, "transport": transport}
     for source, event in _END_EVENTS.items():
         if ends[source] is not None:

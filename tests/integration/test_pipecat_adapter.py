@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import threading
+import time
 import wave
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from audio.stores import ChunkWriter, StoredChunk, open_chunk_store
+from audio.stores import ChunkReader, ChunkWriter, StoredChunk, open_chunk_store
 from producers import TranscriptProducer
-from schemas import ChunkReady, SessionEnded, Topics, TurnStarted, TurnStopped
+from producers.simulator import tone_hz
+from queries.clips import ClipCutter
+from queries.reader import Reader
+from queries.recording import turn_clip
+from schemas import ChunkReady, Role, SessionEnded, Topics, TurnStarted, TurnStopped
+from tests.integration.audio_support import dominant_hz, samples_of, sounding
 from tests.integration.reading import projected_completeness, read_events
 
 pytest.importorskip("pipecat")
 
 from pipecat.frames.frames import (
     AudioBufferStartRecordingFrame,
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    EndFrame,
+    Frame,
     InputAudioRawFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -31,6 +47,7 @@ from pipecat.frames.frames import (
     UserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
@@ -40,6 +57,7 @@ from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.transcriptions.language import Language
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
 
 from examples.pipecat_bot import RATE, run_bot
 from producers.adapters.pipecat import PipecatRecorder, attach_pipecat
@@ -94,6 +112,31 @@ def _external_turns(*, realtime_service_mode: bool = False) -> LLMContextAggrega
         user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies()),
         realtime_service_mode=realtime_service_mode,
     )
+
+
+@contextlib.asynccontextmanager
+async def _recording(
+    bootstrap: str,
+    topics: Topics,
+    tmp_path: Path,
+    session_id: str,
+    pair: LLMContextAggregatorPair,
+    audio_buffer: AudioBufferProcessor,
+    task: PipelineWorker | None = None,
+) -> AsyncIterator[None]:
+    """A producer, with a session's turns and audio attached, for the block."""
+    async with TranscriptProducer(
+        bootstrap, bot_id="pipecat-bot", topics=topics, spool_dir=tmp_path / "spool"
+    ) as producer:
+        attach_pipecat(
+            producer,
+            pair,
+            session_id=session_id,
+            audio_buffer=audio_buffer,
+            chunk_store=open_chunk_store(str(tmp_path / "chunks")),
+            task=task,
+        )
+        yield
 
 
 def _assert_stored_as_described(chunk: ChunkReady) -> None:
@@ -176,6 +219,37 @@ async def _record_two_buffers(
     return recorder
 
 
+async def test_sample_0_of_a_recording_is_its_first_audio_frame(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    """Pipecat's buffer begins with the first audio frame after the recording starts, however
+    long after: a bot often starts recording as its client connects, before audio flows.
+    Anchored at the start instead, the whole recording lay that much early against the
+    turns."""
+    audio_buffer = AudioBufferProcessor(sample_rate=RATE, buffer_size=3200)
+    first_audio: list[datetime] = []
+
+    def note_first_audio(_processor: object, frame: Frame) -> None:
+        if isinstance(frame, InputAudioRawFrame) and not first_audio:
+            first_audio.append(datetime.now(UTC))
+
+    pair = _external_turns()
+    async with _recording(kafka_bootstrap, topics, tmp_path, "call-anchor", pair, audio_buffer):
+        audio_buffer.add_event_handler("on_before_process_frame", note_first_audio)
+        await run_test(
+            Pipeline([audio_buffer, pair.user(), pair.assistant()]),
+            frames_to_send=[
+                AudioBufferStartRecordingFrame(),
+                SleepFrame(0.3),
+                InputAudioRawFrame(audio=b"\x01\x00" * 1600, sample_rate=RATE, num_channels=1),
+            ],
+        )
+    chunks = await read_events(kafka_bootstrap, topics.audio_chunks, 2)
+    for chunk in chunks:
+        assert isinstance(chunk, ChunkReady)
+        assert abs(chunk.recording_started_at - first_audio[0]) < timedelta(milliseconds=10)
+
+
 class _StoreOpenedByStop:
     """A local chunk store whose writes wait until the recording-stopped handler has run: the
     order in which Pipecat's separate handler tasks interleave when a write is slow."""
@@ -253,3 +327,130 @@ async def test_a_client_hanging_up_while_recording_ends_the_session_after_its_la
     assert end.user_samples + end.assistant_samples == samples
     completeness = await projected_completeness(kafka_bootstrap, topics, clickhouse, "call-hang-up")
     assert (completeness.state, completeness.holes) == ("sealed", [])
+
+
+TICK_S = 0.02
+"""A transport's audio frame: the microphone's every 20 ms, silence or not."""
+
+
+@dataclass(frozen=True)
+class _Spoken:
+    role: Role
+    text: str
+    first_tick: int
+    ticks: int
+
+    @property
+    def end_tick(self) -> int:
+        return self.first_tick + self.ticks
+
+
+PACED_CALL = (
+    _Spoken("user", "Where is my order?", 20, 40),
+    _Spoken("assistant", "It shipped Monday.", 75, 50),
+    _Spoken("user", "And the invoice?", 140, 30),
+    _Spoken("assistant", "It is in your email.", 185, 40),
+)
+"""Four turns of their own tones (``tone_hz`` of their index), with silences between."""
+TRANSCRIPT_LEAD = 5
+"""Ticks before the end of speech that a streaming STT's final transcript comes. One that
+comes after the stop makes Pipecat end the turn half a second later (its external stop
+strategy's wait for more text), and the clip holds that half second of silence too."""
+PAD_MS = 200
+"""Each clip is cut with this much of the call before and after its turn, so that sound
+starting late or ending early would show."""
+EDGE_S = 0.06
+"""How far a turn's sound may start or end from where its clip says: a frame of
+``sounding``'s resolution, and two for the event loop on a busy machine (measured here: at
+most 21 ms). The fidelity tests hold simulated calls to one frame."""
+
+
+def _frames_at(tick: int) -> list[Frame]:
+    """What a transport, an STT and a TTS push into the pipeline at ``tick``."""
+    frames: list[Frame] = []
+    user_audio = np.zeros(round(TICK_S * RATE), dtype="<i2")
+    for index, spoken in enumerate(PACED_CALL):
+        sounding = spoken.first_tick <= tick < spoken.end_tick
+        tone = _tone(index, tick) if sounding else None
+        if spoken.role == "user":
+            if tick == spoken.first_tick:
+                frames.append(UserStartedSpeakingFrame())
+            if tick == spoken.end_tick - TRANSCRIPT_LEAD:
+                frames.append(TranscriptionFrame(text=spoken.text, user_id="", timestamp=""))
+            if tick == spoken.end_tick:
+                frames.append(UserStoppedSpeakingFrame())
+            if tone is not None:
+                user_audio = tone
+            continue
+        if tick == spoken.first_tick:
+            frames += [
+                LLMFullResponseStartFrame(),
+                LLMTextFrame(spoken.text),
+                BotStartedSpeakingFrame(),
+            ]
+        if tone is not None:
+            frames.append(_audio(OutputAudioRawFrame, tone))
+        if tick == spoken.end_tick:
+            frames += [BotStoppedSpeakingFrame(), LLMFullResponseEndFrame()]
+    return [_audio(InputAudioRawFrame, user_audio), *frames]
+
+
+def _tone(index: int, tick: int) -> npt.NDArray[np.int16]:
+    per_tick = round(TICK_S * RATE)
+    n = np.arange(tick * per_tick, (tick + 1) * per_tick)
+    return (8000 * np.sin(2 * np.pi * tone_hz(index) * n / RATE)).astype("<i2")
+
+
+def _audio(kind: Callable[..., Frame], samples: npt.NDArray[np.int16]) -> Frame:
+    return kind(audio=samples.tobytes(), sample_rate=RATE, num_channels=1)
+
+
+async def _speak_in_real_time(worker: PipelineWorker) -> None:
+    """Every tick's frames at its time from the start (late ticks catch up rather than push
+    the rest of the call later, as a transport's clock does), then the end of the call."""
+    started = asyncio.Event()
+    worker.add_event_handler("on_pipeline_started", lambda *_: started.set())
+    await started.wait()
+    await worker.queue_frame(AudioBufferStartRecordingFrame())
+    begin = time.monotonic()
+    for tick in range(PACED_CALL[-1].end_tick + PAD_MS // 10):
+        await asyncio.sleep(max(0.0, begin + tick * TICK_S - time.monotonic()))
+        await worker.queue_frames(_frames_at(tick))
+    await worker.queue_frame(EndFrame())
+
+
+async def test_a_call_in_real_time_plays_back_turn_by_turn(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, clickhouse: Client
+) -> None:
+    """Frames pushed at a transport's pace, each turn a tone of its own: every turn's clip,
+    cut from the chunks of Pipecat's audio buffer by the turn's times, is that tone from edge
+    to edge."""
+    pair = _external_turns()
+    audio_buffer = AudioBufferProcessor(sample_rate=RATE, buffer_size=RATE * 2)
+    worker = PipelineWorker(
+        Pipeline([pair.user(), audio_buffer, pair.assistant()]), cancel_on_idle_timeout=False
+    )
+    async with _recording(
+        kafka_bootstrap, topics, tmp_path, "call-paced", pair, audio_buffer, task=worker
+    ):
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(worker)
+        await asyncio.gather(runner.run(), _speak_in_real_time(worker))
+
+    events = await read_events(kafka_bootstrap, topics.turn_events, 2 * len(PACED_CALL) + 1)
+    stops = [e for e in events if isinstance(e, TurnStopped)]
+    assert [(s.role, s.text) for s in stops] == [(s.role, s.text) for s in PACED_CALL]
+    completeness = await projected_completeness(kafka_bootstrap, topics, clickhouse, "call-paced")
+    assert (completeness.state, completeness.holes) == ("sealed", [])
+    reader, cutter = Reader(clickhouse), ClipCutter(ChunkReader())
+    for index, stop in enumerate(stops):
+        clip = await asyncio.to_thread(
+            turn_clip, reader, cutter, "call-paced", stop.turn_id, pad_ms=PAD_MS
+        )
+        assert clip.holes == {stop.role: []}, stop
+        rate, samples = samples_of(clip.wav)
+        assert abs(dominant_hz(samples[:, 0], rate) - tone_hz(index)) < 5, stop
+        first, last = sounding(samples[:, 0], rate)
+        pad_s, length_s = PAD_MS / 1000, len(samples) / rate
+        assert abs(first - pad_s) <= EDGE_S, (stop, first)
+        assert abs(length_s - pad_s - last) <= EDGE_S, (stop, length_s - last)
