@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import Field
@@ -80,12 +81,38 @@ def channel_of(chunk: Chunk, track: Voice, mixed: bool) -> int:
     return 1 if mixed and track == "assistant" and chunk.channels > 1 else 0
 
 
+def precedence(chunk: Chunk) -> tuple[Fraction, datetime, int]:
+    """Where chunks of a track overlap, the first in this order plays and the others only
+    fill on from where it ends, in a clip as at an instant: the first to begin (exactly, in
+    microseconds from its segment's clock and its first sample), then the earlier segment,
+    then the lower number."""
+    began = Fraction(
+        microseconds(chunk.recording_started_at) * chunk.sample_rate + chunk.start_sample * _US,
+        chunk.sample_rate,
+    )
+    return began, chunk.recording_started_at, chunk.chunk_seq
+
+
+def sounding_at(
+    index: Mapping[Track, Sequence[Chunk]], track: Voice, at: datetime
+) -> tuple[Chunk, int] | None:
+    """The chunk of ``track`` that plays the instant ``at``, and the sample of its segment
+    nearest to it: the one a window starting at ``at`` begins with (``align``)."""
+    at_us = microseconds(at)
+    chunks, _ = track_sources(index, track)
+    playing = [
+        (chunk, sample)
+        for chunk in chunks
+        if chunk.start_sample <= (sample := segment_sample(chunk, at_us)) < chunk.end_sample
+    ]
+    return min(playing, key=lambda found: precedence(found[0]), default=None)
+
+
 def align(
     index: Mapping[Track, Sequence[Chunk]], track: Voice, since: datetime, until: datetime
 ) -> TrackAlignment:
     """The pieces of the chunks of ``track`` that fill ``since``..``until``, and the holes
-    between them. Where chunks overlap, the one that began first plays, and the other only
-    fills on from where it ends."""
+    between them, overlaps played by ``precedence``."""
     chunks, mixed = track_sources(index, track)
     since_us, until_us = microseconds(since), microseconds(until)
     found: list[tuple[int, int, int, Chunk]] = []
@@ -110,9 +137,7 @@ def align(
     pieces: list[Piece] = []
     holes: list[Hole] = []
     covered = 0
-    for lo, hi, shift, chunk in sorted(
-        found, key=lambda f: (f[3].start_sample - f[2], f[3].recording_started_at, f[3].chunk_seq)
-    ):
+    for lo, hi, shift, chunk in sorted(found, key=lambda f: precedence(f[3])):
         start = max(lo, covered)
         if start >= hi:
             continue

@@ -16,14 +16,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field
 
-from queries.alignment import (
-    TrackAlignment,
-    Voice,
-    align,
-    microseconds,
-    sample_offset,
-    track_sources,
-)
+from queries.alignment import TrackAlignment, Voice, align, sample_offset, sounding_at
 from queries.chunks import chunk_index
 from queries.clips import Clip, ClipCutter
 from queries.errors import BadQueryError, NotFoundError
@@ -223,19 +216,16 @@ def moment(reader: Reader, session_id: str, t_ms: int) -> Moment:
 
 
 def _position(session: Recording, voice: Voice, at: datetime) -> Position | None:
-    """The sample sounding at ``at`` (the one begun last before it), in the chunk that
-    plays it: as in ``align``, the chunk reaching furthest back wins an overlap."""
-    chunks, _ = track_sources(session.chunks, voice)
-    for chunk in sorted(chunks, key=lambda c: (c.starts_at, c.recording_started_at, c.chunk_seq)):
-        elapsed = microseconds(at) - microseconds(chunk.recording_started_at)
-        sample = elapsed * chunk.sample_rate // 1_000_000
-        if chunk.start_sample <= sample < chunk.end_sample:
-            return Position(
-                chunk_id=chunk.chunk_id,
-                uri=chunk.uri,
-                sample=sample - chunk.start_sample,
-                segment_sample=sample,
-                sample_rate=chunk.sample_rate,
-                recording_started_at=chunk.recording_started_at,
-            )
-    return None
+    """The sample of ``voice`` sounding at ``at``, in the chunk that plays it."""
+    found = sounding_at(session.chunks, voice, at)
+    if found is None:
+        return None
+    chunk, sample = found
+    return Position(
+        chunk_id=chunk.chunk_id,
+        uri=chunk.uri,
+        sample=sample - chunk.start_sample,
+        segment_sample=sample,
+        sample_rate=chunk.sample_rate,
+        recording_started_at=chunk.recording_started_at,
+    )

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from queries.alignment import TrackAlignment, align, microseconds
+from queries.alignment import TrackAlignment, align, microseconds, sounding_at
 from queries.errors import BadQueryError
 from queries.models import Chunk
 from schemas import Track
@@ -188,3 +188,19 @@ def test_the_order_chunks_arrived_in_changes_nothing(
     assert align({"user": chunks}, "user", since, until) == align(
         {"user": in_order}, "user", since, until
     )
+
+
+@given(layouts())
+def test_the_chunk_sounding_at_an_instant_is_the_one_a_window_from_it_begins_with(
+    layout: tuple[list[Chunk], datetime, datetime],
+) -> None:
+    """``/at`` and a clip follow one rule where chunks overlap."""
+    chunks, at, _ = layout
+    found = align({"user": chunks}, "user", at, at + ms(1))
+    first = found.pieces[0] if found.pieces and found.pieces[0].offset == 0 else None
+    sounding = sounding_at({"user": chunks}, "user", at)
+    if first is None:
+        assert sounding is None
+    else:
+        assert sounding is not None
+        assert (sounding[0].chunk_id, sounding[1]) == (first.chunk_id, first.segment_sample)
