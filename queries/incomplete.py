@@ -52,7 +52,7 @@ _ENDS = "groupUniqArrayMergeIf(ends, generation = {events_generation:UInt32})"
 _FIGURES = track_figures("groupUniqArrayMergeIf(chunks, generation = {chunks_generation:UInt32})")
 _CHUNK_HOLES = f"""
 SELECT session_id
-FROM session_summaries_generations
+FROM session_seals_generations
 WHERE generation IN ({{events_generation:UInt32}}, {{chunks_generation:UInt32}})
     AND session_id > {{after:String}}
 GROUP BY session_id

@@ -93,7 +93,7 @@ def ledger(row: Sequence[Any] | None, tracks: tuple[TrackSeen, ...] = ()) -> Led
     return Ledger(
         events=int(events),
         last_seq=int(last_seq),
-        last_event_at=as_utc(last_event_at),
+        last_event_at=None if last_event_at is None else as_utc(last_event_at),
         ends=tuple(
             Declaration(
                 seq=int(end["seq"]),

@@ -2,7 +2,8 @@
 
 A summary is computed when asked, from the session's turns (folded to their latest versions)
 and its event ledger (``queries.summary``), both kept per session as sets in one row of
-``session_summaries_generations``: a sum kept up to date on insert would count every replayed
+``session_summaries_generations`` (its ends, newest event and chunks in one of
+``session_seals_generations``): a sum kept up to date on insert would count every replayed
 duplicate, a set does not. Listing newest first across a million sessions is done in two steps
 so that neither reads more than it must:
 
@@ -52,18 +53,30 @@ CLOCK_SKEW = timedelta(hours=1)
 """With no upper bound, turns up to this far ahead of this machine's clock are listed."""
 
 _SUMMARIES = """
-SELECT
-    session_id,
-    groupUniqArrayMergeIf(turns, generation = {turns_at:UInt32}),
-    uniqExactMergeIf(seqs, generation = {events_at:UInt32}),
-    maxIf(last_seq, generation = {events_at:UInt32}),
-    maxIf(last_event_at, generation = {events_at:UInt32}),
-    groupUniqArrayMergeIf(ends, generation = {events_at:UInt32}),
-    groupUniqArrayMergeIf(chunks, generation = {chunks_at:UInt32})
-FROM session_summaries_generations
-WHERE generation IN ({turns_at:UInt32}, {events_at:UInt32}, {chunks_at:UInt32})
-    AND session_id IN {ids:Array(String)}
-GROUP BY session_id"""
+SELECT s.session_id, s.turns, s.events, s.last_seq, e.last_event_at, e.ends, e.chunks
+FROM (
+    SELECT
+        session_id,
+        groupUniqArrayMergeIf(turns, generation = {turns_at:UInt32}) AS turns,
+        uniqExactMergeIf(seqs, generation = {events_at:UInt32}) AS events,
+        maxIf(last_seq, generation = {events_at:UInt32}) AS last_seq
+    FROM session_summaries_generations
+    WHERE generation IN ({turns_at:UInt32}, {events_at:UInt32})
+        AND session_id IN {ids:Array(String)}
+    GROUP BY session_id
+) AS s
+LEFT JOIN (
+    SELECT
+        session_id,
+        maxIf(last_event_at, generation = {events_at:UInt32}) AS last_event_at,
+        groupUniqArrayMergeIf(ends, generation = {events_at:UInt32}) AS ends,
+        groupUniqArrayMergeIf(chunks, generation = {chunks_at:UInt32}) AS chunks
+    FROM session_seals_generations
+    WHERE generation IN ({events_at:UInt32}, {chunks_at:UInt32})
+        AND session_id IN {ids:Array(String)}
+    GROUP BY session_id
+) AS e ON s.session_id = e.session_id
+SETTINGS join_use_nulls = 1"""
 
 _LEDGERS = f"""
 SELECT session_id, {", ".join(LEDGER_COLUMNS)}
@@ -86,9 +99,10 @@ LIMIT {batch:UInt32}"""
 def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary]:
     """Summaries of these sessions (those with turns), newest first.
 
-    They are read from the sessions' rows of ``session_summaries_generations``, one per
-    session. A session whose turns are already visible but whose row is not yet (the two are
-    written one after the other) is summarized from its turns and ledger instead."""
+    They are read from the sessions' rows of ``session_summaries_generations`` and
+    ``session_seals_generations``, one per session in each. A session whose turns are already
+    visible but whose summary row is not yet (the two are written one after the other) is
+    summarized from its turns and ledger instead."""
     if not session_ids:
         return []
     rows = reader.rows(
@@ -103,7 +117,10 @@ def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary
         summarize(
             str(s),
             in_speaking_order(versions),
-            ledger((events, last_seq, last_at, ends) if events else None, figures_of(chunks)),
+            ledger(
+                (events, last_seq, last_at, ends or []) if events else None,
+                figures_of(chunks or []),
+            ),
             clock,
         )
         for s, versions, events, last_seq, last_at, ends, chunks in rows

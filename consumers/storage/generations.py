@@ -21,6 +21,13 @@ from consumers.projections import PROJECTIONS
 from consumers.storage.migrations import SESSION_SUMMARY_SOURCES
 from consumers.storage.sealing import SEALING_SOURCES
 
+_SESSION_ROWS = {
+    "session_summaries_generations": set(SESSION_SUMMARY_SOURCES),
+    "session_seals_generations": set(SEALING_SOURCES),
+}
+"""The tables of per-session rows, and the projections whose inserts fill them: a generation
+of those projections has rows there too."""
+
 State = Literal["building", "verifying", "failed", "live", "retired", "frozen", "discarded"]
 UNFINISHED: tuple[State, ...] = ("building", "verifying", "failed")
 """States of a rebuild that has not ended: it can be resumed or discarded."""
@@ -232,10 +239,9 @@ class Generations:
                 f"generation {number} is what readers see for {', '.join(shown_by)}; "
                 "rebuild and cut over to another generation before dropping it"
             )
-        summarized = set(generation.projections) & {*SESSION_SUMMARY_SOURCES, *SEALING_SOURCES}
         for table in (
             *(f"{p}_generations" for p in generation.projections),
-            *(["session_summaries_generations"] if summarized else []),
+            *(t for t, fed_by in _SESSION_ROWS.items() if fed_by & set(generation.projections)),
         ):
             self.client.command(f"ALTER TABLE {table} DROP PARTITION {int(number)}")
         return self.set_state(number, "discarded")

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.projections import project
+from consumers.storage import migrations
 from consumers.storage.clickhouse import Store
 from producers import TranscriptProducer
 from producers.simulator import simulate
@@ -293,3 +294,35 @@ def test_an_end_that_arrives_before_the_rest_of_its_session_seals_it_once_all_is
     stray = chunk(9, session_id, chunk_id="late", chunk_seq=7, start_sample=1_600)
     _write(store, [stray])
     assert _completeness(reader, session_id).holes == ["missing_events", "extra_chunks"]
+
+
+def test_a_store_migrated_before_the_seals_had_a_table_of_their_own_keeps_its_seals(
+    clickhouse: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrations 35-39 kept the sealing sets in the summary rows; 40-47 move them to
+    ``session_seals_generations``, filled again from the ledger and the chunks."""
+    monkeypatch.setattr(
+        migrations, "MIGRATIONS", tuple(m for m in migrations.MIGRATIONS if m.version <= 39)
+    )
+    store, reader = _store(clickhouse)
+    call = Call(turns=2, chunks={"user": [100, 50]}, segment_at=1)
+    old, new = unique_name("old"), unique_name("new")
+    _write(store, call.events(old))
+    monkeypatch.undo()
+
+    assert [m.version for m in migrations.migrate(clickhouse)] == list(range(40, 48))
+    _write(store, call.events(new))
+    found = _completeness(reader, old)
+    assert found == _completeness(reader, new)
+    assert (found.state, [(t.chunks, t.samples) for t in found.tracks]) == ("sealed", [(2, 150)])
+    summary_columns = reader.rows(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() "
+        "AND table = 'session_summaries_generations'"
+    )
+    assert {c for (c,) in summary_columns} == {
+        "generation",
+        "session_id",
+        "turns",
+        "seqs",
+        "last_seq",
+    }
