@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from service import problems
+from service.paths import SentPath
 from service.routes import admin, analytics, audio, health, incomplete, search, sessions
 from service.state import StoreState
 
@@ -19,11 +20,12 @@ def create_app(state: StoreState, *, queries: bool = True) -> FastAPI:
         summary="Voice-bot conversations, projected from Kafka events into ClickHouse.",
     )
     app.state.store = state
+    app.add_middleware(SentPath)
     problems.install(app)
     app.include_router(health.router)
     app.include_router(admin.router)
     if queries:
-        for module in (audio, sessions, search, incomplete, analytics):  # audio's paths first
+        for module in (audio, sessions, search, incomplete, analytics):
             app.include_router(module.router)
     document = app.openapi
     app.openapi = lambda: problems.problem_media_type(document())  # type: ignore[method-assign]

@@ -1,8 +1,7 @@
 """The recording against the transcript: a turn's clip and alignment, any window of the
 session, what was being said at a moment.
 
-Registered before ``/v1/sessions/{id}``, whose session id takes any path: these routes end in
-their own fixed words (``/audio``, ``/alignment``, ``/at``).
+Ids are one path segment each (``service.paths``): a ``/`` in one is sent as ``%2F``.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from queries.clips import MAX_HOLES, Clip
 from queries.recording import (
@@ -26,13 +25,12 @@ from queries.recording import (
 )
 from service.answers import Freshness, respond
 from service.auth import bearer, state_of
+from service.paths import PathId
 from service.problems import problem_responses
 from service.state import StoreState
 
 router = APIRouter(prefix="/v1", tags=["audio"], dependencies=[Depends(bearer)])
 State = Annotated[StoreState, Depends(state_of)]
-SessionId = Annotated[str, Path(min_length=1, max_length=256)]
-TurnId = Annotated[str, Path(min_length=1, max_length=256)]
 Padding = Annotated[int, Query(ge=0, le=MAX_PAD_MS, description="Audio kept before and after, ms.")]
 
 SessionTime = Query(
@@ -67,12 +65,14 @@ class MomentAnswer(Moment, Freshness):
 
 
 @router.get(
-    "/sessions/{session_id:path}/turns/{turn_id}/audio", response_class=Response, responses=_WAV
+    "/sessions/{session_id:segment}/turns/{turn_id:segment}/audio",
+    response_class=Response,
+    responses=_WAV,
 )
 def turn_audio(
     state: State,
-    session_id: SessionId,
-    turn_id: TurnId,
+    session_id: PathId,
+    turn_id: PathId,
     track: Annotated[Tracks | None, Query(description="Default: the turn's speaker.")] = None,
     pad_ms: Padding = 0,
 ) -> Response:
@@ -84,22 +84,20 @@ def turn_audio(
 
 
 @router.get(
-    "/sessions/{session_id:path}/turns/{turn_id}/alignment",
+    "/sessions/{session_id:segment}/turns/{turn_id:segment}/alignment",
     response_model=AlignmentAnswer,
     responses=_PROBLEMS,
 )
-def alignment(
-    state: State, session_id: SessionId, turn_id: TurnId, pad_ms: Padding = 0
-) -> Response:
+def alignment(state: State, session_id: PathId, turn_id: PathId, pad_ms: Padding = 0) -> Response:
     """Per track, which samples of which chunks hold the turn; its words in samples too."""
     found = turn_alignment(state.ready_reader(), session_id, turn_id, pad_ms)
     return respond(AlignmentAnswer, state.freshness(), found)
 
 
-@router.get("/sessions/{session_id:path}/audio", response_class=Response, responses=_WAV)
+@router.get("/sessions/{session_id:segment}/audio", response_class=Response, responses=_WAV)
 def session_audio(
     state: State,
-    session_id: SessionId,
+    session_id: PathId,
     from_ms: Annotated[int, SessionTime],
     to_ms: Annotated[
         int,
@@ -112,10 +110,10 @@ def session_audio(
     return _wav(clip)
 
 
-@router.get("/sessions/{session_id:path}/at", response_model=MomentAnswer, responses=_PROBLEMS)
+@router.get("/sessions/{session_id:segment}/at", response_model=MomentAnswer, responses=_PROBLEMS)
 def at(
     state: State,
-    session_id: SessionId,
+    session_id: PathId,
     t_ms: Annotated[int, SessionTime],
 ) -> Response:
     """What was being said at that moment: the turns under way, and per track the chunk and

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import ConfigDict, Field
 
 from queries import SessionFilters
@@ -13,12 +13,12 @@ from queries.sessions import list_sessions, session_detail
 from queries.turns import transcript
 from service.answers import SessionAnswer, SessionsAnswer, TurnsAnswer, respond
 from service.auth import bearer, state_of
+from service.paths import PathId
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
 
 router = APIRouter(prefix="/v1", tags=["sessions"], dependencies=[Depends(bearer)])
 State = Annotated[StoreState, Depends(state_of)]
-SessionId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
 class SessionQuery(SessionFilters):
@@ -39,21 +39,18 @@ def sessions(state: State, query: Annotated[SessionQuery, Query()]) -> Response:
 
 
 @router.get(
-    "/sessions/{session_id:path}/turns", response_model=TurnsAnswer, responses=PROBLEM_RESPONSES
+    "/sessions/{session_id:segment}/turns", response_model=TurnsAnswer, responses=PROBLEM_RESPONSES
 )
-def turns(state: State, session_id: SessionId) -> Response:
-    """Only the transcript: the session's turns in speaking order (the cheapest read).
-
-    Session ids may hold ``/`` (sent as ``%2F``): this route is matched before the session's
-    own, so an id ending in ``/turns`` reads as this route."""
+def turns(state: State, session_id: PathId) -> Response:
+    """Only the transcript: the session's turns in speaking order (the cheapest read)."""
     found = transcript(state.ready_reader(), session_id)
     return respond(TurnsAnswer, state.freshness(), session_id=session_id, turns=found)
 
 
 @router.get(
-    "/sessions/{session_id:path}", response_model=SessionAnswer, responses=PROBLEM_RESPONSES
+    "/sessions/{session_id:segment}", response_model=SessionAnswer, responses=PROBLEM_RESPONSES
 )
-def session(state: State, session_id: SessionId) -> Response:
+def session(state: State, session_id: PathId) -> Response:
     """The session's summary, every turn in speaking order, and its chunk index per track."""
     detail = session_detail(state.ready_reader(), session_id)
     return respond(SessionAnswer, state.freshness(), detail)

@@ -10,6 +10,7 @@ import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from audio.stores import ChunkReader, open_chunk_store
 from producers.simulator import SAMPLE_RATE, SimulatedTurn, script_call, tone_hz, track_audio
 from queries.clips import ClipCutter
 from queries.recording import turn_clip
-from schemas import ChunkReady, Role, Topics, TurnStopped, WordTiming
+from schemas import ChunkReady, Role, Topics, TurnStarted, TurnStopped, WordTiming
 from schemas.models import Event
 from tests.events import envelope
 from tests.integration.api_support import PROBLEM_JSON, Api, live_api
@@ -153,6 +154,44 @@ async def test_word_timings_come_back_as_times_and_samples(api: Api) -> None:
     assert pieces["user"][0]["segment_sample"] == round((turn.start_s - 0.1) * SAMPLE_RATE)
     (word,) = aligned["words"]  # 0.1 to 0.3 s into the turn, after 0.1 s of padding
     assert (word["start_sample"], word["end_sample"]) == (3_200, 6_400)
+
+
+async def test_ids_holding_slashes_address_their_session_and_turn_on_every_route(
+    api: Api, tmp_path: Path
+) -> None:
+    """A room name may hold ``/``: sent as ``%2F``, an id is one path segment, even one that
+    ends like a route (``/audio``) or holds a whole route's path."""
+    session = "rooms/7/audio"
+    events = recorded_call(session, T0, SCRIPT, open_chunk_store(tmp_path.as_uri()))
+    await api.publish(
+        [
+            e.model_copy(update={"turn_id": f"call/{e.turn_id}/audio"})
+            if isinstance(e, TurnStarted | TurnStopped)
+            else e
+            for e in events
+        ]
+    )
+    await api.until_projected()
+    sid = quote(session, safe="")
+    turn = SCRIPT[1]
+    turn_id = f"call/{_turn_id(turn)}/audio"
+    tid = quote(turn_id, safe="")
+    assert (await api.ok(f"/v1/sessions/{sid}"))["summary"]["session_id"] == session
+    turns = (await api.ok(f"/v1/sessions/{sid}/turns"))["turns"]
+    assert [t["turn_id"] for t in turns] == [f"call/{_turn_id(t)}/audio" for t in SCRIPT]
+    clip = await api.http.get(f"/v1/sessions/{sid}/turns/{tid}/audio")
+    assert clip.status_code == 200, clip.text
+    rate, samples = samples_of(clip.content)
+    assert abs(dominant_hz(samples[:, 0], rate) - tone_hz(turn.index)) < 10
+    aligned = await api.ok(f"/v1/sessions/{sid}/turns/{tid}/alignment")
+    assert aligned["turn"]["turn_id"] == turn_id
+    t_ms = round((turn.start_s + turn.end_s) / 2 * 1000)
+    moment = await api.ok(f"/v1/sessions/{sid}/at", t_ms=t_ms)
+    assert [t["turn_id"] for t in moment["turns"]] == [turn_id]
+    window = await api.http.get(f"/v1/sessions/{sid}/audio", params={"from_ms": 0, "to_ms": 500})
+    assert window.status_code == 200, window.text
+    unencoded = await api.http.get(f"/v1/sessions/{session}")
+    assert unencoded.status_code == 404
 
 
 async def test_a_short_clip_reads_little_more_than_its_own_samples(api: Api) -> None:
