@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 import soundfile
+import soxr
 
 from audio.stores import ChunkUnavailableError
 from audio.wav import SAMPLE_WIDTH, wav_bytes
@@ -84,15 +85,16 @@ class ClipCutter:
         self._cutting = threading.BoundedSemaphore(_CUTTING_AT_ONCE)
 
     def cut(self, tracks: Sequence[TrackAlignment], since: datetime) -> Clip:
-        """One channel per alignment, in their order; a track without audio is silent."""
+        """One channel per alignment, in their order; a track without audio is silent.
+
+        The clip takes the highest rate of its tracks, so none loses detail: a track recorded
+        at another rate (a 16 kHz user against a 48 kHz agent) is cut at its own, sample for
+        sample, then resampled, and its holes are counted in the clip's samples."""
         rates = {t.sample_rate for t in tracks if t.sample_rate is not None}
         if not rates:
             raise NotFoundError("no audio of the session covers this window")
-        if len(rates) > 1:
-            named = ", ".join(f"{t.track} {t.sample_rate} Hz" for t in tracks if t.sample_rate)
-            raise BadQueryError("track", f"the tracks differ in sample rate ({named}): ask each")
-        rate = rates.pop()
-        length = max(t.samples for t in tracks)
+        rate = max(rates)
+        length = max(_rescaled(t.samples, t.sample_rate or rate, rate) for t in tracks)
         fetched = sum((p.last - p.first) * p.channels for t in tracks for p in t.pieces)
         if length * len(tracks) * SAMPLE_WIDTH > MAX_CLIP_BYTES:
             raise BadQueryError("track", f"clips are at most {MAX_CLIP_BYTES >> 20} MiB of WAV")
@@ -103,9 +105,22 @@ class ClipCutter:
         with self._cutting:
             out = np.zeros((length, len(tracks)), dtype="<i2")
             holes = {
-                t.track: self._fill(out[:, column], t, rate) for column, t in enumerate(tracks)
+                t.track: self._column(out[:, column], t, rate) for column, t in enumerate(tracks)
             }
             return Clip(wav_bytes(out.tobytes(), rate, len(tracks)), rate, since, holes)
+
+    def _column(self, out: Samples, track: TrackAlignment, rate: int) -> list[Hole]:
+        """``out`` (at ``rate``) filled with the track; the samples left silent, as holes."""
+        own_rate = track.sample_rate or rate
+        if own_rate == rate:
+            return self._fill(out, track, rate)
+        own = np.zeros(track.samples, dtype="<i2")
+        holes = self._fill(own, track, own_rate)
+        resampled = soxr.resample(own, own_rate, rate, quality="HQ")[: len(out)]
+        out[: len(resampled)] = resampled
+        edges = [(h.offset, h.offset + h.length) for h in holes]
+        scaled = [(_rescaled(a, own_rate, rate), _rescaled(b, own_rate, rate)) for a, b in edges]
+        return [Hole(offset=a, length=b - a) for a, b in scaled if b > a]
 
     def _fill(self, out: Samples, track: TrackAlignment, rate: int) -> list[Hole]:
         """``out`` filled with the track's pieces; the samples left silent, as holes."""
@@ -193,6 +208,11 @@ def _agrees(piece: Piece, rate: int, channels: int, expected_rate: int) -> None:
             f"holds {channels} channel(s) at {rate} Hz; its row says channel {piece.channel + 1} "
             f"at {expected_rate} Hz",
         )
+
+
+def _rescaled(samples: int, rate: int, to_rate: int) -> int:
+    """A count of samples at ``rate`` as the nearest count at ``to_rate``."""
+    return (2 * samples * to_rate + rate) // (2 * rate)
 
 
 def merged(holes: Sequence[Hole]) -> list[Hole]:

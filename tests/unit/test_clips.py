@@ -14,21 +14,21 @@ import soundfile
 
 from audio.stores import ChunkReader, ChunkUnavailableError
 from audio.wav import wav_bytes
-from queries.alignment import Hole, Piece, TrackAlignment
+from queries.alignment import Hole, Piece, TrackAlignment, Voice
 from queries.clips import ClipCutter, merged, wav_layout
 
 RATE = 16_000
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def tone(seconds: float, rate: int = RATE) -> bytes:
+def tone(seconds: float, rate: int = RATE, hz: int = 440) -> bytes:
     n = np.arange(round(seconds * rate))
-    return (8000 * np.sin(2 * np.pi * 440 * n / rate)).astype("<i2").tobytes()
+    return (8000 * np.sin(2 * np.pi * hz * n / rate)).astype("<i2").tobytes()
 
 
-def whole(piece: Piece, rate: int = RATE) -> TrackAlignment:
+def whole(piece: Piece, rate: int = RATE, track: Voice = "user") -> TrackAlignment:
     length = piece.last - piece.first
-    return TrackAlignment(track="user", sample_rate=rate, samples=length, pieces=[piece], holes=[])
+    return TrackAlignment(track=track, sample_rate=rate, samples=length, pieces=[piece], holes=[])
 
 
 def piece_of(path: Path, fmt: str, first: int, last: int, *, channels: int = 1) -> Piece:
@@ -111,3 +111,22 @@ def test_audio_at_another_rate_than_its_row_says_is_refused(tmp_path: Path) -> N
         wrong = whole(piece_of(path, fmt, 0, 100), rate=48_000)
         with pytest.raises(ChunkUnavailableError, match=r"16000 Hz; its row says .* 48000 Hz"):
             ClipCutter(ChunkReader()).cut([wrong], T0)
+
+
+def test_tracks_at_different_rates_make_one_stereo_clip_at_the_higher_rate(
+    tmp_path: Path,
+) -> None:
+    user, agent = tmp_path / "user.wav", tmp_path / "agent.wav"
+    user.write_bytes(wav_bytes(tone(1.0, RATE, 440), RATE, 1))
+    agent.write_bytes(wav_bytes(tone(1.0, 48_000, 1_000), 48_000, 1))
+    heard = whole(piece_of(user, "wav", 0, 12_000))  # the last quarter second never arrived
+    heard = heard.model_copy(update={"samples": RATE, "holes": [Hole(offset=12_000, length=4_000)]})
+    clip = ClipCutter(ChunkReader()).cut(
+        [heard, whole(piece_of(agent, "wav", 0, 48_000), 48_000, "assistant")], T0
+    )
+    rate, samples = clip.sample_rate, soundfile.read(io.BytesIO(clip.wav), dtype="int16")[0]
+    assert (rate, samples.shape) == (48_000, (48_000, 2))
+    assert clip.holes == {"user": [Hole(offset=36_000, length=12_000)], "assistant": []}
+    spectrum = np.abs(np.fft.rfft(samples[:36_000], axis=0))
+    assert [round(float(hz)) for hz in spectrum.argmax(axis=0) * rate / 36_000] == [440, 1_000]
+    assert np.abs(samples[36_500:, 0]).max() < 80, "the hole is silent, but for the filter's edge"
