@@ -7,9 +7,11 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test lint typecheck unit integration clean
 
 setup: $(STAMP)
-	@echo "setup: Apache Kafka and s3proxy jars from Maven Central into the cache (once, about 1 minute)"
+	@echo "setup: Apache Kafka and s3proxy jars from Maven Central, Azurite from npm and fake-gcs-server built with Go, into the cache (once, about 4 minutes)"
 	$(BIN)/tstore dev-kafka --resolve-only
 	$(BIN)/tstore dev-s3 --resolve-only
+	$(BIN)/tstore dev-azure --resolve-only
+	$(BIN)/tstore dev-gcs --resolve-only
 
 $(STAMP): pyproject.toml
 	@echo "setup: creating $(VENV) and installing the project with its dev, pipecat and livekit extras (a few minutes the first time)"

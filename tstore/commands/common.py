@@ -21,8 +21,8 @@ from consumers.storage.generations import GenerationError
 from queries import BadQueryError, NotFoundError, Reader
 from service.client import ServiceError, StoreClient
 from service.process import ServeError
-from tstore.devjvm import JvmServer
 from tstore.devkafka import MissingToolError
+from tstore.devserver import LocalServer
 from tstore.logging import configure_logging
 from tstore.settings import Settings
 
@@ -100,7 +100,7 @@ def refuse_taken_port(port: int, what: str) -> None:
             ) from None
 
 
-def serve_until_signalled(server: JvmServer, announce: Callable[[], None]) -> None:
+def serve_until_signalled(server: LocalServer, announce: Callable[[], None]) -> None:
     """Start a local server, ``announce`` how to reach it, and keep it until Ctrl-C or
     SIGTERM; its folders are removed either way."""
     signal.signal(signal.SIGTERM, _exit_on_signal)

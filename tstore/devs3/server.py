@@ -7,14 +7,12 @@ each bucket as a folder under the base directory, which is how ``create_bucket``
 
 from __future__ import annotations
 
-import http.client
 import re
 import secrets
-import time
 from pathlib import Path
 
-from tstore.devjvm import JvmServer, free_port, require_tool
 from tstore.devs3.jars import resolve_jars
+from tstore.devserver import ObjectServer, loopback_request, require_tool
 
 _LOGBACK_CONFIG = Path(__file__).with_name("logback.xml")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -22,7 +20,7 @@ REGION = "us-east-1"
 """s3proxy takes any region in a signature; clients sign for this one."""
 
 
-class DevS3(JvmServer):
+class DevS3(ObjectServer):
     """A local S3 API server with one identity; ``start`` after ``stop`` serves the same
     buckets on the same port.
 
@@ -30,6 +28,8 @@ class DevS3(JvmServer):
     """
 
     name = "s3proxy"
+    scheme = "s3"
+    endpoint_variable = "AWS_ENDPOINT_URL"
 
     def __init__(
         self,
@@ -43,15 +43,10 @@ class DevS3(JvmServer):
             "java", "the local S3 API server (s3proxy) is a JVM", "openjdk-17-jre-headless"
         )
         self._libs = libs or resolve_jars()
-        super().__init__(data_dir, prefix="tstore-s3-")
-        self.port = port or free_port()
+        super().__init__(data_dir, "tstore-s3-", port)
         self.identity = "tstore-dev"
         self.credential = secrets.token_hex(16)
         self._heap = heap
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def buckets_dir(self) -> Path:
@@ -77,6 +72,12 @@ class DevS3(JvmServer):
         (self.buckets_dir / name).mkdir(parents=True, exist_ok=True)
         return name
 
+    def upload(self, bucket: str, key: str, data: bytes) -> None:
+        """An object is a file in its bucket's folder, which s3proxy serves as it finds it."""
+        path = self.buckets_dir / bucket / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
     def _properties(self) -> str:
         settings = {
             "s3proxy.endpoint": self.endpoint,
@@ -88,39 +89,24 @@ class DevS3(JvmServer):
         }
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
-    def start(self, timeout: float = 60.0) -> str:
-        """Start the server unless it runs; returns its endpoint once it answers requests."""
-        if self.running:
-            return self.endpoint
+    def _command(self) -> list[str]:
         self.buckets_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "s3proxy.properties"
         config.write_text(self._properties())
         config.chmod(0o600)
-        self._spawn(
-            [
-                self._java,
-                f"-Xmx{self._heap}",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                f"-Dlogback.configurationFile={_LOGBACK_CONFIG}",
-                "-cp",
-                f"{self._libs}/*",
-                "org.gaul.s3proxy.Main",
-                "--properties",
-                str(config),
-            ]
-        )
-        self._wait_until(self._answering, time.monotonic() + timeout, "answer requests")
-        return self.endpoint
+        return [
+            self._java,
+            f"-Xmx{self._heap}",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            f"-Dlogback.configurationFile={_LOGBACK_CONFIG}",
+            "-cp",
+            f"{self._libs}/*",
+            "org.gaul.s3proxy.Main",
+            "--properties",
+            str(config),
+        ]
 
     def _answering(self) -> bool:
         """Any HTTP answer will do (an anonymous request gets 403): the server is serving."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-        try:
-            connection.request("GET", "/")
-            connection.getresponse().read()
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            connection.close()
-        return True
+        return loopback_request(self.port, timeout=2) is not None
