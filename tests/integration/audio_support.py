@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from audio.stores import ChunkStore
+from audio.stores import ChunkWriter
 from audio.wav import wav_bytes
 from producers.simulator import SAMPLE_RATE, SimulatedTurn, track_audio
 from schemas import ChunkReady, Role, TurnStarted, TurnStopped, WordTiming
@@ -29,7 +29,7 @@ def recorded_call(
     session_id: str,
     started_at: datetime,
     script: list[SimulatedTurn],
-    store: ChunkStore,
+    store: ChunkWriter,
     *,
     reconnect_s: float | None = None,
     chunk_s: dict[Role, float] = CHUNK_S,

@@ -4,8 +4,9 @@ Every simulated turn is a tone of its own (``tone_hz``) on its speaker's track. 
 recorded with the user's track cut in 1 s chunks and the assistant's in 30 s chunks, a reconnect
 midway (a second segment with its own sample 0), and their events published shuffled, partly
 twice, the chunks after the turns. Each turn's clip must then be that turn's tone, starting and
-ending within one 20 ms frame of the turn, through a local folder and through a real S3 API
-server.
+ending within one 20 ms frame of the turn, through a local folder and through object storage
+API servers of S3 (s3proxy), GCS (fake-gcs-server, written to through its own API: it cannot
+take obstore's writes) and Azure (Azurite).
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from audio.stores import ChunkStore, open_chunk_store
+from audio.stores import ChunkWriter
 from producers.simulator import SAMPLE_RATE, SimulatedTurn, script_call, tone_hz
 from schemas import Topics
+from tests.conftest import chunk_writer
 from tests.integration.api_support import Api, live_api
 from tests.integration.audio_support import (
     FRAME_S,
@@ -37,12 +38,9 @@ pytestmark = pytest.mark.integration
 PAD_MS = 300
 
 
-@pytest.fixture(params=["local", "s3"])
-def chunk_store(request: pytest.FixtureRequest, tmp_path: Path) -> ChunkStore:
-    if request.param == "local":
-        return open_chunk_store(tmp_path.as_uri())
-    url: str = request.getfixturevalue("s3_chunk_store_url")
-    return open_chunk_store(url)
+@pytest.fixture(params=["local", "s3proxy", "gcs", "azurite"])
+def chunk_store(request: pytest.FixtureRequest) -> ChunkWriter:
+    return chunk_writer(request, request.param)[1]
 
 
 async def test_every_turns_clip_is_its_tone_from_its_start_to_its_stop(
@@ -51,7 +49,7 @@ async def test_every_turns_clip_is_its_tone_from_its_start_to_its_stop(
     clickhouse_dsn: str,
     database: str,
     clickhouse: Client,
-    chunk_store: ChunkStore,
+    chunk_store: ChunkWriter,
 ) -> None:
     rng = random.Random(7)
     script = script_call(rng, 8)
