@@ -25,6 +25,7 @@ def incomplete(
     """Sessions missing events (holes in ``seq``), with turns that never stopped, ended with
     chunks other than their end declared (missing or extra chunks, sample gaps, overlaps or
     totals), or abandoned (no end, and silent for longer than ``TSTORE_ABANDONED_AFTER_S``),
-    in session-id order; each with its completeness."""
+    in session-id order; each with its completeness. A page stops after about a second of
+    searching: it may hold fewer than ``limit``, or none, with a ``next_cursor`` to go on."""
     page = incomplete_sessions(state.ready_reader(), cursor=cursor, limit=limit)
     return respond(IncompleteAnswer, state.freshness(), page)

@@ -326,3 +326,38 @@ def test_a_store_migrated_before_the_seals_had_a_table_of_their_own_keeps_its_se
         "seqs",
         "last_seq",
     }
+
+
+def test_a_walk_of_short_pages_lists_every_incomplete_session_once_in_order(
+    clickhouse: Client,
+) -> None:
+    """A page examines sessions in spans and ends when its time is spent, with a cursor from
+    where it stopped: pages may be short or empty, and the walk still lists each incomplete
+    session once, as one long page does."""
+    store, _ = _store(clickhouse)
+    turn = {"turn_id": "t", "role": "user", "started_at": T0, "stopped_at": T0, "complete": True}
+    kinds = ["sealed", "seq hole", "sealed", "sealed", "open turn", "chunk hole", "sealed"] * 2
+    for n, kind in enumerate(kinds):
+        session_id = f"walk-{n:02d}"
+        stopped = turn | {"seq": 0, "complete": kind != "open turn"}
+        store.insert("transcripts", transcript_rows(session_id, [stopped]), generation=1)
+        store.insert("audio_chunks", chunk_rows(session_id, [("user", 0, 0, 0, 100)]), generation=1)
+        seqs = [0, 2, 3] if kind == "seq hole" else [0, 1, 2]
+        declared = [("user", 1, 90 if kind == "chunk hole" else 100)]
+        ledger = event_rows(session_id, seqs, (seqs[-1] + 1, declared))
+        store.insert("session_events", ledger, generation=1)
+    reader = Reader(clickhouse, abandoned_after=timedelta(days=365_000))
+    expected = [f"walk-{n:02d}" for n, kind in enumerate(kinds) if kind != "sealed"]
+    assert [s.session_id for s in incomplete_sessions(reader, limit=500).items] == expected
+
+    for limit, span in ((2, 2), (1, 3)):  # a span with more than a page: a full page stops
+        walked: list[str] = []
+        short, cursor = 0, None
+        while True:
+            page = incomplete_sessions(reader, cursor=cursor, limit=limit, span=span, budget_s=0)
+            walked += [s.session_id for s in page.items]
+            if (cursor := page.next_cursor) is None:
+                break
+            short += len(page.items) < limit
+        assert walked == expected, (limit, span)
+        assert short or limit == 1, "pages end short when their time is spent"

@@ -126,7 +126,9 @@ def incomplete(limit: Limit = 100, cursor: Cursor = None) -> None:
     for item in page.items:
         typer.echo(render.incomplete(item))
     if not page.items:
-        typer.echo("every session is complete")
+        typer.echo(
+            "none among the sessions examined" if page.next_cursor else "every session is complete"
+        )
     _more(page.next_cursor)
 
 
