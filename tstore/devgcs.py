@@ -15,7 +15,9 @@ third-party package; Go 1.26 comes with this project's machines, and the pin is 
 What it cannot do: take obstore's writes. object_store uploads with the XML API's
 ``PUT /bucket/object``, which upstream fake-gcs-server does not implement (its issue 331; the
 pull request adding it, 1164, is open); it answers 400 "invalid uploadType". Objects therefore
-reach it through ``upload``, the JSON API's media upload, as another writer's would.
+reach it through ``upload``, the JSON API's media upload, as another writer's would. The other
+emulator on PyPI, gcp-storage-emulator (2026.7.19), takes that PUT but answers it without the
+``ETag`` obstore requires (tried), so it is no better.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ FAKE_GCS_SERVER_VERSION = "1.56.1"
 _MODULE = "github.com/fsouza/fake-gcs-server"
 _OLD_GO = (
     f" fake-gcs-server {FAKE_GCS_SERVER_VERSION} needs Go 1.26 or newer, which Debian 12's "
-    "golang-go (1.19) is not; the machine image of this project has it in /usr/local/go."
+    "golang-go (1.19) is not; the machine image of this project has it in /usr/local/go, and "
+    ".ci/run fetches it from the Go module proxy where it is missing."
 )
 
 
