@@ -12,6 +12,8 @@ setup: $(STAMP)
 	$(BIN)/tstore dev-s3 --resolve-only
 	$(BIN)/tstore dev-azure --resolve-only
 	$(BIN)/tstore dev-gcs --resolve-only
+	@if command -v npm >/dev/null; then npm ci --prefix viewer --no-audit --no-fund; \
+	else echo "setup: no npm on PATH: the viewer's libraries are skipped (install Node.js 20+ and npm, then make setup)"; fi
 
 $(STAMP): pyproject.toml
 	@echo "setup: creating $(VENV) and installing the project with its dev, pipecat and livekit extras (a few minutes the first time)"

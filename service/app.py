@@ -9,6 +9,7 @@ from service import problems
 from service.paths import SentPath
 from service.routes import admin, analytics, audio, health, incomplete, search, sessions
 from service.state import StoreState
+from viewer.mount import install as install_viewer
 
 
 def create_app(state: StoreState, *, queries: bool = True) -> FastAPI:
@@ -27,6 +28,7 @@ def create_app(state: StoreState, *, queries: bool = True) -> FastAPI:
     if queries:
         for module in (audio, sessions, search, incomplete, analytics):
             app.include_router(module.router)
+        install_viewer(app)  # the page at / and its files: no token needed to load them
     document = app.openapi
     app.openapi = lambda: problems.problem_media_type(document())  # type: ignore[method-assign]
     return app

@@ -1,0 +1,140 @@
+// The analytics page: GET /v1/analytics per bucket and bot, drawn with uPlot as response
+// latency p50/p90/p99 and interruptions per 100 assistant turns over time (a pair of charts
+// per bot), the same numbers in a table, and the metric definitions the API returns beside
+// them. Without the route (a store older than it) the page says the analytics are
+// unavailable.
+
+import { ApiError, getJson } from "./api.js";
+import { el, fmtMs, fmtNumber, fmtTime, freshness } from "./format.js";
+import { libraries } from "./libraries.js";
+
+const BUCKETS = { minute: 60, hour: 3600, day: 86400 };
+const GROUPS = ["bot", "role", "language", "framework", ""];
+const LATENCY = [["p50", "#2f6db5"], ["p90", "#c2582b"], ["p99", "#7a3d9a"]];
+
+function defaults(params) {
+  const bucket = params.get("bucket") || "hour";
+  const step = BUCKETS[bucket] * 1000;
+  const until = params.get("until") || new Date(Math.ceil(Date.now() / step) * step).toISOString();
+  const span = bucket === "day" ? 30 * step : bucket === "hour" ? 24 * step : 60 * step;
+  const since = params.get("since") || new Date(Date.parse(until) - span).toISOString();
+  const groupBy = params.has("group_by") ? params.get("group_by") : "bot";
+  return { since, until, bucket, bot_id: params.get("bot_id") || "", group_by: groupBy };
+}
+
+function form(query) {
+  const local = (iso) => {
+    const at = new Date(iso);
+    return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  };
+  const node = el("form", { class: "filters" },
+    el("label", {}, "From", el("input", { name: "since", type: "datetime-local", value: local(query.since) })),
+    el("label", {}, "Until", el("input", { name: "until", type: "datetime-local", value: local(query.until) })),
+    el("label", {}, "Bucket", el("select", { name: "bucket" },
+      Object.keys(BUCKETS).map((b) => el("option", { value: b, selected: b === query.bucket }, b)))),
+    el("label", {}, "Bot", el("input", { name: "bot_id", value: query.bot_id })),
+    el("label", {}, "Per", el("select", { name: "group_by" },
+      GROUPS.map((g) => el("option", { value: g, selected: g === query.group_by }, g || "all together")))),
+    el("button", { type: "submit" }, "Show"));
+  node.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const chosen = new URLSearchParams();
+    for (const name of ["since", "until"]) {
+      if (node.elements[name].value) chosen.set(name, new Date(node.elements[name].value).toISOString());
+    }
+    for (const name of ["bucket", "bot_id", "group_by"]) chosen.set(name, node.elements[name].value);
+    location.hash = `#/analytics?${chosen}`;
+  });
+  return node;
+}
+
+function definitions(answer) {
+  return el("section", { class: "definitions" }, el("h2", {}, "Definitions"),
+    el("dl", {}, answer.definitions.flatMap((d) => [
+      el("dt", {}, el("code", {}, d.name), ` v${d.version}`, d.unit ? ` (${d.unit})` : ""),
+      el("dd", {}, d.definition),
+    ])));
+}
+
+function table(rows) {
+  const head = ["Bucket", "Group", "Sessions", "Turns user / assistant", "Latency p50", "p90", "p99",
+    "Interruptions", "per 100 assistant turns", "per call minute", "Stop timeouts"];
+  return el("table", { class: "figures" },
+    el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows.map((r) => {
+      const latency = r.response_latency_ms;
+      return el("tr", { dataset: { bucket: r.bucket_start, group: r.group ?? "" } },
+        el("td", {}, fmtTime(r.bucket_start)),
+        el("td", {}, r.group ?? "all"),
+        el("td", { class: "num", dataset: { metric: "sessions" } }, fmtNumber(r.sessions)),
+        el("td", { class: "num" }, `${r.turns.user} / ${r.turns.assistant}`),
+        ...["p50", "p90", "p99"].map((p) =>
+          el("td", { class: "num", dataset: { metric: `latency-${p}` } }, fmtMs(latency ? latency[p] : null))),
+        el("td", { class: "num", dataset: { metric: "interruptions" } }, fmtNumber(r.interruptions)),
+        el("td", { class: "num", dataset: { metric: "interruptions-per-100" } }, fmtNumber(r.interruptions_per_100_assistant_turns)),
+        el("td", { class: "num", dataset: { metric: "interruptions-per-minute" } }, fmtNumber(r.interruptions_per_call_minute)),
+        el("td", { class: "num" }, fmtNumber(r.user_stop_timeouts)));
+    })));
+}
+
+/** uPlot data for one group: x (seconds) and one series per figure, null where the bucket
+ * had no value (uPlot leaves a gap). */
+function series(rows, pick) {
+  const x = rows.map((r) => Date.parse(r.bucket_start) / 1000);
+  return [x, ...pick.map((f) => rows.map((r) => f(r) ?? null))];
+}
+
+function chart(uPlot, title, data, lines, unit, width) {
+  const holder = el("div", { class: "chart" });
+  new uPlot({
+    title, width, height: 200,
+    scales: { x: { time: true } },
+    series: [{}, ...lines.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: false, points: { size: 5 } }))],
+    axes: [{}, { label: unit, size: 60 }],
+  }, data, holder);
+  return holder;
+}
+
+function charts(uPlot, rows, width) {
+  const groups = new Map();
+  for (const row of rows) {
+    const key = row.group ?? "all";
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(row);
+  }
+  return [...groups].map(([group, own]) => {
+    own.sort((a, b) => Date.parse(a.bucket_start) - Date.parse(b.bucket_start));
+    const latency = series(own, LATENCY.map(([p]) => (r) => r.response_latency_ms?.[p]));
+    const rate = series(own, [(r) => r.interruptions_per_100_assistant_turns]);
+    return el("section", { class: "group", dataset: { group } }, el("h3", {}, group),
+      el("div", { class: "pair" },
+        chart(uPlot, "Response latency", latency, LATENCY, "ms", width),
+        chart(uPlot, "Interruptions per 100 assistant turns", rate, [["rate", "#b3261e"]], "per 100", width)));
+  });
+}
+
+export async function renderAnalytics(page, params) {
+  const query = defaults(params);
+  page.append(el("h1", {}, "Analytics"), form(query));
+  let answer;
+  try {
+    answer = await getJson("/v1/analytics", query);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      page.append(el("p", { class: "empty unavailable" },
+        "The analytics are unavailable: this store does not answer GET /v1/analytics."));
+      return;
+    }
+    throw error;
+  }
+  const libs = await libraries();
+  const width = Math.max(Math.min((page.clientWidth - 48) / 2, 620), 320);
+  page.append(
+    answer.rows.length
+      ? el("div", { class: "charts" },
+          libs ? charts(libs.uPlot, answer.rows, width) : el("p", { class: "note" }, "Charts need uPlot: see the notice above."))
+      : el("p", { class: "empty" }, "No turn in this range."),
+    answer.rows.length ? table(answer.rows) : null,
+    definitions(answer),
+    freshness(answer));
+}

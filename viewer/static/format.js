@@ -1,0 +1,58 @@
+// How numbers, times and ids are shown, in one place so every page shows them alike.
+
+const number = new Intl.NumberFormat("en", { maximumFractionDigits: 1 });
+
+export function fmtNumber(value) {
+  return value === null || value === undefined ? "–" : number.format(value);
+}
+
+export function fmtMs(value) {
+  return value === null || value === undefined ? "–" : `${number.format(value)} ms`;
+}
+
+export function fmtDuration(ms) {
+  if (ms === null || ms === undefined) return "–";
+  const seconds = Math.round(ms / 1000);
+  const minutes = Math.floor(seconds / 60);
+  return minutes ? `${minutes} min ${seconds % 60} s` : `${seconds} s`;
+}
+
+export function fmtTime(iso) {
+  if (!iso) return "–";
+  return new Date(iso).toLocaleString("en-GB", {
+    year: "numeric", month: "short", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
+/** Seconds into the call as m:ss.s */
+export function fmtClock(seconds) {
+  const m = Math.floor(seconds / 60);
+  const s = (seconds - m * 60).toFixed(1).padStart(4, "0");
+  return `${m}:${s}`;
+}
+
+/** An element with attributes and children: the pages build their DOM with this, never by
+ * pasting strings into innerHTML (texts are the callers' words). */
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name === "style" && typeof value === "object") Object.assign(node.style, value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+/** The freshness line every API answer allows: when it was read and how far behind. */
+export function freshness(answer) {
+  const lag = answer.lag_ms === null || answer.lag_ms === undefined
+    ? "lag unknown" : `lag ${fmtMs(answer.lag_ms)}`;
+  return el("p", { class: "freshness" }, `As of ${fmtTime(answer.as_of)} · ${lag}`);
+}

@@ -1,0 +1,71 @@
+// A call in progress, as it happens: GET /v1/sessions/{id}/stream (server-sent events) read
+// with fetch() and a stream reader rather than EventSource, which cannot send the bearer
+// token. Events: `turn` (a turn, sent again when it changes), `chunk` (a chunk index entry),
+// `end` (the session is sealed); `: ping` comments keep the connection alive. A dropped
+// stream is opened again, waiting longer each time; a 404 (a store without the stream) or an
+// `end` stops it quietly.
+
+import { apiPath, headers } from "./api.js";
+
+const RETRY_MS = [1000, 2000, 5000, 10000];
+
+function parse(block) {
+  let event = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") event = value;
+    else if (field === "data") data.push(value);
+  }
+  return data.length ? { event, data: data.join("\n") } : null;
+}
+
+/** Reads one connection; true when the stream said it is over (end, or no stream here). */
+async function readOnce(sessionId, handlers, signal) {
+  const response = await fetch(apiPath("sessions", sessionId, "stream"), {
+    headers: headers({ Accept: "text/event-stream" }), signal, cache: "no-store",
+  });
+  if (response.status === 404) return true;
+  if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return false;
+    buffer = (buffer + value).replace(/\r\n?/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const message = parse(buffer.slice(0, cut));
+      buffer = buffer.slice(cut + 2);
+      if (!message) continue;
+      if (message.event === "end") {
+        handlers.end();
+        return true;
+      }
+      handlers[message.event]?.(JSON.parse(message.data));
+    }
+  }
+}
+
+/** Follows the session's stream until it ends or the returned function is called. */
+export function followLive(sessionId, handlers) {
+  const control = new AbortController();
+  (async () => {
+    let failures = 0;
+    while (!control.signal.aborted) {
+      try {
+        if (await readOnce(sessionId, handlers, control.signal)) return;
+        failures = 0;
+      } catch {
+        if (control.signal.aborted) return;
+        failures += 1;
+      }
+      const wait = RETRY_MS[Math.min(failures, RETRY_MS.length - 1)];
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  })();
+  return () => control.abort();
+}

@@ -1,0 +1,200 @@
+// A session's page: its summary, the timeline (a lane per speaker), the waveform of both
+// tracks, and the transcript beside them. Clicking a turn (its bar, its region on the
+// waveform or its transcript entry) plays its clip, GET .../turns/{turn_id}/audio?track=both;
+// while a clip or the whole call plays, the turn being spoken is highlighted and the
+// transcript scrolls to it. A call still open follows the live stream (live.js).
+
+import { apiPath, getAudio, getJson } from "./api.js";
+import { el, fmtClock, fmtDuration, fmtMs, fmtTime, freshness } from "./format.js";
+import { libraries } from "./libraries.js";
+import { followLive } from "./live.js";
+import { renderTimeline } from "./timeline.js";
+import { mountWaveform } from "./waveform.js";
+
+const WAVEFORM_REFRESH_MS = 3000;
+
+/** The call's clock: session time 0 is the earliest of its first turn's start and its first
+ * chunk's start, as the API's audio routes count it. */
+function callOf(sessionId, detail) {
+  const starts = detail.turns.map((t) => Date.parse(t.started_at));
+  const ends = detail.turns.flatMap((t) => [Date.parse(t.started_at), Date.parse(t.stopped_at || t.started_at)]);
+  for (const chunks of Object.values(detail.chunks)) {
+    for (const c of chunks) {
+      starts.push(Date.parse(c.starts_at));
+      ends.push(Date.parse(c.ends_at));
+    }
+  }
+  const origin = Math.min(...starts);
+  return {
+    sessionId,
+    turns: detail.turns,
+    origin,
+    durationMs: Math.max(Math.max(...ends) - origin, 1000),
+    at: (iso) => Date.parse(iso) - origin,
+  };
+}
+
+function summaryBlock(summary) {
+  const c = summary.completeness;
+  const facts = [
+    ["Bot", summary.bot_id], ["Framework", summary.framework],
+    ["Started", fmtTime(summary.first_event_at)], ["Last event", fmtTime(summary.last_event_at)],
+    ["Turns", `${summary.turns.user} user · ${summary.turns.assistant} assistant`],
+    ["Talk", `${fmtDuration(summary.talk_ms.user)} user · ${fmtDuration(summary.talk_ms.assistant)} assistant`],
+    ["Interruptions", summary.interruptions], ["Stop timeouts", summary.timeouts],
+    ["Median latency", fmtMs(summary.median_response_latency_ms)],
+    ["Languages", summary.languages.join(", ") || "–"],
+  ];
+  return el("section", { class: "summary" },
+    el("h1", {}, summary.session_id, " ",
+      el("span", { class: `badge state-${c.state}` }, c.state.replaceAll("_", " "))),
+    el("dl", {}, facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    c.holes.length ? el("p", { class: "note" }, `Holes: ${c.holes.join(", ").replaceAll("_", " ")}`) : null);
+}
+
+function transcriptEntry(call, turn, onPick) {
+  const startMs = call.at(turn.started_at);
+  const badges = [
+    turn.interrupted ? el("span", { class: "badge interrupted", title: "interrupted by the user" }, "⚡ interrupted") : null,
+    turn.timed_out ? el("span", { class: "badge timed-out", title: "closed by the stop timeout" }, "⏱ timeout") : null,
+    turn.response_latency_ms !== null ? el("span", { class: "badge latency", title: "response latency" }, fmtMs(turn.response_latency_ms)) : null,
+    turn.stopped_at ? null : el("span", { class: "badge open" }, "speaking…"),
+  ];
+  return el("li", {
+    class: `entry role-${turn.role}`, dataset: { turnId: turn.turn_id }, tabindex: 0,
+    onclick: () => onPick(turn),
+    onkeydown: (event) => { if (event.key === "Enter") onPick(turn); },
+  },
+  el("div", { class: "entry-head" },
+    el("span", { class: "who" }, turn.role), el("span", { class: "when" }, fmtClock(startMs / 1000)),
+    turn.duration_ms !== null ? el("span", { class: "dur" }, fmtMs(turn.duration_ms)) : null, badges),
+  el("p", { class: "text" }, turn.text || "…"));
+}
+
+export async function renderSession(page, sessionId, params) {
+  let detail = await getJson(apiPath("sessions", sessionId));
+  let call = callOf(sessionId, detail);
+  const timeline = el("div", { class: "timeline" });
+  const waveBox = el("div", { class: "waveform" }, el("p", { class: "note" }, "Loading the recording…"));
+  const clip = el("audio", { id: "clip", controls: true, preload: "auto" });
+  const clipNote = el("span", { class: "clip-note" }, "Click a turn to play it.");
+  const transcript = el("ol", { class: "transcript" });
+  const fresh = el("div", {}, freshness(detail));
+  page.append(
+    summaryBlock(detail.summary),
+    el("div", { class: "session-grid" },
+      el("section", { class: "call" },
+        el("div", { class: "legend" },
+          el("span", { class: "key role-user" }, "user"), el("span", { class: "key role-assistant" }, "assistant"),
+          el("span", {}, "⚡ interrupted"), el("span", {}, "⏱ stop timeout"),
+          el("span", { class: "key gap" }, "response latency")),
+        timeline, waveBox, el("div", { class: "clip" }, clip, clipNote)),
+      el("section", { class: "transcript-panel" }, el("h2", {}, "Transcript"), transcript)),
+    fresh);
+
+  let waveform = null;
+  let current = "";
+  let clipStartMs = 0;
+  let libs = null;
+
+  /** Highlights the turns under way at ``ms`` of the call and scrolls the transcript to the
+   * first of them; ``fromClip`` also moves the waveform's cursor there. */
+  function follow(ms, fromClip) {
+    const under = call.turns.filter((t) => call.at(t.started_at) <= ms
+      && ms < (t.stopped_at ? call.at(t.stopped_at) : Infinity)).map((t) => t.turn_id);
+    const key = under.join("\n");
+    if (fromClip) waveform?.seek(ms);
+    if (key === current) return;
+    current = key;
+    for (const node of page.querySelectorAll(".current")) node.classList.remove("current");
+    for (const id of under) {
+      for (const node of page.querySelectorAll(`[data-turn-id="${CSS.escape(id)}"]`)) node.classList.add("current");
+    }
+    const entry = under.length && transcript.querySelector(`[data-turn-id="${CSS.escape(under[0])}"]`);
+    if (entry) transcript.scrollTo({ top: entry.offsetTop - transcript.offsetTop - 8, behavior: "smooth" });
+  }
+
+  async function playTurn(turn) {
+    waveform?.pause();
+    clipNote.textContent = `Loading ${turn.role} turn at ${fmtClock(call.at(turn.started_at) / 1000)}…`;
+    try {
+      const audio = await getAudio(apiPath("sessions", sessionId, "turns", turn.turn_id, "audio"), { track: "both" });
+      const start = audio.headers.get("X-Audio-Start");
+      clipStartMs = start ? call.at(start) : call.at(turn.started_at);
+      if (clip.src) URL.revokeObjectURL(clip.src);
+      clip.src = URL.createObjectURL(audio.blob);
+      clip.dataset.turnId = turn.turn_id;
+      clipNote.textContent = `Playing the ${turn.role} turn at ${fmtClock(clipStartMs / 1000)}: ${turn.text}`;
+      follow(clipStartMs, true);
+      await clip.play();
+    } catch (error) {
+      clipNote.textContent = `Cannot play this turn: ${error.message}`;
+    }
+  }
+
+  clip.addEventListener("timeupdate", () => follow(clipStartMs + clip.currentTime * 1000, true));
+
+  function draw() {
+    renderTimeline(timeline, call, playTurn);
+    const top = transcript.scrollTop;
+    transcript.replaceChildren(...call.turns.map((t) => transcriptEntry(call, t, playTurn)));
+    transcript.scrollTop = top;
+    current = "";
+  }
+
+  async function loadWaveform() {
+    libs ??= await libraries();
+    if (!libs) {
+      waveBox.replaceChildren(el("p", { class: "note" }, "The waveform needs wavesurfer.js: see the notice above."));
+      return;
+    }
+    waveform?.destroy();
+    waveform = await mountWaveform(waveBox, libs, call, {
+      onTime: (ms) => follow(ms, false),
+      onPick: playTurn,
+    });
+  }
+
+  draw();
+  const wanted = params.get("turn");
+  if (wanted) follow(call.at(call.turns.find((t) => t.turn_id === wanted)?.started_at ?? 0) + 1, false);
+  await loadWaveform();
+
+  if (detail.summary.completeness.state !== "open") return () => waveform?.destroy();
+
+  let refresh = null;
+  const later = () => {
+    clearTimeout(refresh);
+    refresh = setTimeout(loadWaveform, WAVEFORM_REFRESH_MS);
+  };
+  const stop = followLive(sessionId, {
+    turn(turn) {
+      const turns = call.turns.filter((t) => t.turn_id !== turn.turn_id).concat([turn]);
+      turns.sort((a, b) => Date.parse(a.started_at) - Date.parse(b.started_at));
+      detail = { ...detail, turns };
+      call = callOf(sessionId, detail);
+      draw();
+      later();
+    },
+    chunk(entry) {
+      // The entry may not name its track; the call's clock only needs its times.
+      const track = entry.track || "streamed";
+      const chunks = { ...detail.chunks, [track]: [...(detail.chunks[track] || []), entry] };
+      detail = { ...detail, chunks };
+      call = callOf(sessionId, detail);
+      later();
+    },
+    async end() {
+      detail = await getJson(apiPath("sessions", sessionId));
+      call = callOf(sessionId, detail);
+      draw();
+      fresh.replaceChildren(freshness(detail));
+      loadWaveform();
+    },
+  });
+  return () => {
+    stop();
+    clearTimeout(refresh);
+    waveform?.destroy();
+  };
+}

@@ -1,0 +1,63 @@
+// The call's timeline: a lane per speaker with one bar per turn, interruptions and stop
+// timeouts marked at the turn's end, and between the lanes each response-latency gap (the
+// user's stop to the assistant's start) labelled with its length. Plain DOM, positioned in
+// percent of the call, so it lines up with the waveform drawn under it at the same width.
+
+import { el, fmtClock, fmtMs } from "./format.js";
+
+const LANES = [["user", "User"], ["gaps", "Latency"], ["assistant", "Assistant"]];
+
+function span(startMs, stopMs, totalMs) {
+  const left = (100 * startMs) / totalMs;
+  const width = Math.max((100 * (stopMs - startMs)) / totalMs, 0.15);
+  return { left: `${left}%`, width: `${Math.min(width, 100 - left)}%` };
+}
+
+function describe(turn, startMs, stopMs) {
+  const when = `${fmtClock(startMs / 1000)}–${turn.stopped_at ? fmtClock(stopMs / 1000) : "…"}`;
+  const marks = [
+    turn.interrupted ? "interrupted by the user" : "",
+    turn.timed_out ? "closed by the stop timeout" : "",
+    turn.response_latency_ms !== null ? `response latency ${fmtMs(turn.response_latency_ms)}` : "",
+  ].filter(Boolean);
+  return [`${turn.role} ${when}`, ...marks, turn.text].join("\n");
+}
+
+/** The timeline of ``call`` (turns placed by session.js's clock) into ``container``;
+ * ``onPick(turn)`` when a bar is clicked. */
+export function renderTimeline(container, call, onPick) {
+  const tracks = Object.fromEntries(LANES.map(([key]) => [key, el("div", { class: "track" })]));
+  for (const turn of call.turns) {
+    const startMs = call.at(turn.started_at);
+    const stopMs = turn.stopped_at ? call.at(turn.stopped_at) : call.durationMs;
+    const classes = ["turn", `role-${turn.role}`];
+    if (turn.interrupted) classes.push("interrupted");
+    if (turn.timed_out) classes.push("timed-out");
+    if (!turn.stopped_at) classes.push("open");
+    tracks[turn.role].append(
+      el("button", {
+        type: "button", class: classes.join(" "), title: describe(turn, startMs, stopMs),
+        style: span(startMs, stopMs, call.durationMs), dataset: { turnId: turn.turn_id },
+        onclick: () => onPick(turn),
+      }, el("span", { class: "text" }, turn.text || "…")),
+    );
+    const edge = { left: `${(100 * stopMs) / call.durationMs}%` };
+    if (turn.interrupted) {
+      tracks[turn.role].append(el("span", { class: "mark interrupted", style: edge, title: "interrupted by the user" }, "⚡"));
+    }
+    if (turn.timed_out) {
+      tracks[turn.role].append(el("span", { class: "mark timed-out", style: edge, title: "closed by the stop timeout" }, "⏱"));
+    }
+    if (turn.response_latency_ms !== null && turn.response_latency_ms !== undefined) {
+      const gapStart = startMs - turn.response_latency_ms;
+      tracks.gaps.append(el("span", {
+        class: "gap", style: span(gapStart, startMs, call.durationMs),
+        title: `response latency of the turn at ${fmtClock(startMs / 1000)}`,
+        dataset: { turnId: turn.turn_id },
+      }, el("span", { class: "label" }, fmtMs(turn.response_latency_ms))));
+    }
+  }
+  container.replaceChildren(...LANES.map(([key, label]) =>
+    el("div", { class: `lane lane-${key}`, dataset: { role: key } },
+      el("span", { class: "lane-label" }, label), tracks[key])));
+}
