@@ -87,6 +87,7 @@ class Projector:
         limits: dict[TopicPartition, int] | None = None,
         send_dead_letters: bool = True,
         on_batch: Callable[[Records, Rows], None] | None = None,
+        on_written: Callable[[Rows], None] | None = None,
         max_batch: int = 50_000,
         max_wait_ms: int = 200,
         session_timeout_ms: int = 10_000,
@@ -103,6 +104,8 @@ class Projector:
         """Per partition, the offset to stop before: a replay up to a point in time."""
         self._send_dead_letters = send_dead_letters
         self._on_batch = on_batch
+        self._on_written = on_written
+        """Told each batch's rows of ``projections`` once they are written (on the loop)."""
         self.stats = ProjectorStats()
         self.metrics = metrics or ProjectorMetrics()
         self._max_batch = max_batch
@@ -214,6 +217,8 @@ class Projector:
                 projections=self.projections,
                 metrics=self.metrics,
             )
+        if self._on_written is not None:
+            self._on_written({t: r for t, r in rows.items() if t in self.projections})
         if self._send_dead_letters:
             await self._dead_letters.send(decoded.rejected)
         await commit(self._consumer, records)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from queries.models import Chunk
 from queries.paging import as_utc
 from queries.reader import Reader
 from schemas import Track
 
-_FIELDS = (
+FIELDS = (
     "chunk_id",
     "uri",
     "format",
@@ -32,7 +33,7 @@ def chunk_index(reader: Reader, session_id: str) -> dict[Track, list[Chunk]]:
     """Per track, its chunks in order, each once whatever was inserted twice."""
     rows = reader.rows(
         f"""
-SELECT toString(track), chunk_seq, argMax(({", ".join(_FIELDS)}), seq)
+SELECT toString(track), chunk_seq, argMax(({", ".join(FIELDS)}), seq)
 FROM audio_chunks_generations
 WHERE generation = {{generation:UInt32}} AND session_id = {{sid:String}}
 GROUP BY track, chunk_seq
@@ -42,7 +43,11 @@ ORDER BY track, chunk_seq""",
     )
     index: dict[Track, list[Chunk]] = defaultdict(list)
     for track, chunk_seq, latest in rows:
-        fields = dict(zip(_FIELDS, latest, strict=True))
-        fields |= {name: as_utc(fields[name]) for name in _TIMES}
-        index[track].append(Chunk(chunk_seq=chunk_seq, **fields))
+        index[track].append(as_chunk(chunk_seq=chunk_seq, **dict(zip(FIELDS, latest, strict=True))))
     return dict(index)
+
+
+def as_chunk(**row: Any) -> Chunk:
+    """A chunk's entry from its row's ``chunk_seq`` and ``FIELDS`` (more are ignored)."""
+    fields = {name: row[name] for name in ("chunk_seq", *FIELDS)}
+    return Chunk(**fields | {name: as_utc(fields[name]) for name in _TIMES})

@@ -235,7 +235,10 @@ async def _project(settings: Settings, state: StoreState, stop: asyncio.Event) -
             log.info("projecting", bootstrap=settings.kafka_bootstrap)
             attempt = 0
             await _within_grace(
-                project_live(settings, state.ready_store(), stop, state.metrics), stop
+                project_live(
+                    settings, state.ready_store(), stop, state.metrics, state.feed.publish
+                ),
+                stop,
             )
         except Exception as exc:  # any failure: report, wait, start again
             state.metrics.lag_s = None

@@ -10,6 +10,7 @@ from typing import TypeVar
 from audio.stores import ChunkReader
 from consumers.admin import RebuildService
 from consumers.lag import LagProbe
+from consumers.live_feed import LiveFeed
 from consumers.metrics import ProjectorMetrics
 from consumers.storage.clickhouse import Store
 from queries import Reader
@@ -31,6 +32,8 @@ class StoreState:
     rebuilds: RebuildService | None = None
     clips: ClipCutter = field(default_factory=lambda: ClipCutter(ChunkReader()))
     """Cuts audio from the chunk objects, wherever their URIs point."""
+    feed: LiveFeed = field(default_factory=LiveFeed)
+    """The rows this process's projectors write, as they write them (when ``projecting``)."""
 
     def ready_reader(self) -> Reader:
         return _ready(self.reader)

@@ -10,6 +10,7 @@ from typing import Any
 from consumers.admin import RebuildService
 from consumers.live import run_live
 from consumers.metrics import ProjectorMetrics
+from consumers.projector import Rows
 from consumers.storage.clickhouse import Store
 from tstore.settings import Settings
 
@@ -39,7 +40,12 @@ def rebuild_service(
 
 
 async def project_live(
-    settings: Settings, store: Store, stop: asyncio.Event, metrics: ProjectorMetrics
+    settings: Settings,
+    store: Store,
+    stop: asyncio.Event,
+    metrics: ProjectorMetrics,
+    on_written: Callable[[Rows], None] | None = None,
 ) -> None:
-    """The live projectors until ``stop``, following cut-overs."""
-    await run_live(stop, metrics=metrics, **_consuming(settings, store))
+    """The live projectors until ``stop``, following cut-overs; ``on_written`` is told each
+    batch's rows once they are written (the service's live streams)."""
+    await run_live(stop, metrics=metrics, on_written=on_written, **_consuming(settings, store))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ConfigDict, Field
 
-from queries import SessionFilters
+from queries import Reader, SessionFilters
+from queries.live import Cursor
 from queries.paging import MAX_PAGE
 from queries.sessions import list_sessions, session_detail
 from queries.turns import transcript
 from service.answers import SessionAnswer, SessionsAnswer, TurnsAnswer, respond
 from service.auth import bearer, state_of
+from service.live_stream import follow
 from service.paths import PathId
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
@@ -45,6 +49,38 @@ def turns(state: State, session_id: PathId) -> Response:
     """Only the transcript: the session's turns in speaking order (the cheapest read)."""
     found = transcript(state.ready_reader(), session_id)
     return respond(TurnsAnswer, state.freshness(), session_id=session_id, turns=found)
+
+
+def ready_reader(state: State) -> Reader:
+    return state.ready_reader()
+
+
+def resumed_from(
+    last_event_id: Annotated[
+        str | None,
+        Header(description="A reconnecting client's last event id: what it holds is not sent."),
+    ] = None,
+) -> Cursor | None:
+    return Cursor.parse(last_event_id) if last_event_id else None
+
+
+@router.get(
+    "/sessions/{session_id:segment}/stream",
+    response_class=EventSourceResponse,
+    responses=PROBLEM_RESPONSES,
+)
+async def stream(
+    state: State,
+    reader: Annotated[Reader, Depends(ready_reader)],
+    session_id: PathId,
+    resume: Annotated[Cursor | None, Depends(resumed_from)],
+) -> AsyncIterator[ServerSentEvent]:
+    """A call as it happens, as server-sent events until the client leaves: `turn` (a turn
+    as in the session's `turns`, again whenever it changes), `chunk` (an entry of its chunk
+    index, with its `track`), `end` (its completeness, once it ended, and again if that
+    changes); `: ping` every 15 s. A session not in the store yet is waited for."""
+    async for event in follow(reader, state.feed if state.projecting else None, session_id, resume):
+        yield event
 
 
 @router.get(

@@ -16,6 +16,7 @@ import pytest
 
 from consumers.admin import RebuildService
 from consumers.live import run_live
+from consumers.live_feed import LiveFeed
 from consumers.metrics import ProjectorMetrics
 from consumers.projector import group_for
 from consumers.storage.clickhouse import Store, connect
@@ -88,6 +89,7 @@ async def live_api(
     await asyncio.to_thread(store.migrate)
     reader = Reader(connect(clickhouse_dsn, database))
     metrics = ProjectorMetrics()
+    feed = LiveFeed()
     group = unique_name("g")
     stop = asyncio.Event()
     live = asyncio.create_task(
@@ -98,6 +100,7 @@ async def live_api(
             base_group=group,
             store=store,
             metrics=metrics,
+            on_written=feed.publish,
             check_every_s=0.1,
         )
     )
@@ -107,7 +110,7 @@ async def live_api(
         else None
     )
     state = StoreState(
-        store=store, reader=reader, projecting=True, metrics=metrics, rebuilds=service
+        store=store, reader=reader, projecting=True, metrics=metrics, rebuilds=service, feed=feed
     )
     try:
         async with (

@@ -264,10 +264,13 @@ def test_the_store_holds_what_the_operations_are_tried_on(store_state: StoreStat
 
 # Starting a real rebuild would replace the store under the other operations: that route is
 # tried below with ``dry_run`` always set. Dropping a generation is tried as it is: the store
-# has only its live generation, which it refuses to drop.
+# has only its live generation, which it refuses to drop. A session's stream never ends by
+# itself (test_live_stream reads it, and holds its bad ids and tokens to the others').
 parametrize = cast(
     Callable[[Test], Test],
-    schema.exclude(method="POST", path="/v1/admin/rebuild").parametrize(),
+    schema.exclude(method="POST", path="/v1/admin/rebuild")
+    .exclude(path="/v1/sessions/{session_id}/stream")
+    .parametrize(),
 )
 
 
