@@ -7,7 +7,16 @@ from fastapi_offline import FastAPIOffline
 
 from service import problems
 from service.paths import SentPath
-from service.routes import admin, analytics, audio, health, incomplete, search, sessions
+from service.routes import (
+    admin,
+    analytics,
+    audio,
+    freshness,
+    health,
+    incomplete,
+    search,
+    sessions,
+)
 from service.state import StoreState
 from viewer.mount import install as install_viewer
 
@@ -26,7 +35,7 @@ def create_app(state: StoreState, *, queries: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin.router)
     if queries:
-        for module in (audio, sessions, search, incomplete, analytics):
+        for module in (audio, sessions, search, incomplete, analytics, freshness):
             app.include_router(module.router)
         install_viewer(app)  # the page at / and its files: no token needed to load them
     document = app.openapi

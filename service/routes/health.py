@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.answers import Health
 from service.auth import state_of
+from service.freshness import freshness_registry
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
 
@@ -32,5 +33,7 @@ def readyz(state: State) -> Health:
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def metrics(state: State) -> Response:
-    """The projector's metrics (events, dead letters, batch sizes, insert latency, lag)."""
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """The projector's metrics (events, dead letters, batch sizes, insert latency, lag), the
+    store's lag and each bot's newest turn."""
+    body = generate_latest(state.metrics.registry) + generate_latest(freshness_registry(state))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
