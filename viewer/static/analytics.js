@@ -84,18 +84,19 @@ function series(rows, pick) {
   return [x, ...pick.map((f) => rows.map((r) => f(r) ?? null))];
 }
 
-function chart(uPlot, title, data, lines, unit, width) {
+function chart(uPlot, title, data, lines, unit, { width, range }) {
   const holder = el("div", { class: "chart" });
   new uPlot({
     title, width, height: 200,
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: () => range } },
     series: [{}, ...lines.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: false, points: { size: 5 } }))],
     axes: [{}, { label: unit, size: 60 }],
   }, data, holder);
   return holder;
 }
 
-function charts(uPlot, rows, width) {
+/** A pair of charts per group, every x axis spanning the asked range so that groups line up. */
+function charts(uPlot, rows, frame) {
   const groups = new Map();
   for (const row of rows) {
     const key = row.group ?? "all";
@@ -108,8 +109,8 @@ function charts(uPlot, rows, width) {
     const rate = series(own, [(r) => r.interruptions_per_100_assistant_turns]);
     return el("section", { class: "group", dataset: { group } }, el("h3", {}, group),
       el("div", { class: "pair" },
-        chart(uPlot, "Response latency", latency, LATENCY, "ms", width),
-        chart(uPlot, "Interruptions per 100 assistant turns", rate, [["rate", "#b3261e"]], "per 100", width)));
+        chart(uPlot, "Response latency", latency, LATENCY, "ms", frame),
+        chart(uPlot, "Interruptions per 100 assistant turns", rate, [["rate", "#b3261e"]], "per 100", frame)));
   });
 }
 
@@ -132,7 +133,7 @@ export async function renderAnalytics(page, params) {
   page.append(
     answer.rows.length
       ? el("div", { class: "charts" },
-          libs ? charts(libs.uPlot, answer.rows, width) : el("p", { class: "note" }, "Charts need uPlot: see the notice above."))
+          libs ? charts(libs.uPlot, answer.rows, { width, range: [Date.parse(query.since) / 1000, Date.parse(query.until) / 1000] }) : el("p", { class: "note" }, "Charts need uPlot: see the notice above."))
       : el("p", { class: "empty" }, "No turn in this range."),
     answer.rows.length ? table(answer.rows) : null,
     definitions(answer),

@@ -10,6 +10,10 @@ export function fmtMs(value) {
   return value === null || value === undefined ? "–" : `${number.format(value)} ms`;
 }
 
+export function fmtSeconds(ms) {
+  return ms === null || ms === undefined ? "–" : `${(ms / 1000).toFixed(1)} s`;
+}
+
 export function fmtDuration(ms) {
   if (ms === null || ms === undefined) return "–";
   const seconds = Math.round(ms / 1000);

@@ -5,7 +5,7 @@
 // transcript scrolls to it. A call still open follows the live stream (live.js).
 
 import { apiPath, getAudio, getJson } from "./api.js";
-import { el, fmtClock, fmtDuration, fmtMs, fmtTime, freshness } from "./format.js";
+import { el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness } from "./format.js";
 import { libraries } from "./libraries.js";
 import { followLive } from "./live.js";
 import { renderTimeline } from "./timeline.js";
@@ -48,7 +48,7 @@ function summaryBlock(summary) {
   return el("section", { class: "summary" },
     el("h1", {}, summary.session_id, " ",
       el("span", { class: `badge state-${c.state}` }, c.state.replaceAll("_", " "))),
-    el("dl", {}, facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    el("dl", {}, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
     c.holes.length ? el("p", { class: "note" }, `Holes: ${c.holes.join(", ").replaceAll("_", " ")}`) : null);
 }
 
@@ -56,7 +56,7 @@ function transcriptEntry(call, turn, onPick) {
   const startMs = call.at(turn.started_at);
   const badges = [
     turn.interrupted ? el("span", { class: "badge interrupted", title: "interrupted by the user" }, "⚡ interrupted") : null,
-    turn.timed_out ? el("span", { class: "badge timed-out", title: "closed by the stop timeout" }, "⏱ timeout") : null,
+    turn.timed_out ? el("span", { class: "badge timed-out", title: "closed by the stop timeout" }, "◷ timeout") : null,
     turn.response_latency_ms !== null ? el("span", { class: "badge latency", title: "response latency" }, fmtMs(turn.response_latency_ms)) : null,
     turn.stopped_at ? null : el("span", { class: "badge open" }, "speaking…"),
   ];
@@ -67,7 +67,7 @@ function transcriptEntry(call, turn, onPick) {
   },
   el("div", { class: "entry-head" },
     el("span", { class: "who" }, turn.role), el("span", { class: "when" }, fmtClock(startMs / 1000)),
-    turn.duration_ms !== null ? el("span", { class: "dur" }, fmtMs(turn.duration_ms)) : null, badges),
+    turn.duration_ms !== null ? el("span", { class: "dur" }, fmtSeconds(turn.duration_ms)) : null, badges),
   el("p", { class: "text" }, turn.text || "…"));
 }
 
@@ -86,8 +86,8 @@ export async function renderSession(page, sessionId, params) {
       el("section", { class: "call" },
         el("div", { class: "legend" },
           el("span", { class: "key role-user" }, "user"), el("span", { class: "key role-assistant" }, "assistant"),
-          el("span", {}, "⚡ interrupted"), el("span", {}, "⏱ stop timeout"),
-          el("span", { class: "key gap" }, "response latency")),
+          el("span", {}, "⚡ interrupted"), el("span", {}, "◷ stop timeout"),
+          el("span", { class: "key latency-key" }, "response latency")),
         timeline, waveBox, el("div", { class: "clip" }, clip, clipNote)),
       el("section", { class: "transcript-panel" }, el("h2", {}, "Transcript"), transcript)),
     fresh);

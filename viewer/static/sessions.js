@@ -115,7 +115,11 @@ function markedText(marked) {
   // rather than trusting it as HTML.
   const holder = el("span", { class: "marked" });
   const parts = marked.split(/(<mark>.*?<\/mark>)/s);
-  const decode = (text) => new DOMParser().parseFromString(text, "text/html").body.textContent;
+  const decode = (text) => {
+    const entities = document.createElement("textarea");  // decodes &amp; etc., keeps spaces
+    entities.innerHTML = text;
+    return entities.value;
+  };
   for (const part of parts) {
     const inner = part.match(/^<mark>(.*)<\/mark>$/s);
     holder.append(inner ? el("mark", {}, decode(inner[1])) : decode(part));

@@ -46,7 +46,7 @@ export function renderTimeline(container, call, onPick) {
       tracks[turn.role].append(el("span", { class: "mark interrupted", style: edge, title: "interrupted by the user" }, "⚡"));
     }
     if (turn.timed_out) {
-      tracks[turn.role].append(el("span", { class: "mark timed-out", style: edge, title: "closed by the stop timeout" }, "⏱"));
+      tracks[turn.role].append(el("span", { class: "mark timed-out", style: edge, title: "closed by the stop timeout" }, "◷"));
     }
     if (turn.response_latency_ms !== null && turn.response_latency_ms !== undefined) {
       const gapStart = startMs - turn.response_latency_ms;

@@ -1,0 +1,201 @@
+"""The viewer in Debian's chromium, against the real service: a broker, live projectors into
+the embedded engine, and simulated calls with both tracks recorded as WAV chunks."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from playwright.async_api import Page, expect
+
+from audio.stores import open_chunk_store
+from producers.simulator import SimulatedTurn, script_call
+from schemas import Topics
+from schemas.models import Event
+from tests.browser.conftest import screenshot
+from tests.integration.api_support import Api, live_api
+from tests.integration.audio_support import recorded_call
+
+pytestmark = pytest.mark.integration
+
+HOUR = timedelta(hours=1)
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 2 * HOUR
+CALLS = (
+    ("rooms/7 support", "bot-a", script_call(random.Random(1), 6), T0 + timedelta(minutes=5)),
+    ("call-b", "bot-b", script_call(random.Random(2), 8), T0 + timedelta(minutes=20)),
+    ("call-c", "bot-a", script_call(random.Random(3), 8), T0 + timedelta(minutes=70)),
+)
+"""Three calls of two bots in two hours; the first (its id holds '/' and a space) has a
+barge-in."""
+
+
+@dataclass
+class Viewer:
+    api: Api
+    url: str
+
+    def at(self, fragment: str) -> str:
+        return f"{self.url}/#{fragment}"
+
+
+@pytest.fixture
+async def viewer(
+    kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str, tmp_path: Path
+) -> AsyncIterator[Viewer]:
+    async with live_api(kafka_bootstrap, topics, clickhouse_dsn, database) as api:
+        store = open_chunk_store(tmp_path.as_uri())
+        events: list[Event] = []
+        for session_id, bot_id, script, started in CALLS:
+            events += [
+                e.model_copy(update={"bot_id": bot_id})
+                for e in recorded_call(session_id, started, script, store)
+            ]
+        await api.publish(events)
+        await api.until_projected()
+        yield Viewer(api, str(api.http.base_url).rstrip("/"))
+
+
+def _shown(value: float | None, unit: str = "") -> str:
+    """A number as the page shows it: grouped thousands, at most one decimal."""
+    if value is None:
+        return "\N{EN DASH}"
+    text = f"{value:,.1f}".rstrip("0").rstrip(".")
+    return f"{text} {unit}".rstrip()
+
+
+def _turn_id(turn: SimulatedTurn) -> str:
+    return f"{turn.role}-{turn.index}"
+
+
+async def test_the_list_shows_the_sessions_newest_first(viewer: Viewer, page: Page) -> None:
+    listed = await viewer.api.ok("/v1/sessions")
+    await page.goto(viewer.at("/"))
+    rows = page.locator("table.sessions tbody tr")
+    await expect(rows).to_have_count(len(CALLS))
+    assert [await r.get_attribute("data-session-id") for r in await rows.all()] == [
+        s["session_id"] for s in listed["items"]
+    ]
+    await expect(rows.first).to_contain_text("call-c")
+    await screenshot(page, "sessions")
+    await page.select_option("select[name=has_interruption]", "true")
+    await page.click(".filters button[type=submit]")
+    interrupted = await viewer.api.ok("/v1/sessions", has_interruption="true")
+    await expect(rows).to_have_count(len(interrupted["items"]))
+
+
+async def test_a_session_page_shows_each_turn_in_its_lane_and_plays_a_clicked_turn(
+    viewer: Viewer, page: Page
+) -> None:
+    session_id, _, script, _ = CALLS[0]
+    detail = await viewer.api.ok(f"/v1/sessions/{quote(session_id, safe='')}")
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    await expect(page.locator("h1")).to_contain_text(session_id)
+    for turn in detail["turns"]:
+        bar = page.locator(f".lane-{turn['role']} .turn[data-turn-id='{turn['turn_id']}']")
+        await expect(bar).to_have_text(turn["text"])
+        other = "assistant" if turn["role"] == "user" else "user"
+        await expect(
+            page.locator(f".lane-{other} [data-turn-id='{turn['turn_id']}']")
+        ).to_have_count(0)
+    latencies = [t["response_latency_ms"] for t in detail["turns"] if t["response_latency_ms"]]
+    labels = page.locator(".lane-gaps .gap .label")
+    await expect(labels).to_have_text([_shown(ms, "ms") for ms in latencies])
+    barged = [_turn_id(t) for t in script if t.interrupted]
+    assert barged, "the script has no barge-in"
+    for turn_id in barged:
+        await expect(page.locator(f".turn.interrupted[data-turn-id='{turn_id}']")).to_have_count(1)
+    await expect(page.locator(".lane-assistant .mark.interrupted")).to_have_count(len(barged))
+    await expect(page.locator(".wave-controls")).to_be_visible(timeout=20_000)
+    await expect(page.locator("[part='regions-container'] > div")).to_have_count(len(script))
+
+    longest = max(script, key=lambda t: t.end_s - t.start_s)
+    turn_id = _turn_id(longest)
+    async with page.expect_request(lambda r: "/turns/" in r.url) as requested:
+        await page.click(f".lane-{longest.role} .turn[data-turn-id='{turn_id}']")
+    assert (await requested.value).url == (
+        f"{viewer.url}/v1/sessions/{quote(session_id, safe='')}/turns/{turn_id}/audio?track=both"
+    )
+    await page.wait_for_function(
+        "() => { const a = document.getElementById('clip'); return a.currentTime > 0.3; }",
+        timeout=15_000,
+    )
+    assert await page.eval_on_selector("#clip", "a => a.paused") is False
+    await expect(page.locator(f".entry.current[data-turn-id='{turn_id}']")).to_have_count(1)
+    await expect(page.locator(f".turn.current[data-turn-id='{turn_id}']")).to_have_count(1)
+    await screenshot(page, "session")
+
+
+async def test_search_from_the_page_finds_a_turn(viewer: Viewer, page: Page) -> None:
+    words = "parcel warehouse"
+    found = await viewer.api.ok("/v1/search", q=words)
+    assert found["items"], "no simulated turn says it"
+    await page.goto(viewer.at("/"))
+    await page.fill("#search input[name=q]", words)
+    await page.press("#search input[name=q]", "Enter")
+    hits = page.locator(".hits .hit")
+    await expect(hits).to_have_count(len(found["items"]))
+    first = found["items"][0]
+    await expect(hits.first.locator(".marked")).to_have_text(first["text"])
+    await expect(hits.first.locator("mark")).to_have_text(["parcel", "warehouse"])
+    await screenshot(page, "search")
+    await hits.first.locator("a").click()
+    await expect(page.locator("h1")).to_contain_text(first["session_id"])
+    entry = page.locator(f".entry[data-turn-id='{first['turn_id']}']")
+    await expect(entry).to_contain_text(first["text"])
+    await expect(entry).to_have_class("entry role-assistant current")
+
+
+async def test_the_analytics_page_shows_the_numbers_the_api_gives(
+    viewer: Viewer, page: Page
+) -> None:
+    query: dict[str, Any] = {
+        "since": (T0 - HOUR).isoformat(),
+        "until": (T0 + 3 * HOUR).isoformat(),
+        "bucket": "hour",
+        "group_by": "bot",
+    }
+    response = await viewer.api.http.get("/v1/analytics", params=query)
+    if response.status_code == 404:
+        await page.goto(viewer.at("/analytics"))
+        await expect(page.locator(".unavailable")).to_contain_text("unavailable")
+        pytest.xfail("GET /v1/analytics is not in the service yet (issue 13, items 1-2)")
+    answer = response.json()
+    fragment = "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
+    await page.goto(viewer.at(f"/analytics?{fragment}"))
+    rows = page.locator("table.figures tbody tr")
+    await expect(rows).to_have_count(len(answer["rows"]))
+    for row in answer["rows"]:
+        shown = page.locator(
+            f"table.figures tr[data-bucket='{row['bucket_start']}'][data-group='{row['group']}']"
+        )
+        latency = row["response_latency_ms"] or {}
+        for p in ("p50", "p90", "p99"):
+            await expect(shown.locator(f"[data-metric='latency-{p}']")).to_have_text(
+                _shown(latency.get(p), "ms")
+            )
+        await expect(shown.locator("[data-metric='interruptions-per-100']")).to_have_text(
+            _shown(row["interruptions_per_100_assistant_turns"])
+        )
+    groups = {row["group"] for row in answer["rows"]}
+    await expect(page.locator(".charts .group")).to_have_count(len(groups))
+    await expect(page.locator(".charts canvas")).to_have_count(2 * len(groups))
+    for definition in answer["definitions"]:
+        await expect(page.locator(".definitions")).to_contain_text(definition["definition"])
+    await screenshot(page, "analytics")
+
+
+async def test_without_the_libraries_the_page_says_what_to_install(
+    viewer: Viewer, page: Page
+) -> None:
+    await page.route("**/viewer/lib/**", lambda route: route.fulfill(status=404))
+    session_id = CALLS[1][0]
+    await page.goto(viewer.at(f"/session/{session_id}"))
+    await expect(page.locator("#libraries")).to_contain_text("make setup")
+    await expect(page.locator("#libraries")).to_contain_text("Node.js 20+")
+    await expect(page.locator(".transcript .entry")).to_have_count(len(CALLS[1][2]))
