@@ -4,6 +4,7 @@ the embedded engine, and simulated calls with both tracks recorded as WAV chunks
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from producers.simulator import SimulatedTurn, script_call
 from schemas import Topics
 from schemas.models import Event
 from tests.browser.conftest import screenshot
-from tests.integration.api_support import Api, live_api
+from tests.integration.api_support import Api, conversation, live_api, now
 from tests.integration.audio_support import recorded_call
 
 pytestmark = pytest.mark.integration
@@ -199,3 +200,26 @@ async def test_without_the_libraries_the_page_says_what_to_install(
     await expect(page.locator("#libraries")).to_contain_text("make setup")
     await expect(page.locator("#libraries")).to_contain_text("Node.js 20+")
     await expect(page.locator(".transcript .entry")).to_have_count(len(CALLS[1][2]))
+
+
+async def test_the_page_of_a_call_in_progress_updates_without_a_reload(
+    viewer: Viewer, page: Page
+) -> None:
+    session_id = "live/call 1"
+    call = conversation(session_id, now() - timedelta(seconds=30), turns=4)
+    await viewer.api.publish(call[:4])  # two turns so far
+    await viewer.api.until_projected()
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    bars = page.locator(".timeline .turn")
+    await expect(bars).to_have_count(2)
+    await page.evaluate("window.notReloaded = true")
+    started = time.monotonic()
+    await viewer.api.publish(call[4:])
+    await expect(page.locator(".lane-assistant .turn[data-turn-id='turn-3']")).to_have_text(
+        "assistant says sentence number 3.", timeout=30_000
+    )
+    print(f"published to shown: {time.monotonic() - started:.2f} s")
+    await expect(bars).to_have_count(4)
+    await expect(page.locator(".transcript .entry")).to_have_count(4)
+    assert await page.evaluate("window.notReloaded") is True
+    await screenshot(page, "live")
