@@ -176,7 +176,7 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="server", daemon=True)
         self._server = EmbeddedServer(
-            uvicorn.Config(create_app(state), log_config=None, access_log=False)
+            uvicorn.Config(create_app(state), log_config=None, access_log=False), state
         )
         self._serving: asyncio.Task[None] | None = None
         self.url = ""

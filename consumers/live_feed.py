@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+import structlog
+
+log = structlog.get_logger(__name__)
 
 SessionRows = dict[str, list[dict[str, Any]]]
 """One session's rows of a batch, by projection."""
@@ -45,6 +48,8 @@ class Subscription:
     def offer(self, rows: SessionRows) -> None:
         if len(self._batches) >= self.limit:
             self._batches.clear()
+            if not self._dropped:
+                log.info("live_follower_behind", session_id=self.session_id, dropped=self.limit)
             self._dropped = True
         else:
             self._batches.append(rows)

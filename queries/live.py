@@ -24,6 +24,7 @@ from queries.chunks import FIELDS as CHUNK_FIELDS
 from queries.chunks import as_chunk
 from queries.errors import BadQueryError
 from queries.models import Answer, Chunk, Completeness, Turn
+from queries.paging import as_utc
 from queries.reader import Reader
 from queries.sessions import summaries
 from queries.turns import TURN_FIELDS, as_turn, in_speaking_order
@@ -144,7 +145,7 @@ class LiveSession:
         if table == "transcripts":
             held = self.turns.get(row["turn_id"])
             if held is None or row["version"] > held["version"]:
-                self.turns[row["turn_id"]] = dict(row)
+                self.turns[row["turn_id"]] = _in_utc(row)
                 return True
         elif table == "audio_chunks":
             key = (str(row["track"]), int(row["chunk_seq"]))
@@ -167,6 +168,15 @@ class LiveSession:
             TrackChunk(track=track, **dict(as_chunk(**row)))
             for (track, _), row in sorted(self.chunks.items())
         ]
+
+
+def _in_utc(turn: Mapping[str, Any]) -> dict[str, Any]:
+    """A turn's times aware and in UTC: the engine's are naive, a projected frame's aware."""
+    stopped = turn["stopped_at"]
+    return dict(turn) | {
+        "started_at": as_utc(turn["started_at"]),
+        "stopped_at": None if stopped is None else as_utc(stopped),
+    }
 
 
 Change = tuple[str, Answer]

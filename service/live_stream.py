@@ -32,14 +32,18 @@ tables anyway."""
 
 
 async def follow(
-    reader: Reader, feed: LiveFeed | None, session_id: str, resume: Cursor | None
+    reader: Reader,
+    feed: LiveFeed | None,
+    session_id: str,
+    resume: Cursor | None,
+    closing: asyncio.Event,
 ) -> AsyncIterator[ServerSentEvent]:
-    """The session's turns, chunks and end as events, for ever (the client ends it);
-    ``feed``: this process's projector's, when it projects."""
+    """The session's turns, chunks and end as events until the client leaves or ``closing``
+    is set; ``feed``: this process's projector's, when it projects."""
     with feed.subscribe(session_id) if feed else contextlib.nullcontext() as subscription:
         follower = Follower.resumed(await _read(reader, session_id), resume)
         held = resume or Cursor()
-        while True:
+        while not closing.is_set():
             changes = follower.changes()
             if follower.wants_completeness:
                 found = await asyncio.to_thread(completeness_of, reader, session_id)
@@ -49,7 +53,14 @@ async def follow(
                 yield ServerSentEvent(event=name, data=answer, id=at.text())
             if changes:
                 held = follower.session.cursor
-            for rows in await _news(subscription, reader, session_id):
+            news = asyncio.ensure_future(_news(subscription, reader, session_id))
+            ending = asyncio.ensure_future(closing.wait())
+            await asyncio.wait([news, ending], return_when=asyncio.FIRST_COMPLETED)
+            ending.cancel()
+            if not news.done():
+                news.cancel()
+                return
+            for rows in news.result():
                 follower.add(rows)
 
 

@@ -121,11 +121,20 @@ def bind(host: str, port: int) -> socket.socket:
 
 class EmbeddedServer(uvicorn.Server):
     """uvicorn without signal handlers of its own: whoever runs it decides when it ends
-    (``should_exit``), as this process does on SIGINT or SIGTERM."""
+    (``should_exit``), as this process does on SIGINT or SIGTERM. Its shutdown first ends
+    ``state``'s streams of live calls, which would otherwise keep it waiting for ever."""
+
+    def __init__(self, config: uvicorn.Config, state: StoreState) -> None:
+        super().__init__(config)
+        self.state = state
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.state.closing.set()
+        await super().shutdown(sockets)
 
 
 async def run(
@@ -144,7 +153,8 @@ async def run(
     sock = bind(host, port)
     state = StoreState(token=token, projecting=role.project)
     server = EmbeddedServer(
-        uvicorn.Config(create_app(state, queries=role.queries), log_config=None, access_log=False)
+        uvicorn.Config(create_app(state, queries=role.queries), log_config=None, access_log=False),
+        state,
     )
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -3,6 +3,7 @@ service of the process that owns it, and the token that guards it."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -34,6 +35,8 @@ class StoreState:
     """Cuts audio from the chunk objects, wherever their URIs point."""
     feed: LiveFeed = field(default_factory=LiveFeed)
     """The rows this process's projectors write, as they write them (when ``projecting``)."""
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the service shuts down: its streams of live calls end."""
 
     def ready_reader(self) -> Reader:
         return _ready(self.reader)

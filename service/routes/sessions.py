@@ -79,7 +79,8 @@ async def stream(
     as in the session's `turns`, again whenever it changes), `chunk` (an entry of its chunk
     index, with its `track`), `end` (its completeness, once it ended, and again if that
     changes); `: ping` every 15 s. A session not in the store yet is waited for."""
-    async for event in follow(reader, state.feed if state.projecting else None, session_id, resume):
+    feed = state.feed if state.projecting else None
+    async for event in follow(reader, feed, session_id, resume, state.closing):
         yield event
 
 

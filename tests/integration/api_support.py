@@ -82,6 +82,7 @@ async def live_api(
     *,
     rebuilds: bool = False,
     store: Store | None = None,
+    feed: LiveFeed | None = None,
 ) -> AsyncIterator[Api]:
     """The service as ``tstore serve`` runs it in embedded mode: one store client for the
     projectors (and rebuilds), another for the queries, the projectors' metrics for the lag."""
@@ -89,7 +90,7 @@ async def live_api(
     await asyncio.to_thread(store.migrate)
     reader = Reader(connect(clickhouse_dsn, database))
     metrics = ProjectorMetrics()
-    feed = LiveFeed()
+    feed = feed or LiveFeed()
     group = unique_name("g")
     stop = asyncio.Event()
     live = asyncio.create_task(

@@ -19,7 +19,8 @@ async def serving(state: StoreState, *, queries: bool = True) -> AsyncIterator[s
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = EmbeddedServer(
-        uvicorn.Config(create_app(state, queries=queries), log_config=None, access_log=False)
+        uvicorn.Config(create_app(state, queries=queries), log_config=None, access_log=False),
+        state,
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -5,6 +5,7 @@ projectors it does not own, as ``tstore serve --no-project`` runs)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -12,13 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
+from consumers.live_feed import LiveFeed
 from consumers.storage.clickhouse import connect
 from queries import Reader
 from schemas import Topics
 from service.state import StoreState
 from tests.events import ended
-from tests.integration.api_support import Api, chunks, conversation, live_api, now
+from tests.integration.api_support import PROBLEM_JSON, Api, chunks, conversation, live_api, now
 from tests.integration.live_support import Sent, has_turn, streaming
 from tests.integration.serving import serving
 
@@ -94,3 +97,97 @@ async def test_a_call_streams_its_turns_chunks_and_end_as_they_are_projected(
         for track, index in detail["chunks"].items()
         for c in index
     }
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_replayed_event_sends_nothing_and_a_reconnect_only_what_is_new(
+    kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str, mode: str
+) -> None:
+    call = conversation("replayed", now() - timedelta(seconds=30), turns=3)
+    async with streamed(kafka_bootstrap, topics, clickhouse_dsn, database, mode) as (api, http):
+        async with streaming(http, "replayed") as stream:
+            await api.publish(call[:2])
+            await stream.until(has_turn("turn-0"))
+            # The same stop again (a producer's journal replays it), then the next turn.
+            await api.publish([call[1], call[1], *call[2:4]])
+            after = await stream.until(has_turn("turn-1"))
+            assert all(e.data["turn_id"] == "turn-1" for e in after), after
+            held = stream.last_id
+
+        await api.publish(call[4:])
+        async with streaming(http, "replayed", last_id=held) as resumed:
+            news = await resumed.until(has_turn("turn-2"))
+        assert {e.data["turn_id"] for e in news} == {"turn-2"}, news
+
+        async with streaming(http, "replayed") as fresh:
+            everything = await fresh.until(lambda taken: len(taken) == 3)
+        assert turns_of(everything) == [("turn-0", True), ("turn-1", True), ("turn-2", True)]
+
+
+async def test_a_subscriber_that_reads_nothing_does_not_hold_the_projector_back(
+    kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str
+) -> None:
+    """A browser on a stalled link: its stream's buffers fill, its subscription overflows and
+    is dropped, the projector goes on; once read again, the stream catches up from the
+    tables."""
+    at = now() - timedelta(hours=1)
+    long_text = "a sentence that goes on and on " * 128  # 4 KiB: the buffers fill quickly
+    call = conversation("stalled", at, turns=3_000, texts=[long_text] * 3_000)
+    feed = LiveFeed(limit=4)
+    async with (
+        live_api(kafka_bootstrap, topics, clickhouse_dsn, database, feed=feed) as api,
+        streaming(api.http, "stalled") as stream,
+    ):
+        with capture_logs() as logged:
+            for start in range(0, len(call), 200):  # batches of their own, mostly
+                await api.publish(call[start : start + 200])
+                await asyncio.sleep(0.2)
+            await api.until_projected(within_s=60)
+        assert {"event": "live_follower_behind", "session_id": "stalled", "dropped": 4} in [
+            {k: e.get(k) for k in ("event", "session_id", "dropped")} for e in logged
+        ]
+        taken = await stream.until(has_turn("turn-2999"), within_s=120)
+    newest = {e.data["turn_id"]: e.data for e in taken if e.event == "turn"}
+    assert len(newest) == 3_000
+    assert all(t["complete"] and t["text"] == long_text for t in newest.values())
+
+
+async def test_the_stream_refuses_what_the_other_routes_refuse(
+    clickhouse_dsn: str, database: str
+) -> None:
+    reader = Reader(connect(clickhouse_dsn, database))
+    async with (
+        serving(StoreState(token="sesame", reader=reader)) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+        serving(StoreState()) as opening_url,
+    ):
+        assert (await http.get("/v1/sessions/s-1/stream")).status_code == 401
+        http.headers["Authorization"] = "Bearer sesame"
+        for path, headers, status, named in [
+            (f"/v1/sessions/{'x' * 257}/stream", {}, 422, "session_id"),
+            ("/v1/sessions/s-1/stream", {"Last-Event-ID": "7:3.x.-"}, 400, "Last-Event-ID"),
+            ("/v1/sessions/s-1/stream", {"Last-Event-ID": "1:2.3:4"}, 400, "Last-Event-ID"),
+        ]:
+            response = await http.get(path, headers=headers)
+            assert response.status_code == status, response.text
+            assert response.headers["content-type"] == PROBLEM_JSON
+            assert named in response.json()["detail"]
+        response = await httpx.AsyncClient(base_url=opening_url).get("/v1/sessions/s-1/stream")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == PROBLEM_JSON
+
+
+async def test_an_open_stream_does_not_keep_the_service_from_stopping(
+    clickhouse_dsn: str, database: str
+) -> None:
+    """uvicorn waits for every response to end before it stops; a stream ends only when its
+    client leaves, unless the service's shutdown ends it."""
+    state = StoreState(reader=Reader(connect(clickhouse_dsn, database)))
+    served = serving(state)
+    url = await served.__aenter__()
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        request = http.build_request("GET", "/v1/sessions/not-yet/stream")
+        response = await http.send(request, stream=True)
+        assert response.status_code == 200
+        await asyncio.wait_for(served.__aexit__(None, None, None), 10)
+        assert [line async for line in response.aiter_lines()] == []
