@@ -16,9 +16,11 @@ Kafka broker.
 Reads: ``transcript`` (one session's turns), ``session`` (its summary, turns and chunks),
 ``sessions_page`` (50 sessions of one bot and day, newest first), ``search`` (20 newest hits
 of a common word, a rare word or a quoted phrase), ``day_all_bots`` and ``day_one_bot`` (a
-day's turn-duration percentiles). Then, idle, ``clip_local`` and ``clip_s3``: a 5 s clip of one
-track cut from 30 s WAV chunks in a local folder or in a bucket of s3proxy
-(``bench.query_clips``).
+day's turn-duration percentiles), ``analytics_week`` (every named metric of a week of all
+bots by the hour, ``/v1/analytics``; targets p50 at most 400 ms) and ``analytics_day_one_bot``
+(the same for one bot's day; at most 60 ms), which have no bare query. Then, idle,
+``clip_local`` and ``clip_s3``: a 5 s clip of one track cut from 30 s WAV chunks in a local
+folder or in a bucket of s3proxy (``bench.query_clips``).
 
 JSON keys, per read: ``<read>_p50_ms`` and ``<read>_idle_p99_ms`` (HTTP, idle),
 ``<read>_ingest_p50_ms`` and ``<read>_ingest_p99_ms`` (HTTP, ingesting),
@@ -62,6 +64,7 @@ from consumers.storage.migrations import MIGRATIONS
 from consumers.topics_admin import ensure_topics
 from queries import Reader, SessionFilters
 from queries.analytics import turn_figures
+from queries.metrics import metrics
 from queries.search import search
 from queries.sessions import list_sessions, session_detail
 from queries.turns import transcript
@@ -78,6 +81,8 @@ BUDGET_S = 60.0
 on any count, and the run ends in a predictable time."""
 WARMUP = 10
 """Untimed in-process reads of each kind first, on other targets: the caches are warm."""
+WARMUP_BUDGET_S = 20.0
+"""Fewer warm-up reads of a kind that takes longer."""
 CLIENTS = 4
 INGEST_RATE = 5_000
 INGEST_WARMUP_S = 5.0
@@ -86,7 +91,17 @@ DATABASE = "bench"
 CACHE = Path.home() / ".cache" / "transcript-store" / "bench-query"
 SCRATCH = CACHE / "scratch"
 """The copy a run reads and ingests into; left behind, replaced by the next run."""
-READS = ("transcript", "session", "sessions_page", "search", "day_all_bots", "day_one_bot")
+WEEK = timedelta(days=7)
+READS = (
+    "transcript",
+    "session",
+    "sessions_page",
+    "search",
+    "day_all_bots",
+    "day_one_bot",
+    "analytics_week",
+    "analytics_day_one_bot",
+)
 COMMON_WORDS = ("refund", "order", "parcel")
 PHRASES = ('"order number"', '"broken blender"', '"delivery address"')
 
@@ -99,6 +114,8 @@ class Target:
     bot_id: str
     since: datetime
     until: datetime
+    week: datetime
+    """The start of a week that lies in the store's days."""
     q: str
 
 
@@ -115,6 +132,7 @@ def targets(shape: Shape, count: int, seed: int) -> list[Target]:
                 bot_id=bot_name(rng.randrange(shape.bots)),
                 since=day,
                 until=day + timedelta(days=1),
+                week=EPOCH + timedelta(days=rng.randrange(shape.days - 6)),
                 q=kinds[n % 3],
             )
         )
@@ -123,6 +141,7 @@ def targets(shape: Shape, count: int, seed: int) -> list[Target]:
 
 def http_path(read: str, t: Target) -> str:
     day = {"since": t.since.isoformat(), "until": t.until.isoformat()}
+    week = {"since": t.week.isoformat(), "until": (t.week + WEEK).isoformat()}
     return {
         "transcript": f"/v1/sessions/{t.session_id}/turns",
         "session": f"/v1/sessions/{t.session_id}",
@@ -130,6 +149,8 @@ def http_path(read: str, t: Target) -> str:
         "search": f"/v1/search?{urlencode({'q': t.q, 'limit': 20})}",
         "day_all_bots": f"/v1/analytics/turns?{urlencode(day)}",
         "day_one_bot": f"/v1/analytics/turns?{urlencode({**day, 'bot_id': t.bot_id})}",
+        "analytics_week": f"/v1/analytics?{urlencode(week)}",
+        "analytics_day_one_bot": f"/v1/analytics?{urlencode({**day, 'bot_id': t.bot_id})}",
     }[read]
 
 
@@ -143,6 +164,10 @@ def inproc_call(reader: Reader, read: str, t: Target) -> Callable[[], object]:
         "search": lambda: search(reader, t.q, limit=20),
         "day_all_bots": lambda: turn_figures(reader, since=t.since, until=t.until),
         "day_one_bot": lambda: turn_figures(reader, since=t.since, until=t.until, bot_id=t.bot_id),
+        "analytics_week": lambda: metrics(reader, since=t.week, until=t.week + WEEK),
+        "analytics_day_one_bot": lambda: metrics(
+            reader, since=t.since, until=t.until, bot_id=t.bot_id
+        ),
     }
     return calls[read]
 
@@ -315,9 +340,9 @@ def measure(sessions: int) -> dict[str, float]:
     }
     note(f"store ready: {figures}")
     reader = open_reader(dsn_of(folder), DATABASE)
-    for t in targets(shape, WARMUP, SEED + 1):
-        for read in READS:
-            inproc_call(reader, read, t)()
+    warm = targets(shape, WARMUP, SEED + 1)
+    for read in READS:
+        timed((inproc_call(reader, read, t) for t in warm), WARMUP_BUDGET_S)
     chosen = targets(shape, REQUESTS, SEED)
     counts: list[int] = []
 
@@ -335,7 +360,10 @@ def measure(sessions: int) -> dict[str, float]:
             figures[f"{read}_p99_ms"] = p99(latencies)
 
     for read in READS:
-        record(read, "bare", timed((bare_call(store.client, read, t) for t in chosen), BUDGET_S))
+        if read in _BARE:
+            record(
+                read, "bare", timed((bare_call(store.client, read, t) for t in chosen), BUDGET_S)
+            )
         record(read, "inproc", timed((inproc_call(reader, read, t) for t in chosen), BUDGET_S))
     paths = {read: [http_path(read, t) for t in chosen] for read in READS}
     state = StoreState(store=store, reader=reader)

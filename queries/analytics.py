@@ -14,8 +14,10 @@ a day's turns would share a hash about once in 10^8 days.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from analytics.definitions import LEVELS
 from queries.errors import BadQueryError
 from queries.models import LatencyFigures, Percentiles, RoleTurnFigures, TurnFigures
 from queries.paging import bounded
@@ -23,8 +25,8 @@ from queries.reader import Reader
 from queries.turns import SUMMARY_FIELDS, latest_turns
 from schemas import Role
 
-LEVELS = "0.5, 0.9, 0.95, 0.99"
-
+QUANTILES = f"quantiles({', '.join(map(str, LEVELS))})"
+"""The percentiles of ``analytics.definitions.LEVELS``, as SQL."""
 _RANGE = "started_at >= {since:DateTime64(6, 'UTC')} AND started_at < {until:DateTime64(6, 'UTC')}"
 _TURNS = f"""
 SELECT
@@ -34,7 +36,7 @@ SELECT
     countIf(interrupted),
     countIf(timed_out),
     countIf(duration_ms IS NOT NULL),
-    quantiles({LEVELS})(duration_ms)
+    {QUANTILES}(duration_ms)
 FROM (
     SELECT role, complete, interrupted, timed_out, duration_ms
     FROM transcripts_generations
@@ -45,7 +47,7 @@ FROM (
 GROUP BY role
 ORDER BY role"""
 _LATENCIES = f"""
-SELECT count(), quantiles({LEVELS})(response_latency_ms)
+SELECT count(), {QUANTILES}(response_latency_ms)
 FROM ({{turns}})
 WHERE response_latency_ms IS NOT NULL"""
 
@@ -55,7 +57,7 @@ def turn_figures(
 ) -> TurnFigures:
     """Per role, over the turns that started in ``[since, until)``: how many, how many were
     interrupted or timed out, and the percentiles of their durations."""
-    since, until, where = _range(since, until, bot_id)
+    since, until, where = in_range(since, until, bot_id)
     rows = reader.rows(
         _TURNS.replace("{where}", where),
         generation=reader.generation("transcripts"),
@@ -70,7 +72,7 @@ def turn_figures(
             complete=complete,
             interrupted=interrupted,
             timed_out=timed_out,
-            duration_ms=_percentiles(durations, timed),
+            duration_ms=percentiles(durations, timed),
         )
     return TurnFigures(since=since, until=until, bot_id=bot_id, roles=roles)
 
@@ -81,7 +83,7 @@ def latency_figures(
     """The percentiles of the response latencies of assistant turns that started in
     ``[since, until)`` (the user turn before the first of them may lie before ``since``
     and is then not seen: that turn has no latency)."""
-    since, until, where = _range(since, until, bot_id)
+    since, until, where = in_range(since, until, bot_id)
     ((measured, latencies),) = reader.rows(
         _LATENCIES.replace("{turns}", latest_turns(SUMMARY_FIELDS, where)),
         generation=reader.generation("transcripts"),
@@ -93,18 +95,21 @@ def latency_figures(
         since=since,
         until=until,
         bot_id=bot_id,
-        response_latency_ms=_percentiles(latencies, measured),
+        response_latency_ms=percentiles(latencies, measured),
     )
 
 
-def _range(since: datetime, until: datetime, bot_id: str | None) -> tuple[datetime, datetime, str]:
+def in_range(
+    since: datetime, until: datetime, bot_id: str | None
+) -> tuple[datetime, datetime, str]:
+    """The range checked and bounded, and SQL of the turns in it (of the bot, if one)."""
     since, until = bounded(since), bounded(until)
     if since >= until:
         raise BadQueryError("since", "must be before until")
     return since, until, f"bot_id = {{bot_id:String}} AND {_RANGE}" if bot_id else _RANGE
 
 
-def _percentiles(values: list[float], count: int) -> Percentiles | None:
+def percentiles(values: Sequence[float], count: int) -> Percentiles | None:
     if not count:
         return None
     p50, p90, p95, p99 = values

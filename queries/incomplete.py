@@ -24,10 +24,9 @@ from queries.reader import Reader
 from queries.sealing import (
     DECLARED_EVENTS,
     LEDGER_COLUMNS,
+    SEALS_CHUNK_HOLES,
     chunk_figures,
-    chunk_holes,
     ledger,
-    track_figures,
 )
 
 SHOWN = 100
@@ -68,15 +67,13 @@ HAVING NOT argMax(complete, version)
 ORDER BY session_id
 LIMIT 1 BY session_id
 LIMIT {{batch:UInt32}}"""
-_ENDS = "groupUniqArrayMergeIf(ends, generation = {events_generation:UInt32})"
-_FIGURES = track_figures("groupUniqArrayMergeIf(chunks, generation = {chunks_generation:UInt32})")
 _CHUNK_HOLES = f"""
 SELECT session_id
 FROM session_seals_generations
 WHERE generation IN ({{events_generation:UInt32}}, {{chunks_generation:UInt32}})
     AND {_IN_SPAN}
 GROUP BY session_id
-HAVING {chunk_holes(_ENDS, _FIGURES)}
+HAVING {SEALS_CHUNK_HOLES}
 ORDER BY session_id
 LIMIT {{batch:UInt32}}"""
 _DETAIL = f"""

@@ -92,6 +92,9 @@ class SessionSummary(Answer):
     last_event_at: AwareDatetime = Field(description="Latest turn start or stop.")
     turns: RoleFigures
     talk_ms: RoleFigures = Field(description="Summed turn durations per speaker.")
+    call_ms: int = Field(description="First turn's start to last turn's stop.")
+    overlap_ms: int = Field(description="Time in which both speakers were talking.")
+    silence_ms: int = Field(description="Time of the call in which neither was.")
     interruptions: int = Field(description="Assistant turns cut off by the user.")
     timeouts: int = Field(description="User turns closed by a stop timeout.")
     median_response_latency_ms: float | None = Field(
@@ -240,4 +243,69 @@ class LatencyFigures(Answer):
     response_latency_ms: Percentiles | None = Field(
         description="Assistant turns: start minus the previous user turn's stop, when that "
         "stop came first (barge-ins are not latencies)."
+    )
+
+
+class MetricDefinition(Answer):
+    """What a metric means (``analytics.definitions``): its version goes up when that changes."""
+
+    name: str
+    version: int
+    unit: str
+    kind: Literal["count", "sum", "distribution", "ratio", "rate"]
+    per: Literal["turn", "session"] = Field(
+        description="What it is counted over: a turn lands in the bucket of its start, a "
+        "session in that of its first turn in the range."
+    )
+    definition: str
+
+
+class RolePercentiles(Answer):
+    user: Percentiles | None
+    assistant: Percentiles | None
+
+
+class SessionTimeFigures(Answer):
+    total: int = Field(description="Summed over the sessions.")
+    per_session: Percentiles | None
+
+
+class StateCounts(Answer):
+    sealed: int
+    sealed_with_holes: int
+    abandoned: int
+    open: int
+
+
+class MetricsRow(Answer):
+    """One bucket of one group; each field is the metric of that name in ``definitions``.
+    Metrics counted over sessions are null when the figures are split by role."""
+
+    bucket_start: AwareDatetime
+    group: str | None = Field(description="The group's value; null when not grouped.")
+    sessions: int | None = None
+    turns: RoleFigures
+    response_latency_ms: Percentiles | None
+    turn_duration_ms: RolePercentiles
+    talk_ms: RoleFigures
+    talk_ratio: float | None
+    interruptions: int
+    interruptions_per_100_assistant_turns: float | None
+    interruptions_per_call_minute: float | None
+    user_stop_timeouts: int
+    call_ms: int | None = None
+    overlap_ms: SessionTimeFigures | None = None
+    silence_ms: SessionTimeFigures | None = None
+    completeness: StateCounts | None = None
+
+
+class Metrics(Answer):
+    since: AwareDatetime
+    until: AwareDatetime
+    bucket: Literal["minute", "hour", "day"]
+    bot_id: str | None
+    group_by: Literal["bot", "role", "language", "framework"] | None
+    definitions: list[MetricDefinition]
+    rows: list[MetricsRow] = Field(
+        description="By bucket, then group; buckets without turns are left out."
     )

@@ -60,6 +60,14 @@ def chunk_holes(ends: str, figures: str) -> str:
     )
 
 
+SEALS_ENDS = "groupUniqArrayMergeIf(ends, generation = {events_generation:UInt32})"
+"""A session's ends, over its rows of ``session_seals_generations``."""
+SEALS_CHUNK_HOLES = chunk_holes(
+    SEALS_ENDS,
+    track_figures("groupUniqArrayMergeIf(chunks, generation = {chunks_generation:UInt32})"),
+)
+"""Whether an ended session has chunk holes, over its rows of ``session_seals_generations``
+(``{events_generation}`` and ``{chunks_generation}`` bound by the caller)."""
 DECLARED_EVENTS = "coalesce(maxIf(declared_events, event_type = 'SessionEnded'), 0)"
 """The event count a session's end declared; 0 without an end."""
 LEDGER_COLUMNS = (

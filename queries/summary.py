@@ -12,9 +12,11 @@ from collections.abc import Mapping, Sequence
 from statistics import median
 from typing import Any
 
+from analytics.session_time import TurnTime, session_time
 from queries.completeness import Clock, Ledger, completeness
 from queries.models import RoleFigures, SessionFilters, SessionSummary
 from queries.paging import as_utc
+from queries.turns import milliseconds
 
 
 def summarize(
@@ -25,6 +27,14 @@ def summarize(
     last_event_at = as_utc(max(t["stopped_at"] or t["started_at"] for t in turns))
     latencies = [t["response_latency_ms"] for t in turns if t["response_latency_ms"] is not None]
     by_role = {role: [t for t in turns if t["role"] == role] for role in ("user", "assistant")}
+    spent = session_time(
+        TurnTime(
+            t["role"],
+            milliseconds(t["started_at"]),
+            None if t["stopped_at"] is None else milliseconds(t["stopped_at"]),
+        )
+        for t in turns
+    )
     return SessionSummary(
         session_id=session_id,
         bot_id=turns[0]["bot_id"],
@@ -35,6 +45,9 @@ def summarize(
         talk_ms=RoleFigures(
             **{role: sum(t["duration_ms"] or 0 for t in found) for role, found in by_role.items()}
         ),
+        call_ms=spent.call_ms,
+        overlap_ms=spent.overlap_ms,
+        silence_ms=spent.silence_ms,
         interruptions=sum(bool(t["interrupted"]) for t in turns),
         timeouts=sum(bool(t["timed_out"]) for t in turns),
         median_response_latency_ms=median(latencies) if latencies else None,

@@ -130,14 +130,16 @@ def response_latencies(turns: Iterable[Mapping[str, Any]]) -> dict[str, int | No
         started, before = turn["started_at"], previous_user_stop
         measurable = turn["role"] == "assistant" and before is not None and before <= started
         latencies[turn["turn_id"]] = (
-            _milliseconds(started) - _milliseconds(before) if measurable and before else None
+            milliseconds(started) - milliseconds(before) if measurable and before else None
         )
         if turn["role"] == "user":
             previous_user_stop = turn["stopped_at"]  # None while that turn is open
     return latencies
 
 
-def _milliseconds(at: datetime) -> int:
+def milliseconds(at: datetime) -> int:
+    """Whole milliseconds since the epoch, as the engine's ``toUnixTimestamp64Milli`` and
+    ``dateDiff('millisecond', ...)`` count them."""
     return (as_utc(at) - _EPOCH) // timedelta(microseconds=1) // 1000
 
 

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from consumers.storage.generations import Generation, GenerationSize
 from queries import IncompletePage, SearchPage, SessionDetail, SessionPage, Turn
-from queries.models import LatencyFigures, TurnFigures
+from queries.models import LatencyFigures, Metrics, TurnFigures
 
 A = TypeVar("A", bound=BaseModel)
 
@@ -61,6 +61,10 @@ class TurnFiguresAnswer(TurnFigures, Freshness):
 
 
 class LatencyFiguresAnswer(LatencyFigures, Freshness):
+    pass
+
+
+class MetricsAnswer(Metrics, Freshness):
     pass
 
 

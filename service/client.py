@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter
 from service.answers import (
     GenerationInfo,
     IncompleteAnswer,
+    MetricsAnswer,
     SearchAnswer,
     SessionAnswer,
     SessionsAnswer,
@@ -65,6 +66,9 @@ class StoreClient:
 
     def incomplete(self, **params: Any) -> IncompleteAnswer:
         return self._get(IncompleteAnswer, "/v1/incomplete", params)
+
+    def metrics(self, **params: Any) -> MetricsAnswer:
+        return self._get(MetricsAnswer, "/v1/analytics", params)
 
     def generations(self) -> list[GenerationInfo]:
         answer = self._call("GET", "/v1/admin/generations")

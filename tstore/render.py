@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from queries import IncompleteSession, SearchHit, SessionSummary, Turn
-from queries.models import TrackCompleteness
+from queries.models import MetricDefinition, MetricsRow, Percentiles, TrackCompleteness
 
 
 def console() -> Console:
@@ -60,6 +60,56 @@ def sessions(items: Sequence[SessionSummary]) -> Table:
             s.completeness.state.replace("_", " "),
         )
     return table
+
+
+def metrics(rows: Sequence[MetricsRow]) -> Table:
+    """The figures a person scans first; the API has them all."""
+    table = Table(
+        "bucket (UTC)",
+        "group",
+        "sessions",
+        "turns u/a",
+        "latency p50/p90/p99",
+        "interruptions (/100)",
+        "timeouts",
+        "talk ratio",
+        "overlap",
+        "silence",
+        "sealed/holes/abandoned/open",
+    )
+    for r in rows:
+        c = r.completeness
+        table.add_row(
+            f"{r.bucket_start:%Y-%m-%d %H:%M}",
+            r.group or "",
+            _figure(r.sessions),
+            f"{r.turns.user}/{r.turns.assistant}",
+            _spread(r.response_latency_ms),
+            f"{r.interruptions} ({_figure(r.interruptions_per_100_assistant_turns)})",
+            str(r.user_stop_timeouts),
+            _figure(r.talk_ratio, "{:.2f}"),
+            "-" if r.overlap_ms is None else f"{r.overlap_ms.total / 1000:.1f}s",
+            "-" if r.silence_ms is None else f"{r.silence_ms.total / 1000:.1f}s",
+            "-" if c is None else f"{c.sealed}/{c.sealed_with_holes}/{c.abandoned}/{c.open}",
+        )
+    return table
+
+
+def definitions(found: Sequence[MetricDefinition]) -> Table:
+    table = Table("metric", "v", "definition", box=None)
+    for d in found:
+        table.add_row(d.name, str(d.version), d.definition)
+    return table
+
+
+def _figure(value: float | None, shape: str = "{:.1f}") -> str:
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else shape.format(value)
+
+
+def _spread(p: Percentiles | None) -> str:
+    return "-" if p is None else f"{p.p50:.0f}/{p.p90:.0f}/{p.p99:.0f} ms"
 
 
 def hit(found: SearchHit) -> Text:

@@ -1,4 +1,4 @@
-"""``/v1/analytics``: distributions across sessions."""
+"""``/v1/analytics``: the named metrics per bucket and group, and distributions across sessions."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from analytics.definitions import Bucket, GroupBy
 from queries.analytics import latency_figures, turn_figures
-from service.answers import LatencyFiguresAnswer, TurnFiguresAnswer, respond
+from queries.metrics import metrics
+from service.answers import LatencyFiguresAnswer, MetricsAnswer, TurnFiguresAnswer, respond
 from service.auth import bearer, state_of
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[Depends(bearer)])
+State = Annotated[StoreState, Depends(state_of)]
 
 
 class RangeQuery(BaseModel):
@@ -24,10 +27,23 @@ class RangeQuery(BaseModel):
     bot_id: str | None = None
 
 
+class MetricsQuery(RangeQuery):
+    bucket: Bucket = "hour"
+    group_by: GroupBy | None = None
+
+
+@router.get("", response_model=MetricsAnswer, responses=PROBLEM_RESPONSES)
+def all_metrics(state: State, query: Annotated[MetricsQuery, Query()]) -> Response:
+    """Every metric of `definitions` per bucket (`minute`, `hour` or `day` of UTC) of
+    ``[since, until)`` and per group (`bot`, `role`, `language` or `framework`), from the live
+    tables: each turn once, in its latest version. A turn counts in the bucket of its start, a
+    session in that of its first turn in the range; buckets without turns are left out."""
+    found = metrics(state.ready_reader(), **query.model_dump())
+    return respond(MetricsAnswer, state.freshness(), found)
+
+
 @router.get("/turns", response_model=TurnFiguresAnswer, responses=PROBLEM_RESPONSES)
-def turns(
-    state: Annotated[StoreState, Depends(state_of)], query: Annotated[RangeQuery, Query()]
-) -> Response:
+def turns(state: State, query: Annotated[RangeQuery, Query()]) -> Response:
     """Per role, over turns that started in ``[since, until)``: counts, and p50/p90/p95/p99
     of turn durations."""
     figures = turn_figures(state.ready_reader(), **query.model_dump())
@@ -35,9 +51,7 @@ def turns(
 
 
 @router.get("/latency", response_model=LatencyFiguresAnswer, responses=PROBLEM_RESPONSES)
-def latency(
-    state: Annotated[StoreState, Depends(state_of)], query: Annotated[RangeQuery, Query()]
-) -> Response:
+def latency(state: State, query: Annotated[RangeQuery, Query()]) -> Response:
     """p50/p90/p95/p99 of the response latencies of assistant turns that started in
     ``[since, until)``: start minus the stop of the user turn before, barge-ins excluded."""
     figures = latency_figures(state.ready_reader(), **query.model_dump())

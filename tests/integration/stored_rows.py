@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import polars as pl
@@ -175,3 +176,19 @@ extents = st.tuples(
     st.integers(0, 3).map(lambda n: 100 * n),
     st.sampled_from([0, 50, 100, 200]),
 )
+
+
+declared_track = st.tuples(
+    st.sampled_from(["user", "assistant", "mixed"]), st.integers(0, 6), st.integers(0, 1_200)
+)
+"""A track a ``SessionEnded`` declares: track, chunks, samples."""
+ledger_seqs = st.lists(st.integers(0, 100), max_size=30)
+"""The seqs of a session's events stored in its ledger, in any order, some maybe missing."""
+session_end = st.none() | st.tuples(st.integers(1, 110), st.lists(declared_track, max_size=3))
+"""A ``SessionEnded`` as ``event_rows`` takes it (its event count and tracks), or none."""
+
+
+def split(rows: list[Any], cuts: list[int]) -> list[list[Any]]:
+    """``rows`` in consecutive inserts, cut where ``cuts`` say (empty inserts left out)."""
+    edges = [0, *sorted(c % (len(rows) + 1) for c in cuts), len(rows)]
+    return [rows[a:b] for a, b in pairwise(edges) if a < b]

@@ -335,6 +335,15 @@ CHOSEN: list[tuple[str, dict[str, Any]]] = [
     ("/v1/incomplete", {"cursor": NESTED_CURSOR}),
     ("/v1/analytics/turns", {"since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"}),
     ("/v1/analytics/turns", {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59Z"}),
+    ("/v1/analytics", {"since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"}),
+    (
+        "/v1/analytics",
+        {"since": "0001-01-01T00:00:00Z", "until": "0001-01-02T00:00Z", "bucket": "minute"},
+    ),
+    (
+        "/v1/analytics",
+        {"since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00Z", "group_by": "language"},
+    ),
     ("/v1/admin/generations", {}),
     ("/v1/admin/rebuild", {}),
 ]

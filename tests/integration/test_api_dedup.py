@@ -208,6 +208,16 @@ async def test_duplicated_and_replayed_events_show_once_in_every_answer(
         )
         # holey's open turn-1 started 1 s after turn-0 stopped: a latency, though still open
         assert latency["response_latency_ms"]["count"] == 7
+        named = await api.ok(
+            "/v1/analytics",
+            since=(at - timedelta(minutes=1)).isoformat(),
+            until=(at + timedelta(hours=1)).isoformat(),
+            bucket="day",
+        )
+        rows = named["rows"]
+        assert sum(r["sessions"] for r in rows) == len(by_id)
+        assert [sum(r["turns"][role] for r in rows) for role in ("user", "assistant")] == [7, 7]
+        assert sum(r["response_latency_ms"]["count"] for r in rows) == 7
 
         incomplete = await api.ok("/v1/incomplete")
         assert incomplete["items"] == [

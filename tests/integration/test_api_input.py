@@ -118,6 +118,7 @@ async def test_extreme_but_well_formed_values_are_answered_never_with_a_500(
             "cursor",
         ),
         ("/v1/analytics/turns", {"since": EARLIEST, "until": LATEST}, everything, "since"),
+        ("/v1/analytics", {"since": EARLIEST, "until": LATEST, "bucket": "day"}, nothing, "bucket"),
     ]
     wrong: list[str] = []
     async with live_api(kafka_bootstrap, topics, clickhouse_dsn, database) as api:

@@ -233,6 +233,14 @@ def test_the_command_line_reads_a_published_session_through_the_store_process(
     assert missing.exit_code == 0, missing.output
     assert f"{session_id}: open, 4 of 5 events; missing seq 3; open turns a1" in missing.output
 
+    stats = runner.invoke(app, ["stats", "--bucket", "day", "--by", "bot"], env=env)
+    assert stats.exit_code == 0, stats.output
+    assert "response_latency_ms" in stats.output, "the definitions are printed"
+    assert "bucket (UTC)" in stats.output
+    wrong = runner.invoke(app, ["stats", "--bucket", "week"], env=env)
+    assert wrong.exit_code != 0
+    assert "--bucket" in wrong.output
+
 
 def test_a_command_that_cannot_reach_the_store_process_says_the_store_is_held(
     served: StoreProcess, tmp_path: Path

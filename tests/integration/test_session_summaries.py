@@ -5,7 +5,6 @@ rows were split into inserts and however often each was written."""
 from __future__ import annotations
 
 from datetime import timedelta
-from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -22,22 +21,14 @@ from tests.integration.stored_rows import (
     chunk_rows,
     event_rows,
     extents,
+    ledger_seqs,
+    session_end,
+    split,
     stored_versions,
     transcript_rows,
 )
 
 pytestmark = pytest.mark.integration
-
-
-declared_track = st.tuples(
-    st.sampled_from(["user", "assistant", "mixed"]), st.integers(0, 6), st.integers(0, 1_200)
-)
-
-
-def _split(rows: list[Any], cuts: list[int]) -> list[list[Any]]:
-    """``rows`` in consecutive inserts, cut where ``cuts`` say (empty inserts left out)."""
-    edges = [0, *sorted(c % (len(rows) + 1) for c in cuts), len(rows)]
-    return [rows[a:b] for a, b in pairwise(edges) if a < b]
 
 
 def test_the_stored_summary_is_the_summary_of_the_turns_and_ledger(clickhouse: Client) -> None:
@@ -50,8 +41,8 @@ def test_the_stored_summary_is_the_summary_of_the_turns_and_ledger(clickhouse: C
     )
     @given(
         stored_versions(),
-        st.lists(st.integers(0, 100), max_size=30),
-        st.none() | st.tuples(st.integers(1, 110), st.lists(declared_track, max_size=3)),
+        ledger_seqs,
+        session_end,
         st.lists(extents, max_size=12),
         st.lists(st.integers(0, 1_000), max_size=3),
         st.randoms(use_true_random=False),
@@ -68,13 +59,13 @@ def test_the_stored_summary_is_the_summary_of_the_turns_and_ledger(clickhouse: C
         rng.shuffle(rows)
         chunks += rng.sample(chunks, len(chunks) // 2)  # duplicates
         rng.shuffle(chunks)
-        ledger = [event_rows(session_id, part) for part in _split(seqs, cuts)]
+        ledger = [event_rows(session_id, part) for part in split(seqs, cuts)]
         if end is not None:  # at any place among the inserts: it may come before the rest
             last = event_rows(session_id, [max(seqs, default=0) + 1], end)
             ledger.insert(rng.randint(0, len(ledger)), last)
-        for part in _split(rows, cuts):
+        for part in split(rows, cuts):
             store.insert("transcripts", transcript_rows(session_id, part), generation=1)
-        for part in _split(chunks, cuts):
+        for part in split(chunks, cuts):
             store.insert("audio_chunks", chunk_rows(session_id, part), generation=1)
         for frame in ledger:
             store.insert("session_events", frame, generation=1)

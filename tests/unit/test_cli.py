@@ -28,6 +28,7 @@ def test_help_lists_every_subcommand() -> None:
         "simulate",
         "transcript",
         "incomplete",
+        "stats",
         "demo",
     ):
         assert command in result.output

@@ -1,15 +1,17 @@
-"""Reading the store: a transcript, sessions, search, incomplete sessions. Each asks the
+"""Reading the store: a transcript, sessions, search, incomplete sessions, analytics. Each asks the
 running store over HTTP when one answers, and opens the store itself otherwise."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, cast, get_args
 
 import typer
 
+from analytics.definitions import Bucket, GroupBy
 from queries import SessionFilters
 from queries.incomplete import incomplete_sessions
+from queries.metrics import metrics
 from queries.paging import as_utc
 from queries.search import search as search_store
 from queries.sessions import list_sessions
@@ -130,6 +132,44 @@ def incomplete(limit: Limit = 100, cursor: Cursor = None) -> None:
             "none among the sessions examined" if page.next_cursor else "every session is complete"
         )
     _more(page.next_cursor)
+
+
+@app.command()
+@one_line_errors
+def stats(
+    since: Since = None,
+    until: Until = None,
+    bucket: Annotated[str, typer.Option(help="minute, hour or day.")] = "hour",
+    bot: Annotated[str | None, typer.Option(help="Only this bot's calls.")] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Split each bucket by bot, role, language or framework.")
+    ] = None,
+) -> None:
+    """Print the analytics per bucket (the last day unless told), and what each metric means."""
+    if bucket not in get_args(Bucket):
+        raise typer.BadParameter("minute, hour or day", param_hint="--bucket")
+    if by is not None and by not in get_args(GroupBy):
+        raise typer.BadParameter("bot, role, language or framework", param_hint="--by")
+    before = _utc(until) or datetime.now(UTC)
+    after = _utc(since) or before - timedelta(days=1)
+    step, split = cast(Bucket, bucket), cast(GroupBy | None, by)
+    found = read(
+        settings(),
+        lambda service: service.metrics(
+            since=after, until=before, bucket=step, bot_id=bot, group_by=split
+        ),
+        lambda reader: metrics(
+            reader, since=after, until=before, bucket=step, bot_id=bot, group_by=split
+        ),
+    )
+    console = render.console()
+    if found.rows:
+        console.print(render.metrics(found.rows))
+    else:
+        typer.echo(
+            f"no turn started between {after:%Y-%m-%d %H:%M} and {before:%Y-%m-%d %H:%M} UTC"
+        )
+    console.print(render.definitions(found.definitions))
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -1,0 +1,171 @@
+"""The metrics, named, versioned and each defined in one line, as the API returns them beside
+their values.
+
+A definition's ``version`` goes up whenever its meaning changes. Metrics are computed at read
+time from the stored events' projections, never stored as computed during a call, so a new
+version applies to every past call at once, and a dashboard can tell which meaning a figure
+had.
+
+Each metric is counted over turns or over sessions (``per``), which decides its bucket: a
+turn's bucket is that of its start, a session's that of its first turn in the range asked.
+So a bucket's counts and sums add up, over all buckets, to those of the whole range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+Unit = Literal["count", "ms", "ratio", "per 100 assistant turns", "per minute"]
+Kind = Literal["count", "sum", "distribution", "ratio", "rate"]
+Per = Literal["turn", "session"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    version: int
+    unit: Unit
+    kind: Kind
+    per: Per
+    definition: str
+
+
+LEVELS = (0.5, 0.9, 0.95, 0.99)
+"""The percentiles of every distribution: p50, p90, p95, p99."""
+
+METRICS = (
+    Metric(
+        "sessions",
+        1,
+        "count",
+        "count",
+        "session",
+        "Sessions whose first turn in the range started in the bucket.",
+    ),
+    Metric(
+        "turns",
+        1,
+        "count",
+        "count",
+        "turn",
+        "Turns that started in the bucket, per role, each counted once in its latest version.",
+    ),
+    Metric(
+        "response_latency_ms",
+        1,
+        "ms",
+        "distribution",
+        "turn",
+        "An assistant turn's start minus the stop of the user turn before it, only when that "
+        "user turn stopped before it started (a barge-in is not a latency).",
+    ),
+    Metric(
+        "turn_duration_ms",
+        1,
+        "ms",
+        "distribution",
+        "turn",
+        "A stopped turn's stop minus its start, per role.",
+    ),
+    Metric(
+        "talk_ms",
+        1,
+        "ms",
+        "sum",
+        "turn",
+        "The durations of the stopped turns, summed per role.",
+    ),
+    Metric(
+        "talk_ratio",
+        1,
+        "ratio",
+        "ratio",
+        "turn",
+        "Assistant talk time divided by user talk time (null without user talk).",
+    ),
+    Metric(
+        "interruptions",
+        1,
+        "count",
+        "count",
+        "turn",
+        "Assistant turns cut off by the user.",
+    ),
+    Metric(
+        "interruptions_per_100_assistant_turns",
+        1,
+        "per 100 assistant turns",
+        "rate",
+        "turn",
+        "Interruptions per 100 assistant turns.",
+    ),
+    Metric(
+        "interruptions_per_call_minute",
+        1,
+        "per minute",
+        "rate",
+        "session",
+        "Interruptions per minute of call time (call_ms) of the sessions in the bucket.",
+    ),
+    Metric(
+        "user_stop_timeouts",
+        1,
+        "count",
+        "count",
+        "turn",
+        "User turns closed by the stop timeout rather than by the user's end of speech.",
+    ),
+    Metric(
+        "call_ms",
+        1,
+        "ms",
+        "sum",
+        "session",
+        "From a session's first turn start to its last turn stop, summed over sessions.",
+    ),
+    Metric(
+        "overlap_ms",
+        1,
+        "ms",
+        "distribution",
+        "session",
+        "Per session, the time in which a user turn and an assistant turn both ran: "
+        "the total, and its percentiles over sessions.",
+    ),
+    Metric(
+        "silence_ms",
+        1,
+        "ms",
+        "distribution",
+        "session",
+        "Per session, the time within its call in which no turn ran: the total, and its "
+        "percentiles over sessions.",
+    ),
+    Metric(
+        "completeness",
+        1,
+        "count",
+        "count",
+        "session",
+        "Sessions by state: sealed (ended, held whole), sealed_with_holes, abandoned (no end, "
+        "silent for longer than abandoned_after), open.",
+    ),
+)
+"""Every metric the analytics report, in the order the API lists them."""
+
+Bucket = Literal["minute", "hour", "day"]
+BUCKETS: dict[Bucket, timedelta] = {
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+}
+"""Buckets start at whole minutes, hours or days of UTC."""
+MAX_BUCKETS = 10_000
+"""A range cut into more buckets than this is refused: a week by the minute is 10,080."""
+
+GroupBy = Literal["bot", "role", "language", "framework"]
+"""What the figures of a bucket can be split by. A session has no role: split by role, the
+figures counted over sessions are null. A session's language is that of its first turn with
+one."""

@@ -1,0 +1,271 @@
+"""The named metrics of ``analytics.definitions``, per time bucket and group, from the live
+tables: a call projected a second ago is counted, and each turn once, in its latest version.
+
+Two queries over the turns that started in the range (folded by ``latest_turns``, which
+also gives each assistant turn its response latency): one counts turns into the bucket of
+their start; the other folds each session's turns into its call time, overlap and silence
+(``analytics.session_time``, computed here in the engine) and its completeness (the rules of
+``queries.completeness`` over the session's ledger and seals), into the bucket of its first
+turn. Both see only the turns in the range: a session that began before ``since`` is counted
+from its turns after it, and the user turn before the range's first assistant turn is not
+seen, so that turn has no latency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from analytics.definitions import BUCKETS, MAX_BUCKETS, METRICS, Bucket, GroupBy
+from queries.analytics import QUANTILES, in_range, percentiles
+from queries.errors import BadQueryError
+from queries.models import (
+    MetricDefinition,
+    Metrics,
+    MetricsRow,
+    RoleFigures,
+    RolePercentiles,
+    SessionTimeFigures,
+    StateCounts,
+)
+from queries.paging import as_utc
+from queries.reader import Reader
+from queries.sealing import SEALS_CHUNK_HOLES, SEALS_ENDS
+from queries.turns import SUMMARY_FIELDS, latest_turns
+
+QUANTILES_IF = QUANTILES.replace("quantiles", "quantilesIf")
+_BUCKET = "toStartOfInterval({at}, toIntervalSecond({{bucket_s:UInt32}}))"
+_TURN_GROUPS: dict[GroupBy | None, str] = {
+    None: "''",
+    "bot": "toString(bot_id)",
+    "framework": "toString(framework)",
+    "language": "ifNull(toString(language), '')",
+    "role": "toString(role)",
+}
+_SESSION_GROUPS: dict[GroupBy | None, str] = {
+    None: "''",
+    "bot": "toString(any(bot_id))",
+    "framework": "toString(any(framework))",
+    "language": "ifNull(toString(argMinIf(language, (started_at, turn_id), "
+    "language IS NOT NULL)), '')",
+}
+_MS = "toUnixTimestamp64Milli({})"
+_SPAN = f"({_MS.format('started_at')}, {_MS.format('assumeNotNull(stopped_at)')})"
+_COVERED = (
+    "arrayFold((acc, x) -> (greatest(acc.1, x.2), acc.2 + greatest(x.2 - greatest(x.1, acc.1), "
+    "0)), arraySort(groupArrayIf({span}, stopped_at IS NOT NULL{role})), "
+    "(toInt64(-9223372036854775807), toInt64(0))).2"
+)
+"""The length of the union of a session's stopped turns (of one role), as
+``analytics.session_time.covered_ms`` takes it: spans in start order, each adding what lies
+beyond the furthest stop so far."""
+
+_TURNS = f"""
+SELECT
+    {_BUCKET.format(at="started_at")} AS bucket_start,
+    {{group}} AS grp,
+    countIf(role = 'user'),
+    countIf(role = 'assistant'),
+    countIf(response_latency_ms IS NOT NULL),
+    {QUANTILES_IF}(
+        assumeNotNull(response_latency_ms), response_latency_ms IS NOT NULL),
+    countIf(role = 'user' AND duration_ms IS NOT NULL),
+    {QUANTILES_IF}(
+        assumeNotNull(duration_ms), role = 'user' AND duration_ms IS NOT NULL),
+    countIf(role = 'assistant' AND duration_ms IS NOT NULL),
+    {QUANTILES_IF}(
+        assumeNotNull(duration_ms), role = 'assistant' AND duration_ms IS NOT NULL),
+    toInt64(coalesce(sumIf(duration_ms, role = 'user'), 0)),
+    toInt64(coalesce(sumIf(duration_ms, role = 'assistant'), 0)),
+    countIf(role = 'assistant' AND interrupted),
+    countIf(role = 'user' AND timed_out)
+FROM ({{turns}})
+GROUP BY bucket_start, grp
+ORDER BY bucket_start, grp"""
+
+_SESSION_FOLD = f"""
+SELECT
+    session_id,
+    {_BUCKET.format(at="min(started_at)")} AS bucket_start,
+    {{group}} AS grp,
+    max({_MS.format("coalesce(stopped_at, started_at)")}) - min({_MS.format("started_at")})
+        AS call_ms,
+    {_COVERED.format(span=_SPAN, role=" AND role = 'user'")} AS user_ms,
+    {_COVERED.format(span=_SPAN, role=" AND role = 'assistant'")} AS assistant_ms,
+    {_COVERED.format(span=_SPAN, role="")} AS both_ms,
+    toInt64(max(seq)) AS last_turn_seq,
+    countIf(NOT complete) AS open_turns,
+    max(coalesce(stopped_at, started_at)) AS last_turn_at
+FROM ({{turns}})
+GROUP BY session_id"""
+
+_IN_RANGE = (
+    "session_id IN (SELECT session_id FROM transcripts_generations "
+    "WHERE generation = {generation:UInt32} AND {where})"
+)
+_STATE = """multiIf(
+    notEmpty(s.session_ends),
+        if(greatest(coalesce(l.last_seq, -1), t.last_turn_seq) + 1 > coalesce(l.events, 0)
+           OR arrayReverseSort(e -> e.1, s.session_ends)[1].2 > coalesce(l.events, 0)
+           OR t.open_turns > 0 OR s.chunk_holes, 'sealed_with_holes', 'sealed'),
+    greatest(t.last_turn_at, coalesce(s.last_event_at, t.last_turn_at))
+        < {idle_before:DateTime64(6, 'UTC')}, 'abandoned',
+    'open')"""
+"""A session's state by the rules of ``queries.completeness``: ended with every declared and
+numbered event stored, no turn open and no chunk hole is sealed; no end and silent for longer
+than ``abandoned_after`` is abandoned."""
+_SESSIONS = f"""
+SELECT
+    bucket_start,
+    grp,
+    count(),
+    sum(call_ms),
+    sum(overlap_ms),
+    {QUANTILES}(overlap_ms),
+    sum(silence_ms),
+    {QUANTILES}(silence_ms),
+    countIf(state = 'sealed'),
+    countIf(state = 'sealed_with_holes'),
+    countIf(state = 'abandoned'),
+    countIf(state = 'open')
+FROM (
+    SELECT
+        t.bucket_start AS bucket_start,
+        t.grp AS grp,
+        t.call_ms AS call_ms,
+        t.user_ms + t.assistant_ms - t.both_ms AS overlap_ms,
+        t.call_ms - t.both_ms AS silence_ms,
+        {_STATE} AS state
+    FROM ({_SESSION_FOLD}) AS t
+    LEFT JOIN (
+        SELECT session_id, uniqExactMerge(seqs) AS events, toInt64(max(last_seq)) AS last_seq
+        FROM session_summaries_generations
+        WHERE generation = {{events_generation:UInt32}} AND {_IN_RANGE}
+        GROUP BY session_id
+    ) AS l ON t.session_id = l.session_id
+    LEFT JOIN (
+        SELECT
+            session_id,
+            maxIf(last_event_at, generation = {{events_generation:UInt32}}) AS last_event_at,
+            {SEALS_ENDS} AS session_ends,
+            {SEALS_CHUNK_HOLES} AS chunk_holes
+        FROM session_seals_generations
+        WHERE generation IN ({{events_generation:UInt32}}, {{chunks_generation:UInt32}})
+            AND {_IN_RANGE}
+        GROUP BY session_id
+    ) AS s ON t.session_id = s.session_id
+    SETTINGS join_use_nulls = 1
+)
+GROUP BY bucket_start, grp"""
+
+
+def metrics(
+    reader: Reader,
+    *,
+    since: datetime,
+    until: datetime,
+    bucket: Bucket = "hour",
+    bot_id: str | None = None,
+    group_by: GroupBy | None = None,
+) -> Metrics:
+    """Every metric per bucket of ``[since, until)`` and group; buckets without turns are
+    left out."""
+    since, until, where = in_range(since, until, bot_id)
+    step = BUCKETS[bucket]
+    if (until - since) / step > MAX_BUCKETS:
+        raise BadQueryError(
+            "bucket", f"cuts the range into more than {MAX_BUCKETS} buckets: take a wider one"
+        )
+    clock = reader.clock()
+    parameters = {
+        "generation": reader.generation("transcripts"),
+        "events_generation": reader.generation("session_events"),
+        "chunks_generation": reader.generation("audio_chunks"),
+        "since": since,
+        "until": until,
+        "bot_id": bot_id or "",
+        "bucket_s": int(step.total_seconds()),
+        "idle_before": clock.now - clock.abandoned_after,
+    }
+    turns = latest_turns(SUMMARY_FIELDS, where)
+    rows = {
+        (as_utc(at), group): _turn_figures(values)
+        for at, group, *values in reader.rows(
+            _TURNS.replace("{group}", _TURN_GROUPS[group_by]).replace("{turns}", turns),
+            **parameters,
+        )
+    }
+    if group_by != "role":
+        sql = _SESSIONS.replace("{group}", _SESSION_GROUPS[group_by]).replace("{turns}", turns)
+        for at, group, *values in reader.rows(sql.replace("{where}", where), **parameters):
+            key = (as_utc(at), group)
+            rows[key] = rows.get(key, _NO_TURNS) | _session_figures(values)
+    return Metrics(
+        since=since,
+        until=until,
+        bucket=bucket,
+        bot_id=bot_id,
+        group_by=group_by,
+        definitions=[MetricDefinition(**vars(m)) for m in METRICS],
+        rows=[
+            _row(at, group if group_by else None, figures)
+            for (at, group), figures in sorted(rows.items())
+        ],
+    )
+
+
+def _turn_figures(values: Sequence[Any]) -> dict[str, Any]:
+    user, assistant, latencies, latency, timed_user, user_ms, timed_assistant, assistant_ms = (
+        values[:8]
+    )
+    talk_user, talk_assistant, interruptions, timeouts = values[8:]
+    return {
+        "turns": RoleFigures(user=user, assistant=assistant),
+        "response_latency_ms": percentiles(latency, latencies),
+        "turn_duration_ms": RolePercentiles(
+            user=percentiles(user_ms, timed_user),
+            assistant=percentiles(assistant_ms, timed_assistant),
+        ),
+        "talk_ms": RoleFigures(user=talk_user, assistant=talk_assistant),
+        "interruptions": interruptions,
+        "user_stop_timeouts": timeouts,
+    }
+
+
+_NO_TURNS = _turn_figures([0, 0, 0, [], 0, [], 0, [], 0, 0, 0, 0])
+"""A bucket's turn figures when none of its turns is in its group (a session's language may
+be that of a later turn)."""
+
+
+def _session_figures(values: Sequence[Any]) -> dict[str, Any]:
+    sessions, call, overlap, overlaps, silence, silences, *states = values
+    return {
+        "sessions": sessions,
+        "call_ms": call,
+        "overlap_ms": SessionTimeFigures(
+            total=overlap, per_session=percentiles(overlaps, sessions)
+        ),
+        "silence_ms": SessionTimeFigures(
+            total=silence, per_session=percentiles(silences, sessions)
+        ),
+        "completeness": StateCounts(**dict(zip(StateCounts.model_fields, states, strict=True))),
+    }
+
+
+def _row(at: datetime, group: str | None, figures: dict[str, Any]) -> MetricsRow:
+    """The row's rates and ratios, from its counts and sums."""
+    talk: RoleFigures = figures["talk_ms"]
+    assistant_turns = figures["turns"].assistant
+    call = figures.get("call_ms")
+    interruptions = figures["interruptions"]
+    return MetricsRow(
+        bucket_start=at,
+        group=group,
+        talk_ratio=talk.assistant / talk.user if talk.user else None,
+        interruptions_per_100_assistant_turns=(
+            100 * interruptions / assistant_turns if assistant_turns else None
+        ),
+        interruptions_per_call_minute=interruptions / (call / 60_000) if call else None,
+        **figures,
+    )

@@ -1,0 +1,314 @@
+"""The named metrics (``queries.metrics``) in the embedded engine: hand-computed sessions give
+the figures worked out below; any order and duplication of the stored rows gives the same
+figures; the buckets of a range add up to the range; and each session's time and state agree
+with its summary (``analytics.session_time`` and ``queries.completeness`` in Python)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumers.storage.clickhouse import Store
+from queries import Reader
+from queries.errors import BadQueryError
+from queries.metrics import metrics
+from queries.models import Metrics, RoleFigures, StateCounts
+from queries.sessions import session_detail
+from tests.conftest import unique_name
+from tests.integration.stored_rows import (
+    T0,
+    chunk_rows,
+    event_rows,
+    extents,
+    ledger_seqs,
+    session_end,
+    split,
+    stored_versions,
+    transcript_rows,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _hour(reader: Reader, **options: Any) -> Metrics:
+    """The figures of the hour from ``T0``, where the hand-computed calls lie."""
+    return metrics(reader, since=T0, until=T0 + timedelta(hours=1), **options)
+
+
+def _turn(
+    turn_id: str, role: str, start_s: float, stop_s: float | None, seq: int, **more: Any
+) -> list[dict[str, Any]]:
+    """A turn's two versions as the projector stores them: its start, and its stop if any."""
+    started = {
+        "turn_id": turn_id,
+        "role": role,
+        "started_at": T0 + timedelta(seconds=start_s),
+        "stopped_at": None,
+        "complete": False,
+        "seq": seq,
+        **more,
+    }
+    if stop_s is None:
+        return [started]
+    return [
+        started,
+        started | {"stopped_at": T0 + timedelta(seconds=stop_s), "complete": True, "seq": seq + 1},
+    ]
+
+
+def _session(
+    store: Store, bot: str, turns: list[list[dict[str, Any]]], seqs: list[int], events: int | None
+) -> str:
+    session_id = unique_name("s")
+    rows = [version | {"bot_id": bot} for turn in turns for version in turn]
+    store.insert("transcripts", transcript_rows(session_id, rows), generation=1)
+    end: tuple[int, list[tuple[str, int, int]]] | None = None if events is None else (events, [])
+    store.insert("session_events", event_rows(session_id, seqs, end), generation=1)
+    return session_id
+
+
+@pytest.fixture
+def three_calls(clickhouse: Client) -> tuple[Client, list[str]]:
+    """A: a plain exchange, sealed whole. B (another bot): a barge-in the user's turn
+    overlaps by 500 ms, closed by the stop timeout, ended with seq 5 never stored. C: a user
+    turn and an assistant turn still open, never ended, weeks old (abandoned)."""
+    store = Store(clickhouse)
+    store.migrate()
+    a = _session(
+        store,
+        "rules",
+        [
+            _turn("a1", "user", 0, 1, 0),
+            _turn("a2", "assistant", 1.6, 4, 2),  # latency 600
+            _turn("a3", "user", 5, 6, 4),
+            _turn("a4", "assistant", 6.5, 8, 6),  # latency 500
+        ],
+        list(range(9)),
+        9,
+    )
+    b = _session(
+        store,
+        "other",
+        [
+            _turn("b1", "user", 100, 101, 0),
+            _turn("b2", "assistant", 101.5, 103.5, 2, interrupted=True),  # latency 500
+            _turn("b3", "user", 103, 104, 4, timed_out=True),  # a barge-in: 500 ms overlap
+            _turn("b4", "assistant", 104.2, 105, 6),  # latency 200
+        ],
+        [0, 1, 2, 3, 4, 6, 7, 8],
+        9,
+    )
+    c = _session(
+        store,
+        "rules",
+        [_turn("c1", "user", 200, 202, 0), _turn("c2", "assistant", 203, None, 2)],  # 1000
+        [0, 1, 2],
+        None,
+    )
+    return clickhouse, [a, b, c]
+
+
+def test_hand_computed_calls_give_their_figures(three_calls: tuple[Client, list[str]]) -> None:
+    reader = Reader(three_calls[0])
+    (row,) = _hour(reader).rows
+    assert row.bucket_start == T0
+    assert row.group is None
+    assert row.sessions == 3
+    assert row.turns == RoleFigures(user=5, assistant=5)
+    latencies = row.response_latency_ms
+    assert latencies is not None
+    assert latencies.count == 5
+    assert latencies.p50 == 500  # of 200, 500, 500, 600, 1000
+    durations = row.turn_duration_ms
+    assert durations.user is not None
+    assert (durations.user.count, durations.user.p50) == (5, 1000)
+    assert durations.assistant is not None
+    assert durations.assistant.count == 4  # c2 is still open
+    assert row.talk_ms == RoleFigures(user=6_000, assistant=6_700)
+    assert row.talk_ratio == pytest.approx(6_700 / 6_000)
+    assert (row.interruptions, row.interruptions_per_100_assistant_turns) == (1, 20.0)
+    assert row.user_stop_timeouts == 1
+    assert row.call_ms == 8_000 + 5_000 + 3_000
+    assert row.interruptions_per_call_minute == pytest.approx(1 / (16_000 / 60_000))
+    assert row.overlap_ms is not None
+    assert row.overlap_ms.total == 500
+    assert row.silence_ms is not None
+    assert row.silence_ms.total == 2_100 + 700 + 1_000
+    assert row.completeness == StateCounts(sealed=1, sealed_with_holes=1, abandoned=1, open=0)
+
+
+def test_the_states_are_those_of_the_sessions_summaries(
+    three_calls: tuple[Client, list[str]],
+) -> None:
+    client, sessions = three_calls
+    reader = Reader(client)
+    states = [session_detail(reader, s).summary.completeness.state for s in sessions]
+    assert states == ["sealed", "sealed_with_holes", "abandoned"]
+    patient = Reader(client, abandoned_after=timedelta(days=365_000))
+    (row,) = _hour(patient).rows
+    assert row.completeness == StateCounts(sealed=1, sealed_with_holes=1, abandoned=0, open=1)
+
+
+def test_split_by_bot_and_by_role(three_calls: tuple[Client, list[str]]) -> None:
+    reader = Reader(three_calls[0])
+    by_bot = {r.group: r for r in _hour(reader, group_by="bot").rows}
+    assert set(by_bot) == {"other", "rules"}
+    assert (by_bot["other"].sessions, by_bot["rules"].sessions) == (1, 2)
+    assert by_bot["other"].overlap_ms is not None
+    assert by_bot["other"].overlap_ms.total == 500
+    by_role = {r.group: r for r in _hour(reader, group_by="role").rows}
+    assert by_role["user"].turns == RoleFigures(user=5, assistant=0)
+    assert by_role["assistant"].interruptions == 1
+    assert by_role["user"].sessions is None
+    assert by_role["user"].completeness is None
+
+
+def test_minute_buckets_hold_each_call_in_the_minute_it_began(
+    three_calls: tuple[Client, list[str]],
+) -> None:
+    reader = Reader(three_calls[0])
+    found = _hour(reader, bucket="minute")
+    assert [r.bucket_start - T0 for r in found.rows] == [timedelta(minutes=m) for m in (0, 1, 3)]
+    assert [r.sessions for r in found.rows] == [1, 1, 1]
+    assert _totals(found) == _totals(_hour(reader))
+
+
+def test_bad_ranges_are_refused_naming_the_parameter(
+    three_calls: tuple[Client, list[str]],
+) -> None:
+    reader = Reader(three_calls[0])
+    with pytest.raises(BadQueryError, match="since"):
+        metrics(reader, since=T0, until=T0)
+    with pytest.raises(BadQueryError, match="bucket"):
+        metrics(reader, since=T0, until=T0 + timedelta(days=30), bucket="minute")
+
+
+def _totals(found: Metrics) -> dict[str, int]:
+    """What adds up over buckets: the counts and sums of every row."""
+    totals: dict[str, int] = {}
+    for r in found.rows:
+        counts = {
+            "sessions": r.sessions or 0,
+            "user_turns": r.turns.user,
+            "assistant_turns": r.turns.assistant,
+            "latencies": r.response_latency_ms.count if r.response_latency_ms else 0,
+            "talk_user": r.talk_ms.user,
+            "talk_assistant": r.talk_ms.assistant,
+            "interruptions": r.interruptions,
+            "timeouts": r.user_stop_timeouts,
+            "call": r.call_ms or 0,
+            "overlap": r.overlap_ms.total if r.overlap_ms else 0,
+            "silence": r.silence_ms.total if r.silence_ms else 0,
+            **(r.completeness.model_dump() if r.completeness else {}),
+        }
+        for name, value in counts.items():
+            totals[name] = totals.get(name, 0) + value
+    return totals
+
+
+def _wide(reader: Reader, **options: Any) -> Metrics:
+    """The figures of the two hours around ``T0``, where generated calls lie."""
+    return metrics(reader, since=T0 - timedelta(hours=1), until=T0 + timedelta(hours=1), **options)
+
+
+def test_any_order_and_duplication_gives_the_same_figures_and_buckets_add_up(
+    clickhouse: Client,
+) -> None:
+    store = Store(clickhouse)
+    store.migrate()
+    reader = Reader(clickhouse)
+
+    @settings(
+        max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        st.lists(stored_versions(), min_size=1, max_size=4),
+        st.lists(st.integers(0, 100), max_size=4),
+        st.randoms(use_true_random=False),
+    )
+    def same(sessions: list[list[dict[str, Any]]], cuts: list[int], rng: Any) -> None:
+        once, shuffled = unique_name("bot"), unique_name("bot")
+        for rows in sessions:
+            store.insert(
+                "transcripts",
+                transcript_rows(unique_name("s"), [r | {"bot_id": once} for r in rows]),
+                generation=1,
+            )
+            again = [r | {"bot_id": shuffled} for r in rows + rng.sample(rows, len(rows) // 2)]
+            rng.shuffle(again)
+            session_id = unique_name("s")
+            for part in split(again, cuts):
+                store.insert("transcripts", transcript_rows(session_id, part), generation=1)
+        expected, found = (_wide(reader, bucket="minute", bot_id=bot) for bot in (once, shuffled))
+        assert found.rows == expected.rows
+        assert _totals(found) == _totals(_wide(reader, bucket="day", bot_id=shuffled))
+
+    same()
+
+
+def test_a_calls_time_and_state_are_those_of_its_summary(clickhouse: Client) -> None:
+    store = Store(clickhouse)
+    store.migrate()
+    reader = Reader(clickhouse)
+
+    @settings(
+        max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        stored_versions(),
+        ledger_seqs,
+        session_end,
+        st.lists(extents, max_size=12),
+    )
+    def agree(
+        rows: list[dict[str, Any]],
+        seqs: list[int],
+        end: tuple[int, list[tuple[str, int, int]]] | None,
+        chunks: list[Any],
+    ) -> None:
+        bot, session_id = unique_name("bot"), unique_name("s")
+        store.insert(
+            "transcripts",
+            transcript_rows(session_id, [r | {"bot_id": bot} for r in rows]),
+            generation=1,
+        )
+        if chunks:
+            store.insert("audio_chunks", chunk_rows(session_id, chunks), generation=1)
+        if seqs:
+            store.insert("session_events", event_rows(session_id, seqs), generation=1)
+        if end is not None:
+            store.insert(
+                "session_events",
+                event_rows(session_id, [max(seqs, default=0) + 1], end),
+                generation=1,
+            )
+        summary = session_detail(reader, session_id).summary
+        (row,) = _wide(reader, bucket="day", bot_id=bot).rows
+        assert row.completeness is not None
+        assert row.overlap_ms is not None
+        assert row.silence_ms is not None
+        assert row.completeness.model_dump()[summary.completeness.state] == 1
+        assert (row.call_ms, row.overlap_ms.total, row.silence_ms.total) == (
+            summary.call_ms,
+            summary.overlap_ms,
+            summary.silence_ms,
+        )
+
+    agree()
+
+
+def test_a_call_that_ended_with_a_turn_still_open_has_holes(clickhouse: Client) -> None:
+    """Every event it declared is stored: only the turn that never stopped is missing."""
+    store = Store(clickhouse)
+    store.migrate()
+    turns = [_turn("u", "user", 0, 1, 0), _turn("a", "assistant", 2, None, 2)]
+    session_id = _session(store, "rules", turns, [0, 1, 2, 3], 4)
+    reader = Reader(clickhouse)
+    assert session_detail(reader, session_id).summary.completeness.state == "sealed_with_holes"
+    (row,) = _hour(reader).rows
+    assert row.completeness == StateCounts(sealed=0, sealed_with_holes=1, abandoned=0, open=0)
