@@ -6,6 +6,7 @@ projectors it does not own, as ``tstore serve --no-project`` runs)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from bench.query_load import Publisher
 from consumers.live_feed import LiveFeed
 from consumers.storage.clickhouse import connect
 from queries import Reader
@@ -191,3 +193,35 @@ async def test_an_open_stream_does_not_keep_the_service_from_stopping(
         assert response.status_code == 200
         await asyncio.wait_for(served.__aexit__(None, None, None), 10)
         assert [line async for line in response.aiter_lines()] == []
+
+
+OTHER_TRAFFIC_EPS = 5_000
+
+
+async def test_produce_to_stream_latency_under_other_traffic(
+    kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str
+) -> None:
+    """From a turn's publish to its ``turn`` event on the stream, while another process
+    publishes other calls at 5k events/s. The issue's target is produce-to-page p99 <= 1.5 s;
+    measured here to the stream (the browser test adds the page), asserted only within 5 s."""
+    call = conversation("measured", now() - timedelta(minutes=5), turns=61)
+    latencies: list[float] = []
+    async with (
+        live_api(kafka_bootstrap, topics, clickhouse_dsn, database) as api,
+        streaming(api.http, "measured") as stream,
+    ):
+        with Publisher(kafka_bootstrap, topics, OTHER_TRAFFIC_EPS) as other_calls:
+            await api.publish(call[:2])  # the first turn warms the path up
+            await stream.until(has_turn("turn-0"))
+            for n in range(1, 61):
+                published = time.perf_counter()
+                await api.publish(call[2 * n : 2 * n + 2])
+                await stream.until(has_turn(f"turn-{n}"))
+                latencies.append(time.perf_counter() - published)
+                await asyncio.sleep(0.1)
+    latencies.sort()
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * (len(latencies) - 1))]
+    print(f"produce-to-stream at {other_calls.eps:.0f} events/s of other traffic:", end=" ")
+    print(f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+    assert other_calls.eps > 0.8 * OTHER_TRAFFIC_EPS
+    assert p99 < 5.0
