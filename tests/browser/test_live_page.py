@@ -1,0 +1,85 @@
+"""Produce-to-page: a turn of a call in progress, from its publish to its bar on the session
+page in Debian's chromium, while another process publishes other calls at 5k events/s.
+
+The issue's target is p99 <= 1.5 s; the figure is printed, and only a generous bound (5 s)
+asserted. The page notes when each bar first shows its text (a MutationObserver, on the
+machine's clock), so Playwright's polling adds nothing to what is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+from playwright.async_api import Page, expect
+
+from bench.query_load import Publisher
+from schemas import Topics
+from tests.browser.conftest import screenshot
+from tests.integration.api_support import conversation, live_api, now
+
+pytestmark = pytest.mark.integration
+
+OTHER_TRAFFIC_EPS = 5_000
+TURNS = 40
+
+_NOTE_BARS = """() => {
+    window.shownAt = {};
+    const note = () => {
+        for (const bar of document.querySelectorAll(".timeline .turn[data-turn-id]")) {
+            const id = bar.dataset.turnId;
+            if (!(id in window.shownAt) && bar.textContent.includes("sentence number")) {
+                window.shownAt[id] = Date.now();
+            }
+        }
+    };
+    new MutationObserver(note).observe(document.body, {
+        subtree: true, childList: true, characterData: true, attributes: true,
+    });
+    note();
+}"""
+
+
+async def test_a_live_call_s_page_shows_each_turn_soon_after_it_is_published(
+    kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str, page: Page
+) -> None:
+    session_id = "live/measured 1"
+    call = conversation(session_id, now() - timedelta(minutes=5), turns=TURNS + 1)
+    latencies: list[float] = []
+    async with live_api(kafka_bootstrap, topics, clickhouse_dsn, database) as api:
+        await api.publish(call[:2])
+        await api.until_projected()
+        base = str(api.http.base_url).rstrip("/")
+        await page.goto(f"{base}/#/session/{quote(session_id, safe='')}")
+        await expect(page.locator(".timeline .turn")).to_have_count(1)
+        await page.evaluate(_NOTE_BARS)
+        await page.evaluate("window.notReloaded = true")
+        with Publisher(kafka_bootstrap, topics, OTHER_TRAFFIC_EPS) as other_calls:
+            await asyncio.sleep(2)  # the other traffic is under way
+            for n in range(1, TURNS + 1):
+                published_ms = time.time() * 1000
+                await api.publish(call[2 * n : 2 * n + 2])
+                shown_ms = await _shown(page, f"turn-{n}")
+                latencies.append((shown_ms - published_ms) / 1000)
+                await asyncio.sleep(0.1)
+        assert await page.evaluate("window.notReloaded") is True
+        await expect(page.locator(".timeline .turn")).to_have_count(TURNS + 1)
+        await screenshot(page, "live-measured")
+    latencies.sort()
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * (len(latencies) - 1))]
+    print(f"produce-to-page at {other_calls.eps:.0f} events/s of other traffic:", end=" ")
+    print(f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+    assert other_calls.eps > 0.8 * OTHER_TRAFFIC_EPS
+    assert p99 < 5.0
+
+
+async def _shown(page: Page, turn_id: str, within_s: float = 30) -> float:
+    """When the page first showed the turn's bar with its text (ms since the epoch)."""
+    deadline = time.monotonic() + within_s
+    while (at := await page.evaluate("(id) => window.shownAt[id]", turn_id)) is None:
+        assert time.monotonic() < deadline, f"{turn_id} never shown"
+        await asyncio.sleep(0.05)
+    return float(at)
