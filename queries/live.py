@@ -232,8 +232,14 @@ class Follower:
     def ended(self, completeness: Completeness) -> list[Change]:
         """The end to send, given the session's completeness now: the first time, and again
         whenever it changes (late chunks). A client that reconnected after its end is sent it
-        again only when it changes."""
-        self.stale_end = False
+        again only when it changes.
+
+        Until the session is sealed its completeness is asked again at every step: the rows a
+        summary is read from are filled from the ledger's and the chunks' inserts, and may show
+        less than the rows folded here (no end yet, fewer chunks)."""
+        self.stale_end = completeness.state != "sealed"
+        if completeness.ended_at is None:
+            return []
         if self.end_sent and (self.end is None or self.end == completeness):
             self.end = completeness
             return []

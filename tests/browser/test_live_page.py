@@ -20,10 +20,10 @@ from bench.query_load import Publisher
 from schemas import Topics
 from tests.browser.conftest import screenshot
 from tests.integration.api_support import conversation, live_api, now
+from tests.integration.live_support import OTHER_TRAFFIC_EPS, hold_latencies
 
 pytestmark = pytest.mark.integration
 
-OTHER_TRAFFIC_EPS = 5_000
 TURNS = 40
 
 _NOTE_BARS = """() => {
@@ -68,12 +68,7 @@ async def test_a_live_call_s_page_shows_each_turn_soon_after_it_is_published(
         assert await page.evaluate("window.notReloaded") is True
         await expect(page.locator(".timeline .turn")).to_have_count(TURNS + 1)
         await screenshot(page, "live-measured")
-    latencies.sort()
-    p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * (len(latencies) - 1))]
-    print(f"produce-to-page at {other_calls.eps:.0f} events/s of other traffic:", end=" ")
-    print(f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
-    assert other_calls.eps > 0.8 * OTHER_TRAFFIC_EPS
-    assert p99 < 5.0
+    hold_latencies("produce-to-page", latencies, other_calls.eps)
 
 
 async def _shown(page: Page, turn_id: str, within_s: float = 30) -> float:
