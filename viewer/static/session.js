@@ -43,6 +43,7 @@ function summaryBlock(summary) {
     ["Talk", `${fmtDuration(summary.talk_ms.user)} user · ${fmtDuration(summary.talk_ms.assistant)} assistant`],
     ["Interruptions", summary.interruptions], ["Stop timeouts", summary.timeouts],
     ["Median latency", fmtMs(summary.median_response_latency_ms)],
+    ["Overlap · silence", `${fmtDuration(summary.overlap_ms)} · ${fmtDuration(summary.silence_ms)}`],
     ["Languages", summary.languages.join(", ") || "–"],
   ];
   return el("section", { class: "summary" },
