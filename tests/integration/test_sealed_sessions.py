@@ -310,7 +310,8 @@ def test_a_store_migrated_before_the_seals_had_a_table_of_their_own_keeps_its_se
     _write(store, call.events(old))
     monkeypatch.undo()
 
-    assert [m.version for m in migrations.migrate(clickhouse)] == list(range(40, 48))
+    later = [m.version for m in migrations.MIGRATIONS if m.version > 39]
+    assert [m.version for m in migrations.migrate(clickhouse)] == later
     _write(store, call.events(new))
     found = _completeness(reader, old)
     assert found == _completeness(reader, new)
