@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,11 @@ def test_the_projectors_nice_value_is_bounded(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("TSTORE_PROJECTOR_NICE", "-5")
     with pytest.raises(ValueError, match="projector_nice"):
         Settings()
+
+
+def test_the_image_holds_every_package_the_wheel_does() -> None:
+    """``pip install .`` in the Dockerfile fails on a package folder it was not given."""
+    root = Path(__file__).parents[2]
+    wheel = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
+    copied = re.findall(r"^COPY (\w+) \1$", (root / "Dockerfile").read_text(), re.MULTILINE)
+    assert sorted(copied) == sorted(wheel["targets"]["wheel"]["packages"])
