@@ -24,9 +24,9 @@ from pydantic import AfterValidator, AllowInfNan, AwareDatetime, BaseModel
 from pydantic.fields import FieldInfo
 
 from schemas.models import to_utc
+from schemas.wire import CANONICAL_UUID
 
 _INT64_MAX = 2**63 - 1
-_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _DATETIME_US = (
     (datetime.min - datetime(1970, 1, 1)) // timedelta(microseconds=1),
     (datetime.max - datetime(1970, 1, 1)) // timedelta(microseconds=1),
@@ -88,7 +88,7 @@ def _type_checks(annotation: object, value: pl.Expr, name: str) -> Iterator[Chec
         choices = typing.get_args(annotation)
         yield Check(~value.is_in(choices), f"{name} must be one of {', '.join(choices)}")
     elif annotation is UUID:
-        yield Check(~value.str.contains(_UUID), f"{name} is not a UUID")
+        yield Check(~value.str.contains(CANONICAL_UUID), f"{name} is not a UUID")
     elif annotation in (AwareDatetime, datetime):
         low, high = _DATETIME_US
         micros = value.dt.epoch("us")

@@ -13,11 +13,16 @@ their ranges are checked here (``Coded``), and a message must be the canonical e
 was read from it. One by one that is checked by encoding the record again and comparing
 (``Wire.refusal``); in columns by its length and by the few bytes no length vouches for
 (``schemas.canonical``).
+
+A UUID must be a string in the canonical 8-4-4-4-12 form (``CANONICAL_UUID``): fastavro reads
+it with ``uuid.UUID``, which takes a leading space, a sign or underscores among the digits (it
+parses with ``int``), where the columns see a string that is no UUID.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +37,7 @@ NOT_CANONICAL = (
 _INT32 = (-(2**31), 2**31 - 1)
 _TRUE = -1
 """The boolean byte 1, read as a zigzag varint."""
+CANONICAL_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,11 @@ class Wire:
             else:
                 self.coded.append(coded)
                 fields.append({"name": name, "type": "long"})
+        self.uuids = [
+            spec["name"]
+            for spec in writer["fields"]
+            if isinstance(spec["type"], dict) and spec["type"].get("logicalType") == "uuid"
+        ]
         self.schema: dict[str, Any] = {**writer, "fields": fields}
         """The writer schema with its coded fields as longs: same bytes, no guessing."""
         self._plain = parse_schema(_plain(self.schema))  # type: ignore[arg-type]
@@ -145,6 +156,9 @@ class Wire:
         for coded in self.coded:
             if not coded.low <= record[coded.name] <= coded.high:
                 return coded.says
+        for name in self.uuids:
+            if not re.match(CANONICAL_UUID, record[name]):
+                return f"{name} is not a UUID"
         again = io.BytesIO()
         schemaless_writer(again, self._plain, record)
         return None if again.getvalue() == bytes(body) else NOT_CANONICAL

@@ -191,3 +191,18 @@ def test_a_chunk_whose_derived_values_would_overflow_is_refused(changes: dict[st
     message = frame(writer.fingerprint, body.getvalue())
     assert one_by_one(message) is None
     assert columnar([message]) == [None]
+
+
+@pytest.mark.parametrize(("at", "char"), [(0, b" "), (0, b"+"), (1, b"_")])
+def test_a_uuid_that_int_would_parse_is_refused_by_both_readers(at: int, char: bytes) -> None:
+    """fastavro reads a UUID with ``uuid.UUID``, which parses with ``int``: a leading space or
+    sign, or an underscore among the digits, read as another UUID (found by the test above)."""
+    started, _ = turn_pair()
+    message = CODEC.encode(started)
+    where = message.index(str(started.event_id).encode()) + at
+    bad = message[:where] + char + message[where + 1 :]
+    assert one_by_one(bad) is None
+    result = decoded_messages([bad])
+    assert [(r.reason, r.detail) for r in result.rejected] == [
+        ("invalid", "TurnStarted v1: event_id is not a UUID")
+    ]
