@@ -1,14 +1,14 @@
 """The named metrics of ``analytics.definitions``, per time bucket and group, from the live
 tables: a call projected a second ago is counted, and each turn once, in its latest version.
 
-Two queries over the turns that started in the range (folded by ``latest_turns``, which
-also gives each assistant turn its response latency): one counts turns into the bucket of
-their start; the other folds each session's turns into its call time, overlap and silence
-(``analytics.session_time``, computed here in the engine) and its completeness (the rules of
-``queries.completeness`` over the session's ledger and seals), into the bucket of its first
-turn. Both see only the turns in the range: a session that began before ``since`` is counted
-from its turns after it, and the user turn before the range's first assistant turn is not
-seen, so that turn has no latency.
+Two queries over the turns that started in the range, each turn in its latest version with
+its response latency (``queries.turns.session_turns``): one counts turns into the bucket of
+their start; the other folds each session's array of turns into its call time, overlap and
+silence (``analytics.session_time``, computed here in the engine) and its completeness (the
+rules of ``queries.completeness`` over the session's ledger and seals), into the bucket of
+its first turn. Both see only the turns in the range: a session that began before ``since``
+is counted from its turns after it, and the user turn before the range's first assistant
+turn is not seen, so that turn has no latency.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from queries.models import (
 from queries.paging import as_utc
 from queries.reader import Reader
 from queries.sealing import SEALS_CHUNK_HOLES, SEALS_ENDS
-from queries.turns import SUMMARY_FIELDS, latest_turns
+from queries.turns import SUMMARY_FIELDS, latest_turns, session_turns, turn_field
 
 QUANTILES_IF = QUANTILES.replace("quantiles", "quantilesIf")
 _BUCKET = "toStartOfInterval({at}, toIntervalSecond({{bucket_s:UInt32}}))"
@@ -43,23 +43,36 @@ _TURN_GROUPS: dict[GroupBy | None, str] = {
     "language": "ifNull(toString(language), '')",
     "role": "toString(role)",
 }
+_AT = {name: turn_field(SUMMARY_FIELDS, name) for name in SUMMARY_FIELDS}
+
+
+def _of(turn: str, name: str) -> str:
+    """SQL of the field ``name`` of ``turn``, a turn of ``session_turns``."""
+    return f"{turn}.{_AT[name]}"
+
+
 _SESSION_GROUPS: dict[GroupBy | None, str] = {
     None: "''",
-    "bot": "toString(any(bot_id))",
-    "framework": "toString(any(framework))",
-    "language": "ifNull(toString(argMinIf(language, (started_at, turn_id), "
-    "language IS NOT NULL)), '')",
+    "bot": f"toString({_of('turns[1]', 'bot_id')})",
+    "framework": f"toString({_of('turns[1]', 'framework')})",
+    "language": "ifNull(toString(arrayFirst(x -> x IS NOT NULL, "
+    f"arrayMap(t -> {_of('t', 'language')}, turns))), '')",
 }
 _MS = "toUnixTimestamp64Milli({})"
-_SPAN = f"({_MS.format('started_at')}, {_MS.format('assumeNotNull(stopped_at)')})"
+_END = f"coalesce({_of('t', 'stopped_at')}, {_of('t', 'started_at')})"
+_SPAN = (
+    f"({_MS.format(_of('t', 'started_at'))}, "
+    f"{_MS.format('assumeNotNull(' + _of('t', 'stopped_at') + ')')})"
+)
 _COVERED = (
     "arrayFold((acc, x) -> (greatest(acc.1, x.2), acc.2 + greatest(x.2 - greatest(x.1, acc.1), "
-    "0)), arraySort(groupArrayIf({span}, stopped_at IS NOT NULL{role})), "
-    "(toInt64(-9223372036854775807), toInt64(0))).2"
+    f"0)), arrayMap(t -> {_SPAN}, arrayFilter(t -> {_of('t', 'stopped_at')} IS NOT NULL"
+    "{role}, turns)), (toInt64(-9223372036854775807), toInt64(0))).2"
 )
 """The length of the union of a session's stopped turns (of one role), as
 ``analytics.session_time.covered_ms`` takes it: spans in start order, each adding what lies
 beyond the furthest stop so far."""
+_OF_ROLE = f" AND {_of('t', 'role')} = '{{}}'"
 
 _TURNS = f"""
 SELECT
@@ -87,18 +100,17 @@ ORDER BY bucket_start, grp"""
 _SESSION_FOLD = f"""
 SELECT
     session_id,
-    {_BUCKET.format(at="min(started_at)")} AS bucket_start,
+    {_BUCKET.format(at=_of("turns[1]", "started_at"))} AS bucket_start,
     {{group}} AS grp,
-    max({_MS.format("coalesce(stopped_at, started_at)")}) - min({_MS.format("started_at")})
-        AS call_ms,
-    {_COVERED.format(span=_SPAN, role=" AND role = 'user'")} AS user_ms,
-    {_COVERED.format(span=_SPAN, role=" AND role = 'assistant'")} AS assistant_ms,
-    {_COVERED.format(span=_SPAN, role="")} AS both_ms,
-    toInt64(max(seq)) AS last_turn_seq,
-    countIf(NOT complete) AS open_turns,
-    max(coalesce(stopped_at, started_at)) AS last_turn_at
-FROM ({{turns}})
-GROUP BY session_id"""
+    arrayMax(t -> {_MS.format(_END)}, turns)
+        - {_MS.format(_of("turns[1]", "started_at"))} AS call_ms,
+    {_COVERED.format(role=_OF_ROLE.format("user"))} AS user_ms,
+    {_COVERED.format(role=_OF_ROLE.format("assistant"))} AS assistant_ms,
+    {_COVERED.format(role="")} AS both_ms,
+    toInt64(arrayMax(t -> {_of("t", "seq")}, turns)) AS last_turn_seq,
+    arrayCount(t -> NOT {_of("t", "complete")}, turns) AS open_turns,
+    arrayMax(t -> {_END}, turns) AS last_turn_at
+FROM ({{session_turns}})"""
 
 _IN_RANGE = (
     "session_id IN (SELECT session_id FROM transcripts_generations "
@@ -197,7 +209,9 @@ def metrics(
         )
     }
     if group_by != "role":
-        sql = _SESSIONS.replace("{group}", _SESSION_GROUPS[group_by]).replace("{turns}", turns)
+        sql = _SESSIONS.replace("{group}", _SESSION_GROUPS[group_by]).replace(
+            "{session_turns}", session_turns(SUMMARY_FIELDS, where)
+        )
         for at, group, *values in reader.rows(sql.replace("{where}", where), **parameters):
             key = (as_utc(at), group)
             rows[key] = rows.get(key, _NO_TURNS) | _session_figures(values)

@@ -44,35 +44,56 @@ _OPEN = "toDateTime64(0, 6, 'UTC')"
 """Stands for a user turn that has not stopped: no latency can be measured from it."""
 
 
-def latest_turns(fields: Sequence[str], where: str) -> str:
-    """SQL of the turns matching ``where`` (a fragment over the physical table's columns,
-    with ``{generation:UInt32}`` bound by the caller), one row per turn in its latest version,
-    with ``response_latency_ms``: an assistant turn's start minus the stop of the user turn
-    before it, when that stop came first (a barge-in is not a latency)."""
-    at = {name: index for index, name in enumerate(fields, 1)}
-    unpacked = ", ".join(f"latest.{index} AS {name}" for name, index in at.items())
+def session_turns(fields: Sequence[str], where: str) -> str:
+    """SQL of the sessions with turns matching ``where`` (a fragment over the physical table's
+    columns, with ``{generation:UInt32}`` bound by the caller), one row per session: ``turns``,
+    its matching turns in their latest versions in speaking order, each a tuple of ``turn_id``
+    and ``fields`` (``turn_field`` names them), and ``response_latencies``, theirs in the same
+    order: an assistant turn's start minus the stop of the user turn before it, when that stop
+    came first (a barge-in is not a latency).
+
+    Each session's versions are gathered into one array, where each turn's latest is kept
+    and each latency taken from the user stops carried forward along it: a fold by turn and
+    a window over the sessions cost three times as much, and a bot's day still reads the
+    projection ordered by bot and time."""
+    at = _positions(fields)
+    started, role, stopped = (turn_field(fields, n) for n in ("started_at", "role", "stopped_at"))
+    version = len(at) + 1
     return f"""
 SELECT
     session_id,
-    turn_id,
-    {unpacked},
-    if(role = 'assistant' AND previous_user_stop > {_OPEN}
-       AND previous_user_stop <= started_at,
-       dateDiff('millisecond', previous_user_stop, started_at), NULL) AS response_latency_ms
-FROM (
-    SELECT
-        session_id,
-        turn_id,
-        argMax(({", ".join(fields)}), version) AS latest,
-        anyLast(if(latest.{at["role"]} = 'user', coalesce(latest.{at["stopped_at"]}, {_OPEN}),
-                   NULL)) OVER (
-            PARTITION BY session_id ORDER BY latest.{at["started_at"]}, turn_id
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ) AS previous_user_stop
-    FROM transcripts_generations
-    WHERE generation = {{generation:UInt32}} AND {where}
-    GROUP BY session_id, turn_id
-)"""
+    arraySort(t -> (t.1, t.{version}), groupArray(({", ".join(at)}, version))) AS versions,
+    arraySort(t -> (t.{started}, t.1), arrayMap(i -> versions[i], arrayFilter(
+        i -> i = length(versions) OR versions[i + 1].1 != versions[i].1,
+        arrayEnumerate(versions)))) AS turns,
+    arrayPushFront(arrayPopBack(arrayFill(x -> x IS NOT NULL, arrayMap(
+        t -> if(t.{role} = 'user', coalesce(t.{stopped}, {_OPEN}), NULL), turns))), NULL)
+        AS previous_user_stops,
+    arrayMap((t, before) -> if(t.{role} = 'assistant' AND before > {_OPEN}
+        AND before <= t.{started}, dateDiff('millisecond', before, t.{started}), NULL),
+        turns, previous_user_stops) AS response_latencies
+FROM transcripts_generations
+WHERE generation = {{generation:UInt32}} AND {where}
+GROUP BY session_id"""
+
+
+def latest_turns(fields: Sequence[str], where: str) -> str:
+    """SQL of the turns of ``session_turns``, one row per turn: ``session_id``, ``turn_id``,
+    ``fields`` and ``response_latency_ms``."""
+    unpacked = ", ".join(f"turn.{index} AS {name}" for name, index in _positions(fields).items())
+    return f"""
+SELECT session_id, {unpacked}, response_latency_ms
+FROM ({session_turns(fields, where)})
+ARRAY JOIN turns AS turn, response_latencies AS response_latency_ms"""
+
+
+def turn_field(fields: Sequence[str], name: str) -> int:
+    """The position of the field ``name`` in a turn of ``session_turns(fields, ...)``."""
+    return _positions(fields)[name]
+
+
+def _positions(fields: Sequence[str]) -> dict[str, int]:
+    return {name: index for index, name in enumerate(("turn_id", *fields), 1)}
 
 
 def stored_turns(
