@@ -27,7 +27,6 @@ from schemas import Role
 
 QUANTILES = f"quantiles({', '.join(map(str, LEVELS))})"
 """The percentiles of ``analytics.definitions.LEVELS``, as SQL."""
-_RANGE = "started_at >= {since:DateTime64(6, 'UTC')} AND started_at < {until:DateTime64(6, 'UTC')}"
 _TURNS = f"""
 SELECT
     toString(role),
@@ -106,7 +105,15 @@ def in_range(
     since, until = bounded(since), bounded(until)
     if since >= until:
         raise BadQueryError("since", "must be before until")
-    return since, until, f"bot_id = {{bot_id:String}} AND {_RANGE}" if bot_id else _RANGE
+    return since, until, matching("", bot_id)
+
+
+def matching(turn: str, bot_id: str | None) -> str:
+    """SQL of whether a turn started in ``[{since}, {until})`` (of the bot ``{bot_id}``, if
+    one): ``turn`` is ``""`` for a row's columns, or a turn tuple and a dot."""
+    since, until = "{since:DateTime64(6, 'UTC')}", "{until:DateTime64(6, 'UTC')}"
+    matches = f"{turn}started_at >= {since} AND {turn}started_at < {until}"
+    return f"{turn}bot_id = {{bot_id:String}} AND {matches}" if bot_id else matches
 
 
 def percentiles(values: Sequence[float], count: int) -> Percentiles | None:

@@ -18,8 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from analytics.definitions import BUCKETS, MAX_BUCKETS, METRICS, Bucket, GroupBy
+from consumers.storage.session_facts import FACT_TURN
 from queries.analytics import QUANTILES, in_range, percentiles
 from queries.errors import BadQueryError
+from queries.facts import Generations, mark, projected_after, sessions_in
 from queries.models import (
     MetricDefinition,
     Metrics,
@@ -31,8 +33,7 @@ from queries.models import (
 )
 from queries.paging import as_utc
 from queries.reader import Reader
-from queries.sealing import SEALS_CHUNK_HOLES, SEALS_ENDS
-from queries.turns import SUMMARY_FIELDS, latest_turns, session_turns, turn_field
+from queries.turns import latencies_along
 
 QUANTILES_IF = QUANTILES.replace("quantiles", "quantilesIf")
 _BUCKET = "toStartOfInterval({at}, toIntervalSecond({{bucket_s:UInt32}}))"
@@ -43,12 +44,12 @@ _TURN_GROUPS: dict[GroupBy | None, str] = {
     "language": "ifNull(toString(language), '')",
     "role": "toString(role)",
 }
-_AT = {name: turn_field(SUMMARY_FIELDS, name) for name in SUMMARY_FIELDS}
+_TURN_NAMES = tuple(name for name, _ in FACT_TURN)
 
 
 def _of(turn: str, name: str) -> str:
-    """SQL of the field ``name`` of ``turn``, a turn of ``session_turns``."""
-    return f"{turn}.{_AT[name]}"
+    """SQL of the field ``name`` of ``turn``, a turn of ``queries.facts.sessions_in``."""
+    return f"{turn}.{name}"
 
 
 _SESSION_GROUPS: dict[GroupBy | None, str] = {
@@ -97,6 +98,21 @@ FROM ({{turns}})
 GROUP BY bucket_start, grp
 ORDER BY bucket_start, grp"""
 
+_TURN_ROWS = f"""
+SELECT
+    session_id,
+    {", ".join(f"turn.{name} AS {name}" for name in _TURN_NAMES)},
+    response_latency_ms
+FROM (
+    SELECT
+        session_id,
+        turns,
+        {latencies_along("turns", {name: name for name in _TURN_NAMES})} AS response_latencies
+    FROM ({{sessions}})
+)
+ARRAY JOIN turns AS turn, response_latencies AS response_latency_ms"""
+"""The turns of the sessions, one row each, with their response latencies."""
+
 _SESSION_FOLD = f"""
 SELECT
     session_id,
@@ -109,19 +125,20 @@ SELECT
     {_COVERED.format(role="")} AS both_ms,
     toInt64(arrayMax(t -> {_of("t", "seq")}, turns)) AS last_turn_seq,
     arrayCount(t -> NOT {_of("t", "complete")}, turns) AS open_turns,
-    arrayMax(t -> {_END}, turns) AS last_turn_at
-FROM ({{session_turns}})"""
+    arrayMax(t -> {_END}, turns) AS last_turn_at,
+    events,
+    last_seq,
+    session_ends,
+    chunk_holes,
+    last_event_at
+FROM ({{sessions}})"""
 
-_IN_RANGE = (
-    "session_id IN (SELECT session_id FROM transcripts_generations "
-    "WHERE generation = {generation:UInt32} AND {where})"
-)
 _STATE = """multiIf(
-    notEmpty(s.session_ends),
-        if(greatest(coalesce(l.last_seq, -1), t.last_turn_seq) + 1 > coalesce(l.events, 0)
-           OR arrayReverseSort(e -> e.1, s.session_ends)[1].2 > coalesce(l.events, 0)
-           OR t.open_turns > 0 OR s.chunk_holes, 'sealed_with_holes', 'sealed'),
-    greatest(t.last_turn_at, coalesce(s.last_event_at, t.last_turn_at))
+    notEmpty(session_ends),
+        if(greatest(coalesce(last_seq, -1), last_turn_seq) + 1 > coalesce(events, 0)
+           OR arrayReverseSort(e -> e.1, session_ends)[1].2 > coalesce(events, 0)
+           OR open_turns > 0 OR coalesce(chunk_holes, false), 'sealed_with_holes', 'sealed'),
+    greatest(last_turn_at, coalesce(last_event_at, last_turn_at))
         < {idle_before:DateTime64(6, 'UTC')}, 'abandoned',
     'open')"""
 """A session's state by the rules of ``queries.completeness``: ended with every declared and
@@ -143,31 +160,13 @@ SELECT
     countIf(state = 'open')
 FROM (
     SELECT
-        t.bucket_start AS bucket_start,
-        t.grp AS grp,
-        t.call_ms AS call_ms,
-        t.user_ms + t.assistant_ms - t.both_ms AS overlap_ms,
-        t.call_ms - t.both_ms AS silence_ms,
+        bucket_start,
+        grp,
+        call_ms,
+        user_ms + assistant_ms - both_ms AS overlap_ms,
+        call_ms - both_ms AS silence_ms,
         {_STATE} AS state
-    FROM ({_SESSION_FOLD}) AS t
-    LEFT JOIN (
-        SELECT session_id, uniqExactMerge(seqs) AS events, toInt64(max(last_seq)) AS last_seq
-        FROM session_summaries_generations
-        WHERE generation = {{events_generation:UInt32}} AND {_IN_RANGE}
-        GROUP BY session_id
-    ) AS l ON t.session_id = l.session_id
-    LEFT JOIN (
-        SELECT
-            session_id,
-            maxIf(last_event_at, generation = {{events_generation:UInt32}}) AS last_event_at,
-            {SEALS_ENDS} AS session_ends,
-            {SEALS_CHUNK_HOLES} AS chunk_holes
-        FROM session_seals_generations
-        WHERE generation IN ({{events_generation:UInt32}}, {{chunks_generation:UInt32}})
-            AND {_IN_RANGE}
-        GROUP BY session_id
-    ) AS s ON t.session_id = s.session_id
-    SETTINGS join_use_nulls = 1
+    FROM ({_SESSION_FOLD})
 )
 GROUP BY bucket_start, grp"""
 
@@ -183,24 +182,26 @@ def metrics(
 ) -> Metrics:
     """Every metric per bucket of ``[since, until)`` and group; buckets without turns are
     left out."""
-    since, until, where = in_range(since, until, bot_id)
+    since, until, _ = in_range(since, until, bot_id)
     step = BUCKETS[bucket]
     if (until - since) / step > MAX_BUCKETS:
         raise BadQueryError(
             "bucket", f"cuts the range into more than {MAX_BUCKETS} buckets: take a wider one"
         )
     clock = reader.clock()
-    parameters = {
-        "generation": reader.generation("transcripts"),
-        "events_generation": reader.generation("session_events"),
-        "chunks_generation": reader.generation("audio_chunks"),
+    generations = Generations.of(reader)
+    through = mark(reader, generations)
+    touched = [] if through is None else projected_after(reader, generations, through)
+    parameters = generations.parameters() | {
         "since": since,
         "until": until,
         "bot_id": bot_id or "",
         "bucket_s": int(step.total_seconds()),
         "idle_before": clock.now - clock.abandoned_after,
+        "touched": touched,
     }
-    turns = latest_turns(SUMMARY_FIELDS, where)
+    sessions = sessions_in(bot_id, through, touched)
+    turns = _TURN_ROWS.replace("{sessions}", sessions)
     rows = {
         (as_utc(at), group): _turn_figures(values)
         for at, group, *values in reader.rows(
@@ -209,10 +210,8 @@ def metrics(
         )
     }
     if group_by != "role":
-        sql = _SESSIONS.replace("{group}", _SESSION_GROUPS[group_by]).replace(
-            "{session_turns}", session_turns(SUMMARY_FIELDS, where)
-        )
-        for at, group, *values in reader.rows(sql.replace("{where}", where), **parameters):
+        sql = _SESSIONS.replace("{group}", _SESSION_GROUPS[group_by])
+        for at, group, *values in reader.rows(sql.replace("{sessions}", sessions), **parameters):
             key = (as_utc(at), group)
             rows[key] = rows.get(key, _NO_TURNS) | _session_figures(values)
     return Metrics(

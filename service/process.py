@@ -29,6 +29,8 @@ from consumers.lag import LagProbe
 from consumers.storage.clickhouse import StoreUnavailableError, connect, open_store
 from consumers.topics_admin import ensure_topics
 from queries import Reader
+from queries.errors import NotFoundError
+from queries.facts import FactsKeeper
 from queries.reader import ABANDONED_AFTER
 from service.app import create_app
 from service.state import StoreState
@@ -43,6 +45,8 @@ GRACE_S = 15.0
 """How long the projectors have, once told to stop, to finish and commit their batches."""
 
 
+FACTS_EVERY_S = 2.0
+"""How often the analytics' cache takes in what was projected (``queries.facts``)."""
 READERS = 4
 """Engine connections the queries share: each runs one query at a time, so this many run at
 once (one connection held 4 concurrent clients to half the throughput)."""
@@ -157,6 +161,8 @@ async def run(
         state,
     )
     serving = asyncio.create_task(server.serve(sockets=[sock]))
+    keeping: asyncio.Task[None] | None = None
+    facts_stop = asyncio.Event()
     try:
         await _open(settings, state, role)
         shown = f"[{host}]" if ":" in host else host
@@ -164,6 +170,8 @@ async def run(
         log.info("serving", url=url, projecting=role.project)
         if on_ready is not None:
             on_ready(url)
+        if role.queries:
+            keeping = asyncio.create_task(keep_facts(settings, facts_stop))
         if role.project:
             await _project(settings, state, stop)
         else:
@@ -177,6 +185,9 @@ async def run(
     finally:
         server.should_exit = True
         await serving
+        facts_stop.set()
+        if keeping is not None:
+            await keeping
 
 
 async def _open(settings: Settings, state: StoreState, role: Role) -> None:
@@ -203,6 +214,28 @@ async def _open(settings: Settings, state: StoreState, role: Role) -> None:
         raise ServeError(str(exc)) from None
     state.rebuilds = rebuild_service(settings, store, reader.forget if reader else None)
     state.store, state.reader = store, reader
+
+
+async def keep_facts(settings: Settings, stop: asyncio.Event) -> None:
+    """Keep the analytics' cache until ``stop``: a refresh every ``FACTS_EVERY_S``, the
+    first of which folds the whole store. A failed refresh is reported and the next one
+    folds what it missed; until then the analytics read those sessions live."""
+    client = await asyncio.to_thread(
+        connect,
+        settings.dsn,
+        settings.clickhouse_database,
+        writing_behind_reads(settings.projector_nice),
+    )
+    keeper = FactsKeeper(client)
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(keeper.refresh, stop.is_set)
+        except NotFoundError:
+            pass  # no generation yet: nothing projected to cache
+        except Exception as exc:  # any failure: report, and try again at the next tick
+            log.warning("facts_refresh_failed", error=str(exc) or type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), FACTS_EVERY_S)
 
 
 async def _within_grace(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:

@@ -33,6 +33,7 @@ from consumers.storage.sealing import (
     SEALS_TABLE,
     SUMMARY_COLUMNS,
 )
+from consumers.storage.session_facts import FACT_TURN, FACTS_TABLE, MARKS_TABLE
 
 DEDUP_WINDOW = (
     "SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 1024, "
@@ -102,21 +103,7 @@ _NEWEST_OF_EACH_BOT = (
 idempotent: the backfill may overlap the view's first inserts)."""
 
 
-SESSION_TURN = (
-    ("turn_id", "String"),
-    ("version", "UInt64"),
-    ("bot_id", "LowCardinality(String)"),
-    ("framework", "LowCardinality(String)"),
-    ("role", "Enum8('user' = 1, 'assistant' = 2)"),
-    ("started_at", "DateTime64(6, 'UTC')"),
-    ("stopped_at", "Nullable(DateTime64(6, 'UTC'))"),
-    ("duration_ms", "Nullable(Int64)"),
-    ("interrupted", "Bool"),
-    ("timed_out", "Bool"),
-    ("language", "LowCardinality(Nullable(String))"),
-    ("complete", "Bool"),
-    ("seq", "UInt64"),
-)
+SESSION_TURN = (("turn_id", "String"), ("version", "UInt64"), *FACT_TURN)
 """A turn version as a session's summary needs it: the columns of ``transcripts_generations``
 that the projection ordered by bot and time holds, but the text."""
 _SESSION_TURN_TYPE = f"Tuple({', '.join(f'{name} {kind}' for name, kind in SESSION_TURN)})"
@@ -512,6 +499,9 @@ SETTINGS index_granularity_bytes = 8192, min_compress_block_size = 4096,
         "transcripts_newest_by_bot_so_far",
         f"INSERT INTO transcripts_newest_by_bot {_NEWEST_OF_EACH_BOT}",
     ),
+    # The analytics' cache of sessions (``consumers.storage.session_facts``).
+    Migration(51, "session_facts", FACTS_TABLE),
+    Migration(52, "session_facts_marks", MARKS_TABLE),
 )
 
 

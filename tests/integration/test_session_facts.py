@@ -1,0 +1,127 @@
+"""The analytics' cache of sessions (``queries.facts``) in the embedded engine: the figures read
+through it are those folded from the live tables, after the first refresh (in parts), for
+what was projected after its mark, and after a turn's later version moved it to another
+hour; and any split of any stored versions around a refresh reads the same."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+from hypothesis import HealthCheck, given, settings
+
+import queries.metrics
+from consumers.storage.clickhouse import Store
+from queries import Reader
+from queries.facts import FactsKeeper, Generations, projected_after
+from queries.models import Metrics
+from tests.conftest import unique_name
+from tests.integration.stored_rows import T0, split, stored_versions, transcript_rows
+from tests.integration.test_metrics import _session, _turn, three_calls
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["three_calls"]  # the fixture, used here too
+
+OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"group_by": "bot"},
+    {"group_by": "role"},
+    {"group_by": "language", "bucket": "minute"},
+    {"bot_id": "rules", "bucket": "day"},
+]
+
+
+@pytest.fixture(autouse=True)
+def _marks_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mark as late as the refresh itself, so what a test wrote before it is read from the
+    cache rather than live (the service leaves ``SAFETY`` for inserts under way)."""
+    monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
+
+
+def _both_ways(reader: Reader, monkeypatch: pytest.MonkeyPatch, hours: int = 2) -> None:
+    """The figures read with the cache are those folded from the live tables alone."""
+    for options in OPTIONS:
+        cached = _range(reader, hours, options)
+        with monkeypatch.context() as live:
+            live.setattr(queries.metrics, "mark", lambda *_: None)
+            assert cached == _range(reader, hours, options), options
+
+
+def _range(reader: Reader, hours: int, options: dict[str, Any]) -> Metrics:
+    return queries.metrics.metrics(
+        reader, since=T0 - timedelta(hours=1), until=T0 + timedelta(hours=hours), **options
+    )
+
+
+def _cached_slices(client: Client) -> int:
+    return int(
+        client.query("SELECT count() FROM session_facts FINAL WHERE notEmpty(turns)").result_rows[
+            0
+        ][0]
+    )
+
+
+def test_the_cache_reads_as_the_live_tables_do(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = three_calls
+    reader = Reader(client)
+    monkeypatch.setattr(queries.facts, "PART_SESSIONS", 1)
+    assert FactsKeeper(client).refresh() == 3  # the first refresh, one session a part
+    assert _cached_slices(client) == 3
+    generations = Generations.of(reader)
+    through = queries.facts.mark(reader, generations)
+    assert through is not None
+    assert projected_after(reader, generations, through) == []
+    _both_ways(reader, monkeypatch)
+
+
+def test_what_came_after_the_mark_is_read_live_then_cached_once(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = three_calls
+    reader, store = Reader(client), Store(client)
+    keeper = FactsKeeper(client)
+    keeper.refresh()
+    moving = _session(store, "rules", [_turn("d1", "user", 10, 11, 0)], [0, 1], None)
+    _session(store, "rules", [_turn("e1", "user", 20, 21, 0)], [0, 1], None)
+    _both_ways(reader, monkeypatch)  # the two new sessions read live
+    keeper.refresh()
+    later = _turn("d1", "user", 3_700, 3_701, 5)[1]  # a later version, in the next hour
+    store.insert("transcripts", transcript_rows(moving, [later]), generation=1)
+    _both_ways(reader, monkeypatch)
+    keeper.refresh()
+    assert projected_after(reader, Generations.of(reader), _mark(reader)) == []
+    _both_ways(reader, monkeypatch)  # its first hour's slice was emptied: counted once
+    assert _cached_slices(client) == 5
+
+
+def _mark(reader: Reader) -> Any:
+    return queries.facts.mark(reader, Generations.of(reader))
+
+
+def test_any_versions_split_around_a_refresh_read_the_same(
+    clickhouse: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(clickhouse)
+    store.migrate()
+    reader = Reader(clickhouse)
+    keeper = FactsKeeper(clickhouse)
+
+    @settings(
+        max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(stored_versions())
+    def agree(rows: list[dict[str, Any]]) -> None:
+        session_id = unique_name("s")
+        halves = split(rows, [len(rows) // 2])
+        for half in halves:
+            store.insert("transcripts", transcript_rows(session_id, half), generation=1)
+            _both_ways(reader, monkeypatch, hours=48)
+            keeper.refresh()
+        _both_ways(reader, monkeypatch, hours=48)
+
+    agree()
