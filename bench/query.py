@@ -56,7 +56,7 @@ from clickhouse_connect.driver.client import Client
 from bench import store_data
 from bench.projector import PARTITIONS
 from bench.query_clips import ClipSessions
-from bench.query_load import SPAWN, Clients, Publisher, ServerThread, projecting
+from bench.query_load import SPAWN, Clients, Publisher, ServerThread, keeping_facts, projecting
 from bench.report import run
 from bench.store_data import EPOCH, RARE_WORDS, Shape, bot_name, load
 from consumers.storage.clickhouse import Store, connect, embedded_holder
@@ -64,6 +64,7 @@ from consumers.storage.migrations import MIGRATIONS
 from consumers.topics_admin import ensure_topics
 from queries import Reader, SessionFilters
 from queries.analytics import turn_figures
+from queries.facts import FactsKeeper
 from queries.metrics import metrics
 from queries.search import search
 from queries.sessions import list_sessions, session_detail
@@ -338,6 +339,12 @@ def measure(sessions: int) -> dict[str, float]:
             ).result_rows[0][0]
         ),
     }
+    keeper = FactsKeeper(
+        connect(dsn_of(folder), DATABASE, writing_behind_reads(Settings().projector_nice))
+    )
+    began = time.perf_counter()
+    keeper.refresh()
+    figures["facts_first_refresh_seconds"] = round(time.perf_counter() - began, 1)
     note(f"store ready: {figures}")
     reader = open_reader(dsn_of(folder), DATABASE)
     warm = targets(shape, WARMUP, SEED + 1)
@@ -367,7 +374,11 @@ def measure(sessions: int) -> dict[str, float]:
         record(read, "inproc", timed((inproc_call(reader, read, t) for t in chosen), BUDGET_S))
     paths = {read: [http_path(read, t) for t in chosen] for read in READS}
     state = StoreState(store=store, reader=reader)
-    with ServerThread(state) as server, Clients(server.url, CLIENTS) as clients:
+    with (
+        ServerThread(state) as server,
+        keeping_facts(server, keeper),
+        Clients(server.url, CLIENTS) as clients,
+    ):
         for read, path in paths.items():
             record(read, "idle", clients.get(path, BUDGET_S))
         with clip_sessions:

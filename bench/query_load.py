@@ -25,9 +25,10 @@ from bench.codec import realistic_events
 from consumers.live import run_live
 from consumers.storage.clickhouse import Store
 from producers.kafka import kafka_producer
+from queries.facts import FactsKeeper
 from schemas import EventCodec, Topics
 from service.app import create_app
-from service.process import EmbeddedServer, bind
+from service.process import EmbeddedServer, bind, keep_facts
 from service.state import StoreState
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -239,3 +240,16 @@ def projecting(
         server.loop.call_soon_threadsafe(stop.set)
         running.result(timeout=120)
         server.state.projecting = False
+
+
+@contextmanager
+def keeping_facts(server: ServerThread, keeper: FactsKeeper) -> Iterator[None]:
+    """The analytics' cache kept up to date on the server's loop, as ``tstore serve`` does,
+    while the block runs."""
+    stop = asyncio.Event()
+    running = server.submit(keep_facts(keeper, stop))
+    try:
+        yield
+    finally:
+        server.loop.call_soon_threadsafe(stop.set)
+        running.result(timeout=120)

@@ -97,19 +97,23 @@ SETTINGS join_use_nulls = 1"""
 
 _COMPLETENESS = ", ".join(name for name, _ in COMPLETENESS)
 _CACHED = f"""
+FROM session_facts FINAL
+WHERE {_GENERATIONS}
+    AND hour >= toStartOfHour({{since:DateTime64(6, 'UTC')}})
+    AND hour < {{until:DateTime64(6, 'UTC')}}
+    AND {{bot}} AND {{fresh}}"""
+_CACHED_WHOLE = f"SELECT session_id, turns, {_COMPLETENESS} {_CACHED} AND slices = 1"
+"""The cached sessions of one slice, in the range's hours."""
+_CACHED_GATHERED = f"""
 SELECT
     session_id,
     arrayFlatten(arrayMap(s -> s.2, arraySort(s -> s.1, groupArray(((hour, bot_id), turns)))))
         AS turns,
     {", ".join(f"any({name}) AS {name}" for name, _ in COMPLETENESS)}
-FROM session_facts FINAL
-WHERE {_GENERATIONS}
-    AND hour >= toStartOfHour({{since:DateTime64(6, 'UTC')}})
-    AND hour < {{until:DateTime64(6, 'UTC')}}
-    AND {{bot}} AND {{fresh}}
+{_CACHED} AND slices > 1
 GROUP BY session_id"""
-"""The cached sessions with slices in the range's hours: a session's slices are always
-written together, so any of them tells its completeness."""
+"""The cached sessions of several slices with slices in the range's hours, gathered: a
+session's slices are always written together, so any of them tells its completeness."""
 
 
 def sessions_in(bot_id: str | None, through: datetime | None, touched: Sequence[str]) -> str:
@@ -122,11 +126,12 @@ def sessions_in(bot_id: str | None, through: datetime | None, touched: Sequence[
     live = f"{where} AND session_id IN {{touched:Array(String)}}" if through else where
     found = [live_sessions(live)] if touched or through is None else []
     if through is not None:
-        found.append(
-            _CACHED.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1").replace(
+        found += [
+            cached.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1").replace(
                 "{fresh}", "session_id NOT IN {touched:Array(String)}" if touched else "1"
             )
-        )
+            for cached in (_CACHED_WHOLE, _CACHED_GATHERED)
+        ]
     return f"""
 SELECT * FROM (
     SELECT session_id, arrayFilter(t -> {matching("t.", bot_id)}, turns) AS turns, {_COMPLETENESS}
@@ -186,10 +191,15 @@ SELECT
     slice.2,
     session_id,
     {{computed_at:DateTime64(6, 'UTC')}},
+    length(slices),
     arrayFilter(t -> (toStartOfHour(t.started_at), t.bot_id) = slice, turns),
     {_COMPLETENESS}
-FROM ({{sessions}})
-ARRAY JOIN arrayDistinct(arrayMap(t -> (toStartOfHour(t.started_at), t.bot_id), turns)) AS slice"""
+FROM (
+    SELECT *, arrayDistinct(arrayMap(t -> (toStartOfHour(t.started_at), t.bot_id), turns))
+        AS slices
+    FROM ({{sessions}})
+)
+ARRAY JOIN slices AS slice"""
 """A session's slices, one per hour and bot of its turns."""
 _EMPTIED = f"""
 INSERT INTO session_facts (

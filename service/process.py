@@ -171,7 +171,13 @@ async def run(
         if on_ready is not None:
             on_ready(url)
         if role.queries:
-            keeping = asyncio.create_task(keep_facts(settings, facts_stop))
+            client = await asyncio.to_thread(
+                connect,
+                settings.dsn,
+                settings.clickhouse_database,
+                writing_behind_reads(settings.projector_nice),
+            )
+            keeping = asyncio.create_task(keep_facts(FactsKeeper(client), facts_stop))
         if role.project:
             await _project(settings, state, stop)
         else:
@@ -216,17 +222,10 @@ async def _open(settings: Settings, state: StoreState, role: Role) -> None:
     state.store, state.reader = store, reader
 
 
-async def keep_facts(settings: Settings, stop: asyncio.Event) -> None:
+async def keep_facts(keeper: FactsKeeper, stop: asyncio.Event) -> None:
     """Keep the analytics' cache until ``stop``: a refresh every ``FACTS_EVERY_S``, the
     first of which folds the whole store. A failed refresh is reported and the next one
     folds what it missed; until then the analytics read those sessions live."""
-    client = await asyncio.to_thread(
-        connect,
-        settings.dsn,
-        settings.clickhouse_database,
-        writing_behind_reads(settings.projector_nice),
-    )
-    keeper = FactsKeeper(client)
     while not stop.is_set():
         try:
             await asyncio.to_thread(keeper.refresh, stop.is_set)

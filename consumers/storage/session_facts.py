@@ -10,9 +10,10 @@ one bot (a session has one bot; should its turns name several, each bot's are a 
 their own), so that a bot's day reads only that bot's slices.
 
 A slice is replaced whole (``ReplacingMergeTree`` on its key): a session is always written
-whole, and a slice left without turns is written empty. The partition is
-the three generations the facts were folded from, so a rebuild's new generation starts a
-cache of its own.
+whole, and a slice left without turns is written empty. Each slice says how many its session
+has: the sessions of one slice, nearly all, are read without gathering their slices. The
+partition is the three generations the facts were folded from, so a rebuild's new generation
+starts a cache of its own.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS session_facts
     bot_id LowCardinality(String),
     session_id String,
     computed_at DateTime64(6, 'UTC'),
+    slices UInt16,
     turns Array({FACT_TURN_TYPE}),
     {", ".join(f"{name} {kind}" for name, kind in COMPLETENESS)}
 )

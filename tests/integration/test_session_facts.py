@@ -69,9 +69,11 @@ def test_the_cache_reads_as_the_live_tables_do(
 ) -> None:
     client, _ = three_calls
     reader = Reader(client)
+    across = [_turn("f1", "user", 3_590, 3_595, 0), _turn("f2", "assistant", 3_605, 3_610, 2)]
+    _session(Store(client), "rules", across, [0, 1, 2, 3], 4)  # two hours: two slices
     monkeypatch.setattr(queries.facts, "PART_SESSIONS", 1)
-    assert FactsKeeper(client).refresh() == 3  # the first refresh, one session a part
-    assert _cached_slices(client) == 3
+    assert FactsKeeper(client).refresh() == 4  # the first refresh, one session a part
+    assert _cached_slices(client) == 5
     generations = Generations.of(reader)
     through = queries.facts.mark(reader, generations)
     assert through is not None
