@@ -14,7 +14,7 @@ refresh has cached them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -116,22 +116,22 @@ GROUP BY session_id"""
 session's slices are always written together, so any of them tells its completeness."""
 
 
-def sessions_in(bot_id: str | None, through: datetime | None, touched: Sequence[str]) -> str:
+def sessions_in(bot_id: str | None, through: datetime | None, touched: bool) -> str:
     """SQL of the sessions with turns that started in ``[{since}, {until})`` (of the bot
     ``{bot_id}``, if one): ``session_id``, ``turns``, those turns, and the ``COMPLETENESS``
-    columns. From the cache up to its mark ``through``, but the sessions ``touched`` after it
-    (``projected_after``, bound as ``{touched}`` by the caller); from the live tables for
-    those, or for all without a mark."""
+    columns. From the cache up to its mark ``through`` (bound as ``{after}`` by the caller),
+    but the sessions projected after it, if ``touched`` says there are any
+    (``projected_after``); from the live tables for those, or for all without a mark."""
     where = matching("", bot_id)
-    live = f"{where} AND session_id IN {{touched:Array(String)}}" if through else where
-    found = [live_sessions(live)] if touched or through is None else []
+    after = f"session_id IN ({_PROJECTED_AFTER})"
+    found = [live_sessions(f"{where} AND {after}" if through else where)]
     if through is not None:
-        found += [
+        found = [
             cached.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1").replace(
-                "{fresh}", "session_id NOT IN {touched:Array(String)}" if touched else "1"
+                "{fresh}", f"NOT {after}" if touched else "1"
             )
             for cached in (_CACHED_WHOLE, _CACHED_GATHERED)
-        ]
+        ] + (found if touched else [])
     return f"""
 SELECT * FROM (
     SELECT session_id, arrayFilter(t -> {matching("t.", bot_id)}, turns) AS turns, {_COMPLETENESS}
@@ -140,14 +140,12 @@ SELECT * FROM (
 WHERE notEmpty(turns)"""
 
 
-def projected_after(reader: Reader, generations: Generations, through: datetime) -> list[str]:
-    """The sessions that anything was projected for after ``through``."""
+def projected_after(reader: Reader, generations: Generations, through: datetime) -> bool:
+    """Whether anything was projected after ``through``."""
     rows = reader.rows(
-        f"SELECT DISTINCT session_id FROM ({_PROJECTED_AFTER})",
-        **generations.parameters(),
-        after=through,
+        f"SELECT 1 FROM ({_PROJECTED_AFTER}) LIMIT 1", **generations.parameters(), after=through
     )
-    return [row[0] for row in rows]
+    return bool(rows)
 
 
 @dataclass(frozen=True)

@@ -191,14 +191,14 @@ def metrics(
     clock = reader.clock()
     generations = Generations.of(reader)
     through = mark(reader, generations)
-    touched = [] if through is None else projected_after(reader, generations, through)
+    touched = through is not None and projected_after(reader, generations, through)
     parameters = generations.parameters() | {
         "since": since,
         "until": until,
         "bot_id": bot_id or "",
         "bucket_s": int(step.total_seconds()),
         "idle_before": clock.now - clock.abandoned_after,
-        "touched": touched,
+        "after": through,
     }
     sessions = sessions_in(bot_id, through, touched)
     turns = _TURN_ROWS.replace("{sessions}", sessions)
