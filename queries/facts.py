@@ -31,8 +31,11 @@ SAFETY = timedelta(seconds=10)
 """A mark lags the engine's clock by this much: what an insert that is under way for less
 than this writes is not missed."""
 OVERLAP = timedelta(minutes=5)
-"""A refresh folds again the sessions projected this long before the last mark, so that an
-insert that took longer than ``SAFETY`` is cached by a later refresh."""
+"""Every ``OVERLAP_EVERY`` refreshes, one folds again the sessions projected this long before
+the last mark, so that an insert that took longer than ``SAFETY`` to land is cached too (the
+others fold from the last mark: every 2 s, five minutes of a busy store would be folded
+again and again)."""
+OVERLAP_EVERY = 30
 PART_SESSIONS = 250_000
 """The first refresh of a set of generations folds the store in parts of about this many
 sessions, to bound its memory."""
@@ -218,6 +221,7 @@ class FactsKeeper:
     def __init__(self, client: Client) -> None:
         self._client = client
         self._reader = Reader(client, pointer_ttl_s=0.0)
+        self._refreshes = 0
 
     def refresh(self, stopping: Callable[[], bool] = lambda: False) -> int:
         """Fold the sessions projected since the last mark into the cache, and mark; returns
@@ -238,7 +242,9 @@ class FactsKeeper:
             folds = [f"cityHash64(session_id) % {parts} = {part}" for part in range(parts)]
         else:
             folds = [f"session_id IN ({_PROJECTED_AFTER})"]
-            parameters["after"] = since - OVERLAP
+            self._refreshes += 1
+            again = self._refreshes % OVERLAP_EVERY == 0
+            parameters["after"] = since - (OVERLAP if again else timedelta(0))
         for folded in folds:
             if stopping():
                 return 0

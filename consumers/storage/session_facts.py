@@ -74,3 +74,6 @@ CREATE TABLE IF NOT EXISTS session_facts_marks
 )
 ENGINE = ReplacingMergeTree(marked_at)
 ORDER BY (generation, events_generation, chunks_generation)"""
+
+CACHE_TABLES = ("session_facts", "session_facts_marks")
+"""Where a dropped generation's cached facts are deleted too."""

@@ -21,8 +21,10 @@ from consumers.projections import PROJECTIONS
 from consumers.rebuild import RebuildPlan, plan_rebuild, rebuild
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import GenerationError
+from consumers.storage.session_facts import CACHE_TABLES
 from producers import EventPublisher
 from producers.kafka import kafka_producer
+from queries.facts import FactsKeeper
 from schemas import EventCodec, Topics, TurnStopped
 from schemas.single_object import frame
 from service.state import StoreState
@@ -132,6 +134,7 @@ async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
     stop = threading.Event()
     reader = threading.Thread(target=read_in_a_loop, args=(stop,))
     reader.start()
+    FactsKeeper(clickhouse).refresh()  # the analytics' cache of generation 1
     plan = await _plan(kafka_bootstrap, topics, store, group, resume=False)
     assert plan.generation == 2
     assert plan.events == EVENTS
@@ -152,9 +155,13 @@ async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
 
     with pytest.raises(GenerationError, match="readers see"):
         store.generations.drop(2)
+    FactsKeeper(clickhouse).refresh()  # and of generation 2
     store.generations.drop(1)
     assert store.generations.size(1).rows == {}
     assert _contents(clickhouse) == before
+    cached = "SELECT DISTINCT generation FROM {} FINAL ORDER BY generation"
+    for table in CACHE_TABLES:
+        assert clickhouse.query(cached.format(table)).result_rows == [(2,)], table
 
 
 async def test_a_rebuild_cancelled_midway_resumes_to_what_a_clean_rebuild_gives(
