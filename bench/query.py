@@ -25,7 +25,9 @@ folder or in a bucket of s3proxy (``bench.query_clips``).
 JSON keys, per read: ``<read>_p50_ms`` and ``<read>_idle_p99_ms`` (HTTP, idle),
 ``<read>_ingest_p50_ms`` and ``<read>_ingest_p99_ms`` (HTTP, ingesting),
 ``<read>_inproc_p50_ms``, ``<read>_bare_p50_ms``; ``clip_local_p50_ms`` and ``_p99_ms``,
-``clip_s3_p50_ms`` and ``_p99_ms`` (targets: p50 at most 30 ms local, 60 ms s3proxy) and
+``clip_s3_p50_ms`` and ``_p99_ms`` (targets: p50 at most 30 ms local, 60 ms s3proxy);
+``facts_first_refresh_seconds``, the first refresh of the analytics' cache (``queries.facts``),
+which the service keeps during the reads as ``tstore serve`` does; and
 ``clip_bytes_ratio``, the bytes the service read per clip over the clip's samples, a chunk's
 header included the first time it is read (target: at most 1.2); ``transcript_p99_ms`` (idle),
 ``sessions``, ``turns``, ``load_seconds`` (when the store was loaded, by the run that did),
