@@ -3,8 +3,8 @@ and what its completeness needs, from a cache where it holds them (the tables of
 ``consumers.storage.session_facts``) and from the live tables where it does not.
 
 ``FactsKeeper.refresh`` keeps the cache: it folds again every session that anything was
-projected for since its last mark, writes the session's slices (its turns by the hour they
-started in), and marks how far it got. ``sessions_in`` reads a range: the cached slices of
+projected for since its last mark, writes the session's slices (its turns by the hour and
+bot they started in), and marks how far it got. ``sessions_in`` reads a range: the cached slices of
 its hours, except for the sessions projected after the mark, which it folds from the live
 tables as the cache would. So a call projected a second ago is counted, and each turn once,
 in its latest version, whichever way it was read. Without a mark for the store's
@@ -211,7 +211,9 @@ FROM session_facts FINAL
 WHERE {_GENERATIONS} AND {{folded}}
     AND computed_at < {{computed_at:DateTime64(6, 'UTC')}} AND notEmpty(turns)"""
 """The slices a refolded session no longer has (a turn's later version started in another
-hour), written empty."""
+hour), written empty. A session projected anew between the two statements has its older
+slices emptied too; readers fold it live (it was projected after the mark) until the next
+refresh folds it."""
 
 
 class FactsKeeper:
