@@ -21,11 +21,11 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from consumers.storage.session_facts import COMPLETENESS, FACT_TURN, FACT_TURN_TYPE
 from queries.analytics import matching
+from queries.paging import as_utc
 from queries.reader import Reader
-from queries.sealing import SEALS_CHUNK_HOLES, SEALS_ENDS
-from queries.turns import SUMMARY_FIELDS, session_turns, turn_field
+from queries.rollups import roll_up
+from queries.slices import SLICE_COLUMNS, live_slices
 
 SAFETY = timedelta(seconds=10)
 """A mark lags the engine's clock by this much: what an insert that is under way for less
@@ -59,88 +59,46 @@ _PROJECTED_AFTER = " UNION ALL ".join(
 """The sessions that anything was projected for after ``{after}``."""
 
 
-def live_sessions(where: str) -> str:
-    """SQL of the sessions with turns matching ``where`` (over ``transcripts_generations``),
-    folded from the live tables: ``session_id``, ``turns`` (``FACT_TURN``, the session's
-    turns that match, in speaking order) and the ``COMPLETENESS`` columns."""
-    picked = ", ".join(f"t.{turn_field(SUMMARY_FIELDS, name)}" for name, _ in FACT_TURN)
-    in_where = (
-        "session_id IN (SELECT session_id FROM transcripts_generations "
-        f"WHERE generation = {{generation:UInt32}} AND {where})"
-    )
-    return f"""
-SELECT
-    st.session_id AS session_id,
-    arrayMap(t -> CAST(({picked}) AS {FACT_TURN_TYPE}), st.turns) AS turns,
-    l.events AS events,
-    l.last_seq AS last_seq,
-    s.session_ends AS session_ends,
-    s.chunk_holes AS chunk_holes,
-    s.last_event_at AS last_event_at
-FROM ({session_turns(SUMMARY_FIELDS, where)}) AS st
-LEFT JOIN (
-    SELECT session_id, uniqExactMerge(seqs) AS events, toInt64(max(last_seq)) AS last_seq
-    FROM session_summaries_generations
-    WHERE generation = {{events_generation:UInt32}} AND {in_where}
-    GROUP BY session_id
-) AS l ON st.session_id = l.session_id
-LEFT JOIN (
-    SELECT
-        session_id,
-        maxIf(last_event_at, generation = {{events_generation:UInt32}}) AS last_event_at,
-        {SEALS_ENDS} AS session_ends,
-        {SEALS_CHUNK_HOLES} AS chunk_holes
-    FROM session_seals_generations
-    WHERE generation IN ({{events_generation:UInt32}}, {{chunks_generation:UInt32}})
-        AND {in_where}
-    GROUP BY session_id
-) AS s ON st.session_id = s.session_id
-SETTINGS join_use_nulls = 1"""
-
-
-_COMPLETENESS = ", ".join(name for name, _ in COMPLETENESS)
 _CACHED = f"""
-FROM session_facts FINAL
+SELECT {SLICE_COLUMNS}
+FROM session_slices FINAL
 WHERE {_GENERATIONS}
-    AND hour >= toStartOfHour({{since:DateTime64(6, 'UTC')}})
-    AND hour < {{until:DateTime64(6, 'UTC')}}
+    AND hour >= {{fold_from:DateTime('UTC')}} AND hour < {{fold_until:DateTime('UTC')}}
     AND {{bot}} AND {{fresh}}"""
-_CACHED_WHOLE = f"SELECT session_id, turns, {_COMPLETENESS} {_CACHED} AND slices = 1"
-"""The cached sessions of one slice, in the range's hours."""
-_CACHED_GATHERED = f"""
-SELECT
-    session_id,
-    arrayFlatten(arrayMap(s -> s.2, arraySort(s -> s.1, groupArray(((hour, bot_id), turns)))))
-        AS turns,
-    {", ".join(f"any({name}) AS {name}" for name, _ in COMPLETENESS)}
-{_CACHED} AND slices > 1
-GROUP BY session_id"""
-"""The cached sessions of several slices with slices in the range's hours, gathered: a
-session's slices are always written together, so any of them tells its completeness."""
 
 
-def sessions_in(bot_id: str | None, through: datetime | None, touched: bool) -> str:
-    """SQL of the sessions with turns that started in ``[{since}, {until})`` (of the bot
-    ``{bot_id}``, if one): ``session_id``, ``turns``, those turns, and the ``COMPLETENESS``
-    columns. From the cache up to its mark ``through`` (bound as ``{after}`` by the caller),
-    but the sessions projected after it, if ``touched`` says there are any
-    (``projected_after``); from the live tables for those, or for all without a mark."""
-    where = matching("", bot_id)
+def slices_in(bot_id: str | None, through: datetime | None, touched: bool) -> str:
+    """SQL of the slices of the hours ``[{fold_from}, {fold_until})`` (of the bot
+    ``{bot_id}``, if one), and of any hours of the sessions projected after the mark
+    ``through`` (bound as ``{after}`` by the caller), if ``touched`` says there are any
+    (``projected_after``): from the cache up to the mark, from the live tables after it, or
+    for all of them without a mark (the sessions with turns in ``[{since}, {until})``)."""
+    if through is None:
+        return live_slices(matching("", bot_id))
     after = f"session_id IN ({_PROJECTED_AFTER})"
-    found = [live_sessions(f"{where} AND {after}" if through else where)]
-    if through is not None:
-        found = [
-            cached.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1").replace(
-                "{fresh}", f"NOT {after}" if touched else "1"
-            )
-            for cached in (_CACHED_WHOLE, _CACHED_GATHERED)
-        ] + (found if touched else [])
-    return f"""
-SELECT * FROM (
-    SELECT session_id, arrayFilter(t -> {matching("t.", bot_id)}, turns) AS turns, {_COMPLETENESS}
-    FROM ({" UNION ALL ".join(f"SELECT * FROM ({each})" for each in found)})
-)
-WHERE notEmpty(turns)"""
+    cached = _CACHED.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1").replace(
+        "{fresh}", f"NOT {after}" if touched else "1"
+    )
+    return f"{cached} UNION ALL {live_slices(after)}" if touched else cached
+
+
+_TOUCHED_HOURS = f"""
+SELECT DISTINCT toStartOfHour(started_at) FROM transcripts_generations
+WHERE generation = {{generation:UInt32}} AND {{where}} AND session_id IN ({_PROJECTED_AFTER})
+UNION DISTINCT
+SELECT DISTINCT hour FROM session_slices
+WHERE {_GENERATIONS} AND hour >= toStartOfHour({{since:DateTime64(6, 'UTC')}})
+    AND hour < {{until:DateTime64(6, 'UTC')}} AND {{bot}} AND session_id IN ({_PROJECTED_AFTER})"""
+
+
+def touched_hours(reader: Reader, parameters: dict[str, Any], bot_id: str | None) -> list[datetime]:
+    """The hours of ``[{since}, {until})`` that a session projected after the mark
+    ``{after}`` has turns in, in the live tables or in the cache: their rollups are not
+    read."""
+    sql = _TOUCHED_HOURS.replace("{where}", matching("", bot_id)).replace(
+        "{bot}", "bot_id = {bot_id:String}" if bot_id else "1"
+    )
+    return [as_utc(hour) for (hour,) in reader.rows(sql, **parameters)]
 
 
 def projected_after(reader: Reader, generations: Generations, through: datetime) -> bool:
@@ -183,31 +141,23 @@ def mark(reader: Reader, generations: Generations) -> datetime | None:
 
 
 _SLICES = f"""
-INSERT INTO session_facts
+INSERT INTO session_slices
 SELECT
     {{generation:UInt32}},
     {{events_generation:UInt32}},
     {{chunks_generation:UInt32}},
-    slice.1,
-    slice.2,
+    hour,
+    bot_id,
     session_id,
     {{computed_at:DateTime64(6, 'UTC')}},
-    length(slices),
-    arrayFilter(t -> (toStartOfHour(t.started_at), t.bot_id) = slice, turns),
-    {_COMPLETENESS}
-FROM (
-    SELECT *, arrayDistinct(arrayMap(t -> (toStartOfHour(t.started_at), t.bot_id), turns))
-        AS slices
-    FROM ({{sessions}})
-)
-ARRAY JOIN slices AS slice"""
-"""A session's slices, one per hour and bot of its turns."""
+    {", ".join(SLICE_COLUMNS.split(", ")[3:])}
+FROM ({{slices}})"""
 _EMPTIED = f"""
-INSERT INTO session_facts (
+INSERT INTO session_slices (
     generation, events_generation, chunks_generation, hour, bot_id, session_id, computed_at)
 SELECT generation, events_generation, chunks_generation, hour, bot_id, session_id,
     {{computed_at:DateTime64(6, 'UTC')}}
-FROM session_facts FINAL
+FROM session_slices FINAL
 WHERE {_GENERATIONS} AND {{folded}}
     AND computed_at < {{computed_at:DateTime64(6, 'UTC')}} AND notEmpty(turns)"""
 """The slices a refolded session no longer has (a turn's later version started in another
@@ -232,7 +182,7 @@ class FactsKeeper:
         without marking."""
         generations = Generations.of(self._reader)
         parameters = generations.parameters()
-        ((now,),) = self._reader.rows("SELECT now64(6)")
+        now = self._now()
         since = mark(self._reader, generations)
         if since is None:
             ((sessions,),) = self._reader.rows(
@@ -250,14 +200,17 @@ class FactsKeeper:
         for folded in folds:
             if stopping():
                 return 0
-            bound = parameters | {"computed_at": self._reader.rows("SELECT now64(6)")[0][0]}
-            self._client.command(
-                _SLICES.replace("{sessions}", live_sessions(folded)), parameters=bound
-            )
+            bound = parameters | {"computed_at": self._now()}
+            self._client.command(_SLICES.replace("{slices}", live_slices(folded)), parameters=bound)
             self._client.command(_EMPTIED.replace("{folded}", folded), parameters=bound)
+        roll_up(self._client, parameters | {"refreshed_from": now, "computed_at": self._now()})
         self._client.insert(
             "session_facts_marks",
             [[*generations.parameters().values(), now - SAFETY, now]],
             column_names=[*generations.parameters(), "through", "marked_at"],
         )
         return len(folds)
+
+    def _now(self) -> datetime:
+        ((now,),) = self._reader.rows("SELECT now64(6)")
+        return now  # type: ignore[no-any-return]

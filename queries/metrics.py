@@ -1,27 +1,26 @@
 """The named metrics of ``analytics.definitions``, per time bucket and group, from the live
 tables: a call projected a second ago is counted, and each turn once, in its latest version.
 
-Two queries over the turns that started in the range, each turn in its latest version with
-its response latency (``queries.turns.session_turns``): one counts turns into the bucket of
-their start; the other folds each session's array of turns into its call time, overlap and
-silence (``analytics.session_time``, computed here in the engine) and its completeness (the
-rules of ``queries.completeness`` over the session's ledger and seals), into the bucket of
-its first turn. Both see only the turns in the range: a session that began before ``since``
-is counted from its turns after it, and the user turn before the range's first assistant
-turn is not seen, so that turn has no latency.
+A turn counts in the bucket of its start, with its response latency (taken from the user turn
+before it, even one before ``since``); a session counts in the bucket of its first turn, with
+its call time, overlap, silence and state from all its turns, when that turn started in the
+range. Whole hours come from the hourly rollups (``queries.rollups``), but those of sessions
+projected after the cache's mark; the rest (the hours a rollup does not hold yet, a range's
+partial hours, minute buckets, a store without a mark) is summed from its slices
+(``queries.facts.slices_in``) by the same SQL, and the two merged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from analytics.definitions import BUCKETS, MAX_BUCKETS, METRICS, Bucket, GroupBy
-from consumers.storage.session_facts import FACT_TURN
-from queries.analytics import QUANTILES, in_range, percentiles
+from queries.analytics import in_range, matching, percentiles
 from queries.errors import BadQueryError
-from queries.facts import Generations, mark, projected_after, sessions_in
+from queries.facts import Generations, mark, projected_after, slices_in, touched_hours
 from queries.models import (
     MetricDefinition,
     Metrics,
@@ -33,142 +32,103 @@ from queries.models import (
 )
 from queries.paging import as_utc
 from queries.reader import Reader
-from queries.turns import latencies_along
+from queries.rollups import PERCENTILES, rolled, states
 
-QUANTILES_IF = QUANTILES.replace("quantiles", "quantilesIf")
-_BUCKET = "toStartOfInterval({at}, toIntervalSecond({{bucket_s:UInt32}}))"
-_TURN_GROUPS: dict[GroupBy | None, str] = {
+_HOUR = timedelta(hours=1)
+_GROUPS: dict[GroupBy | None, str] = {
     None: "''",
     "bot": "toString(bot_id)",
     "framework": "toString(framework)",
-    "language": "ifNull(toString(language), '')",
+    "language": "toString(language)",
     "role": "toString(role)",
 }
-_TURN_NAMES = tuple(name for name, _ in FACT_TURN)
-
-
-def _of(turn: str, name: str) -> str:
-    """SQL of the field ``name`` of ``turn``, a turn of ``queries.facts.sessions_in``."""
-    return f"{turn}.{name}"
-
-
-_SESSION_GROUPS: dict[GroupBy | None, str] = {
-    None: "''",
-    "bot": f"toString({_of('turns[1]', 'bot_id')})",
-    "framework": f"toString({_of('turns[1]', 'framework')})",
-    "language": "ifNull(toString(arrayFirst(x -> x IS NOT NULL, "
-    f"arrayMap(t -> {_of('t', 'language')}, turns))), '')",
+_ROLLED = (
+    "({hour} >= {{roll_from:DateTime('UTC')}} AND {hour} < {{roll_until:DateTime('UTC')}} "
+    "AND NOT has({{touched:Array(DateTime('UTC'))}}, {hour}))"
+)
+"""SQL of whether the hour ``{hour}`` is read from the rollups."""
+_BUCKET = "toStartOfInterval(hour, toIntervalSecond({bucket_s:UInt32})) AS bucket_start"
+_MERGED = {
+    "turn_rollups": f"""
+SELECT
+    {_BUCKET},
+    {{group}} AS grp,
+    toString(role) AS of_role,
+    sum(turns_n),
+    sum(timed_n),
+    quantilesMerge{PERCENTILES}(durations),
+    sum(talk_ms),
+    sum(latencies_n),
+    quantilesMerge{PERCENTILES}(latencies),
+    sum(interruptions),
+    sum(timeouts)
+FROM ({{parts}})
+GROUP BY bucket_start, grp, of_role""",
+    "session_rollups": f"""
+SELECT
+    {_BUCKET},
+    {{group}} AS grp,
+    sum(sessions_n),
+    sum(call_ms_total),
+    sum(overlap_ms_total),
+    quantilesMerge{PERCENTILES}(overlaps),
+    sum(silence_ms_total),
+    quantilesMerge{PERCENTILES}(silences),
+    sum(sealed_n),
+    sum(holed_n),
+    sum(arrayCount(at -> at < {{idle_before:DateTime64(6, 'UTC')}}, unsealed)) AS abandoned,
+    sum(length(unsealed)) - abandoned
+FROM ({{parts}})
+GROUP BY bucket_start, grp""",
 }
-_MS = "toUnixTimestamp64Milli({})"
-_END = f"coalesce({_of('t', 'stopped_at')}, {_of('t', 'started_at')})"
-_SPAN = (
-    f"({_MS.format(_of('t', 'started_at'))}, "
-    f"{_MS.format('assumeNotNull(' + _of('t', 'stopped_at') + ')')})"
-)
-_COVERED = (
-    "arrayFold((acc, x) -> (greatest(acc.1, x.2), acc.2 + greatest(x.2 - greatest(x.1, acc.1), "
-    f"0)), arrayMap(t -> {_SPAN}, arrayFilter(t -> {_of('t', 'stopped_at')} IS NOT NULL"
-    "{role}, turns)), (toInt64(-9223372036854775807), toInt64(0))).2"
-)
-"""The length of the union of a session's stopped turns (of one role), as
-``analytics.session_time.covered_ms`` takes it: spans in start order, each adding what lies
-beyond the furthest stop so far."""
-_OF_ROLE = f" AND {_of('t', 'role')} = '{{}}'"
+"""Per rollup, SQL of its figures per bucket and group, merged from ``{parts}``: rollup rows
+and rows summed from slices."""
 
-_TURNS = f"""
-SELECT
-    {_BUCKET.format(at="started_at")} AS bucket_start,
-    {{group}} AS grp,
-    countIf(role = 'user'),
-    countIf(role = 'assistant'),
-    countIf(response_latency_ms IS NOT NULL),
-    {QUANTILES_IF}(
-        assumeNotNull(response_latency_ms), response_latency_ms IS NOT NULL),
-    countIf(role = 'user' AND duration_ms IS NOT NULL),
-    {QUANTILES_IF}(
-        assumeNotNull(duration_ms), role = 'user' AND duration_ms IS NOT NULL),
-    countIf(role = 'assistant' AND duration_ms IS NOT NULL),
-    {QUANTILES_IF}(
-        assumeNotNull(duration_ms), role = 'assistant' AND duration_ms IS NOT NULL),
-    toInt64(coalesce(sumIf(duration_ms, role = 'user'), 0)),
-    toInt64(coalesce(sumIf(duration_ms, role = 'assistant'), 0)),
-    countIf(role = 'assistant' AND interrupted),
-    countIf(role = 'user' AND timed_out)
-FROM ({{turns}})
-GROUP BY bucket_start, grp
-ORDER BY bucket_start, grp"""
 
-_TURN_ROWS = f"""
-SELECT
-    session_id,
-    {", ".join(f"turn.{name} AS {name}" for name in _TURN_NAMES)},
-    response_latency_ms
-FROM (
-    SELECT
-        session_id,
-        turns,
-        {latencies_along("turns", {name: name for name in _TURN_NAMES})} AS response_latencies
-    FROM ({{sessions}})
-)
-ARRAY JOIN turns AS turn, response_latencies AS response_latency_ms"""
-"""The turns of the sessions, one row each, with their response latencies."""
+@dataclass(frozen=True)
+class _Hours:
+    """Which hours of a range are read from the rollups, and which are summed from slices."""
 
-_SESSION_FOLD = f"""
-SELECT
-    session_id,
-    {_BUCKET.format(at=_of("turns[1]", "started_at"))} AS bucket_start,
-    {{group}} AS grp,
-    arrayMax(t -> {_MS.format(_END)}, turns)
-        - {_MS.format(_of("turns[1]", "started_at"))} AS call_ms,
-    {_COVERED.format(role=_OF_ROLE.format("user"))} AS user_ms,
-    {_COVERED.format(role=_OF_ROLE.format("assistant"))} AS assistant_ms,
-    {_COVERED.format(role="")} AS both_ms,
-    toInt64(arrayMax(t -> {_of("t", "seq")}, turns)) AS last_turn_seq,
-    arrayCount(t -> NOT {_of("t", "complete")}, turns) AS open_turns,
-    arrayMax(t -> {_END}, turns) AS last_turn_at,
-    events,
-    last_seq,
-    session_ends,
-    chunk_holes,
-    last_event_at
-FROM ({{sessions}})"""
+    roll_from: datetime
+    roll_until: datetime
+    touched: list[datetime]
+    fold_from: datetime
+    fold_until: datetime
 
-_STATE = """multiIf(
-    notEmpty(session_ends),
-        if(greatest(coalesce(last_seq, -1), last_turn_seq) + 1 > coalesce(events, 0)
-           OR arrayReverseSort(e -> e.1, session_ends)[1].2 > coalesce(events, 0)
-           OR open_turns > 0 OR coalesce(chunk_holes, false), 'sealed_with_holes', 'sealed'),
-    greatest(last_turn_at, coalesce(last_event_at, last_turn_at))
-        < {idle_before:DateTime64(6, 'UTC')}, 'abandoned',
-    'open')"""
-"""A session's state by the rules of ``queries.completeness``: ended with every declared and
-numbered event stored, no turn open and no chunk hole is sealed; no end and silent for longer
-than ``abandoned_after`` is abandoned."""
-_SESSIONS = f"""
-SELECT
-    bucket_start,
-    grp,
-    count(),
-    sum(call_ms),
-    sum(overlap_ms),
-    {QUANTILES}(overlap_ms),
-    sum(silence_ms),
-    {QUANTILES}(silence_ms),
-    countIf(state = 'sealed'),
-    countIf(state = 'sealed_with_holes'),
-    countIf(state = 'abandoned'),
-    countIf(state = 'open')
-FROM (
-    SELECT
-        bucket_start,
-        grp,
-        call_ms,
-        user_ms + assistant_ms - both_ms AS overlap_ms,
-        call_ms - both_ms AS silence_ms,
-        {_STATE} AS state
-    FROM ({_SESSION_FOLD})
-)
-GROUP BY bucket_start, grp"""
+    @property
+    def rolls(self) -> bool:
+        return self.roll_from < self.roll_until and not self._all_touched()
+
+    @property
+    def folds(self) -> bool:
+        return self.fold_from < self.fold_until
+
+    def _all_touched(self) -> bool:
+        return len(self.touched) * _HOUR >= self.roll_until - self.roll_from
+
+    def parameters(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def _hours(
+    since: datetime, until: datetime, step: timedelta, touched: list[datetime] | None
+) -> _Hours:
+    """``touched`` None reads no rollup: the store has no mark, or the buckets are not whole
+    hours."""
+    first, last = _floor(since), _floor(until)
+    if touched is None or step % _HOUR:
+        return _Hours(first, first, [], first, until)
+    roll_from = first if first == since else first + _HOUR
+    folded = sorted(
+        {*touched, *([first] if first < roll_from else []), *([last] if last < until else [])}
+    )
+    if not folded:
+        return _Hours(roll_from, last, touched, first, first)
+    return _Hours(roll_from, last, touched, folded[0], folded[-1] + _HOUR)
+
+
+def _floor(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
 
 
 def metrics(
@@ -200,20 +160,26 @@ def metrics(
         "idle_before": clock.now - clock.abandoned_after,
         "after": through,
     }
-    sessions = sessions_in(bot_id, through, touched)
-    turns = _TURN_ROWS.replace("{sessions}", sessions)
-    rows = {
-        (as_utc(at), group): _turn_figures(values)
-        for at, group, *values in reader.rows(
-            _TURNS.replace("{group}", _TURN_GROUPS[group_by]).replace("{turns}", turns),
-            **parameters,
-        )
-    }
+    hours = _hours(
+        since,
+        until,
+        step,
+        None if through is None else touched_hours(reader, parameters, bot_id) if touched else [],
+    )
+    parameters |= hours.parameters()
+    slices = slices_in(bot_id, through, touched)
+    turns: dict[tuple[datetime, str], dict[str, Sequence[Any]]] = {}
+    for at, group, role, *values in _merged(
+        reader, "turn_rollups", hours, slices, "t.", bot_id, group_by, parameters
+    ):
+        turns.setdefault((as_utc(at), group), {})[role] = values
+    rows = {key: _turn_figures(by_role) for key, by_role in turns.items()}
     if group_by != "role":
-        sql = _SESSIONS.replace("{group}", _SESSION_GROUPS[group_by])
-        for at, group, *values in reader.rows(sql.replace("{sessions}", sessions), **parameters):
+        for at, group, *values in _merged(
+            reader, "session_rollups", hours, slices, "turns[1].", bot_id, group_by, parameters
+        ):
             key = (as_utc(at), group)
-            rows[key] = rows.get(key, _NO_TURNS) | _session_figures(values)
+            rows[key] = rows.get(key, _turn_figures({})) | _session_figures(values)
     return Metrics(
         since=since,
         until=until,
@@ -228,27 +194,55 @@ def metrics(
     )
 
 
-def _turn_figures(values: Sequence[Any]) -> dict[str, Any]:
-    user, assistant, latencies, latency, timed_user, user_ms, timed_assistant, assistant_ms = (
-        values[:8]
+def _merged(
+    reader: Reader,
+    table: str,
+    hours: _Hours,
+    slices: str,
+    turn: str,
+    bot_id: str | None,
+    group_by: GroupBy | None,
+    parameters: dict[str, Any],
+) -> Sequence[Sequence[Any]]:
+    """The figures of ``table`` per bucket and group: of the rollup rows of the hours that
+    have them, and summed from ``slices`` for the others (``turn`` names the turn that puts a
+    row in its hour: ``t.`` each turn, ``turns[1].`` a session's first)."""
+    parts = []
+    if hours.rolls:
+        bot = "bot_id = {bot_id:String}" if bot_id else "1"
+        parts.append(rolled(table, f"{_ROLLED.format(hour='hour')} AND {bot}"))
+    if hours.folds:
+        hour = f"toStartOfHour({turn}started_at)"
+        picked = f"{matching(turn, bot_id)} AND NOT {_ROLLED.format(hour=hour)}"
+        parts.append(states(table, slices, picked))
+    if not parts:
+        return []
+    sql = _MERGED[table].replace("{group}", _GROUPS[group_by])
+    return reader.rows(
+        sql.replace("{parts}", " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts)),
+        **parameters,
     )
-    talk_user, talk_assistant, interruptions, timeouts = values[8:]
+
+
+_NO_ROLE: Sequence[Any] = (0, 0, [], 0, 0, [], 0, 0)
+"""A role's turn figures in a bucket where it has no turn (in its group)."""
+
+
+def _turn_figures(by_role: dict[str, Sequence[Any]]) -> dict[str, Any]:
+    user_turns, user_timed, user_ms, talk_user, _, _, _, timeouts = by_role.get("user", _NO_ROLE)
+    assistant_turns, timed, assistant_ms, talk_assistant, latencies, latency, interruptions, _ = (
+        by_role.get("assistant", _NO_ROLE)
+    )
     return {
-        "turns": RoleFigures(user=user, assistant=assistant),
+        "turns": RoleFigures(user=user_turns, assistant=assistant_turns),
         "response_latency_ms": percentiles(latency, latencies),
         "turn_duration_ms": RolePercentiles(
-            user=percentiles(user_ms, timed_user),
-            assistant=percentiles(assistant_ms, timed_assistant),
+            user=percentiles(user_ms, user_timed), assistant=percentiles(assistant_ms, timed)
         ),
         "talk_ms": RoleFigures(user=talk_user, assistant=talk_assistant),
         "interruptions": interruptions,
         "user_stop_timeouts": timeouts,
     }
-
-
-_NO_TURNS = _turn_figures([0, 0, 0, [], 0, [], 0, [], 0, 0, 0, 0])
-"""A bucket's turn figures when none of its turns is in its group (a session's language may
-be that of a later turn)."""
 
 
 def _session_figures(values: Sequence[Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ hour; and any split of any stored versions around a refresh reads the same."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -41,9 +42,18 @@ def _marks_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
 
 
-def _both_ways(reader: Reader, monkeypatch: pytest.MonkeyPatch, hours: int = 2) -> None:
+WHOLE_HOURS = [o for o in OPTIONS if o.get("bucket") != "minute"]
+"""The options whose buckets are whole hours: those read from the rollups."""
+
+
+def _both_ways(
+    reader: Reader,
+    monkeypatch: pytest.MonkeyPatch,
+    hours: int = 2,
+    every: Sequence[dict[str, Any]] = tuple(OPTIONS),
+) -> None:
     """The figures read with the cache are those folded from the live tables alone."""
-    for options in OPTIONS:
+    for options in every:
         cached = _range(reader, hours, options)
         with monkeypatch.context() as live:
             live.setattr(queries.metrics, "mark", lambda *_: None)
@@ -58,7 +68,7 @@ def _range(reader: Reader, hours: int, options: dict[str, Any]) -> Metrics:
 
 def _cached_slices(client: Client) -> int:
     return int(
-        client.query("SELECT count() FROM session_facts FINAL WHERE notEmpty(turns)").result_rows[
+        client.query("SELECT count() FROM session_slices FINAL WHERE notEmpty(turns)").result_rows[
             0
         ][0]
     )
@@ -79,6 +89,8 @@ def test_the_cache_reads_as_the_live_tables_do(
     assert through is not None
     assert not projected_after(reader, generations, through)
     _both_ways(reader, monkeypatch)
+    client.command("TRUNCATE TABLE session_slices")
+    _both_ways(reader, monkeypatch, every=WHOLE_HOURS)  # from the rollups alone
 
 
 def test_what_came_after_the_mark_is_read_live_then_cached_once(
