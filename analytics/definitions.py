@@ -7,8 +7,12 @@ version applies to every past call at once, and a dashboard can tell which meani
 had.
 
 Each metric is counted over turns or over sessions (``per``), which decides its bucket: a
-turn's bucket is that of its start, a session's that of its first turn in the range asked.
-So a bucket's counts and sums add up, over all buckets, to those of the whole range.
+turn's bucket is that of its start, a session's that of its first turn, and a session is
+counted, with all its turns, when that turn started in the range asked. So a bucket's counts
+and sums add up, over all buckets, to those of the whole range, and a figure does not depend
+on the range it was asked in. (Version 1 of the session metrics and of the response latency
+saw only the turns in the range: a session that began before it was counted from its turns
+in it, and the first assistant turn of the range had no latency.)
 """
 
 from __future__ import annotations
@@ -38,11 +42,11 @@ LEVELS = (0.5, 0.9, 0.95, 0.99)
 METRICS = (
     Metric(
         "sessions",
-        1,
+        2,
         "count",
         "count",
         "session",
-        "Sessions whose first turn in the range started in the bucket.",
+        "Sessions whose first turn started in the bucket.",
     ),
     Metric(
         "turns",
@@ -54,12 +58,13 @@ METRICS = (
     ),
     Metric(
         "response_latency_ms",
-        1,
+        2,
         "ms",
         "distribution",
         "turn",
         "An assistant turn's start minus the stop of the user turn before it, only when that "
-        "user turn stopped before it started (a barge-in is not a latency).",
+        "user turn stopped before it started (a barge-in is not a latency), wherever that "
+        "user turn lies.",
     ),
     Metric(
         "turn_duration_ms",
@@ -103,7 +108,7 @@ METRICS = (
     ),
     Metric(
         "interruptions_per_call_minute",
-        1,
+        2,
         "per minute",
         "rate",
         "session",
@@ -119,7 +124,7 @@ METRICS = (
     ),
     Metric(
         "call_ms",
-        1,
+        2,
         "ms",
         "sum",
         "session",
@@ -127,7 +132,7 @@ METRICS = (
     ),
     Metric(
         "overlap_ms",
-        1,
+        2,
         "ms",
         "distribution",
         "session",
@@ -136,7 +141,7 @@ METRICS = (
     ),
     Metric(
         "silence_ms",
-        1,
+        2,
         "ms",
         "distribution",
         "session",
@@ -145,7 +150,7 @@ METRICS = (
     ),
     Metric(
         "completeness",
-        1,
+        2,
         "count",
         "count",
         "session",

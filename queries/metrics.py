@@ -104,7 +104,8 @@ class _Hours:
         return self.fold_from < self.fold_until
 
     def _all_touched(self) -> bool:
-        return len(self.touched) * _HOUR >= self.roll_until - self.roll_from
+        inside = sum(self.roll_from <= hour < self.roll_until for hour in self.touched)
+        return inside * _HOUR >= self.roll_until - self.roll_from
 
     def parameters(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

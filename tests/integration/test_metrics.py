@@ -13,9 +13,11 @@ from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import queries.facts
 from consumers.storage.clickhouse import Store
 from queries import Reader
 from queries.errors import BadQueryError
+from queries.facts import FactsKeeper
 from queries.metrics import metrics
 from queries.models import Metrics, RoleFigures, StateCounts
 from queries.sessions import session_detail
@@ -140,6 +142,33 @@ def test_hand_computed_calls_give_their_figures(three_calls: tuple[Client, list[
     assert row.silence_ms is not None
     assert row.silence_ms.total == 2_100 + 700 + 1_000
     assert row.completeness == StateCounts(sealed=1, sealed_with_holes=1, abandoned=1, open=0)
+
+
+def test_a_call_across_the_ranges_start_counts_where_it_began_with_all_its_turns(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D began 10 s before ``T0``: the hour from ``T0`` counts its assistant turn, with the
+    latency from the user turn before ``T0``, but not D, which the hour before counts whole;
+    the same through the cache and its rollups as folded live."""
+    client = three_calls[0]
+    reader = Reader(client)
+    across = [_turn("d1", "user", -10, -4, 0), _turn("d2", "assistant", 2, 5, 2)]  # 6000
+    _session(Store(client), "rules", across, [0, 1, 2, 3], 4)
+    monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
+    for cached in (False, True):
+        if cached:
+            FactsKeeper(client).refresh()
+        (row,) = _hour(reader).rows
+        assert (row.sessions, row.turns) == (3, RoleFigures(user=5, assistant=6))
+        assert row.response_latency_ms is not None
+        assert (row.response_latency_ms.count, row.response_latency_ms.p50) == (6, 550)
+        before, after = metrics(
+            reader, since=T0 - timedelta(hours=1), until=T0 + timedelta(hours=1)
+        ).rows
+        assert (before.sessions, before.call_ms, before.turns.assistant) == (1, 15_000, 0)
+        assert before.silence_ms is not None
+        assert before.silence_ms.total == 15_000 - 6_000 - 3_000
+        assert (after.sessions, after.turns) == (3, row.turns)
 
 
 def test_the_states_are_those_of_the_sessions_summaries(
