@@ -86,7 +86,7 @@ and rows summed from slices."""
 
 
 @dataclass(frozen=True)
-class _Hours:
+class RangeHours:
     """Which hours of a range are read from the rollups, and which are summed from slices."""
 
     roll_from: datetime
@@ -111,21 +111,21 @@ class _Hours:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-def _hours(
+def range_hours(
     since: datetime, until: datetime, step: timedelta, touched: list[datetime] | None
-) -> _Hours:
+) -> RangeHours:
     """``touched`` None reads no rollup: the store has no mark, or the buckets are not whole
     hours."""
     first, last = _floor(since), _floor(until)
     if touched is None or step % _HOUR:
-        return _Hours(first, first, [], first, until)
+        return RangeHours(first, first, [], first, until)
     roll_from = first if first == since else first + _HOUR
     folded = sorted(
         {*touched, *([first] if first < roll_from else []), *([last] if last < until else [])}
     )
     if not folded:
-        return _Hours(roll_from, last, touched, first, first)
-    return _Hours(roll_from, last, touched, folded[0], folded[-1] + _HOUR)
+        return RangeHours(roll_from, last, touched, first, first)
+    return RangeHours(roll_from, last, touched, folded[0], folded[-1] + _HOUR)
 
 
 def _floor(at: datetime) -> datetime:
@@ -161,7 +161,7 @@ def metrics(
         "idle_before": clock.now - clock.abandoned_after,
         "after": through,
     }
-    hours = _hours(
+    hours = range_hours(
         since,
         until,
         step,
@@ -198,7 +198,7 @@ def metrics(
 def _merged(
     reader: Reader,
     table: str,
-    hours: _Hours,
+    hours: RangeHours,
     slices: str,
     turn: str,
     bot_id: str | None,
