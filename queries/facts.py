@@ -1,15 +1,16 @@
-"""The analytics' sessions: each session's turns in their latest versions, in speaking order,
-and what its completeness needs, from a cache where it holds them (the tables of
-``consumers.storage.session_facts``) and from the live tables where it does not.
+"""The analytics' cache (the tables of ``consumers.storage.session_facts``): sessions in slices
+(``queries.slices``) and their hourly rollups (``queries.rollups``), kept here and read by
+``queries.metrics``.
 
 ``FactsKeeper.refresh`` keeps the cache: it folds again every session that anything was
-projected for since its last mark, writes the session's slices (its turns by the hour and
-bot they started in), and marks how far it got. ``sessions_in`` reads a range: the cached slices of
-its hours, except for the sessions projected after the mark, which it folds from the live
-tables as the cache would. So a call projected a second ago is counted, and each turn once,
-in its latest version, whichever way it was read. Without a mark for the store's
-generations (a new store, or a rebuild just cut over) every session is folded live until a
-refresh has cached them.
+projected for since its last mark and writes the session's slices, sums the hours and bots of
+the slices it wrote into their rollup rows, and marks how far it got. A read takes whole
+hours from the rollups, but the hours of the sessions projected after the mark
+(``touched_hours``); it sums the others from their slices (``slices_in``): the cached ones,
+but for the sessions projected after the mark, which it folds from the live tables as the
+cache would. So a call projected a second ago is counted, and each turn once, in its latest
+version, whichever way it was read. Without a mark for the store's generations (a new store,
+or a rebuild just cut over) every session is folded live until a refresh has cached them.
 """
 
 from __future__ import annotations
