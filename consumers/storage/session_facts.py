@@ -141,8 +141,8 @@ SETTINGS index_granularity = 256"""
     for table, keys in ROLLUP_KEYS.items()
 }
 """Ordered by bot first, in granules of 256 rows: a bot's day is a few hundred rows side by
-side, and a row's percentile states are large (by hour first, in granules of 8,192 rows, a
-bot's day read the states of every bot, 55 ms against 26 in all)."""
+side, and a row's percentile states are large (ordered by hour first, in granules of 8,192
+rows, a bot's day read and merged the states of every bot)."""
 
 CACHE_TABLES = ("session_slices", "session_facts_marks", *ROLLUP_TABLES)
 """Where a dropped generation's cached facts are deleted too."""
