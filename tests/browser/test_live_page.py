@@ -67,6 +67,10 @@ async def test_a_live_call_s_page_shows_each_turn_soon_after_it_is_published(
                 await asyncio.sleep(0.1)
         assert await page.evaluate("window.notReloaded") is True
         await expect(page.locator(".timeline .turn")).to_have_count(TURNS + 1)
+        # The summary's counts follow the call too, though it has not ended.
+        await expect(page.locator(".summary")).to_contain_text(
+            "21 user · 20 assistant", timeout=15_000
+        )
         await screenshot(page, "live-measured")
     hold_latencies("produce-to-page", latencies, other_calls.eps)
 

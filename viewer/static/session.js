@@ -34,6 +34,11 @@ function callOf(sessionId, detail) {
   };
 }
 
+/** What of a session's answer is not its turns and chunks: its summary and freshness. */
+function pick({ summary, as_of, lag_ms }) {
+  return { summary, as_of, lag_ms };
+}
+
 function summaryBlock(summary) {
   const c = summary.completeness;
   const facts = [
@@ -81,8 +86,9 @@ export async function renderSession(page, sessionId, params) {
   const clipNote = el("span", { class: "clip-note" }, "Click a turn to play it.");
   const transcript = el("ol", { class: "transcript" });
   const fresh = el("div", {}, freshness(detail));
+  let summary = summaryBlock(detail.summary);
   page.append(
-    summaryBlock(detail.summary),
+    summary,
     el("div", { class: "session-grid" },
       el("section", { class: "call" },
         el("div", { class: "legend" },
@@ -163,10 +169,24 @@ export async function renderSession(page, sessionId, params) {
 
   if (detail.summary.completeness.state !== "open") return () => waveform?.destroy();
 
+  /** The summary and freshness as the API gives them now (the stream carries turns and
+   * chunks, not the counts the store derives from them). */
+  function showSummary() {
+    const next = summaryBlock(detail.summary);
+    summary.replaceWith(next);
+    summary = next;
+    fresh.replaceChildren(freshness(detail));
+  }
+
+  async function reloadSummary() {
+    detail = { ...detail, ...pick(await getJson(apiPath("sessions", sessionId))) };
+    showSummary();
+  }
+
   let refresh = null;
   const later = () => {
     clearTimeout(refresh);
-    refresh = setTimeout(loadWaveform, WAVEFORM_REFRESH_MS);
+    refresh = setTimeout(() => Promise.allSettled([reloadSummary(), loadWaveform()]), WAVEFORM_REFRESH_MS);
   };
   const stop = followLive(sessionId, {
     turn(turn) {
@@ -186,10 +206,11 @@ export async function renderSession(page, sessionId, params) {
       later();
     },
     async end() {
+      clearTimeout(refresh);
       detail = await getJson(apiPath("sessions", sessionId));
       call = callOf(sessionId, detail);
       draw();
-      fresh.replaceChildren(freshness(detail));
+      showSummary();
       loadWaveform();
     },
   });
