@@ -132,6 +132,44 @@ async def test_a_session_page_shows_each_turn_in_its_lane_and_plays_a_clicked_tu
     await screenshot(page, "session")
 
 
+async def test_behind_a_token_the_page_asks_for_it_then_sends_it_with_every_call(
+    kafka_bootstrap: str,
+    topics: Topics,
+    clickhouse_dsn: str,
+    database: str,
+    tmp_path: Path,
+    page: Page,
+) -> None:
+    """With ``TSTORE_API_TOKEN`` set, the page says a token is needed; once it is entered,
+    the list, the session, its waveform and a turn's clip all come (fetched with it)."""
+    token = "viewer-token-4f1c"
+    session_id, bot_id, script, started = CALLS[1]
+    async with live_api(kafka_bootstrap, topics, clickhouse_dsn, database, token=token) as api:
+        store = open_chunk_store(tmp_path.as_uri())
+        await api.publish(
+            [
+                e.model_copy(update={"bot_id": bot_id})
+                for e in recorded_call(session_id, started, script, store)
+            ]
+        )
+        await api.until_projected()
+        url = str(api.http.base_url).rstrip("/")
+        await page.goto(f"{url}/#/")
+        await expect(page.locator("#error")).to_contain_text("bearer token")
+        await page.locator("#token").fill(token)
+        await page.locator("#token").press("Enter")
+        await expect(page.locator("table.sessions tbody tr")).to_have_count(1)
+        await expect(page.locator("#error")).to_be_hidden()
+        await page.goto(f"{url}/#/session/{quote(session_id, safe='')}")
+        await expect(page.locator(".wave-controls")).to_be_visible(timeout=20_000)
+        first = _turn_id(script[0])
+        await page.click(f".lane-{script[0].role} .turn[data-turn-id='{first}']")
+        await page.wait_for_function(
+            "() => document.getElementById('clip').currentTime > 0.3", timeout=15_000
+        )
+        await screenshot(page, "session-behind-a-token")
+
+
 async def test_search_from_the_page_finds_a_turn(viewer: Viewer, page: Page) -> None:
     words = "parcel warehouse"
     found = await viewer.api.ok("/v1/search", q=words)

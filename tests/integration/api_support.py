@@ -83,9 +83,11 @@ async def live_api(
     rebuilds: bool = False,
     store: Store | None = None,
     feed: LiveFeed | None = None,
+    token: str | None = None,
 ) -> AsyncIterator[Api]:
     """The service as ``tstore serve`` runs it in embedded mode: one store client for the
-    projectors (and rebuilds), another for the queries, the projectors' metrics for the lag."""
+    projectors (and rebuilds), another for the queries, the projectors' metrics for the lag;
+    with ``token``, its API needs it, and the test's client sends it."""
     store = store or Store(connect(clickhouse_dsn, database))
     await asyncio.to_thread(store.migrate)
     reader = Reader(connect(clickhouse_dsn, database))
@@ -111,12 +113,19 @@ async def live_api(
         else None
     )
     state = StoreState(
-        store=store, reader=reader, projecting=True, metrics=metrics, rebuilds=service, feed=feed
+        store=store,
+        reader=reader,
+        projecting=True,
+        metrics=metrics,
+        rebuilds=service,
+        feed=feed,
+        token=token,
     )
+    bearer = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         async with (
             serving(state) as url,
-            httpx.AsyncClient(base_url=url, timeout=60) as http,
+            httpx.AsyncClient(base_url=url, timeout=60, headers=bearer) as http,
             EventPublisher(bootstrap, topics) as publisher,
         ):
             yield Api(http, store, reader, metrics, group, topics, bootstrap, publisher, live=live)
