@@ -104,10 +104,15 @@ def touched_hours(reader: Reader, parameters: dict[str, Any], bot_id: str | None
 
 def projected_after(reader: Reader, generations: Generations, through: datetime) -> bool:
     """Whether anything was projected after ``through``."""
-    rows = reader.rows(
-        f"SELECT 1 FROM ({_PROJECTED_AFTER}) LIMIT 1", **generations.parameters(), after=through
+    ((newest,),) = reader.rows(
+        "SELECT max(projected_at) > {after:DateTime64(3, 'UTC')} FROM projected_newest "
+        "WHERE (source, generation) IN (('transcripts', {generation:UInt32}), "
+        "('session_events', {events_generation:UInt32}), "
+        "('audio_chunks', {chunks_generation:UInt32}))",
+        **generations.parameters(),
+        after=through,
     )
-    return bool(rows)
+    return bool(newest)
 
 
 @dataclass(frozen=True)

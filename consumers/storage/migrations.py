@@ -136,6 +136,15 @@ ORDER BY (hour, bot_id, session_id)"""
 """The analytics' first cache, as migration 51 made it: dropped by 53 for ``SLICES_TABLE``."""
 
 
+def _newest_projected(projection: str) -> str:
+    """The newest ``projected_at`` of each generation of ``projection`` (the maximum is
+    idempotent: the backfill may overlap the view's first inserts)."""
+    return (
+        f"SELECT '{projection}' AS source, generation, max(projected_at) AS projected_at "
+        f"FROM {projection}_generations GROUP BY generation"
+    )
+
+
 SESSION_TURN = (("turn_id", "String"), ("version", "UInt64"), *FACT_TURN)
 """A turn version as a session's summary needs it: the columns of ``transcripts_generations``
 that the projection ordered by bot and time holds, but the text."""
@@ -560,6 +569,33 @@ SETTINGS index_granularity_bytes = 8192, min_compress_block_size = 4096,
             f"{projection}_projected_at_index_so_far",
             f"ALTER TABLE {projection}_generations MATERIALIZE INDEX projected_at_minmax "
             "SETTINGS mutations_sync = 1",
+        )
+        for n, projection in enumerate(PROJECTIONS)
+    ),
+    # Whether anything was projected after the cache's mark, asked by every analytics read:
+    # one row per projection and generation, kept by every insert, instead of three indexes.
+    Migration(
+        64,
+        "projected_newest",
+        "CREATE TABLE IF NOT EXISTS projected_newest (source LowCardinality(String), "
+        "generation UInt32, "
+        "projected_at SimpleAggregateFunction(max, DateTime64(3, 'UTC'))) "
+        "ENGINE = AggregatingMergeTree ORDER BY (source, generation)",
+    ),
+    *(
+        Migration(
+            65 + n,
+            f"{projection}_projected_newest_on_insert",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {projection}_projected_newest_on_insert "
+            f"TO projected_newest AS {_newest_projected(projection)}",
+        )
+        for n, projection in enumerate(PROJECTIONS)
+    ),
+    *(
+        Migration(
+            68 + n,
+            f"{projection}_projected_newest_so_far",
+            f"INSERT INTO projected_newest {_newest_projected(projection)}",
         )
         for n, projection in enumerate(PROJECTIONS)
     ),
