@@ -167,18 +167,20 @@ def metrics(
         step,
         None if through is None else touched_hours(reader, parameters, bot_id) if touched else [],
     )
-    parameters |= hours.parameters()
-    slices = slices_in(bot_id, through, touched)
+    read = _Read(
+        reader,
+        hours,
+        slices_in(bot_id, through, touched),
+        bot_id,
+        group_by,
+        parameters | hours.parameters(),
+    )
     turns: dict[tuple[datetime, str], dict[str, Sequence[Any]]] = {}
-    for at, group, role, *values in _merged(
-        reader, "turn_rollups", hours, slices, "t.", bot_id, group_by, parameters
-    ):
+    for at, group, role, *values in read.merged("turn_rollups", "t."):
         turns.setdefault((as_utc(at), group), {})[role] = values
     rows = {key: _turn_figures(by_role) for key, by_role in turns.items()}
     if group_by != "role":
-        for at, group, *values in _merged(
-            reader, "session_rollups", hours, slices, "turns[1].", bot_id, group_by, parameters
-        ):
+        for at, group, *values in read.merged("session_rollups", "turns[1]."):
             key = (as_utc(at), group)
             rows[key] = rows.get(key, _turn_figures({})) | _session_figures(values)
     return Metrics(
@@ -195,34 +197,37 @@ def metrics(
     )
 
 
-def _merged(
-    reader: Reader,
-    table: str,
-    hours: RangeHours,
-    slices: str,
-    turn: str,
-    bot_id: str | None,
-    group_by: GroupBy | None,
-    parameters: dict[str, Any],
-) -> Sequence[Sequence[Any]]:
-    """The figures of ``table`` per bucket and group: of the rollup rows of the hours that
-    have them, and summed from ``slices`` for the others (``turn`` names the turn that puts a
-    row in its hour: ``t.`` each turn, ``turns[1].`` a session's first)."""
-    parts = []
-    if hours.rolls:
-        bot = "bot_id = {bot_id:String}" if bot_id else "1"
-        parts.append(rolled(table, f"{_ROLLED.format(hour='hour')} AND {bot}"))
-    if hours.folds:
-        hour = f"toStartOfHour({turn}started_at)"
-        picked = f"{matching(turn, bot_id)} AND NOT {_ROLLED.format(hour=hour)}"
-        parts.append(states(table, slices, picked))
-    if not parts:
-        return []
-    sql = _MERGED[table].replace("{group}", _GROUPS[group_by])
-    return reader.rows(
-        sql.replace("{parts}", " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts)),
-        **parameters,
-    )
+@dataclass(frozen=True)
+class _Read:
+    """One analytics read: its hours, where its slices come from, its bot and grouping, and
+    the parameters its SQL binds."""
+
+    reader: Reader
+    hours: RangeHours
+    slices: str
+    bot_id: str | None
+    group_by: GroupBy | None
+    parameters: dict[str, Any]
+
+    def merged(self, table: str, turn: str) -> Sequence[Sequence[Any]]:
+        """The figures of ``table`` per bucket and group: of the rollup rows of the hours
+        that have them, and summed from the slices for the others (``turn`` names the turn
+        that puts a row in its hour: ``t.`` each turn, ``turns[1].`` a session's first)."""
+        parts = []
+        if self.hours.rolls:
+            bot = "bot_id = {bot_id:String}" if self.bot_id else "1"
+            parts.append(rolled(table, f"{_ROLLED.format(hour='hour')} AND {bot}"))
+        if self.hours.folds:
+            hour = f"toStartOfHour({turn}started_at)"
+            picked = f"{matching(turn, self.bot_id)} AND NOT {_ROLLED.format(hour=hour)}"
+            parts.append(states(table, self.slices, picked))
+        if not parts:
+            return []
+        sql = _MERGED[table].replace("{group}", _GROUPS[self.group_by])
+        return self.reader.rows(
+            sql.replace("{parts}", " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts)),
+            **self.parameters,
+        )
 
 
 _NO_ROLE: Sequence[Any] = (0, 0, [], 0, 0, [], 0, 0)
