@@ -49,42 +49,32 @@ def session_turns(fields: Sequence[str], where: str) -> str:
     columns, with ``{generation:UInt32}`` bound by the caller), one row per session: ``turns``,
     its matching turns in their latest versions in speaking order, each a tuple of ``turn_id``
     and ``fields`` (``turn_field`` names them), and ``response_latencies``, theirs in the same
-    order (``latencies_along``): an assistant turn's start minus the stop of the user turn
-    before it, when that stop came first (a barge-in is not a latency).
+    order: an assistant turn's start minus the stop of the user turn before it, when that stop
+    came first (a barge-in is not a latency).
 
     Each session's versions are gathered into one array, where each turn's latest is kept
     and each latency taken from the user stops carried forward along it: a fold by turn and
     a window over the sessions cost three times as much, and a bot's day still reads the
     projection ordered by bot and time."""
     at = _positions(fields)
+    started, role, stopped = (turn_field(fields, n) for n in ("started_at", "role", "stopped_at"))
     version = len(at) + 1
     return f"""
 SELECT
     session_id,
     arraySort(t -> (t.1, t.{version}), groupArray(({", ".join(at)}, version))) AS versions,
-    arraySort(t -> (t.{at["started_at"]}, t.1), arrayMap(i -> versions[i], arrayFilter(
+    arraySort(t -> (t.{started}, t.1), arrayMap(i -> versions[i], arrayFilter(
         i -> i = length(versions) OR versions[i + 1].1 != versions[i].1,
         arrayEnumerate(versions)))) AS turns,
-    {latencies_along("turns", {name: str(at[name]) for name in _LATENCY_FIELDS})}
-        AS response_latencies
+    arrayPushFront(arrayPopBack(arrayFill(x -> x IS NOT NULL, arrayMap(
+        t -> if(t.{role} = 'user', coalesce(t.{stopped}, {_OPEN}), NULL), turns))), NULL)
+        AS previous_user_stops,
+    arrayMap((t, before) -> if(t.{role} = 'assistant' AND before > {_OPEN}
+        AND before <= t.{started}, dateDiff('millisecond', before, t.{started}), NULL),
+        turns, previous_user_stops) AS response_latencies
 FROM transcripts_generations
 WHERE generation = {{generation:UInt32}} AND {where}
 GROUP BY session_id"""
-
-
-_LATENCY_FIELDS = ("started_at", "role", "stopped_at")
-
-
-def latencies_along(turns: str, at: Mapping[str, str]) -> str:
-    """SQL of the response latencies of ``turns``, SQL of an array of one session's turns in
-    speaking order, whose tuples hold ``started_at``, ``role`` and ``stopped_at`` where
-    ``at`` says (a position or a name): each user stop carried forward to the turns after
-    it."""
-    started, role, stopped = (at[name] for name in _LATENCY_FIELDS)
-    return f"""arrayMap((t, before) -> if(t.{role} = 'assistant' AND before > {_OPEN}
-        AND before <= t.{started}, dateDiff('millisecond', before, t.{started}), NULL),
-        {turns}, arrayPushFront(arrayPopBack(arrayFill(x -> x IS NOT NULL, arrayMap(
-            t -> if(t.{role} = 'user', coalesce(t.{stopped}, {_OPEN}), NULL), {turns}))), NULL))"""
 
 
 def latest_turns(fields: Sequence[str], where: str) -> str:
