@@ -25,8 +25,8 @@ from clickhouse_connect.driver.client import Client
 from queries.analytics import matching
 from queries.paging import as_utc
 from queries.reader import Reader
-from queries.rollups import roll_up
-from queries.slices import SLICE_COLUMNS, live_slices
+from queries.rollups import CACHED_GENERATIONS, roll_up
+from queries.slices import SLICE_COLUMNS, SLICE_VALUES, live_slices
 
 SAFETY = timedelta(seconds=10)
 """A mark lags the engine's clock by this much: what an insert that is under way for less
@@ -41,21 +41,18 @@ PART_SESSIONS = 250_000
 """The first refresh of a set of generations folds the store in parts of about this many
 sessions, to bound its memory."""
 
-_GENERATIONS = (
-    "(generation, events_generation, chunks_generation) = ({generation:UInt32}, "
-    "{events_generation:UInt32}, {chunks_generation:UInt32})"
-)
 _SOURCES = (
-    ("transcripts_generations", "generation"),
-    ("session_events_generations", "events_generation"),
-    ("audio_chunks_generations", "chunks_generation"),
+    ("transcripts", "generation"),
+    ("session_events", "events_generation"),
+    ("audio_chunks", "chunks_generation"),
 )
+"""The projections the cache is folded from, and the parameter naming each one's generation."""
 
 
 _PROJECTED_AFTER = " UNION ALL ".join(
-    f"SELECT session_id FROM {table} "
-    f"WHERE generation = {{{generation}:UInt32}} AND projected_at > {{after:DateTime64(3, 'UTC')}}"
-    for table, generation in _SOURCES
+    f"SELECT session_id FROM {projection}_generations WHERE generation = "
+    f"{{{generation}:UInt32}} AND projected_at > {{after:DateTime64(3, 'UTC')}}"
+    for projection, generation in _SOURCES
 )
 """The sessions that anything was projected for after ``{after}``."""
 
@@ -63,7 +60,7 @@ _PROJECTED_AFTER = " UNION ALL ".join(
 _CACHED = f"""
 SELECT {SLICE_COLUMNS}
 FROM session_slices FINAL
-WHERE {_GENERATIONS}
+WHERE {CACHED_GENERATIONS}
     AND hour >= {{fold_from:DateTime('UTC')}} AND hour < {{fold_until:DateTime('UTC')}}
     AND {{bot}} AND {{fresh}}"""
 
@@ -88,7 +85,7 @@ SELECT DISTINCT toStartOfHour(started_at) FROM transcripts_generations
 WHERE generation = {{generation:UInt32}} AND {{where}} AND session_id IN ({_PROJECTED_AFTER})
 UNION DISTINCT
 SELECT DISTINCT hour FROM session_slices
-WHERE {_GENERATIONS} AND hour >= toStartOfHour({{since:DateTime64(6, 'UTC')}})
+WHERE {CACHED_GENERATIONS} AND hour >= toStartOfHour({{since:DateTime64(6, 'UTC')}})
     AND hour < {{until:DateTime64(6, 'UTC')}} AND {{bot}} AND session_id IN ({_PROJECTED_AFTER})"""
 
 
@@ -102,13 +99,16 @@ def touched_hours(reader: Reader, parameters: dict[str, Any], bot_id: str | None
     return [as_utc(hour) for (hour,) in reader.rows(sql, **parameters)]
 
 
+_NEWEST_OF_SOURCES = ", ".join(
+    f"('{projection}', {{{generation}:UInt32}})" for projection, generation in _SOURCES
+)
+
+
 def projected_after(reader: Reader, generations: Generations, through: datetime) -> bool:
     """Whether anything was projected after ``through``."""
     ((newest,),) = reader.rows(
         "SELECT max(projected_at) > {after:DateTime64(3, 'UTC')} FROM projected_newest "
-        "WHERE (source, generation) IN (('transcripts', {generation:UInt32}), "
-        "('session_events', {events_generation:UInt32}), "
-        "('audio_chunks', {chunks_generation:UInt32}))",
+        f"WHERE (source, generation) IN ({_NEWEST_OF_SOURCES})",
         **generations.parameters(),
         after=through,
     )
@@ -140,7 +140,7 @@ class Generations:
 def mark(reader: Reader, generations: Generations) -> datetime | None:
     """Up to when the cache holds the sessions of ``generations``, if it holds them."""
     rows = reader.rows(
-        f"SELECT through FROM session_facts_marks FINAL WHERE {_GENERATIONS}",
+        f"SELECT through FROM session_facts_marks FINAL WHERE {CACHED_GENERATIONS}",
         **generations.parameters(),
     )
     return rows[0][0] if rows else None
@@ -156,7 +156,7 @@ SELECT
     bot_id,
     session_id,
     {{computed_at:DateTime64(6, 'UTC')}},
-    {", ".join(SLICE_COLUMNS.split(", ")[3:])}
+    {", ".join(SLICE_VALUES)}
 FROM ({{slices}})"""
 _EMPTIED = f"""
 INSERT INTO session_slices (
@@ -164,7 +164,7 @@ INSERT INTO session_slices (
 SELECT generation, events_generation, chunks_generation, hour, bot_id, session_id,
     {{computed_at:DateTime64(6, 'UTC')}}
 FROM session_slices FINAL
-WHERE {_GENERATIONS} AND {{folded}}
+WHERE {CACHED_GENERATIONS} AND {{folded}}
     AND computed_at < {{computed_at:DateTime64(6, 'UTC')}} AND notEmpty(turns)"""
 """The slices a refolded session no longer has (a turn's later version started in another
 hour), written empty. A session projected anew between the two statements has its older

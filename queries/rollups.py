@@ -17,6 +17,12 @@ from analytics.definitions import LEVELS
 from consumers.storage.session_facts import ROLLUP_KEYS, ROLLUP_VALUES
 
 PERCENTILES = f"({', '.join(map(str, LEVELS))})"
+CACHED_GENERATIONS = (
+    "(generation, events_generation, chunks_generation) = ({generation:UInt32}, "
+    "{events_generation:UInt32}, {chunks_generation:UInt32})"
+)
+"""SQL of whether a row of the cache's tables was folded from the current generations (bound
+by the caller)."""
 _AT = "toStartOfInterval({}, toIntervalSecond({{bucket_s:UInt32}}))"
 _STATES = {
     "turn_rollups": f"""
@@ -74,16 +80,12 @@ def rolled(table: str, where: str) -> str:
     """SQL of the rows of ``table`` of the current generations (bound by the caller) that
     ``where`` keeps."""
     columns = (*ROLLUP_KEYS[table], *(name for name, _ in ROLLUP_VALUES[table]))
-    return f"SELECT {', '.join(columns)} FROM {table} FINAL WHERE {_GENERATIONS} AND {where}"
+    return f"SELECT {', '.join(columns)} FROM {table} FINAL WHERE {CACHED_GENERATIONS} AND {where}"
 
 
-_GENERATIONS = (
-    "(generation, events_generation, chunks_generation) = ({generation:UInt32}, "
-    "{events_generation:UInt32}, {chunks_generation:UInt32})"
-)
 _REFRESHED = f"""(hour, bot_id) IN (
     SELECT hour, bot_id FROM session_slices
-    WHERE {_GENERATIONS} AND computed_at >= {{refreshed_from:DateTime64(6, 'UTC')}})"""
+    WHERE {CACHED_GENERATIONS} AND computed_at >= {{refreshed_from:DateTime64(6, 'UTC')}})"""
 """The hours and bots of the slices written since ``{refreshed_from}``."""
 
 
@@ -93,7 +95,7 @@ def roll_up(client: Client, parameters: dict[str, object]) -> None:
     language changed, a session moved to another hour). ``parameters`` binds the
     generations, ``refreshed_from`` and ``computed_at``, which the rows are written at."""
     generations = "{generation:UInt32}, {events_generation:UInt32}, {chunks_generation:UInt32}"
-    slices = f"SELECT * FROM session_slices FINAL WHERE {_GENERATIONS} AND {_REFRESHED}"
+    slices = f"SELECT * FROM session_slices FINAL WHERE {CACHED_GENERATIONS} AND {_REFRESHED}"
     bound = parameters | {"bucket_s": 3600}
     for table, keys in ROLLUP_KEYS.items():
         values = ", ".join(name for name, _ in ROLLUP_VALUES[table])
@@ -108,7 +110,7 @@ def roll_up(client: Client, parameters: dict[str, object]) -> None:
             f"INSERT INTO {table} (generation, events_generation, chunks_generation, {key}, "
             f"computed_at, deleted) SELECT generation, events_generation, chunks_generation, "
             f"{key}, {{computed_at:DateTime64(6, 'UTC')}}, 1 FROM {table} FINAL "
-            f"WHERE {_GENERATIONS} AND {_REFRESHED} "
+            f"WHERE {CACHED_GENERATIONS} AND {_REFRESHED} "
             "AND computed_at < {computed_at:DateTime64(6, 'UTC')}",
             parameters=bound,
         )

@@ -14,9 +14,9 @@ from consumers.storage.session_facts import FACT_TURN, SESSION_FIGURES, SLICE_TU
 from queries.sealing import SEALS_CHUNK_HOLES, SEALS_ENDS
 from queries.turns import SUMMARY_FIELDS, session_turns, turn_field
 
-SLICE_COLUMNS = ", ".join(
-    ("hour", "bot_id", "session_id", "turns", *(name for name, _ in SESSION_FIGURES))
-)
+SLICE_VALUES = ("turns", *(name for name, _ in SESSION_FIGURES))
+"""What a slice holds beyond its key (``hour``, ``bot_id``, ``session_id``)."""
+SLICE_COLUMNS = ", ".join(("hour", "bot_id", "session_id", *SLICE_VALUES))
 
 _MS = "toUnixTimestamp64Milli({})"
 _END = "coalesce(t.stopped_at, t.started_at)"
