@@ -161,10 +161,12 @@ def response_latencies(turns: Iterable[Mapping[str, Any]]) -> dict[str, int | No
 def milliseconds(at: datetime) -> int:
     """Whole milliseconds since the epoch, as the engine's ``toUnixTimestamp64Milli`` and
     ``dateDiff('millisecond', ...)`` count them."""
-    return (as_utc(at) - _EPOCH) // timedelta(microseconds=1) // 1000
+    naive = at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
+    return (naive - _EPOCH) // _MILLISECOND  # floor division of whole microseconds
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1)  # naive, as the engine hands back UTC times
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def as_turn(row: dict[str, Any]) -> Turn:
