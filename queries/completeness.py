@@ -15,11 +15,11 @@ sealed with holes until they arrive, as any session shows its lag.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from queries.models import Completeness, Hole, TrackCompleteness
+from queries.models import Completeness, Hole, SessionState, TrackCompleteness
 from queries.paging import as_utc
 from schemas import Track
 
@@ -101,18 +101,30 @@ def completeness(
         expected=max(expected, ledger.events),
         missing=missing,
         open_turns=open_turns,
-        state=(
-            ("sealed_with_holes" if holes else "sealed")
-            if end is not None
-            else "abandoned"
-            if last_seen is not None and clock.now - last_seen > clock.abandoned_after
-            else "open"
-        ),
+        state=_state(end is not None, holes, last_seen, clock),
         holes=holes,
         ended_at=as_utc(end.ended_at) if end is not None else None,
         last_seen_at=last_seen,
         tracks=tracks,
     )
+
+
+def as_read(found: Completeness, clock: Clock) -> Completeness:
+    """A completeness worked out earlier (a cached summary's), as of ``clock``: an open
+    session may have been silent too long since, and readers may allow another time."""
+    return found.model_copy(
+        update={"state": _state(found.ended_at is not None, found.holes, found.last_seen_at, clock)}
+    )
+
+
+def _state(
+    ended: bool, holes: Sequence[Hole], last_seen: datetime | None, clock: Clock
+) -> SessionState:
+    if ended:
+        return "sealed_with_holes" if holes else "sealed"
+    if last_seen is not None and clock.now - last_seen > clock.abandoned_after:
+        return "abandoned"
+    return "open"
 
 
 def _tracks(seen: Iterable[TrackSeen], end: Declaration | None) -> list[TrackCompleteness]:

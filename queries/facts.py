@@ -1,9 +1,9 @@
-"""The analytics' cache (the tables of ``consumers.storage.session_facts``): sessions in slices
-(``queries.slices``) and their hourly rollups (``queries.rollups``), kept here and read by
-``queries.metrics``.
+"""The store's caches (the tables of ``consumers.storage.session_facts``): for the analytics,
+sessions in slices (``queries.slices``) and their hourly rollups (``queries.rollups``), read by
+``queries.metrics``; for the listing, sessions' summaries (``queries.cards``).
 
-``FactsKeeper.refresh`` keeps the cache: it folds again every session that anything was
-projected for since its last mark and writes the session's slices, sums the hours and bots of
+``FactsKeeper.refresh`` keeps them: it folds again every session that anything was projected
+for since its last mark and writes the session's slices and card, sums the hours and bots of
 the slices it wrote into their rollup rows, and marks how far it got. A read takes whole
 hours from the rollups, but the hours of the sessions projected after the mark
 (``touched_hours``); it sums the others from their slices (``slices_in``): the cached ones,
@@ -16,13 +16,14 @@ or a rebuild just cut over) every session is folded live until a refresh has cac
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from queries.analytics import matching
+from queries.cards import write_cards
+from queries.marks import PROJECTED_AFTER, Generations, mark
 from queries.paging import as_utc
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS, roll_up
@@ -41,22 +42,6 @@ PART_SESSIONS = 250_000
 """The first refresh of a set of generations folds the store in parts of about this many
 sessions, to bound its memory."""
 
-_SOURCES = (
-    ("transcripts", "generation"),
-    ("session_events", "events_generation"),
-    ("audio_chunks", "chunks_generation"),
-)
-"""The projections the cache is folded from, and the parameter naming each one's generation."""
-
-
-_PROJECTED_AFTER = " UNION ALL ".join(
-    f"SELECT session_id FROM {projection}_generations WHERE generation = "
-    f"{{{generation}:UInt32}} AND projected_at > {{after:DateTime64(3, 'UTC')}}"
-    for projection, generation in _SOURCES
-)
-"""The sessions that anything was projected for after ``{after}``."""
-
-
 _CACHED = f"""
 SELECT {SLICE_COLUMNS}
 FROM session_slices FINAL
@@ -73,7 +58,7 @@ def slices_in(bot_id: str | None, through: datetime | None, touched: bool) -> st
     for all of them without a mark (the sessions with turns in ``[{since}, {until})``)."""
     if through is None:
         return live_slices(matching("", bot_id))
-    after = f"session_id IN ({_PROJECTED_AFTER})"
+    after = f"session_id IN ({PROJECTED_AFTER})"
     cached = _CACHED.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1").replace(
         "{fresh}", f"NOT {after}" if touched else "1"
     )
@@ -82,11 +67,11 @@ def slices_in(bot_id: str | None, through: datetime | None, touched: bool) -> st
 
 _TOUCHED_HOURS = f"""
 SELECT DISTINCT toStartOfHour(started_at) FROM transcripts_generations
-WHERE generation = {{generation:UInt32}} AND {{where}} AND session_id IN ({_PROJECTED_AFTER})
+WHERE generation = {{generation:UInt32}} AND {{where}} AND session_id IN ({PROJECTED_AFTER})
 UNION DISTINCT
 SELECT DISTINCT hour FROM session_slices
 WHERE {CACHED_GENERATIONS} AND hour >= toStartOfHour({{since:DateTime64(6, 'UTC')}})
-    AND hour < {{until:DateTime64(6, 'UTC')}} AND {{bot}} AND session_id IN ({_PROJECTED_AFTER})"""
+    AND hour < {{until:DateTime64(6, 'UTC')}} AND {{bot}} AND session_id IN ({PROJECTED_AFTER})"""
 
 
 def touched_hours(reader: Reader, parameters: dict[str, Any], bot_id: str | None) -> list[datetime]:
@@ -97,53 +82,6 @@ def touched_hours(reader: Reader, parameters: dict[str, Any], bot_id: str | None
         "{bot}", "bot_id = {bot_id:String}" if bot_id else "1"
     )
     return [as_utc(hour) for (hour,) in reader.rows(sql, **parameters)]
-
-
-_NEWEST_OF_SOURCES = ", ".join(
-    f"('{projection}', {{{generation}:UInt32}})" for projection, generation in _SOURCES
-)
-
-
-def projected_after(reader: Reader, generations: Generations, through: datetime) -> bool:
-    """Whether anything was projected after ``through``."""
-    ((newest,),) = reader.rows(
-        "SELECT max(projected_at) > {after:DateTime64(3, 'UTC')} FROM projected_newest "
-        f"WHERE (source, generation) IN ({_NEWEST_OF_SOURCES})",
-        **generations.parameters(),
-        after=through,
-    )
-    return bool(newest)
-
-
-@dataclass(frozen=True)
-class Generations:
-    transcripts: int
-    events: int
-    chunks: int
-
-    @classmethod
-    def of(cls, reader: Reader) -> Generations:
-        return cls(
-            reader.generation("transcripts"),
-            reader.generation("session_events"),
-            reader.generation("audio_chunks"),
-        )
-
-    def parameters(self) -> dict[str, Any]:
-        return {
-            "generation": self.transcripts,
-            "events_generation": self.events,
-            "chunks_generation": self.chunks,
-        }
-
-
-def mark(reader: Reader, generations: Generations) -> datetime | None:
-    """Up to when the cache holds the sessions of ``generations``, if it holds them."""
-    rows = reader.rows(
-        f"SELECT through FROM session_facts_marks FINAL WHERE {CACHED_GENERATIONS}",
-        **generations.parameters(),
-    )
-    return rows[0][0] if rows else None
 
 
 _SLICES = f"""
@@ -199,7 +137,7 @@ class FactsKeeper:
             parts = max(1, -(-int(sessions) // PART_SESSIONS))
             folds = [f"cityHash64(session_id) % {parts} = {part}" for part in range(parts)]
         else:
-            folds = [f"session_id IN ({_PROJECTED_AFTER})"]
+            folds = [f"session_id IN ({PROJECTED_AFTER})"]
             self._refreshes += 1
             again = self._refreshes % OVERLAP_EVERY == 0
             parameters["after"] = since - (OVERLAP if again else timedelta(0))
@@ -209,6 +147,7 @@ class FactsKeeper:
             bound = parameters | {"computed_at": self._now()}
             self._client.command(_SLICES.replace("{slices}", live_slices(folded)), parameters=bound)
             self._client.command(_EMPTIED.replace("{folded}", folded), parameters=bound)
+            write_cards(self._client, self._reader, bound, folded)
         roll_up(self._client, parameters | {"refreshed_from": now, "computed_at": self._now()})
         self._client.insert(
             "session_facts_marks",

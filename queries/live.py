@@ -26,7 +26,7 @@ from queries.errors import BadQueryError
 from queries.models import Answer, Chunk, Completeness, Turn
 from queries.paging import as_utc
 from queries.reader import Reader
-from queries.sessions import summaries
+from queries.summaries import summaries
 from queries.turns import TURN_FIELDS, as_turn, in_speaking_order
 from schemas import Track
 

@@ -20,7 +20,8 @@ from typing import Any
 from analytics.definitions import BUCKETS, MAX_BUCKETS, METRICS, Bucket, GroupBy
 from queries.analytics import in_range, matching, percentiles
 from queries.errors import BadQueryError
-from queries.facts import Generations, mark, projected_after, slices_in, touched_hours
+from queries.facts import slices_in, touched_hours
+from queries.marks import Generations, mark, projected_after
 from queries.models import (
     MetricDefinition,
     Metrics,

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queries.errors import BadQueryError
 from schemas.models import MAX_ID_CHARS
+
+if TYPE_CHECKING:
+    from queries.reader import Reader
 
 MAX_PAGE = 500
 MAX_CURSOR_CHARS = 4 * (3 * 6 * MAX_ID_CHARS + 200) // 3
@@ -72,3 +76,23 @@ def bounded(value: datetime) -> datetime:
 def as_utc(value: datetime) -> datetime:
     """Aware and in UTC: the engine hands back naive datetimes for UTC columns."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def keyset_batches(
+    reader: Reader,
+    sql: str,
+    parameters: Mapping[str, Any],
+    after: tuple[datetime, str],
+    sizes: Iterator[int],
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """The rows of ``sql`` in batches of ``sizes``, each batch starting after the last row of
+    the one before, until one comes short. ``sql`` selects a time and an id first, newest
+    first, below ``({after_at}, {after_id})``, at most ``{batch}`` rows."""
+    after_at, after_id = after
+    for batch in sizes:
+        rows = reader.rows(sql, **parameters, after_at=after_at, after_id=after_id, batch=batch)
+        if rows:
+            yield rows
+        if len(rows) < batch:
+            return
+        after_at, after_id = as_utc(rows[-1][0]), str(rows[-1][1])

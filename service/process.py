@@ -223,9 +223,9 @@ async def _open(settings: Settings, state: StoreState, role: Role) -> None:
 
 
 async def keep_facts(keeper: FactsKeeper, stop: asyncio.Event) -> None:
-    """Keep the analytics' cache until ``stop``: a refresh every ``FACTS_EVERY_S``, the
-    first of which folds the whole store. A failed refresh is reported and the next one
-    folds what it missed; until then the analytics read those sessions live."""
+    """Keep the caches of the analytics and the listing until ``stop``: a refresh every
+    ``FACTS_EVERY_S``, the first of which folds the whole store. A failed refresh is reported
+    and the next one folds what it missed; until then readers take those sessions live."""
     while not stop.is_set():
         try:
             await asyncio.to_thread(keeper.refresh, stop.is_set)

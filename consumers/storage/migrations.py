@@ -34,6 +34,8 @@ from consumers.storage.sealing import (
     SUMMARY_COLUMNS,
 )
 from consumers.storage.session_facts import (
+    CARD_KEYS_TABLE,
+    CARDS_TABLE,
     FACT_TURN,
     MARKS_TABLE,
     ROLLUP_TABLES,
@@ -599,6 +601,11 @@ SETTINGS index_granularity_bytes = 8192, min_compress_block_size = 4096,
         )
         for n, projection in enumerate(PROJECTIONS)
     ),
+    # The listing's cache (``queries.cards``): a page summarized 51 sessions at each request.
+    # The marks go, so that the next refresh folds every session, cards included.
+    Migration(71, "session_cards", CARDS_TABLE),
+    Migration(72, "session_card_keys", CARD_KEYS_TABLE),
+    Migration(73, "session_facts_marks_for_cards", "TRUNCATE TABLE session_facts_marks"),
 )
 
 

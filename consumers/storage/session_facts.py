@@ -144,5 +144,43 @@ SETTINGS index_granularity = 256"""
 side, and a row's percentile states are large (ordered by hour first, in granules of 8,192
 rows, a bot's day read and merged the states of every bot)."""
 
-CACHE_TABLES = ("session_slices", "session_facts_marks", *ROLLUP_TABLES)
+CARDS_TABLE = f"""
+CREATE TABLE IF NOT EXISTS session_cards
+({_GENERATIONS}
+    bot_id LowCardinality(String),
+    first_event_at DateTime64(6, 'UTC'),
+    session_id String,
+    computed_at DateTime64(6, 'UTC'),
+    deleted UInt8,
+    summary String
+)
+ENGINE = ReplacingMergeTree(computed_at, deleted)
+{_PER_GENERATIONS}
+ORDER BY (bot_id, first_event_at, session_id)
+SETTINGS index_granularity = 256"""
+"""Each session's summary as the listing shows it (``queries.cards``), in the listing's
+order: a page is one bot's consecutive rows, in granules of 256 (a summary is about a
+kilobyte of JSON)."""
+CARD_KEYS_TABLE = f"""
+CREATE TABLE IF NOT EXISTS session_card_keys
+({_GENERATIONS}
+    session_id String,
+    bot_id LowCardinality(String),
+    first_event_at DateTime64(6, 'UTC'),
+    computed_at DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(computed_at)
+{_PER_GENERATIONS}
+ORDER BY session_id
+SETTINGS index_granularity = 1024"""
+"""Where each session's card lies: when a session's first turn moves, its card moves with
+it, and the card it moved from is written deleted."""
+
+CACHE_TABLES = (
+    "session_slices",
+    "session_facts_marks",
+    *ROLLUP_TABLES,
+    "session_cards",
+    "session_card_keys",
+)
 """Where a dropped generation's cached facts are deleted too."""

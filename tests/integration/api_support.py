@@ -22,8 +22,10 @@ from consumers.projector import group_for
 from consumers.storage.clickhouse import Store, connect
 from producers import EventPublisher
 from queries import Reader
+from queries.facts import FactsKeeper
 from schemas import Topics, TurnStarted, TurnStopped
 from schemas.models import Event
+from service.process import keep_facts
 from service.state import StoreState
 from tests.conftest import unique_name
 from tests.events import chunk, envelope
@@ -84,10 +86,12 @@ async def live_api(
     store: Store | None = None,
     feed: LiveFeed | None = None,
     token: str | None = None,
+    cached: bool = False,
 ) -> AsyncIterator[Api]:
     """The service as ``tstore serve`` runs it in embedded mode: one store client for the
     projectors (and rebuilds), another for the queries, the projectors' metrics for the lag;
-    with ``token``, its API needs it, and the test's client sends it."""
+    with ``token``, its API needs it, and the test's client sends it; ``cached``, its caches
+    are kept as ``tstore serve`` keeps them (``queries.facts``)."""
     store = store or Store(connect(clickhouse_dsn, database))
     await asyncio.to_thread(store.migrate)
     reader = Reader(connect(clickhouse_dsn, database))
@@ -122,6 +126,8 @@ async def live_api(
         token=token,
     )
     bearer = {"Authorization": f"Bearer {token}"} if token else {}
+    keeper = FactsKeeper(connect(clickhouse_dsn, database)) if cached else None
+    keeping = asyncio.create_task(keep_facts(keeper, stop)) if keeper else None
     try:
         async with (
             serving(state) as url,
@@ -132,6 +138,8 @@ async def live_api(
     finally:
         stop.set()
         await asyncio.wait_for(live, 60)
+        if keeping is not None:
+            await asyncio.wait_for(keeping, 60)
 
 
 def conversation(

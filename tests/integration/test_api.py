@@ -14,10 +14,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+import queries.facts
+import service.process
 from schemas import Topics
 from service.state import StoreState
 from tests.conftest import unique_name
 from tests.integration.api_support import (
+    Api,
     conversation,
     live_api,
     now,
@@ -95,10 +98,20 @@ async def test_a_session_published_now_is_served_with_all_its_turns_within_a_sec
         }
 
 
+@pytest.mark.parametrize("cached", [False, True], ids=["live", "cached"])
 async def test_paging_through_sessions_shows_each_once_while_newer_ones_arrive(
-    kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str
+    kafka_bootstrap: str,
+    topics: Topics,
+    clickhouse_dsn: str,
+    database: str,
+    cached: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async with live_api(kafka_bootstrap, topics, clickhouse_dsn, database) as api:
+    """``cached``: the listing's cache is refreshed every 0.2 s while the walk runs, its mark
+    0.5 s behind, so pages merge cached sessions with those projected after the mark."""
+    monkeypatch.setattr(service.process, "FACTS_EVERY_S", 0.2)
+    monkeypatch.setattr(queries.facts, "SAFETY", timedelta(seconds=0.5))
+    async with live_api(kafka_bootstrap, topics, clickhouse_dsn, database, cached=cached) as api:
         origin = now() - timedelta(hours=8)
         existing = [f"old-{n:04d}" for n in range(300)]
         # Distinct first-turn times, 30 s apart: two and a half hours, so pages reach across
@@ -111,6 +124,8 @@ async def test_paging_through_sessions_shows_each_once_while_newer_ones_arrive(
             ]
         )
         await api.until_projected()
+        if cached:
+            await _cards_hold(api, len(existing))
         everything = await api.ok("/v1/sessions", limit=500)
         assert sorted(s["session_id"] for s in everything["items"]) == existing
         assert everything["next_cursor"] is None
@@ -174,6 +189,17 @@ async def test_paging_through_sessions_shows_each_once_while_newer_ones_arrive(
         keys = [(datetime.fromisoformat(at), sid) for at, sid in order]
         assert keys == sorted(keys, reverse=True), "newest first across pages"
         assert projected_after > projected_before, "nothing was ingested while the walk ran"
+
+
+async def _cards_hold(api: Api, sessions: int, within_s: float = 60) -> None:
+    """Until the listing's cache holds ``sessions`` sessions."""
+    deadline = time.monotonic() + within_s
+    while True:
+        rows = api.store.client.query("SELECT uniqExact(session_id) FROM session_cards").result_rows
+        if rows[0][0] >= sessions:
+            return
+        assert time.monotonic() < deadline, f"{rows[0][0]} of {sessions} sessions cached"
+        await asyncio.sleep(0.2)
 
 
 async def test_search_finds_a_phrase_just_projected_marked_in_any_case(

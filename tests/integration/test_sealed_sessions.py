@@ -27,7 +27,8 @@ from producers.simulator import simulate
 from queries import Reader
 from queries.incomplete import incomplete_sessions
 from queries.models import Completeness
-from queries.sessions import session_detail, summaries
+from queries.sessions import session_detail
+from queries.summaries import summaries
 from schemas import SessionEnded, Topics, Track
 from schemas.models import Event
 from tests.conftest import unique_name

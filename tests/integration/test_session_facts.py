@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 import queries.metrics
 from consumers.storage.clickhouse import Store
 from queries import Reader
-from queries.facts import FactsKeeper, Generations, projected_after
+from queries.facts import FactsKeeper
+from queries.marks import Generations, projected_after
 from queries.models import Metrics
 from tests.conftest import unique_name
 from tests.integration.stored_rows import T0, split, stored_versions, transcript_rows
@@ -85,7 +86,7 @@ def test_the_cache_reads_as_the_live_tables_do(
     assert FactsKeeper(client).refresh() == 4  # the first refresh, one session a part
     assert _cached_slices(client) == 5
     generations = Generations.of(reader)
-    through = queries.facts.mark(reader, generations)
+    through = queries.marks.mark(reader, generations)
     assert through is not None
     assert not projected_after(reader, generations, through)
     _both_ways(reader, monkeypatch)
@@ -114,7 +115,7 @@ def test_what_came_after_the_mark_is_read_live_then_cached_once(
 
 
 def _mark(reader: Reader) -> Any:
-    return queries.facts.mark(reader, Generations.of(reader))
+    return queries.marks.mark(reader, Generations.of(reader))
 
 
 def test_any_versions_split_around_a_refresh_read_the_same(

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from consumers.storage.clickhouse import Store
 from queries import Reader
-from queries.sessions import session_detail, summaries
+from queries.sessions import session_detail
+from queries.summaries import summaries
 from tests.conftest import unique_name
 from tests.integration.stored_rows import (
     T0,

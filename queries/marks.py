@@ -1,0 +1,91 @@
+"""How far the store's caches go (the analytics' slices and rollups, the listing's cards): the
+generations they were folded from, the mark up to which they hold those generations' sessions,
+and which sessions were projected after it, which readers take from the live tables instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from queries.paging import as_utc
+from queries.reader import Reader
+from queries.rollups import CACHED_GENERATIONS
+
+_SOURCES = (
+    ("transcripts", "generation"),
+    ("session_events", "events_generation"),
+    ("audio_chunks", "chunks_generation"),
+)
+"""The projections the caches are folded from, and the parameter naming each one's
+generation."""
+
+
+def _projected(when: str) -> str:
+    return " UNION ALL ".join(
+        f"SELECT session_id FROM {projection}_generations WHERE generation = "
+        f"{{{generation}:UInt32}} AND {when}"
+        for projection, generation in _SOURCES
+    )
+
+
+PROJECTED_AFTER = _projected("projected_at > {after:DateTime64(3, 'UTC')}")
+"""The sessions that anything was projected for after ``{after}``."""
+PROJECTED_BETWEEN = _projected(
+    "projected_at > {after:DateTime64(3, 'UTC')} AND projected_at <= {upto:DateTime64(3, 'UTC')}"
+)
+"""The sessions that anything was projected for after ``{after}`` and by ``{upto}``: a reader
+that asks twice (once to pass over their cached rows, once to read them live) gets the same
+sessions both times."""
+
+
+@dataclass(frozen=True)
+class Generations:
+    transcripts: int
+    events: int
+    chunks: int
+
+    @classmethod
+    def of(cls, reader: Reader) -> Generations:
+        return cls(
+            reader.generation("transcripts"),
+            reader.generation("session_events"),
+            reader.generation("audio_chunks"),
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "generation": self.transcripts,
+            "events_generation": self.events,
+            "chunks_generation": self.chunks,
+        }
+
+
+def mark(reader: Reader, generations: Generations) -> datetime | None:
+    """Up to when the caches hold the sessions of ``generations``, if they hold them."""
+    rows = reader.rows(
+        f"SELECT through FROM session_facts_marks FINAL WHERE {CACHED_GENERATIONS}",
+        **generations.parameters(),
+    )
+    return rows[0][0] if rows else None
+
+
+_NEWEST_OF_SOURCES = ", ".join(
+    f"('{projection}', {{{generation}:UInt32}})" for projection, generation in _SOURCES
+)
+
+
+def projection_clock(reader: Reader, generations: Generations) -> tuple[datetime, datetime]:
+    """When anything was last projected into ``generations``, and the engine's time now."""
+    ((newest, now),) = reader.rows(
+        "SELECT max(projected_at), now64(3) FROM projected_newest "
+        f"WHERE (source, generation) IN ({_NEWEST_OF_SOURCES})",
+        **generations.parameters(),
+    )
+    return newest, now
+
+
+def projected_after(reader: Reader, generations: Generations, through: datetime) -> bool:
+    """Whether anything was projected after ``through``."""
+    return as_utc(projection_clock(reader, generations)[0]) > as_utc(through)

@@ -1,0 +1,99 @@
+"""Sessions' summaries as the store holds them now: each made by ``queries.summary`` from the
+session's rows of ``session_summaries_generations`` and ``session_seals_generations`` (its
+turns and ledger in sets, its ends, newest event and chunks), or from its turns themselves.
+The listing reads them through its cache (``queries.cards``), which they fill."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from queries.models import SessionSummary
+from queries.reader import Reader
+from queries.sealing import LEDGER_COLUMNS, chunk_figures, figures_of, ledger
+from queries.summary import summarize
+from queries.turns import SUMMARY_FIELDS, in_speaking_order, stored_turns
+
+_SUMMARIES = """
+SELECT s.session_id, s.turns, s.events, s.last_seq, e.last_event_at, e.ends, e.chunks
+FROM (
+    SELECT
+        session_id,
+        groupUniqArrayMergeIf(turns, generation = {turns_at:UInt32}) AS turns,
+        uniqExactMergeIf(seqs, generation = {events_at:UInt32}) AS events,
+        maxIf(last_seq, generation = {events_at:UInt32}) AS last_seq
+    FROM session_summaries_generations
+    WHERE generation IN ({turns_at:UInt32}, {events_at:UInt32})
+        AND session_id IN {ids:Array(String)}
+    GROUP BY session_id
+) AS s
+LEFT JOIN (
+    SELECT
+        session_id,
+        maxIf(last_event_at, generation = {events_at:UInt32}) AS last_event_at,
+        groupUniqArrayMergeIf(ends, generation = {events_at:UInt32}) AS ends,
+        groupUniqArrayMergeIf(chunks, generation = {chunks_at:UInt32}) AS chunks
+    FROM session_seals_generations
+    WHERE generation IN ({events_at:UInt32}, {chunks_at:UInt32})
+        AND session_id IN {ids:Array(String)}
+    GROUP BY session_id
+) AS e ON s.session_id = e.session_id
+SETTINGS join_use_nulls = 1"""
+
+_LEDGERS = f"""
+SELECT session_id, {", ".join(LEDGER_COLUMNS)}
+FROM session_events_generations
+WHERE generation = {{generation:UInt32}} AND session_id IN {{ids:Array(String)}}
+GROUP BY session_id"""
+
+
+def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary]:
+    """Summaries of these sessions (those with turns), newest first.
+
+    They are read from the sessions' rows of ``session_summaries_generations`` and
+    ``session_seals_generations``, one per session in each. A session whose turns are already
+    visible but whose summary row is not yet (the two are written one after the other) is
+    summarized from its turns and ledger instead."""
+    if not session_ids:
+        return []
+    rows = reader.rows(
+        _SUMMARIES,
+        turns_at=reader.generation("transcripts"),
+        events_at=reader.generation("session_events"),
+        chunks_at=reader.generation("audio_chunks"),
+        ids=list(session_ids),
+    )
+    clock = reader.clock()
+    found = [
+        summarize(
+            str(s),
+            in_speaking_order(versions),
+            ledger(
+                (events, last_seq, last_at, ends or []) if events else None,
+                figures_of(chunks or []),
+            ),
+            clock,
+        )
+        for s, versions, events, last_seq, last_at, ends, chunks in rows
+        if versions
+    ]
+    summarized = {s.session_id for s in found}
+    if missing := [s for s in session_ids if s not in summarized]:
+        found += from_turns(reader, stored_turns(reader, missing, SUMMARY_FIELDS))
+    return sorted(found, key=lambda s: (s.first_event_at, s.session_id), reverse=True)
+
+
+def from_turns(
+    reader: Reader, turns: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> list[SessionSummary]:
+    """Summaries of these sessions from their turns (as ``stored_turns`` gives them), their
+    ledgers and their chunks, read here."""
+    ids = list(turns)
+    rows = reader.rows(_LEDGERS, generation=reader.generation("session_events"), ids=ids)
+    chunks = chunk_figures(reader, ids)
+    stored = {str(row[0]): row[1:] for row in rows}
+    clock = reader.clock()
+    return [
+        summarize(s, found, ledger(stored.get(s), chunks.get(s, ())), clock)
+        for s, found in turns.items()
+    ]

@@ -1,0 +1,133 @@
+"""The listing's cache (``queries.cards``) in the embedded engine: every page, filter and
+cursor reads as the live tables give it, after a refresh, for what was projected after its
+mark, and after a session's first turn moved; and a page from the cache summarizes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+import queries.cards
+import queries.facts
+import queries.sessions
+from consumers.storage.clickhouse import Store
+from queries import Reader, SessionFilters
+from queries.facts import FactsKeeper
+from queries.models import SessionSummary
+from queries.sessions import list_sessions
+from tests.integration.stored_rows import T0, transcript_rows
+from tests.integration.test_metrics import _session, _turn, three_calls
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["three_calls"]  # the fixture, used here too
+
+FILTERS: list[dict[str, Any]] = [
+    {},
+    {"bot_id": "rules"},
+    {"bot_id": "other"},
+    {"has_interruption": True},
+    {"has_timeout": False},
+    {"min_turns": 3},
+    {"max_turns": 2},
+    {"state": "abandoned"},
+    {"complete": True},
+    {"since": T0 + timedelta(seconds=50), "until": T0 + timedelta(seconds=250)},
+]
+
+
+@pytest.fixture(autouse=True)
+def _marks_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mark as late as the refresh itself, so what a test wrote before it is read from the
+    cache rather than live."""
+    monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
+
+
+def _walk(reader: Reader, filters: dict[str, Any], limit: int) -> list[list[SessionSummary]]:
+    """Every page of the listing, following its cursors."""
+    pages, cursor = [], None
+    while True:
+        page = list_sessions(reader, SessionFilters(**filters), cursor=cursor, limit=limit)
+        pages.append(page.items)
+        if (cursor := page.next_cursor) is None:
+            return pages
+
+
+def _both_ways(reader: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each listing read through the cache is the one the live tables give, page by page."""
+    for filters in FILTERS:
+        for limit in (1, 50):
+            cached = _walk(reader, filters, limit)
+            with monkeypatch.context() as live:
+                live.setattr(queries.cards.Cards, "of", lambda _: None)
+                assert cached == _walk(reader, filters, limit), (filters, limit)
+
+
+def _cards(client: Client) -> list[tuple[str, int]]:
+    """Each session's cards, each in its newest version: its id, and whether it is deleted
+    (``FINAL`` leaves those out)."""
+    rows = client.query(
+        "SELECT session_id, argMax(deleted, computed_at) AS gone FROM session_cards "
+        "GROUP BY bot_id, first_event_at, session_id ORDER BY session_id, gone"
+    ).result_rows
+    return [(str(s), int(d)) for s, d in rows]
+
+
+def _stopped(store: Store, session_id: str, bot: str, turn: list[dict[str, Any]]) -> None:
+    """A turn's stopped version, added to a session the cache holds."""
+    store.insert(
+        "transcripts", transcript_rows(session_id, [turn[1] | {"bot_id": bot}]), generation=1
+    )
+
+
+def test_the_cached_listing_reads_as_the_live_one_and_summarizes_nothing(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, sessions = three_calls
+    reader = Reader(client)
+    monkeypatch.setattr(queries.facts, "PART_SESSIONS", 1)
+    FactsKeeper(client).refresh()
+    assert _cards(client) == sorted((s, 0) for s in sessions)
+    _both_ways(reader, monkeypatch)
+
+    def summarized(*_: Any) -> None:
+        raise AssertionError("a page of cached sessions was summarized live")
+
+    with monkeypatch.context() as cached_only:
+        cached_only.setattr(queries.sessions, "summaries", summarized)
+        (page,) = _walk(reader, {}, 50)
+    assert [s.session_id for s in page] == sessions[::-1]
+    assert page[0].completeness.state == "abandoned"  # C, settled as the listing is read
+
+
+def test_what_came_after_the_mark_is_listed_live_until_the_next_refresh(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, sessions = three_calls
+    reader, store, keeper = Reader(client), Store(client), FactsKeeper(client)
+    keeper.refresh()
+    newer = _session(store, "rules", [_turn("n1", "user", 150, 151, 0)], [0, 1], None)
+    _stopped(store, sessions[0], "rules", _turn("a5", "user", 9, 10, 8, interrupted=True))
+    _both_ways(reader, monkeypatch)  # one new session, one changed: both read live
+    keeper.refresh()
+    _both_ways(reader, monkeypatch)
+    assert _cards(client) == sorted((s, 0) for s in [*sessions, newer])
+
+
+def test_a_session_whose_first_turn_moved_is_listed_once_where_it_now_begins(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, sessions = three_calls
+    reader, store, keeper = Reader(client), Store(client), FactsKeeper(client)
+    keeper.refresh()
+    _stopped(store, sessions[1], "other", _turn("b0", "user", 50, 51, 9))  # before b1
+    keeper.refresh()
+    assert _cards(client) == sorted([*((s, 0) for s in sessions), (sessions[1], 1)])
+    _both_ways(reader, monkeypatch)
+    (page,) = _walk(reader, {"bot_id": "other"}, 50)
+    assert [(s.session_id, s.first_event_at) for s in page] == [
+        (sessions[1], T0 + timedelta(seconds=50))
+    ]
