@@ -15,7 +15,7 @@ refresh writes the card a session moved from deleted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,12 +52,22 @@ SELECT session_id, bot_id, first_event_at FROM session_card_keys FINAL
 WHERE {CACHED_GENERATIONS} AND session_id IN {{ids:Array(String)}}"""
 
 
-def write_cards(client: Client, reader: Reader, parameters: dict[str, Any], folded: str) -> None:
+def write_cards(
+    client: Client,
+    reader: Reader,
+    parameters: dict[str, Any],
+    folded: str,
+    stopping: Callable[[], bool],
+) -> None:
     """Write the cards of the sessions ``folded`` picks (a fragment over
     ``transcripts_generations``), summarized from the live tables, ``parameters`` binding the
-    generations, ``computed_at`` and whatever ``folded`` names."""
+    generations, ``computed_at`` and whatever ``folded`` names; between two batches, stop if
+    ``stopping`` says so (a first refresh summarizes a part of 250k sessions in about a
+    minute, which a service shutting down does not wait for)."""
     ids = [str(s) for (s,) in reader.rows(_FOLDED.replace("{folded}", folded), **parameters)]
     for start in range(0, len(ids), WRITE_BATCH):
+        if stopping():
+            return
         _write(client, reader, parameters, ids[start : start + WRITE_BATCH])
 
 

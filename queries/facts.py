@@ -147,7 +147,9 @@ class FactsKeeper:
             bound = parameters | {"computed_at": self._now()}
             self._client.command(_SLICES.replace("{slices}", live_slices(folded)), parameters=bound)
             self._client.command(_EMPTIED.replace("{folded}", folded), parameters=bound)
-            write_cards(self._client, self._reader, bound, folded)
+            write_cards(self._client, self._reader, bound, folded, stopping)
+        if stopping():
+            return 0
         roll_up(self._client, parameters | {"refreshed_from": now, "computed_at": self._now()})
         self._client.insert(
             "session_facts_marks",

@@ -12,10 +12,12 @@ from clickhouse_connect.driver.client import Client
 
 import queries.cards
 import queries.facts
+import queries.marks
 import queries.sessions
 from consumers.storage.clickhouse import Store
 from queries import Reader, SessionFilters
 from queries.facts import FactsKeeper
+from queries.marks import Generations
 from queries.models import SessionSummary
 from queries.sessions import list_sessions
 from tests.integration.stored_rows import T0, transcript_rows
@@ -131,3 +133,14 @@ def test_a_session_whose_first_turn_moved_is_listed_once_where_it_now_begins(
     assert [(s.session_id, s.first_event_at) for s in page] == [
         (sessions[1], T0 + timedelta(seconds=50))
     ]
+
+
+def test_a_refresh_told_to_stop_while_writing_cards_stops_without_marking(
+    three_calls: tuple[Client, list[str]],
+) -> None:
+    client = three_calls[0]
+    asked = iter([False, True])  # before the part; then before its first batch of cards
+    assert FactsKeeper(client).refresh(lambda: next(asked, True)) == 0
+    reader = Reader(client)
+    assert queries.marks.mark(reader, Generations.of(reader)) is None
+    assert _cards(client) == []
