@@ -22,11 +22,12 @@ from typing import Any, NamedTuple
 
 from queries.chunks import FIELDS as CHUNK_FIELDS
 from queries.chunks import as_chunk
+from queries.completeness import completeness
 from queries.errors import BadQueryError
 from queries.models import Answer, Chunk, Completeness, Turn
 from queries.paging import as_utc
 from queries.reader import Reader
-from queries.summaries import summaries
+from queries.summaries import ledgers, summaries
 from queries.turns import TURN_FIELDS, as_turn, in_speaking_order
 from schemas import Track
 
@@ -265,6 +266,11 @@ def session_rows(reader: Reader, session_id: str) -> dict[str, list[dict[str, An
 
 
 def completeness_of(reader: Reader, session_id: str) -> Completeness | None:
-    """The session's completeness, as its summary gives it (None before it has turns)."""
+    """The session's completeness, as its summary gives it, or its ledger alone for a session
+    without turns (a call nobody spoke in, whose end and chunks are stored); None for a
+    session with nothing stored."""
     found = summaries(reader, [session_id])
-    return found[0].completeness if found else None
+    if found:
+        return found[0].completeness
+    held = ledgers(reader, [session_id]).get(session_id)
+    return None if held is None else completeness(held, reader.clock())

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from queries.completeness import Ledger
 from queries.models import SessionSummary
 from queries.reader import Reader
 from queries.sealing import LEDGER_COLUMNS, chunk_figures, figures_of, ledger
@@ -88,12 +89,16 @@ def from_turns(
 ) -> list[SessionSummary]:
     """Summaries of these sessions from their turns (as ``stored_turns`` gives them), their
     ledgers and their chunks, read here."""
-    ids = list(turns)
-    rows = reader.rows(_LEDGERS, generation=reader.generation("session_events"), ids=ids)
-    chunks = chunk_figures(reader, ids)
-    stored = {str(row[0]): row[1:] for row in rows}
+    held = ledgers(reader, list(turns))
     clock = reader.clock()
-    return [
-        summarize(s, found, ledger(stored.get(s), chunks.get(s, ())), clock)
-        for s, found in turns.items()
-    ]
+    return [summarize(s, found, held.get(s), clock) for s, found in turns.items()]
+
+
+def ledgers(reader: Reader, session_ids: Sequence[str]) -> dict[str, Ledger]:
+    """Per session with events or chunks stored, its ledger with its chunks' figures."""
+    rows = reader.rows(
+        _LEDGERS, generation=reader.generation("session_events"), ids=list(session_ids)
+    )
+    chunks = chunk_figures(reader, session_ids)
+    stored = {str(row[0]): row[1:] for row in rows}
+    return {s: ledger(stored.get(s), chunks.get(s, ())) for s in {*stored, *chunks}}

@@ -108,6 +108,24 @@ async def test_a_call_streams_its_turns_chunks_and_end_as_they_are_projected(
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_a_call_nobody_spoke_in_streams_its_chunks_and_end(
+    kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str, mode: str
+) -> None:
+    """No turn, so no summary: the end's completeness comes from the ledger alone."""
+    totals = {"user_chunks": 1, "user_samples": 16000}
+    totals |= {"assistant_chunks": 1, "assistant_samples": 16000}
+    async with (
+        streamed(kafka_bootstrap, topics, clickhouse_dsn, database, mode) as (api, http),
+        streaming(http, "silent") as stream,
+    ):
+        await api.publish(chunks("silent", now() - timedelta(seconds=30), seq=0))
+        await api.publish([ended(2, "silent", bot_id="api-bot", totals=totals)])
+        sent = await stream.until(lambda taken: bool(taken) and taken[-1].event == "end")
+    assert [e.event for e in sent] == ["chunk", "chunk", "end"]
+    assert (sent[-1].data["state"], sent[-1].data["events"]) == ("sealed", 3)
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_a_replayed_event_sends_nothing_and_a_reconnect_only_what_is_new(
     kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str, mode: str
 ) -> None:
