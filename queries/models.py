@@ -88,8 +88,14 @@ class SessionSummary(Answer):
     session_id: str
     bot_id: str
     framework: str
-    first_event_at: AwareDatetime = Field(description="Start of the session's first turn.")
-    last_event_at: AwareDatetime = Field(description="Latest turn start or stop.")
+    first_event_at: AwareDatetime = Field(
+        description="Start of the session's first turn (a session without turns: its first "
+        "event's time)."
+    )
+    last_event_at: AwareDatetime = Field(
+        description="Latest turn start or stop (a session without turns: its newest event's "
+        "time)."
+    )
     turns: RoleFigures
     talk_ms: RoleFigures = Field(description="Summed turn durations per speaker.")
     call_ms: int = Field(description="First turn's start to last turn's stop.")

@@ -42,8 +42,8 @@ from queries.paging import (
     page_size,
 )
 from queries.reader import Reader
-from queries.summaries import from_turns, summaries
-from queries.summary import passes
+from queries.summaries import from_turns, ledgers, summaries
+from queries.summary import passes, summarize_silent
 from queries.turns import as_turn, stored_turns
 
 WINDOWS = (
@@ -74,15 +74,31 @@ ORDER BY first_in_window DESC, session_id DESC
 LIMIT {batch:UInt32}"""
 
 
+_FIRST_EVENT = """
+SELECT any(bot_id), min(occurred_at), count()
+FROM session_events_generations
+WHERE generation = {generation:UInt32} AND session_id = {session_id:String}"""
+
+
 def session_detail(reader: Reader, session_id: str) -> SessionDetail:
     turns = stored_turns(reader, [session_id]).get(session_id)
-    if not turns:
-        raise NotFoundError(f"no session {session_id!r} in the store")
+    summary = from_turns(reader, {session_id: turns})[0] if turns else _silent(reader, session_id)
     return SessionDetail(
-        summary=from_turns(reader, {session_id: turns})[0],
-        turns=[as_turn(t) for t in turns],
+        summary=summary,
+        turns=[as_turn(t) for t in turns or ()],
         chunks=chunk_index(reader, session_id),
     )
+
+
+def _silent(reader: Reader, session_id: str) -> SessionSummary:
+    """The summary of a session without turns, from its events."""
+    ((bot_id, first_at, events),) = reader.rows(
+        _FIRST_EVENT, generation=reader.generation("session_events"), session_id=session_id
+    )
+    if not events:
+        raise NotFoundError(f"no session {session_id!r} in the store")
+    held = ledgers(reader, [session_id])[session_id]
+    return summarize_silent(session_id, str(bot_id), first_at, held, reader.clock())
 
 
 def list_sessions(

@@ -9,6 +9,7 @@ ledger has not caught up yet is not called complete (``queries.completeness``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from statistics import median
 from typing import Any
 
@@ -59,6 +60,31 @@ def summarize(
             open_turns=sum(not t["complete"] for t in turns),
             last_turn_at=last_event_at,
         ),
+    )
+
+
+def summarize_silent(
+    session_id: str, bot_id: str, first_event_at: datetime, ledger: Ledger, clock: Clock
+) -> SessionSummary:
+    """A session with events stored but no turn (a call nobody spoke in, or whose turns are
+    still on their way): its times are those of its events, its framework unknown."""
+    nobody = RoleFigures(user=0, assistant=0)
+    return SessionSummary(
+        session_id=session_id,
+        bot_id=bot_id,
+        framework="",
+        first_event_at=as_utc(first_event_at),
+        last_event_at=ledger.last_event_at or as_utc(first_event_at),
+        turns=nobody,
+        talk_ms=nobody,
+        call_ms=0,
+        overlap_ms=0,
+        silence_ms=0,
+        interruptions=0,
+        timeouts=0,
+        median_response_latency_ms=None,
+        languages=[],
+        completeness=completeness(ledger, clock),
     )
 
 

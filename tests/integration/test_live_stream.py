@@ -108,10 +108,11 @@ async def test_a_call_streams_its_turns_chunks_and_end_as_they_are_projected(
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_a_call_nobody_spoke_in_streams_its_chunks_and_end(
+async def test_a_call_nobody_spoke_in_streams_its_chunks_and_end_and_has_a_page(
     kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str, mode: str
 ) -> None:
-    """No turn, so no summary: the end's completeness comes from the ledger alone."""
+    """No turn: the end's completeness, and the session's summary, come from its events
+    and chunks alone."""
     totals = {"user_chunks": 1, "user_samples": 16000}
     totals |= {"assistant_chunks": 1, "assistant_samples": 16000}
     async with (
@@ -119,10 +120,18 @@ async def test_a_call_nobody_spoke_in_streams_its_chunks_and_end(
         streaming(http, "silent") as stream,
     ):
         await api.publish(chunks("silent", now() - timedelta(seconds=30), seq=0))
-        await api.publish([ended(2, "silent", bot_id="api-bot", totals=totals)])
+        await api.publish([ended(2, "silent", totals=totals)])
         sent = await stream.until(lambda taken: bool(taken) and taken[-1].event == "end")
+        detail = await api.ok("/v1/sessions/silent")
     assert [e.event for e in sent] == ["chunk", "chunk", "end"]
     assert (sent[-1].data["state"], sent[-1].data["events"]) == ("sealed", 3)
+    assert detail["summary"]["completeness"] == sent[-1].data
+    assert (detail["summary"]["bot_id"], detail["summary"]["turns"]) == (
+        "bot-1",
+        {"user": 0, "assistant": 0},
+    )
+    assert detail["turns"] == []
+    assert sorted(detail["chunks"]) == ["assistant", "user"]
 
 
 @pytest.mark.parametrize("mode", MODES)
