@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from queries.analytics import matching
 from queries.cards import write_cards
-from queries.marks import PROJECTED_AFTER, Generations, mark
+from queries.marks import PROJECTED_AFTER, Generations, mark, projected
 from queries.paging import as_utc
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS, roll_up
@@ -33,14 +33,16 @@ SAFETY = timedelta(seconds=10)
 """A mark lags the engine's clock by this much: what an insert that is under way for less
 than this writes is not missed."""
 OVERLAP = timedelta(minutes=5)
-"""Every ``OVERLAP_EVERY`` refreshes, one folds again the sessions projected this long before
-the last mark, so that an insert that took longer than ``SAFETY`` to land is cached too (the
-others fold from the last mark: every 2 s, five minutes of a busy store would be folded
-again and again)."""
-OVERLAP_EVERY = 30
+"""Each refresh also folds again the sessions projected in its own span, this long earlier,
+so that an insert that took longer than ``SAFETY`` to land (up to this long) is cached too.
+The spans follow each other, so a session is folded again once, not five minutes of a busy
+store every minute (whose summaries, for the listing's cards, held the GIL for seconds)."""
 PART_SESSIONS = 250_000
 """The first refresh of a set of generations folds the store in parts of about this many
 sessions, to bound its memory."""
+
+_PROJECTED_LATE = projected("late_after", "late_upto")
+"""The sessions projected in the span of the refresh ``OVERLAP`` before."""
 
 _CACHED = f"""
 SELECT {SLICE_COLUMNS}
@@ -117,7 +119,6 @@ class FactsKeeper:
     def __init__(self, client: Client) -> None:
         self._client = client
         self._reader = Reader(client, pointer_ttl_s=0.0)
-        self._refreshes = 0
 
     def refresh(self, stopping: Callable[[], bool] = lambda: False) -> int:
         """Fold the sessions projected since the last mark into the cache, and mark; returns
@@ -137,10 +138,12 @@ class FactsKeeper:
             parts = max(1, -(-int(sessions) // PART_SESSIONS))
             folds = [f"cityHash64(session_id) % {parts} = {part}" for part in range(parts)]
         else:
-            folds = [f"session_id IN ({PROJECTED_AFTER})"]
-            self._refreshes += 1
-            again = self._refreshes % OVERLAP_EVERY == 0
-            parameters["after"] = since - (OVERLAP if again else timedelta(0))
+            folds = [f"(session_id IN ({PROJECTED_AFTER}) OR session_id IN ({_PROJECTED_LATE}))"]
+            parameters |= {
+                "after": since,
+                "late_after": since - OVERLAP,
+                "late_upto": now - SAFETY - OVERLAP,
+            }
         for folded in folds:
             if stopping():
                 return 0

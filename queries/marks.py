@@ -22,7 +22,12 @@ _SOURCES = (
 generation."""
 
 
-def _projected(when: str) -> str:
+def projected(after: str, upto: str | None = None) -> str:
+    """SQL of the sessions that anything was projected for after the time parameter ``after``
+    (and by ``upto``, if named)."""
+    when = f"projected_at > {{{after}:DateTime64(3, 'UTC')}}"
+    if upto is not None:
+        when += f" AND projected_at <= {{{upto}:DateTime64(3, 'UTC')}}"
     return " UNION ALL ".join(
         f"SELECT session_id FROM {projection}_generations WHERE generation = "
         f"{{{generation}:UInt32}} AND {when}"
@@ -30,11 +35,9 @@ def _projected(when: str) -> str:
     )
 
 
-PROJECTED_AFTER = _projected("projected_at > {after:DateTime64(3, 'UTC')}")
+PROJECTED_AFTER = projected("after")
 """The sessions that anything was projected for after ``{after}``."""
-PROJECTED_BETWEEN = _projected(
-    "projected_at > {after:DateTime64(3, 'UTC')} AND projected_at <= {upto:DateTime64(3, 'UTC')}"
-)
+PROJECTED_BETWEEN = projected("after", "upto")
 """The sessions that anything was projected for after ``{after}`` and by ``{upto}``: a reader
 that asks twice (once to pass over their cached rows, once to read them live) gets the same
 sessions both times."""

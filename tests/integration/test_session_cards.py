@@ -144,3 +144,19 @@ def test_a_refresh_told_to_stop_while_writing_cards_stops_without_marking(
     reader = Reader(client)
     assert queries.marks.mark(reader, Generations.of(reader)) is None
     assert _cards(client) == []
+
+
+def test_an_insert_that_landed_after_its_refresh_is_cached_one_overlap_later(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first refresh marks 10 s ahead, as if its last 10 s of inserts had yet to land;
+    a turn written then is before the mark, outside the next refresh's own span, and inside
+    the span ``OVERLAP`` before it."""
+    client, sessions = three_calls
+    monkeypatch.setattr(queries.facts, "SAFETY", timedelta(seconds=-10))
+    monkeypatch.setattr(queries.facts, "OVERLAP", timedelta(seconds=10))
+    reader, store, keeper = Reader(client), Store(client), FactsKeeper(client)
+    keeper.refresh()
+    _stopped(store, sessions[0], "rules", _turn("a5", "user", 9, 10, 8, interrupted=True))
+    keeper.refresh()
+    _both_ways(reader, monkeypatch)
