@@ -23,7 +23,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from queries.completeness import as_read
-from queries.marks import PROJECTED_BETWEEN, Generations, mark, projection_clock
+from queries.marks import PROJECTED_AFTER, Generations, mark, projected_after
 from queries.models import SessionSummary
 from queries.paging import as_utc, keyset_batches
 from queries.reader import Reader
@@ -105,12 +105,12 @@ def _write(client: Client, reader: Reader, parameters: dict[str, Any], ids: Sequ
 
 @dataclass(frozen=True)
 class Cards:
-    """The cache as one listing finds it: its generations and mark and, when anything was
-    projected after the mark, ``touched``, the bounds of what the listing reads live
-    instead (``PROJECTED_BETWEEN``)."""
+    """The cache as one listing finds it: its generations, and the sessions projected after
+    its mark (``touched``), whose cards the listing passes over and which it summarizes live
+    instead. They are asked for once, so that both reads pass over and take the same ones."""
 
     parameters: dict[str, Any]
-    touched: bool
+    touched: list[str]
 
     @classmethod
     def of(cls, reader: Reader) -> Cards | None:
@@ -119,14 +119,25 @@ class Cards:
         through = mark(reader, generations)
         if through is None:
             return None
-        newest, now = projection_clock(reader, generations)
-        return cls(
-            generations.parameters() | {"after": through, "upto": now},
-            as_utc(newest) > as_utc(through),
+        parameters = generations.parameters()
+        touched = (
+            [
+                str(s)
+                for (s,) in reader.rows(
+                    f"SELECT DISTINCT session_id FROM ({PROJECTED_AFTER})",
+                    **parameters,
+                    after=through,
+                )
+            ]
+            if projected_after(reader, generations, through)
+            else []
         )
+        return cls(parameters, touched)
 
-    def touched_sql(self) -> str:
-        return f"session_id IN ({PROJECTED_BETWEEN})"
+    def touched_among(self) -> tuple[str, dict[str, Any]]:
+        """SQL of the sessions projected after the mark, over ``session_id``, and what binds
+        it."""
+        return "session_id IN {touched:Array(String)}", self.parameters | {"touched": self.touched}
 
     def read(
         self,
@@ -139,17 +150,19 @@ class Cards:
         """The cards of sessions whose first event lies in ``window`` and before ``after``
         (of ``bot_id``, if one), newest first, read in batches of ``sizes``; those of the
         sessions projected after the mark are passed over."""
-        sql = _PAGE.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1").replace(
-            "{fresh}", f"NOT {self.touched_sql()}" if self.touched else "1"
-        )
+        sql = _PAGE.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1")
         clock = reader.clock()
-        bound = self.parameters | {
+        bound = {
+            **self.parameters,
             "bot_id": bot_id or "",
             "window_lo": window[0],
             "window_hi": window[1],
         }
+        touched = set(self.touched)  # passed over here: as a parameter, thousands under ingest
         for rows in keyset_batches(reader, sql, bound, after, sizes):
-            for _, _, summary in rows:
+            for _, session_id, summary in rows:
+                if session_id in touched:
+                    continue
                 card = SessionSummary.model_validate_json(summary)
                 yield card.model_copy(update={"completeness": as_read(card.completeness, clock)})
 
@@ -160,6 +173,5 @@ WHERE {CACHED_GENERATIONS} AND {{bot}}
     AND first_event_at >= {{window_lo:DateTime64(6, 'UTC')}}
     AND first_event_at < {{window_hi:DateTime64(6, 'UTC')}}
     AND (first_event_at, session_id) < ({{after_at:DateTime64(6, 'UTC')}}, {{after_id:String}})
-    AND {{fresh}}
 ORDER BY first_event_at DESC, session_id DESC
 LIMIT {{batch:UInt32}}"""

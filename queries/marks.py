@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from queries.paging import as_utc
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS
 
@@ -37,10 +36,6 @@ def projected(after: str, upto: str | None = None) -> str:
 
 PROJECTED_AFTER = projected("after")
 """The sessions that anything was projected for after ``{after}``."""
-PROJECTED_BETWEEN = projected("after", "upto")
-"""The sessions that anything was projected for after ``{after}`` and by ``{upto}``: a reader
-that asks twice (once to pass over their cached rows, once to read them live) gets the same
-sessions both times."""
 
 
 @dataclass(frozen=True)
@@ -79,16 +74,12 @@ _NEWEST_OF_SOURCES = ", ".join(
 )
 
 
-def projection_clock(reader: Reader, generations: Generations) -> tuple[datetime, datetime]:
-    """When anything was last projected into ``generations``, and the engine's time now."""
-    ((newest, now),) = reader.rows(
-        "SELECT max(projected_at), now64(3) FROM projected_newest "
-        f"WHERE (source, generation) IN ({_NEWEST_OF_SOURCES})",
-        **generations.parameters(),
-    )
-    return newest, now
-
-
 def projected_after(reader: Reader, generations: Generations, through: datetime) -> bool:
     """Whether anything was projected after ``through``."""
-    return as_utc(projection_clock(reader, generations)[0]) > as_utc(through)
+    ((newest,),) = reader.rows(
+        "SELECT max(projected_at) > {after:DateTime64(3, 'UTC')} FROM projected_newest "
+        f"WHERE (source, generation) IN ({_NEWEST_OF_SOURCES})",
+        **generations.parameters(),
+        after=through,
+    )
+    return bool(newest)

@@ -93,8 +93,7 @@ class SessionSummary(Answer):
         "event's time)."
     )
     last_event_at: AwareDatetime = Field(
-        description="Latest turn start or stop (a session without turns: its newest event's "
-        "time)."
+        description="Latest turn start or stop (a session without turns: its newest event's time)."
     )
     turns: RoleFigures
     talk_ms: RoleFigures = Field(description="Summed turn durations per speaker.")

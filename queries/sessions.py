@@ -156,15 +156,8 @@ def _in_window(
     cached = cards.read(reader, bot_id, window, after, _batch_sizes(by_aggregate, limit))
     if not cards.touched:
         return cached
-    fresh = _live(
-        reader,
-        bot_id,
-        window,
-        after,
-        _batch_sizes(by_aggregate, limit),
-        cards.touched_sql(),
-        cards.parameters,
-    )
+    among, bound = cards.touched_among()
+    fresh = _live(reader, bot_id, window, after, _batch_sizes(by_aggregate, limit), among, bound)
     return heapq.merge(cached, fresh, key=_order, reverse=True)
 
 
