@@ -25,7 +25,7 @@ from clickhouse_connect.driver.client import Client
 from queries.completeness import as_read
 from queries.marks import PROJECTED_AFTER, Generations, mark, projected_after
 from queries.models import SessionSummary
-from queries.paging import as_utc, keyset_batches
+from queries.paging import as_utc, window_batches
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS
 from queries.summaries import summaries
@@ -150,16 +150,9 @@ class Cards:
         """The cards of sessions whose first event lies in ``window`` and before ``after``
         (of ``bot_id``, if one), newest first, read in batches of ``sizes``; those of the
         sessions projected after the mark are passed over."""
-        sql = _PAGE.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1")
         clock = reader.clock()
-        bound = {
-            **self.parameters,
-            "bot_id": bot_id or "",
-            "window_lo": window[0],
-            "window_hi": window[1],
-        }
         touched = set(self.touched)  # passed over here: as a parameter, thousands under ingest
-        for rows in keyset_batches(reader, sql, bound, after, sizes):
+        for rows in window_batches(reader, _PAGE, self.parameters, bot_id, window, after, sizes):
             for _, session_id, summary in rows:
                 if session_id in touched:
                     continue

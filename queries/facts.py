@@ -24,7 +24,7 @@ from clickhouse_connect.driver.client import Client
 from queries.analytics import matching
 from queries.cards import write_cards
 from queries.marks import PROJECTED_AFTER, Generations, mark, projected
-from queries.paging import as_utc
+from queries.paging import as_utc, of_bot
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS, roll_up
 from queries.slices import SLICE_COLUMNS, SLICE_VALUES, live_slices
@@ -61,7 +61,7 @@ def slices_in(bot_id: str | None, through: datetime | None, touched: bool) -> st
     if through is None:
         return live_slices(matching("", bot_id))
     after = f"session_id IN ({PROJECTED_AFTER})"
-    cached = _CACHED.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1").replace(
+    cached = _CACHED.replace("{bot}", of_bot(bot_id)).replace(
         "{fresh}", f"NOT {after}" if touched else "1"
     )
     return f"{cached} UNION ALL {live_slices(after)}" if touched else cached
@@ -80,9 +80,7 @@ def touched_hours(reader: Reader, parameters: dict[str, Any], bot_id: str | None
     """The hours of ``[{since}, {until})`` that a session projected after the mark
     ``{after}`` has turns in, in the live tables or in the cache: their rollups are not
     read."""
-    sql = _TOUCHED_HOURS.replace("{where}", matching("", bot_id)).replace(
-        "{bot}", "bot_id = {bot_id:String}" if bot_id else "1"
-    )
+    sql = _TOUCHED_HOURS.replace("{where}", matching("", bot_id)).replace("{bot}", of_bot(bot_id))
     return [as_utc(hour) for (hour,) in reader.rows(sql, **parameters)]
 
 

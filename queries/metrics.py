@@ -31,7 +31,7 @@ from queries.models import (
     SessionTimeFigures,
     StateCounts,
 )
-from queries.paging import as_utc
+from queries.paging import as_utc, of_bot
 from queries.reader import Reader
 from queries.rollups import PERCENTILES, rolled, states
 
@@ -216,8 +216,7 @@ class _Read:
         that puts a row in its hour: ``t.`` each turn, ``turns[1].`` a session's first)."""
         parts = []
         if self.hours.rolls:
-            bot = "bot_id = {bot_id:String}" if self.bot_id else "1"
-            parts.append(rolled(table, f"{_ROLLED.format(hour='hour')} AND {bot}"))
+            parts.append(rolled(table, f"{_ROLLED.format(hour='hour')} AND {of_bot(self.bot_id)}"))
         if self.hours.folds:
             hour = f"toStartOfHour({turn}started_at)"
             picked = f"{matching(turn, self.bot_id)} AND NOT {_ROLLED.format(hour=hour)}"

@@ -78,19 +78,29 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def keyset_batches(
+def of_bot(bot_id: str | None) -> str:
+    """SQL of whether a row is of the bot ``{bot_id}``, when a read asks for one."""
+    return "bot_id = {bot_id:String}" if bot_id else "1"
+
+
+def window_batches(
     reader: Reader,
     sql: str,
     parameters: Mapping[str, Any],
+    bot_id: str | None,
+    window: tuple[datetime, datetime],
     after: tuple[datetime, str],
     sizes: Iterator[int],
 ) -> Iterator[Sequence[Sequence[Any]]]:
     """The rows of ``sql`` in batches of ``sizes``, each batch starting after the last row of
     the one before, until one comes short. ``sql`` selects a time and an id first, newest
-    first, below ``({after_at}, {after_id})``, at most ``{batch}`` rows."""
+    first, below ``({after_at}, {after_id})``, at most ``{batch}`` rows, in
+    ``[{window_lo}, {window_hi})`` and where ``{bot}`` holds (``of_bot``)."""
+    sql = sql.replace("{bot}", of_bot(bot_id))
+    bound = {**parameters, "bot_id": bot_id or "", "window_lo": window[0], "window_hi": window[1]}
     after_at, after_id = after
     for batch in sizes:
-        rows = reader.rows(sql, **parameters, after_at=after_at, after_id=after_id, batch=batch)
+        rows = reader.rows(sql, **bound, after_at=after_at, after_id=after_id, batch=batch)
         if rows:
             yield rows
         if len(rows) < batch:

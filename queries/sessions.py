@@ -38,8 +38,8 @@ from queries.paging import (
     bounded,
     decode_cursor,
     encode_cursor,
-    keyset_batches,
     page_size,
+    window_batches,
 )
 from queries.reader import Reader
 from queries.summaries import from_turns, ledgers, summaries
@@ -185,12 +185,9 @@ def _live(
 ) -> Iterator[SessionSummary]:
     """``_in_window``'s summaries made from the live tables, of the sessions ``among`` picks
     (bound by ``parameters``): candidates in batches, then their summaries."""
-    sql = _CANDIDATES.replace("{bot}", "bot_id = {bot_id:String}" if bot_id else "1").replace(
-        "{among}", among
-    )
+    sql = _CANDIDATES.replace("{among}", among)
     bound = {"generation": reader.generation("transcripts")} | parameters
-    bound |= {"bot_id": bot_id or "", "window_lo": window[0], "window_hi": window[1]}
-    for rows in keyset_batches(reader, sql, bound, after, sizes):
+    for rows in window_batches(reader, sql, bound, bot_id, window, after, sizes):
         yield from (
             s
             for s in summaries(reader, [str(r[1]) for r in rows])
