@@ -104,7 +104,8 @@ def test_what_came_after_the_mark_is_read_live_then_cached_once(
     moving = _session(store, "rules", [_turn("d1", "user", 10, 11, 0)], [0, 1], None)
     _session(store, "rules", [_turn("e1", "user", 20, 21, 0)], [0, 1], None)
     _both_ways(reader, monkeypatch)  # the two new sessions read live
-    keeper.refresh()
+    monkeypatch.setattr(queries.facts, "FOLD_BATCH", 1)
+    assert keeper.refresh() >= 2  # a session a fold
     later = _turn("d1", "user", 3_700, 3_701, 5)[1]  # a later version, in the next hour
     store.insert("transcripts", transcript_rows(moving, [later]), generation=1)
     _both_ways(reader, monkeypatch)
@@ -112,6 +113,20 @@ def test_what_came_after_the_mark_is_read_live_then_cached_once(
     assert not projected_after(reader, Generations.of(reader), _mark(reader))
     _both_ways(reader, monkeypatch)  # its first hour's slice was emptied: counted once
     assert _cached_slices(client) == 5
+
+
+def test_a_refresh_after_nothing_was_projected_folds_nothing_and_marks(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = three_calls
+    monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
+    monkeypatch.setattr(queries.facts, "OVERLAP", timedelta(0))
+    reader, keeper = Reader(client), FactsKeeper(client)
+    keeper.refresh()
+    first = _mark(reader)
+    assert keeper.refresh() == 0
+    assert _mark(reader) > first
+    _both_ways(reader, monkeypatch)
 
 
 def _mark(reader: Reader) -> Any:
