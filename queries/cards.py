@@ -23,7 +23,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from queries.completeness import as_read
-from queries.marks import PROJECTED_AFTER, Generations, mark, projected_after
+from queries.marks import TOUCHED, Generations, mark, touched_since
 from queries.models import SessionSummary
 from queries.paging import as_utc, window_batches
 from queries.reader import Reader
@@ -119,25 +119,12 @@ class Cards:
         through = mark(reader, generations)
         if through is None:
             return None
-        parameters = generations.parameters()
-        touched = (
-            [
-                str(s)
-                for (s,) in reader.rows(
-                    f"SELECT DISTINCT session_id FROM ({PROJECTED_AFTER})",
-                    **parameters,
-                    after=through,
-                )
-            ]
-            if projected_after(reader, generations, through)
-            else []
-        )
-        return cls(parameters, touched)
+        return cls(generations.parameters(), touched_since(reader, generations, through))
 
     def touched_among(self) -> tuple[str, dict[str, Any]]:
         """SQL of the sessions projected after the mark, over ``session_id``, and what binds
         it."""
-        return "session_id IN {touched:Array(String)}", self.parameters | {"touched": self.touched}
+        return TOUCHED, self.parameters | {"touched_ids": self.touched}
 
     def read(
         self,

@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from queries.analytics import matching
 from queries.cards import write_cards
-from queries.marks import PROJECTED_AFTER, Generations, mark, projected, projected_after
+from queries.marks import PROJECTED_AFTER, TOUCHED, Generations, mark, projected, projected_after
 from queries.paging import as_utc, of_bot
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS, roll_up
@@ -58,32 +58,32 @@ WHERE {CACHED_GENERATIONS}
 
 def slices_in(bot_id: str | None, through: datetime | None, touched: bool) -> str:
     """SQL of the slices of the hours ``[{fold_from}, {fold_until})`` (of the bot
-    ``{bot_id}``, if one), and of any hours of the sessions projected after the mark
-    ``through`` (bound as ``{after}`` by the caller), if ``touched`` says there are any
-    (``projected_after``): from the cache up to the mark, from the live tables after it, or
-    for all of them without a mark (the sessions with turns in ``[{since}, {until})``)."""
+    ``{bot_id}``, if one): from the cache up to the mark ``through``, and if ``touched``
+    says sessions were projected after it (bound as ``{touched_ids}``, ``touched_since``),
+    theirs from the live tables; or all from the live tables without a mark. Only sessions
+    with turns in ``[{since}, {until})`` are folded live: the others have no slice there."""
+    in_range = matching("", bot_id)
     if through is None:
-        return live_slices(matching("", bot_id))
-    after = f"session_id IN ({PROJECTED_AFTER})"
+        return live_slices(in_range)
     cached = _CACHED.replace("{bot}", of_bot(bot_id)).replace(
-        "{fresh}", f"NOT {after}" if touched else "1"
+        "{fresh}", f"NOT {TOUCHED}" if touched else "1"
     )
-    return f"{cached} UNION ALL {live_slices(after)}" if touched else cached
+    return f"{cached} UNION ALL {live_slices(f'{TOUCHED} AND {in_range}')}" if touched else cached
 
 
 _TOUCHED_HOURS = f"""
 SELECT DISTINCT toStartOfHour(started_at) FROM transcripts_generations
-WHERE generation = {{generation:UInt32}} AND {{where}} AND session_id IN ({PROJECTED_AFTER})
+WHERE generation = {{generation:UInt32}} AND {{where}} AND {TOUCHED}
 UNION DISTINCT
 SELECT DISTINCT hour FROM session_slices
 WHERE {CACHED_GENERATIONS} AND hour >= toStartOfHour({{since:DateTime64(6, 'UTC')}})
-    AND hour < {{until:DateTime64(6, 'UTC')}} AND {{bot}} AND session_id IN ({PROJECTED_AFTER})"""
+    AND hour < {{until:DateTime64(6, 'UTC')}} AND {{bot}} AND {TOUCHED}"""
 
 
 def touched_hours(reader: Reader, parameters: dict[str, Any], bot_id: str | None) -> list[datetime]:
     """The hours of ``[{since}, {until})`` that a session projected after the mark
-    ``{after}`` has turns in, in the live tables or in the cache: their rollups are not
-    read."""
+    (``{touched_ids}``) has turns in, in the live tables or in the cache: their rollups are
+    not read."""
     sql = _TOUCHED_HOURS.replace("{where}", matching("", bot_id)).replace("{bot}", of_bot(bot_id))
     return [as_utc(hour) for (hour,) in reader.rows(sql, **parameters)]
 

@@ -74,6 +74,27 @@ _NEWEST_OF_SOURCES = ", ".join(
 )
 
 
+TOUCHED = "session_id IN {touched_ids:Array(String)}"
+"""SQL of whether a row's session was projected after the mark, ``{touched_ids}`` bound to
+what ``touched_since`` found."""
+
+
+def touched_since(reader: Reader, generations: Generations, through: datetime) -> list[str]:
+    """The sessions projected after the mark ``through``, asked once by a read that takes
+    them live: the read's statements then name them rather than each finding them again in
+    every table they were projected to (under ingest, six times for one analytics read)."""
+    if not projected_after(reader, generations, through):
+        return []
+    return [
+        str(s)
+        for (s,) in reader.rows(
+            f"SELECT DISTINCT session_id FROM ({PROJECTED_AFTER})",
+            **generations.parameters(),
+            after=through,
+        )
+    ]
+
+
 def projected_after(reader: Reader, generations: Generations, through: datetime) -> bool:
     """Whether anything was projected after ``through``."""
     ((newest,),) = reader.rows(

@@ -21,7 +21,7 @@ from analytics.definitions import BUCKETS, MAX_BUCKETS, METRICS, Bucket, GroupBy
 from queries.analytics import in_range, matching, percentiles
 from queries.errors import BadQueryError
 from queries.facts import slices_in, touched_hours
-from queries.marks import Generations, mark, projected_after
+from queries.marks import Generations, mark, touched_since
 from queries.models import (
     MetricDefinition,
     Metrics,
@@ -153,25 +153,29 @@ def metrics(
     clock = reader.clock()
     generations = Generations.of(reader)
     through = mark(reader, generations)
-    touched = through is not None and projected_after(reader, generations, through)
+    touched_ids = [] if through is None else touched_since(reader, generations, through)
     parameters = generations.parameters() | {
         "since": since,
         "until": until,
         "bot_id": bot_id or "",
         "bucket_s": int(step.total_seconds()),
         "idle_before": clock.now - clock.abandoned_after,
-        "after": through,
+        "touched_ids": touched_ids,
     }
     hours = range_hours(
         since,
         until,
         step,
-        None if through is None else touched_hours(reader, parameters, bot_id) if touched else [],
+        None
+        if through is None
+        else touched_hours(reader, parameters, bot_id)
+        if touched_ids
+        else [],
     )
     read = _Read(
         reader,
         hours,
-        slices_in(bot_id, through, touched),
+        slices_in(bot_id, through, bool(touched_ids)),
         bot_id,
         group_by,
         parameters | hours.parameters(),
