@@ -27,7 +27,7 @@ from queries.marks import PROJECTED_AFTER, TOUCHED, Generations, mark, projected
 from queries.paging import as_utc, of_bot
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS, roll_up
-from queries.slices import SLICE_COLUMNS, SLICE_VALUES, live_slices
+from queries.slices import SLICE_COLUMNS, SLICE_VALUES, live_slices, live_turns
 
 SAFETY = timedelta(seconds=10)
 """A mark lags the engine's clock by this much: what an insert that is under way for less
@@ -49,26 +49,31 @@ _PROJECTED_LATE = projected("late_after", "late_upto")
 """The sessions projected in the span of the refresh ``OVERLAP`` before."""
 
 _CACHED = f"""
-SELECT {SLICE_COLUMNS}
+SELECT {{columns}}
 FROM session_slices FINAL
 WHERE {CACHED_GENERATIONS}
     AND hour >= {{fold_from:DateTime('UTC')}} AND hour < {{fold_until:DateTime('UTC')}}
     AND {{bot}} AND {{fresh}}"""
 
 
-def slices_in(bot_id: str | None, through: datetime | None, touched: bool) -> str:
+def slices_in(bot_id: str | None, through: datetime | None, touched: bool, turns: bool) -> str:
     """SQL of the slices of the hours ``[{fold_from}, {fold_until})`` (of the bot
     ``{bot_id}``, if one): from the cache up to the mark ``through``, and if ``touched``
     says sessions were projected after it (bound as ``{touched_ids}``, ``touched_since``),
     theirs from the live tables; or all from the live tables without a mark. Only sessions
-    with turns in ``[{since}, {until})`` are folded live: the others have no slice there."""
+    with turns in ``[{since}, {until})`` are folded live: the others have no slice there.
+    With ``turns``, only their ``turns``, which is all the turn figures read: folded live,
+    a session's turns come whole, not sliced (``live_turns``)."""
     in_range = matching("", bot_id)
+    live = live_turns if turns else live_slices
     if through is None:
-        return live_slices(in_range)
-    cached = _CACHED.replace("{bot}", of_bot(bot_id)).replace(
-        "{fresh}", f"NOT {TOUCHED}" if touched else "1"
+        return live(in_range)
+    cached = (
+        _CACHED.replace("{columns}", "turns" if turns else SLICE_COLUMNS)
+        .replace("{bot}", of_bot(bot_id))
+        .replace("{fresh}", f"NOT {TOUCHED}" if touched else "1")
     )
-    return f"{cached} UNION ALL {live_slices(f'{TOUCHED} AND {in_range}')}" if touched else cached
+    return f"{cached} UNION ALL {live(f'{TOUCHED} AND {in_range}')}" if touched else cached
 
 
 _TOUCHED_HOURS = f"""

@@ -175,7 +175,10 @@ def metrics(
     read = _Read(
         reader,
         hours,
-        slices_in(bot_id, through, bool(touched_ids)),
+        {
+            table: slices_in(bot_id, through, bool(touched_ids), turns=table == "turn_rollups")
+            for table in _MERGED
+        },
         bot_id,
         group_by,
         parameters | hours.parameters(),
@@ -209,7 +212,8 @@ class _Read:
 
     reader: Reader
     hours: RangeHours
-    slices: str
+    slices: dict[str, str]
+    """Per rollup table, SQL of the slices its figures are summed from."""
     bot_id: str | None
     group_by: GroupBy | None
     parameters: dict[str, Any]
@@ -224,7 +228,7 @@ class _Read:
         if self.hours.folds:
             hour = f"toStartOfHour({turn}started_at)"
             picked = f"{matching(turn, self.bot_id)} AND NOT {_ROLLED.format(hour=hour)}"
-            parts.append(states(table, self.slices, picked))
+            parts.append(states(table, self.slices[table], picked))
         if not parts:
             return []
         sql = _MERGED[table].replace("{group}", _GROUPS[self.group_by])
