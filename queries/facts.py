@@ -110,13 +110,17 @@ INSERT INTO session_slices (
     generation, events_generation, chunks_generation, hour, bot_id, session_id, computed_at)
 SELECT generation, events_generation, chunks_generation, hour, bot_id, session_id,
     {{computed_at:DateTime64(6, 'UTC')}}
-FROM session_slices FINAL
+FROM session_slices
 WHERE {CACHED_GENERATIONS} AND {{folded}}
-    AND computed_at < {{computed_at:DateTime64(6, 'UTC')}} AND notEmpty(turns)"""
+GROUP BY generation, events_generation, chunks_generation, hour, bot_id, session_id
+HAVING max(computed_at) < {{computed_at:DateTime64(6, 'UTC')}}
+    AND argMax(notEmpty(turns), computed_at)"""
 """The slices a refolded session no longer has (a turn's later version started in another
 hour), written empty. A session projected anew between the two statements has its older
 slices emptied too; readers fold it live (it was projected after the mark) until the next
-refresh folds it."""
+refresh folds it. Each slice's latest is found by key, not with ``FINAL``: the table is
+ordered by hour, so ``FINAL`` merged all of it to find a few sessions' slices (on 1M
+sessions, 220 ms a refresh instead of 13)."""
 
 
 Fold = tuple[str, dict[str, Any]]
