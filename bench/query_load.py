@@ -12,13 +12,14 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from http.client import HTTPConnection
 from multiprocessing.context import SpawnProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as ProcessEvent
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
 import uvicorn
 
 from bench.codec import realistic_events
@@ -38,9 +39,15 @@ T = TypeVar("T")
 def _client(base_url: str, commands: Queue[Any], results: Queue[Any]) -> None:
     """One client: for each list of paths it is given, GET them one after the other (until
     the time budget that came with them is spent) and answer with the latency of each (ms) and
-    the requests that failed."""
-    with httpx.Client(base_url=base_url, timeout=120) as http:
-        http.get("/healthz").raise_for_status()  # the connection is open before timing starts
+    the requests that failed.
+
+    It speaks HTTP/1.1 over one kept-alive connection with the standard library, not httpx:
+    the clients share this machine's two cores with the server they measure, and httpx spent
+    0.84 ms of a core per request where ``http.client`` spends 0.30 (a timing script)."""
+    address = urlsplit(base_url)
+    http = HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=120)
+    try:
+        _get(http, "/healthz")  # the connection is open before timing starts
         results.put(None)
         while (command := commands.get()) is not None:
             paths, budget_s = command
@@ -51,11 +58,19 @@ def _client(base_url: str, commands: Queue[Any], results: Queue[Any]) -> None:
                 began = time.perf_counter()
                 if began > deadline:
                     break
-                response = http.get(path)
+                status, body = _get(http, path)
                 latencies.append(1000 * (time.perf_counter() - began))
-                if response.status_code != 200:
-                    failures.append(f"{path}: {response.status_code} {response.text[:200]}")
+                if status != 200:
+                    failures.append(f"{path}: {status} {body[:200]!r}")
             results.put((latencies, failures))
+    finally:
+        http.close()
+
+
+def _get(http: HTTPConnection, path: str) -> tuple[int, bytes]:
+    http.request("GET", path)
+    response = http.getresponse()
+    return response.status, response.read()
 
 
 class Clients:
