@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from consumers.storage.migrations import PROJECTED_SESSIONS_KEPT_DAYS
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS
 
@@ -19,18 +20,22 @@ _SOURCES = (
 )
 """The projections the caches are folded from, and the parameter naming each one's
 generation."""
+_OF_SOURCES = ", ".join(
+    f"('{projection}', {{{generation}:UInt32}})" for projection, generation in _SOURCES
+)
+"""SQL of the projections and their generations, to match ``(source, generation)`` to."""
 
 
 def projected(after: str, upto: str | None = None) -> str:
     """SQL of the sessions that anything was projected for after the time parameter ``after``
-    (and by ``upto``, if named)."""
+    (and by ``upto``, if named), from ``projected_sessions``, which every insert into the
+    three tables adds its sessions to."""
     when = f"projected_at > {{{after}:DateTime64(3, 'UTC')}}"
     if upto is not None:
         when += f" AND projected_at <= {{{upto}:DateTime64(3, 'UTC')}}"
-    return " UNION ALL ".join(
-        f"SELECT session_id FROM {projection}_generations WHERE generation = "
-        f"{{{generation}:UInt32}} AND {when}"
-        for projection, generation in _SOURCES
+    return (
+        "SELECT session_id FROM projected_sessions "
+        f"WHERE (source, generation) IN ({_OF_SOURCES}) AND {when}"
     )
 
 
@@ -61,17 +66,15 @@ class Generations:
 
 
 def mark(reader: Reader, generations: Generations) -> datetime | None:
-    """Up to when the caches hold the sessions of ``generations``, if they hold them."""
+    """Up to when the caches hold the sessions of ``generations``, if they hold them: a mark
+    older than ``projected_sessions`` keeps its rows is none, as what was projected after it
+    can no longer be told."""
     rows = reader.rows(
-        f"SELECT through FROM session_facts_marks FINAL WHERE {CACHED_GENERATIONS}",
+        f"SELECT through FROM session_facts_marks FINAL WHERE {CACHED_GENERATIONS} AND through "
+        f"> now64(3) - INTERVAL {PROJECTED_SESSIONS_KEPT_DAYS} DAY",
         **generations.parameters(),
     )
     return rows[0][0] if rows else None
-
-
-_NEWEST_OF_SOURCES = ", ".join(
-    f"('{projection}', {{{generation}:UInt32}})" for projection, generation in _SOURCES
-)
 
 
 TOUCHED = "session_id IN {touched_ids:Array(String)}"
@@ -99,7 +102,7 @@ def projected_after(reader: Reader, generations: Generations, through: datetime)
     """Whether anything was projected after ``through``."""
     ((newest,),) = reader.rows(
         "SELECT max(projected_at) > {after:DateTime64(3, 'UTC')} FROM projected_newest "
-        f"WHERE (source, generation) IN ({_NEWEST_OF_SOURCES})",
+        f"WHERE (source, generation) IN ({_OF_SOURCES})",
         **generations.parameters(),
         after=through,
     )

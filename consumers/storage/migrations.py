@@ -147,6 +147,19 @@ def _newest_projected(projection: str) -> str:
     )
 
 
+PROJECTED_SESSIONS_KEPT_DAYS = 2
+"""How long ``projected_sessions`` keeps a row: a cache mark older than this is no mark."""
+
+
+def _projected_sessions(projection: str) -> str:
+    """The sessions of each generation of ``projection`` and when they were projected: one
+    row per session and insert (its rows share the insert's ``projected_at``)."""
+    return (
+        f"SELECT '{projection}' AS source, generation, projected_at, session_id "
+        f"FROM {projection}_generations GROUP BY generation, projected_at, session_id"
+    )
+
+
 SESSION_TURN = (("turn_id", "String"), ("version", "UInt64"), *FACT_TURN)
 """A turn version as a session's summary needs it: the columns of ``transcripts_generations``
 that the projection ordered by bot and time holds, but the text."""
@@ -606,6 +619,43 @@ SETTINGS index_granularity_bytes = 8192, min_compress_block_size = 4096,
     Migration(71, "session_cards", CARDS_TABLE),
     Migration(72, "session_card_keys", CARD_KEYS_TABLE),
     Migration(73, "session_facts_marks_for_cards", "TRUNCATE TABLE session_facts_marks"),
+    # Which sessions were projected after the caches' mark, asked by every refresh and by
+    # every read under ingest: the three tables are ordered by session, so their minmax
+    # indexes on ``projected_at`` skipped little once merges mixed old rows with new.
+    Migration(
+        74,
+        "projected_sessions",
+        "CREATE TABLE IF NOT EXISTS projected_sessions (source LowCardinality(String), "
+        "generation UInt32, projected_at DateTime64(3, 'UTC'), session_id String) "
+        "ENGINE = MergeTree ORDER BY (source, generation, projected_at) "
+        f"TTL toDateTime(projected_at) + INTERVAL {PROJECTED_SESSIONS_KEPT_DAYS} DAY",
+    ),
+    *(
+        Migration(
+            75 + n,
+            f"{projection}_projected_sessions_on_insert",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {projection}_projected_sessions_on_insert "
+            f"TO projected_sessions AS {_projected_sessions(projection)}",
+        )
+        for n, projection in enumerate(PROJECTIONS)
+    ),
+    *(
+        Migration(
+            78 + n,
+            f"{projection}_projected_sessions_so_far",
+            f"INSERT INTO projected_sessions {_projected_sessions(projection)} "
+            f"HAVING projected_at > now() - INTERVAL {PROJECTED_SESSIONS_KEPT_DAYS} DAY",
+        )
+        for n, projection in enumerate(PROJECTIONS)
+    ),
+    *(
+        Migration(
+            81 + n,
+            f"{projection}_projected_at_index_dropped",
+            f"ALTER TABLE {projection}_generations DROP INDEX IF EXISTS projected_at_minmax",
+        )
+        for n, projection in enumerate(PROJECTIONS)
+    ),
 )
 
 

@@ -6,7 +6,7 @@ hour; and any split of any stored versions around a refresh reads the same."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 import queries.metrics
 from consumers.storage.clickhouse import Store
+from consumers.storage.migrations import PROJECTED_SESSIONS_KEPT_DAYS
 from queries import Reader
 from queries.facts import FactsKeeper
 from queries.marks import Generations, projected_after
@@ -127,6 +128,24 @@ def test_a_refresh_after_nothing_was_projected_folds_nothing_and_marks(
     assert keeper.refresh() == 0
     assert _mark(reader) > first
     _both_ways(reader, monkeypatch)
+
+
+def test_a_mark_older_than_the_projected_sessions_kept_is_none_and_the_store_folded_whole(
+    three_calls: tuple[Client, list[str]],
+) -> None:
+    client, _ = three_calls
+    reader, keeper = Reader(client), FactsKeeper(client)
+    keeper.refresh()
+    generations = Generations.of(reader)
+    stale = datetime.now(UTC) - timedelta(days=PROJECTED_SESSIONS_KEPT_DAYS, minutes=1)
+    client.insert(
+        "session_facts_marks",
+        [[*generations.parameters().values(), stale, datetime.now(UTC)]],
+        column_names=[*generations.parameters(), "through", "marked_at"],
+    )
+    assert _mark(reader) is None
+    assert keeper.refresh() == 1  # the whole store, in one part
+    assert _mark(reader) is not None
 
 
 def _mark(reader: Reader) -> Any:
