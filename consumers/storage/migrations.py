@@ -21,7 +21,7 @@ turns arrived in (a materialized view would add up every inserted block).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
@@ -219,6 +219,14 @@ class Migration:
     version: int
     name: str
     sql: str
+
+
+def _each_projection(first: int, name: str, sql: Callable[[str], str]) -> tuple[Migration, ...]:
+    """One migration per projection, numbered from ``first``: ``sql`` of the projection."""
+    return tuple(
+        Migration(first + n, f"{projection}_{name}", sql(projection))
+        for n, projection in enumerate(PROJECTIONS)
+    )
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -569,23 +577,21 @@ SETTINGS index_granularity_bytes = 8192, min_compress_block_size = 4096,
     # and every refresh of the cache: without an index, a scan of the column in all three
     # tables. Rows are written in the order they were projected, so each granule's minimum
     # and maximum skip nearly all of them.
-    *(
-        Migration(
-            58 + n,
-            f"{projection}_projected_at_index",
+    *_each_projection(
+        58,
+        "projected_at_index",
+        lambda projection: (
             f"ALTER TABLE {projection}_generations ADD INDEX IF NOT EXISTS projected_at_minmax "
-            "projected_at TYPE minmax GRANULARITY 1",
-        )
-        for n, projection in enumerate(PROJECTIONS)
+            "projected_at TYPE minmax GRANULARITY 1"
+        ),
     ),
-    *(
-        Migration(
-            61 + n,
-            f"{projection}_projected_at_index_so_far",
+    *_each_projection(
+        61,
+        "projected_at_index_so_far",
+        lambda projection: (
             f"ALTER TABLE {projection}_generations MATERIALIZE INDEX projected_at_minmax "
-            "SETTINGS mutations_sync = 1",
-        )
-        for n, projection in enumerate(PROJECTIONS)
+            "SETTINGS mutations_sync = 1"
+        ),
     ),
     # Whether anything was projected after the cache's mark, asked by every analytics read:
     # one row per projection and generation, kept by every insert, instead of three indexes.
@@ -597,22 +603,18 @@ SETTINGS index_granularity_bytes = 8192, min_compress_block_size = 4096,
         "projected_at SimpleAggregateFunction(max, DateTime64(3, 'UTC'))) "
         "ENGINE = AggregatingMergeTree ORDER BY (source, generation)",
     ),
-    *(
-        Migration(
-            65 + n,
-            f"{projection}_projected_newest_on_insert",
+    *_each_projection(
+        65,
+        "projected_newest_on_insert",
+        lambda projection: (
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {projection}_projected_newest_on_insert "
-            f"TO projected_newest AS {_newest_projected(projection)}",
-        )
-        for n, projection in enumerate(PROJECTIONS)
+            f"TO projected_newest AS {_newest_projected(projection)}"
+        ),
     ),
-    *(
-        Migration(
-            68 + n,
-            f"{projection}_projected_newest_so_far",
-            f"INSERT INTO projected_newest {_newest_projected(projection)}",
-        )
-        for n, projection in enumerate(PROJECTIONS)
+    *_each_projection(
+        68,
+        "projected_newest_so_far",
+        lambda projection: f"INSERT INTO projected_newest {_newest_projected(projection)}",
     ),
     # The listing's cache (``queries.cards``): a page summarized 51 sessions at each request.
     # The marks go, so that the next refresh folds every session, cards included.
@@ -630,31 +632,28 @@ SETTINGS index_granularity_bytes = 8192, min_compress_block_size = 4096,
         "ENGINE = MergeTree ORDER BY (source, generation, projected_at) "
         f"TTL toDateTime(projected_at) + INTERVAL {PROJECTED_SESSIONS_KEPT_DAYS} DAY",
     ),
-    *(
-        Migration(
-            75 + n,
-            f"{projection}_projected_sessions_on_insert",
+    *_each_projection(
+        75,
+        "projected_sessions_on_insert",
+        lambda projection: (
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {projection}_projected_sessions_on_insert "
-            f"TO projected_sessions AS {_projected_sessions(projection)}",
-        )
-        for n, projection in enumerate(PROJECTIONS)
+            f"TO projected_sessions AS {_projected_sessions(projection)}"
+        ),
     ),
-    *(
-        Migration(
-            78 + n,
-            f"{projection}_projected_sessions_so_far",
+    *_each_projection(
+        78,
+        "projected_sessions_so_far",
+        lambda projection: (
             f"INSERT INTO projected_sessions {_projected_sessions(projection)} "
-            f"HAVING projected_at > now() - INTERVAL {PROJECTED_SESSIONS_KEPT_DAYS} DAY",
-        )
-        for n, projection in enumerate(PROJECTIONS)
+            f"HAVING projected_at > now() - INTERVAL {PROJECTED_SESSIONS_KEPT_DAYS} DAY"
+        ),
     ),
-    *(
-        Migration(
-            81 + n,
-            f"{projection}_projected_at_index_dropped",
-            f"ALTER TABLE {projection}_generations DROP INDEX IF EXISTS projected_at_minmax",
-        )
-        for n, projection in enumerate(PROJECTIONS)
+    *_each_projection(
+        81,
+        "projected_at_index_dropped",
+        lambda projection: (
+            f"ALTER TABLE {projection}_generations DROP INDEX IF EXISTS projected_at_minmax"
+        ),
     ),
 )
 
