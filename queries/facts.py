@@ -3,14 +3,15 @@ sessions in slices (``queries.slices``) and their hourly rollups (``queries.roll
 ``queries.metrics``; for the listing, sessions' summaries (``queries.cards``).
 
 ``FactsKeeper.refresh`` keeps them: it folds again every session that anything was projected
-for since its last mark and writes the session's slices and card, sums the hours and bots of
-the slices it wrote into their rollup rows, and marks how far it got. A read takes whole
-hours from the rollups, but the hours of the sessions projected after the mark
-(``touched_hours``); it sums the others from their slices (``slices_in``): the cached ones,
-but for the sessions projected after the mark, which it folds from the live tables as the
-cache would. So a call projected a second ago is counted, and each turn once, in its latest
-version, whichever way it was read. Without a mark for the store's generations (a new store,
-or a rebuild just cut over) every session is folded live until a refresh has cached them.
+for since its last mark (but for inserts it already folded) and writes the session's slices and
+card, sums the hours and bots of the slices it wrote into their rollup rows, and marks how far
+it got. A read takes whole hours from the rollups, but the hours of the sessions projected
+after the mark (``touched_hours``); it sums the others from their slices (``slices_in``): the
+cached ones, but for the sessions projected after the mark, which it folds from the live tables
+as the cache would. So a call projected a second ago is counted, and each turn once, in its
+latest version, whichever way it was read. Without a mark for the store's generations (a new
+store, or a rebuild just cut over) every session is folded live until a refresh has cached
+them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from clickhouse_connect.driver.client import Client
 
 from queries.analytics import matching
 from queries.cards import write_cards
-from queries.marks import PROJECTED_AFTER, TOUCHED, Generations, mark, projected, projected_after
+from queries.marks import TOUCHED, Generations, mark, projected, projected_after
 from queries.paging import as_utc, of_bot
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS, roll_up
@@ -45,8 +46,16 @@ FOLD_BATCH = 20_000
 """Sessions named in one fold after the first refresh (a store catching up after its
 projectors were down has many), to bound the size of a statement's parameters."""
 
-_PROJECTED_LATE = projected("late_after", "late_upto")
-"""The sessions projected in the span of the refresh ``OVERLAP`` before."""
+_INSERTS = "source, session_id, projected_at"
+_LISTED = f"""
+SELECT DISTINCT {_INSERTS} FROM (
+    {projected("after", what=_INSERTS)}
+    UNION ALL {projected("late_after", "late_upto", what=_INSERTS)})"""
+"""The inserts after the mark, and in the span of the refresh ``OVERLAP`` before: of each,
+the projection, the session and when."""
+
+Listed = tuple[str, str, datetime]
+"""An insert of a session a refresh lists: the projection, the session and when."""
 
 _CACHED = f"""
 SELECT {{columns}}
@@ -135,6 +144,13 @@ class FactsKeeper:
     def __init__(self, client: Client) -> None:
         self._client = client
         self._reader = Reader(client, pointer_ttl_s=0.0)
+        self._folded: tuple[Generations | None, set[Listed]] = (None, set())
+        """The inserts this keeper listed and folded the sessions of, of which generations:
+        they were visible when listed, so the fold read them. The spans of two refreshes
+        overlap by ``SAFETY``, and the late one covers again what the spans of five minutes
+        before did: sessions are folded again only for inserts not listed before (which
+        landed after the list that should have seen them). Under 5k events/s, each session
+        was folded about five times."""
 
     def refresh(self, stopping: Callable[[], bool] = lambda: False) -> int:
         """Fold the sessions projected since the last mark into the cache, and mark; returns
@@ -145,11 +161,12 @@ class FactsKeeper:
         parameters = generations.parameters()
         now = self._now()
         since = mark(self._reader, generations)
-        folds = (
-            self._whole_store(parameters)
-            if since is None
-            else self._projected_since(generations, since, now)
-        )
+        listed: set[Listed] = set()
+        if since is None:
+            folds = self._whole_store(parameters)
+        else:
+            listed = self._listed(generations, since, now)
+            folds = self._folds(generations, listed)
         for folded, picks in folds:
             if stopping():
                 return 0
@@ -161,6 +178,8 @@ class FactsKeeper:
             return 0
         if folds:
             roll_up(self._client, parameters | {"refreshed_from": now, "computed_at": self._now()})
+        if since is not None:
+            self._remember(generations, listed, since - OVERLAP)
         self._client.insert(
             "session_facts_marks",
             [[*generations.parameters().values(), now - SAFETY, now]],
@@ -178,30 +197,40 @@ class FactsKeeper:
         parts = max(1, -(-int(sessions) // PART_SESSIONS))
         return [(f"cityHash64(session_id) % {parts} = {part}", {}) for part in range(parts)]
 
-    def _projected_since(
-        self, generations: Generations, since: datetime, now: datetime
-    ) -> list[Fold]:
-        """The sessions projected after the mark ``since``, or in the span of the refresh
-        ``OVERLAP`` before, named once, in batches of ``FOLD_BATCH``. Each statement of a fold
-        would otherwise find them again in every table they were projected to: an idle store
-        took 180 ms of a core every refresh, the rollups included, to find nothing."""
+    def _listed(self, generations: Generations, since: datetime, now: datetime) -> set[Listed]:
+        """The inserts after the mark ``since``, or in the span of the refresh ``OVERLAP``
+        before; none when nothing was projected. An idle store took 180 ms of a core every
+        refresh, the rollups included, to find nothing when its statements each looked."""
         late_after = since - OVERLAP
         if not projected_after(self._reader, generations, late_after):
-            return []
-        ids = [
-            str(s)
-            for (s,) in self._reader.rows(
-                f"SELECT DISTINCT session_id FROM ({PROJECTED_AFTER} UNION ALL {_PROJECTED_LATE})",
-                **generations.parameters(),
-                after=since,
-                late_after=late_after,
-                late_upto=now - SAFETY - OVERLAP,
-            )
-        ]
+            return set()
+        rows = self._reader.rows(
+            _LISTED,
+            **generations.parameters(),
+            after=since,
+            late_after=late_after,
+            late_upto=now - SAFETY - OVERLAP,
+        )
+        return {(str(source), str(session), at) for source, session, at in rows}
+
+    def _folds(self, generations: Generations, listed: set[Listed]) -> list[Fold]:
+        """The sessions of the inserts ``listed`` that were not listed and folded before,
+        named once, in batches of ``FOLD_BATCH``: each statement of a fold would otherwise
+        find them again in every table they were projected to."""
+        held, folded = self._folded
+        new = listed - folded if held == generations else listed
+        ids = sorted({session for _, session, _ in new})
         return [
             ("session_id IN {folded_ids:Array(String)}", {"folded_ids": ids[n : n + FOLD_BATCH]})
             for n in range(0, len(ids), FOLD_BATCH)
         ]
+
+    def _remember(self, generations: Generations, listed: set[Listed], before: datetime) -> None:
+        """Hold the inserts ``listed`` as folded, and forget those from ``before`` on, which
+        no later refresh lists again."""
+        held, folded = self._folded
+        kept = folded if held == generations else set()
+        self._folded = (generations, {i for i in kept | listed if i[2] > before})
 
     def _now(self) -> datetime:
         ((now,),) = self._reader.rows("SELECT now64(6)")

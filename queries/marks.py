@@ -26,15 +26,16 @@ _OF_SOURCES = ", ".join(
 """SQL of the projections and their generations, to match ``(source, generation)`` to."""
 
 
-def projected(after: str, upto: str | None = None) -> str:
+def projected(after: str, upto: str | None = None, what: str = "session_id") -> str:
     """SQL of the sessions that anything was projected for after the time parameter ``after``
     (and by ``upto``, if named), from ``projected_sessions``, which every insert into the
-    three tables adds its sessions to."""
+    three tables adds its sessions to, with ``what`` of each insert (its columns: ``source``,
+    ``session_id``, ``projected_at``)."""
     when = f"projected_at > {{{after}:DateTime64(3, 'UTC')}}"
     if upto is not None:
         when += f" AND projected_at <= {{{upto}:DateTime64(3, 'UTC')}}"
     return (
-        "SELECT session_id FROM projected_sessions "
+        f"SELECT {what} FROM projected_sessions "
         f"WHERE (source, generation) IN ({_OF_SOURCES}) AND {when}"
     )
 

@@ -130,6 +130,34 @@ def test_a_refresh_after_nothing_was_projected_folds_nothing_and_marks(
     _both_ways(reader, monkeypatch)
 
 
+def test_a_session_is_folded_again_only_for_an_insert_no_refresh_listed(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spans of refreshes overlap by ``SAFETY``; an insert listed once is not folded
+    again, but one that lands after a list that should have seen it is."""
+    client, sessions = three_calls
+    monkeypatch.setattr(queries.facts, "SAFETY", timedelta(hours=1))
+    reader, keeper = Reader(client), FactsKeeper(client)
+    assert keeper.refresh() == 1  # the whole store
+    assert keeper.refresh() == 1  # what was projected in the last hour, listed the first time
+    assert keeper.refresh() == 0  # the same, listed before
+    client.command(  # a later version of a turn, stamped half an hour ago: it landed late
+        "INSERT INTO transcripts_generations SELECT * REPLACE (version + 100 AS version, "
+        "duration_ms + 1000 AS duration_ms, now64(3) - INTERVAL 30 MINUTE AS projected_at) "
+        "FROM transcripts_generations WHERE session_id = {s:String} AND stopped_at IS NOT NULL "
+        "LIMIT 1",
+        parameters={"s": sessions[0]},
+    )
+    assert keeper.refresh() == 1
+    for options in OPTIONS:
+        with monkeypatch.context() as cached:  # all from the cache: nothing after this mark
+            cached.setattr(queries.metrics, "mark", lambda *_: datetime.now(UTC))
+            from_cache = _range(reader, 2, options)
+        with monkeypatch.context() as live:
+            live.setattr(queries.metrics, "mark", lambda *_: None)
+            assert from_cache == _range(reader, 2, options), options
+
+
 def test_a_mark_older_than_the_projected_sessions_kept_is_none_and_the_store_folded_whole(
     three_calls: tuple[Client, list[str]],
 ) -> None:
