@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from http.client import HTTPConnection
+from http.client import HTTPConnection, RemoteDisconnected
 from multiprocessing.context import SpawnProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as ProcessEvent
@@ -68,8 +68,15 @@ def _client(base_url: str, commands: Queue[Any], results: Queue[Any]) -> None:
 
 
 def _get(http: HTTPConnection, path: str) -> tuple[int, bytes]:
-    http.request("GET", path)
-    response = http.getresponse()
+    """GET ``path``; once more on a new connection if the server had closed the kept one
+    (uvicorn closes a connection idle for 5 s, as between two phases of the benchmark)."""
+    try:
+        http.request("GET", path)
+        response = http.getresponse()
+    except (RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        http.close()
+        http.request("GET", path)
+        response = http.getresponse()
     return response.status, response.read()
 
 
