@@ -42,6 +42,11 @@ PART_SESSIONS = 250_000
 """The first refresh of a set of generations folds the store in parts of about this many
 sessions, to bound its memory."""
 
+REMEMBERED = 200_000
+"""At most about this many inserts a keeper holds as folded (some 50 MB; five minutes of 5k
+events/s are about 75k): past it, the sessions of its late span are folded again, as they all
+were before it remembered any."""
+
 FOLD_BATCH = 20_000
 """Sessions named in one fold after the first refresh (a store catching up after its
 projectors were down has many), to bound the size of a statement's parameters."""
@@ -137,6 +142,15 @@ Fold = tuple[str, dict[str, Any]]
 sessions, and what binds it."""
 
 
+def remembered(folded: set[Listed], listed: set[Listed], since: datetime) -> set[Listed]:
+    """The inserts a keeper holds as folded after a refresh from the mark ``since`` that
+    listed and folded ``listed``: but those stamped before its late span, which no later
+    refresh lists again; past ``REMEMBERED``, also those stamped before ``since``, which only
+    a late span lists again."""
+    kept = {i for i in folded | listed if i[2] > since - OVERLAP}
+    return kept if len(kept) <= REMEMBERED else {i for i in kept if i[2] > since}
+
+
 class FactsKeeper:
     """Keeps the cache of the store's current generations. Several may run at once (service
     replicas): each writes what the live tables say, and the newest of a slice wins."""
@@ -179,7 +193,7 @@ class FactsKeeper:
         if folds:
             roll_up(self._client, parameters | {"refreshed_from": now, "computed_at": self._now()})
         if since is not None:
-            self._remember(generations, listed, since - OVERLAP)
+            self._remember(generations, listed, since)
         self._client.insert(
             "session_facts_marks",
             [[*generations.parameters().values(), now - SAFETY, now]],
@@ -225,12 +239,12 @@ class FactsKeeper:
             for n in range(0, len(ids), FOLD_BATCH)
         ]
 
-    def _remember(self, generations: Generations, listed: set[Listed], before: datetime) -> None:
-        """Hold the inserts ``listed`` as folded, and forget those from ``before`` on, which
-        no later refresh lists again."""
+    def _remember(self, generations: Generations, listed: set[Listed], since: datetime) -> None:
         held, folded = self._folded
-        kept = folded if held == generations else set()
-        self._folded = (generations, {i for i in kept | listed if i[2] > before})
+        self._folded = (
+            generations,
+            remembered(folded if held == generations else set(), listed, since),
+        )
 
     def _now(self) -> datetime:
         ((now,),) = self._reader.rows("SELECT now64(6)")
