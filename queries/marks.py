@@ -100,11 +100,12 @@ def touched_since(reader: Reader, generations: Generations, through: datetime) -
 
 
 def projected_after(reader: Reader, generations: Generations, through: datetime) -> bool:
-    """Whether anything was projected after ``through``."""
-    ((newest,),) = reader.rows(
-        "SELECT max(projected_at) > {after:DateTime64(3, 'UTC')} FROM projected_newest "
-        f"WHERE (source, generation) IN ({_OF_SOURCES})",
-        **generations.parameters(),
-        after=through,
+    """Whether anything was projected after ``through``: the first of ``projected_sessions``
+    in its order after that time, if there is one."""
+    return bool(
+        reader.rows(
+            f"SELECT 1 FROM ({projected('after')}) LIMIT 1",
+            **generations.parameters(),
+            after=through,
+        )
     )
-    return bool(newest)

@@ -655,6 +655,14 @@ SETTINGS index_granularity_bytes = 8192, min_compress_block_size = 4096,
             f"ALTER TABLE {projection}_generations DROP INDEX IF EXISTS projected_at_minmax"
         ),
     ),
+    # ``projected_sessions`` answers whether anything was projected after a time, too: one
+    # materialized view per insert and projection instead of two, for the projector's sake.
+    *_each_projection(
+        84,
+        "projected_newest_on_insert_dropped",
+        lambda projection: f"DROP VIEW IF EXISTS {projection}_projected_newest_on_insert",
+    ),
+    Migration(87, "projected_newest_dropped", "DROP TABLE IF EXISTS projected_newest"),
 )
 
 
