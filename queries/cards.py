@@ -23,7 +23,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from queries.completeness import as_read
-from queries.marks import TOUCHED, Generations, mark, touched_since
+from queries.marks import MAYBE_TOUCHED, Generations, Touched, mark, touched_since
 from queries.models import SessionSummary
 from queries.paging import as_utc, window_batches
 from queries.reader import Reader
@@ -110,7 +110,7 @@ class Cards:
     instead. They are asked for once, so that both reads pass over and take the same ones."""
 
     parameters: dict[str, Any]
-    touched: list[str]
+    touched: Touched
 
     @classmethod
     def of(cls, reader: Reader) -> Cards | None:
@@ -121,10 +121,10 @@ class Cards:
             return None
         return cls(generations.parameters(), touched_since(reader, generations, through))
 
-    def touched_among(self) -> tuple[str, dict[str, Any]]:
-        """SQL of the sessions projected after the mark, over ``session_id``, and what binds
-        it."""
-        return TOUCHED, self.parameters | {"touched_ids": self.touched}
+    def touched_among(self) -> tuple[str, dict[str, Any], set[str]]:
+        """SQL that picks the sessions projected after the mark, over ``session_id``, and a
+        few more (``MAYBE_TOUCHED``); what binds it; and which of them were."""
+        return MAYBE_TOUCHED, self.parameters | self.touched.parameters(), set(self.touched.ids)
 
     def read(
         self,
@@ -138,7 +138,7 @@ class Cards:
         (of ``bot_id``, if one), newest first, read in batches of ``sizes``; those of the
         sessions projected after the mark are passed over."""
         clock = reader.clock()
-        touched = set(self.touched)  # passed over here: as a parameter, thousands under ingest
+        touched = set(self.touched.ids)  # passed over here: as a parameter, thousands under ingest
         for rows in window_batches(reader, _PAGE, self.parameters, bot_id, window, after, sizes):
             for _, session_id, summary in rows:
                 if session_id in touched:

@@ -79,24 +79,39 @@ def mark(reader: Reader, generations: Generations) -> datetime | None:
 
 
 TOUCHED = "session_id IN {touched_ids:Array(String)}"
-"""SQL of whether a row's session was projected after the mark, ``{touched_ids}`` bound to
-what ``touched_since`` found."""
+"""SQL of whether a row's session was projected after the mark, ``{touched_ids}`` bound by
+``Touched.parameters``."""
+MAYBE_TOUCHED = "cityHash64(session_id) IN {touched_hashes:Array(UInt64)}"
+"""SQL of whether a row's session may have been projected after the mark (``TOUCHED``, and
+whatever shares a hash with one of those), for a statement that only filters what it reads by
+bot and time: an ``IN`` over thousands of ids has the engine match them against the session
+key of every part first (a page's candidates under ingest: 20 ms instead of 11), and a hash
+is in no key. Where a statement finds the sessions by their key, ``TOUCHED`` is cheaper."""
 
 
-def touched_since(reader: Reader, generations: Generations, through: datetime) -> list[str]:
-    """The sessions projected after the mark ``through``, asked once by a read that takes
-    them live: the read's statements then name them rather than each finding them again in
-    every table they were projected to (under ingest, six times for one analytics read)."""
+@dataclass(frozen=True)
+class Touched:
+    """The sessions projected after a mark, asked once by a read that takes them live: its
+    statements then name them rather than each finding them again in every table they were
+    projected to (under ingest, six times for one analytics read)."""
+
+    ids: list[str]
+    hashes: list[int]
+
+    def parameters(self) -> dict[str, Any]:
+        return {"touched_ids": self.ids, "touched_hashes": self.hashes}
+
+
+def touched_since(reader: Reader, generations: Generations, through: datetime) -> Touched:
+    """The sessions projected after the mark ``through``."""
     if not projected_after(reader, generations, through):
-        return []
-    return [
-        str(s)
-        for (s,) in reader.rows(
-            f"SELECT DISTINCT session_id FROM ({PROJECTED_AFTER})",
-            **generations.parameters(),
-            after=through,
-        )
-    ]
+        return Touched([], [])
+    rows = reader.rows(
+        f"SELECT DISTINCT session_id, cityHash64(session_id) FROM ({PROJECTED_AFTER})",
+        **generations.parameters(),
+        after=through,
+    )
+    return Touched([str(s) for s, _ in rows], [int(h) for _, h in rows])
 
 
 def projected_after(reader: Reader, generations: Generations, through: datetime) -> bool:

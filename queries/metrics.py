@@ -21,7 +21,7 @@ from analytics.definitions import BUCKETS, MAX_BUCKETS, METRICS, Bucket, GroupBy
 from queries.analytics import in_range, matching, percentiles
 from queries.errors import BadQueryError
 from queries.facts import slices_in, touched_hours
-from queries.marks import Generations, mark, touched_since
+from queries.marks import Generations, Touched, mark, touched_since
 from queries.models import (
     MetricDefinition,
     Metrics,
@@ -153,15 +153,18 @@ def metrics(
     clock = reader.clock()
     generations = Generations.of(reader)
     through = mark(reader, generations)
-    touched_ids = [] if through is None else touched_since(reader, generations, through)
-    parameters = generations.parameters() | {
-        "since": since,
-        "until": until,
-        "bot_id": bot_id or "",
-        "bucket_s": int(step.total_seconds()),
-        "idle_before": clock.now - clock.abandoned_after,
-        "touched_ids": touched_ids,
-    }
+    touched = Touched([], []) if through is None else touched_since(reader, generations, through)
+    parameters = (
+        generations.parameters()
+        | {
+            "since": since,
+            "until": until,
+            "bot_id": bot_id or "",
+            "bucket_s": int(step.total_seconds()),
+            "idle_before": clock.now - clock.abandoned_after,
+        }
+        | touched.parameters()
+    )
     hours = range_hours(
         since,
         until,
@@ -169,14 +172,14 @@ def metrics(
         None
         if through is None
         else touched_hours(reader, parameters, bot_id)
-        if touched_ids
+        if touched.ids
         else [],
     )
     read = _Read(
         reader,
         hours,
         {
-            table: slices_in(bot_id, through, bool(touched_ids), turns=table == "turn_rollups")
+            table: slices_in(bot_id, through, bool(touched.ids), turns=table == "turn_rollups")
             for table in _MERGED
         },
         bot_id,

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from clickhouse_connect.driver.binding import must_escape
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.query import QueryResult
 
@@ -74,6 +75,43 @@ class Reader:
     def _query(self, sql: str, parameters: dict[str, Any]) -> QueryResult:
         client = self._idle.get()
         try:
-            return client.query(sql, parameters=parameters)
+            return client.query(sql, parameters=bindable(parameters))
         finally:
             self._idle.put(client)
+
+
+class ArrayParameter:
+    """A list of strings or of integers bound as an array parameter, in the text clickhouse-
+    connect would send for the list itself (a test holds the two the same). clickhouse-connect
+    escapes strings a character at a time in Python: 3.8 ms of a held GIL for 3 600 session
+    ids, in every statement naming them; this takes 0.04 ms. It relies on clickhouse-connect
+    sending ``str()`` of a value of a type it does not know."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, items: Sequence[str | int]) -> None:
+        texts = [str(i) for i in items]
+        if not items or not isinstance(items[0], str):
+            self._text = "[" + ", ".join(texts) + "]"
+            return
+        if any(c in "".join(texts) for c in must_escape):
+            texts = [i.translate(_ESCAPED) for i in texts]
+        self._text = "['" + "', '".join(texts) + "']"
+
+    def __str__(self) -> str:
+        return self._text
+
+
+_ESCAPED = {ord(c): "\\" + c for c in must_escape}
+
+
+def bindable(parameters: dict[str, Any]) -> dict[str, Any]:
+    """``parameters`` with each list of strings, or of integers, made an ``ArrayParameter``."""
+    return {name: _bindable(value) for name, value in parameters.items()}
+
+
+def _bindable(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    kinds = {type(v) for v in value}
+    return ArrayParameter(value) if kinds <= {str} or kinds <= {int} else value

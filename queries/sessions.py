@@ -151,13 +151,13 @@ def _in_window(
     """The summaries of the sessions whose first event lies in ``window`` and before
     ``after``, newest first: the cached ones merged with those projected after the cache's
     mark, summarized live, or all live without a cache."""
+    sizes = _batch_sizes(by_aggregate, limit)
     if cards is None:
-        return _live(reader, bot_id, window, after, _batch_sizes(by_aggregate, limit), "1", {})
+        return _live(reader, bot_id, window, after, sizes, ("1", {}, None))
     cached = cards.read(reader, bot_id, window, after, _batch_sizes(by_aggregate, limit))
-    if not cards.touched:
+    if not cards.touched.ids:
         return cached
-    among, bound = cards.touched_among()
-    fresh = _live(reader, bot_id, window, after, _batch_sizes(by_aggregate, limit), among, bound)
+    fresh = _live(reader, bot_id, window, after, sizes, cards.touched_among())
     return heapq.merge(cached, fresh, key=_order, reverse=True)
 
 
@@ -180,17 +180,19 @@ def _live(
     window: tuple[datetime, datetime],
     after: tuple[datetime, str],
     sizes: Iterator[int],
-    among: str,
-    parameters: dict[str, Any],
+    among: tuple[str, dict[str, Any], set[str] | None],
 ) -> Iterator[SessionSummary]:
-    """``_in_window``'s summaries made from the live tables, of the sessions ``among`` picks
-    (bound by ``parameters``): candidates in batches, then their summaries."""
-    sql = _CANDIDATES.replace("{among}", among)
+    """``_in_window``'s summaries made from the live tables, of the sessions ``among`` picks:
+    SQL over ``session_id``, what binds it, and of what it picks, which to take (all, if
+    None); candidates in batches, then their summaries."""
+    picks, parameters, taken = among
+    sql = _CANDIDATES.replace("{among}", picks)
     bound = {"generation": reader.generation("transcripts")} | parameters
     for rows in window_batches(reader, sql, bound, bot_id, window, after, sizes):
+        ids = [str(r[1]) for r in rows]
         yield from (
             s
-            for s in summaries(reader, [str(r[1]) for r in rows])
+            for s in summaries(reader, ids if taken is None else [i for i in ids if i in taken])
             if window[0] <= s.first_event_at < window[1] and _order(s) < after
         )
 
