@@ -4,7 +4,7 @@ long a session may be silent before it is called abandoned (``abandoned_after``)
 The pointer (``current_generation``) is read at most once per ``pointer_ttl_s``: a cut-over is
 seen within that time, and until then readers keep the generation before it, which a
 cut-over retires but does not drop. The process that runs a cut-over calls ``forget`` so that
-its own readers follow at once.
+its own readers follow at once. What else may be that old is held as long (``held``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from clickhouse_connect.driver.binding import must_escape
 from clickhouse_connect.driver.client import Client
@@ -22,6 +22,8 @@ from clickhouse_connect.driver.query import QueryResult
 
 from queries.completeness import Clock
 from queries.errors import NotFoundError
+
+T = TypeVar("T")
 
 ABANDONED_AFTER = timedelta(minutes=10)
 """The default of ``TSTORE_ABANDONED_AFTER_S``."""
@@ -47,6 +49,7 @@ class Reader:
         self._lock = threading.Lock()
         self._pointer: dict[str, int] = {}
         self._read_at = float("-inf")
+        self._held: dict[Hashable, tuple[float, Any]] = {}
 
     def generation(self, projection: str) -> int:
         """The generation readers are shown for ``projection``."""
@@ -68,6 +71,20 @@ class Reader:
         """Read the pointer again on the next query (after a cut-over in this process)."""
         with self._lock:
             self._read_at = float("-inf")
+            self._held.clear()
+
+    def held(self, key: Hashable, read: Callable[[], T]) -> T:
+        """What ``read`` answers, read again at most once per ``pointer_ttl_s``: for what a
+        reader may take up to that old and still answer the same."""
+        now = time.monotonic()
+        with self._lock:
+            kept = self._held.get(key)
+        if kept is not None and now - kept[0] <= self._ttl_s:
+            return kept[1]  # type: ignore[no-any-return]
+        value = read()
+        with self._lock:
+            self._held[key] = (now, value)
+        return value
 
     def rows(self, sql: str, **parameters: Any) -> Sequence[Sequence[Any]]:
         return self._query(sql, parameters).result_rows

@@ -13,13 +13,15 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, given, settings
 
+import queries.cards
 import queries.metrics
 from consumers.storage.clickhouse import Store
 from consumers.storage.migrations import PROJECTED_SESSIONS_KEPT_DAYS
-from queries import Reader
+from queries import Reader, SessionFilters
 from queries.facts import FactsKeeper
 from queries.marks import Generations, projected_after
 from queries.models import Metrics
+from queries.sessions import list_sessions
 from tests.conftest import unique_name
 from tests.integration.stored_rows import T0, split, stored_versions, transcript_rows
 from tests.integration.test_metrics import _session, _turn, three_calls
@@ -99,7 +101,7 @@ def test_what_came_after_the_mark_is_read_live_then_cached_once(
     three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, _ = three_calls
-    reader, store = Reader(client), Store(client)
+    reader, store = Reader(client, pointer_ttl_s=0.0), Store(client)
     keeper = FactsKeeper(client)
     keeper.refresh()
     moving = _session(store, "rules", [_turn("d1", "user", 10, 11, 0)], [0, 1], None)
@@ -122,12 +124,32 @@ def test_a_refresh_after_nothing_was_projected_folds_nothing_and_marks(
     client, _ = three_calls
     monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
     monkeypatch.setattr(queries.facts, "OVERLAP", timedelta(0))
-    reader, keeper = Reader(client), FactsKeeper(client)
+    reader, keeper = Reader(client, pointer_ttl_s=0.0), FactsKeeper(client)
     keeper.refresh()
     first = _mark(reader)
     assert keeper.refresh() == 0
     assert _mark(reader) > first
     _both_ways(reader, monkeypatch)
+
+
+def test_a_read_that_takes_an_older_mark_reads_as_the_live_tables_do(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader holds a mark for up to a second (``queries.marks.mark``): what the cache took
+    in after it is passed over there and folded live, once."""
+    client, _ = three_calls
+    reader, store, keeper = Reader(client, pointer_ttl_s=0.0), Store(client), FactsKeeper(client)
+    keeper.refresh()
+    older = _mark(reader)
+    _session(store, "rules", [_turn("g1", "user", 30, 31, 0)], [0, 1], None)
+    keeper.refresh()
+    assert _mark(reader) > older
+    monkeypatch.setattr(queries.metrics, "mark", lambda *_: older)
+    monkeypatch.setattr(queries.cards, "mark", lambda *_: older)
+    _both_ways(reader, monkeypatch)
+    listed = list_sessions(reader, SessionFilters(), limit=50)
+    monkeypatch.setattr(queries.cards, "mark", lambda *_: None)
+    assert listed == list_sessions(reader, SessionFilters(), limit=50)
 
 
 def test_a_session_is_folded_again_only_for_an_insert_no_refresh_listed(
@@ -162,7 +184,7 @@ def test_a_mark_older_than_the_projected_sessions_kept_is_none_and_the_store_fol
     three_calls: tuple[Client, list[str]],
 ) -> None:
     client, _ = three_calls
-    reader, keeper = Reader(client), FactsKeeper(client)
+    reader, keeper = Reader(client, pointer_ttl_s=0.0), FactsKeeper(client)
     keeper.refresh()
     generations = Generations.of(reader)
     stale = datetime.now(UTC) - timedelta(days=PROJECTED_SESSIONS_KEPT_DAYS, minutes=1)
@@ -177,6 +199,8 @@ def test_a_mark_older_than_the_projected_sessions_kept_is_none_and_the_store_fol
 
 
 def _mark(reader: Reader) -> Any:
+    """The mark as ``reader`` reads it: one that holds nothing (``pointer_ttl_s`` 0) sees each
+    refresh's."""
     return queries.marks.mark(reader, Generations.of(reader))
 
 
