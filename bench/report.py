@@ -7,6 +7,8 @@ import argparse
 import json
 from collections.abc import Callable, Mapping
 
+from tstore.logging import configure_logging
+
 
 def run(
     description: str,
@@ -15,7 +17,9 @@ def run(
     *,
     option: str = "events",
 ) -> None:
-    """Parse ``--<option> N`` and ``--json``, measure at size N, print the figures."""
+    """Parse ``--<option> N`` and ``--json``, measure at size N, print the figures. What the
+    store and the projectors log while they are measured goes to stderr, as ``tstore``'s
+    does: structlog's default printed it to stdout, before the JSON line."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         f"--{option}",
@@ -29,6 +33,7 @@ def run(
     args = parser.parse_args()
     if args.size <= 0:
         parser.error(f"--{option} must be positive")
+    configure_logging()
     figures = measure(args.size)
     if args.json:
         print(json.dumps(figures))
