@@ -151,13 +151,15 @@ def _in_window(
     """The summaries of the sessions whose first event lies in ``window`` and before
     ``after``, newest first: the cached ones merged with those projected after the cache's
     mark, summarized live, or all live without a cache."""
-    sizes = _batch_sizes(by_aggregate, limit)
     if cards is None:
-        return _live(reader, bot_id, window, after, sizes, ("1", {}, None))
+        return _live(
+            reader, bot_id, window, after, _batch_sizes(by_aggregate, limit), ("1", {}, None)
+        )
     cached = cards.read(reader, bot_id, window, after, _batch_sizes(by_aggregate, limit))
     if not cards.touched.ids:
         return cached
-    fresh = _live(reader, bot_id, window, after, sizes, cards.touched_among())
+    among = cards.touched_among()
+    fresh = _live(reader, bot_id, window, after, _batch_sizes(by_aggregate, limit), among)
     return heapq.merge(cached, fresh, key=_order, reverse=True)
 
 
