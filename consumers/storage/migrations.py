@@ -152,10 +152,10 @@ PACKED_BELOW_BYTES = 10 * 1024 * 1024
 """A part smaller than this is written as one file (``data.packed``) instead of one per
 stream and index, a dozen or more. Under 5k events/s each batch writes some ten small parts
 across the projections and their views, and merges rewrite them: on this machine's ext4
-(without a journal) finding a free inode among those recently deleted took a third of all
-the CPU samples (``perf``), and the store's process used 0.95-1.03 cores instead of 1.08-1.37
-(timing scripts). Parts at least this big (which are also where parts go ``Wide``) keep a
-file per stream, for reads of a few of their columns."""
+(without a journal) finding a free inode among those recently deleted took a quarter to a
+third of all CPU samples (two ``perf`` runs), and the store's process used 0.95-1.03 cores
+instead of 1.08-1.37 (timing scripts). Parts at least this big (which are also where parts
+go ``Wide``) keep a file per stream, for reads of a few of their columns."""
 _WRITTEN_TABLES = (
     "schema_migrations",
     *(f"{projection}_generations" for projection in PROJECTIONS),
