@@ -30,14 +30,23 @@ from queries.reader import Reader, bindable
 from queries.rollups import CACHED_GENERATIONS, roll_up
 from queries.slices import SLICE_COLUMNS, SLICE_VALUES, live_slices, live_turns
 
-SAFETY = timedelta(seconds=10)
-"""A mark lags the engine's clock by this much: what an insert that is under way for less
-than this writes is not missed."""
+SAFETY = timedelta(seconds=1)
+"""A mark lags the start of the oldest insert under way in the store's database (or the
+engine's clock, when none is) by this much, for the millisecond stamps: every insert stamped
+before the mark has landed. It lagged the clock by a fixed 10 s, and readers under ingest
+folded live the sessions of those 10 s on top of those projected since the refresh began
+(3 600 sessions in all at 5k events/s). An insert is seen under way in ``system.processes``: with a
+ClickHouse server, the service's user must see the projectors' inserts there."""
+_CLOCK = """
+SELECT now64(6), max(elapsed) FROM system.processes
+WHERE query_kind = 'Insert' AND current_database = currentDatabase()"""
+"""The engine's clock, and how long the oldest insert under way has run (0 without one)."""
 OVERLAP = timedelta(minutes=5)
 """Each refresh also folds again the sessions projected in its own span, this long earlier,
-so that an insert that took longer than ``SAFETY`` to land (up to this long) is cached too.
-The spans follow each other, so a session is folded again once, not five minutes of a busy
-store every minute (whose summaries, for the listing's cards, held the GIL for seconds)."""
+so that an insert that landed after the refresh that should have listed it (one under way
+that ``system.processes`` did not show) is cached too. The spans follow each other, so a
+session is folded again once, not five minutes of a busy store every minute (whose
+summaries, for the listing's cards, held the GIL for seconds)."""
 PART_SESSIONS = 250_000
 """The first refresh of a set of generations folds the store in parts of about this many
 sessions, to bound its memory."""
@@ -169,10 +178,10 @@ class FactsKeeper:
         self._folded: tuple[Generations | None, set[Listed]] = (None, set())
         """The inserts this keeper listed and folded the sessions of, of which generations:
         they were visible when listed, so the fold read them. The spans of two refreshes
-        overlap by ``SAFETY``, and the late one covers again what the spans of five minutes
-        before did: sessions are folded again only for inserts not listed before (which
-        landed after the list that should have seen them). Under 5k events/s, each session
-        was folded about five times."""
+        overlap by the first one's lag behind the clock, and the late one covers again what
+        the spans of five minutes before did: sessions are folded again only for inserts not
+        listed before (which landed after the list that should have seen them). Under 5k
+        events/s, each session was folded about five times."""
 
     def refresh(self, stopping: Callable[[], bool] = lambda: False) -> int:
         """Fold the sessions projected since the last mark into the cache, and mark; returns
@@ -181,13 +190,13 @@ class FactsKeeper:
         ``stopping`` says so between two parts, it stops without marking."""
         generations = Generations.of(self._reader)
         parameters = generations.parameters()
-        now = self._now()
+        now, through = self._clock()
         since = mark(self._reader, generations)
         listed: set[Listed] = set()
         if since is None:
             folds = self._whole_store(parameters)
         else:
-            listed = self._listed(generations, since, now)
+            listed = self._listed(generations, since, through)
             folds = self._folds(generations, listed)
         for folded, picks in folds:
             if stopping():
@@ -204,7 +213,7 @@ class FactsKeeper:
             self._remember(generations, listed, since)
         self._client.insert(
             "session_facts_marks",
-            [[*generations.parameters().values(), now - SAFETY, now]],
+            [[*generations.parameters().values(), through, now]],
             column_names=[*generations.parameters(), "through", "marked_at"],
         )
         return len(folds)
@@ -219,7 +228,7 @@ class FactsKeeper:
         parts = max(1, -(-int(sessions) // PART_SESSIONS))
         return [(f"cityHash64(session_id) % {parts} = {part}", {}) for part in range(parts)]
 
-    def _listed(self, generations: Generations, since: datetime, now: datetime) -> set[Listed]:
+    def _listed(self, generations: Generations, since: datetime, through: datetime) -> set[Listed]:
         """The inserts after the mark ``since``, or in the span of the refresh ``OVERLAP``
         before; none when nothing was projected. An idle store took 180 ms of a core every
         refresh, the rollups included, to find nothing when its statements each looked."""
@@ -231,7 +240,7 @@ class FactsKeeper:
             **generations.parameters(),
             after=since,
             late_after=late_after,
-            late_upto=now - SAFETY - OVERLAP,
+            late_upto=through - OVERLAP,
         )
         return {(str(source), str(session), at) for source, session, at in rows}
 
@@ -253,6 +262,11 @@ class FactsKeeper:
             generations,
             remembered(folded if held == generations else set(), listed, since),
         )
+
+    def _clock(self) -> tuple[datetime, datetime]:
+        """The engine's clock, and the mark a refresh that starts now makes (``SAFETY``)."""
+        ((now, running_s),) = self._reader.rows(_CLOCK)
+        return now, now - timedelta(seconds=running_s) - SAFETY
 
     def _now(self) -> datetime:
         ((now,),) = self._reader.rows("SELECT now64(6)")

@@ -5,6 +5,8 @@ hour; and any split of any stored versions around a refresh reads the same."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 
 import queries.cards
 import queries.metrics
-from consumers.storage.clickhouse import Store
+from consumers.storage.clickhouse import Store, connect
 from consumers.storage.migrations import PROJECTED_SESSIONS_KEPT_DAYS
 from queries import Reader, SessionFilters
 from queries.facts import FactsKeeper
@@ -226,3 +228,42 @@ def test_any_versions_split_around_a_refresh_read_the_same(
         _both_ways(reader, monkeypatch, hours=48)
 
     agree()
+
+
+def test_an_insert_under_way_holds_the_mark_before_it_began(
+    three_calls: tuple[Client, list[str]],
+    clickhouse_dsn: str,
+    database: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refresh while an insert is under way marks before the insert's stamp: once landed,
+    the insert is read live, not taken for cached. Marking at the clock instead, the cache
+    would miss it until its late span (``OVERLAP``) listed it again."""
+    client, sessions = three_calls
+    reader, keeper = Reader(client, pointer_ttl_s=0.0), FactsKeeper(client)
+    keeper.refresh()
+    landing = threading.Thread(
+        target=connect(clickhouse_dsn, database).command,
+        args=(  # a later version of a turn, stamped as the insert begins, landing 2 s later
+            "INSERT INTO transcripts_generations SELECT * REPLACE (version + 100 AS version, "
+            "duration_ms + 1000 AS duration_ms, now64(3) AS projected_at) "
+            "FROM transcripts_generations WHERE session_id = {s:String} "
+            "AND stopped_at IS NOT NULL AND sleep(2) = 0 LIMIT 1",
+        ),
+        kwargs={"parameters": {"s": sessions[0]}},
+    )
+    landing.start()
+    while not client.query(
+        "SELECT count() FROM system.processes WHERE query LIKE 'INSERT INTO transcripts%'"
+    ).result_rows[0][0]:
+        time.sleep(0.01)
+    keeper.refresh()
+    landing.join()
+    ((stamped,),) = client.query(
+        "SELECT max(projected_at) FROM transcripts_generations WHERE version >= 100"
+    ).result_rows
+    assert _mark(reader) < stamped
+    _both_ways(reader, monkeypatch)
+    listed = list_sessions(reader, SessionFilters(), limit=50)
+    monkeypatch.setattr(queries.cards, "mark", lambda *_: None)
+    assert listed == list_sessions(reader, SessionFilters(), limit=50)
