@@ -253,10 +253,14 @@ def test_an_insert_under_way_holds_the_mark_before_it_began(
         kwargs={"parameters": {"s": sessions[0]}},
     )
     landing.start()
-    while not client.query(
-        "SELECT count() FROM system.processes WHERE query LIKE 'INSERT INTO transcripts%'"
-    ).result_rows[0][0]:
+    while (
+        landing.is_alive()
+        and not client.query(
+            "SELECT count() FROM system.processes WHERE query LIKE 'INSERT INTO transcripts%'"
+        ).result_rows[0][0]
+    ):
         time.sleep(0.01)
+    assert landing.is_alive(), "the insert ended before it was seen under way"
     keeper.refresh()
     landing.join()
     ((stamped,),) = client.query(
