@@ -3,6 +3,7 @@ the embedded engine, and simulated calls with both tracks recorded as WAV chunks
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
@@ -68,6 +69,10 @@ def _shown(value: float | None, unit: str = "") -> str:
         return "\N{EN DASH}"
     text = f"{value:,.1f}".rstrip("0").rstrip(".")
     return f"{text} {unit}".rstrip()
+
+
+REFRESH_S = 3.0
+"""The page's ``WAVEFORM_REFRESH_MS``: a live call's waveform is drawn anew at most this often."""
 
 
 def _turn_id(turn: SimulatedTurn) -> str:
@@ -261,3 +266,45 @@ async def test_the_page_of_a_call_in_progress_updates_without_a_reload(
     await expect(page.locator(".transcript .entry")).to_have_count(4)
     assert await page.evaluate("window.notReloaded") is True
     await screenshot(page, "live")
+
+
+async def test_a_live_call_s_waveform_is_drawn_anew_while_it_goes_on_but_not_while_heard(
+    viewer: Viewer, page: Page, tmp_path: Path
+) -> None:
+    """Events come faster than the waveform's refresh period: it is drawn anew all the same
+    while they come (not only once they stop), and a waveform being played is left playing
+    until it is paused."""
+    session_id = "live/recorded 1"
+    script = script_call(random.Random(4), 16)
+    events = recorded_call(
+        session_id, now() - timedelta(minutes=1), script, open_chunk_store(tmp_path.as_uri())
+    )
+    turns, recording = events[: 2 * len(script)], events[2 * len(script) :]
+    await viewer.api.publish(turns[:8] + recording)
+    await viewer.api.until_projected()
+    drawn: list[str] = []  # each fetch of the recording the waveform is drawn from
+    page.on("request", lambda r: drawn.append(r.url) if "/audio?from_ms=" in r.url else None)
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    regions = page.locator("[part='regions-container'] > div")
+    await expect(regions).to_have_count(4, timeout=20_000)
+    assert len(drawn) == 1
+
+    for n in range(4, 14):  # a turn every 0.6 s for 6 s, twice the refresh period
+        await viewer.api.publish(turns[2 * n : 2 * n + 2])
+        await asyncio.sleep(0.6)
+    assert len(drawn) > 1, "the waveform was not drawn anew while the events kept coming"
+    await expect(regions).to_have_count(14, timeout=20_000)
+    await asyncio.sleep(REFRESH_S)  # nothing left to draw
+
+    play = page.locator(".wave-controls .play")
+    await play.click()
+    await expect(play).to_have_text("\N{DOUBLE VERTICAL BAR} Pause")
+    heard = len(drawn)
+    await viewer.api.publish(turns[28:32])
+    await expect(page.locator(".timeline .turn")).to_have_count(16, timeout=20_000)
+    await asyncio.sleep(REFRESH_S + 1)
+    await expect(play).to_have_text("\N{DOUBLE VERTICAL BAR} Pause")
+    assert len(drawn) == heard, "the waveform was taken away while played"
+    await play.click()
+    await expect(regions).to_have_count(16, timeout=20_000)
+    assert len(drawn) == heard + 1

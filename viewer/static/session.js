@@ -11,6 +11,8 @@ import { followLive } from "./live.js";
 import { renderTimeline } from "./timeline.js";
 import { mountWaveform } from "./waveform.js";
 
+/** A live call's summary and waveform are read again at most this often, however often
+ * its events come: the waveform is the whole recording, fetched and drawn anew. */
 const WAVEFORM_REFRESH_MS = 3000;
 
 /** The call's clock: session time 0 is the earliest of its first turn's start and its first
@@ -159,7 +161,15 @@ export async function renderSession(page, sessionId, params) {
     waveform = await mountWaveform(waveBox, libs, call, {
       onTime: (ms) => follow(ms, false),
       onPick: playTurn,
+      onPause: () => stale && redrawWaveform(),
     });
+  }
+
+  /** A waveform being listened to is not taken away: it is drawn anew once paused. */
+  let stale = false;
+  function redrawWaveform() {
+    stale = Boolean(waveform?.playing());
+    return stale ? null : loadWaveform();
   }
 
   draw();
@@ -183,10 +193,14 @@ export async function renderSession(page, sessionId, params) {
     showSummary();
   }
 
+  // A throttle, not a debounce: a call whose events come more often than the period would
+  // otherwise never be read again until it ends.
   let refresh = null;
   const later = () => {
-    clearTimeout(refresh);
-    refresh = setTimeout(() => Promise.allSettled([reloadSummary(), loadWaveform()]), WAVEFORM_REFRESH_MS);
+    refresh ??= setTimeout(() => {
+      refresh = null;
+      Promise.allSettled([reloadSummary(), redrawWaveform()]);
+    }, WAVEFORM_REFRESH_MS);
   };
   const stop = followLive(sessionId, {
     turn(turn) {
@@ -207,11 +221,12 @@ export async function renderSession(page, sessionId, params) {
     },
     async end() {
       clearTimeout(refresh);
+      refresh = null;
       detail = await getJson(apiPath("sessions", sessionId));
       call = callOf(sessionId, detail);
       draw();
       showSummary();
-      loadWaveform();
+      redrawWaveform();
     },
   });
   return () => {

@@ -11,9 +11,10 @@ const COLORS = { user: "#2f6db5", assistant: "#c2582b" };
 const REGION = { user: "rgba(47, 109, 181, 0.12)", assistant: "rgba(194, 88, 43, 0.12)" };
 
 /** A waveform of the call in ``container``; ``onTime(ms)`` while it plays or is sought,
- * ``onPick(turn)`` when a turn's region is clicked. Resolves to {pause, seek, destroy}, or
- * null when there is no recording (the container then says why). */
-export async function mountWaveform(container, libs, call, { onTime, onPick }) {
+ * ``onPick(turn)`` when a turn's region is clicked, ``onPause()`` when it stops playing.
+ * Resolves to {pause, playing, seek, destroy}, or null when there is no recording (the
+ * container then says why). */
+export async function mountWaveform(container, libs, call, { onTime, onPick, onPause }) {
   const toMs = Math.min(call.durationMs, MAX_WINDOW_MS);
   let audio;
   try {
@@ -70,11 +71,15 @@ export async function mountWaveform(container, libs, call, { onTime, onPick }) {
     onTime(seconds * 1000);
   });
   ws.on("play", () => { play.textContent = "⏸ Pause"; });
-  ws.on("pause", () => { play.textContent = "▶ Play call"; });
+  ws.on("pause", () => {
+    play.textContent = "▶ Play call";
+    onPause();
+  });
   play.addEventListener("click", () => ws.playPause());
   await ws.loadBlob(audio.blob);
   return {
     pause: () => ws.pause(),
+    playing: () => ws.isPlaying(),
     seek: (ms) => {
       if (!ws.isPlaying()) ws.setTime(Math.min(ms, toMs) / 1000);
     },
