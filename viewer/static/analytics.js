@@ -1,10 +1,9 @@
 // The analytics page: GET /v1/analytics per bucket and bot, drawn with uPlot as response
 // latency p50/p90/p99 and interruptions per 100 assistant turns over time (a pair of charts
 // per bot), the same numbers in a table, and the metric definitions the API returns beside
-// them. Without the route (a store older than it) the page says the analytics are
-// unavailable.
+// them.
 
-import { ApiError, getJson } from "./api.js";
+import { getJson } from "./api.js";
 import { el, fmtMs, fmtNumber, fmtTime, freshness } from "./format.js";
 import { libraries } from "./libraries.js";
 
@@ -117,17 +116,7 @@ function charts(uPlot, rows, frame) {
 export async function renderAnalytics(page, params) {
   const query = defaults(params);
   page.append(el("h1", {}, "Analytics"), form(query));
-  let answer;
-  try {
-    answer = await getJson("/v1/analytics", query);
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 404) {
-      page.append(el("p", { class: "empty unavailable" },
-        "The analytics are unavailable: this store does not answer GET /v1/analytics."));
-      return;
-    }
-    throw error;
-  }
+  const answer = await getJson("/v1/analytics", query);
   const libs = await libraries();
   const width = Math.max(Math.min((page.clientWidth - 48) / 2, 620), 320);
   page.append(
