@@ -192,12 +192,18 @@ class Publisher:
 
 class ServerThread:
     """The HTTP service on a free loopback port, its event loop in a thread of this process;
-    ``submit`` runs other coroutines (the live projectors) on the same loop."""
+    ``submit`` runs other coroutines (the live projectors) on the same loop.
+
+    The loop runs one root task until stopped, as ``asyncio.run`` does in ``tstore serve``:
+    anyio ties the worker threads of sync routes to the loop's root task, and a loop run
+    forever has none, so each request's worker thread ended with the request (a thread
+    created per request, which the service does not do)."""
 
     def __init__(self, state: StoreState) -> None:
         self.state = state
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="server", daemon=True)
+        self._stopped = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, name="server", daemon=True)
         self._server = EmbeddedServer(
             uvicorn.Config(create_app(state), log_config=None, access_log=False), state
         )
@@ -206,6 +212,9 @@ class ServerThread:
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def _run(self) -> None:
+        self.loop.run_until_complete(self._stopped.wait())
 
     async def _start(self) -> str:
         sock = bind("127.0.0.1", 0)
@@ -235,7 +244,7 @@ class ServerThread:
         try:
             self.submit(self._stop()).result(timeout=60)
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(timeout=60)
 
 
