@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from playwright.async_api import Page, expect
@@ -19,7 +19,7 @@ from playwright.async_api import Page, expect
 from audio.stores import open_chunk_store
 from producers.simulator import SimulatedTurn, script_call
 from schemas import Topics
-from schemas.models import Event
+from schemas.models import ChunkReady, Event
 from tests.browser.conftest import screenshot
 from tests.integration.api_support import Api, conversation, live_api, now
 from tests.integration.audio_support import recorded_call
@@ -73,6 +73,17 @@ def _shown(value: float | None, unit: str = "") -> str:
 
 REFRESH_S = 3.0
 """The page's ``WAVEFORM_REFRESH_MS``: a live call's waveform is drawn anew at most this often."""
+
+
+def _chunk_start_s(chunk: ChunkReady, began: datetime) -> float:
+    at = chunk.recording_started_at + timedelta(seconds=chunk.start_sample / chunk.sample_rate)
+    return (at - began).total_seconds()
+
+
+def _from_ms(url: str, drawn: list[int]) -> None:
+    """Notes the window's start of a request for the session's recording."""
+    if "/audio?" in url and "/turns/" not in url:
+        drawn.append(int(parse_qs(urlsplit(url).query)["from_ms"][0]))
 
 
 def _turn_id(turn: SimulatedTurn) -> str:
@@ -263,43 +274,64 @@ async def test_the_page_of_a_call_in_progress_updates_without_a_reload(
     await screenshot(page, "live")
 
 
-async def test_a_live_call_s_waveform_is_drawn_anew_while_it_goes_on_but_not_while_heard(
+async def test_a_live_call_s_waveform_grows_by_the_audio_heard_and_waits_while_played(
     viewer: Viewer, page: Page, tmp_path: Path
 ) -> None:
     """Events come faster than the waveform's refresh period: it is drawn anew all the same
-    while they come (not only once they stop), and a waveform being played is left playing
-    until it is paused."""
+    while they come, each time from the audio of the chunks heard since (not the whole
+    recording again); a waveform being played is left playing until it is paused, and
+    playing fetches the whole window once."""
     session_id = "live/recorded 1"
     script = script_call(random.Random(4), 16)
+    began = now() - timedelta(minutes=1)
     events = recorded_call(
-        session_id, now() - timedelta(minutes=1), script, open_chunk_store(tmp_path.as_uri())
+        session_id,
+        began,
+        script,
+        open_chunk_store(tmp_path.as_uri()),
+        chunk_s={"user": 1.0, "assistant": 1.0},
     )
-    turns, recording = events[: 2 * len(script)], events[2 * len(script) :]
-    await viewer.api.publish(turns[:8] + recording)
+    turns = events[: 2 * len(script)]
+
+    def chunks(since_s: float, until_s: float) -> list[Event]:
+        """The chunks that start in that span of the call."""
+        return [
+            e
+            for e in events[2 * len(script) :]
+            if isinstance(e, ChunkReady) and since_s <= _chunk_start_s(e, began) < until_s
+        ]
+
+    starts = [turn.start_s for turn in script] + [float("inf")]
+    await viewer.api.publish(turns[:8] + chunks(float("-inf"), starts[4]))
     await viewer.api.until_projected()
-    drawn: list[str] = []  # each fetch of the recording the waveform is drawn from
-    page.on("request", lambda r: drawn.append(r.url) if "/audio?from_ms=" in r.url else None)
+    drawn: list[int] = []  # the from_ms of each fetch of the recording
+    page.on("request", lambda r: _from_ms(r.url, drawn))
     await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
     regions = page.locator("[part='regions-container'] > div")
     await expect(regions).to_have_count(4, timeout=20_000)
-    assert len(drawn) == 1
+    assert drawn == [0]
 
-    for n in range(4, 14):  # a turn every 0.6 s for 6 s, twice the refresh period
-        await viewer.api.publish(turns[2 * n : 2 * n + 2])
+    for n in range(4, 14):  # a turn and its audio every 0.6 s for 6 s, twice the period
+        await viewer.api.publish(turns[2 * n : 2 * n + 2] + chunks(starts[n], starts[n + 1]))
         await asyncio.sleep(0.6)
     assert len(drawn) > 1, "the waveform was not drawn anew while the events kept coming"
     await expect(regions).to_have_count(14, timeout=20_000)
     await asyncio.sleep(REFRESH_S)  # nothing left to draw
+    assert all(from_ms > 0 for from_ms in drawn[1:]), f"fetched the whole call again: {drawn}"
 
     play = page.locator(".wave-controls .play")
     await play.click()
     await expect(play).to_have_text("\N{DOUBLE VERTICAL BAR} Pause")
+    assert drawn[-1] == 0, "playing did not fetch the window as drawn"
     heard = len(drawn)
-    await viewer.api.publish(turns[28:32])
+    await viewer.api.publish(turns[28:32] + chunks(starts[14], starts[16]))
     await expect(page.locator(".timeline .turn")).to_have_count(16, timeout=20_000)
     await asyncio.sleep(REFRESH_S + 1)
     await expect(play).to_have_text("\N{DOUBLE VERTICAL BAR} Pause")
     assert len(drawn) == heard, "the waveform was taken away while played"
+    await expect(regions).to_have_count(14)
     await play.click()
     await expect(regions).to_have_count(16, timeout=20_000)
-    assert len(drawn) == heard + 1
+    assert len(drawn) == heard + 1, drawn
+    assert drawn[-1] > 0, "the waveform was drawn from the whole call again once paused"
+    await screenshot(page, "live-waveform")

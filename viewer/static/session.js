@@ -12,7 +12,7 @@ import { renderTimeline } from "./timeline.js";
 import { mountWaveform } from "./waveform.js";
 
 /** A live call's summary and waveform are read again at most this often, however often
- * its events come: the waveform is the whole recording, fetched and drawn anew. */
+ * its events come: the waveform fetches the audio from the earliest chunk heard since. */
 const WAVEFORM_REFRESH_MS = 3000;
 
 /** The call's clock: session time 0 is the earliest of its first turn's start and its first
@@ -102,6 +102,9 @@ export async function renderSession(page, sessionId, params) {
     fresh);
 
   let waveform = null;
+  let stale = false;
+  /** The earliest start of the chunks heard since the waveform was last drawn. */
+  let changedFromMs = Infinity;
   let current = "";
   let clipStartMs = 0;
   let libs = null;
@@ -157,7 +160,7 @@ export async function renderSession(page, sessionId, params) {
       waveBox.replaceChildren(el("p", { class: "note" }, "The waveform needs wavesurfer.js: see the notice above."));
       return;
     }
-    waveform?.destroy();
+    changedFromMs = Infinity;
     waveform = await mountWaveform(waveBox, libs, call, {
       onTime: (ms) => follow(ms, false),
       onPick: playTurn,
@@ -166,10 +169,13 @@ export async function renderSession(page, sessionId, params) {
   }
 
   /** A waveform being listened to is not taken away: it is drawn anew once paused. */
-  let stale = false;
   function redrawWaveform() {
     stale = Boolean(waveform?.playing());
-    return stale ? null : loadWaveform();
+    if (stale) return null;
+    if (!waveform) return loadWaveform();
+    const from = changedFromMs;
+    changedFromMs = Infinity;
+    return waveform.redraw(call, from);
   }
 
   draw();
@@ -212,11 +218,17 @@ export async function renderSession(page, sessionId, params) {
       later();
     },
     chunk(entry) {
-      // The entry may not name its track; the call's clock only needs its times.
+      // The entry may not name its track; the call's clock only needs its times. The
+      // stream begins with the chunks the page read already: those change nothing.
       const track = entry.track || "streamed";
-      const chunks = { ...detail.chunks, [track]: [...(detail.chunks[track] || []), entry] };
+      const known = detail.chunks[track] || [];
+      const same = (c) => c.chunk_seq === entry.chunk_seq;
+      if (known.some((c) => same(c) && c.sha256 === entry.sha256)) return;
+      const chunks = { ...detail.chunks, [track]: [...known.filter((c) => !same(c)), entry] };
+      const replaced = known.filter(same).map((c) => call.at(c.starts_at));
       detail = { ...detail, chunks };
       call = callOf(sessionId, detail);
+      changedFromMs = Math.min(changedFromMs, call.at(entry.starts_at), ...replaced);
       later();
     },
     async end() {
@@ -226,6 +238,7 @@ export async function renderSession(page, sessionId, params) {
       call = callOf(sessionId, detail);
       draw();
       showSummary();
+      changedFromMs = 0; // the sealed recording, drawn whole once
       redrawWaveform();
     },
   });

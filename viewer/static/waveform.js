@@ -2,6 +2,11 @@
 // assistant right) drawn by wavesurfer.js as two waveforms, each turn a region on its
 // speaker's channel, a time axis from its timeline plugin. The window is the whole call from
 // session time 0, so it lines up with the timeline above it (at most the API's 10 minutes).
+//
+// The page keeps the waveform's peaks, so a live call's waveform is drawn anew from the
+// audio of what changed (the window from the earliest chunk heard since), not the whole
+// recording again: a supervisor watching a 10-minute call fetches seconds of audio per
+// refresh, not 38 MB. Playing needs the whole window: it is fetched when played.
 
 import { apiPath, getAudio } from "./api.js";
 import { el, fmtClock } from "./format.js";
@@ -9,31 +14,72 @@ import { el, fmtClock } from "./format.js";
 export const MAX_WINDOW_MS = 600000;
 const COLORS = { user: "#2f6db5", assistant: "#c2582b" };
 const REGION = { user: "rgba(47, 109, 181, 0.12)", assistant: "rgba(194, 88, 43, 0.12)" };
+const PEAKS_PER_S = 100;
+const PEAK_MS = 1000 / PEAKS_PER_S;
+const DECODE_RATE = 8000;
+
+function windowAudio(sessionId, fromMs, toMs) {
+  return getAudio(apiPath("sessions", sessionId, "audio"), {
+    from_ms: Math.floor(fromMs), to_ms: Math.max(Math.ceil(toMs), Math.floor(fromMs) + 1), track: "both",
+  });
+}
+
+/** Per channel (user, assistant), the loudest sample of each 1/PEAKS_PER_S s of a WAV. */
+async function peaksOf(blob) {
+  const audio = await new OfflineAudioContext(1, 1, DECODE_RATE).decodeAudioData(await blob.arrayBuffer());
+  const perPeak = audio.sampleRate / PEAKS_PER_S;
+  return [0, 1].map((channel) => {
+    const samples = audio.getChannelData(Math.min(channel, audio.numberOfChannels - 1));
+    const peaks = new Float32Array(Math.ceil(samples.length / perPeak));
+    for (let i = 0; i < samples.length; i++) {
+      const at = Math.floor(i / perPeak);
+      peaks[at] = Math.max(peaks[at], Math.abs(samples[i]));
+    }
+    return peaks;
+  });
+}
+
+/** ``kept`` cut or stretched (with silence) to ``toMs``, ``fresh`` written over it from
+ * ``fromMs`` on. */
+function spliced(kept, fresh, fromMs, toMs) {
+  const length = Math.ceil((toMs * PEAKS_PER_S) / 1000);
+  const from = Math.floor((fromMs * PEAKS_PER_S) / 1000);
+  return kept.map((old, channel) => {
+    const peaks = new Float32Array(length);
+    peaks.set(old.subarray(0, Math.min(from, length)));
+    peaks.set(fresh[channel].subarray(0, Math.max(length - from, 0)), Math.min(from, length));
+    return peaks;
+  });
+}
 
 /** A waveform of the call in ``container``; ``onTime(ms)`` while it plays or is sought,
  * ``onPick(turn)`` when a turn's region is clicked, ``onPause()`` when it stops playing.
- * Resolves to {pause, playing, seek, destroy}, or null when there is no recording (the
- * container then says why). */
+ * Resolves to {redraw, pause, playing, seek, destroy}, or null when there is no recording
+ * (the container then says why). ``redraw(call, changedFromMs)`` draws the call as it is
+ * now, fetching the audio from ``changedFromMs`` (and whatever the call grew by). */
 export async function mountWaveform(container, libs, call, { onTime, onPick, onPause }) {
-  const toMs = Math.min(call.durationMs, MAX_WINDOW_MS);
+  let toMs = Math.min(call.durationMs, MAX_WINDOW_MS);
   let audio;
+  let peaks;
   try {
-    audio = await getAudio(apiPath("sessions", call.sessionId, "audio"), {
-      from_ms: 0, to_ms: Math.max(Math.round(toMs), 1), track: "both",
-    });
+    audio = await windowAudio(call.sessionId, 0, toMs);
+    peaks = await peaksOf(audio.blob);
   } catch (error) {
     container.replaceChildren(el("p", { class: "note" }, `No waveform: ${error.message}`));
     return null;
   }
+  let origin = call.origin;
+  let audibleToMs = toMs;
+  let unfetchedFromMs = Infinity;
   const waves = el("div", { class: "waves" });
   const axis = el("div", { class: "axis" });
   const play = el("button", { type: "button", class: "play" }, "▶ Play call");
   const clock = el("span", { class: "clock" }, fmtClock(0));
+  const cut = el("span", { class: "note" });
   container.replaceChildren(
     el("div", { class: "wave-labels" }, el("span", {}, "User"), el("span", {}, "Assistant")),
     el("div", { class: "wave-body" }, waves, axis),
-    el("div", { class: "wave-controls" }, play, clock,
-      call.durationMs > MAX_WINDOW_MS ? el("span", { class: "note" }, "first 10 minutes") : null),
+    el("div", { class: "wave-controls" }, play, clock, cut),
   );
   const regions = libs.RegionsPlugin.create();
   const ws = libs.WaveSurfer.create({
@@ -47,7 +93,9 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
     ],
     plugins: [regions, libs.TimelinePlugin.create({ container: axis, height: 18 })],
   });
-  ws.on("ready", () => {
+
+  function drawRegions() {
+    regions.clearRegions();
     for (const turn of call.turns) {
       if (!turn.stopped_at) continue;
       regions.addRegion({
@@ -60,7 +108,10 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
         resize: false,
       });
     }
-  });
+    cut.textContent = call.durationMs > MAX_WINDOW_MS ? "first 10 minutes" : "";
+  }
+
+  ws.on("ready", drawRegions);
   regions.on("region-clicked", (region, event) => {
     event.stopPropagation();
     const turn = call.turns.find((t) => t.turn_id === region.id);
@@ -75,9 +126,61 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
     play.textContent = "▶ Play call";
     onPause();
   });
-  play.addEventListener("click", () => ws.playPause());
-  await ws.loadBlob(audio.blob);
+
+  /** Drawn from the peaks alone, the waveform has no audio past what was last fetched
+   * whole: playing fetches the window as drawn now, and goes on from where the cursor is. */
+  async function playPause() {
+    if (ws.isPlaying()) return ws.pause();
+    if (audibleToMs < toMs) {
+      const at = ws.getCurrentTime();
+      const whole = await windowAudio(call.sessionId, 0, toMs);
+      await ws.loadBlob(whole.blob, peaks, toMs / 1000);
+      audibleToMs = toMs;
+      ws.setTime(at);
+    }
+    return ws.play();
+  }
+  play.addEventListener("click", playPause);
+  await ws.loadBlob(audio.blob, peaks, toMs / 1000);
+
+  async function redraw(next, changedFromMs) {
+    call = next;
+    const nextToMs = Math.min(call.durationMs, MAX_WINDOW_MS);
+    const changed = Math.min(changedFromMs, unfetchedFromMs, toMs, nextToMs);
+    const fromMs = call.origin === origin ? Math.floor(changed / PEAK_MS) * PEAK_MS : 0;
+    if (fromMs >= nextToMs && nextToMs === toMs) {
+      drawRegions();
+      return;
+    }
+    let fresh = [new Float32Array(0), new Float32Array(0)];
+    unfetchedFromMs = Infinity;
+    if (fromMs < nextToMs) {
+      try {
+        fresh = await peaksOf((await windowAudio(call.sessionId, fromMs, nextToMs)).blob);
+      } catch {
+        unfetchedFromMs = fromMs; // not recorded yet, or not reachable: silence till then
+      }
+    }
+    peaks = spliced(peaks, fresh, fromMs, nextToMs);
+    origin = call.origin;
+    toMs = nextToMs;
+    audibleToMs = 0;
+    const at = ws.getCurrentTime();
+    const media = ws.getMediaElement();
+    media.removeAttribute("src");
+    media.load(); // forgets the recording's duration: the call's is the peaks' now
+    await ws.load("", peaks, toMs / 1000);
+    ws.setTime(Math.min(at, toMs / 1000));
+  }
+
+  let drawing = Promise.resolve();
   return {
+    // One after the other: each splices into the peaks the one before it left (a failed
+    // one left them as they were).
+    redraw: (next, changedFromMs) => {
+      drawing = drawing.catch(() => undefined).then(() => redraw(next, changedFromMs));
+      return drawing;
+    },
     pause: () => ws.pause(),
     playing: () => ws.isPlaying(),
     seek: (ms) => {
