@@ -19,7 +19,7 @@ from tstore.devserver import ObjectServer
 
 app = typer.Typer()
 
-Port = Annotated[int, typer.Option(help="Port; 0 picks a free one.")]
+Port = Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")]
 Bucket = Annotated[str, typer.Option(help="A bucket (or container) to create for the chunks.")]
 DataDir = Annotated[
     Path | None,

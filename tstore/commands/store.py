@@ -17,7 +17,9 @@ from tstore.settings import Settings
 
 app = typer.Typer()
 Host = Annotated[str | None, typer.Option(help="Listen here (default: TSTORE_HTTP_HOST).")]
-Port = Annotated[int | None, typer.Option(help="Listen here (default: TSTORE_HTTP_PORT).")]
+Port = Annotated[
+    int | None, typer.Option(min=0, max=65535, help="Listen here (default: TSTORE_HTTP_PORT).")
+]
 
 
 @app.command()

@@ -31,8 +31,9 @@ export function fmtTime(iso) {
 
 /** Seconds into the call as m:ss.s */
 export function fmtClock(seconds) {
-  const m = Math.floor(seconds / 60);
-  const s = (seconds - m * 60).toFixed(1).padStart(4, "0");
+  const tenths = Math.round(seconds * 10); // rounded first: 59.96 s is 1:00.0, not 0:60.0
+  const m = Math.floor(tenths / 600);
+  const s = ((tenths - m * 600) / 10).toFixed(1).padStart(4, "0");
   return `${m}:${s}`;
 }
 

@@ -123,7 +123,8 @@ export async function renderSession(page, sessionId, params) {
       for (const node of page.querySelectorAll(`[data-turn-id="${CSS.escape(id)}"]`)) node.classList.add("current");
     }
     const entry = under.length && transcript.querySelector(`[data-turn-id="${CSS.escape(under[0])}"]`);
-    if (entry) transcript.scrollTo({ top: entry.offsetTop - transcript.offsetTop - 8, behavior: "smooth" });
+    // .transcript is positioned: an entry's offsetTop is already within it.
+    if (entry) transcript.scrollTo({ top: entry.offsetTop - 8, behavior: "smooth" });
   }
 
   async function playTurn(turn) {
@@ -165,6 +166,7 @@ export async function renderSession(page, sessionId, params) {
       onTime: (ms) => follow(ms, false),
       onPick: playTurn,
       onPause: () => stale && redrawWaveform(),
+      onPlay: () => clip.pause(), // one sound at a time: the call stops a turn's clip
     });
   }
 

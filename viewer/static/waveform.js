@@ -53,11 +53,12 @@ function spliced(kept, fresh, fromMs, toMs) {
 }
 
 /** A waveform of the call in ``container``; ``onTime(ms)`` while it plays or is sought,
- * ``onPick(turn)`` when a turn's region is clicked, ``onPause()`` when it stops playing.
+ * ``onPick(turn)`` when a turn's region is clicked, ``onPlay()`` and ``onPause()`` when it
+ * starts and stops playing.
  * Resolves to {redraw, pause, playing, seek, destroy}, or null when there is no recording
  * (the container then says why). ``redraw(call, changedFromMs)`` draws the call as it is
  * now, fetching the audio from ``changedFromMs`` (and whatever the call grew by). */
-export async function mountWaveform(container, libs, call, { onTime, onPick, onPause }) {
+export async function mountWaveform(container, libs, call, { onTime, onPick, onPause, onPlay }) {
   let toMs = Math.min(call.durationMs, MAX_WINDOW_MS);
   let audio;
   let peaks;
@@ -121,7 +122,10 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
     clock.textContent = fmtClock(seconds);
     onTime(seconds * 1000);
   });
-  ws.on("play", () => { play.textContent = "⏸ Pause"; });
+  ws.on("play", () => {
+    play.textContent = "⏸ Pause";
+    onPlay();
+  });
   ws.on("pause", () => {
     play.textContent = "▶ Play call";
     onPause();
