@@ -1,7 +1,8 @@
 """Full-text search over transcripts: words and quoted phrases, in any case, newest first.
 
-A turn matches when its text holds every word (split at non-alphanumerics, lower-cased with
-``lowerUTF8``, as the table's text index ``words_of_text`` splits it) and every phrase as
+A turn matches when its text holds every word (split at ASCII non-alphanumerics and at Unicode
+punctuation, symbols and spaces, lower-cased, as the table's text index ``words_of_text``
+splits it) and every phrase as
 written, in any case. The latest minutes are searched by reading their texts, older turns
 through the text index (see ``_RECENT``). Only a turn's latest version counts: a hit on a
 version that a later one replaced (a corrected transcript) is dropped, and duplicates of one
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import regex
+
+from consumers.storage.migrations import WORD_SEPARATORS
 from queries.errors import BadQueryError
 from queries.models import SearchHit, SearchPage, Span
 from queries.paging import (
@@ -32,8 +36,9 @@ from schemas import Role
 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 32
-_TOKEN = re.compile(r"[0-9A-Za-z\u0080-\U0010ffff]+")
-"""What the index's ``splitByNonAlpha`` keeps as one token."""
+_TOKEN = regex.compile(rf"[^\x00-/:-@\[-`{{-\x7f{WORD_SEPARATORS}]+")
+"""What the index keeps as one token: its preprocessor blanks ``WORD_SEPARATORS``, and
+``splitByNonAlpha`` splits at the ASCII characters that are not letters or digits."""
 _PHRASE = re.compile(r'"([^"]*)"')
 
 _HITS = """

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import regex
 from clickhouse_connect.driver.client import Client
 
 from consumers.storage.clickhouse import Store
@@ -24,6 +25,24 @@ SPAN = 6 * RECENT
 """Turns over several recent windows: pages cross from the by-time reads to the index."""
 BOTS = ("bot-a", "bot-b", "bot-c")
 FILLER = ("the", "parcel", "is", "late", "thanks", "please", "check", "again")
+BETWEEN = (
+    " ",
+    " ",
+    " ",
+    ", ",
+    "\u00a0",
+    "\u200b",
+    " \u201c",
+    "\u201d ",
+    "\u2019",
+    "\u2014",
+    "\u2026",
+    "\U0001f44d",
+)
+"""What speech-to-text engines put between words besides a space: a non-breaking or zero-width
+space, curly quotes, an apostrophe, a dash, an ellipsis, an emoji."""
+WORD = regex.compile(r"[\p{L}\p{N}\p{M}]+")
+"""A word as a reader of the text sees it: letters, digits and their marks."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +69,9 @@ def _text(rng: random.Random) -> str:
         words += ["order", "refund"]
     if rng.random() < 0.03:
         words.append("kumquat")
-    return " ".join(_cased(w, rng) for w in words) + rng.choice((".", "?", "!"))
+    cased = [_cased(w, rng) for w in words]
+    joined = "".join(w + rng.choice(BETWEEN) for w in cased[:-1]) + cased[-1]
+    return joined + rng.choice((".", "?", "!"))
 
 
 def _load(store: Store, rng: random.Random) -> list[Stored]:
@@ -92,11 +113,11 @@ def _load(store: Store, rng: random.Random) -> list[Stored]:
 
 def _expected(stored: list[Stored], q: str, **filters: Any) -> list[tuple[str, str]]:
     phrases = [p.lower() for p in re.findall(r'"([^"]*)"', q)]
-    tokens = {t.lower() for t in re.findall(r"[0-9A-Za-z]+", q)}
+    tokens = {t.lower() for t in WORD.findall(q)}
     hits = [
         s
         for s in stored
-        if tokens <= {t.lower() for t in re.findall(r"[0-9A-Za-z]+", s.text)}
+        if tokens <= {t.lower() for t in WORD.findall(s.text)}
         and all(p in s.text.lower() for p in phrases)
         and filters.get("bot_id", s.bot_id) == s.bot_id
         and filters.get("role", s.role) == s.role
@@ -133,6 +154,7 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("refund", {"since": MIDDLE}),
     ("order", {"since": MIDDLE - RECENT / 2, "until": MIDDLE + RECENT / 2}),
     ("nowhere", {}),
+    ("\u201cparcel\u201d thanks\u2026", {}),
 ]
 
 

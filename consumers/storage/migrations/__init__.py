@@ -31,6 +31,7 @@ from consumers.storage.migrations.read_caches import (
     PROJECTED_SESSIONS_KEPT_DAYS,
     READ_CACHES,
 )
+from consumers.storage.migrations.text_index import TEXT_INDEX, WORD_SEPARATORS
 
 __all__ = [
     "MIGRATIONS",
@@ -38,11 +39,12 @@ __all__ = [
     "PROJECTED_SESSIONS_KEPT_DAYS",
     "SESSION_SUMMARY_SOURCES",
     "SESSION_TURN",
+    "WORD_SEPARATORS",
     "Migration",
     "migrate",
 ]
 
-MIGRATIONS: tuple[Migration, ...] = (*PROJECTION_TABLES, *READ_CACHES)
+MIGRATIONS: tuple[Migration, ...] = (*PROJECTION_TABLES, *READ_CACHES, *TEXT_INDEX)
 
 
 def migrate(client: Client) -> list[Migration]:

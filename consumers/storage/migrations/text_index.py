@@ -1,0 +1,42 @@
+"""Migrations 105-107: what a word of a transcript is, for the text index and for search.
+
+``splitByNonAlpha`` splits only at ASCII non-alphanumerics: every byte from 0x80 up is part of
+a word, so a word in curly quotes (U+201C, U+201D), a "don't" written with U+2019, or two words
+joined by a non-breaking space were one word each, and a search for the word missed what
+speech-to-text engines commonly write. The index's preprocessor now turns Unicode punctuation,
+symbols, spaces and format characters (zero-width spaces among them) into spaces before the
+split; the engine applies the same preprocessor to a text wherever it evaluates
+``hasAllTokens`` on it, with or without the index, and ``queries.search`` splits a query at
+the same characters.
+"""
+
+from __future__ import annotations
+
+from consumers.storage.migrations.migration import Migration
+
+WORD_SEPARATORS = r"\p{P}\p{S}\p{Z}\p{Cc}\p{Cf}"
+"""The Unicode categories that end a word besides ASCII non-alphanumerics, as the body of a
+character class that RE2 (the engine) and ``regex`` (Python) read alike."""
+
+_PREPROCESSOR = f"lowerUTF8(replaceRegexpAll(text, '[{WORD_SEPARATORS}]', ' '))".replace(
+    "\\", "\\\\"
+)
+
+TEXT_INDEX: tuple[Migration, ...] = (
+    Migration(
+        105,
+        "transcripts_text_index_dropped",
+        "ALTER TABLE transcripts_generations DROP INDEX IF EXISTS words_of_text",
+    ),
+    Migration(
+        106,
+        "transcripts_text_index_split_at_unicode",
+        "ALTER TABLE transcripts_generations ADD INDEX IF NOT EXISTS words_of_text text "
+        f"TYPE text(tokenizer = splitByNonAlpha, preprocessor = {_PREPROCESSOR})",
+    ),
+    Migration(
+        107,
+        "transcripts_text_index_split_at_unicode_so_far",
+        "ALTER TABLE transcripts_generations MATERIALIZE INDEX words_of_text",
+    ),
+)
