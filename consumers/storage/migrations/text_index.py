@@ -18,9 +18,11 @@ WORD_SEPARATORS = r"\p{P}\p{S}\p{Z}\p{Cc}\p{Cf}"
 """The Unicode categories that end a word besides ASCII non-alphanumerics, as the body of a
 character class that RE2 (the engine) and ``regex`` (Python) read alike."""
 
-_PREPROCESSOR = f"lowerUTF8(replaceRegexpAll(text, '[{WORD_SEPARATORS}]', ' '))".replace(
-    "\\", "\\\\"
-)
+_PREPROCESSOR = (
+    f"lowerUTF8(if(isValidASCII(text), text, replaceRegexpAll(text, '[{WORD_SEPARATORS}]', ' ')))"
+).replace("\\", "\\\\")
+"""The regular expression costs 1-4 microseconds a text (14 ms more for a search of the recent
+quarter hour's 3 400 texts at 10M turns), paid only by texts with a character beyond ASCII."""
 
 TEXT_INDEX: tuple[Migration, ...] = (
     Migration(
