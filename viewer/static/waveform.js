@@ -42,8 +42,8 @@ async function peaksOf(blob) {
 /** ``kept`` cut or stretched (with silence) to ``toMs``, ``fresh`` written over it from
  * ``fromMs`` on. */
 function spliced(kept, fresh, fromMs, toMs) {
-  const length = Math.ceil((toMs * PEAKS_PER_S) / 1000);
-  const from = Math.floor((fromMs * PEAKS_PER_S) / 1000);
+  const length = Math.ceil(toMs / PEAK_MS);
+  const from = Math.floor(fromMs / PEAK_MS);
   return kept.map((old, channel) => {
     const peaks = new Float32Array(length);
     peaks.set(old.subarray(0, Math.min(from, length)));
@@ -70,7 +70,9 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
     return null;
   }
   let origin = call.origin;
-  let audibleToMs = toMs;
+  /** Whether the player holds the audio of the window as drawn: drawn anew from peaks
+   * alone, it holds none past what was last fetched whole. */
+  let audible = false;
   let unfetchedFromMs = Infinity;
   const waves = el("div", { class: "waves" });
   const axis = el("div", { class: "axis" });
@@ -131,21 +133,25 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
     onPause();
   });
 
-  /** Drawn from the peaks alone, the waveform has no audio past what was last fetched
-   * whole: playing fetches the window as drawn now, and goes on from where the cursor is. */
+  /** Puts the window's audio (``given``, else fetched now) under the peaks as drawn, the
+   * cursor where it was. */
+  async function loadAudio(given) {
+    const at = ws.getCurrentTime();
+    const whole = given ?? (await windowAudio(call.sessionId, 0, toMs));
+    await ws.loadBlob(whole.blob, peaks, toMs / 1000);
+    audible = true;
+    ws.setTime(at);
+  }
+
+  /** Playing a waveform drawn from peaks fetches the window as drawn now, and goes on from
+   * where the cursor is. */
   async function playPause() {
     if (ws.isPlaying()) return ws.pause();
-    if (audibleToMs < toMs) {
-      const at = ws.getCurrentTime();
-      const whole = await windowAudio(call.sessionId, 0, toMs);
-      await ws.loadBlob(whole.blob, peaks, toMs / 1000);
-      audibleToMs = toMs;
-      ws.setTime(at);
-    }
+    if (!audible) await loadAudio();
     return ws.play();
   }
   play.addEventListener("click", playPause);
-  await ws.loadBlob(audio.blob, peaks, toMs / 1000);
+  await loadAudio(audio);
 
   async function redraw(next, changedFromMs) {
     call = next;
@@ -168,7 +174,7 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
     peaks = spliced(peaks, fresh, fromMs, nextToMs);
     origin = call.origin;
     toMs = nextToMs;
-    audibleToMs = 0;
+    audible = false;
     const at = ws.getCurrentTime();
     const media = ws.getMediaElement();
     media.removeAttribute("src");
