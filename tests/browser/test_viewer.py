@@ -4,10 +4,11 @@ the embedded engine, and simulated calls with both tracks recorded as WAV chunks
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from playwright.async_api import Page, expect
 
 from audio.stores import open_chunk_store
 from producers.simulator import SimulatedTurn, script_call
-from schemas import Topics
+from schemas import Role, Topics
 from schemas.models import ChunkReady, Event
 from tests.browser.conftest import screenshot
 from tests.integration.api_support import Api, conversation, live_api, now
@@ -90,6 +91,50 @@ def _turn_id(turn: SimulatedTurn) -> str:
     return f"{turn.role}-{turn.index}"
 
 
+LONG_CALL = [
+    replace(t, start_s=t.start_s + shift, end_s=t.end_s + shift)
+    for t, shift in zip(script_call(random.Random(5), 6), [0, 0, 0, 0, 300, 660], strict=True)
+]
+"""A call of 11 minutes: four turns at its start, one at 5 minutes, one past 10."""
+CHUNK_S = 20.0
+
+
+def _silent_chunks(script: list[SimulatedTurn]) -> frozenset[tuple[Role, int]]:
+    """The chunks (of ``CHUNK_S``) in which their speaker says nothing: left out, so that a
+    long call's audio costs only its turns."""
+    chunks = math.ceil((script[-1].end_s + 0.5) / CHUNK_S)
+    said = {
+        (t.role, n)
+        for t in script
+        for n in range(int(t.start_s // CHUNK_S), int(t.end_s // CHUNK_S) + 1)
+    }
+    roles: tuple[Role, ...] = ("user", "assistant")
+    return frozenset((r, n) for r in roles for n in range(chunks) if (r, n) not in said)
+
+
+async def _publish_recorded(
+    api: Api, session_id: str, began: datetime, script: list[SimulatedTurn], folder: Path
+) -> None:
+    chunk_s: dict[Role, float] = {"user": CHUNK_S, "assistant": CHUNK_S}
+    store = open_chunk_store(folder.as_uri())
+    skip = _silent_chunks(script)
+    await api.publish(recorded_call(session_id, began, script, store, chunk_s=chunk_s, skip=skip))
+    await api.until_projected()
+
+
+async def _lined_up(page: Page, turn: SimulatedTurn) -> None:
+    """The turn's region on the waveform starts where its bar starts on the timeline (a
+    short bar is wider than its turn: its padding)."""
+    turn_id = _turn_id(turn)
+    bar = await page.locator(f".lane-{turn.role} .turn[data-turn-id='{turn_id}']").bounding_box()
+    region = page.locator(f"[part~='{turn_id}']")
+    await expect(region).to_have_count(1, timeout=20_000)
+    drawn = await region.bounding_box()
+    assert bar is not None
+    assert drawn is not None
+    assert abs(drawn["x"] - bar["x"]) < 2, (turn_id, drawn, bar)
+
+
 async def test_the_list_shows_the_sessions_newest_first(viewer: Viewer, page: Page) -> None:
     listed = await viewer.api.ok("/v1/sessions")
     await page.goto(viewer.at("/"))
@@ -146,6 +191,40 @@ async def test_a_session_page_shows_each_turn_in_its_lane_and_plays_a_clicked_tu
     await expect(page.locator(f".entry.current[data-turn-id='{turn_id}']")).to_have_count(1)
     await expect(page.locator(f".turn.current[data-turn-id='{turn_id}']")).to_have_count(1)
     await screenshot(page, "session")
+
+
+async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_the_timeline_s_scale(
+    viewer: Viewer, page: Page, tmp_path: Path
+) -> None:
+    """The API gives 10 minutes of audio at a time: the waveform draws such a window where
+    it falls in the call, lined up with the turns' bars, and the buttons beside it draw the
+    next or the one before. A call in progress opens at its latest 10 minutes."""
+    session_id = "long/call 1"
+    await _publish_recorded(viewer.api, session_id, T0 - HOUR, LONG_CALL, tmp_path / "ended")
+    drawn: list[int] = []
+    page.on("request", lambda r: _from_ms(r.url, drawn))
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    regions = page.locator("[part='regions-container'] > div")
+    await expect(regions).to_have_count(5, timeout=20_000)
+    assert drawn == [0]
+    for turn in LONG_CALL[:5]:
+        await _lined_up(page, turn)
+    await expect(page.locator(".wave-controls .earlier")).to_be_hidden()
+    await screenshot(page, "long-call")
+    await page.click(".wave-controls .later")
+    await expect(regions).to_have_count(1, timeout=20_000)
+    assert drawn == [0, 600_000]
+    await _lined_up(page, LONG_CALL[5])
+    await expect(page.locator(".wave-controls .later")).to_be_hidden()
+    await screenshot(page, "long-call-later")
+
+    live_id = "long/live 1"
+    began = now() - timedelta(seconds=LONG_CALL[-1].end_s + 20)
+    await _publish_recorded(viewer.api, live_id, began, LONG_CALL, tmp_path / "live")
+    await page.goto(viewer.at(f"/session/{quote(live_id, safe='')}"))
+    await expect(page.locator(".summary .badge")).to_have_text("open")
+    await _lined_up(page, LONG_CALL[5])
+    assert drawn[2:] == [600_000], drawn
 
 
 async def test_behind_a_token_the_page_asks_for_it_then_sends_it_with_every_call(

@@ -37,6 +37,12 @@ export function fmtClock(seconds) {
   return `${m}:${s}`;
 }
 
+/** Seconds into the call as m:ss, for an axis or a span of minutes. */
+export function fmtMinutes(seconds) {
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
 /** An element with attributes and children: the pages build their DOM with this, never by
  * pasting strings into innerHTML (texts are the callers' words). */
 export function el(tag, attributes = {}, ...children) {

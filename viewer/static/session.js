@@ -9,7 +9,7 @@ import { el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness } from
 import { libraries } from "./libraries.js";
 import { followLive } from "./live.js";
 import { renderTimeline } from "./timeline.js";
-import { mountWaveform } from "./waveform.js";
+import { mountWaveform, windowStart } from "./waveform.js";
 
 /** A live call's summary and waveform are read again at most this often, however often
  * its events come: the waveform fetches the audio from the earliest chunk heard since. */
@@ -103,6 +103,18 @@ export async function renderSession(page, sessionId, params) {
 
   let waveform = null;
   let stale = false;
+  /** The 10 minutes of the call the user asked to see; else a live call's latest, followed
+   * as it grows, and a closed call's first. */
+  let chosenStartMs = null;
+  const startOf = () => chosenStartMs
+    ?? (detail.summary.completeness.state === "open" ? windowStart(call.durationMs - 1) : 0);
+  /** Waveforms are drawn one after the other: each redraw splices into the peaks the one
+   * before it left (a failed one left them as they were). */
+  let drawing = Promise.resolve();
+  const queued = (work) => {
+    drawing = drawing.catch(() => undefined).then(work);
+    return drawing;
+  };
   /** The earliest start of the chunks heard since the waveform was last drawn. */
   let changedFromMs = Infinity;
   let current = "";
@@ -162,28 +174,36 @@ export async function renderSession(page, sessionId, params) {
       return;
     }
     changedFromMs = Infinity;
-    waveform = await mountWaveform(waveBox, libs, call, {
+    const next = await mountWaveform(waveBox, libs, call, startOf(), {
       onTime: (ms) => follow(ms, false),
       onPick: playTurn,
       onPause: () => stale && redrawWaveform(),
       onPlay: () => clip.pause(), // one sound at a time: the call stops a turn's clip
+      onShow: (startMs) => {
+        chosenStartMs = startMs;
+        queued(loadWaveform);
+      },
     });
+    waveform?.destroy();
+    waveform = next;
   }
 
   /** A waveform being listened to is not taken away: it is drawn anew once paused. */
   function redrawWaveform() {
     stale = Boolean(waveform?.playing());
     if (stale) return null;
-    if (!waveform) return loadWaveform();
-    const from = changedFromMs;
-    changedFromMs = Infinity;
-    return waveform.redraw(call, from);
+    return queued(() => {
+      if (waveform?.startMs !== startOf()) return loadWaveform();
+      const from = changedFromMs;
+      changedFromMs = Infinity;
+      return waveform.redraw(call, from);
+    });
   }
 
   draw();
   const wanted = params.get("turn");
   if (wanted) follow(call.at(call.turns.find((t) => t.turn_id === wanted)?.started_at ?? 0) + 1, false);
-  await loadWaveform();
+  await queued(loadWaveform);
 
   if (detail.summary.completeness.state !== "open") return () => waveform?.destroy();
 

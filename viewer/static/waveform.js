@@ -1,7 +1,10 @@
 // The recording under the timeline: GET /v1/sessions/{id}/audio?track=both (user left,
 // assistant right) drawn by wavesurfer.js as two waveforms, each turn a region on its
-// speaker's channel, a time axis from its timeline plugin. The window is the whole call from
-// session time 0, so it lines up with the timeline above it (at most the API's 10 minutes).
+// speaker's channel, a time axis from its timeline plugin. The API cuts at most 10 minutes
+// at a time (38 MB of WAV, built in memory), so the waveform is one such window of the call,
+// placed at its time on the timeline's scale to line up with the turns above it; the rest is
+// hatched as not drawn, and buttons draw the 10 minutes before or after. Drawing an hour's
+// call whole would fetch 230 MB.
 //
 // The page keeps the waveform's peaks, so a live call's waveform is drawn anew from the
 // audio of what changed (the window from the earliest chunk heard since), not the whole
@@ -9,7 +12,7 @@
 // refresh, not 38 MB. Playing needs the whole window: it is fetched when played.
 
 import { apiPath, getAudio } from "./api.js";
-import { el, fmtClock } from "./format.js";
+import { el, fmtClock, fmtMinutes } from "./format.js";
 
 export const MAX_WINDOW_MS = 600000;
 const COLORS = { user: "#2f6db5", assistant: "#c2582b" };
@@ -17,6 +20,12 @@ const REGION = { user: "rgba(47, 109, 181, 0.12)", assistant: "rgba(194, 88, 43,
 const PEAKS_PER_S = 100;
 const PEAK_MS = 1000 / PEAKS_PER_S;
 const DECODE_RATE = 8000;
+
+/** Where the window that ``ms`` of the call falls in starts: windows are the call's 10-minute
+ * stretches from its start. */
+export function windowStart(ms) {
+  return Math.floor(Math.max(ms, 0) / MAX_WINDOW_MS) * MAX_WINDOW_MS;
+}
 
 function windowAudio(sessionId, fromMs, toMs) {
   return getAudio(apiPath("sessions", sessionId, "audio"), {
@@ -52,18 +61,20 @@ function spliced(kept, fresh, fromMs, toMs) {
   });
 }
 
-/** A waveform of the call in ``container``; ``onTime(ms)`` while it plays or is sought,
- * ``onPick(turn)`` when a turn's region is clicked, ``onPlay()`` and ``onPause()`` when it
- * starts and stops playing.
- * Resolves to {redraw, pause, playing, seek, destroy}, or null when there is no recording
- * (the container then says why). ``redraw(call, changedFromMs)`` draws the call as it is
- * now, fetching the audio from ``changedFromMs`` (and whatever the call grew by). */
-export async function mountWaveform(container, libs, call, { onTime, onPick, onPause, onPlay }) {
-  let toMs = Math.min(call.durationMs, MAX_WINDOW_MS);
+/** The window of the call from ``startMs`` drawn in ``container``; ``onTime(ms)`` (of the
+ * call) while it plays or is sought, ``onPick(turn)`` when a turn's region is clicked,
+ * ``onPlay()`` and ``onPause()`` when it starts and stops playing, ``onShow(startMs)`` when
+ * the window before or after is asked for.
+ * Resolves to {startMs, redraw, pause, playing, seek, destroy}, or null when there is no
+ * recording (the container then says why). ``redraw(call, changedFromMs)`` draws the window
+ * as the call is now, fetching the audio from ``changedFromMs`` (and whatever it grew by). */
+export async function mountWaveform(container, libs, call, startMs, { onTime, onPick, onPause, onPlay, onShow }) {
+  const endOf = (next) => Math.min(next.durationMs, startMs + MAX_WINDOW_MS);
+  let toMs = endOf(call);
   let audio;
   let peaks;
   try {
-    audio = await windowAudio(call.sessionId, 0, toMs);
+    audio = await windowAudio(call.sessionId, startMs, toMs);
     peaks = await peaksOf(audio.blob);
   } catch (error) {
     container.replaceChildren(el("p", { class: "note" }, `No waveform: ${error.message}`));
@@ -75,14 +86,17 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
   let audible = false;
   let unfetchedFromMs = Infinity;
   const waves = el("div", { class: "waves" });
-  const axis = el("div", { class: "axis" });
+  const drawn = el("div", { class: "wave-window" }, waves);
   const play = el("button", { type: "button", class: "play" }, "▶ Play call");
-  const clock = el("span", { class: "clock" }, fmtClock(0));
+  const clock = el("span", { class: "clock" }, fmtClock(startMs / 1000));
+  const earlier = el("button", { type: "button", class: "earlier", onclick: () => onShow(startMs - MAX_WINDOW_MS) });
+  const later = el("button", { type: "button", class: "later", onclick: () => onShow(startMs + MAX_WINDOW_MS) });
   const cut = el("span", { class: "note" });
   container.replaceChildren(
     el("div", { class: "wave-labels" }, el("span", {}, "User"), el("span", {}, "Assistant")),
-    el("div", { class: "wave-body" }, waves, axis),
-    el("div", { class: "wave-controls" }, play, clock, cut),
+    el("div", { class: "wave-body" },
+      el("div", { class: "undrawn", title: "not drawn: the buttons below draw 10 minutes at a time" }), drawn),
+    el("div", { class: "wave-controls" }, play, clock, earlier, cut, later),
   );
   const regions = libs.RegionsPlugin.create();
   const ws = libs.WaveSurfer.create({
@@ -94,35 +108,49 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
       { waveColor: COLORS.user, progressColor: "#1b426f" },
       { waveColor: COLORS.assistant, progressColor: "#7a3417" },
     ],
-    plugins: [regions, libs.TimelinePlugin.create({ container: axis, height: 18 })],
+    plugins: [regions, libs.TimelinePlugin.create({
+      container: drawn, height: 18, formatTimeCallback: (s) => fmtMinutes(startMs / 1000 + s),
+    })],
   });
 
-  function drawRegions() {
+  /** The turns of the window as regions, and where the window sits in the call. */
+  function drawTurns() {
     regions.clearRegions();
     for (const turn of call.turns) {
       if (!turn.stopped_at) continue;
+      const from = Math.max(call.at(turn.started_at), startMs);
+      const to = Math.min(call.at(turn.stopped_at), toMs);
+      if (from >= to) continue;
       regions.addRegion({
         id: turn.turn_id,
-        start: call.at(turn.started_at) / 1000,
-        end: call.at(turn.stopped_at) / 1000,
+        start: (from - startMs) / 1000,
+        end: (to - startMs) / 1000,
         channelIdx: turn.role === "user" ? 0 : 1,
         color: REGION[turn.role],
         drag: false,
         resize: false,
       });
     }
-    cut.textContent = call.durationMs > MAX_WINDOW_MS ? "first 10 minutes" : "";
+    const whole = call.durationMs;
+    drawn.style.marginLeft = `${(100 * startMs) / whole}%`;
+    drawn.style.width = `${(100 * (toMs - startMs)) / whole}%`;
+    const span = (from, to) => `${fmtMinutes(from / 1000)}–${fmtMinutes(to / 1000)}`;
+    cut.textContent = toMs - startMs < whole ? `${span(startMs, toMs)} of ${fmtMinutes(whole / 1000)} drawn` : "";
+    earlier.hidden = startMs === 0;
+    earlier.textContent = `← ${span(startMs - MAX_WINDOW_MS, startMs)}`;
+    later.hidden = toMs >= whole;
+    later.textContent = `${span(toMs, Math.min(toMs + MAX_WINDOW_MS, whole))} →`;
   }
 
-  ws.on("ready", drawRegions);
+  ws.on("ready", drawTurns);
   regions.on("region-clicked", (region, event) => {
     event.stopPropagation();
     const turn = call.turns.find((t) => t.turn_id === region.id);
     if (turn) onPick(turn);
   });
   ws.on("timeupdate", (seconds) => {
-    clock.textContent = fmtClock(seconds);
-    onTime(seconds * 1000);
+    clock.textContent = fmtClock(startMs / 1000 + seconds);
+    onTime(startMs + seconds * 1000);
   });
   ws.on("play", () => {
     play.textContent = "⏸ Pause";
@@ -137,8 +165,8 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
    * cursor where it was. */
   async function loadAudio(given) {
     const at = ws.getCurrentTime();
-    const whole = given ?? (await windowAudio(call.sessionId, 0, toMs));
-    await ws.loadBlob(whole.blob, peaks, toMs / 1000);
+    const whole = given ?? (await windowAudio(call.sessionId, startMs, toMs));
+    await ws.loadBlob(whole.blob, peaks, (toMs - startMs) / 1000);
     audible = true;
     ws.setTime(at);
   }
@@ -153,13 +181,14 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
   play.addEventListener("click", playPause);
   await loadAudio(audio);
 
+  /** Splices into the peaks the redraw before it left: redraws run one after the other. */
   async function redraw(next, changedFromMs) {
     call = next;
-    const nextToMs = Math.min(call.durationMs, MAX_WINDOW_MS);
+    const nextToMs = endOf(call);
     const changed = Math.min(changedFromMs, unfetchedFromMs, toMs, nextToMs);
-    const fromMs = call.origin === origin ? Math.floor(changed / PEAK_MS) * PEAK_MS : 0;
+    const fromMs = call.origin === origin ? Math.max(Math.floor(changed / PEAK_MS) * PEAK_MS, startMs) : startMs;
     if (fromMs >= nextToMs && nextToMs === toMs) {
-      drawRegions();
+      drawTurns();
       return;
     }
     let fresh = [new Float32Array(0), new Float32Array(0)];
@@ -171,7 +200,7 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
         unfetchedFromMs = fromMs; // not recorded yet, or not reachable: silence till then
       }
     }
-    peaks = spliced(peaks, fresh, fromMs, nextToMs);
+    peaks = spliced(peaks, fresh, fromMs - startMs, nextToMs - startMs);
     origin = call.origin;
     toMs = nextToMs;
     audible = false;
@@ -179,22 +208,17 @@ export async function mountWaveform(container, libs, call, { onTime, onPick, onP
     const media = ws.getMediaElement();
     media.removeAttribute("src");
     media.load(); // forgets the recording's duration: the call's is the peaks' now
-    await ws.load("", peaks, toMs / 1000);
-    ws.setTime(Math.min(at, toMs / 1000));
+    await ws.load("", peaks, (toMs - startMs) / 1000);
+    ws.setTime(Math.min(at, (toMs - startMs) / 1000));
   }
 
-  let drawing = Promise.resolve();
   return {
-    // One after the other: each splices into the peaks the one before it left (a failed
-    // one left them as they were).
-    redraw: (next, changedFromMs) => {
-      drawing = drawing.catch(() => undefined).then(() => redraw(next, changedFromMs));
-      return drawing;
-    },
+    startMs,
+    redraw,
     pause: () => ws.pause(),
     playing: () => ws.isPlaying(),
     seek: (ms) => {
-      if (!ws.isPlaying()) ws.setTime(Math.min(ms, toMs) / 1000);
+      if (!ws.isPlaying() && startMs <= ms && ms <= toMs) ws.setTime((ms - startMs) / 1000);
     },
     destroy: () => ws.destroy(),
   };
