@@ -4,6 +4,7 @@ the embedded engine, and simulated calls with both tracks recorded as WAV chunks
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 import time
@@ -225,6 +226,29 @@ async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_th
     await expect(page.locator(".summary .badge")).to_have_text("open")
     await _lined_up(page, LONG_CALL[5])
     assert drawn[2:] == [600_000], drawn
+
+
+async def test_latency_labels_that_would_overlap_are_hidden_and_kept_in_the_gap_s_title(
+    viewer: Viewer, page: Page
+) -> None:
+    """Three minutes of turns 3 s apart: a gap every 6 s, closer than a label is wide."""
+    session_id = "crowded call"
+    await viewer.api.publish(conversation(session_id, T0, turns=60))
+    await viewer.api.until_projected()
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    gaps = page.locator(".lane-gaps .gap")
+    await expect(gaps).to_have_count(30)
+    for title in await gaps.evaluate_all("gs => gs.map((g) => g.title)"):
+        assert "1,000 ms" in title, title
+    shown = await page.eval_on_selector_all(
+        ".lane-gaps .label",
+        """ls => ls.filter((l) => getComputedStyle(l).visibility !== "hidden")
+            .map((l) => [l.getBoundingClientRect().left, l.getBoundingClientRect().right])""",
+    )
+    assert 1 < len(shown) < 30, shown
+    for (_, right), (left, _) in itertools.pairwise(sorted(shown)):
+        assert right <= left, shown
+    await screenshot(page, "crowded-latencies")
 
 
 async def test_behind_a_token_the_page_asks_for_it_then_sends_it_with_every_call(

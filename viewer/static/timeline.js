@@ -2,10 +2,15 @@
 // timeouts marked at the turn's end, and between the lanes each response-latency gap (the
 // user's stop to the assistant's start) labelled with its length. Plain DOM, positioned in
 // percent of the call, so it lines up with the waveform drawn under it at the same width.
+// On a call of minutes gaps sit pixels apart: a label that would overlap the one before it
+// is hidden, its value kept in its gap's title.
 
 import { el, fmtClock, fmtMs } from "./format.js";
 
 const LANES = [["user", "User"], ["gaps", "Latency"], ["assistant", "Assistant"]];
+const LABEL_SPACE_PX = 4;
+/** The timelines whose labels are sorted out again when their width changes. */
+const watched = new WeakSet();
 
 function span(startMs, stopMs, totalMs) {
   const left = (100 * startMs) / totalMs;
@@ -52,7 +57,7 @@ export function renderTimeline(container, call, onPick) {
       const gapStart = startMs - turn.response_latency_ms;
       tracks.gaps.append(el("span", {
         class: "gap", style: span(gapStart, startMs, call.durationMs),
-        title: `response latency of the turn at ${fmtClock(startMs / 1000)}`,
+        title: `response latency ${fmtMs(turn.response_latency_ms)}, of the turn at ${fmtClock(startMs / 1000)}`,
         dataset: { turnId: turn.turn_id },
       }, el("span", { class: "label" }, fmtMs(turn.response_latency_ms))));
     }
@@ -60,4 +65,19 @@ export function renderTimeline(container, call, onPick) {
   container.replaceChildren(...LANES.map(([key, label]) =>
     el("div", { class: `lane lane-${key}`, dataset: { role: key } },
       el("span", { class: "lane-label" }, label), tracks[key])));
+  declutter(container);
+  if (!watched.has(container)) {
+    watched.add(container);
+    new ResizeObserver(() => declutter(container)).observe(container);
+  }
+}
+
+/** Hides each latency label that would overlap the last one shown, from the left. */
+function declutter(container) {
+  let clearFrom = -Infinity;
+  for (const label of container.querySelectorAll(".gap .label")) {
+    const { left, right } = label.getBoundingClientRect();
+    label.classList.toggle("crowded", left < clearFrom);
+    if (left >= clearFrom) clearFrom = right + LABEL_SPACE_PX;
+  }
 }
