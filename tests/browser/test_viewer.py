@@ -343,6 +343,22 @@ async def test_the_analytics_page_shows_the_numbers_the_api_gives(
     await screenshot(page, "analytics")
 
 
+async def test_choosing_a_bucket_on_the_analytics_page_sets_the_range_it_reads_well_at(
+    viewer: Viewer, page: Page
+) -> None:
+    """An hour by the minute, a day by the hour (the default), a month by the day: the range
+    ends where it did."""
+    await page.goto(viewer.at("/analytics"))
+    await expect(page.locator(".definitions")).to_be_visible()
+    for bucket, span in (("minute", timedelta(hours=1)), ("day", timedelta(days=30))):
+        await page.select_option("select[name=bucket]", bucket)
+        async with page.expect_request(lambda r: "/v1/analytics?" in r.url) as requested:
+            await page.click(".filters button[type=submit]")
+        query = parse_qs(urlsplit((await requested.value).url).query)
+        since, until = (datetime.fromisoformat(query[name][0]) for name in ("since", "until"))
+        assert (query["bucket"], until - since) == ([bucket], span)
+
+
 async def test_without_the_libraries_the_page_says_what_to_install(
     viewer: Viewer, page: Page
 ) -> None:

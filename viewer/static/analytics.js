@@ -7,16 +7,22 @@ import { getJson } from "./api.js";
 import { el, fmtMs, fmtNumber, fmtTime, freshness } from "./format.js";
 import { libraries } from "./libraries.js";
 
-const BUCKETS = { minute: 60, hour: 3600, day: 86400 };
+/** Each bucket's seconds, and how many of them a range holds unless asked: an hour by the
+ * minute, a day by the hour, a month by the day (the API takes up to 10,000). */
+const BUCKETS = { minute: { s: 60, shown: 60 }, hour: { s: 3600, shown: 24 }, day: { s: 86400, shown: 30 } };
 const GROUPS = ["bot", "role", "language", "framework", ""];
 const LATENCY = [["p50", "#2f6db5"], ["p90", "#c2582b"], ["p99", "#7a3d9a"]];
 
+/** The range shown by default for ``bucket``, ending at ``until`` (ms). */
+function rangeStart(bucket, until) {
+  return new Date(until - BUCKETS[bucket].s * BUCKETS[bucket].shown * 1000);
+}
+
 function defaults(params) {
   const bucket = params.get("bucket") || "hour";
-  const step = BUCKETS[bucket] * 1000;
+  const step = BUCKETS[bucket].s * 1000;
   const until = params.get("until") || new Date(Math.ceil(Date.now() / step) * step).toISOString();
-  const span = bucket === "day" ? 30 * step : bucket === "hour" ? 24 * step : 60 * step;
-  const since = params.get("since") || new Date(Date.parse(until) - span).toISOString();
+  const since = params.get("since") || rangeStart(bucket, Date.parse(until)).toISOString();
   const groupBy = params.has("group_by") ? params.get("group_by") : "bot";
   return { since, until, bucket, bot_id: params.get("bot_id") || "", group_by: groupBy };
 }
@@ -29,12 +35,17 @@ function form(query) {
   const node = el("form", { class: "filters" },
     el("label", {}, "From", el("input", { name: "since", type: "datetime-local", value: local(query.since) })),
     el("label", {}, "Until", el("input", { name: "until", type: "datetime-local", value: local(query.until) })),
-    el("label", {}, "Bucket", el("select", { name: "bucket" },
+    el("label", {}, "Bucket", el("select", { name: "bucket", onchange: followBucket },
       Object.keys(BUCKETS).map((b) => el("option", { value: b, selected: b === query.bucket }, b)))),
     el("label", {}, "Bot", el("input", { name: "bot_id", value: query.bot_id })),
     el("label", {}, "Per", el("select", { name: "group_by" },
       GROUPS.map((g) => el("option", { value: g, selected: g === query.group_by }, g || "all together")))),
     el("button", { type: "submit" }, "Show"));
+  /** A bucket chosen sets the range it reads well at, ending where it did. */
+  function followBucket() {
+    const until = node.elements.until.value ? new Date(node.elements.until.value).getTime() : Date.now();
+    node.elements.since.value = local(rangeStart(node.elements.bucket.value, until));
+  }
   node.addEventListener("submit", (event) => {
     event.preventDefault();
     const chosen = new URLSearchParams();
