@@ -359,6 +359,23 @@ async def test_choosing_a_bucket_on_the_analytics_page_sets_the_range_it_reads_w
         assert (query["bucket"], until - since) == ([bucket], span)
 
 
+async def test_a_bad_parameter_in_the_url_is_named_and_the_page_shows_its_default(
+    viewer: Viewer, page: Page
+) -> None:
+    for fragment, bad, shown in (
+        ("/analytics?since=yesterday&bucket=fortnight", ["since", "bucket"], ".definitions"),
+        ("/?since=soon&min_turns=many&bot_id=bot-a", ["since", "min_turns"], "table.sessions"),
+    ):
+        await page.goto(viewer.at(fragment))
+        await expect(page.locator(shown)).to_be_visible()
+        await expect(page.locator("#error")).to_be_hidden()
+        note = page.locator(".bad-params")
+        for name in bad:
+            await expect(note).to_contain_text(f"{name}=")
+        await expect(note).not_to_contain_text("bot_id=")
+    await screenshot(page, "bad-parameters")
+
+
 async def test_without_the_libraries_the_page_says_what_to_install(
     viewer: Viewer, page: Page
 ) -> None:

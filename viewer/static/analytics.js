@@ -6,12 +6,14 @@
 import { getJson } from "./api.js";
 import { el, fmtMs, fmtNumber, fmtTime, freshness } from "./format.js";
 import { libraries } from "./libraries.js";
+import { TIME, checked, oneOf } from "./params.js";
 
 /** Each bucket's seconds, and how many of them a range holds unless asked: an hour by the
  * minute, a day by the hour, a month by the day (the API takes up to 10,000). */
 const BUCKETS = { minute: { s: 60, shown: 60 }, hour: { s: 3600, shown: 24 }, day: { s: 86400, shown: 30 } };
 const GROUPS = ["bot", "role", "language", "framework", ""];
 const LATENCY = [["p50", "#2f6db5"], ["p90", "#c2582b"], ["p99", "#7a3d9a"]];
+const RULES = { since: TIME, until: TIME, bucket: oneOf(Object.keys(BUCKETS)), group_by: oneOf(GROUPS) };
 
 /** The range shown by default for ``bucket``, ending at ``until`` (ms). */
 function rangeStart(bucket, until) {
@@ -124,9 +126,10 @@ function charts(uPlot, rows, frame) {
   });
 }
 
-export async function renderAnalytics(page, params) {
+export async function renderAnalytics(page, given) {
+  const { params, note } = checked(given, RULES);
   const query = defaults(params);
-  page.append(el("h1", {}, "Analytics"), form(query));
+  page.append(el("h1", {}, "Analytics"), note, form(query));
   const answer = await getJson("/v1/analytics", query);
   const libs = await libraries();
   const width = Math.max(Math.min((page.clientWidth - 48) / 2, 620), 320);

@@ -4,12 +4,18 @@
 
 import { getJson } from "./api.js";
 import { el, fmtMs, fmtTime, freshness } from "./format.js";
+import { COUNT, TIME, checked, oneOf } from "./params.js";
 
 const STATES = ["", "open", "sealed", "sealed_with_holes", "abandoned"];
 const FILTERS = [
   "bot_id", "since", "until", "has_interruption", "has_timeout",
   "min_turns", "max_turns", "language", "state",
 ];
+const YES_NO = oneOf(["true", "false"]);
+const RULES = {
+  since: TIME, until: TIME, has_interruption: YES_NO, has_timeout: YES_NO,
+  min_turns: COUNT, max_turns: COUNT, state: oneOf(STATES),
+};
 
 export function sessionHref(sessionId, turnId) {
   const turn = turnId ? `?${new URLSearchParams({ turn: turnId })}` : "";
@@ -92,9 +98,10 @@ function pager(route, params, nextCursor) {
   );
 }
 
-export async function renderSessions(page, params) {
+export async function renderSessions(page, given) {
+  const { params, note } = checked(given, RULES);
   const query = Object.fromEntries(FILTERS.map((n) => [n, params.get(n)]));
-  page.append(el("h1", {}, "Sessions"), filterForm(params));
+  page.append(el("h1", {}, "Sessions"), note, filterForm(params));
   const answer = await getJson("/v1/sessions", { ...query, cursor: params.get("cursor"), limit: 50 });
   const body = el("tbody", {}, answer.items.map(sessionRow));
   page.append(

@@ -1,0 +1,30 @@
+// A page's parameters come from the URL's fragment, which anyone can edit, mistype or keep
+// from an older viewer: each is checked before use, and a bad one is named on the page and
+// left out, so the page shows its default instead of failing (an unparsable time used to
+// leave it blank, saying only "Invalid time value").
+
+import { el } from "./format.js";
+
+/** With its zone, as the API wants it: the page's own links write UTC. */
+export const TIME = {
+  test: (value) => Number.isFinite(Date.parse(value)) && /(Z|[+-]\d\d:?\d\d)$/i.test(value),
+  wants: "a time with its zone, e.g. 2025-01-31T09:00:00Z",
+};
+export const COUNT = { test: (value) => /^\d+$/.test(value), wants: "a whole number" };
+
+export function oneOf(values) {
+  return { test: (value) => values.includes(value), wants: `one of ${values.map((v) => v || "(empty)").join(", ")}` };
+}
+
+/** ``params`` without those its ``rules`` (name → {test, wants}) refuse, and a note naming
+ * them (null when all pass). */
+export function checked(params, rules) {
+  const kept = new URLSearchParams(params);
+  const bad = Object.keys(rules).filter((name) => kept.has(name) && !rules[name].test(kept.get(name)));
+  const named = bad.map((name) => `${name}=${kept.get(name)} (wants ${rules[name].wants})`);
+  for (const name of bad) kept.delete(name);
+  const note = bad.length
+    ? el("p", { class: "bad-params", role: "alert" }, `Left out of the URL: ${named.join("; ")}. Showing the defaults instead.`)
+    : null;
+  return { params: kept, note };
+}
