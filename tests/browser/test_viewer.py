@@ -251,6 +251,25 @@ async def test_latency_labels_that_would_overlap_are_hidden_and_kept_in_the_gap_
     await screenshot(page, "crowded-latencies")
 
 
+async def test_a_turn_s_transcript_entry_and_region_play_it_from_the_keyboard(
+    viewer: Viewer, page: Page
+) -> None:
+    session_id, _, script, _ = CALLS[1]
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    await expect(page.locator(".wave-controls")).to_be_visible(timeout=20_000)
+    for turn, target, key in (
+        (script[1], f".entry[data-turn-id='{_turn_id(script[1])}']", "Space"),
+        (script[2], f"[part~='{_turn_id(script[2])}']", "Enter"),
+    ):
+        pressed = page.locator(target)
+        await expect(pressed).to_have_attribute("role", "button")
+        await pressed.focus()
+        async with page.expect_request(lambda r: "/turns/" in r.url) as requested:
+            await page.keyboard.press(key)
+        assert f"/turns/{_turn_id(turn)}/audio" in (await requested.value).url
+    await screenshot(page, "keyboard")
+
+
 async def test_behind_a_token_the_page_asks_for_it_then_sends_it_with_every_call(
     kafka_bootstrap: str,
     topics: Topics,

@@ -61,6 +61,16 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+/** A keydown handler that makes an element given role=button and a tabindex act as one:
+ * Enter or Space does ``act`` (and Space does not scroll the page). */
+export function onPress(act) {
+  return (event) => {
+    if (event.key !== "Enter" && event.key !== " ") return;
+    event.preventDefault();
+    act();
+  };
+}
+
 /** The freshness line every API answer allows: when it was read and how far behind. */
 export function freshness(answer) {
   const lag = answer.lag_ms === null || answer.lag_ms === undefined

@@ -5,7 +5,7 @@
 // transcript scrolls to it. A call still open follows the live stream (live.js).
 
 import { apiPath, getAudio, getJson } from "./api.js";
-import { el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness } from "./format.js";
+import { el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness, onPress } from "./format.js";
 import { libraries } from "./libraries.js";
 import { followLive } from "./live.js";
 import { renderTimeline } from "./timeline.js";
@@ -69,9 +69,8 @@ function transcriptEntry(call, turn, onPick) {
     turn.stopped_at ? null : el("span", { class: "badge open" }, "speaking…"),
   ];
   return el("li", {
-    class: `entry role-${turn.role}`, dataset: { turnId: turn.turn_id }, tabindex: 0,
-    onclick: () => onPick(turn),
-    onkeydown: (event) => { if (event.key === "Enter") onPick(turn); },
+    class: `entry role-${turn.role}`, dataset: { turnId: turn.turn_id }, role: "button", tabindex: 0,
+    onclick: () => onPick(turn), onkeydown: onPress(() => onPick(turn)),
   },
   el("div", { class: "entry-head" },
     el("span", { class: "who" }, turn.role), el("span", { class: "when" }, fmtClock(startMs / 1000)),

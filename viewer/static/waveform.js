@@ -12,7 +12,7 @@
 // refresh, not 38 MB. Playing needs the whole window: it is fetched when played.
 
 import { apiPath, getAudio } from "./api.js";
-import { el, fmtClock, fmtMinutes } from "./format.js";
+import { el, fmtClock, fmtMinutes, onPress } from "./format.js";
 
 export const MAX_WINDOW_MS = 600000;
 const COLORS = { user: "#2f6db5", assistant: "#c2582b" };
@@ -121,7 +121,7 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
       const from = Math.max(call.at(turn.started_at), startMs);
       const to = Math.min(call.at(turn.stopped_at), toMs);
       if (from >= to) continue;
-      regions.addRegion({
+      const { element } = regions.addRegion({
         id: turn.turn_id,
         start: (from - startMs) / 1000,
         end: (to - startMs) / 1000,
@@ -130,6 +130,10 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
         drag: false,
         resize: false,
       });
+      element.setAttribute("role", "button");
+      element.setAttribute("tabindex", 0);
+      element.setAttribute("aria-label", `Play the ${turn.role} turn at ${fmtClock(call.at(turn.started_at) / 1000)}`);
+      element.addEventListener("keydown", onPress(() => onPick(turn)));
     }
     const whole = call.durationMs;
     drawn.style.marginLeft = `${(100 * startMs) / whole}%`;
