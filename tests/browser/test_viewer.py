@@ -141,6 +141,7 @@ async def test_the_list_shows_the_sessions_newest_first(viewer: Viewer, page: Pa
     await page.goto(viewer.at("/"))
     rows = page.locator("table.sessions tbody tr")
     await expect(rows).to_have_count(len(CALLS))
+    await expect(page.locator("main")).not_to_contain_text("null")
     assert [await r.get_attribute("data-session-id") for r in await rows.all()] == [
         s["session_id"] for s in listed["items"]
     ]
@@ -369,6 +370,7 @@ async def test_choosing_a_bucket_on_the_analytics_page_sets_the_range_it_reads_w
     ends where it did."""
     await page.goto(viewer.at("/analytics"))
     await expect(page.locator(".definitions")).to_be_visible()
+    await expect(page.locator(".bad-params")).to_be_hidden()
     for bucket, span in (("minute", timedelta(hours=1)), ("day", timedelta(days=30))):
         await page.select_option("select[name=bucket]", bucket)
         async with page.expect_request(lambda r: "/v1/analytics?" in r.url) as requested:

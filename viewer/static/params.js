@@ -17,14 +17,13 @@ export function oneOf(values) {
 }
 
 /** ``params`` without those its ``rules`` (name → {test, wants}) refuse, and a note naming
- * them (null when all pass). */
+ * them (hidden when all pass). */
 export function checked(params, rules) {
   const kept = new URLSearchParams(params);
   const bad = Object.keys(rules).filter((name) => kept.has(name) && !rules[name].test(kept.get(name)));
   const named = bad.map((name) => `${name}=${kept.get(name)} (wants ${rules[name].wants})`);
   for (const name of bad) kept.delete(name);
-  const note = bad.length
-    ? el("p", { class: "bad-params", role: "alert" }, `Left out of the URL: ${named.join("; ")}. Showing the defaults instead.`)
-    : null;
+  const note = el("p", { class: "bad-params", role: "alert", hidden: !bad.length },
+    `Left out of the URL: ${named.join("; ")}. Showing the defaults instead.`);
   return { params: kept, note };
 }
