@@ -360,7 +360,17 @@ async def test_the_analytics_page_shows_the_numbers_the_api_gives(
     await expect(page.locator(".charts canvas")).to_have_count(2 * len(groups))
     for definition in answer["definitions"]:
         await expect(page.locator(".definitions")).to_contain_text(definition["definition"])
+    legend = page.locator(".u-legend th").first
+    await expect(legend).to_have_css("background-color", "rgba(0, 0, 0, 0)")
     await screenshot(page, "analytics")
+
+    # Latency and interruptions are the assistant's: the user's charts would be empty.
+    await page.select_option("select[name=group_by]", "role")
+    await page.click(".filters button[type=submit]")
+    await expect(page.locator(".group[data-group='assistant'] canvas")).to_have_count(2)
+    await expect(page.locator(".group[data-group='user'] canvas")).to_have_count(0)
+    await expect(page.locator(".group[data-group='user'] .no-data")).to_have_count(2)
+    await screenshot(page, "analytics-per-role")
 
 
 async def test_choosing_a_bucket_on_the_analytics_page_sets_the_range_it_reads_well_at(

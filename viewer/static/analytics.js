@@ -71,7 +71,7 @@ function definitions(answer) {
 function table(rows) {
   const head = ["Bucket", "Group", "Sessions", "Turns user / assistant", "Latency p50", "p90", "p99",
     "Interruptions", "per 100 assistant turns", "per call minute", "Stop timeouts"];
-  return el("table", { class: "figures" },
+  return el("table", { class: "data figures" },
     el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
     el("tbody", {}, rows.map((r) => {
       const latency = r.response_latency_ms;
@@ -96,7 +96,12 @@ function series(rows, pick) {
   return [x, ...pick.map((f) => rows.map((r) => f(r) ?? null))];
 }
 
+/** A chart of ``data``, or a note when it holds no value (a role's charts of what only the
+ * other role has: latency and interruptions are the assistant's). */
 function chart(uPlot, title, data, lines, unit, { width, range }) {
+  if (data.slice(1).flat().every((value) => value === null)) {
+    return el("p", { class: "chart no-data", style: { width: `${width}px` } }, `${title}: no data`);
+  }
   const holder = el("div", { class: "chart" });
   new uPlot({
     title, width, height: 200,

@@ -106,7 +106,7 @@ export async function renderSessions(page, given) {
   const body = el("tbody", {}, answer.items.map(sessionRow));
   page.append(
     answer.items.length
-      ? el("table", { class: "sessions" },
+      ? el("table", { class: "data sessions" },
           el("thead", {}, el("tr", {},
             ["Started", "Session", "Bot", "Turns user / assistant", "Interruptions",
              "Timeouts", "Median latency", "Languages", "State"].map((h) => el("th", {}, h)))),
