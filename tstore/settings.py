@@ -14,8 +14,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from audio.stores import SECRET_VARIABLES, chunk_store_url
+from consumers.storage.clickhouse import normalize_dsn, shown_dsn
 from producers.kafka import KafkaSecurity, KafkaSecurityError, SaslMechanism, SecurityProtocol
 from schemas import Topics
+
+EMBEDDED = "chdb://"
+DSN_SCHEMES = (EMBEDDED, "http://", "https://")
+"""What ``clickhouse_dsn`` may start with, as clickhouse-connect spells them (it compares
+``chdb:`` case-sensitively): the embedded engine, or a server over HTTP."""
 
 
 class Settings(BaseSettings):
@@ -36,7 +42,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     clickhouse_dsn: str | None = None
     """``chdb:///abs/path`` (embedded) or ``http://user:pass@host:8123``; default: embedded
-    chDB under ``data_dir``."""
+    chDB under ``data_dir``. The scheme alone chooses the engine, and clickhouse-connect would
+    take any other as HTTP, so one it does not know is refused here rather than reached."""
     clickhouse_database: str = Field(
         default="transcript_store", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"
     )
@@ -75,6 +82,18 @@ class Settings(BaseSettings):
     @classmethod
     def _chunk_store_is_a_url(cls, url: str) -> str:
         return chunk_store_url(url)
+
+    @field_validator("clickhouse_dsn")
+    @classmethod
+    def _dsn_names_an_engine(cls, dsn: str | None) -> str | None:
+        if dsn is None:
+            return None
+        if not dsn.startswith(DSN_SCHEMES):
+            raise ValueError(
+                f"unknown scheme in {shown_dsn(dsn)!r}: use {', '.join(DSN_SCHEMES)} "
+                f"({EMBEDDED}/abs/path for the embedded engine)"
+            )
+        return normalize_dsn(dsn)
 
     @model_validator(mode="after")
     def _kafka_security_works(self) -> Settings:
@@ -121,4 +140,4 @@ class Settings(BaseSettings):
 
     @property
     def dsn(self) -> str:
-        return self.clickhouse_dsn or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+        return self.clickhouse_dsn or f"{EMBEDDED}{(self.data_dir / 'clickhouse').resolve()}"

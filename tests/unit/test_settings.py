@@ -5,9 +5,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 
 from consumers.storage.clickhouse import normalize_dsn
+from tstore.commands.common import settings as command_settings
 from tstore.settings import Settings
 
 
@@ -22,6 +24,22 @@ def test_settings_come_from_tstore_variables(monkeypatch: pytest.MonkeyPatch) ->
     settings = Settings()
     assert settings.topics.turn_events == "prod.turn-events"
     assert settings.dsn == "http://default:@clickhouse:8123"
+
+
+@pytest.mark.parametrize(
+    "dsn", ["foo://x", "CHDB:///data/ch", "clickhouse://host:9000", "tcp://default:s3cret@host"]
+)
+def test_a_dsn_of_an_unknown_scheme_is_refused_in_one_line_naming_the_schemes(
+    dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TSTORE_CLICKHOUSE_DSN", dsn)
+    with pytest.raises(typer.Exit):
+        command_settings()
+    said = capsys.readouterr().err.strip()
+    assert said.startswith("bad setting: TSTORE_CLICKHOUSE_DSN: unknown scheme")
+    assert "use chdb://, http://, https://" in said
+    assert len(said.splitlines()) == 1
+    assert "s3cret" not in said
 
 
 def test_a_bad_database_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

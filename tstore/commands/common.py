@@ -46,14 +46,19 @@ def settings() -> Settings:
         loaded = Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"TSTORE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"TSTORE_{'_'.join(str(p) for p in e['loc']).upper()}: {_reason(e['msg'])}"
             if e["loc"]
-            else e["msg"].removeprefix("Value error, ")  # checks of several settings at once
+            else _reason(e["msg"])  # checks of several settings at once
             for e in exc.errors()
         )
         raise fail(f"bad setting: {problems}") from None
     configure_logging(loaded.log_format, secrets=loaded.secrets)
     return loaded
+
+
+def _reason(message: str) -> str:
+    """A check's own words, without the class of error pydantic puts in front of them."""
+    return message.removeprefix("Value error, ")
 
 
 def fail(message: str) -> typer.Exit:
