@@ -72,16 +72,18 @@ class Settings(BaseSettings):
     abandoned_after_s: float = Field(default=600.0, gt=0)
     """A session with no end (``SessionEnded``) and no event for longer than this is called
     abandoned rather than open: its bot died, or its end was lost on the way."""
-    chunk_store: str = Field(default_factory=lambda: chunk_store_url("tstore-chunks"))
-    """Where audio chunks are written and read from: a folder (``file:///abs/dir`` or a path)
+    chunk_store: str | None = None
+    """Where ``tstore simulate`` writes audio chunks: a folder (``file:///abs/dir`` or a path)
     or a bucket (``s3://bucket/prefix``, ``gs://bucket/prefix``, ``az://container/prefix``),
     with credentials from each cloud's own variables (README, "Chunk stores"). Held as its
-    canonical URL: a path is made absolute."""
+    canonical URL: a path is made absolute. Default: ``chunks`` under ``data_dir``, beside the
+    store, as the demo keeps them. The service needs none: it reads each chunk at the URI its
+    event carries."""
 
     @field_validator("chunk_store")
     @classmethod
-    def _chunk_store_is_a_url(cls, url: str) -> str:
-        return chunk_store_url(url)
+    def _chunk_store_is_a_url(cls, url: str | None) -> str | None:
+        return None if url is None else chunk_store_url(url)
 
     @field_validator("clickhouse_dsn")
     @classmethod
@@ -141,3 +143,9 @@ class Settings(BaseSettings):
     @property
     def dsn(self) -> str:
         return self.clickhouse_dsn or f"{EMBEDDED}{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def chunks(self) -> str:
+        """``chunk_store``, else ``chunks`` under ``data_dir``: derived, as ``dsn`` is, so that
+        both follow the ``data_dir`` the settings end up with."""
+        return self.chunk_store or chunk_store_url(str(self.data_dir / "chunks"))

@@ -52,6 +52,21 @@ def test_simulate_prints_new_session_ids_each_run_unless_seeded(
     assert seeded == _simulated_ids(tmp_path, kafka_bootstrap, topics, "--seed", "7")
 
 
+def test_simulate_writes_its_chunks_under_the_data_dir(
+    tmp_path: Path, kafka_bootstrap: str, topics: Topics
+) -> None:
+    done = run_tstore(
+        "simulate",
+        *("--sessions", "1", "--turns", "1", "--rate", "0"),
+        cwd=tmp_path,
+        TSTORE_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        TSTORE_TOPIC_PREFIX=topics.prefix,
+    )
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "data" / "chunks").rglob("*.wav"))
+    assert not (tmp_path / "tstore-chunks").exists()
+
+
 def test_dev_kafka_refuses_a_port_another_process_listens_on(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

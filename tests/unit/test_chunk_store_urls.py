@@ -92,14 +92,15 @@ def test_an_azure_store_without_its_account_says_so(monkeypatch: pytest.MonkeyPa
         open_chunk_store("az://container/calls")
 
 
-def test_the_setting_defaults_to_the_local_folder_and_is_held_canonical(
+def test_the_setting_defaults_to_the_data_dir_and_is_held_canonical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TSTORE_CHUNK_STORE", raising=False)
-    assert Settings().chunk_store == (tmp_path / "tstore-chunks").as_uri()
+    monkeypatch.delenv("TSTORE_DATA_DIR", raising=False)
+    assert Settings().chunks == (tmp_path / "data" / "chunks").as_uri()
     monkeypatch.setenv("TSTORE_CHUNK_STORE", "s3://bucket/calls/")
-    assert Settings().chunk_store == "s3://bucket/calls"
+    assert Settings().chunks == "s3://bucket/calls"
 
 
 def test_a_bad_setting_is_one_line_naming_tstore_chunk_store(

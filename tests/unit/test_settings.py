@@ -42,6 +42,16 @@ def test_a_dsn_of_an_unknown_scheme_is_refused_in_one_line_naming_the_schemes(
     assert "s3cret" not in said
 
 
+def test_chunks_go_under_the_data_dir_unless_a_chunk_store_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TSTORE_CHUNK_STORE", raising=False)
+    monkeypatch.setenv("TSTORE_DATA_DIR", str(tmp_path / "data"))
+    assert Settings().chunks == (tmp_path / "data" / "chunks").as_uri()
+    monkeypatch.setenv("TSTORE_CHUNK_STORE", "s3://bucket/calls")
+    assert Settings().chunks == "s3://bucket/calls"
+
+
 def test_a_bad_database_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TSTORE_CLICKHOUSE_DATABASE", "x; DROP TABLE y")
     with pytest.raises(ValueError, match="clickhouse_database"):

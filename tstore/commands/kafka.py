@@ -106,7 +106,7 @@ def simulate(
             spool_dir=config.data_dir / "spool",
             kafka_security=config.kafka_security,
         ) as producer:
-            chunks = open_chunk_store(config.chunk_store) if audio else None
+            chunks = open_chunk_store(config.chunks) if audio else None
             ids = await run_simulation(
                 producer, sessions=sessions, rate=rate, turns=turns, seed=chosen, chunks=chunks
             )
