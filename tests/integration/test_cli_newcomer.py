@@ -67,6 +67,17 @@ def test_simulate_writes_its_chunks_under_the_data_dir(
     assert not (tmp_path / "tstore-chunks").exists()
 
 
+def test_simulate_without_a_broker_fails_in_one_line_naming_its_address(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+    said = _one_line(
+        run_tstore("simulate", "--no-audio", cwd=tmp_path, TSTORE_KAFKA_BOOTSTRAP=address)
+    )
+    assert f"{address}: nothing listens there" in said
+    assert "TSTORE_KAFKA_BOOTSTRAP" in said
+
+
 def test_dev_kafka_refuses_a_port_another_process_listens_on(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

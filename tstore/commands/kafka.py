@@ -8,18 +8,22 @@ import time
 from typing import Annotated
 
 import typer
+from aiokafka.errors import KafkaConnectionError
 
 from audio.stores import open_chunk_store
 from consumers.topics_admin import ensure_topics
 from producers import TranscriptProducer
+from producers.kafka import connection_problem
 from producers.simulator import simulate as run_simulation
 from tstore.commands.common import (
+    fail,
     one_line_errors,
     refuse_taken_port,
     serve_until_signalled,
     settings,
 )
 from tstore.devkafka import KAFKA_VERSION, DevKafka, resolve_jars
+from tstore.settings import Settings
 
 app = typer.Typer()
 
@@ -93,11 +97,16 @@ def simulate(
     ] = None,
     audio: Annotated[bool, typer.Option(help="Write both tracks as WAV chunks.")] = True,
 ) -> None:
-    """Publish simulated calls through the real producer (turns, barge-ins, audio chunks)."""
+    """Publish simulated calls through the real producer (turns, barge-ins, audio chunks).
+
+    The spool and, unless TSTORE_CHUNK_STORE says otherwise, the chunks go under
+    TSTORE_DATA_DIR. It fails unless Kafka took every event.
+    """
     config = settings()
     chosen = secrets.randbits(32) if seed is None else seed
 
     async def main() -> tuple[TranscriptProducer, list[str]]:
+        await _reachable(config)
         async with TranscriptProducer(
             config.kafka_bootstrap,
             bot_id="simulator",
@@ -119,3 +128,17 @@ def simulate(
         f"{sessions} calls (seed {chosen}): {stats.published} events published, "
         f"{stats.spooled} spooled, {stats.dropped} dropped"
     )
+    if stats.spooled or stats.dropped:
+        raise fail(
+            f"Kafka at {config.kafka_bootstrap} (TSTORE_KAFKA_BOOTSTRAP) did not take every "
+            f"event: {stats.spooled} spooled in {config.data_dir / 'spool'}, for the next "
+            f"`tstore simulate` to deliver; {stats.dropped} dropped"
+        )
+
+
+async def _reachable(config: Settings) -> None:
+    """The producer would take every event while Kafka is away (spooling it for later) and
+    the run would look like a success; a simulation wants them on the topics now."""
+    problem = await connection_problem(config.kafka_bootstrap, config.kafka_security)
+    if problem is not None:
+        raise KafkaConnectionError(f"{config.kafka_bootstrap}: {problem}")
