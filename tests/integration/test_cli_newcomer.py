@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -11,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from consumers.admin import RebuildService
+from consumers.storage.clickhouse import open_store
 from schemas import Topics
 from service.process import GRACE_S
+from service.state import StoreState
 from tests.commands import TSTORE, run_tstore, tstore_env
+from tests.conftest import unique_name
+from tests.integration.serving import serving
 from tstore.devkafka import DevKafka
 from tstore.devkafka.broker import free_port
 
@@ -76,6 +82,30 @@ def test_simulate_without_a_broker_fails_in_one_line_naming_its_address(tmp_path
     )
     assert f"{address}: nothing listens there" in said
     assert "TSTORE_KAFKA_BOOTSTRAP" in said
+
+
+async def test_rebuild_until_a_day_goes_to_the_store_process_as_utc(
+    tmp_path: Path, kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str
+) -> None:
+    """The store's API takes only zoned times; the command line promises UTC for a bare day."""
+    store = open_store(clickhouse_dsn, database)
+    group = unique_name("live")
+    rebuilds = RebuildService(
+        bootstrap=kafka_bootstrap, topics=topics, store=store, base_group=group
+    )
+    async with serving(StoreState(store=store, rebuilds=rebuilds), queries=False) as url:
+        planned = await asyncio.to_thread(
+            run_tstore,
+            *("rebuild", "--dry-run", "--until", "2026-11-01"),
+            cwd=tmp_path,
+            TSTORE_KAFKA_BOOTSTRAP=kafka_bootstrap,
+            TSTORE_TOPIC_PREFIX=topics.prefix,
+            TSTORE_CONSUMER_GROUP=group,
+            TSTORE_HTTP_PORT=url.rsplit(":", 1)[1],
+        )
+    assert planned.returncode == 0, planned.stderr
+    assert "rebuilding inside the store's process" in planned.stdout
+    assert "replay up to 2026-11-01T00:00:00+00:00 and keep it frozen" in planned.stdout
 
 
 def test_dev_kafka_refuses_a_port_another_process_listens_on(tmp_path: Path) -> None:

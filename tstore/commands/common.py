@@ -9,8 +9,8 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from datetime import timedelta
-from typing import ParamSpec, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from consumers.storage.clickhouse import StoreUnavailableError, open_store
 from consumers.storage.generations import GenerationError
 from queries import BadQueryError, NotFoundError, Reader
+from queries.paging import EARLIEST, LATEST, as_utc
 from service.client import ServiceError, StoreClient
 from service.process import ServeError
 from tstore.devkafka import MissingToolError
@@ -82,6 +83,35 @@ def one_line_errors(command: Callable[P, T]) -> Callable[P, T]:
             ) from None
 
     return guarded
+
+
+def time_option(help_text: str) -> Any:
+    """Every time option is read by ``moment`` and says so alike, so that no command reads a
+    time differently from what its help promises."""
+    return typer.Option(parser=moment, help=f"{help_text} ISO 8601; UTC if it names no zone.")
+
+
+def moment(text: str) -> datetime:
+    """ISO 8601, in UTC when it names no zone (as every time option's help promises): the
+    store's service refuses a time without one, and the local path must read it the same.
+    A time outside what the store's columns hold is refused here, naming the option; the
+    queries would move it to the edge, and two such bounds then meet as "since must be
+    before until"."""
+    try:
+        given = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 time, such as 2026-11-01 or 2026-11-01T09:30:00+02:00"
+        ) from None
+    try:
+        at = as_utc(given)
+    except OverflowError:
+        at = None
+    if at is None or not EARLIEST <= at <= LATEST:
+        raise typer.BadParameter(
+            f"{text} is out of the supported range, {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} UTC"
+        )
+    return at
 
 
 def until_signalled() -> asyncio.Event:

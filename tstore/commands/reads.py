@@ -12,19 +12,18 @@ from analytics.definitions import Bucket, GroupBy
 from queries import SessionFilters
 from queries.incomplete import incomplete_sessions
 from queries.metrics import metrics
-from queries.paging import as_utc
 from queries.search import search as search_store
 from queries.sessions import list_sessions
 from queries.turns import transcript as read_transcript
 from schemas import Role
 from tstore import render
-from tstore.commands.common import one_line_errors, read, settings
+from tstore.commands.common import one_line_errors, read, settings, time_option
 
 app = typer.Typer()
 Limit = Annotated[int, typer.Option(min=1, max=500, help="Items per page.")]
 Cursor = Annotated[str | None, typer.Option(help="Continue after a page (its next cursor).")]
-Since = Annotated[datetime | None, typer.Option(help="From this time (UTC if no zone).")]
-Until = Annotated[datetime | None, typer.Option(help="Before this time (UTC if no zone).")]
+Since = Annotated[datetime | None, time_option("From this time.")]
+Until = Annotated[datetime | None, time_option("Before this time.")]
 
 
 def _more(cursor: str | None) -> None:
@@ -60,8 +59,8 @@ def sessions(
     """List sessions, newest first."""
     filters = SessionFilters(
         bot_id=bot,
-        since=_utc(since),
-        until=_utc(until),
+        since=since,
+        until=until,
         language=language,
         complete=None if incomplete is None else not incomplete,
     )
@@ -91,19 +90,18 @@ def search(
     if role not in (None, "user", "assistant"):
         raise typer.BadParameter("user or assistant", param_hint="--role")
     who: Role | None = "user" if role == "user" else "assistant" if role else None
-    after, before = _utc(since), _utc(until)
     page = read(
         settings(),
         lambda service: service.search(
-            query, bot_id=bot, role=who, since=after, until=before, cursor=cursor, limit=limit
+            query, bot_id=bot, role=who, since=since, until=until, cursor=cursor, limit=limit
         ),
         lambda reader: search_store(
             reader,
             query,
             bot_id=bot,
             role=who,
-            since=after,
-            until=before,
+            since=since,
+            until=until,
             cursor=cursor,
             limit=limit,
         ),
@@ -150,8 +148,8 @@ def stats(
         raise typer.BadParameter("minute, hour or day", param_hint="--bucket")
     if by is not None and by not in get_args(GroupBy):
         raise typer.BadParameter("bot, role, language or framework", param_hint="--by")
-    before = _utc(until) or datetime.now(UTC)
-    after = _utc(since) or before - timedelta(days=1)
+    before = until or datetime.now(UTC)
+    after = since or before - timedelta(days=1)
     step, split = cast(Bucket, bucket), cast(GroupBy | None, by)
     found = read(
         settings(),
@@ -170,7 +168,3 @@ def stats(
             f"no turn started between {after:%Y-%m-%d %H:%M} and {before:%Y-%m-%d %H:%M} UTC"
         )
     console.print(render.definitions(found.definitions))
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)

@@ -19,7 +19,13 @@ from consumers.storage.clickhouse import open_store
 from consumers.storage.generations import GenerationError
 from service.answers import GenerationInfo
 from tstore import render
-from tstore.commands.common import client, one_line_errors, settings, until_signalled
+from tstore.commands.common import (
+    client,
+    one_line_errors,
+    settings,
+    time_option,
+    until_signalled,
+)
 from tstore.components import project_live, rebuild_service
 from tstore.progress import RebuildProgress
 from tstore.settings import Settings
@@ -39,9 +45,9 @@ def rebuild(
     ] = None,
     until: Annotated[
         datetime | None,
-        typer.Option(
-            help="Replay only events written before this time (UTC if no zone); the "
-            "generation is kept frozen for inspection instead of being cut over."
+        time_option(
+            "Replay only events written before this time; the generation is kept frozen for "
+            "inspection instead of being cut over."
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done.")] = False,
