@@ -1,9 +1,11 @@
-"""What the command line says about a bad argument or option: one clear reason, a non-zero
-exit."""
+"""What the command line says about a bad argument, option or setting, and about a store that
+is not there: one clear reason, a non-zero exit, nothing created on the way."""
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import typer
@@ -11,6 +13,25 @@ from typer.testing import CliRunner, Result
 
 from tstore.cli import app
 from tstore.commands.common import moment
+
+READS = (
+    ["transcript", "s1"],
+    ["sessions"],
+    ["search", "hello"],
+    ["incomplete"],
+    ["generations"],
+    ["stats"],
+)
+
+
+@pytest.fixture
+def nobody_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No store process answers: the commands would open the store themselves."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("TSTORE_HTTP_PORT", str(port))
+    monkeypatch.delenv("TSTORE_CLICKHOUSE_DSN", raising=False)
 
 
 def _tstore(*args: str) -> Result:
@@ -25,6 +46,46 @@ def _said(result: Result, code: int = 1) -> str:
     if code == 1:
         assert len(result.output.strip().splitlines()) == 1, result.output
     return " ".join(result.output.replace("│", " ").split())
+
+
+@pytest.mark.usefixtures("nobody_serves")
+@pytest.mark.parametrize("args", READS, ids=lambda args: args[0])
+def test_a_read_without_a_store_says_so_and_creates_nothing(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "data"
+    monkeypatch.setenv("TSTORE_DATA_DIR", str(missing))
+    said = _said(_tstore(*args))
+    assert f"no store at {missing / 'clickhouse'} (TSTORE_DATA_DIR)" in said
+    assert "`tstore serve` or `tstore project` creates one" in said
+    assert "tstore demo" in said
+    assert not missing.exists()
+
+
+@pytest.mark.usefixtures("nobody_serves")
+@pytest.mark.parametrize(
+    "args", [*READS, ["serve"], ["project"], ["simulate"]], ids=lambda args: args[0]
+)
+def test_a_data_dir_that_is_a_file_is_named_in_one_line(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    afile = tmp_path / "data"
+    afile.write_text("not a folder")
+    monkeypatch.setenv("TSTORE_DATA_DIR", str(afile))
+    said = _said(_tstore(*args))
+    assert said.startswith("TSTORE_DATA_DIR:")
+    assert f"{afile} is a file, not a folder" in said
+
+
+@pytest.mark.usefixtures("nobody_serves")
+@pytest.mark.parametrize("args", [["serve"], ["project"], ["simulate"]], ids=lambda a: a[0])
+def test_a_data_dir_that_cannot_be_created_is_named_in_one_line(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TSTORE_DATA_DIR", "/proc/tstore-x")
+    said = _said(_tstore(*args))
+    assert said.startswith("TSTORE_DATA_DIR: cannot create /proc/tstore-x")
+    assert "No such file or directory" in said
 
 
 @pytest.mark.parametrize(

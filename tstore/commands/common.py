@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import signal
 import socket
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from consumers.storage.clickhouse import StoreUnavailableError, open_store
+from consumers.storage.clickhouse import Store, StoreUnavailableError, open_store
 from consumers.storage.generations import GenerationError
 from queries import BadQueryError, NotFoundError, Reader
 from queries.paging import EARLIEST, LATEST, as_utc
@@ -25,7 +27,7 @@ from service.process import ServeError
 from tstore.devkafka import MissingToolError
 from tstore.devserver import LocalServer
 from tstore.logging import configure_logging
-from tstore.settings import Settings
+from tstore.settings import EMBEDDED, Settings
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -167,9 +169,70 @@ def read(
     local: Callable[[Reader], T],
 ) -> T:
     """Ask the running store when one answers; otherwise open the store here (which fails
-    with a one-line reason when another process holds it)."""
+    with a one-line reason when another process holds it, or when there is none)."""
     with client(config) as service:
         if service.reachable():
             return remote(service)
-    store = open_store(config.dsn, config.clickhouse_database)
+    store = existing_store(config)
     return local(Reader(store.client, abandoned_after=timedelta(seconds=config.abandoned_after_s)))
+
+
+def existing_store(config: Settings) -> Store:
+    """The store, opened here, if it exists: opening an embedded one creates its folder,
+    and a read that did would leave an empty store behind a mistyped TSTORE_DATA_DIR and
+    answer from it as if nothing had happened."""
+    place = _embedded(config)
+    if place is not None:
+        folder, setting = place
+        try:
+            found = folder.is_dir()
+        except OSError as exc:
+            raise fail(f"{setting}: cannot read {folder}: {exc.strerror}") from None
+        if not found:
+            blocked = _not_a_folder(folder)
+            raise fail(
+                f"{setting}: {blocked} is a file, not a folder"
+                if blocked
+                else f"no store at {folder} ({setting}) and none answers at "
+                f"{config.service_url}: `tstore serve` or `tstore project` creates one there "
+                "(`tstore demo` shows one, under TSTORE_DATA_DIR/demo)"
+            )
+    return open_store(config.dsn, config.clickhouse_database)
+
+
+def writable_store(config: Settings) -> None:
+    """For the commands that create the store when there is none (``serve``, ``project``, a
+    rebuild here): a place the engine could not use is said before the engine fails on it."""
+    place = _embedded(config)
+    if place is not None:
+        made_folder(*place)
+
+
+def made_folder(folder: Path, setting: str) -> None:
+    """Create ``folder`` before anything is written under it, so that ``setting`` pointing
+    at a file or somewhere this user cannot write is one line naming it, not an OSError
+    from deep inside the engine or the producer's spool."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocked = _not_a_folder(folder)
+        why = f"{blocked} is a file, not a folder" if blocked else exc.strerror
+        raise fail(f"{setting}: cannot create {folder}: {why}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise fail(f"{setting}: {folder} is not writable by this user")
+
+
+def _embedded(config: Settings) -> tuple[Path, str] | None:
+    """The embedded store's folder and the setting that chose it; None for a server."""
+    if not config.dsn.startswith(EMBEDDED):
+        return None
+    setting = "TSTORE_CLICKHOUSE_DSN" if config.clickhouse_dsn else "TSTORE_DATA_DIR"
+    return Path(config.dsn.removeprefix(EMBEDDED)), setting
+
+
+def _not_a_folder(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that exists as something other than a folder."""
+    for step in reversed((path, *path.parents)):
+        if os.path.lexists(step) and not step.is_dir():
+            return step
+    return None

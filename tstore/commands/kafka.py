@@ -17,6 +17,7 @@ from producers.kafka import connection_problem
 from producers.simulator import simulate as run_simulation
 from tstore.commands.common import (
     fail,
+    made_folder,
     one_line_errors,
     refuse_taken_port,
     serve_until_signalled,
@@ -103,6 +104,7 @@ def simulate(
     TSTORE_DATA_DIR. It fails unless Kafka took every event.
     """
     config = settings()
+    made_folder(config.data_dir, "TSTORE_DATA_DIR")
     chosen = secrets.randbits(32) if seed is None else seed
 
     async def main() -> tuple[TranscriptProducer, list[str]]:

@@ -21,10 +21,12 @@ from service.answers import GenerationInfo
 from tstore import render
 from tstore.commands.common import (
     client,
+    existing_store,
     one_line_errors,
     settings,
     time_option,
     until_signalled,
+    writable_store,
 )
 from tstore.components import project_live, rebuild_service
 from tstore.progress import RebuildProgress
@@ -89,6 +91,7 @@ def rebuild(
 
 async def _rebuild_here(config: Settings, request: dict[str, Any], *, follow: bool) -> None:
     """No process owns the store: this one does, for the rebuild (and after it with --follow)."""
+    writable_store(config)
     store = await asyncio.to_thread(open_store, config.dsn, config.clickhouse_database)
     service = rebuild_service(config, store)
 
@@ -147,8 +150,7 @@ def generations(ctx: typer.Context) -> None:
         if service.reachable():
             _show(service.generations())
             return
-    store = open_store(config.dsn, config.clickhouse_database)
-    _show([GenerationInfo.of(*row) for row in store.generations.overview()])
+    _show([GenerationInfo.of(*row) for row in existing_store(config).generations.overview()])
 
 
 def _show(found: Sequence[GenerationInfo]) -> None:
@@ -176,5 +178,5 @@ def drop_generation(number: int) -> None:
         if service.reachable():
             service.drop_generation(number)
         else:
-            open_store(config.dsn, config.clickhouse_database).generations.drop(number)
+            existing_store(config).generations.drop(number)
     typer.echo(f"dropped generation {number}")

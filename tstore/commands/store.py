@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from service.process import Role, run
-from tstore.commands.common import one_line_errors, settings, until_signalled
+from tstore.commands.common import (
+    made_folder,
+    one_line_errors,
+    settings,
+    until_signalled,
+    writable_store,
+)
 from tstore.demo import run_demo
 from tstore.devkafka import KAFKA_VERSION, DevKafka
 from tstore.render import transcript
@@ -55,6 +61,8 @@ def project(host: Host = None, port: Port = None) -> None:
 
 
 def _run(config: Settings, role: Role, host: str | None, port: int | None) -> None:
+    writable_store(config)
+
     async def main() -> None:
         await run(
             config,
@@ -80,6 +88,7 @@ def demo(
     ClickHouse, then serve the store (the data lives under TSTORE_DATA_DIR/demo)."""
     config = settings()
     config = config.model_copy(update={"data_dir": config.data_dir / "demo"})
+    made_folder(config.data_dir, "TSTORE_DATA_DIR")
     with DevKafka() as broker:
         typer.echo(f"Kafka {KAFKA_VERSION} broker at {broker.bootstrap}")
         config = config.model_copy(update={"kafka_bootstrap": broker.bootstrap})
