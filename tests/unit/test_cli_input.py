@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.core import TyperArgument, TyperOption
 from typer.testing import CliRunner, Result
 
 from tstore.cli import app
@@ -88,6 +89,11 @@ def test_a_data_dir_that_cannot_be_created_is_named_in_one_line(
     assert "No such file or directory" in said
 
 
+def test_an_empty_session_id_is_refused_as_such() -> None:
+    said = _said(_tstore("transcript", ""), code=2)
+    assert "the session id is empty" in said
+
+
 @pytest.mark.parametrize(
     ("args", "option", "given"),
     [
@@ -114,3 +120,32 @@ def test_every_time_option_reads_iso_8601_in_utc_unless_zoned() -> None:
     for wrong in ("yesterday", "2026-13-01", "0001-01-01T00:00:00+05:00"):
         with pytest.raises(typer.BadParameter):
             moment(wrong)
+
+
+def _parameters(command: object, path: str) -> list[tuple[str, TyperArgument | TyperOption]]:
+    """Every argument and option ``command`` and its subcommands declare (not ``--help``)."""
+    found = [
+        (path, p)
+        for p in getattr(command, "params", [])
+        if isinstance(p, TyperArgument | TyperOption)
+    ]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _parameters(sub, f"{path} {name}")
+    return found
+
+
+PARAMETERS = _parameters(typer.main.get_command(app), "tstore")
+
+
+@pytest.mark.parametrize(
+    ("path", "param"), PARAMETERS, ids=[f"{path} {p.name}" for path, p in PARAMETERS]
+)
+def test_every_argument_and_option_has_help(path: str, param: TyperArgument | TyperOption) -> None:
+    assert param.help, f"{path}: {param.name} has no help"
+
+
+def test_incomplete_help_says_what_makes_a_session_incomplete_and_how_pages_end() -> None:
+    said = _said(_tstore("incomplete", "--help"), code=0)
+    for told in ("holes", "never stopped", "chunks", "abandoned", "session-id order"):
+        assert told in said
+    assert "may hold fewer, or none, and still give a cursor" in said

@@ -4,7 +4,7 @@ running store over HTTP when one answers, and opens the store itself otherwise."
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, cast, get_args
+from typing import Annotated, Any, cast, get_args
 
 import typer
 
@@ -12,6 +12,7 @@ from analytics.definitions import Bucket, GroupBy
 from queries import SessionFilters
 from queries.incomplete import incomplete_sessions
 from queries.metrics import metrics
+from queries.paging import MAX_PAGE
 from queries.search import search as search_store
 from queries.sessions import list_sessions
 from queries.turns import transcript as read_transcript
@@ -20,7 +21,13 @@ from tstore import render
 from tstore.commands.common import one_line_errors, read, settings, time_option
 
 app = typer.Typer()
-Limit = Annotated[int, typer.Option(min=1, max=500, help="Items per page.")]
+
+
+def _page_size(help_text: str) -> Any:
+    return typer.Option(min=1, max=MAX_PAGE, help=help_text)
+
+
+Limit = Annotated[int, _page_size("Items per page.")]
 Cursor = Annotated[str | None, typer.Option(help="Continue after a page (its next cursor).")]
 Since = Annotated[datetime | None, time_option("From this time.")]
 Until = Annotated[datetime | None, time_option("Before this time.")]
@@ -33,8 +40,17 @@ def _more(cursor: str | None) -> None:
 
 @app.command()
 @one_line_errors
-def transcript(session_id: str) -> None:
+def transcript(
+    session_id: Annotated[
+        str, typer.Argument(help="The session's id, as `tstore sessions` lists it.")
+    ],
+) -> None:
     """Print a session's transcript."""
+    if not session_id.strip():
+        raise typer.BadParameter(
+            "the session id is empty; give one that `tstore sessions` lists",
+            param_hint="SESSION_ID",
+        )
     turns = read(
         settings(),
         lambda service: service.turns(session_id).turns,
@@ -116,8 +132,23 @@ def search(
 
 @app.command()
 @one_line_errors
-def incomplete(limit: Limit = 100, cursor: Cursor = None) -> None:
-    """List sessions with holes in their seq or turns that never stopped."""
+def incomplete(
+    limit: Annotated[
+        int,
+        _page_size(
+            "Sessions per page, at most: a page stops after about a second of searching, so "
+            "it may hold fewer, or none, and still give a cursor to go on."
+        ),
+    ] = 100,
+    cursor: Cursor = None,
+) -> None:
+    """List incomplete sessions, in session-id order, each with its state and what is missing.
+
+    A session is incomplete when events are missing (holes in its seq), a turn never
+    stopped, it ended with chunks other than its end declared (missing or extra chunks,
+    sample gaps, overlaps, totals), or it is abandoned: no end, and silent for longer than
+    TSTORE_ABANDONED_AFTER_S.
+    """
     page = read(
         settings(),
         lambda service: service.incomplete(cursor=cursor, limit=limit),

@@ -171,7 +171,9 @@ def _show(found: Sequence[GenerationInfo]) -> None:
 
 @generations_app.command("drop")
 @one_line_errors
-def drop_generation(number: int) -> None:
+def drop_generation(
+    number: Annotated[int, typer.Argument(help="A generation `tstore generations` lists.")],
+) -> None:
     """Delete a generation's rows (refused for one that readers are shown)."""
     config = settings()
     with client(config) as service:
