@@ -141,6 +141,9 @@ async def test_the_list_shows_the_sessions_newest_first(viewer: Viewer, page: Pa
     await page.goto(viewer.at("/"))
     rows = page.locator("table.sessions tbody tr")
     await expect(rows).to_have_count(len(CALLS))
+    # A browser that shows tabs asks for /favicon.ico unless the page names its icon.
+    icon = "fetch(document.querySelector('link[rel=icon]').href).then((r) => r.ok)"
+    assert await page.evaluate(icon) is True
     await expect(page.locator("main")).not_to_contain_text("null")
     assert [await r.get_attribute("data-session-id") for r in await rows.all()] == [
         s["session_id"] for s in listed["items"]
