@@ -192,6 +192,9 @@ export async function renderSession(page, sessionId, params) {
     stale = Boolean(waveform?.playing());
     if (stale) return null;
     return queued(() => {
+      // No recording when last asked (a 404): asked again once a chunk is heard, not at
+      // each refresh.
+      if (!waveform && changedFromMs === Infinity) return null;
       if (waveform?.startMs !== startOf()) return loadWaveform();
       const from = changedFromMs;
       changedFromMs = Infinity;

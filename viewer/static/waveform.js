@@ -84,6 +84,8 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
   /** Whether the player holds the audio of the window as drawn: drawn anew from peaks
    * alone, it holds none past what was last fetched whole. */
   let audible = false;
+  /** Where the peaks begin to hold silence for audio not fetched: what the call grew by
+   * with no chunk heard, or what was missing when asked. */
   let unfetchedFromMs = Infinity;
   const waves = el("div", { class: "waves" });
   const drawn = el("div", { class: "wave-window" }, waves);
@@ -185,21 +187,24 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
   play.addEventListener("click", playPause);
   await loadAudio(audio);
 
-  /** Splices into the peaks the redraw before it left: redraws run one after the other. */
+  /** Splices into the peaks the redraw before it left: redraws run one after the other.
+   * Audio is fetched only once a chunk is heard (no chunk, no new audio: asking would get
+   * a 404 at each refresh), from the earliest of it and what the peaks lack. */
   async function redraw(next, changedFromMs) {
     call = next;
     const nextToMs = endOf(call);
-    const changed = Math.min(changedFromMs, unfetchedFromMs, toMs, nextToMs);
-    const fromMs = call.origin === origin ? Math.max(Math.floor(changed / PEAK_MS) * PEAK_MS, startMs) : startMs;
+    if (nextToMs > toMs) unfetchedFromMs = Math.min(unfetchedFromMs, toMs);
+    const wanted = changedFromMs < Infinity ? Math.min(changedFromMs, unfetchedFromMs) : Infinity;
+    const fromMs = call.origin === origin ? Math.max(Math.floor(wanted / PEAK_MS) * PEAK_MS, startMs) : startMs;
     if (fromMs >= nextToMs && nextToMs === toMs) {
       drawTurns();
       return;
     }
     let fresh = [new Float32Array(0), new Float32Array(0)];
-    unfetchedFromMs = Infinity;
     if (fromMs < nextToMs) {
       try {
         fresh = await peaksOf((await windowAudio(call.sessionId, fromMs, nextToMs)).blob);
+        unfetchedFromMs = Infinity;
       } catch {
         unfetchedFromMs = fromMs; // not recorded yet, or not reachable: silence till then
       }
