@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from audio.stores import open_chunk_store
 from producers.simulator import SimulatedTurn, script_call
@@ -88,6 +88,16 @@ def _from_ms(url: str, drawn: list[int]) -> None:
         drawn.append(int(parse_qs(urlsplit(url).query)["from_ms"][0]))
 
 
+async def _stray_text(page: Page) -> list[str]:
+    """Text the page put between its blocks: what a page appending a null shows ('null')."""
+    return list(
+        await page.evaluate(
+            "[...document.getElementById('page').childNodes]"
+            ".filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent)"
+        )
+    )
+
+
 def _turn_id(turn: SimulatedTurn) -> str:
     return f"{turn.role}-{turn.index}"
 
@@ -144,7 +154,7 @@ async def test_the_list_shows_the_sessions_newest_first(viewer: Viewer, page: Pa
     # A browser that shows tabs asks for /favicon.ico unless the page names its icon.
     icon = "fetch(document.querySelector('link[rel=icon]').href).then((r) => r.ok)"
     assert await page.evaluate(icon) is True
-    await expect(page.locator("main")).not_to_contain_text("null")
+    assert await _stray_text(page) == []
     assert [await r.get_attribute("data-session-id") for r in await rows.all()] == [
         s["session_id"] for s in listed["items"]
     ]
@@ -332,6 +342,18 @@ async def test_search_from_the_page_finds_a_turn(viewer: Viewer, page: Page) -> 
     await expect(entry).to_have_class("entry role-assistant current")
 
 
+async def test_times_say_the_zone_they_are_shown_in(viewer: Viewer, browser: Browser) -> None:
+    context = await browser.new_context(timezone_id="America/New_York")
+    page = await context.new_page()
+    for fragment in ("/", "/analytics"):
+        await page.goto(viewer.at(fragment))
+        await expect(page.locator(".filters")).to_contain_text("From (America/New_York)")
+        await expect(page.locator(".freshness")).to_contain_text(" GMT-")
+    await expect(page.locator("table.figures tbody td").first).to_contain_text(" GMT-")
+    await expect(page.locator(".charts")).to_contain_text("Time axes in America/New_York")
+    await context.close()
+
+
 async def test_the_analytics_page_shows_the_numbers_the_api_gives(
     viewer: Viewer, page: Page
 ) -> None:
@@ -374,6 +396,10 @@ async def test_the_analytics_page_shows_the_numbers_the_api_gives(
     await expect(page.locator(".group[data-group='user'] canvas")).to_have_count(0)
     await expect(page.locator(".group[data-group='user'] .no-data")).to_have_count(2)
     await screenshot(page, "analytics-per-role")
+
+    await page.goto(viewer.at("/analytics?since=2020-01-01T00:00:00Z&until=2020-01-02T00:00:00Z"))
+    await expect(page.locator(".empty")).to_have_text("No turn in this range.")
+    assert await _stray_text(page) == []
 
 
 async def test_choosing_a_bucket_on_the_analytics_page_sets_the_range_it_reads_well_at(

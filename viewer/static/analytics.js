@@ -4,7 +4,7 @@
 // them.
 
 import { getJson } from "./api.js";
-import { el, fmtMs, fmtNumber, fmtTime, freshness } from "./format.js";
+import { ZONE, el, fmtMs, fmtNumber, fmtTime, freshness, fromLocalInput, timeField, toLocalInput } from "./format.js";
 import { libraries } from "./libraries.js";
 import { TIME, checked, oneOf } from "./params.js";
 
@@ -30,13 +30,9 @@ function defaults(params) {
 }
 
 function form(query) {
-  const local = (iso) => {
-    const at = new Date(iso);
-    return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-  };
   const node = el("form", { class: "filters" },
-    el("label", {}, "From", el("input", { name: "since", type: "datetime-local", value: local(query.since) })),
-    el("label", {}, "Until", el("input", { name: "until", type: "datetime-local", value: local(query.until) })),
+    timeField("From", "since", query.since),
+    timeField("Until", "until", query.until),
     el("label", {}, "Bucket", el("select", { name: "bucket", onchange: followBucket },
       Object.keys(BUCKETS).map((b) => el("option", { value: b, selected: b === query.bucket }, b)))),
     el("label", {}, "Bot", el("input", { name: "bot_id", value: query.bot_id })),
@@ -46,13 +42,13 @@ function form(query) {
   /** A bucket chosen sets the range it reads well at, ending where it did. */
   function followBucket() {
     const until = node.elements.until.value ? new Date(node.elements.until.value).getTime() : Date.now();
-    node.elements.since.value = local(rangeStart(node.elements.bucket.value, until));
+    node.elements.since.value = toLocalInput(rangeStart(node.elements.bucket.value, until));
   }
   node.addEventListener("submit", (event) => {
     event.preventDefault();
     const chosen = new URLSearchParams();
     for (const name of ["since", "until"]) {
-      if (node.elements[name].value) chosen.set(name, new Date(node.elements[name].value).toISOString());
+      if (node.elements[name].value) chosen.set(name, fromLocalInput(node.elements[name].value));
     }
     for (const name of ["bucket", "bot_id", "group_by"]) chosen.set(name, node.elements[name].value);
     location.hash = `#/analytics?${chosen}`;
@@ -138,12 +134,14 @@ export async function renderAnalytics(page, given) {
   const answer = await getJson("/v1/analytics", query);
   const libs = await libraries();
   const width = Math.max(Math.min((page.clientWidth - 48) / 2, 620), 320);
+  const range = [Date.parse(query.since) / 1000, Date.parse(query.until) / 1000];
+  const drawn = libs
+    ? [el("p", { class: "note" }, `Time axes in ${ZONE}.`), ...charts(libs.uPlot, answer.rows, { width, range })]
+    : el("p", { class: "note" }, "Charts need uPlot: see the notice above.");
   page.append(
-    answer.rows.length
-      ? el("div", { class: "charts" },
-          libs ? charts(libs.uPlot, answer.rows, { width, range: [Date.parse(query.since) / 1000, Date.parse(query.until) / 1000] }) : el("p", { class: "note" }, "Charts need uPlot: see the notice above."))
-      : el("p", { class: "empty" }, "No turn in this range."),
-    answer.rows.length ? table(answer.rows) : null,
+    ...(answer.rows.length
+      ? [el("div", { class: "charts" }, drawn), table(answer.rows)]
+      : [el("p", { class: "empty" }, "No turn in this range.")]),
     definitions(answer),
     freshness(answer));
 }

@@ -21,12 +21,34 @@ export function fmtDuration(ms) {
   return minutes ? `${minutes} min ${seconds % 60} s` : `${seconds} s`;
 }
 
+/** The zone the page shows times in: the browser's, said beside each time and input, since
+ * the API's times are UTC and a bucket's start reads otherwise as if it were. */
+export const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
 export function fmtTime(iso) {
   if (!iso) return "–";
   return new Date(iso).toLocaleString("en-GB", {
     year: "numeric", month: "short", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
   });
+}
+
+/** A datetime-local input, labelled with the zone its value is in, showing ``at`` (an ISO
+ * time or a Date) to the second. */
+export function timeField(label, name, at) {
+  return el("label", {}, `${label} (${ZONE})`,
+    el("input", { name, type: "datetime-local", step: 1, value: toLocalInput(at) }));
+}
+
+export function toLocalInput(at) {
+  if (!at) return "";
+  const when = new Date(at);
+  return new Date(when.getTime() - when.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+}
+
+/** A datetime-local input's value as ISO 8601 in UTC, as the API wants it. */
+export function fromLocalInput(value) {
+  return value ? new Date(value).toISOString() : "";
 }
 
 /** Seconds into the call as m:ss.s */

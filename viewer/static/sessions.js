@@ -3,7 +3,7 @@
 // fragment, so a page of results can be bookmarked and the back button goes back a page.
 
 import { getJson } from "./api.js";
-import { el, fmtMs, fmtTime, freshness } from "./format.js";
+import { el, fmtMs, fmtTime, freshness, fromLocalInput, timeField } from "./format.js";
 import { COUNT, TIME, checked, oneOf } from "./params.js";
 
 const STATES = ["", "open", "sealed", "sealed_with_holes", "abandoned"];
@@ -22,17 +22,6 @@ export function sessionHref(sessionId, turnId) {
   return `#/session/${encodeURIComponent(sessionId)}${turn}`;
 }
 
-/** A datetime-local input's value as ISO 8601 with a zone, as the API wants, and back. */
-function toIso(local) {
-  return local ? new Date(local).toISOString() : "";
-}
-
-function toLocal(iso) {
-  if (!iso) return "";
-  const at = new Date(iso);
-  return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
-}
-
 function choice(name, value, options, label) {
   return el("label", {}, label,
     el("select", { name },
@@ -44,8 +33,8 @@ function filterForm(params) {
   const yesNo = [["", "any"], ["true", "yes"], ["false", "no"]];
   const form = el("form", { class: "filters" },
     el("label", {}, "Bot", el("input", { name: "bot_id", value: value("bot_id") })),
-    el("label", {}, "From", el("input", { name: "since", type: "datetime-local", step: 1, value: toLocal(value("since")) })),
-    el("label", {}, "Until", el("input", { name: "until", type: "datetime-local", step: 1, value: toLocal(value("until")) })),
+    timeField("From", "since", value("since")),
+    timeField("Until", "until", value("until")),
     choice("has_interruption", value("has_interruption"), yesNo, "Interrupted"),
     choice("has_timeout", value("has_timeout"), yesNo, "Stop timeout"),
     el("label", {}, "Turns ≥", el("input", { name: "min_turns", type: "number", min: 0, value: value("min_turns") })),
@@ -60,7 +49,7 @@ function filterForm(params) {
     const chosen = new URLSearchParams();
     for (const name of FILTERS) {
       let given = form.elements[name].value;
-      if (name === "since" || name === "until") given = toIso(given);
+      if (name === "since" || name === "until") given = fromLocalInput(given);
       if (given) chosen.set(name, given);
     }
     location.hash = `#/?${chosen}`;
