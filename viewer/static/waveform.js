@@ -89,7 +89,7 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
   let unfetchedFromMs = Infinity;
   const waves = el("div", { class: "waves" });
   const drawn = el("div", { class: "wave-window" }, waves);
-  const play = el("button", { type: "button", class: "play" }, "▶ Play call");
+  const play = el("button", { type: "button", class: "play" });
   const clock = el("span", { class: "clock" }, fmtClock(startMs / 1000));
   const earlier = el("button", { type: "button", class: "earlier", onclick: () => onShow(startMs - MAX_WINDOW_MS) });
   const later = el("button", { type: "button", class: "later", onclick: () => onShow(startMs + MAX_WINDOW_MS) });
@@ -158,12 +158,18 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
     clock.textContent = fmtClock(startMs / 1000 + seconds);
     onTime(startMs + seconds * 1000);
   });
+  /** The button's icon is drawn by the style sheet: ⏸ is missing from common fonts. */
+  function showPlaying(playing) {
+    play.textContent = playing ? "Pause" : "Play call";
+    play.classList.toggle("playing", playing);
+  }
+  showPlaying(false);
   ws.on("play", () => {
-    play.textContent = "⏸ Pause";
+    showPlaying(true);
     onPlay();
   });
   ws.on("pause", () => {
-    play.textContent = "▶ Play call";
+    showPlaying(false);
     onPause();
   });
 
