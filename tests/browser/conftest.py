@@ -1,15 +1,26 @@
 """A real browser for the viewer's tests: Debian's chromium driven by Playwright (its own
-browser download cannot run here), and where the tests keep their screenshots."""
+browser download cannot run here), where the tests keep their screenshots, and the viewer
+they open: the real service (a broker, live projectors into the embedded engine) serving
+simulated calls with both tracks recorded as WAV chunks."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 
+from audio.stores import open_chunk_store
+from producers.simulator import SimulatedTurn, script_call
+from schemas import Topics
+from schemas.models import Event
+from tests.integration.api_support import Api, live_api
+from tests.integration.audio_support import recorded_call
 from viewer.mount import NODE_MODULES
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,3 +76,45 @@ async def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+HOUR = timedelta(hours=1)
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 2 * HOUR
+CALLS = (
+    ("rooms/7 support", "bot-a", script_call(random.Random(1), 6), T0 + timedelta(minutes=5)),
+    ("call-b", "bot-b", script_call(random.Random(2), 8), T0 + timedelta(minutes=20)),
+    ("call-c", "bot-a", script_call(random.Random(3), 8), T0 + timedelta(minutes=70)),
+)
+"""Three calls of two bots in two hours; the first (its id holds '/' and a space) has a
+barge-in."""
+
+
+@dataclass
+class Viewer:
+    api: Api
+    url: str
+
+    def at(self, fragment: str) -> str:
+        return f"{self.url}/#{fragment}"
+
+
+@pytest.fixture
+async def viewer(
+    kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str, tmp_path: Path
+) -> AsyncIterator[Viewer]:
+    async with live_api(kafka_bootstrap, topics, clickhouse_dsn, database) as api:
+        store = open_chunk_store(tmp_path.as_uri())
+        events: list[Event] = []
+        for session_id, bot_id, script, started in CALLS:
+            events += [
+                e.model_copy(update={"bot_id": bot_id})
+                for e in recorded_call(session_id, started, script, store)
+            ]
+        await api.publish(events)
+        await api.until_projected()
+        yield Viewer(api, str(api.http.base_url).rstrip("/"))
+
+
+def turn_id_of(turn: SimulatedTurn) -> str:
+    """The id ``recorded_call`` gives the turn."""
+    return f"{turn.role}-{turn.index}"

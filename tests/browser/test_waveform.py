@@ -1,0 +1,209 @@
+"""The session page's waveform in Debian's chromium, against the real service: a call longer
+than the 10 minutes the API cuts at once, and a live call's waveform as its audio comes."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+import pytest
+from playwright.async_api import Page, expect
+
+from audio.stores import open_chunk_store
+from producers.simulator import SimulatedTurn, script_call
+from schemas import Role
+from schemas.models import ChunkReady, Event
+from tests.browser.conftest import HOUR, T0, Viewer, screenshot, turn_id_of
+from tests.integration.api_support import Api, now
+from tests.integration.audio_support import recorded_call
+
+pytestmark = pytest.mark.integration
+
+
+REFRESH_S = 3.0
+"""The page's ``WAVEFORM_REFRESH_MS``: a live call's waveform is drawn anew at most this often."""
+
+
+def _chunk_start_s(chunk: ChunkReady, began: datetime) -> float:
+    at = chunk.recording_started_at + timedelta(seconds=chunk.start_sample / chunk.sample_rate)
+    return (at - began).total_seconds()
+
+
+def _from_ms(url: str, drawn: list[int]) -> None:
+    """Notes the window's start of a request for the session's recording."""
+    if "/audio?" in url and "/turns/" not in url:
+        drawn.append(int(parse_qs(urlsplit(url).query)["from_ms"][0]))
+
+
+LONG_CALL = [
+    replace(t, start_s=t.start_s + shift, end_s=t.end_s + shift)
+    for t, shift in zip(script_call(random.Random(5), 6), [0, 0, 0, 0, 300, 660], strict=True)
+]
+"""A call of 11 minutes: four turns at its start, one at 5 minutes, one past 10."""
+CHUNK_S = 20.0
+
+
+def _silent_chunks(script: list[SimulatedTurn]) -> frozenset[tuple[Role, int]]:
+    """The chunks (of ``CHUNK_S``) in which their speaker says nothing: left out, so that a
+    long call's audio costs only its turns."""
+    chunks = math.ceil((script[-1].end_s + 0.5) / CHUNK_S)
+    said = {
+        (t.role, n)
+        for t in script
+        for n in range(int(t.start_s // CHUNK_S), int(t.end_s // CHUNK_S) + 1)
+    }
+    roles: tuple[Role, ...] = ("user", "assistant")
+    return frozenset((r, n) for r in roles for n in range(chunks) if (r, n) not in said)
+
+
+async def _publish_recorded(
+    api: Api, session_id: str, began: datetime, script: list[SimulatedTurn], folder: Path
+) -> None:
+    chunk_s: dict[Role, float] = {"user": CHUNK_S, "assistant": CHUNK_S}
+    store = open_chunk_store(folder.as_uri())
+    skip = _silent_chunks(script)
+    await api.publish(recorded_call(session_id, began, script, store, chunk_s=chunk_s, skip=skip))
+    await api.until_projected()
+
+
+async def _lined_up(page: Page, turn: SimulatedTurn) -> None:
+    """The turn's region on the waveform starts where its bar starts on the timeline (a
+    short bar is wider than its turn: its padding)."""
+    turn_id = turn_id_of(turn)
+    bar = await page.locator(f".lane-{turn.role} .turn[data-turn-id='{turn_id}']").bounding_box()
+    region = page.locator(f"[part~='{turn_id}']")
+    await expect(region).to_have_count(1, timeout=20_000)
+    drawn = await region.bounding_box()
+    assert bar is not None
+    assert drawn is not None
+    assert abs(drawn["x"] - bar["x"]) < 2, (turn_id, drawn, bar)
+
+
+async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_the_timeline_s_scale(
+    viewer: Viewer, page: Page, tmp_path: Path
+) -> None:
+    """The API gives 10 minutes of audio at a time: the waveform draws such a window where
+    it falls in the call, lined up with the turns' bars, and the buttons beside it draw the
+    next or the one before. A call in progress opens at its latest 10 minutes."""
+    session_id = "long/call 1"
+    await _publish_recorded(viewer.api, session_id, T0 - HOUR, LONG_CALL, tmp_path / "ended")
+    drawn: list[int] = []
+    page.on("request", lambda r: _from_ms(r.url, drawn))
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    regions = page.locator("[part='regions-container'] > div")
+    await expect(regions).to_have_count(5, timeout=20_000)
+    assert drawn == [0]
+    for turn in LONG_CALL[:5]:
+        await _lined_up(page, turn)
+    await expect(page.locator(".wave-controls .earlier")).to_be_hidden()
+    await screenshot(page, "long-call")
+    await page.click(".wave-controls .later")
+    await expect(regions).to_have_count(1, timeout=20_000)
+    assert drawn == [0, 600_000]
+    await _lined_up(page, LONG_CALL[5])
+    await expect(page.locator(".wave-controls .later")).to_be_hidden()
+    await screenshot(page, "long-call-later")
+
+    live_id = "long/live 1"
+    began = now() - timedelta(seconds=LONG_CALL[-1].end_s + 20)
+    await _publish_recorded(viewer.api, live_id, began, LONG_CALL, tmp_path / "live")
+    await page.goto(viewer.at(f"/session/{quote(live_id, safe='')}"))
+    await expect(page.locator(".summary .badge")).to_have_text("open")
+    await _lined_up(page, LONG_CALL[5])
+    assert drawn[2:] == [600_000], drawn
+
+
+async def test_a_live_call_s_waveform_grows_by_the_audio_heard_and_waits_while_played(
+    viewer: Viewer, page: Page, tmp_path: Path
+) -> None:
+    """Events come faster than the waveform's refresh period: it is drawn anew all the same
+    while they come, each time from the audio of the chunks heard since (not the whole
+    recording again); a waveform being played is left playing until it is paused, and
+    playing fetches the whole window once."""
+    session_id = "live/recorded 1"
+    script = script_call(random.Random(4), 16)
+    began = now() - timedelta(minutes=1)
+    events = recorded_call(
+        session_id,
+        began,
+        script,
+        open_chunk_store(tmp_path.as_uri()),
+        chunk_s={"user": 1.0, "assistant": 1.0},
+    )
+    turns = events[: 2 * len(script)]
+
+    def chunks(since_s: float, until_s: float) -> list[Event]:
+        """The chunks that start in that span of the call."""
+        return [
+            e
+            for e in events[2 * len(script) :]
+            if isinstance(e, ChunkReady) and since_s <= _chunk_start_s(e, began) < until_s
+        ]
+
+    starts = [turn.start_s for turn in script] + [float("inf")]
+    await viewer.api.publish(turns[:8] + chunks(float("-inf"), starts[4]))
+    await viewer.api.until_projected()
+    drawn: list[int] = []  # the from_ms of each fetch of the recording
+    page.on("request", lambda r: _from_ms(r.url, drawn))
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    regions = page.locator("[part='regions-container'] > div")
+    await expect(regions).to_have_count(4, timeout=20_000)
+    assert drawn == [0]
+
+    for n in range(4, 14):  # a turn and its audio every 0.6 s for 6 s, twice the period
+        await viewer.api.publish(turns[2 * n : 2 * n + 2] + chunks(starts[n], starts[n + 1]))
+        await asyncio.sleep(0.6)
+    assert len(drawn) > 1, "the waveform was not drawn anew while the events kept coming"
+    await expect(regions).to_have_count(14, timeout=20_000)
+    await asyncio.sleep(REFRESH_S)  # nothing left to draw
+    assert all(from_ms > 0 for from_ms in drawn[1:]), f"fetched the whole call again: {drawn}"
+
+    play = page.locator(".wave-controls .play")
+    await play.click()
+    await expect(play).to_have_text("Pause")
+    await screenshot(page, "live-waveform-playing")
+    assert drawn[-1] == 0, "playing did not fetch the window as drawn"
+    heard = len(drawn)
+    await viewer.api.publish(turns[28:32] + chunks(starts[14], starts[16]))
+    await expect(page.locator(".timeline .turn")).to_have_count(16, timeout=20_000)
+    await asyncio.sleep(REFRESH_S + 1)
+    await expect(play).to_have_text("Pause")
+    assert len(drawn) == heard, "the waveform was taken away while played"
+    await expect(regions).to_have_count(14)
+    await play.click()
+    await expect(regions).to_have_count(16, timeout=20_000)
+    assert len(drawn) == heard + 1, drawn
+    assert drawn[-1] > 0, "the waveform was drawn from the whole call again once paused"
+    await screenshot(page, "live-waveform")
+
+
+async def test_a_live_call_without_audio_asks_for_it_again_once_a_chunk_comes(
+    viewer: Viewer, page: Page, tmp_path: Path
+) -> None:
+    """Its recording answered 404: turns coming do not ask again at each refresh, a chunk
+    does."""
+    session_id = "live/unrecorded 1"
+    script = script_call(random.Random(6), 6)
+    store = open_chunk_store(tmp_path.as_uri())
+    events = recorded_call(session_id, now() - timedelta(seconds=30), script, store)
+    turns, chunks = events[: 2 * len(script)], events[2 * len(script) :]
+    await viewer.api.publish(turns[:4])
+    await viewer.api.until_projected()
+    asked: list[int] = []
+    page.on("request", lambda r: _from_ms(r.url, asked))
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    await expect(page.locator(".waveform .note")).to_contain_text("No waveform")
+    assert asked == [0]
+    await viewer.api.publish(turns[4:])
+    await expect(page.locator(".timeline .turn")).to_have_count(len(script), timeout=20_000)
+    await asyncio.sleep(REFRESH_S + 1)
+    assert asked == [0], "asked for the recording again with no chunk heard"
+    await viewer.api.publish(chunks)
+    regions = page.locator("[part='regions-container'] > div")
+    await expect(regions).to_have_count(len(script), timeout=20_000)
+    assert asked == [0, 0]
