@@ -71,6 +71,8 @@ function spliced(kept, fresh, fromMs, toMs) {
 export async function mountWaveform(container, libs, call, startMs, { onTime, onPick, onPause, onPlay, onShow }) {
   const endOf = (next) => Math.min(next.durationMs, startMs + MAX_WINDOW_MS);
   let toMs = endOf(call);
+  /** The window's length, as wavesurfer counts it. */
+  const lengthS = () => (toMs - startMs) / 1000;
   let audio;
   let peaks;
   try {
@@ -178,7 +180,7 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
   async function loadAudio(given) {
     const at = ws.getCurrentTime();
     const whole = given ?? (await windowAudio(call.sessionId, startMs, toMs));
-    await ws.loadBlob(whole.blob, peaks, (toMs - startMs) / 1000);
+    await ws.loadBlob(whole.blob, peaks, lengthS());
     audible = true;
     ws.setTime(at);
   }
@@ -223,8 +225,8 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
     const media = ws.getMediaElement();
     media.removeAttribute("src");
     media.load(); // forgets the recording's duration: the call's is the peaks' now
-    await ws.load("", peaks, (toMs - startMs) / 1000);
-    ws.setTime(Math.min(at, (toMs - startMs) / 1000));
+    await ws.load("", peaks, lengthS());
+    ws.setTime(Math.min(at, lengthS()));
   }
 
   return {
