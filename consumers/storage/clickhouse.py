@@ -58,9 +58,13 @@ def connect(dsn: str, database: str, settings: dict[str, Any] | None = None) -> 
     dsn = normalize_dsn(dsn)
     if dsn.startswith(_CHDB):
         Path(dsn.removeprefix(_CHDB)).mkdir(parents=True, exist_ok=True)
-    bootstrap = clickhouse_connect.get_client(dsn=dsn)
+    # clickhouse-connect reads no scheme from a DSN: TLS only on ports 443 and 8443.
+    secure = dsn.startswith("https://")
+    bootstrap = clickhouse_connect.get_client(dsn=dsn, secure=secure)
     bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    return clickhouse_connect.get_client(dsn=dsn, database=database, settings=settings or {})
+    return clickhouse_connect.get_client(
+        dsn=dsn, database=database, settings=settings or {}, secure=secure
+    )
 
 
 class RowTable(Generic[R]):

@@ -1,0 +1,46 @@
+"""An ``https://`` DSN speaks TLS on any port, not only on 443 and 8443."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from clickhouse_connect.driver.exceptions import OperationalError
+
+from consumers.storage.clickhouse import connect
+
+TLS_HANDSHAKE = 0x16
+"""The first byte a TLS client sends: the record type of its ClientHello."""
+
+
+def _first_byte_sent(dsn_of_port: str) -> int:
+    """The first byte ``connect`` sends to a listener that hangs up on every connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received: list[bytes] = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: the client gave up
+            with conn:
+                received.append(conn.recv(1))
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    with pytest.raises(OperationalError):
+        connect(dsn_of_port.format(port=port), "tls_check")
+    listener.close()
+    return received[0][0]
+
+
+@pytest.mark.timeout(60)
+def test_an_https_dsn_on_any_port_speaks_tls() -> None:
+    assert _first_byte_sent("https://127.0.0.1:{port}") == TLS_HANDSHAKE
+
+
+@pytest.mark.timeout(60)
+def test_an_http_dsn_speaks_plain_http() -> None:
+    assert bytes([_first_byte_sent("http://127.0.0.1:{port}")]) in (b"G", b"P")
