@@ -13,12 +13,16 @@ from consumers.admin import KAFKA_EPOCH
 from consumers.storage.generations import GenerationSize
 from service.answers import GenerationInfo
 from service.auth import admin, state_of
+from service.parameters import KNOWN_PARAMETERS
 from service.problems import problem_responses
 from service.state import StoreState
 
 RESPONSES = problem_responses(400, 401, 403, 404, 409, 422, 503)  # 400: a body not JSON
 router = APIRouter(
-    prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin)], responses=RESPONSES
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(admin), KNOWN_PARAMETERS],
+    responses=RESPONSES,
 )
 State = Annotated[StoreState, Depends(state_of)]
 

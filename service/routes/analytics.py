@@ -12,15 +12,18 @@ from queries.analytics import latency_figures, turn_figures
 from queries.metrics import metrics
 from service.answers import LatencyFiguresAnswer, MetricsAnswer, TurnFiguresAnswer, respond
 from service.auth import bearer, state_of
+from service.parameters import KNOWN_PARAMETERS
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
 
-router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[Depends(bearer)])
+router = APIRouter(
+    prefix="/v1/analytics", tags=["analytics"], dependencies=[Depends(bearer), KNOWN_PARAMETERS]
+)
 State = Annotated[StoreState, Depends(state_of)]
 
 
 class RangeQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     since: AwareDatetime
     until: AwareDatetime

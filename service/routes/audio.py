@@ -25,11 +25,12 @@ from queries.recording import (
 )
 from service.answers import Freshness, respond
 from service.auth import bearer, state_of
+from service.parameters import KNOWN_PARAMETERS
 from service.paths import PathId
 from service.problems import problem_responses
 from service.state import StoreState
 
-router = APIRouter(prefix="/v1", tags=["audio"], dependencies=[Depends(bearer)])
+router = APIRouter(prefix="/v1", tags=["audio"], dependencies=[Depends(bearer), KNOWN_PARAMETERS])
 State = Annotated[StoreState, Depends(state_of)]
 Padding = Annotated[int, Query(ge=0, le=MAX_PAD_MS, description="Audio kept before and after, ms.")]
 

@@ -10,10 +10,13 @@ from pydantic import Field
 from queries.freshness import BotFreshness, bot_freshness
 from service.answers import Freshness, respond
 from service.auth import bearer, state_of
+from service.parameters import KNOWN_PARAMETERS
 from service.problems import problem_responses
 from service.state import StoreState
 
-router = APIRouter(prefix="/v1", tags=["operations"], dependencies=[Depends(bearer)])
+router = APIRouter(
+    prefix="/v1", tags=["operations"], dependencies=[Depends(bearer), KNOWN_PARAMETERS]
+)
 State = Annotated[StoreState, Depends(state_of)]
 
 
@@ -22,7 +25,7 @@ class FreshnessAnswer(Freshness):
 
 
 @router.get(
-    "/freshness", response_model=FreshnessAnswer, responses=problem_responses(401, 404, 503)
+    "/freshness", response_model=FreshnessAnswer, responses=problem_responses(401, 404, 422, 503)
 )
 def freshness(state: State) -> Response:
     """The lag, and per bot its newest turn and how old it is: a bot whose newest turn is old

@@ -11,10 +11,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.answers import Health
 from service.auth import state_of
 from service.freshness import freshness_registry
-from service.problems import PROBLEM_RESPONSES
+from service.parameters import KNOWN_PARAMETERS
+from service.problems import PROBLEM_RESPONSES, problem_responses
 from service.state import StoreState
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(
+    tags=["operations"], dependencies=[KNOWN_PARAMETERS], responses=problem_responses(422)
+)
 State = Annotated[StoreState, Depends(state_of)]
 
 

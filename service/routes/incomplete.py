@@ -10,10 +10,13 @@ from queries.incomplete import incomplete_sessions
 from queries.paging import MAX_PAGE
 from service.answers import IncompleteAnswer, respond
 from service.auth import bearer, state_of
+from service.parameters import KNOWN_PARAMETERS
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
 
-router = APIRouter(prefix="/v1", tags=["sessions"], dependencies=[Depends(bearer)])
+router = APIRouter(
+    prefix="/v1", tags=["sessions"], dependencies=[Depends(bearer), KNOWN_PARAMETERS]
+)
 
 
 @router.get("/incomplete", response_model=IncompleteAnswer, responses=PROBLEM_RESPONSES)

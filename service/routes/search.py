@@ -12,14 +12,15 @@ from queries.search import MAX_QUERY_CHARS, search
 from schemas import Role
 from service.answers import SearchAnswer, respond
 from service.auth import bearer, state_of
+from service.parameters import KNOWN_PARAMETERS
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
 
-router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(bearer)])
+router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(bearer), KNOWN_PARAMETERS])
 
 
 class SearchQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     q: str = Field(
         min_length=1,

@@ -17,16 +17,19 @@ from queries.turns import transcript
 from service.answers import SessionAnswer, SessionsAnswer, TurnsAnswer, respond
 from service.auth import bearer, state_of
 from service.live_stream import follow
+from service.parameters import KNOWN_PARAMETERS
 from service.paths import PathId
 from service.problems import PROBLEM_RESPONSES
 from service.state import StoreState
 
-router = APIRouter(prefix="/v1", tags=["sessions"], dependencies=[Depends(bearer)])
+router = APIRouter(
+    prefix="/v1", tags=["sessions"], dependencies=[Depends(bearer), KNOWN_PARAMETERS]
+)
 State = Annotated[StoreState, Depends(state_of)]
 
 
 class SessionQuery(SessionFilters):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     cursor: str | None = Field(None, description="From the previous page's `next_cursor`.")
     limit: int = Field(50, ge=1, le=MAX_PAGE)

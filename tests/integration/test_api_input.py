@@ -86,6 +86,37 @@ async def test_bad_input_is_answered_with_a_problem_naming_the_parameter_never_a
     assert not [e for e in logged if e["event"] == "request_failed"]
 
 
+PATH_VALUES = {"{session_id}": "s", "{turn_id}": "t", "{number}": "7"}
+
+
+async def test_every_operation_refuses_an_unknown_parameter_naming_it(
+    clickhouse: Client, clickhouse_dsn: str, database: str
+) -> None:
+    """Every operation of the document, admin and probes included, before it does anything
+    (the stream would otherwise wait for its session, the drop look for its generation)."""
+    store = Store(clickhouse)
+    await asyncio.to_thread(store.migrate)
+    state = StoreState(store=store, reader=Reader(connect(clickhouse_dsn, database)))
+    wrong: list[str] = []
+    async with serving(state) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        operations = [
+            (method.upper(), path)
+            for path, item in (await http.get("/openapi.json")).json()["paths"].items()
+            for method in item
+        ]
+        for method, template in operations:
+            path = template
+            for name, value in PATH_VALUES.items():
+                path = path.replace(name, value)
+            async with http.stream(method, path, params={"bogus": "1"}) as response:
+                body = await response.aread() if response.status_code == 422 else b"{}"
+            named = [p["name"] for p in json.loads(body).get("invalid_params", [])]
+            if response.headers["content-type"] != PROBLEM_JSON or "bogus" not in named:
+                wrong.append(f"{method} {template}?bogus=1: {response.status_code} {named}")
+    assert len(operations) > 20
+    assert not wrong, "\n".join(wrong)
+
+
 def _cursor(*key: Any) -> str:
     """A cursor as a client could edit one: the listing's kind and a sort key."""
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
