@@ -37,9 +37,9 @@ async def oldest_unprojected_age_s(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **security.client_options()
     )
-    await started(admin, bootstrap, security)
-    await consumer.start()
-    try:
+    try:  # both closed however it ends: a client that failed to start is still open
+        await started(admin, bootstrap, security)
+        await consumer.start()
         described = await admin.describe_topics(list(topics.events))
         partitions = [
             TopicPartition(topic["topic"], p["partition"])
