@@ -2,11 +2,10 @@
 
 A turn matches when its text holds every word (split at ASCII non-alphanumerics and at Unicode
 punctuation, symbols and spaces, lower-cased, as the table's text index ``words_of_text``
-splits it) and every phrase as
-written, in any case. The latest minutes are searched by reading their texts, older turns
-through the text index (see ``_RECENT``). Only a turn's latest version counts: a hit on a
-version that a later one replaced (a corrected transcript) is dropped, and duplicates of one
-version are one hit.
+splits it) and every phrase as written, in any case. The latest minutes are searched by
+reading their texts, older turns through the text index (see ``_RECENT``). Only a turn's
+latest version counts: a hit on a version that a later one replaced (a corrected transcript)
+is dropped, and duplicates of one version are one hit.
 """
 
 from __future__ import annotations
