@@ -58,12 +58,12 @@ def connect(dsn: str, database: str, settings: dict[str, Any] | None = None) -> 
     dsn = normalize_dsn(dsn)
     if dsn.startswith(_CHDB):
         Path(dsn.removeprefix(_CHDB)).mkdir(parents=True, exist_ok=True)
-    # clickhouse-connect reads no scheme from a DSN: TLS only on ports 443 and 8443.
-    secure = dsn.startswith("https://")
-    bootstrap = clickhouse_connect.get_client(dsn=dsn, secure=secure)
+    # clickhouse-connect reads no scheme from a DSN: it chose TLS by the port (443 and 8443).
+    interface = dsn.split("://", 1)[0] if dsn.startswith(("http://", "https://")) else None
+    bootstrap = clickhouse_connect.get_client(dsn=dsn, interface=interface)
     bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     return clickhouse_connect.get_client(
-        dsn=dsn, database=database, settings=settings or {}, secure=secure
+        dsn=dsn, database=database, settings=settings or {}, interface=interface
     )
 
 
