@@ -15,13 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from consumers.projections import PROJECTIONS
 from consumers.rebuild import RebuildPlan, RebuildSummary, discard, plan_rebuild, rebuild
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import GenerationError
-from producers.kafka import PLAINTEXT, KafkaSecurity
+from producers.kafka import PLAINTEXT, KafkaSecurity, connection_problem
 from schemas import Topics
+
+
+class KafkaUnreachableError(ConnectionError):
+    """Kafka did not answer at the bootstrap address, so no rebuild can start: the store is
+    fine and a later try may work (503), unlike a request it refuses (409)."""
 
 
 class RebuildService:
@@ -56,6 +62,16 @@ class RebuildService:
             raise GenerationError(
                 f"generation {self._plan and self._plan.generation} is rebuilding"
             )
+        try:
+            return await self._start(request)
+        except (KafkaConnectionError, KafkaTimeoutError) as exc:
+            why = await connection_problem(self._bootstrap, self._security)
+            why = why or str(exc) or type(exc).__name__
+            raise KafkaUnreachableError(
+                f"Kafka at {self._bootstrap} is unreachable: {why}"
+            ) from exc
+
+    async def _start(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("discard"):
             dropped = await discard(self._store, self._bootstrap, self._base_group, self._security)
             return {"discarded": dropped.number}

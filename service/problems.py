@@ -1,8 +1,9 @@
 """Errors as RFC 9457 problem details (``application/problem+json``), one handler each.
 
 Every expected failure names what was wrong: the parameter that could not be used (400, 422),
-the session that is not there (404), the store that is not ready (503). Anything unexpected
-is logged with its traceback and answered with a 500 that carries no internals.
+the session that is not there (404), the store that is not ready or the Kafka
+it cannot reach (503). Anything unexpected is logged with its traceback and answered with a
+500 that carries no internals.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from audio.stores import ChunkError
+from consumers.admin import KafkaUnreachableError
 from consumers.storage.generations import GenerationError
 from queries import BadQueryError, NotFoundError
 
@@ -114,6 +116,10 @@ async def _not_ready(_: Request, exc: Exception) -> JSONResponse:
     return problem(503, "The store is not ready", str(exc))
 
 
+async def _kafka_unreachable(_: Request, exc: Exception) -> JSONResponse:
+    return problem(503, "Kafka is unreachable", str(exc))
+
+
 async def _chunk_store(_: Request, exc: Exception) -> JSONResponse:
     log.warning("chunk_unreadable", error=str(exc))
     return problem(502, "The chunk store failed", str(exc))
@@ -138,6 +144,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BadQueryError, _bad_query)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(StoreNotReadyError, _not_ready)
+    app.add_exception_handler(KafkaUnreachableError, _kafka_unreachable)
     app.add_exception_handler(GenerationError, _conflict)
     app.add_exception_handler(ChunkError, _chunk_store)
     app.add_exception_handler(HTTPException, _http)

@@ -59,7 +59,7 @@ class RebuildAnswer(BaseModel):
 @router.post("/rebuild", response_model=RebuildAnswer)
 async def start_rebuild(state: State, body: RebuildRequest) -> RebuildAnswer:
     """Start a rebuild here (or plan it, with ``dry_run``; drop an unfinished one, with
-    ``discard``). Refused (409) while another runs."""
+    ``discard``). Refused (409) while another runs; 503 when Kafka cannot be reached."""
     request = body.model_dump() | {"until": body.until.isoformat() if body.until else None}
     return RebuildAnswer(**await state.ready_rebuilds().start(request))
 

@@ -1,0 +1,66 @@
+"""The admin routes' answers: problems that say what failed, and how fresh the store is."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from consumers.admin import RebuildService
+from consumers.storage.clickhouse import Store
+from schemas import Topics
+from service.state import StoreState
+from tests.conftest import unique_name
+from tests.integration.api_support import PROBLEM_JSON
+from tests.integration.serving import serving
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def dead_bootstrap() -> Iterator[str]:
+    """An address where nothing listens: the port is bound (no one else gets it) but never
+    listened on, so every connection is refused."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{bound.getsockname()[1]}"
+
+
+@asynccontextmanager
+async def admin_api(
+    clickhouse: Client, bootstrap: str, topics: Topics
+) -> AsyncIterator[tuple[httpx.AsyncClient, Store]]:
+    """The service of a store that does not project, rebuilding from ``bootstrap``."""
+    store = Store(clickhouse)
+    await asyncio.to_thread(store.migrate)
+    rebuilds = RebuildService(
+        bootstrap=bootstrap, topics=topics, store=store, base_group=unique_name("g")
+    )
+    state = StoreState(store=store, rebuilds=rebuilds)
+    async with serving(state) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        yield http, store
+
+
+def problem(response: httpx.Response, status: int) -> str:
+    """The detail of the response, a problem ``status``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    detail: str = response.json()["detail"]
+    return detail
+
+
+async def test_a_rebuild_with_kafka_unreachable_is_a_503_naming_the_bootstrap(
+    clickhouse: Client, dead_bootstrap: str
+) -> None:
+    topics = Topics(prefix=f"{unique_name('t')}.")
+    async with admin_api(clickhouse, dead_bootstrap, topics) as (http, _):
+        for body in ({}, {"dry_run": True}):
+            detail = problem(await http.post("/v1/admin/rebuild", json=body), 503)
+            assert "Kafka" in detail, detail
+            assert dead_bootstrap in detail, detail
+        assert (await http.get("/v1/admin/rebuild")).json()["state"] == "idle"
