@@ -1,4 +1,5 @@
-"""Rebuilds run inside the process that owns the store: start one, watch it.
+"""Rebuilds run inside the process that owns the store: start one, watch it; drop a
+generation.
 
 In embedded mode only one process may open the chDB path, so a rebuild cannot run beside
 ``tstore serve`` or ``tstore project`` as a process of its own; ``tstore rebuild`` asks the
@@ -20,7 +21,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from consumers.projections import PROJECTIONS
 from consumers.rebuild import RebuildPlan, RebuildSummary, discard, plan_rebuild, rebuild
 from consumers.storage.clickhouse import Store
-from consumers.storage.generations import GenerationError
+from consumers.storage.generations import Generation, GenerationError, Generations
 from producers.kafka import PLAINTEXT, KafkaSecurity, connection_problem
 from schemas import Topics
 
@@ -28,6 +29,17 @@ from schemas import Topics
 class KafkaUnreachableError(ConnectionError):
     """Kafka did not answer at the bootstrap address, so no rebuild can start: the store is
     fine and a later try may work (503), unlike a request it refuses (409)."""
+
+
+class UnknownGenerationError(GenerationError, LookupError):
+    """A generation the registry does not hold: not there (404), rather than refused (409)."""
+
+
+def drop_known(generations: Generations, number: int) -> Generation:
+    """``Generations.drop``, with an unknown generation told apart from one it refuses."""
+    if number not in {g.number for g in generations.all()}:
+        raise UnknownGenerationError(f"there is no generation {number}")
+    return generations.drop(number)
 
 
 class RebuildService:

@@ -1,7 +1,7 @@
 """Errors as RFC 9457 problem details (``application/problem+json``), one handler each.
 
 Every expected failure names what was wrong: the parameter that could not be used (400, 422),
-the session that is not there (404), the store that is not ready or the Kafka
+the session or generation that is not there (404), the store that is not ready or the Kafka
 it cannot reach (503). Anything unexpected is logged with its traceback and answered with a
 500 that carries no internals.
 """
@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from audio.stores import ChunkError
-from consumers.admin import KafkaUnreachableError
+from consumers.admin import KafkaUnreachableError, UnknownGenerationError
 from consumers.storage.generations import GenerationError
 from queries import BadQueryError, NotFoundError
 
@@ -143,6 +143,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(BadQueryError, _bad_query)
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(UnknownGenerationError, _not_found)
     app.add_exception_handler(StoreNotReadyError, _not_ready)
     app.add_exception_handler(KafkaUnreachableError, _kafka_unreachable)
     app.add_exception_handler(GenerationError, _conflict)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from consumers.admin import KAFKA_EPOCH
+from consumers.admin import KAFKA_EPOCH, drop_known
 from consumers.storage.generations import GenerationSize
 from service.answers import GenerationInfo
 from service.auth import admin, state_of
@@ -80,6 +80,7 @@ def generations(state: State) -> list[GenerationInfo]:
 def drop_generation(
     state: State, number: Annotated[int, Path(ge=1, le=2**32 - 1)]
 ) -> GenerationInfo:
-    """Delete a generation's rows; refused (409) for one that readers are shown."""
-    dropped = state.ready_store().generations.drop(number)
+    """Delete a generation's rows; refused (409) for one that readers are shown, not found
+    (404) for one there is not."""
+    dropped = drop_known(state.ready_store().generations, number)
     return GenerationInfo.of(dropped, (), GenerationSize({}, 0))

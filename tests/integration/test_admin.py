@@ -64,3 +64,14 @@ async def test_a_rebuild_with_kafka_unreachable_is_a_503_naming_the_bootstrap(
             assert "Kafka" in detail, detail
             assert dead_bootstrap in detail, detail
         assert (await http.get("/v1/admin/rebuild")).json()["state"] == "idle"
+
+
+async def test_dropping_a_generation_that_does_not_exist_is_a_404_naming_it(
+    clickhouse: Client, dead_bootstrap: str
+) -> None:
+    topics = Topics(prefix=f"{unique_name('t')}.")
+    async with admin_api(clickhouse, dead_bootstrap, topics) as (http, _):
+        detail = problem(await http.delete("/v1/admin/generations/7"), 404)
+        assert "generation 7" in detail, detail
+        live = problem(await http.delete("/v1/admin/generations/1"), 409)
+        assert "generation 1 is what readers see" in live, live
