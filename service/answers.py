@@ -97,3 +97,11 @@ class GenerationInfo(BaseModel):
             cut_over_at=generation.cut_over_at,
             until=generation.until,
         )
+
+
+class GenerationAnswer(GenerationInfo, Freshness):
+    pass
+
+
+class GenerationsAnswer(Freshness):
+    generations: list[GenerationInfo] = Field(description="By number.")

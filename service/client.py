@@ -7,10 +7,11 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from service.answers import (
     GenerationInfo,
+    GenerationsAnswer,
     IncompleteAnswer,
     MetricsAnswer,
     SearchAnswer,
@@ -72,7 +73,7 @@ class StoreClient:
 
     def generations(self) -> list[GenerationInfo]:
         answer = self._call("GET", "/v1/admin/generations")
-        return TypeAdapter(list[GenerationInfo]).validate_python(answer)
+        return GenerationsAnswer.model_validate(answer).generations
 
     def drop_generation(self, number: int) -> GenerationInfo:
         return GenerationInfo.model_validate(

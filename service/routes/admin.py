@@ -6,12 +6,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from consumers.admin import KAFKA_EPOCH, drop_known
 from consumers.storage.generations import GenerationSize
-from service.answers import GenerationInfo
+from service.answers import (
+    Freshness,
+    GenerationAnswer,
+    GenerationInfo,
+    GenerationsAnswer,
+    respond,
+)
 from service.auth import admin, state_of
 from service.parameters import KNOWN_PARAMETERS
 from service.problems import problem_responses
@@ -41,7 +47,7 @@ class RebuildRequest(BaseModel):
     dry_run: bool = False
 
 
-class RebuildStatus(BaseModel):
+class RebuildStatus(Freshness):
     state: str = Field(description="idle, running, failed or done")
     plan: dict[str, Any] | None = None
     positions: list[tuple[str, int, int]] = Field(
@@ -51,36 +57,39 @@ class RebuildStatus(BaseModel):
     error: str | None = None
 
 
-class RebuildAnswer(BaseModel):
+class RebuildAnswer(Freshness):
     plan: dict[str, Any] | None = None
     discarded: int | None = None
 
 
 @router.post("/rebuild", response_model=RebuildAnswer)
-async def start_rebuild(state: State, body: RebuildRequest) -> RebuildAnswer:
+async def start_rebuild(state: State, body: RebuildRequest) -> Response:
     """Start a rebuild here (or plan it, with ``dry_run``; drop an unfinished one, with
     ``discard``). Refused (409) while another runs; 503 when Kafka cannot be reached."""
     request = body.model_dump() | {"until": body.until.isoformat() if body.until else None}
-    return RebuildAnswer(**await state.ready_rebuilds().start(request))
+    started = await state.ready_rebuilds().start(request)
+    return respond(RebuildAnswer, state.freshness(), **started)
 
 
 @router.get("/rebuild", response_model=RebuildStatus)
-def rebuild_status(state: State) -> RebuildStatus:
+def rebuild_status(state: State) -> Response:
     """The running or last rebuild: plan, positions, and its summary or error."""
-    return RebuildStatus(**state.ready_rebuilds().status())
+    return respond(RebuildStatus, state.freshness(), **state.ready_rebuilds().status())
 
 
-@router.get("/generations", response_model=list[GenerationInfo])
-def generations(state: State) -> list[GenerationInfo]:
+@router.get("/generations", response_model=GenerationsAnswer)
+def generations(state: State) -> Response:
     """Every generation: state, which projections readers see it for, rows and size."""
-    return [GenerationInfo.of(*row) for row in state.ready_store().generations.overview()]
+    overview = state.ready_store().generations.overview()
+    found = [GenerationInfo.of(*row) for row in overview]
+    return respond(GenerationsAnswer, state.freshness(), generations=found)
 
 
-@router.delete("/generations/{number}", response_model=GenerationInfo)
-def drop_generation(
-    state: State, number: Annotated[int, Path(ge=1, le=2**32 - 1)]
-) -> GenerationInfo:
+@router.delete("/generations/{number}", response_model=GenerationAnswer)
+def drop_generation(state: State, number: Annotated[int, Path(ge=1, le=2**32 - 1)]) -> Response:
     """Delete a generation's rows; refused (409) for one that readers are shown, not found
     (404) for one there is not."""
     dropped = drop_known(state.ready_store().generations, number)
-    return GenerationInfo.of(dropped, (), GenerationSize({}, 0))
+    return respond(
+        GenerationAnswer, state.freshness(), GenerationInfo.of(dropped, (), GenerationSize({}, 0))
+    )

@@ -12,11 +12,12 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from consumers.admin import RebuildService
+from consumers.projections import PROJECTIONS
 from consumers.storage.clickhouse import Store
 from schemas import Topics
 from service.state import StoreState
 from tests.conftest import unique_name
-from tests.integration.api_support import PROBLEM_JSON
+from tests.integration.api_support import FRESHNESS, PROBLEM_JSON
 from tests.integration.serving import serving
 
 pytestmark = pytest.mark.integration
@@ -75,3 +76,25 @@ async def test_dropping_a_generation_that_does_not_exist_is_a_404_naming_it(
         assert "generation 7" in detail, detail
         live = problem(await http.delete("/v1/admin/generations/1"), 409)
         assert "generation 1 is what readers see" in live, live
+
+
+async def test_every_admin_answer_says_how_fresh_the_store_is(
+    clickhouse: Client, kafka_bootstrap: str, topics: Topics
+) -> None:
+    async with admin_api(clickhouse, kafka_bootstrap, topics) as (http, store):
+        answers = {
+            "plan": await http.post("/v1/admin/rebuild", json={"dry_run": True}),
+            "status": await http.get("/v1/admin/rebuild"),
+        }
+        # a generation readers are not shown, to drop
+        await asyncio.to_thread(store.generations.create, 2, PROJECTIONS, until=None, targets={})
+        answers["generations"] = await http.get("/v1/admin/generations")
+        answers["drop"] = await http.delete("/v1/admin/generations/2")
+    for name, response in answers.items():
+        assert response.status_code == 200, (name, response.text)
+        body = response.json()
+        assert set(FRESHNESS) <= set(body), (name, body)
+        assert body["lag_ms"] is None, name  # this process neither projects nor probes
+    assert answers["plan"].json()["plan"]["generation"] == 2
+    assert [g["generation"] for g in answers["generations"].json()["generations"]] == [1, 2]
+    assert answers["drop"].json()["state"] == "discarded"
