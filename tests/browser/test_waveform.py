@@ -19,6 +19,7 @@ from producers.simulator import SimulatedTurn, script_call
 from schemas import Role
 from schemas.models import ChunkReady, Event
 from tests.browser.conftest import HOUR, T0, Viewer, screenshot, turn_id_of
+from tests.events import ended
 from tests.integration.api_support import Api, now
 from tests.integration.audio_support import recorded_call
 
@@ -34,9 +35,14 @@ def _chunk_start_s(chunk: ChunkReady, began: datetime) -> float:
     return (at - began).total_seconds()
 
 
+def _recording(url: str) -> bool:
+    """Whether the request asks for the session's recording (not a turn's clip)."""
+    return "/audio?" in url and "/turns/" not in url
+
+
 def _from_ms(url: str, drawn: list[int]) -> None:
     """Notes the window's start of a request for the session's recording."""
-    if "/audio?" in url and "/turns/" not in url:
+    if _recording(url):
         drawn.append(int(parse_qs(urlsplit(url).query)["from_ms"][0]))
 
 
@@ -63,12 +69,15 @@ def _silent_chunks(script: list[SimulatedTurn]) -> frozenset[tuple[Role, int]]:
 
 async def _publish_recorded(
     api: Api, session_id: str, began: datetime, script: list[SimulatedTurn], folder: Path
-) -> None:
+) -> int:
+    """Publishes the call (not its end) and says how many events it has."""
     chunk_s: dict[Role, float] = {"user": CHUNK_S, "assistant": CHUNK_S}
     store = open_chunk_store(folder.as_uri())
     skip = _silent_chunks(script)
-    await api.publish(recorded_call(session_id, began, script, store, chunk_s=chunk_s, skip=skip))
+    events = recorded_call(session_id, began, script, store, chunk_s=chunk_s, skip=skip)
+    await api.publish(events)
     await api.until_projected()
+    return len(events)
 
 
 async def _lined_up(page: Page, turn: SimulatedTurn) -> None:
@@ -89,7 +98,8 @@ async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_th
 ) -> None:
     """The API gives 10 minutes of audio at a time: the waveform draws such a window where
     it falls in the call, lined up with the turns' bars, and the buttons beside it draw the
-    next or the one before. A call in progress opens at its latest 10 minutes."""
+    next or the one before, and a link to a turn opens its window. A call in progress opens
+    at its latest 10 minutes, and keeps them on screen when it ends."""
     session_id = "long/call 1"
     await _publish_recorded(viewer.api, session_id, T0 - HOUR, LONG_CALL, tmp_path / "ended")
     drawn: list[int] = []
@@ -108,14 +118,25 @@ async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_th
     await _lined_up(page, LONG_CALL[5])
     await expect(page.locator(".wave-controls .later")).to_be_hidden()
     await screenshot(page, "long-call-later")
+    linked = f"/session/{quote(session_id, safe='')}?turn={turn_id_of(LONG_CALL[5])}"
+    await page.goto(viewer.at(linked))
+    await expect(regions).to_have_count(1, timeout=20_000)
+    assert drawn[2:] == [600_000], drawn
+    del drawn[:]
 
     live_id = "long/live 1"
     began = now() - timedelta(seconds=LONG_CALL[-1].end_s + 20)
-    await _publish_recorded(viewer.api, live_id, began, LONG_CALL, tmp_path / "live")
+    count = await _publish_recorded(viewer.api, live_id, began, LONG_CALL, tmp_path / "live")
     await page.goto(viewer.at(f"/session/{quote(live_id, safe='')}"))
     await expect(page.locator(".summary .badge")).to_have_text("open")
     await _lined_up(page, LONG_CALL[5])
-    assert drawn[2:] == [600_000], drawn
+    assert drawn == [600_000], drawn
+    async with page.expect_request(lambda r: _recording(r.url), timeout=20_000):
+        await viewer.api.publish([ended(count, live_id)])
+    await expect(page.locator(".summary .badge")).not_to_have_text("open")
+    await expect(regions).to_have_count(1, timeout=20_000)
+    await _lined_up(page, LONG_CALL[5])
+    assert set(drawn) == {600_000}, f"the ended call's waveform went back to its start: {drawn}"
 
 
 async def test_a_live_call_s_waveform_grows_by_the_audio_heard_and_waits_while_played(

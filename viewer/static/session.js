@@ -102,9 +102,10 @@ export async function renderSession(page, sessionId, params) {
 
   let waveform = null;
   let stale = false;
-  /** The 10 minutes of the call the user asked to see; else a live call's latest, followed
-   * as it grows, and a closed call's first. */
-  let chosenStartMs = null;
+  /** The 10 minutes of the call the user asked to see (or the linked turn's); else a live
+   * call's latest, followed as it grows, and a closed call's first. */
+  const wanted = call.turns.find((t) => t.turn_id === params.get("turn"));
+  let chosenStartMs = wanted ? windowStart(call.at(wanted.started_at)) : null;
   const startOf = () => chosenStartMs
     ?? (detail.summary.completeness.state === "open" ? windowStart(call.durationMs - 1) : 0);
   /** Waveforms are drawn one after the other: each redraw splices into the peaks the one
@@ -203,8 +204,7 @@ export async function renderSession(page, sessionId, params) {
   }
 
   draw();
-  const wanted = params.get("turn");
-  if (wanted) follow(call.at(call.turns.find((t) => t.turn_id === wanted)?.started_at ?? 0) + 1, false);
+  if (wanted) follow(call.at(wanted.started_at) + 1, false);
   await queued(loadWaveform);
 
   if (detail.summary.completeness.state !== "open") return () => waveform?.destroy();
@@ -212,6 +212,8 @@ export async function renderSession(page, sessionId, params) {
   /** The summary and freshness as the API gives them now (the stream carries turns and
    * chunks, not the counts the store derives from them). */
   function showSummary() {
+    // A call no longer open keeps the window it was followed at on screen.
+    if (detail.summary.completeness.state !== "open") chosenStartMs ??= waveform?.startMs;
     const next = summaryBlock(detail.summary);
     summary.replaceWith(next);
     summary = next;
