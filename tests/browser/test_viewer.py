@@ -282,9 +282,21 @@ async def test_choosing_a_bucket_on_the_analytics_page_sets_the_range_it_reads_w
 async def test_a_bad_parameter_in_the_url_is_named_and_the_page_shows_its_default(
     viewer: Viewer, page: Page
 ) -> None:
+    """A time is ISO 8601 with its zone, its date one that exists, as the API wants it."""
     for fragment, bad, shown in (
-        ("/analytics?since=yesterday&bucket=fortnight", ["since", "bucket"], ".definitions"),
+        (
+            "/analytics?since=yesterday&bucket=fortnight&until=2025-01-31T09:00:00%2B01:00",
+            ["since", "bucket"],
+            ".definitions",
+        ),
         ("/?since=soon&min_turns=many&bot_id=bot-a", ["since", "min_turns"], "table.sessions"),
+        (
+            "/?since=2025-02-30T00:00:00Z&until=1/31/2025 09:00 %2B01:00",
+            ["since", "until"],
+            "table.sessions",
+        ),
+        ("/?until=Fri, 31 Jan 2025 09:00:00 %2B0100&bot_id=bot-a", ["until"], "table.sessions"),
+        ("/search?q=weather&role=foo&bot_id=bot-a", ["role"], ".hits, .empty"),
     ):
         await page.goto(viewer.at(fragment))
         await expect(page.locator(shown)).to_be_visible()
@@ -293,6 +305,8 @@ async def test_a_bad_parameter_in_the_url_is_named_and_the_page_shows_its_defaul
         for name in bad:
             await expect(note).to_contain_text(f"{name}=")
         await expect(note).not_to_contain_text("bot_id=")
+        if "until" not in bad:
+            await expect(note).not_to_contain_text("until=")
     await screenshot(page, "bad-parameters")
 
 

@@ -5,11 +5,22 @@
 
 import { el } from "./format.js";
 
-/** With its zone, as the API wants it: the page's own links write UTC. */
-export const TIME = {
-  test: (value) => Number.isFinite(Date.parse(value)) && /(Z|[+-]\d\d:?\d\d)$/i.test(value),
-  wants: "a time with its zone, e.g. 2025-01-31T09:00:00Z",
-};
+const ISO_TIME = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)$/i;
+
+/** ISO 8601 with its zone, as the API wants it (the page's own links write UTC). Date.parse
+ * alone takes forms the API refuses, and rolls 30 February over into March: the fields must
+ * come back as written. */
+function isTime(value) {
+  const fields = ISO_TIME.exec(value)?.slice(1).map((field) => Number(field ?? 0));
+  if (!fields) return false;
+  const [year, month, day, hour, minute, second] = fields;
+  const at = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  const back = [at.getUTCFullYear(), at.getUTCMonth() + 1, at.getUTCDate(),
+    at.getUTCHours(), at.getUTCMinutes(), at.getUTCSeconds()];
+  return back.every((field, i) => field === fields[i]);
+}
+
+export const TIME = { test: isTime, wants: "a time with its zone, e.g. 2025-01-31T09:00:00Z" };
 export const COUNT = { test: (value) => /^\d+$/.test(value), wants: "a whole number" };
 
 export function oneOf(values) {

@@ -16,6 +16,8 @@ const RULES = {
   since: TIME, until: TIME, has_interruption: YES_NO, has_timeout: YES_NO,
   min_turns: COUNT, max_turns: COUNT, state: oneOf(STATES),
 };
+/** A bot's id and a cursor are the API's to judge: any text may be one. */
+const SEARCH_RULES = { role: oneOf(["", "user", "assistant"]) };
 
 export function sessionHref(sessionId, turnId) {
   const turn = turnId ? `?${new URLSearchParams({ turn: turnId })}` : "";
@@ -123,10 +125,11 @@ function markedText(marked) {
   return holder;
 }
 
-export async function renderSearch(page, params) {
+export async function renderSearch(page, given) {
+  const { params, note } = checked(given, SEARCH_RULES);
   const q = params.get("q") || "";
   document.querySelector("#search input[name=q]").value = q;
-  page.append(el("h1", {}, "Search: ", el("q", {}, q)));
+  page.append(el("h1", {}, "Search: ", el("q", {}, q)), note);
   const answer = await getJson("/v1/search", {
     q, bot_id: params.get("bot_id"), role: params.get("role"), cursor: params.get("cursor"),
   });
