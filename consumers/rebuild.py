@@ -134,8 +134,8 @@ async def plan_rebuild(
         enable_auto_commit=False,
         **security.client_options(),
     )
-    await consumer.start()
-    try:
+    try:  # closed however it ends: a consumer that failed to start is still open
+        await consumer.start()
         parts = [
             TopicPartition(topic, p)
             for topic in topics.events
@@ -172,8 +172,8 @@ async def plan_rebuild(
 
 async def _existing_topics(bootstrap: str, security: KafkaSecurity) -> set[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
-    await admin.start()
     try:
+        await admin.start()
         return set(await admin.list_topics())
     finally:
         await admin.close()
@@ -285,17 +285,17 @@ def _reached(positions: dict[TopicPartition, int], targets: dict[TopicPartition,
 async def discard(
     store: Store, bootstrap: str, base_group: str, security: KafkaSecurity = PLAINTEXT
 ) -> Generation:
-    """Drop the unfinished rebuild's rows and its consumer group's offsets."""
+    """Drop the unfinished rebuild's consumer group's offsets, then its rows: with Kafka out
+    of reach nothing is dropped, and the discard can be asked again as a whole."""
     pending = await asyncio.to_thread(store.generations.unfinished)
     if pending is None:
         raise GenerationError("there is no unfinished rebuild to discard")
-    dropped = await asyncio.to_thread(store.generations.drop, pending.number)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
-    await admin.start()
     try:
+        await admin.start()
         await admin.delete_consumer_groups([group_for(base_group, pending.number)])
     except GroupIdNotFound:
         pass  # it never committed anything
     finally:
         await admin.close()
-    return dropped
+    return await asyncio.to_thread(store.generations.drop, pending.number)

@@ -98,3 +98,18 @@ async def test_every_admin_answer_says_how_fresh_the_store_is(
     assert answers["plan"].json()["plan"]["generation"] == 2
     assert [g["generation"] for g in answers["generations"].json()["generations"]] == [1, 2]
     assert answers["drop"].json()["state"] == "discarded"
+
+
+async def test_a_discard_with_kafka_unreachable_is_a_503_that_drops_nothing(
+    clickhouse: Client, dead_bootstrap: str
+) -> None:
+    """The consumer group's offsets go first: rows dropped while the offsets stayed would
+    answer 'unreachable' for a discard half done."""
+    topics = Topics(prefix=f"{unique_name('t')}.")
+    async with admin_api(clickhouse, dead_bootstrap, topics) as (http, store):
+        await asyncio.to_thread(store.generations.create, 2, PROJECTIONS, until=None, targets={})
+        detail = problem(await http.post("/v1/admin/rebuild", json={"discard": True}), 503)
+        assert dead_bootstrap in detail, detail
+        pending = await asyncio.to_thread(store.generations.unfinished)
+        assert pending is not None
+        assert (pending.number, pending.state) == (2, "building")
