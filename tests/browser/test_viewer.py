@@ -128,19 +128,31 @@ async def test_latency_labels_that_would_overlap_are_hidden_and_kept_in_the_gap_
 async def test_a_turn_s_transcript_entry_and_region_play_it_from_the_keyboard(
     viewer: Viewer, page: Page
 ) -> None:
+    """A key held down plays the turn once: its repeats ask for no clip. The transcript's
+    entries stay list items, a button in each."""
     session_id, _, script, _ = CALLS[1]
     await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
     await expect(page.locator(".wave-controls")).to_be_visible(timeout=20_000)
+    await expect(page.locator(".transcript .entry").first).to_have_role("listitem")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
     for turn, target, key in (
-        (script[1], f".entry[data-turn-id='{turn_id_of(script[1])}']", "Space"),
+        (script[1], f".entry[data-turn-id='{turn_id_of(script[1])}'] button", "Space"),
         (script[2], f"[part~='{turn_id_of(script[2])}']", "Enter"),
+        (script[3], f".timeline .turn[data-turn-id='{turn_id_of(script[3])}']", "Enter"),
     ):
         pressed = page.locator(target)
-        await expect(pressed).to_have_attribute("role", "button")
+        await expect(pressed).to_have_role("button")
         await pressed.focus()
-        async with page.expect_request(lambda r: "/turns/" in r.url) as requested:
-            await page.keyboard.press(key)
-        assert f"/turns/{turn_id_of(turn)}/audio" in (await requested.value).url
+        del asked[:]
+        async with page.expect_request(lambda r: "/turns/" in r.url):
+            for _ in range(3):  # the second and third are the key's repeats
+                await page.keyboard.down(key)
+            await page.keyboard.up(key)
+        await page.wait_for_timeout(500)
+        clips = [url for url in asked if "/turns/" in url]
+        assert len(clips) == 1, clips
+        assert f"/turns/{turn_id_of(turn)}/audio" in clips[0]
     await screenshot(page, "keyboard")
 
 
@@ -331,6 +343,8 @@ async def test_the_page_of_a_call_in_progress_updates_without_a_reload(
     await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
     bars = page.locator(".timeline .turn")
     await expect(bars).to_have_count(2)
+    first = page.locator(".transcript button[data-turn-id='turn-0']")
+    await first.focus()
     await page.evaluate("window.notReloaded = true")
     started = time.monotonic()
     await viewer.api.publish(call[4:])
@@ -340,5 +354,6 @@ async def test_the_page_of_a_call_in_progress_updates_without_a_reload(
     print(f"published to shown: {time.monotonic() - started:.2f} s")
     await expect(bars).to_have_count(4)
     await expect(page.locator(".transcript .entry")).to_have_count(4)
+    await expect(first).to_be_focused()  # the redraws made it anew
     assert await page.evaluate("window.notReloaded") is True
     await screenshot(page, "live")

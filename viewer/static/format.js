@@ -83,13 +83,15 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-/** A keydown handler that makes an element given role=button and a tabindex act as one:
- * Enter or Space does ``act`` (and Space does not scroll the page). */
+/** A keydown handler by which Enter or Space does ``act`` once however long it is held
+ * (a held key repeats, and each repeat would ask for a clip again), and Space does not
+ * scroll the page. It makes an element given role=button and a tabindex act as one, and
+ * stands in for a <button>'s own keys, whose held Enter repeats its click. */
 export function onPress(act) {
   return (event) => {
     if (event.key !== "Enter" && event.key !== " ") return;
     event.preventDefault();
-    act();
+    if (!event.repeat) act();
   };
 }
 

@@ -68,14 +68,24 @@ function transcriptEntry(call, turn, onPick) {
     turn.response_latency_ms !== null ? el("span", { class: "badge latency", title: "response latency" }, fmtMs(turn.response_latency_ms)) : null,
     turn.stopped_at ? null : el("span", { class: "badge open" }, "speaking…"),
   ];
-  return el("li", {
-    class: `entry role-${turn.role}`, dataset: { turnId: turn.turn_id }, role: "button", tabindex: 0,
-    onclick: () => onPick(turn), onkeydown: onPress(() => onPick(turn)),
-  },
-  el("div", { class: "entry-head" },
-    el("span", { class: "who" }, turn.role), el("span", { class: "when" }, fmtClock(startMs / 1000)),
-    turn.duration_ms !== null ? el("span", { class: "dur" }, fmtSeconds(turn.duration_ms)) : null, badges),
-  el("p", { class: "text" }, turn.text || "…"));
+  // A button inside the item, not the item made one: the list keeps its items for readers.
+  return el("li", { class: `entry role-${turn.role}`, dataset: { turnId: turn.turn_id } },
+    el("button", {
+      type: "button", dataset: { turnId: turn.turn_id },
+      onclick: () => onPick(turn), onkeydown: onPress(() => onPick(turn)),
+    },
+    el("span", { class: "entry-head" },
+      el("span", { class: "who" }, turn.role), el("span", { class: "when" }, fmtClock(startMs / 1000)),
+      turn.duration_ms !== null ? el("span", { class: "dur" }, fmtSeconds(turn.duration_ms)) : null, badges),
+    el("span", { class: "text" }, turn.text || "…")));
+}
+
+/** Draws ``render`` into ``box`` with the keyboard's focus kept on the same turn's button:
+ * a live call's redraw makes every turn's element anew. */
+function keepingFocus(box, render) {
+  const focused = box.contains(document.activeElement) ? document.activeElement.dataset.turnId : undefined;
+  render();
+  if (focused) box.querySelector(`button[data-turn-id="${CSS.escape(focused)}"]`)?.focus();
 }
 
 export async function renderSession(page, sessionId, params) {
@@ -160,9 +170,10 @@ export async function renderSession(page, sessionId, params) {
   clip.addEventListener("timeupdate", () => follow(clipStartMs + clip.currentTime * 1000, true));
 
   function draw() {
-    renderTimeline(timeline, call, playTurn);
+    keepingFocus(timeline, () => renderTimeline(timeline, call, playTurn));
     const top = transcript.scrollTop;
-    transcript.replaceChildren(...call.turns.map((t) => transcriptEntry(call, t, playTurn)));
+    const entries = call.turns.map((t) => transcriptEntry(call, t, playTurn));
+    keepingFocus(transcript, () => transcript.replaceChildren(...entries));
     transcript.scrollTop = top;
     current = "";
   }

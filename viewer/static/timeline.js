@@ -5,7 +5,7 @@
 // On a call of minutes gaps sit pixels apart: a label that would overlap the one before it
 // is hidden, its value kept in its gap's title.
 
-import { el, fmtClock, fmtMs } from "./format.js";
+import { el, fmtClock, fmtMs, onPress } from "./format.js";
 
 const LANES = [["user", "User"], ["gaps", "Latency"], ["assistant", "Assistant"]];
 const LABEL_SPACE_PX = 4;
@@ -43,7 +43,7 @@ export function renderTimeline(container, call, onPick) {
       el("button", {
         type: "button", class: classes.join(" "), title: describe(turn, startMs, stopMs),
         style: span(startMs, stopMs, call.durationMs), dataset: { turnId: turn.turn_id },
-        onclick: () => onPick(turn),
+        onclick: () => onPick(turn), onkeydown: onPress(() => onPick(turn)),
       }, el("span", { class: "text" }, turn.text || "…")),
     );
     const edge = { left: `${(100 * stopMs) / call.durationMs}%` };
