@@ -9,9 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from consumers.projections import PROJECTIONS
+from producers import ProducerStats
 from schemas.registry import SCHEMA_DIR
 from service.answers import GenerationInfo
 from tstore.cli import app
+from tstore.commands.kafka import undelivered
 from tstore.commands.rebuild import _show
 
 
@@ -88,3 +90,26 @@ def test_generations_are_listed_in_full_when_piped(capsys: pytest.CaptureFixture
     assert "transcripts, audio_chunks, session_events" in shown
     assert "audio_chunks 20000000, transcripts 10000000" in shown
     assert "2026-12-02 05:00:00" in shown
+
+
+def _closed_producer(**left: int) -> ProducerStats:
+    counts = {"backlog": 0, "spool_bytes": 0, "dropped": 0} | left
+    return ProducerStats(published=25_000, spooled=15_000, errors=0, **counts)
+
+
+def test_simulate_succeeds_when_a_burst_went_through_the_spool_and_was_all_delivered() -> None:
+    assert undelivered(_closed_producer()) is None
+
+
+@pytest.mark.parametrize(
+    ("left", "said"),
+    [
+        ({"spool_bytes": 4096}, "4096 bytes in the spool"),
+        ({"dropped": 3}, "3 dropped"),
+        ({"backlog": 2}, "2 in memory"),
+    ],
+)
+def test_simulate_fails_on_what_kafka_has_not_taken(left: dict[str, int], said: str) -> None:
+    shortfall = undelivered(_closed_producer(**left))
+    assert shortfall is not None
+    assert said in shortfall
