@@ -23,6 +23,14 @@ READS = (
     ["generations"],
     ["stats"],
 )
+NEED_A_STORE = (
+    *READS,
+    ["rebuild", "--dry-run"],
+    ["rebuild", "--discard"],
+    ["rebuild", "--resume"],
+)
+"""With no store process answering, these open the store here and create none (a plain
+rebuild creates it: it fills a store from the topics)."""
 
 
 @pytest.fixture
@@ -50,8 +58,8 @@ def _said(result: Result, code: int = 1) -> str:
 
 
 @pytest.mark.usefixtures("nobody_serves")
-@pytest.mark.parametrize("args", READS, ids=lambda args: args[0])
-def test_a_read_without_a_store_says_so_and_creates_nothing(
+@pytest.mark.parametrize("args", NEED_A_STORE, ids=" ".join)
+def test_a_command_without_a_store_says_so_and_creates_nothing(
     args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     missing = tmp_path / "data"
@@ -65,7 +73,7 @@ def test_a_read_without_a_store_says_so_and_creates_nothing(
 
 @pytest.mark.usefixtures("nobody_serves")
 @pytest.mark.parametrize(
-    "args", [*READS, ["serve"], ["project"], ["simulate"]], ids=lambda args: args[0]
+    "args", [*NEED_A_STORE, ["serve"], ["project"], ["rebuild"], ["simulate"]], ids=" ".join
 )
 def test_a_data_dir_that_is_a_file_is_named_in_one_line(
     args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

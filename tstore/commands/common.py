@@ -178,9 +178,15 @@ def read(
 
 
 def existing_store(config: Settings) -> Store:
-    """The store, opened here, if it exists: opening an embedded one creates its folder,
-    and a read that did would leave an empty store behind a mistyped TSTORE_DATA_DIR and
-    answer from it as if nothing had happened."""
+    """The store, opened here, if it exists (see ``refuse_no_store``)."""
+    refuse_no_store(config)
+    return open_store(config.dsn, config.clickhouse_database)
+
+
+def refuse_no_store(config: Settings) -> None:
+    """Opening an embedded store creates its folder: a read or a rebuild that did would leave
+    an empty store behind a mistyped TSTORE_DATA_DIR and answer from it (or rebuild nothing
+    into it) as if nothing had happened."""
     place = _embedded(config)
     if place is not None:
         folder, setting = place
@@ -197,12 +203,12 @@ def existing_store(config: Settings) -> Store:
                 f"{config.service_url}: `tstore serve` or `tstore project` creates one there "
                 "(`tstore demo` shows one, under TSTORE_DATA_DIR/demo)"
             )
-    return open_store(config.dsn, config.clickhouse_database)
 
 
 def writable_store(config: Settings) -> None:
-    """For the commands that create the store when there is none (``serve``, ``project``, a
-    rebuild here): a place the engine could not use is said before the engine fails on it."""
+    """For the commands that write to the store (``serve`` and ``project`` create it, a
+    rebuild here needs it there): a place the engine could not use is said before the engine
+    fails on it."""
     place = _embedded(config)
     if place is not None:
         made_folder(*place)

@@ -23,6 +23,7 @@ from tstore.commands.common import (
     client,
     existing_store,
     one_line_errors,
+    refuse_no_store,
     settings,
     time_option,
     until_signalled,
@@ -90,7 +91,11 @@ def rebuild(
 
 
 async def _rebuild_here(config: Settings, request: dict[str, Any], *, follow: bool) -> None:
-    """No process owns the store: this one does, for the rebuild (and after it with --follow)."""
+    """No process owns the store: this one does, for the rebuild (and after it with --follow).
+    A rebuild fills a store it finds empty from the topics; a dry run, a resume or a discard
+    has nothing to look at without one, and would leave an empty store behind."""
+    if request["dry_run"] or request["resume"] or request["discard"]:
+        refuse_no_store(config)
     writable_store(config)
     store = await asyncio.to_thread(open_store, config.dsn, config.clickhouse_database)
     service = rebuild_service(config, store)
