@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.process import Role, run
+from service.process import Role, check_exposure, run
 from tstore.commands.common import (
     made_folder,
     one_line_errors,
@@ -61,6 +61,8 @@ def project(host: Host = None, port: Port = None) -> None:
 
 
 def _run(config: Settings, role: Role, host: str | None, port: int | None) -> None:
+    token = config.api_token.get_secret_value() if config.api_token else None
+    check_exposure(host or config.http_host, token)  # refused before the store is created
     writable_store(config)
 
     async def main() -> None:
