@@ -316,14 +316,13 @@ def settle(client: Client) -> float:
 
 
 def measure(sessions: int) -> dict[str, float]:
+    nice = Settings.load().projector_nice  # before the store is loaded: a bad setting ends it
     shape = Shape(sessions)
     kept, load_seconds, reused = kept_store(sessions)
     began = time.perf_counter()
     folder = scratch_copy(kept)
     copied = time.perf_counter() - began
-    store = Store(
-        connect(dsn_of(folder), DATABASE, writing_behind_reads(Settings().projector_nice))
-    )
+    store = Store(connect(dsn_of(folder), DATABASE, writing_behind_reads(nice)))
     store.migrate()
     clip_sessions = ClipSessions(store, folder)
     figures: dict[str, float] = {
@@ -341,9 +340,7 @@ def measure(sessions: int) -> dict[str, float]:
             ).result_rows[0][0]
         ),
     }
-    keeper = FactsKeeper(
-        connect(dsn_of(folder), DATABASE, writing_behind_reads(Settings().projector_nice))
-    )
+    keeper = FactsKeeper(connect(dsn_of(folder), DATABASE, writing_behind_reads(nice)))
     began = time.perf_counter()
     keeper.refresh()
     figures["facts_first_refresh_seconds"] = round(time.perf_counter() - began, 1)

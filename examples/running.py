@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from producers import TranscriptProducer
 from tstore.settings import Settings
 
-DATA_DIR = Settings().data_dir
+DATA_DIR = Settings.load().data_dir
 
 BotRun = Callable[[TranscriptProducer, str], Awaitable[None]]
 

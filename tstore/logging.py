@@ -1,8 +1,8 @@
 """structlog configuration, in one place, for every ``tstore`` process.
 
 Credentials never reach a log line: ``Redactor`` masks the secrets it was given (the API
-token, passwords) wherever they appear, and anything shaped like a password in a URL or a
-bearer token, whoever logged it.
+token, passwords) wherever they appear, and anything shaped like a password in a URL, a
+bearer token or a value quoted by a pydantic error, whoever logged it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ test runner's) are left alone."""
 _SHAPES = (
     re.compile(r"(?<=://)([^:/@\s]*):([^@\s]+)@"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(input_value=)[^\n]*?(?=, input_type=)"),
 )
+"""A password in a URL, a bearer token, and the values a pydantic error quotes: a check of
+several settings quotes all of them, the API token included, before any secret is known."""
 
 
 class _CurrentStderr:
@@ -48,7 +51,8 @@ class Redactor:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
         text = _SHAPES[0].sub(rf"\1:{MASK}@", text)
-        return _SHAPES[1].sub(rf"\1{MASK}", text)
+        text = _SHAPES[1].sub(rf"\1{MASK}", text)
+        return _SHAPES[2].sub(rf"\1{MASK}", text)
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):

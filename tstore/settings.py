@@ -10,18 +10,62 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from audio.stores import SECRET_VARIABLES, chunk_store_url
 from consumers.storage.clickhouse import normalize_dsn, shown_dsn
 from producers.kafka import KafkaSecurity, KafkaSecurityError, SaslMechanism, SecurityProtocol
 from schemas import Topics
+from tstore.logging import Redactor
 
 EMBEDDED = "chdb://"
 DSN_SCHEMES = (EMBEDDED, "http://", "https://")
 """What ``clickhouse_dsn`` may start with, as clickhouse-connect spells them (it compares
 ``chdb:`` case-sensitively): the embedded engine, or a server over HTTP."""
+
+
+class BadSettingError(SystemExit):
+    """Settings that do not validate, said in one line that names each setting at fault and
+    holds none of the values given: pydantic's own error shows them (``input_value=``), and
+    for a DSN, or a check of several settings (the whole environment), they hold passwords
+    and tokens. A ``SystemExit``, so that a program that does not catch it (a benchmark, an
+    example, a ``python -m`` module) ends with that line and exit code 1, not a traceback."""
+
+    def __init__(self, error: ValidationError) -> None:
+        problems = "; ".join(
+            f"TSTORE_{'_'.join(str(p) for p in e['loc']).upper()}: {_reason(e['msg'])}"
+            if e["loc"]
+            else _reason(e["msg"])  # checks of several settings at once
+            for e in error.errors(include_input=False, include_url=False)
+        )
+        self.message = Redactor(_given_secrets()).mask(f"bad setting: {problems}")
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _reason(message: str) -> str:
+    """A check's own words, without the class of error pydantic puts in front of them."""
+    return message.removeprefix("Value error, ")
+
+
+def _given_secrets() -> list[str]:
+    """The credentials in the environment, read raw: settings that failed to validate cannot
+    say which of their values are secret, and a check's words may quote one."""
+    named = {"TSTORE_API_TOKEN", "TSTORE_KAFKA_PASSWORD", *SECRET_VARIABLES}
+    found: list[str] = []
+    for name, value in os.environ.items():
+        if name.upper() in named:
+            found.append(value)
+        elif name.upper() == "TSTORE_CLICKHOUSE_DSN":
+            try:
+                password = urlsplit(value).password
+            except ValueError:  # not a URL (a stray bracket): its shape is masked anyway
+                password = None
+            found += [password, unquote(password)] if password else []
+    return [s for s in found if s]
 
 
 class Settings(BaseSettings):
@@ -79,6 +123,17 @@ class Settings(BaseSettings):
     canonical URL: a path is made absolute. Default: ``chunks`` under ``data_dir``, beside the
     store, as the demo keeps them. The service needs none: it reads each chunk at the URI its
     event carries."""
+
+    @classmethod
+    def load(cls) -> Settings:
+        """The settings of this process, from its environment: how every program builds them
+        (the command line, the benchmarks, the examples), so that a bad one is said in one
+        line without the secrets around it (``BadSettingError``). ``Settings()`` itself
+        raises pydantic's error, which quotes the values given."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise BadSettingError(exc) from None
 
     @field_validator("chunk_store")
     @classmethod

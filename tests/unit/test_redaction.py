@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import sys
 from collections.abc import Iterator
@@ -14,8 +15,10 @@ import pytest
 import structlog
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from tstore.logging import MASK, Redactor, configure_logging
+from tstore.settings import Settings
 
 WORD = re.compile(r"[0-9A-Za-z\u0080-\U0010ffff]+")
 """What the store's text index keeps as one token (ASCII non-alphanumerics split words)."""
@@ -153,3 +156,34 @@ def test_configured_logging_never_writes_the_secret(fmt: str) -> None:
     if fmt == "json":
         for line in written.splitlines():
             json.loads(line)
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_logged_settings_error_shows_no_value_even_before_any_secret_is_known(
+    fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings that fail to validate cannot name their secrets, and pydantic's error quotes
+    the values it checked: for a check of several settings, all of them, the token too."""
+    token, password = "tok-Xy7Zw6Vu5", "pw-Qr4St3Uv2"
+    monkeypatch.setenv("TSTORE_API_TOKEN", token)
+    monkeypatch.setenv("TSTORE_CLICKHOUSE_DSN", f"https://u:{password}@ch:8443")
+    monkeypatch.setenv("TSTORE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert token in str(raised.value)
+    configure_logging(fmt)
+    try:
+        with _captured_stderr() as captured:
+            try:
+                raise raised.value
+            except ValidationError as exc:
+                structlog.get_logger("test").exception("settings_failed", error=exc)
+                logging.getLogger("other").error("settings failed: %s", exc, exc_info=True)
+        written = captured.getvalue()
+    finally:
+        structlog.reset_defaults()
+    assert "settings_failed" in written
+    assert "settings failed" in written
+    assert "TSTORE_KAFKA_USERNAME" in written
+    assert token not in written
+    assert password not in written

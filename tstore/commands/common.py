@@ -16,7 +16,6 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
 from consumers.storage.clickhouse import Store, StoreUnavailableError, open_store
 from consumers.storage.generations import GenerationError
@@ -27,7 +26,7 @@ from service.process import ServeError
 from tstore.devkafka import MissingToolError
 from tstore.devserver import LocalServer
 from tstore.logging import configure_logging
-from tstore.settings import EMBEDDED, Settings
+from tstore.settings import EMBEDDED, BadSettingError, Settings
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -46,22 +45,11 @@ EXPECTED: tuple[type[Exception], ...] = (
 
 def settings() -> Settings:
     try:
-        loaded = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"TSTORE_{'_'.join(str(p) for p in e['loc']).upper()}: {_reason(e['msg'])}"
-            if e["loc"]
-            else _reason(e["msg"])  # checks of several settings at once
-            for e in exc.errors()
-        )
-        raise fail(f"bad setting: {problems}") from None
+        loaded = Settings.load()
+    except BadSettingError as exc:
+        raise fail(str(exc)) from None  # the same line, in the command line's red
     configure_logging(loaded.log_format, secrets=loaded.secrets)
     return loaded
-
-
-def _reason(message: str) -> str:
-    """A check's own words, without the class of error pydantic puts in front of them."""
-    return message.removeprefix("Value error, ")
 
 
 def fail(message: str) -> typer.Exit:
