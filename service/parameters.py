@@ -1,4 +1,5 @@
-"""Query parameters a route does not take are refused (422 naming each), on every route.
+"""Query parameters a route does not take are refused (422 naming each, and every other
+malformed parameter of the request in the same answer), on every route.
 
 FastAPI ignores them, so a misspelt filter (``bot=`` for ``bot_id=``) would be answered as if it
 were not there, unfiltered, and the caller could not tell. Every router lists
@@ -9,8 +10,11 @@ its parameters twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -24,7 +28,28 @@ async def known_parameters(request: Request) -> None:
         reason = f"not a parameter of this route, which takes {', '.join(sorted(taken)) or 'none'}"
         raise RequestValidationError(
             [{"type": "extra_forbidden", "loc": ("query", name), "msg": reason} for name in unknown]
+            + _invalid_parameters(route.dependant, request)
         )
+
+
+def _invalid_parameters(dependant: Dependant, request: Request) -> list[dict[str, Any]]:
+    """What FastAPI would find wrong with the route's other parameters (path, query, header,
+    cookie), had this check not stopped the request first: one answer names every parameter
+    at fault. Checks a dependency makes in its own code (``since`` before ``until``) come
+    later, once the parameters are well formed."""
+    errors: list[dict[str, Any]] = []
+    for given, received in (
+        (dependant.path_params, request.path_params),
+        (dependant.query_params, request.query_params),
+        (dependant.header_params, request.headers),
+        (dependant.cookie_params, request.cookies),
+    ):
+        errors += request_params_to_args(given, received)[1]
+    for dependency in dependant.dependencies:
+        if dependency.call is not known_parameters:
+            errors += _invalid_parameters(dependency, request)
+    unique = {(tuple(e["loc"]), e["type"]): e for e in errors}  # a dependency used twice
+    return list(unique.values())
 
 
 KNOWN_PARAMETERS = Depends(known_parameters)

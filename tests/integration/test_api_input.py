@@ -86,6 +86,39 @@ async def test_bad_input_is_answered_with_a_problem_naming_the_parameter_never_a
     assert not [e for e in logged if e["event"] == "request_failed"]
 
 
+MIXED_REQUESTS = [
+    ("/v1/sessions?bogus=1&limit=0&since=notatime", {"bogus", "limit", "since"}),
+    ("/v1/sessions?limit=many&bot=a&colour=red", {"bot", "colour", "limit"}),
+    ("/v1/search?bogus=1", {"bogus", "q"}),
+    ("/v1/search?q=hello&role=robot&bogus=1", {"bogus", "role"}),
+    ("/v1/incomplete?limit=0&bogus=1", {"bogus", "limit"}),
+]
+
+
+async def test_an_unknown_parameter_and_a_malformed_one_are_named_in_one_answer(
+    clickhouse: Client, clickhouse_dsn: str, database: str
+) -> None:
+    """The unknown parameter stopped the request first, and its answer named it alone: a
+    caller fixed it to learn of the next."""
+    store = Store(clickhouse)
+    await asyncio.to_thread(store.migrate)
+    state = StoreState(store=store, reader=Reader(connect(clickhouse_dsn, database)))
+    wrong: list[str] = []
+    async with serving(state) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        for path, named in MIXED_REQUESTS:
+            response = await http.get(path)
+            problem = response.json()
+            params = sorted(p["name"] for p in problem.get("invalid_params", []))
+            if (
+                response.status_code != 422
+                or response.headers["content-type"] != PROBLEM_JSON
+                or params != sorted(named)
+                or not all(name in problem["detail"] for name in named)
+            ):
+                wrong.append(f"GET {path}: {response.status_code} {response.text}")
+    assert not wrong, "\n".join(wrong)
+
+
 PATH_VALUES = {"{session_id}": "s", "{turn_id}": "t", "{number}": "7"}
 
 
