@@ -16,11 +16,12 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 
 from audio.stores import open_chunk_store
-from producers.simulator import SimulatedTurn, script_call
+from producers.simulator import script_call
 from schemas import Topics
 from schemas.models import Event
 from tests.integration.api_support import Api, live_api
 from tests.integration.audio_support import recorded_call
+from tests.integration.audio_support import turn_id_of as turn_id_of  # for the browser tests
 from viewer.mount import NODE_MODULES
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -113,8 +114,3 @@ async def viewer(
         await api.publish(events)
         await api.until_projected()
         yield Viewer(api, str(api.http.base_url).rstrip("/"))
-
-
-def turn_id_of(turn: SimulatedTurn) -> str:
-    """The id ``recorded_call`` gives the turn."""
-    return f"{turn.role}-{turn.index}"

@@ -25,6 +25,11 @@ CHUNK_S: dict[Role, float] = {"user": 1.0, "assistant": 30.0}
 """The two tracks cut at different boundaries, one of them in long chunks."""
 
 
+def turn_id_of(turn: SimulatedTurn) -> str:
+    """The id ``recorded_call`` gives the turn, as the simulator does."""
+    return f"{turn.role}-{turn.index}"
+
+
 def recorded_call(
     session_id: str,
     started_at: datetime,
@@ -40,7 +45,7 @@ def recorded_call(
     events: list[Event] = []
     seq = iter(range(1_000_000))
     for turn in script:
-        at = {"turn_id": f"{turn.role}-{turn.index}", "role": turn.role}
+        at = {"turn_id": turn_id_of(turn), "role": turn.role}
         start = started_at + timedelta(seconds=turn.start_s)
         stop = started_at + timedelta(seconds=turn.end_s)
         events.append(TurnStarted(**envelope(next(seq), session_id), **at, started_at=start))

@@ -17,24 +17,20 @@ import pytest
 import soundfile
 
 from audio.stores import ChunkReader, open_chunk_store
-from producers.simulator import SAMPLE_RATE, SimulatedTurn, script_call, tone_hz, track_audio
+from producers.simulator import SAMPLE_RATE, script_call, tone_hz, track_audio
 from queries.clips import ClipCutter
 from queries.recording import turn_clip
 from schemas import ChunkReady, Role, Topics, TurnStarted, TurnStopped, WordTiming
 from schemas.models import Event
 from tests.events import envelope
 from tests.integration.api_support import PROBLEM_JSON, Api, live_api
-from tests.integration.audio_support import dominant_hz, recorded_call, samples_of
+from tests.integration.audio_support import dominant_hz, recorded_call, samples_of, turn_id_of
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 SCRIPT = script_call(random.Random(1), 6)
 """Six turns, the second answer cut off by the user (a barge-in)."""
-
-
-def _turn_id(turn: SimulatedTurn) -> str:
-    return f"{turn.role}-{turn.index}"
 
 
 @pytest.fixture
@@ -123,7 +119,7 @@ async def test_a_chunk_object_gone_from_its_store_is_a_502_naming_it(
     await api.publish(recorded_call("lost", T0, SCRIPT, store))
     await api.until_projected()
     shutil.rmtree(tmp_path / "doomed")
-    response = await api.http.get(f"/v1/sessions/lost/turns/{_turn_id(SCRIPT[1])}/audio")
+    response = await api.http.get(f"/v1/sessions/lost/turns/{turn_id_of(SCRIPT[1])}/audio")
     assert response.status_code == 502
     assert response.headers["content-type"] == PROBLEM_JSON
     assert "doomed/lost/user-0005.wav" in response.json()["detail"]
@@ -134,7 +130,7 @@ async def test_at_a_moment_names_the_turns_under_way_and_each_tracks_sample(api:
     answer = SCRIPT[barge_in.index + 1]
     t_ms = round((answer.start_s + barge_in.end_s) / 2 * 1000)  # both talk at once
     body = await api.ok("/v1/sessions/whole/at", t_ms=t_ms)
-    assert {t["turn_id"] for t in body["turns"]} == {_turn_id(barge_in), _turn_id(answer)}
+    assert {t["turn_id"] for t in body["turns"]} == {turn_id_of(barge_in), turn_id_of(answer)}
     user, assistant = body["tracks"]["user"], body["tracks"]["assistant"]
     at_sample = t_ms * SAMPLE_RATE // 1000
     assert user["segment_sample"] == assistant["segment_sample"] == at_sample
@@ -148,7 +144,7 @@ async def test_word_timings_come_back_as_times_and_samples(api: Api) -> None:
     assert word["started_at"] == (T0 + timedelta(seconds=0.1)).isoformat().replace("+00:00", "Z")
     assert (word["start_sample"], word["end_sample"]) == (None, None)  # no audio: no samples
     turn = SCRIPT[1]
-    aligned = await api.ok(f"/v1/sessions/whole/turns/{_turn_id(turn)}/alignment", pad_ms=100)
+    aligned = await api.ok(f"/v1/sessions/whole/turns/{turn_id_of(turn)}/alignment", pad_ms=100)
     pieces = {t["track"]: t["pieces"] for t in aligned["tracks"]}
     assert pieces["user"][0]["offset"] == 0
     assert pieces["user"][0]["segment_sample"] == round((turn.start_s - 0.1) * SAMPLE_RATE)
@@ -174,11 +170,11 @@ async def test_ids_holding_slashes_address_their_session_and_turn_on_every_route
     await api.until_projected()
     sid = quote(session, safe="")
     turn = SCRIPT[1]
-    turn_id = f"call/{_turn_id(turn)}/audio"
+    turn_id = f"call/{turn_id_of(turn)}/audio"
     tid = quote(turn_id, safe="")
     assert (await api.ok(f"/v1/sessions/{sid}"))["summary"]["session_id"] == session
     turns = (await api.ok(f"/v1/sessions/{sid}/turns"))["turns"]
-    assert [t["turn_id"] for t in turns] == [f"call/{_turn_id(t)}/audio" for t in SCRIPT]
+    assert [t["turn_id"] for t in turns] == [f"call/{turn_id_of(t)}/audio" for t in SCRIPT]
     clip = await api.http.get(f"/v1/sessions/{sid}/turns/{tid}/audio")
     assert clip.status_code == 200, clip.text
     rate, samples = samples_of(clip.content)
@@ -197,7 +193,7 @@ async def test_ids_holding_slashes_address_their_session_and_turn_on_every_route
 async def test_a_short_clip_reads_little_more_than_its_own_samples(api: Api) -> None:
     turn = next(t for t in SCRIPT if t.role == "assistant")
     chunks = ChunkReader()
-    clip = turn_clip(api.reader, ClipCutter(chunks), "whole", _turn_id(turn))
+    clip = turn_clip(api.reader, ClipCutter(chunks), "whole", turn_id_of(turn))
     samples = (turn.end_s - turn.start_s) * SAMPLE_RATE
     assert chunks.bytes_read <= 1.2 * 2 * samples + 512  # one header, once
     assert len(clip.wav) < 1.1 * 2 * samples + 44

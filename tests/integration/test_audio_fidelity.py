@@ -31,6 +31,7 @@ from tests.integration.audio_support import (
     samples_of,
     shuffled_twice,
     sounding,
+    turn_id_of,
 )
 
 pytestmark = pytest.mark.integration
@@ -65,7 +66,7 @@ async def test_every_turns_clip_is_its_tone_from_its_start_to_its_stop(
 
 
 async def _check_turn_clip(api: Api, turn: SimulatedTurn) -> None:
-    path = f"/v1/sessions/call-1/turns/{turn.role}-{turn.index}/audio"
+    path = f"/v1/sessions/call-1/turns/{turn_id_of(turn)}/audio"
     response = await api.http.get(path, params={"pad_ms": PAD_MS})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "audio/wav"

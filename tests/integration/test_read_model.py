@@ -25,6 +25,7 @@ from schemas.models import Event
 from tests.conftest import unique_name
 from tests.events import chunk, envelope, turn_pair
 from tests.frames import decoded
+from tests.integration.audio_support import turn_id_of
 from tstore.demo import conversation_events
 
 pytestmark = pytest.mark.integration
@@ -53,7 +54,7 @@ async def test_a_simulated_call_fills_every_table_and_latencies_follow_the_scrip
 
     turns = store.session(session)
     assert [(t.turn_id, t.text, t.interrupted) for t in turns] == [
-        (f"{s.role}-{s.index}", s.text, s.interrupted) for s in script
+        (turn_id_of(s), s.text, s.interrupted) for s in script
     ]
     chunks = store.chunks(session)
     assert {c.track for c in chunks} == {"user", "assistant"}
