@@ -35,6 +35,15 @@ def _chunk_start_s(chunk: ChunkReady, began: datetime) -> float:
     return (at - began).total_seconds()
 
 
+def _chunks_in(events: list[Event], began: datetime, since_s: float, until_s: float) -> list[Event]:
+    """The chunks of ``events`` that start in that span of the call."""
+    return [
+        e
+        for e in events
+        if isinstance(e, ChunkReady) and since_s <= _chunk_start_s(e, began) < until_s
+    ]
+
+
 def _recording(url: str) -> bool:
     """Whether the request asks for the session's recording (not a turn's clip)."""
     return "/audio?" in url and "/turns/" not in url
@@ -159,12 +168,7 @@ async def test_a_live_call_s_waveform_grows_by_the_audio_heard_and_waits_while_p
     turns = events[: 2 * len(script)]
 
     def chunks(since_s: float, until_s: float) -> list[Event]:
-        """The chunks that start in that span of the call."""
-        return [
-            e
-            for e in events[2 * len(script) :]
-            if isinstance(e, ChunkReady) and since_s <= _chunk_start_s(e, began) < until_s
-        ]
+        return _chunks_in(events[2 * len(script) :], began, since_s, until_s)
 
     starts = [turn.start_s for turn in script] + [float("inf")]
     await viewer.api.publish(turns[:8] + chunks(float("-inf"), starts[4]))
@@ -228,3 +232,37 @@ async def test_a_live_call_without_audio_asks_for_it_again_once_a_chunk_comes(
     regions = page.locator("[part='regions-container'] > div")
     await expect(regions).to_have_count(len(script), timeout=20_000)
     assert asked == [0, 0]
+
+
+async def test_a_focused_region_keeps_the_focus_when_a_live_call_s_waveform_is_drawn_anew(
+    viewer: Viewer, page: Page, tmp_path: Path
+) -> None:
+    """New audio redraws a live call's waveform, its regions made anew: the keyboard's focus
+    goes back to the region of the turn that had it."""
+    session_id = "live/focused 1"
+    script = script_call(random.Random(7), 8)
+    began = now() - timedelta(minutes=1)
+    store = open_chunk_store(tmp_path.as_uri())
+    events = recorded_call(
+        session_id, began, script, store, chunk_s={"user": 1.0, "assistant": 1.0}
+    )
+    turns, chunks = events[: 2 * len(script)], events[2 * len(script) :]
+    starts = [turn.start_s for turn in script] + [float("inf")]
+    await viewer.api.publish(turns[:8] + _chunks_in(chunks, began, float("-inf"), starts[4]))
+    await viewer.api.until_projected()
+    drawn: list[int] = []
+    page.on("request", lambda r: _from_ms(r.url, drawn))
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    regions = page.locator("[part='regions-container'] > div")
+    await expect(regions).to_have_count(4, timeout=20_000)
+    focused = page.locator(f"[part~='{turn_id_of(script[1])}']")
+    await focused.focus()
+    await expect(focused).to_be_focused()
+    for n in (4, 6):  # two redraws, each with new audio
+        await viewer.api.publish(
+            turns[2 * n : 2 * n + 4] + _chunks_in(chunks, began, starts[n], starts[n + 2])
+        )
+        await expect(regions).to_have_count(n + 2, timeout=20_000)
+        assert drawn[-1] > 0, drawn  # drawn anew from the audio heard, not mounted again
+        await expect(focused).to_be_focused()
+    await screenshot(page, "live-waveform-focus")

@@ -117,8 +117,11 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
     })],
   });
 
-  /** The turns of the window as regions, and where the window sits in the call. */
+  /** The turns of the window as regions, and where the window sits in the call. The regions
+   * are made anew: the keyboard's focus goes back to the same turn's (they live in the
+   * player's shadow root, whose activeElement says which has it). */
   function drawTurns() {
+    const focused = regions.getRegions().find((r) => r.element?.getRootNode().activeElement === r.element)?.id;
     regions.clearRegions();
     for (const turn of call.turns) {
       if (!turn.stopped_at) continue;
@@ -138,6 +141,11 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
       element.setAttribute("tabindex", 0);
       element.setAttribute("aria-label", `Play the ${turn.role} turn at ${fmtClock(call.at(turn.started_at) / 1000)}`);
       element.addEventListener("keydown", onPress(() => onPick(turn)));
+    }
+    if (focused) {
+      // The plugin puts a new region's element in the page in a timeout of its own, set
+      // by addRegion: this one runs after it.
+      setTimeout(() => regions.getRegions().find((r) => r.id === focused)?.element?.focus());
     }
     const whole = call.durationMs;
     drawn.style.marginLeft = `${(100 * startMs) / whole}%`;
