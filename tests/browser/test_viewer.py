@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import itertools
+import random
+import re
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from audio.stores import open_chunk_store
+from producers.simulator import script_call
 from schemas import Topics
 from tests.browser.conftest import CALLS, HOUR, T0, Viewer, screenshot, turn_id_of
 from tests.integration.api_support import conversation, live_api, now
@@ -357,3 +360,81 @@ async def test_the_page_of_a_call_in_progress_updates_without_a_reload(
     await expect(first).to_be_focused()  # the redraws made it anew
     assert await page.evaluate("window.notReloaded") is True
     await screenshot(page, "live")
+
+
+_PLACED = """(entry) => {
+    const list = entry.closest(".transcript");
+    const e = entry.getBoundingClientRect();
+    const style = getComputedStyle(entry);
+    const ring = style.outlineStyle === "none"
+        ? 0 : parseFloat(style.outlineWidth) + parseFloat(style.outlineOffset);
+    const l = list.getBoundingClientRect();
+    const left = l.left + list.clientLeft;
+    const top = l.top + list.clientTop;
+    return {
+        entry: [e.left - ring, e.top - ring, e.right + ring, e.bottom + ring],
+        shown: [
+            Math.max(left, 0), Math.max(top, 0),
+            Math.min(left + list.clientWidth, window.innerWidth),
+            Math.min(top + list.clientHeight, window.innerHeight),
+        ],
+        scrollTop: list.scrollTop,
+    };
+}"""
+"""Where a transcript entry is, with its highlight's outline (left, top, right, bottom), and
+the part of its list the window shows."""
+
+
+def _whole(placed: dict[str, Any]) -> bool:
+    """Whether the entry and its outline lie inside what the window shows of the list."""
+    (left, top, right, bottom), (shown_left, shown_top, shown_right, shown_bottom) = (
+        placed["entry"],
+        placed["shown"],
+    )
+    return bool(
+        shown_left <= left and shown_top <= top and right <= shown_right and bottom <= shown_bottom
+    )
+
+
+async def _settled(page: Page, selector: str) -> dict[str, Any]:
+    """Where the entry is once the transcript has stopped scrolling."""
+    entry = page.locator(selector)
+    before: dict[str, Any] = {}
+    for _ in range(50):
+        placed = dict(await entry.evaluate(_PLACED))
+        if placed == before:
+            return placed
+        before = placed
+        await page.wait_for_timeout(200)
+    raise AssertionError(f"the transcript kept scrolling: {before}")
+
+
+async def test_the_transcript_shows_the_first_turn_whole_once_scrolled_to_it(
+    viewer: Viewer, page: Page, tmp_path: Path
+) -> None:
+    """A link to the first turn, and a click on its bar with the transcript scrolled to its
+    end, show its entry whole in the list, with the outline of the turn being played (the
+    list clipped the outline's top edge: the first entry cannot scroll below the top)."""
+    session_id = "long transcript 1"
+    script = script_call(random.Random(8), 24)
+    store = open_chunk_store(tmp_path.as_uri())
+    await viewer.api.publish(recorded_call(session_id, T0, script, store))
+    await viewer.api.until_projected()
+    first, last = turn_id_of(script[0]), turn_id_of(script[-1])
+    entry = f".transcript .entry[data-turn-id='{first}']"
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}?turn={first}"))
+    await expect(page.locator(".wave-controls")).to_be_visible(timeout=20_000)
+    placed = await _settled(page, entry)
+    assert _whole(placed), placed
+
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}?turn={last}"))
+    await expect(page.locator(".wave-controls")).to_be_visible(timeout=20_000)
+    scrolled = await _settled(page, entry)
+    assert scrolled["scrollTop"] > 0, "the transcript is too short to scroll"
+    await page.click(f".lane-{script[0].role} .turn[data-turn-id='{first}']")
+    await expect(page.locator(entry)).to_have_class(re.compile(r"\bcurrent\b"), timeout=15_000)
+    placed = await _settled(page, entry)
+    await expect(page.locator(entry)).to_have_class(re.compile(r"\bcurrent\b"))  # outlined
+    assert placed["scrollTop"] < scrolled["scrollTop"], placed
+    assert _whole(placed), placed
+    await screenshot(page, "transcript-first-turn")
