@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
 from consumers.metrics import ProjectorMetrics
 from consumers.projections.transcripts import TranscriptRow
 from consumers.projector import Projector
 from consumers.storage.clickhouse import Store
+from consumers.topics_admin import ensure_topics
 from producers import EventPublisher
 from schemas import Topics
 from schemas.models import Event
@@ -24,12 +27,12 @@ pytestmark = pytest.mark.integration
 
 
 async def _publish_and_project(
-    bootstrap: str, topics: Topics, store: Store, events: list[Event]
+    bootstrap: str, topics: Topics, store: Store, events: list[Event], group: str = "projector"
 ) -> None:
     async with EventPublisher(bootstrap, topics) as publisher:
         await publisher.publish_all(events)
     async with Projector(
-        bootstrap=bootstrap, topics=topics, group_id=f"{topics.prefix}projector", store=store
+        bootstrap=bootstrap, topics=topics, group_id=f"{topics.prefix}{group}", store=store
     ) as projector:
         await projector.catch_up()
 
@@ -113,3 +116,43 @@ async def test_an_undecodable_record_is_counted_and_the_rest_projected(
     ]
     assert lags
     assert all(line.endswith(" 0.0") for line in lags), lags
+
+
+async def test_a_topic_made_again_is_projected_though_its_offsets_start_again(
+    kafka_bootstrap: str, clickhouse: Client
+) -> None:
+    """Topics deleted and created again (or a new broker behind the same names) number their
+    records from 0 again: the first batch of the new topic has the boundaries of one already
+    written, and was refused as its replay, then committed: the call was lost."""
+    store = Store(clickhouse)
+    topics = Topics(prefix=f"{unique_name('again')}.")
+    first, second = unique_name("session"), unique_name("session")
+    await ensure_topics(kafka_bootstrap, topics, partitions=1)
+    await _publish_and_project(kafka_bootstrap, topics, store, list(turn_pair(session_id=first)))
+    await _made_again(kafka_bootstrap, topics)
+    await _publish_and_project(
+        kafka_bootstrap, topics, store, list(turn_pair(session_id=second)), group="after"
+    )
+    _assert_the_turn(store.session(first), first)
+    _assert_the_turn(store.session(second), second)
+
+
+async def _made_again(bootstrap: str, topics: Topics) -> None:
+    """Delete the topics and create them again, once the broker has let them go."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(topics.all))
+        for _ in range(100):
+            if not set(topics.all) & set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    for _ in range(100):
+        try:
+            await ensure_topics(bootstrap, topics, partitions=1)
+            return
+        except RuntimeError:  # still being deleted
+            await asyncio.sleep(0.1)
+    await ensure_topics(bootstrap, topics, partitions=1)

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 
+import pytest
 from aiokafka import TopicPartition
 
 from consumers.projections import project
 from consumers.steps.dead_letters import dead_letter_headers
 from consumers.steps.decode import Rejected, decode
-from consumers.steps.write import dedup_token
+from consumers.steps.write import batch_ranges, dedup_token
 from tests.events import T0, chunk, turn_pair
 from tests.frames import CODEC, TOPICS, batch, decoded, record
 
@@ -50,17 +52,35 @@ def test_a_start_without_its_stop_in_the_batch_is_an_open_turn() -> None:
     assert rows.select("turn_id", "complete").rows() == [("turn-1", True), ("turn-2", False)]
 
 
-def test_the_dedup_token_depends_only_on_table_ranges_and_generation() -> None:
+def test_the_dedup_token_depends_only_on_table_records_and_generation() -> None:
     chunks = TopicPartition("audio-chunks", 0)
     turns = TopicPartition("turn-events", 1)
     batch = {
         turns: [record("turn-events", o, b"x") for o in (7, 8, 9)],
         chunks: [record("audio-chunks", 3, b"x")],
     }
-    token = "transcripts|audio-chunks:0:3-3,turn-events:1:7-9|g1"
-    assert dedup_token("transcripts", batch, 1) == token
-    assert dedup_token("transcripts", dict(reversed(batch.items())), 1) == token
-    assert dedup_token("transcripts", batch, 2) != token
+    ranges = batch_ranges(batch)
+    assert batch_ranges(dict(reversed(batch.items()))) == ranges
+    assert re.fullmatch(r"audio-chunks:0:3-3:[0-9a-f]{16},turn-events:1:7-9:[0-9a-f]{16}", ranges)
+    assert dedup_token("transcripts", ranges, 1) == f"transcripts|{ranges}|g1"
+    assert dedup_token("transcripts", ranges, 2) != dedup_token("transcripts", ranges, 1)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[b"y", b"x", b"x"], [b"x", b"x", b"xx"], [b"", b"xx", b"x"], [b"xx", b"x", b""]],
+    ids=repr,
+)
+def test_other_records_at_the_same_offsets_are_another_batch(values: list[bytes]) -> None:
+    """A topic made again numbers its records from 0 again: a batch of other events at the
+    offsets of one already written is not its replay (the token was only the offsets, and
+    such a batch was refused and committed, lost)."""
+    written = {TopicPartition("t", 0): [record("t", o, b"x") for o in range(3)]}
+    other = {TopicPartition("t", 0): [record("t", o, v) for o, v in enumerate(values)]}
+    assert batch_ranges(other) != batch_ranges(written)
+    assert batch_ranges(written) == batch_ranges(
+        {TopicPartition("t", 0): [record("t", o, b"x") for o in range(3)]}
+    )
 
 
 def test_decode_rejects_garbage_and_events_on_the_wrong_topic() -> None:
