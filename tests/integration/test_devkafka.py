@@ -8,13 +8,16 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from consumers.topics_admin import ensure_topics
 from schemas import Topics
+from tests.conftest import unique_name
 from tstore.devkafka import DevKafka
 
 pytestmark = pytest.mark.integration
@@ -116,3 +119,36 @@ async def test_topic_creation_is_idempotent(kafka_bootstrap: str) -> None:
     finally:
         await admin.close()
     assert {d["topic"]: len(d["partitions"]) for d in described} == dict.fromkeys(topics.all, 4)
+
+
+async def test_topics_keep_their_events_and_a_topic_that_deletes_them_is_named(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kafka is the source of truth: with the broker's default (7 days), a rebuild a week
+    later would lose every call before that."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    kept, week = Topics(f"{unique_name('kept')}."), Topics(f"{unique_name('week')}.")
+    limited = week.turn_events
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(limited, 1, 1)])  # the broker's default
+        assert await ensure_topics(kafka_bootstrap, kept, partitions=1) == {}
+        assert await ensure_topics(kafka_bootstrap, week, partitions=1) == {
+            limited: timedelta(days=7)
+        }
+        (described,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": None}) for n in kept.all]
+        )
+    finally:
+        await admin.close()
+    retention = {
+        r["resource_name"]: e["config_value"]
+        for r in described.to_object()["resources"]
+        for e in r["config_entries"]
+    }
+    assert retention == dict.fromkeys(kept.all, "-1")
+    warned = capsys.readouterr().out
+    assert f"{limited} deletes events older than 7 days (retention.ms=604800000)" in warned
+    assert f"--entity-name {limited} --add-config retention.ms=-1" in warned
