@@ -108,6 +108,7 @@ class RebuildService:
                     store=self._store,
                     progress=self._positions.update,
                     security=self._security,
+                    allow_loss=bool(request.get("allow_loss")),
                     **self._options,
                 )
             )

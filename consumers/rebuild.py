@@ -24,7 +24,14 @@ from consumers.gc_pause import cyclic_gc_paused
 from consumers.projector import Projector, group_for
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import Generation, GenerationError, chosen_projections
-from consumers.verification import Tally, Verification, VerificationError, tally_topics, verify
+from consumers.verification import (
+    Tally,
+    Verification,
+    VerificationError,
+    refuse_loss,
+    tally_topics,
+    verify,
+)
 from producers.kafka import PLAINTEXT, KafkaSecurity
 from schemas import Topics
 
@@ -203,9 +210,12 @@ async def rebuild(
     max_wait_ms: int = 200,
     keep_retired: int | None = None,
     security: KafkaSecurity = PLAINTEXT,
+    allow_loss: bool = False,
 ) -> RebuildSummary:
     """Replay, verify, and (unless the plan stops at a point in time) cut over; then drop
-    the retired generations beyond the newest ``keep_retired`` (None keeps them all).
+    the retired generations beyond the newest ``keep_retired`` (None keeps them all). A
+    generation that lacks sessions readers are shown is not cut over, unless ``allow_loss``
+    (``verification.refuse_loss``); it stays unfinished, to resume or discard.
 
     The live projectors (``consumers.live``) take the new generation over from there.
     """
@@ -270,6 +280,8 @@ async def rebuild(
             generations.set_state, generation.number, "verifying", report=report.to_json()
         )
         await projector.catch_up()
+        if not allow_loss:
+            await asyncio.to_thread(refuse_loss, store, generation)
         done = await asyncio.to_thread(generations.cut_over, generation.number)
         if keep_retired is not None:
             await asyncio.to_thread(generations.prune, keep_retired)

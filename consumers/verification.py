@@ -1,5 +1,6 @@
 """Verifying a rebuilt generation before readers see it: what the replay projected, reduced
-the way the tables reduce it, against what the generation holds, per table and per session."""
+the way the tables reduce it, against what the generation holds, per table and per session;
+and that it holds every session readers are shown that the topics held when it began."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from consumers.steps import Records
 from consumers.steps.bound import bound
 from consumers.steps.decode import decode
 from consumers.storage.clickhouse import TABLES, Store
+from consumers.storage.generations import Generation
 from producers.kafka import PLAINTEXT, KafkaSecurity
 from schemas import EventCodec, Topics
 
@@ -105,6 +107,49 @@ class VerificationError(RuntimeError):
             f"report: {report.to_json()}"
         )
         self.report = report
+
+
+class SessionsLostError(RuntimeError):
+    """The rebuilt generation lacks sessions readers are shown, projected before it began."""
+
+
+def refuse_loss(store: Store, generation: Generation) -> None:
+    """Raise ``SessionsLostError`` when cutting readers over to ``generation`` would take
+    sessions away from them.
+
+    The replay and its verification only see the topics: when these no longer hold what was
+    projected from them (a new broker behind the same names, topics made again, a retention
+    limit), a rebuild verifies and cuts over to a store without those calls. A session that
+    a shown generation holds from before the rebuild began was projected from an offset the
+    replay read up to, so the rebuilt generation must hold it too."""
+    shown = store.generations.current()
+    lost = []
+    for projection in generation.projections:
+        if shown.get(projection, generation.number) == generation.number:
+            continue
+        ((count, named),) = store.client.query(
+            f"SELECT count(), groupArray(5)(session_id) FROM ("
+            f"SELECT DISTINCT session_id FROM {projection}_generations "
+            "WHERE generation = {shown:UInt32} AND projected_at < {before:DateTime64(6, 'UTC')} "
+            f"AND session_id NOT IN (SELECT session_id FROM {projection}_generations "
+            "WHERE generation = {rebuilt:UInt32}))",
+            parameters={
+                "shown": shown[projection],
+                "rebuilt": generation.number,
+                "before": generation.created_at,
+            },
+        ).result_rows
+        if count:
+            more = ", ..." if count > len(named) else ""
+            lost.append(f"{count} of {projection} ({', '.join(map(repr, named))}{more})")
+    if lost:
+        raise SessionsLostError(
+            f"generation {generation.number} lacks sessions that readers are shown and that were "
+            f"projected before it began: {'; '.join(lost)}. The topics no longer hold their "
+            "events (another broker, topics made again, or a retention limit); readers stay "
+            "where they are. Cut over anyway with `tstore rebuild --resume --allow-loss`, or "
+            "drop it with `tstore rebuild --discard`"
+        )
 
 
 async def tally_topics(

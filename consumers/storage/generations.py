@@ -184,15 +184,18 @@ class Generations:
         until: datetime | None,
         targets: Targets,
     ) -> Generation:
-        """Register generation ``number`` as building; refused if the number is taken."""
+        """Register generation ``number`` as building; refused if the number is taken. It is
+        created at the engine's time, the clock of the rows' ``projected_at``
+        (``verification.refuse_loss`` compares the two)."""
         if any(g.number == number for g in self.all()):
             raise GenerationError(f"generation {number} exists already")
+        ((now,),) = self.client.query("SELECT now64(3, 'UTC')").result_rows
         return self.save(
             Generation(
                 number,
                 chosen_projections(projections),
                 "building",
-                datetime.now(UTC),
+                as_utc(now),
                 until=until,
                 targets=targets,
             )

@@ -45,6 +45,11 @@ class RebuildRequest(BaseModel):
     resume: bool = False
     discard: bool = False
     dry_run: bool = False
+    allow_loss: bool = Field(
+        False,
+        description="Cut over even when the new generation lacks sessions readers are shown "
+        "(the topics no longer hold their events).",
+    )
 
 
 class RebuildStatus(Freshness):

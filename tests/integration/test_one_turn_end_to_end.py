@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
 from consumers.metrics import ProjectorMetrics
@@ -22,6 +20,7 @@ from service.state import StoreState
 from tests.conftest import unique_name
 from tests.events import T0, turn_pair
 from tests.integration.serving import serving
+from tests.integration.topic_support import made_again
 
 pytestmark = pytest.mark.integration
 
@@ -129,30 +128,9 @@ async def test_a_topic_made_again_is_projected_though_its_offsets_start_again(
     first, second = unique_name("session"), unique_name("session")
     await ensure_topics(kafka_bootstrap, topics, partitions=1)
     await _publish_and_project(kafka_bootstrap, topics, store, list(turn_pair(session_id=first)))
-    await _made_again(kafka_bootstrap, topics)
+    await made_again(kafka_bootstrap, topics, partitions=1)
     await _publish_and_project(
         kafka_bootstrap, topics, store, list(turn_pair(session_id=second)), group="after"
     )
     _assert_the_turn(store.session(first), first)
     _assert_the_turn(store.session(second), second)
-
-
-async def _made_again(bootstrap: str, topics: Topics) -> None:
-    """Delete the topics and create them again, once the broker has let them go."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(list(topics.all))
-        for _ in range(100):
-            if not set(topics.all) & set(await admin.list_topics()):
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-    for _ in range(100):
-        try:
-            await ensure_topics(bootstrap, topics, partitions=1)
-            return
-        except RuntimeError:  # still being deleted
-            await asyncio.sleep(0.1)
-    await ensure_topics(bootstrap, topics, partitions=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -22,15 +23,17 @@ from consumers.rebuild import RebuildPlan, plan_rebuild, rebuild
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import GenerationError
 from consumers.storage.session_facts import CACHE_TABLES
+from consumers.verification import SessionsLostError
 from producers import EventPublisher
 from producers.kafka import kafka_producer
 from queries.facts import FactsKeeper
 from schemas import EventCodec, Topics, TurnStopped
 from schemas.single_object import frame
 from service.state import StoreState
-from tests.conftest import unique_name
+from tests.conftest import TEST_PARTITIONS, unique_name
 from tests.events import turn_pair
 from tests.integration.serving import serving
+from tests.integration.topic_support import made_again
 from tstore.cli import app
 
 pytestmark = pytest.mark.integration
@@ -345,6 +348,35 @@ async def test_only_some_projections_are_rebuilt_and_the_rest_stay_shown(
     after = _contents(clickhouse)
     assert len(after["session_events"]) == 1200
     assert len(after["transcripts"]) == 400
+
+
+async def test_a_rebuild_that_would_take_sessions_from_readers_is_not_cut_over(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    """Topics that no longer hold what was projected from them (made again here; a new
+    broker, a retention limit) replay into a generation that verifies against them, and was
+    cut over: the readers lost every call the topics had forgotten."""
+    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 600)
+    before = _contents(clickhouse)
+    await made_again(kafka_bootstrap, topics, partitions=TEST_PARTITIONS)
+    await _publish(kafka_bootstrap, topics, 300, start=600)
+
+    plan = await _plan(kafka_bootstrap, topics, store, group)
+    with pytest.raises(SessionsLostError) as refused:
+        await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
+    said = str(refused.value)
+    assert said.startswith("generation 2 lacks sessions that readers are shown")
+    for projection in PROJECTIONS:
+        assert re.search(rf"\b\d+ of {projection} \('", said), said
+    assert "--resume --allow-loss" in said
+    assert store.generations.current() == dict.fromkeys(PROJECTIONS, 1)
+    assert _contents(clickhouse) == before
+    assert store.generations.get(2).state == "verifying"
+
+    resumed = await _plan(kafka_bootstrap, topics, store, group, resume=True)
+    await rebuild(resumed, bootstrap=kafka_bootstrap, topics=topics, store=store, allow_loss=True)
+    assert store.generations.current() == dict.fromkeys(PROJECTIONS, 2)
+    assert len(_contents(clickhouse)["session_events"]) == 300
 
 
 async def test_live_projection_moves_to_the_new_generation_after_a_cut_over(

@@ -59,6 +59,14 @@ def rebuild(
     follow: Annotated[
         bool, typer.Option(help="After the cut-over, keep projecting live until signalled.")
     ] = False,
+    allow_loss: Annotated[
+        bool,
+        typer.Option(
+            "--allow-loss",
+            help="Cut over even when the new generation lacks sessions readers are shown "
+            "(the topics no longer hold their events).",
+        ),
+    ] = False,
 ) -> None:
     """Replay the topics into a new generation, verify it, and cut readers over in one step.
 
@@ -75,6 +83,7 @@ def rebuild(
         "resume": resume,
         "discard": discard,
         "dry_run": dry_run,
+        "allow_loss": allow_loss,
     }
     with client(config) as service:
         if service.reachable():
