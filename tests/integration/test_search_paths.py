@@ -17,6 +17,7 @@ from consumers.storage.clickhouse import Store
 from queries import Reader
 from queries.search import RECENT, search
 from tests.integration.stored_rows import transcript_rows
+from tests.unit.test_search_terms import EXAMPLES, NEAR_MISSES
 
 pytestmark = pytest.mark.integration
 
@@ -111,14 +112,24 @@ def _load(store: Store, rng: random.Random) -> list[Stored]:
     return latest
 
 
+def _has_phrase(text: str, phrase: str) -> bool:
+    """Whether the phrase's words are in the text one after another (separators between)."""
+    searched = [w.lower() for w in WORD.findall(phrase)]
+    written = [w.lower() for w in WORD.findall(text)]
+    return any(
+        written[at : at + len(searched)] == searched
+        for at in range(len(written) - len(searched) + 1)
+    )
+
+
 def _expected(stored: list[Stored], q: str, **filters: Any) -> list[tuple[str, str]]:
-    phrases = [p.lower() for p in re.findall(r'"([^"]*)"', q)]
+    phrases = re.findall(r'"([^"]*)"', q)
     tokens = {t.lower() for t in WORD.findall(q)}
     hits = [
         s
         for s in stored
         if tokens <= {t.lower() for t in WORD.findall(s.text)}
-        and all(p in s.text.lower() for p in phrases)
+        and all(_has_phrase(s.text, p) for p in phrases)
         and filters.get("bot_id", s.bot_id) == s.bot_id
         and filters.get("role", s.role) == s.role
         and filters.get("since", s.started_at) <= s.started_at
@@ -148,6 +159,8 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("kumquat", {}),
     ("Order refund", {}),
     ('"order refund"', {}),
+    ('"refund order"', {"role": "user"}),
+    ('"Order, refund." "thanks order"', {}),
     ("order", {"bot_id": "bot-b"}),
     ("refund", {"role": "assistant"}),
     ("order", {"until": MIDDLE}),
@@ -172,3 +185,36 @@ def test_every_query_pages_through_exactly_the_matching_latest_turns(clickhouse:
     assert [h.text for h in first.items] == [
         by_key[(h.session_id, h.turn_id)].text for h in first.items
     ]
+
+
+def test_a_phrase_is_found_whatever_separates_its_words_recent_or_older(
+    clickhouse: Client,
+) -> None:
+    """Each example of ``tests/unit/test_search_terms`` stored twice, a recent turn and one
+    an hour older (read through the text index); each near miss beside them."""
+    store = Store(clickhouse)
+    store.migrate()
+    texts = [text for _, text, _ in EXAMPLES] + [text for _, text in NEAR_MISSES]
+    for session_id, begins in (("older", T0), ("recent", T0 + timedelta(hours=1))):
+        rows = [
+            {
+                "turn_id": f"t{index:02d}",
+                "role": "user",
+                "started_at": begins + timedelta(seconds=index),
+                "stopped_at": begins + timedelta(seconds=index, milliseconds=500),
+                "complete": True,
+                "seq": index,
+                "text": text,
+            }
+            for index, text in enumerate(texts)
+        ]
+        store.insert("transcripts", transcript_rows(session_id, rows), generation=1)
+    reader = Reader(clickhouse)
+    for index, (phrase, text, shown) in enumerate(EXAMPLES):
+        hits = search(reader, f'"{phrase}"').items
+        found = [(h.session_id, h.turn_id, h.marked) for h in hits if h.text == text]
+        turn_id = f"t{index:02d}"
+        assert found == [("recent", turn_id, shown), ("older", turn_id, shown)], phrase
+    for phrase, text in NEAR_MISSES:
+        hits = search(reader, f'"{phrase}"').items
+        assert [h.text for h in hits if h.text == text] == [], phrase

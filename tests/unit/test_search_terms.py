@@ -6,21 +6,25 @@ from __future__ import annotations
 import html
 import itertools
 import re
+import sys
 import unicodedata
 
 import pytest
+import regex
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from queries import BadQueryError, Span
-from queries.search import MAX_QUERY_CHARS, MAX_TERMS, Terms, marked
+from queries.search import MAX_QUERY_CHARS, MAX_TERMS, Terms, marked, phrase_pattern
 
 
 def _in_a_word(char: str) -> bool:
     """ASCII letters and digits, and every other character but punctuation, symbols, spaces,
-    controls and format characters (zero-width spaces among them)."""
+    controls and format characters (zero-width spaces among them) and variation selectors."""
     if char.isascii():
         return char.isalnum()
+    if "\ufe00" <= char <= "\ufe0f" or "\U000e0100" <= char <= "\U000e01ef":
+        return False
     category = unicodedata.category(char)
     return category[0] not in "PSZ" and category not in ("Cc", "Cf")
 
@@ -151,9 +155,28 @@ def searches(draw: st.DrawFn) -> tuple[Terms, str]:
         raise
 
 
+def _same_word(searched: str, written: str) -> bool:
+    """The two words alike in any case (as the engine's and ``regex``'s ``(?i)`` see case)."""
+    return regex.fullmatch(f"(?i){regex.escape(searched)}", written) is not None
+
+
+def _phrase_in(text: str, phrase: str) -> list[tuple[int, int]]:
+    """Where ``phrase``'s words are in ``text``, one after another: from the first's start to
+    the last's end (whatever is between two words of a text is separators only)."""
+    searched, written = _findall(phrase), _words(text)
+    return [
+        (written[at][0], written[at + len(searched) - 1][1])
+        for at in range(len(written) - len(searched) + 1)
+        if all(
+            _same_word(s, text[start:end])
+            for s, (start, end) in zip(searched, written[at:], strict=False)
+        )
+    ]
+
+
 def _covers_a_searched_term(terms: Terms, piece: str) -> bool:
     return any(w.lower() in terms.tokens for w in _findall(piece)) or any(
-        re.search(re.escape(p), piece, re.I) for p in terms.phrases
+        _phrase_in(piece, p) for p in terms.phrases
     )
 
 
@@ -180,8 +203,118 @@ def test_every_searched_word_in_the_text_is_inside_a_span(search: tuple[Terms, s
         if text[start:end].lower() in terms.tokens:
             assert any(s.start <= start and end <= s.end for s in spans)
     for phrase in terms.phrases:
-        for match in re.finditer(re.escape(phrase), text, re.I):
-            assert any(s.start <= match.start() and match.end() <= s.end for s in spans)
+        for start, end in _phrase_in(text, phrase):
+            assert any(s.start <= start and end <= s.end for s in spans)
+
+
+# -- phrases ---------------------------------------------------------------------------------
+
+EXAMPLES = [
+    ("monday it should", "Monday? It should", "<mark>Monday? It should</mark>"),
+    ("don't agree", "I don\u2019t agree.", "I <mark>don\u2019t agree</mark>."),
+    ("quoted and", "the \u201cquoted\u201d and", "the \u201c<mark>quoted\u201d and</mark>"),
+    ("tab here", "a tab\there", "a <mark>tab\there</mark>"),
+    ("b tab", "b  tab", "<mark>b  tab</mark>"),
+    ("b, tab!", "b tab", "<mark>b tab</mark>"),
+    ("\u00e9t\u00e9 chaud", "\u00c9T\u00c9\u00a0CHAUD", "<mark>\u00c9T\u00c9\u00a0CHAUD</mark>"),
+    ("gro\u00dfe stra\u00dfe", "GRO\u1e9eE STRA\u1e9eE", "<mark>GRO\u1e9eE STRA\u1e9eE</mark>"),
+    ("order number", "order_number", "<mark>order_number</mark>"),
+    ("thumbs up", "thumbs\U0001f44d\ufe0fup", "<mark>thumbs\U0001f44d\ufe0fup</mark>"),
+]
+"""A phrase, a text it is in, and the text marked: what speech-to-text writes between words
+(punctuation, curly quotes, an apostrophe, a tab, two spaces, a non-breaking space, an emoji
+with its presentation selector) need not be what the phrase has."""
+NEAR_MISSES = [
+    ("order num", "the order number"),
+    ("order num", "the border num"),
+    ("order number", "order numbers"),
+    ("order number", "the order, the number"),
+    ("monday it should", "should it, Monday?"),
+    ("don't agree", "dont agree"),
+    ("don't agree", "don\u2019 t-agreed"),
+]
+"""A phrase and a text holding its words, but not as the phrase: part of a word, another word
+between, another order, a word written another way."""
+
+
+def _spans_of(phrase: str, text: str) -> list[Span]:
+    return Terms((), (phrase,)).spans(text)
+
+
+@pytest.mark.parametrize(("phrase", "text", "shown"), EXAMPLES)
+def test_a_phrase_matches_its_words_whatever_separates_them(
+    phrase: str, text: str, shown: str
+) -> None:
+    assert Terms.parse(f'"{phrase}"').phrases == (phrase,)
+    assert regex.search(phrase_pattern(phrase), text)
+    assert regex.search(phrase_pattern(phrase, ascii_text=True), text) or not text.isascii()
+    assert marked(text, _spans_of(phrase, text)) == shown
+
+
+@pytest.mark.parametrize(("phrase", "text"), NEAR_MISSES)
+def test_a_phrase_does_not_match_part_of_a_word_nor_its_words_apart(phrase: str, text: str) -> None:
+    assert regex.search(phrase_pattern(phrase), text) is None
+    assert regex.search(phrase_pattern(phrase, ascii_text=True), text) is None
+    assert _spans_of(phrase, text) == []
+
+
+SEPARATORS = [
+    chr(c)
+    for c in range(sys.maxunicode + 1)
+    if unicodedata.category(chr(c)) not in ("Cs", "Cn") and not _in_a_word(chr(c))
+]
+SEPARATOR = st.sampled_from(
+    " ,.?!-'\t\n\u00a0\u200b\u2019\u201c\u201d\u2014\u2026"
+) | st.sampled_from(SEPARATORS)
+"""Any character that ends a word, those speech-to-text writes most often first."""
+WORD = st.text(ASSIGNED.filter(_in_a_word), min_size=1, max_size=6)
+WORDS = phrase_words | st.lists(WORD, min_size=2, max_size=4)
+
+
+@st.composite
+def phrases_in_texts(draw: st.DrawFn) -> tuple[str, str, str, str]:
+    """A phrase, and before, in and after: a text holding its words in any case, with any
+    separators between them, at either end a separator or the text's edge."""
+    words = draw(WORDS)
+    written = []
+    for word in words:
+        cased = draw(st.sampled_from([word, word.upper(), word.lower(), word.swapcase()]))
+        written.append(cased if _findall(cased) == [cased] and _same_word(word, cased) else word)
+    gaps = [draw(st.text(SEPARATOR, min_size=1, max_size=3)) for _ in words[1:]]
+    before, after = (draw(st.text(SEPARATOR, max_size=3)) for _ in "ab")
+    return " ".join(words), before, written[0] + "".join(map(str.__add__, gaps, written[1:])), after
+
+
+@given(phrases_in_texts())
+@example(("monday it should", "", "Monday? It should", "."))
+def test_any_words_with_any_separators_between_them_match_the_phrase(
+    found: tuple[str, str, str, str],
+) -> None:
+    phrase, before, core, after = found
+    text = before + core + after
+    assert regex.search(phrase_pattern(phrase), text)
+    if text.isascii():
+        assert regex.search(phrase_pattern(phrase, ascii_text=True), text)
+    assert _spans_of(phrase, text) == [Span(start=len(before), end=len(before) + len(core))]
+
+
+@given(texts, WORDS)
+@example("xa b a", ["a", "b"])
+@example("a b a b a", ["a", "b", "a"])
+def test_a_phrase_is_where_its_words_are_one_after_another_in_the_text(
+    text: str, words: list[str]
+) -> None:
+    phrase = " ".join(words)
+    assume(_findall(phrase) == words)
+    expected = _phrase_in(text, phrase)
+    assert bool(regex.search(phrase_pattern(phrase), text)) == bool(expected)
+    if text.isascii():
+        assert bool(regex.search(phrase_pattern(phrase, ascii_text=True), text)) == bool(expected)
+    spans = _spans_of(phrase, text)
+    for start, end in expected:
+        assert any(s.start <= start and end <= s.end for s in spans)
+    for span in spans:
+        assert _phrase_in(text[span.start : span.end], phrase)
 
 
 def _unmarked(marked_text: str) -> str:
