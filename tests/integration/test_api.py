@@ -243,7 +243,7 @@ async def test_search_finds_a_phrase_just_projected_marked_in_any_case(
             {"start": token_at + len(token) + 1, "end": start + len(written)},
         ]
         reversed_phrase = await api.ok("/v1/search", q=f'"harbor {token} violet"')
-        assert reversed_phrase["items"] == [], "a phrase must appear as written"
+        assert reversed_phrase["items"] == [], "a phrase's words must come in its order"
 
 
 async def test_every_answer_says_how_fresh_it_is_and_the_lag_while_projecting(
