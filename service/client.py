@@ -107,7 +107,10 @@ class StoreClient:
 
 
 def _quoted(segment: str) -> str:
-    return quote(segment, safe="")
+    """``segment`` encoded whole as one path segment, its dots too: httpx removes a bare
+    ``.`` or ``..`` segment (RFC 3986 dot segments), so ``/v1/sessions/..`` would ask for
+    ``/``; the service decodes ``%2E`` back."""
+    return quote(segment, safe="").replace(".", "%2E")
 
 
 def _param(value: Any) -> Any:
