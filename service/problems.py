@@ -8,6 +8,7 @@ it cannot reach (503). Anything unexpected is logged with its traceback and answ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -67,23 +68,34 @@ PROBLEM_RESPONSES = problem_responses(400, 401, 404, 422, 503)
 
 def problem_media_type(document: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI document with every ``Problem`` answer under the media type it is sent
-    with: FastAPI files a response model under ``application/json``."""
+    with: FastAPI files a response model under the route's own media type (``application/json``,
+    ``text/event-stream`` for the stream), but a problem is always ``application/problem+json``."""
     reference = "#/components/schemas/Problem"
     for path in document.get("paths", {}).values():
         for operation in path.values():
             for response in operation.get("responses", {}).values():
                 content = response.get("content", {})
-                schema = content.get("application/json", {}).get("schema", {})
-                if schema.get("$ref") == reference:
-                    content[PROBLEM_JSON] = content.pop("application/json")
+                for media_type, body in list(content.items()):
+                    if body.get("schema", {}).get("$ref") == reference:
+                        content[PROBLEM_JSON] = content.pop(media_type)
     return document
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """The problem answer, with ``headers`` (a 401 says ``WWW-Authenticate: Bearer`` unless
+    they say otherwise)."""
     body = Problem(status=status, title=title, detail=detail, **extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    sent = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    sent.update(headers or {})
     return JSONResponse(
-        body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers
+        body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=sent
     )
 
 
@@ -130,8 +142,8 @@ async def _conflict(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, str(exc.detail), str(exc.detail))
+    assert isinstance(exc, HTTPException)  # its headers kept: Allow on a 405 (RFC 9110)
+    return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -407,3 +407,34 @@ def test_listing_pages_join_without_gaps_or_repeats(base_url: str) -> None:
     assert [sid for _, sid in seen][:3] == ["incomplete-1", "recent-1", "recent-2"]
     assert len(seen) == len(set(seen)) >= 10
     assert seen == sorted(seen, reverse=True)
+
+
+def test_every_problem_answer_is_documented_as_problem_json() -> None:
+    """Problems are sent as ``application/problem+json`` whatever the route's own media type:
+    the stream's 200 is ``text/event-stream``, its 400, 401, 404, 422 and 503 are problems."""
+    document = create_app(StoreState()).openapi()
+    problems = {}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                content = response.get("content", {})
+                for media_type, body in content.items():
+                    if body.get("schema", {}).get("$ref") == "#/components/schemas/Problem":
+                        problems[(method, path, status)] = list(content)
+                        assert media_type == "application/problem+json", (method, path, status)
+    stream = document["paths"]["/v1/sessions/{session_id}/stream"]["get"]["responses"]
+    assert list(stream["200"]["content"]) == ["text/event-stream"]
+    for status in ("400", "401", "404", "422", "503"):
+        assert problems[("get", "/v1/sessions/{session_id}/stream", status)] == [
+            "application/problem+json"
+        ]
+
+
+def test_the_stream_refuses_a_malformed_id_as_the_document_says(base_url: str) -> None:
+    """A refused stream is answered at once, with the problem its document declares."""
+    case = schema["/v1/sessions/{session_id}/stream"]["GET"].Case(
+        path_parameters={"session_id": "x" * 300}
+    )
+    response = case.call(base_url=base_url, timeout=30)
+    assert response.status_code == 422, response.text
+    case.validate_response(response, checks=CHECKS)
