@@ -5,7 +5,10 @@ some assistant answers are interrupted (the user starts talking before the answe
 some user turns end by the stop timeout. With audio on, both tracks are written as WAV chunks
 in which every turn is a tone whose frequency identifies it (``tone_hz``), so a test can check
 that the audio at a turn's samples really is that turn. Timestamps follow the simulated
-timeline; ``rate`` paces how fast events are emitted, not the timeline.
+timeline; ``rate`` paces how fast events are emitted, not the timeline. Each call's timeline
+is placed so that it is over as the call starts to be published (``call_length_s`` before
+then), as a bot publishes what already happened: no turn is stamped ahead of real time, and
+the ``SessionEnded``, which the producer stamps as it is published, comes after the last turn.
 """
 
 from __future__ import annotations
@@ -113,11 +116,20 @@ class _Emit:
     chunk_end_s: float = 0.0
 
 
+HANG_UP_S = 0.5
+"""Recorded silence after the last turn, before the call ends."""
+
+
+def call_length_s(script: list[SimulatedTurn]) -> float:
+    """From sample 0 of the call's recording to its end (its last chunk's end)."""
+    return max(t.end_s for t in script) + HANG_UP_S
+
+
 def _timeline(script: list[SimulatedTurn], chunk_s: float | None) -> Iterator[_Emit]:
     emits = [_Emit(t.start_s, "start", t) for t in script]
     emits += [_Emit(t.end_s, "stop", t) for t in script]
     if chunk_s:
-        end = script[-1].end_s + 0.5
+        end = call_length_s(script)
         emits += [
             _Emit(min(k + chunk_s, end), "chunk", chunk_end_s=min(k + chunk_s, end))
             for k in _frange(0.0, end, chunk_s)
@@ -157,7 +169,10 @@ async def simulate_call(
     chunks: ChunkWriter | None = None,
     chunk_s: float = 2.0,
 ) -> None:
-    """Emit one call's events in timeline order, with its audio chunks when ``chunks`` is set."""
+    """Emit one call's events in timeline order, with its audio chunks when ``chunks`` is set.
+
+    The ``SessionEnded`` is stamped when it is published: a ``started_at`` at least
+    ``call_length_s`` in the past keeps it after the call's last turn."""
     chunker = RecordingChunker(producer, session_id, chunks) if chunks else None
     if chunker:
         chunker.start_segment(at=started_at)
@@ -212,7 +227,8 @@ async def simulate(
                 producer,
                 session_id,
                 scripts[session_id],
-                started_at=datetime.now(UTC),
+                started_at=datetime.now(UTC)
+                - timedelta(seconds=call_length_s(scripts[session_id])),
                 pacer=pacer,
                 chunks=chunks,
             )
