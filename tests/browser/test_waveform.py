@@ -1,11 +1,13 @@
 """The session page's waveform in Debian's chromium, against the real service: a call longer
-than the 10 minutes the API cuts at once, and a live call's waveform as its audio comes."""
+than the 10 minutes the API cuts at once, a link to a turn, and a live call's waveform as its
+audio comes."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import random
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from audio.stores import open_chunk_store
 from producers.simulator import SimulatedTurn, script_call
 from schemas import Role
 from schemas.models import ChunkReady, Event
-from tests.browser.conftest import HOUR, T0, Viewer, screenshot, turn_id_of
+from tests.browser.conftest import CALLS, HOUR, T0, Viewer, screenshot, turn_id_of
 from tests.events import ended
 from tests.integration.api_support import Api, now
 from tests.integration.audio_support import recorded_call
@@ -146,6 +148,45 @@ async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_th
     await expect(regions).to_have_count(1, timeout=20_000)
     await _lined_up(page, LONG_CALL[5])
     assert set(drawn) == {600_000}, f"the ended call's waveform went back to its start: {drawn}"
+
+
+async def _keeps_the_link(page: Page, turn: SimulatedTurn, regions: int) -> None:
+    """The page opened at a link to ``turn``, with ``regions`` turns in its window: once the
+    waveform is loaded (its regions drawn, the player given its audio), the turn's entry and
+    bar are still highlighted and the waveform's cursor stands at the turn's start."""
+    turn_id = turn_id_of(turn)
+    await expect(page.locator("[part='regions-container'] > div")).to_have_count(
+        regions, timeout=20_000
+    )
+    await _lined_up(page, turn)
+    await page.wait_for_timeout(1000)  # the player's own events, once it has the audio
+    entry = page.locator(f".transcript .entry[data-turn-id='{turn_id}']")
+    await expect(entry).to_have_class(re.compile(r"\bcurrent\b"), timeout=1)
+    bar = page.locator(f".lane-{turn.role} .turn[data-turn-id='{turn_id}']")
+    await expect(bar).to_have_class(re.compile(r"\bcurrent\b"), timeout=1)
+    await expect(page.locator(".wave-controls .clock")).to_have_text(
+        await entry.locator(".when").inner_text()
+    )
+
+
+async def test_a_link_to_a_turn_keeps_it_highlighted_once_the_waveform_is_loaded(
+    viewer: Viewer, page: Page, tmp_path: Path
+) -> None:
+    """The waveform's cursor started at its window's start and the page highlighted the turn
+    under it (none, past 10 minutes) instead of the linked one: it starts at the linked
+    turn's, in a short call, in a long call's first window, and past its first 10 minutes."""
+    session_id, _, script, _ = CALLS[1]
+    linked = script[3]  # no turn under its start but itself, none at the call's start
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}?turn={turn_id_of(linked)}"))
+    await _keeps_the_link(page, linked, len(script))
+    await screenshot(page, "linked-turn")
+
+    long_id = "long/linked 1"
+    await _publish_recorded(viewer.api, long_id, T0 - HOUR, LONG_CALL, tmp_path / "long")
+    for turn, regions in ((LONG_CALL[4], 5), (LONG_CALL[5], 1)):
+        await page.goto(viewer.at(f"/session/{quote(long_id, safe='')}?turn={turn_id_of(turn)}"))
+        await _keeps_the_link(page, turn, regions)
+    await screenshot(page, "linked-turn-long-call")
 
 
 async def test_a_live_call_s_waveform_grows_by_the_audio_heard_and_waits_while_played(

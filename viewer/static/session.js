@@ -116,6 +116,10 @@ export async function renderSession(page, sessionId, params) {
    * call's latest, followed as it grows, and a closed call's first. */
   const wanted = call.turns.find((t) => t.turn_id === params.get("turn"));
   let chosenStartMs = wanted ? windowStart(call.at(wanted.started_at)) : null;
+  /** Where the waveform's cursor starts: the linked turn's start, the turn it highlights
+   * (else the window's start, under which the page would highlight another), until the user
+   * asks for another window. */
+  let cursorMs = wanted ? call.at(wanted.started_at) : null;
   const startOf = () => chosenStartMs
     ?? (detail.summary.completeness.state === "open" ? windowStart(call.durationMs - 1) : 0);
   /** Waveforms are drawn one after the other: each redraw splices into the peaks the one
@@ -186,12 +190,14 @@ export async function renderSession(page, sessionId, params) {
     }
     changedFromMs = Infinity;
     const next = await mountWaveform(waveBox, libs, call, startOf(), {
+      atMs: cursorMs,
       onTime: (ms) => follow(ms, false),
       onPick: playTurn,
       onPause: () => stale && redrawWaveform(),
       onPlay: () => clip.pause(), // one sound at a time: the call stops a turn's clip
       onShow: (startMs) => {
         chosenStartMs = startMs;
+        cursorMs = null;
         queued(loadWaveform);
       },
     });
@@ -215,7 +221,7 @@ export async function renderSession(page, sessionId, params) {
   }
 
   draw();
-  if (wanted) follow(call.at(wanted.started_at) + 1, false);
+  if (wanted) follow(cursorMs, false);
   await queued(loadWaveform);
 
   if (detail.summary.completeness.state !== "open") return () => waveform?.destroy();

@@ -61,14 +61,16 @@ function spliced(kept, fresh, fromMs, toMs) {
   });
 }
 
-/** The window of the call from ``startMs`` drawn in ``container``; ``onTime(ms)`` (of the
- * call) while it plays or is sought, ``onPick(turn)`` when a turn's region is clicked,
+/** The window of the call from ``startMs`` drawn in ``container``, its cursor at ``atMs`` of
+ * the call when the window holds it (a linked turn's start), else at the window's start;
+ * ``onTime(ms)`` (of the call, to the millisecond) while it plays, is sought or given its
+ * audio, ``onPick(turn)`` when a turn's region is clicked,
  * ``onPlay()`` and ``onPause()`` when it starts and stops playing, ``onShow(startMs)`` when
  * the window before or after is asked for.
  * Resolves to {startMs, redraw, pause, playing, seek, destroy}, or null when there is no
  * recording (the container then says why). ``redraw(call, changedFromMs)`` draws the window
  * as the call is now, fetching the audio from ``changedFromMs`` (and whatever it grew by). */
-export async function mountWaveform(container, libs, call, startMs, { onTime, onPick, onPause, onPlay, onShow }) {
+export async function mountWaveform(container, libs, call, startMs, { atMs, onTime, onPick, onPause, onPlay, onShow }) {
   const endOf = (next) => Math.min(next.durationMs, startMs + MAX_WINDOW_MS);
   let toMs = endOf(call);
   /** The window's length, as wavesurfer counts it. */
@@ -166,7 +168,8 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
   });
   ws.on("timeupdate", (seconds) => {
     clock.textContent = fmtClock(startMs / 1000 + seconds);
-    onTime(startMs + seconds * 1000);
+    // Rounded: a cursor put at a turn's start comes back in seconds, maybe a hair before it.
+    onTime(Math.round(startMs + seconds * 1000));
   });
   /** The button's icon is drawn by the style sheet: ⏸ is missing from common fonts. */
   function showPlaying(playing) {
@@ -184,9 +187,8 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
   });
 
   /** Puts the window's audio (``given``, else fetched now) under the peaks as drawn, the
-   * cursor where it was. */
-  async function loadAudio(given) {
-    const at = ws.getCurrentTime();
+   * cursor at ``at`` s (else where it was). */
+  async function loadAudio(given, at = ws.getCurrentTime()) {
     const whole = given ?? (await windowAudio(call.sessionId, startMs, toMs));
     await ws.loadBlob(whole.blob, peaks, lengthS());
     audible = true;
@@ -201,7 +203,8 @@ export async function mountWaveform(container, libs, call, startMs, { onTime, on
     return ws.play();
   }
   play.addEventListener("click", playPause);
-  await loadAudio(audio);
+  const held = atMs !== null && atMs !== undefined && startMs <= atMs && atMs <= toMs;
+  await loadAudio(audio, held ? (atMs - startMs) / 1000 : 0);
 
   /** Splices into the peaks the redraw before it left: redraws run one after the other.
    * Audio is fetched only once a chunk is heard (no chunk, no new audio: asking would get
