@@ -149,12 +149,15 @@ async def run(
     host: str,
     port: int,
     on_ready: Callable[[str], None] | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve (and project, by ``role``) until ``stop``; ``on_ready`` is told the base URL
-    once the store is open."""
+    once the store is open. ``sock``: ``host:port`` bound already (``bind``), by a caller
+    that must know the port is free before it creates anything."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
     check_exposure(host, token)
-    sock = bind(host, port)
+    if sock is None:
+        sock = bind(host, port)
     state = StoreState(token=token, projecting=role.project)
     server = EmbeddedServer(
         uvicorn.Config(create_app(state, queries=role.queries), log_config=None, access_log=False),

@@ -4,6 +4,9 @@ A local broker starts; a short scripted call between a caller and a support bot,
 simulated calls with audio, are published as real Avro events; the projector writes them to
 the embedded ClickHouse, and the scripted transcript is read back through the query library,
 so each piece is seen working with the others. ``tstore demo`` then serves the store.
+
+The scripted call ends as a real one does, with its ``SessionEnded``, and is placed so that it
+ended just before the demo publishes it (no event stamped ahead of real time).
 """
 
 from __future__ import annotations
@@ -17,13 +20,13 @@ from typing import NamedTuple
 
 from audio.stores import open_chunk_store
 from consumers.live import live_projectors
-from consumers.storage.clickhouse import open_store
+from consumers.storage.clickhouse import Store, open_store
 from consumers.topics_admin import ensure_topics
 from producers import EventPublisher, TranscriptProducer
 from producers.simulator import simulate
 from queries import Reader, Turn
 from queries.turns import transcript
-from schemas import Event, ProducerInfo, Role, TurnStarted, TurnStopped
+from schemas import Event, ProducerInfo, Role, SessionEnded, TurnStarted, TurnStopped
 from tstore.settings import Settings
 
 DEMO_PRODUCER = ProducerInfo(framework="demo", framework_version="", library_version="0.1.0")
@@ -57,7 +60,17 @@ SCRIPT = (
 )
 
 
+HANG_UP_S = 0.5
+"""From the end of the scripted call's last turn to its end."""
+
+
+def script_length_s() -> float:
+    """The scripted call, from its start to its end."""
+    return sum(t.gap_s + t.duration_s for t in SCRIPT) + HANG_UP_S
+
+
 def conversation_events(session_id: str, bot_id: str, start: datetime) -> list[Event]:
+    """The scripted call from ``start``: its turns, then its ``SessionEnded`` after the last."""
     events: list[Event] = []
     clock = start
     for index, turn in enumerate(SCRIPT):
@@ -83,6 +96,16 @@ def conversation_events(session_id: str, bot_id: str, start: datetime) -> list[E
             )
         )
         clock = stopped
+    events.append(
+        SessionEnded(
+            session_id=session_id,
+            bot_id=bot_id,
+            producer=DEMO_PRODUCER,
+            seq=len(events),
+            occurred_at=clock + timedelta(seconds=HANG_UP_S),
+            event_count=len(events) + 1,
+        )
+    )
     return events
 
 
@@ -95,11 +118,16 @@ class Demo(NamedTuple):
     """Where the service plays the first answer of a simulated call, which has audio."""
 
 
-async def run_demo(settings: Settings, timeout_s: float = 60.0) -> Demo:
-    """Publish the scripted call and a few simulated calls with audio, and project them."""
+async def run_demo(settings: Settings, timeout_s: float = 60.0, store: Store | None = None) -> Demo:
+    """Publish the scripted call and a few simulated calls with audio, and project them into
+    ``store`` (by default the settings' one, opened first: a store another process holds is
+    refused before anything is published or written)."""
+    if store is None:
+        store = await asyncio.to_thread(open_store, settings.dsn, settings.clickhouse_database)
     bootstrap = settings.kafka_bootstrap
     session_id = f"demo-{uuid.uuid4().hex[:8]}"
-    events = conversation_events(session_id, "acme-support", datetime.now(UTC))
+    start = datetime.now(UTC) - timedelta(seconds=script_length_s())
+    events = conversation_events(session_id, "acme-support", start)
     await ensure_topics(bootstrap, settings.topics, partitions=settings.topic_partitions)
     async with EventPublisher(bootstrap, settings.topics) as publisher:
         await publisher.publish_all(events)
@@ -118,7 +146,6 @@ async def run_demo(settings: Settings, timeout_s: float = 60.0) -> Demo:
             seed=random.randrange(2**31),
             chunks=open_chunk_store(str(settings.data_dir / "chunks")),
         )
-    store = await asyncio.to_thread(open_store, settings.dsn, settings.clickhouse_database)
     for projector in await live_projectors(
         bootstrap=bootstrap,
         topics=settings.topics,

@@ -284,6 +284,20 @@ def test_listening_beyond_loopback_without_a_token_is_refused_naming_the_setting
     assert not (tmp_path / "data").exists(), "nothing may be opened before the refusal"
 
 
+def test_a_taken_port_is_refused_before_the_data_folder_is_created(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        settings = {"TSTORE_DATA_DIR": str(tmp_path / "data"), "TSTORE_HTTP_PORT": port}
+        result = _tstore("serve", "--port", port, settings=settings, cwd=tmp_path)
+    assert result.returncode == 1
+    said = _one_line(result)
+    assert f"127.0.0.1:{port}" in said
+    assert "--port" in said
+    assert not (tmp_path / "data").exists(), "nothing may be created before the refusal"
+
+
 def test_with_a_token_every_v1_route_needs_it_and_the_token_never_reaches_the_log(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:

@@ -4,11 +4,14 @@ the ``demo`` that shows the whole path on the embedded defaults."""
 from __future__ import annotations
 
 import asyncio
+import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from service.process import Role, check_exposure, run
+from consumers.storage.clickhouse import open_store
+from service.process import Role, bind, check_exposure, run
 from tstore.commands.common import (
     made_folder,
     one_line_errors,
@@ -19,7 +22,7 @@ from tstore.commands.common import (
 from tstore.demo import run_demo
 from tstore.devkafka import KAFKA_VERSION, DevKafka
 from tstore.render import transcript
-from tstore.settings import Settings
+from tstore.settings import EMBEDDED, Settings
 
 app = typer.Typer()
 Host = Annotated[str | None, typer.Option(help="Listen here (default: TSTORE_HTTP_HOST).")]
@@ -60,9 +63,23 @@ def project(host: Host = None, port: Port = None) -> None:
     _run(settings(), Role(project=True, queries=False), host, port)
 
 
-def _run(config: Settings, role: Role, host: str | None, port: int | None) -> None:
+def _listening(config: Settings, host: str | None, port: int | None) -> socket.socket:
+    """The service's socket, bound before anything is created: a host off loopback without a
+    token, or a port another process has, is refused with nothing left behind."""
     token = config.api_token.get_secret_value() if config.api_token else None
-    check_exposure(host or config.http_host, token)  # refused before the store is created
+    check_exposure(host or config.http_host, token)
+    return bind(host or config.http_host, config.http_port if port is None else port)
+
+
+def _run(
+    config: Settings,
+    role: Role,
+    host: str | None,
+    port: int | None,
+    sock: socket.socket | None = None,
+) -> None:
+    if sock is None:
+        sock = _listening(config, host, port)
     writable_store(config)
 
     async def main() -> None:
@@ -73,6 +90,7 @@ def _run(config: Settings, role: Role, host: str | None, port: int | None) -> No
             host=host or config.http_host,
             port=config.http_port if port is None else port,
             on_ready=lambda url: typer.echo(f"serving {url} (API docs: {url}docs)"),
+            sock=sock,
         )
 
     asyncio.run(main())
@@ -87,17 +105,41 @@ def demo(
     port: Port = None,
 ) -> None:
     """Start a local broker, publish calls with audio, project them, print one back from
-    ClickHouse, then serve the store (the data lives under TSTORE_DATA_DIR/demo)."""
+    ClickHouse, then serve the store (the data lives under TSTORE_DATA_DIR/demo, the broker's
+    log beside it in TSTORE_DATA_DIR/demo/kafka, so each run adds to the same store)."""
     config = settings()
     config = config.model_copy(update={"data_dir": config.data_dir / "demo"})
     made_folder(config.data_dir, "TSTORE_DATA_DIR")
-    with DevKafka() as broker:
-        typer.echo(f"Kafka {KAFKA_VERSION} broker at {broker.bootstrap}")
+    log_dir = config.data_dir / "kafka"
+    unpaired = _store_without_log(config, log_dir)
+    # Refused before any work: a store another process holds, then a port it cannot serve on.
+    store = open_store(config.dsn, config.clickhouse_database)
+    sock = _listening(config, None, port) if serve_after else None
+    if unpaired is not None:
+        typer.secho(
+            f"{unpaired} was made by an earlier demo whose broker kept no log: its calls are "
+            f"not in {log_dir}, and a rebuild leaves them out. Remove {config.data_dir} to "
+            "start afresh.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    with DevKafka(log_dir) as broker:
+        typer.echo(f"Kafka {KAFKA_VERSION} broker at {broker.bootstrap} (log in {log_dir})")
         config = config.model_copy(update={"kafka_bootstrap": broker.bootstrap})
-        ran = asyncio.run(run_demo(config))
+        ran = asyncio.run(run_demo(config, store=store))
         typer.echo(f"Session {ran.session_id}, read back from ClickHouse ({config.dsn}):")
         typer.echo(transcript(ran.turns))
         if serve_after:
             typer.echo("Serving the store until Ctrl-C (tstore sessions / search ask it too).")
             typer.echo(f"Play a simulated call's first answer: {ran.clip_path} on the URL below.")
-            _run(config, Role(), config.http_host, port)
+            _run(config, Role(), None, port, sock)
+
+
+def _store_without_log(config: Settings, log_dir: Path) -> Path | None:
+    """The demo's embedded store, if it holds data but its broker's log is not beside it (a
+    demo older than the log's place made it): Kafka no longer holds what it holds."""
+    if not config.dsn.startswith(EMBEDDED):
+        return None
+    folder = Path(config.dsn.removeprefix(EMBEDDED))
+    formatted = (log_dir / "kraft" / "meta.properties").exists()
+    return folder if folder.is_dir() and not formatted else None
