@@ -72,8 +72,9 @@ from queries.search import search
 from queries.sessions import list_sessions, session_detail
 from queries.turns import transcript
 from schemas import Topics
-from service.process import open_reader, writing_behind_reads
+from service.process import open_reader
 from service.state import StoreState
+from tstore.components import writing_behind_reads
 from tstore.devkafka import DevKafka
 from tstore.settings import Settings
 

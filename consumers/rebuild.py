@@ -10,6 +10,7 @@ checksum must match the rows the projection made, or the rebuild stops with a re
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from schemas import Topics
 
 Progress = Callable[[dict[TopicPartition, int]], None]
 """Told, after every batch, the next offset the rebuild will read in each partition."""
+Warm = Callable[[Generation, Callable[[], bool]], None]
+"""Fills the caches of a verified generation before it is cut over, until told to stop."""
 
 
 @dataclass(frozen=True)
@@ -211,11 +214,13 @@ async def rebuild(
     keep_retired: int | None = None,
     security: KafkaSecurity = PLAINTEXT,
     allow_loss: bool = False,
+    warm: Warm | None = None,
 ) -> RebuildSummary:
     """Replay, verify, and (unless the plan stops at a point in time) cut over; then drop
     the retired generations beyond the newest ``keep_retired`` (None keeps them all). A
     generation that lacks sessions readers are shown is not cut over, unless ``allow_loss``
-    (``verification.refuse_loss``); it stays unfinished, to resume or discard.
+    (``verification.refuse_loss``); it stays unfinished, to resume or discard. ``warm``, told
+    the verified generation, fills the caches readers will read once it is shown.
 
     The live projectors (``consumers.live``) take the new generation over from there.
     """
@@ -279,6 +284,8 @@ async def rebuild(
         await asyncio.to_thread(
             generations.set_state, generation.number, "verifying", report=report.to_json()
         )
+        if warm is not None:
+            await _stoppable(warm, generation)
         await projector.catch_up()
         if not allow_loss:
             await asyncio.to_thread(refuse_loss, store, generation)
@@ -286,6 +293,16 @@ async def rebuild(
         if keep_retired is not None:
             await asyncio.to_thread(generations.prune, keep_retired)
     return RebuildSummary(done, projector.stats.events, seconds, report)
+
+
+async def _stoppable(warm: Warm, generation: Generation) -> None:
+    """``warm`` in a thread, told to stop when the rebuild is cancelled: a shutdown would
+    otherwise wait for minutes of a first refresh."""
+    stopping = threading.Event()
+    try:
+        await asyncio.to_thread(warm, generation, stopping.is_set)
+    finally:
+        stopping.set()
 
 
 def _reached(positions: dict[TopicPartition, int], targets: dict[TopicPartition, int]) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -39,7 +39,10 @@ class Reader:
         *more: Client,
         pointer_ttl_s: float = 1.0,
         abandoned_after: timedelta = ABANDONED_AFTER,
+        pinned: Mapping[str, int] | None = None,
     ) -> None:
+        """``pinned``: the generation of each projection to read, instead of the one readers
+        are shown (a rebuild fills the caches of its generation before it shows it)."""
         self.abandoned_after = abandoned_after
         """A session with no end and no event for longer than this is called abandoned."""
         self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
@@ -50,9 +53,12 @@ class Reader:
         self._pointer: dict[str, int] = {}
         self._read_at = float("-inf")
         self._held: dict[Hashable, tuple[float, Any]] = {}
+        self._pinned = pinned
 
     def generation(self, projection: str) -> int:
-        """The generation readers are shown for ``projection``."""
+        """The generation readers are shown for ``projection`` (or the one pinned)."""
+        if self._pinned is not None:
+            return self._pinned[projection]
         with self._lock:
             if time.monotonic() - self._read_at > self._ttl_s:
                 rows = self.rows("SELECT view, generation FROM current_generation FINAL")

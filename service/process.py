@@ -34,7 +34,7 @@ from queries.facts import FactsKeeper
 from queries.reader import ABANDONED_AFTER
 from service.app import create_app
 from service.state import StoreState
-from tstore.components import project_live, rebuild_service
+from tstore.components import project_live, rebuild_service, writing_behind_reads
 from tstore.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -62,15 +62,6 @@ def open_reader(dsn: str, database: str, abandoned_after: timedelta = ABANDONED_
         *(connect(dsn, database, {"max_threads": threads}) for _ in range(READERS)),
         abandoned_after=abandoned_after,
     )
-
-
-def writing_behind_reads(nice: int) -> dict[str, Any]:
-    """Settings of the connection the projectors write through when the same process answers
-    queries: its threads run at ``nice`` (``os_thread_priority``), so the cores go to reads
-    first. At 5k events/s under 4 clients on 2 cores (two ``bench.query`` runs), nice 19 took
-    a tenth to a third off the p99 of a transcript and about 40% off that of a page of
-    sessions, for a lag of 0.65 s instead of 0.25 s."""
-    return {"os_thread_priority": nice}
 
 
 class ServeError(RuntimeError):

@@ -7,7 +7,7 @@ import io
 import re
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +26,11 @@ from consumers.storage.session_facts import CACHE_TABLES
 from consumers.verification import SessionsLostError
 from producers import EventPublisher
 from producers.kafka import kafka_producer
-from queries.facts import FactsKeeper
+from queries import Reader
+from queries.facts import FactsKeeper, warm
+from queries.marks import Generations, mark
+from queries.metrics import metrics
+from queries.paging import as_utc
 from schemas import EventCodec, Topics, TurnStopped
 from schemas.single_object import frame
 from service.state import StoreState
@@ -377,6 +381,37 @@ async def test_a_rebuild_that_would_take_sessions_from_readers_is_not_cut_over(
     await rebuild(resumed, bootstrap=kafka_bootstrap, topics=topics, store=store, allow_loss=True)
     assert store.generations.current() == dict.fromkeys(PROJECTIONS, 2)
     assert len(_contents(clickhouse)["session_events"]) == 300
+
+
+async def test_a_rebuild_fills_the_caches_of_its_generation_before_it_cuts_over(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    """Without a cache, every analytics read and page folds the store live until the first
+    refresh after the cut-over has cached it (5 minutes at 1M sessions)."""
+    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 900)
+    FactsKeeper(clickhouse).refresh()
+    reader = Reader(clickhouse, pointer_ttl_s=0.0)
+    ((first, last),) = reader.rows("SELECT min(started_at), max(started_at) FROM transcripts")
+    since = as_utc(first).replace(minute=0, second=0, microsecond=0)
+    until = as_utc(last).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    before = metrics(reader, since=since, until=until)
+
+    plan = await _plan(kafka_bootstrap, topics, store, group, projections=("transcripts",))
+    await rebuild(
+        plan,
+        bootstrap=kafka_bootstrap,
+        topics=topics,
+        store=store,
+        warm=lambda generation, stopping: warm(
+            clickhouse, generation.number, generation.projections, stopping
+        ),
+    )
+    shown = Generations.of(reader)
+    assert shown == Generations(2, 1, 1)
+    assert mark(reader, shown) is not None
+    after = metrics(reader, since=since, until=until)
+    assert after.rows == before.rows
+    assert after.rows
 
 
 async def test_live_projection_moves_to_the_new_generation_after_a_cut_over(
