@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from structlog.testing import capture_logs
 
 from consumers.topics_admin import ensure_topics
 from schemas import Topics
@@ -122,7 +123,7 @@ async def test_topic_creation_is_idempotent(kafka_bootstrap: str) -> None:
 
 
 async def test_topics_keep_their_events_and_a_topic_that_deletes_them_is_named(
-    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+    kafka_bootstrap: str,
 ) -> None:
     """Kafka is the source of truth: with the broker's default (7 days), a rebuild a week
     later would lose every call before that."""
@@ -134,10 +135,11 @@ async def test_topics_keep_their_events_and_a_topic_that_deletes_them_is_named(
     await admin.start()
     try:
         await admin.create_topics([NewTopic(limited, 1, 1)])  # the broker's default
-        assert await ensure_topics(kafka_bootstrap, kept, partitions=1) == {}
-        assert await ensure_topics(kafka_bootstrap, week, partitions=1) == {
-            limited: timedelta(days=7)
-        }
+        with capture_logs() as logged:
+            assert await ensure_topics(kafka_bootstrap, kept, partitions=1) == {}
+            assert await ensure_topics(kafka_bootstrap, week, partitions=1) == {
+                limited: timedelta(days=7)
+            }
         (described,) = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": None}) for n in kept.all]
         )
@@ -149,6 +151,9 @@ async def test_topics_keep_their_events_and_a_topic_that_deletes_them_is_named(
         for e in r["config_entries"]
     }
     assert retention == dict.fromkeys(kept.all, "-1")
-    warned = capsys.readouterr().out
-    assert f"{limited} deletes events older than 7 days (retention.ms=604800000)" in warned
-    assert f"--entity-name {limited} --add-config retention.ms=-1" in warned
+    (warned,) = [e for e in logged if e["event"] == "topic_deletes_events"]
+    assert (warned["log_level"], warned["topic"]) == ("warning", limited)
+    assert (
+        f"{limited} deletes events older than 7 days (retention.ms=604800000)" in warned["advice"]
+    )
+    assert f"--entity-name {limited} --add-config retention.ms=-1" in warned["advice"]
