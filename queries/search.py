@@ -38,6 +38,9 @@ from schemas import Role
 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 32
+MAX_PHRASES = 8
+"""Distinct phrases a query may hold: each is two query parameters and a regular expression
+matched against every candidate row's text."""
 _SEPARATORS = rf"\x00-/:-@\[-`{{-\x7f{WORD_SEPARATORS}"
 """What ends a word, as the body of a character class RE2 and ``regex`` read alike: the index's
 preprocessor blanks ``WORD_SEPARATORS``, and ``splitByNonAlpha`` splits at the ASCII
@@ -133,13 +136,19 @@ class Terms:
     def parse(cls, q: str) -> Terms:
         if len(q) > MAX_QUERY_CHARS:
             raise BadQueryError("q", f"at most {MAX_QUERY_CHARS} characters")
-        phrases = tuple(p.strip() for p in _PHRASE.findall(q) if p.strip())
+        phrases: dict[tuple[str, ...], str] = {}  # one per word sequence, in any case: as matched
+        for phrase in _PHRASE.findall(q):
+            words = tuple(w.lower() for w in _TOKEN.findall(phrase))
+            if len(words) > 1:
+                phrases.setdefault(words, phrase.strip())
         tokens = tuple(dict.fromkeys(t.lower() for t in _TOKEN.findall(q)))
         if not tokens:
             raise BadQueryError("q", "give at least one word (letters or digits)")
         if len(tokens) > MAX_TERMS:
             raise BadQueryError("q", f"at most {MAX_TERMS} words")
-        return cls(tokens, tuple(p for p in phrases if len(_TOKEN.findall(p)) > 1))
+        if len(phrases) > MAX_PHRASES:
+            raise BadQueryError("q", f"at most {MAX_PHRASES} different quoted phrases")
+        return cls(tokens, tuple(phrases.values()))
 
     def spans(self, text: str) -> list[Span]:
         """Where the words and phrases are in ``text``, merged where they overlap."""

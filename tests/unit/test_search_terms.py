@@ -15,7 +15,14 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from queries import BadQueryError, Span
-from queries.search import MAX_QUERY_CHARS, MAX_TERMS, Terms, marked, phrase_pattern
+from queries.search import (
+    MAX_PHRASES,
+    MAX_QUERY_CHARS,
+    MAX_TERMS,
+    Terms,
+    marked,
+    phrase_pattern,
+)
 
 
 def _in_a_word(char: str) -> bool:
@@ -85,6 +92,26 @@ def test_too_many_words_are_refused_naming_q() -> None:
     with pytest.raises(BadQueryError) as refused:
         Terms.parse(" ".join(f"w{n}" for n in range(MAX_TERMS + 1)))
     assert refused.value.parameter == "q"
+
+
+def test_a_phrase_given_again_in_any_case_or_spacing_is_kept_once_as_first_written() -> None:
+    terms = Terms.parse('"a b" "a b" "A  B" "a, b" "b a" "a b"')
+    assert terms.phrases == ("a b", "b a")
+
+
+def test_too_many_different_phrases_are_refused_naming_q() -> None:
+    """Each phrase is a regular expression matched on every candidate row's text: a query of
+    short phrases within MAX_QUERY_CHARS would otherwise hold dozens."""
+    words = [f"w{n}" for n in range(MAX_PHRASES + 1)]
+    pairs = [f'"{a} {b}"' for a, b in itertools.pairwise(words)]
+    assert len(Terms.parse(" ".join(pairs)).phrases) == MAX_PHRASES
+    with pytest.raises(BadQueryError) as refused:
+        Terms.parse(" ".join([*pairs, f'"{words[-1]} {words[0]}"']))
+    assert refused.value.parameter == "q"
+    assert f"at most {MAX_PHRASES}" in str(refused.value)
+    with pytest.raises(BadQueryError):  # the review's query: two words, many phrases
+        Terms.parse(" ".join(['"the to" "to the"', *(f'"the {"to " * n}the"' for n in range(9))]))
+    assert Terms.parse(" ".join(['"the to"'] * 50)).phrases == ("the to",)
 
 
 @given(st.text(min_size=MAX_QUERY_CHARS + 1, max_size=MAX_QUERY_CHARS + 40))
