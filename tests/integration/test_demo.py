@@ -144,3 +144,39 @@ def test_a_demo_refuses_a_store_another_process_holds_before_any_work(tmp_path: 
     assert not (data / "demo" / "kafka").exists(), "a broker was started before the refusal"
     assert "broker at" not in said, said
     assert took < 30, f"refused only after {took:.0f} s"
+
+
+def test_a_demo_warns_of_a_store_without_its_log_only_when_the_store_holds_sessions(
+    tmp_path: Path,
+) -> None:
+    """A demo opens (so makes) its store before its broker formats its log: a run that failed
+    in between (here: no Java on PATH) leaves an empty store and no log, which the next run must
+    not take for an older demo's store whose calls Kafka lost."""
+    data = tmp_path / "data"
+    no_java = tmp_path / "bin"
+    no_java.mkdir()
+    warning = "made by an earlier demo whose broker kept no log"
+    for _ in range(2):
+        failed = _tstore("demo", "--no-serve", data_dir=data, PATH=str(no_java))
+        said = failed.stdout + failed.stderr
+        assert failed.returncode == 1, said
+        assert "`java` was not found" in said, said
+        assert warning not in said, said
+    store = data / "demo" / "clickhouse"
+    assert store.is_dir()
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from consumers.storage.clickhouse import open_store; "
+            f"store = open_store('chdb://{store}', 'transcript_store'); "
+            'store.client.command("INSERT INTO session_events_generations '
+            "(generation, session_id, seq) VALUES (1, 'older', 0)\")",
+        ],
+        check=True,
+        timeout=120,
+    )
+    failed = _tstore("demo", "--no-serve", data_dir=data, PATH=str(no_java))
+    said = failed.stdout + failed.stderr
+    assert warning in said, said
+    assert "refuses to cut over" in said, said

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from consumers.storage.clickhouse import open_store
+from consumers.storage.clickhouse import Store, open_store
 from service.process import Role, bind, check_exposure, run
 from tstore.commands.common import (
     made_folder,
@@ -111,15 +111,15 @@ def demo(
     config = config.model_copy(update={"data_dir": config.data_dir / "demo"})
     made_folder(config.data_dir, "TSTORE_DATA_DIR")
     log_dir = config.data_dir / "kafka"
-    unpaired = _store_without_log(config, log_dir)
     # Refused before any work: a store another process holds, then a port it cannot serve on.
     store = open_store(config.dsn, config.clickhouse_database)
     sock = _listening(config, None, port) if serve_after else None
+    unpaired = _store_without_log(config, store, log_dir)
     if unpaired is not None:
         typer.secho(
             f"{unpaired} was made by an earlier demo whose broker kept no log: its calls are "
-            f"not in {log_dir}, and a rebuild leaves them out. Remove {config.data_dir} to "
-            "start afresh.",
+            f"not in {log_dir}, so a rebuild refuses to cut over to a generation without them "
+            f"(--allow-loss would drop them). Remove {config.data_dir} to start afresh.",
             fg=typer.colors.YELLOW,
             err=True,
         )
@@ -135,11 +135,12 @@ def demo(
             _run(config, Role(), None, port, sock)
 
 
-def _store_without_log(config: Settings, log_dir: Path) -> Path | None:
-    """The demo's embedded store, if it holds data but its broker's log is not beside it (a
-    demo older than the log's place made it): Kafka no longer holds what it holds."""
-    if not config.dsn.startswith(EMBEDDED):
+def _store_without_log(config: Settings, store: Store, log_dir: Path) -> Path | None:
+    """The demo's embedded store, if it holds sessions but its broker's log is not beside it (a
+    demo older than the log's place made it): Kafka no longer holds what it holds. A store
+    without sessions is no loss: the demo opens (so makes) its store before its broker formats
+    its log, and a run that failed in between (no Java) leaves an empty one."""
+    if not config.dsn.startswith(EMBEDDED) or (log_dir / "kraft" / "meta.properties").exists():
         return None
-    folder = Path(config.dsn.removeprefix(EMBEDDED))
-    formatted = (log_dir / "kraft" / "meta.properties").exists()
-    return folder if folder.is_dir() and not formatted else None
+    held = store.client.query("SELECT 1 FROM session_events_generations LIMIT 1").result_rows
+    return Path(config.dsn.removeprefix(EMBEDDED)) if held else None
