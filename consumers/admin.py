@@ -5,7 +5,8 @@ In embedded mode only one process may open the chDB path, so a rebuild cannot ru
 ``tstore serve`` or ``tstore project`` as a process of its own; ``tstore rebuild`` asks the
 store's HTTP service (``/v1/admin/rebuild``) instead, and the rebuild runs on that process's
 event loop beside the live projectors, which hand over to the new generation after the
-cut-over. Requests are dicts with ``only``, ``until``, ``resume``, ``discard``, ``dry_run``.
+cut-over. Requests are dicts with ``only``, ``until``, ``resume``, ``discard``, ``dry_run``,
+``allow_loss``.
 """
 
 from __future__ import annotations

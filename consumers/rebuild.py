@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupIdNotFound
@@ -35,6 +36,8 @@ from consumers.verification import (
 )
 from producers.kafka import PLAINTEXT, KafkaSecurity
 from schemas import Topics
+
+log = structlog.get_logger(__name__)
 
 Progress = Callable[[dict[TopicPartition, int]], None]
 """Told, after every batch, the next offset the rebuild will read in each partition."""
@@ -220,7 +223,8 @@ async def rebuild(
     the retired generations beyond the newest ``keep_retired`` (None keeps them all). A
     generation that lacks sessions readers are shown is not cut over, unless ``allow_loss``
     (``verification.refuse_loss``); it stays unfinished, to resume or discard. ``warm``, told
-    the verified generation, fills the caches readers will read once it is shown.
+    the verified generation, fills the caches readers will read once it is shown, just before
+    the cut-over.
 
     The live projectors (``consumers.live``) take the new generation over from there.
     """
@@ -284,23 +288,30 @@ async def rebuild(
         await asyncio.to_thread(
             generations.set_state, generation.number, "verifying", report=report.to_json()
         )
-        if warm is not None:
-            await _stoppable(warm, generation)
+        caught_up_from = await asyncio.to_thread(generations.now)
         await projector.catch_up()
         if not allow_loss:
-            await asyncio.to_thread(refuse_loss, store, generation)
-        done = await asyncio.to_thread(generations.cut_over, generation.number)
-        if keep_retired is not None:
-            await asyncio.to_thread(generations.prune, keep_retired)
+            await asyncio.to_thread(refuse_loss, store, generation, caught_up_from)
+    if warm is not None:
+        await _warmed(warm, generation)
+    done = await asyncio.to_thread(generations.cut_over, generation.number)
+    if keep_retired is not None:
+        await asyncio.to_thread(generations.prune, keep_retired)
     return RebuildSummary(done, projector.stats.events, seconds, report)
 
 
-async def _stoppable(warm: Warm, generation: Generation) -> None:
-    """``warm`` in a thread, told to stop when the rebuild is cancelled: a shutdown would
-    otherwise wait for minutes of a first refresh."""
+async def _warmed(warm: Warm, generation: Generation) -> None:
+    """``warm`` in a thread, once the rebuild's projector is closed (an idle consumer would
+    leave its group during the minutes a first refresh takes; the live projectors resume from
+    its offsets after the cut-over), told to stop when the rebuild is cancelled (a shutdown
+    would wait for it). The caches only speed reads up: a failure is logged and the cut-over
+    goes on, the caches then filled by the service's refreshes as without a warm-up."""
+    log.info("rebuild_warming_caches", generation=generation.number)
     stopping = threading.Event()
     try:
         await asyncio.to_thread(warm, generation, stopping.is_set)
+    except Exception as exc:  # any failure: the generation is verified, only slower to read
+        log.warning("rebuild_warm_failed", generation=generation.number, error=str(exc))
     finally:
         stopping.set()
 

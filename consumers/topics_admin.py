@@ -2,9 +2,9 @@
 
 The projector side owns topic creation: bots usually run without admin rights on the cluster,
 and a topic created by a producer's auto-create would get the broker's default partitioning.
-Kafka is the store's source of truth: a topic that deletes its old events (the broker's
-default is after 7 days) leaves a rebuild without the calls before that, so topics are made
-without a time limit, and topics found with one are named.
+Kafka is the store's source of truth: a topic that loses events (the broker's default deletes
+them after 7 days; a size limit or compaction loses them too) leaves a rebuild without those
+calls, so topics are made to keep every event, and topics found losing them are named.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ _TOPIC_ALREADY_EXISTS = 36
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Above Kafka's 1 MB default: an oversized record from a misbehaving producer must still reach
 the projector, so that it lands in the dead-letter topic with a reason instead of vanishing."""
-RETENTION = "retention.ms"
+KEEP_EVENTS = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+"""Topic settings that keep every event: no time or size limit, and no compaction (events
+are keyed by session, so a compacted topic keeps a session's last event only)."""
 
 
 async def ensure_topics(
@@ -35,11 +37,11 @@ async def ensure_topics(
     partitions: int,
     replication: int = 1,
     security: KafkaSecurity = PLAINTEXT,
-) -> dict[str, timedelta]:
-    """Create the topics that are missing, keeping their events for ever; returns the topics
-    that were there already and delete events after a time, with that time (also logged as
-    a warning that says how to keep them): changing a topic's settings is left to whoever
-    runs the cluster."""
+) -> dict[str, list[str]]:
+    """Create the topics that are missing, keeping every event (``KEEP_EVENTS``); returns the
+    topics that were there already and lose events, with how (also logged as a warning that
+    says how to keep them): changing a topic's settings is left to whoever runs the
+    cluster."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
     await started(admin, bootstrap, security)
     try:
@@ -49,7 +51,7 @@ async def ensure_topics(
                     name,
                     partitions,
                     replication,
-                    topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES), RETENTION: "-1"},
+                    topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES), **KEEP_EVENTS},
                 )
                 for name in topics.all
             ]
@@ -62,35 +64,52 @@ async def ensure_topics(
         if failures:
             raise RuntimeError(f"could not create topics: {'; '.join(failures)}")
         existing = [n for n, code, *_ in response.topic_errors if code == _TOPIC_ALREADY_EXISTS]
-        forgetting = await _time_limited(admin, existing) if existing else {}
+        losing = await _losing(admin, existing) if existing else {}
     finally:
         await admin.close()
-    for name, kept in forgetting.items():
-        log.warning("topic_deletes_events", topic=name, advice=forgets(name, kept, bootstrap))
-    return forgetting
+    for name, how in losing.items():
+        log.warning("topic_loses_events", topic=name, advice=advice(name, how, bootstrap))
+    return losing
 
 
-def forgets(topic: str, kept: timedelta, bootstrap: str) -> str:
-    """What a topic that deletes its events costs, and the command that keeps them."""
-    ms = kept // timedelta(milliseconds=1)
-    span = f"{kept.days} days" if kept % timedelta(days=1) == timedelta(0) else str(kept)
+def advice(topic: str, how: list[str], bootstrap: str) -> str:
+    """What a topic that loses events costs, and the command that keeps them."""
     return (
-        f"{topic} deletes events older than {span} ({RETENTION}={ms}): a rebuild would lose "
-        f"the calls before that; keep them with kafka-configs.sh --bootstrap-server {bootstrap} "
-        f"--alter --entity-type topics --entity-name {topic} --add-config {RETENTION}=-1"
+        f"{topic} {' and '.join(how)}: a rebuild would lose those calls; keep every event with "
+        f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type topics "
+        f"--entity-name {topic} --add-config "
+        + ",".join(f"{name}={value}" for name, value in KEEP_EVENTS.items())
     )
 
 
-async def _time_limited(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, timedelta]:
+async def _losing(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, list[str]]:
     responses = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, name, {RETENTION: None}) for name in names]
+        [
+            ConfigResource(ConfigResourceType.TOPIC, name, dict.fromkeys(KEEP_EVENTS))
+            for name in names
+        ]
     )
-    limited = {}
+    losing: dict[str, list[str]] = {}
     for response in responses:
         for resource in response.to_object()["resources"]:
-            for entry in resource["config_entries"]:
-                if entry["config_names"] == RETENTION and int(entry["config_value"]) >= 0:
-                    limited[resource["resource_name"]] = timedelta(
-                        milliseconds=int(entry["config_value"])
-                    )
-    return limited
+            values = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+            how = [
+                h for name in KEEP_EVENTS if name in values and (h := _loses(name, values[name]))
+            ]
+            if how:
+                losing[resource["resource_name"]] = how
+    return losing
+
+
+def _loses(setting: str, value: str) -> str | None:
+    """How a topic with ``setting`` at ``value`` loses events, if it does."""
+    if setting == "retention.ms" and int(value) >= 0:
+        kept = timedelta(milliseconds=int(value))
+        span = f"{kept.days} days" if kept % timedelta(days=1) == timedelta(0) else str(kept)
+        return f"deletes events older than {span} (retention.ms={value})"
+    if setting == "retention.bytes" and int(value) >= 0:
+        size = f"{int(value):,} bytes a partition"
+        return f"deletes its oldest events past {size} (retention.bytes={value})"
+    if setting == "cleanup.policy" and "compact" in value:
+        return f"keeps only each session's newest event (cleanup.policy={value})"
+    return None

@@ -22,6 +22,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from consumers.projections import PROJECTIONS
 from queries.analytics import matching
 from queries.cards import write_cards
 from queries.marks import MAYBE_TOUCHED, TOUCHED, Generations, mark, projected, projected_after
@@ -286,8 +287,5 @@ def warm(
     analytics read and page of sessions folds the store live until the first refresh has
     cached it, which took 5 minutes at 1M sessions: a rebuild does this before it cuts over."""
     shown = Reader(client, pointer_ttl_s=0.0)
-    pinned = {
-        p: generation if p in projections else shown.generation(p)
-        for p in ("transcripts", "session_events", "audio_chunks")
-    }
+    pinned = {p: generation if p in projections else shown.generation(p) for p in PROJECTIONS}
     FactsKeeper(client, pinned).refresh(stopping)

@@ -184,18 +184,16 @@ class Generations:
         until: datetime | None,
         targets: Targets,
     ) -> Generation:
-        """Register generation ``number`` as building; refused if the number is taken. It is
-        created at the engine's time, the clock of the rows' ``projected_at``
-        (``verification.refuse_loss`` compares the two)."""
+        """Register generation ``number`` as building; refused if the number is taken; at
+        the engine's time (``now``)."""
         if any(g.number == number for g in self.all()):
             raise GenerationError(f"generation {number} exists already")
-        ((now,),) = self.client.query("SELECT now64(3, 'UTC')").result_rows
         return self.save(
             Generation(
                 number,
                 chosen_projections(projections),
                 "building",
-                as_utc(now),
+                self.now(),
                 until=until,
                 targets=targets,
             )
@@ -205,6 +203,12 @@ class Generations:
         """The rebuild that has not ended, if any: there is at most one at a time."""
         pending = [g for g in self.all() if g.state in UNFINISHED]
         return pending[-1] if pending else None
+
+    def now(self) -> datetime:
+        """The engine's clock: the one of the rows' ``projected_at``."""
+        ((now,),) = self.client.query("SELECT now64(3, 'UTC')").result_rows
+        moment: datetime = as_utc(now)
+        return moment
 
     def cut_over(self, number: int) -> Generation:
         """Point every view of the generation's projections at it, in one insert.

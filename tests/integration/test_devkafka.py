@@ -8,15 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from structlog.testing import capture_logs
 
-from consumers.topics_admin import ensure_topics
+from consumers.topics_admin import KEEP_EVENTS, ensure_topics
 from schemas import Topics
 from tests.conftest import unique_name
 from tstore.devkafka import DevKafka
@@ -108,8 +109,6 @@ def test_the_broker_dies_with_a_parent_killed_by_sigkill() -> None:
 
 
 async def test_topic_creation_is_idempotent(kafka_bootstrap: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
     topics = Topics("idempotent.")
     await ensure_topics(kafka_bootstrap, topics, partitions=4)
     await ensure_topics(kafka_bootstrap, topics, partitions=4)
@@ -122,38 +121,63 @@ async def test_topic_creation_is_idempotent(kafka_bootstrap: str) -> None:
     assert {d["topic"]: len(d["partitions"]) for d in described} == dict.fromkeys(topics.all, 4)
 
 
-async def test_topics_keep_their_events_and_a_topic_that_deletes_them_is_named(
+async def test_topics_keep_their_events_and_topics_that_lose_them_are_named(
     kafka_bootstrap: str,
 ) -> None:
-    """Kafka is the source of truth: with the broker's default (7 days), a rebuild a week
-    later would lose every call before that."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    kept, week = Topics(f"{unique_name('kept')}."), Topics(f"{unique_name('week')}.")
-    limited = week.turn_events
+    """Kafka is the source of truth: with the broker's default (7 days), a size limit or
+    compaction, a rebuild later would lose calls or parts of them."""
+    kept, losing = Topics(f"{unique_name('kept')}."), Topics(f"{unique_name('losing')}.")
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(limited, 1, 1)])  # the broker's default
+        await admin.create_topics(
+            [
+                NewTopic(losing.turn_events, 1, 1),  # the broker's defaults
+                NewTopic(
+                    losing.audio_chunks,
+                    1,
+                    1,
+                    topic_configs={
+                        "retention.ms": "-1",
+                        "retention.bytes": "1000000",
+                        "cleanup.policy": "compact",
+                    },
+                ),
+            ]
+        )
         with capture_logs() as logged:
             assert await ensure_topics(kafka_bootstrap, kept, partitions=1) == {}
-            assert await ensure_topics(kafka_bootstrap, week, partitions=1) == {
-                limited: timedelta(days=7)
-            }
-        (described,) = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": None}) for n in kept.all]
-        )
+            found = await ensure_topics(kafka_bootstrap, losing, partitions=1)
+        for _ in range(50):  # a topic just made may be described without its settings yet
+            settings = await _settings(admin, kept.all)
+            if all(settings.values()):
+                break
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
-    retention = {
-        r["resource_name"]: e["config_value"]
-        for r in described.to_object()["resources"]
-        for e in r["config_entries"]
+    assert settings == dict.fromkeys(kept.all, KEEP_EVENTS)
+    assert found == {
+        losing.turn_events: ["deletes events older than 7 days (retention.ms=604800000)"],
+        losing.audio_chunks: [
+            "deletes its oldest events past 1,000,000 bytes a partition (retention.bytes=1000000)",
+            "keeps only each session's newest event (cleanup.policy=compact)",
+        ],
     }
-    assert retention == dict.fromkeys(kept.all, "-1")
-    (warned,) = [e for e in logged if e["event"] == "topic_deletes_events"]
-    assert (warned["log_level"], warned["topic"]) == ("warning", limited)
+    warned = {e["topic"]: e for e in logged if e["event"] == "topic_loses_events"}
+    assert set(warned) == set(found)
+    assert all(e["log_level"] == "warning" for e in warned.values())
     assert (
-        f"{limited} deletes events older than 7 days (retention.ms=604800000)" in warned["advice"]
+        f"--entity-name {losing.turn_events} --add-config "
+        "retention.ms=-1,retention.bytes=-1,cleanup.policy=delete"
+        in warned[losing.turn_events]["advice"]
     )
-    assert f"--entity-name {limited} --add-config retention.ms=-1" in warned["advice"]
+
+
+async def _settings(admin: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, dict[str, str]]:
+    (described,) = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n, dict.fromkeys(KEEP_EVENTS)) for n in names]
+    )
+    return {
+        r["resource_name"]: {e["config_names"]: e["config_value"] for e in r["config_entries"]}
+        for r in described.to_object()["resources"]
+    }
