@@ -115,6 +115,6 @@ async def test_twenty_sigkills_while_streaming_leave_exact_tables(
     expected = [t.text for t in SCRIPT]
     assert dict(result["turns"]) == {f"s{n:03d}": expected for n in range(SESSIONS)}
     assert result["incomplete_turns"] == 0
-    assert result["events"] == SESSIONS * 2 * len(SCRIPT)
+    assert result["events"] == SESSIONS * (2 * len(SCRIPT) + 1)  # and its SessionEnded
     assert result["durations"] == SESSIONS * len(SCRIPT)
     assert result["incomplete_sessions"] == []

@@ -58,5 +58,5 @@ async def test_a_projector_joining_and_leaving_mid_stream_loses_and_doubles_noth
     for n in range(SESSIONS):
         assert [t.text for t in store.session(f"s{n:03d}")] == expected_turns
     events = clickhouse.query("SELECT count() FROM session_events").result_rows[0][0]
-    assert events == SESSIONS * 2 * len(SCRIPT)
+    assert events == SESSIONS * (2 * len(SCRIPT) + 1)  # and its SessionEnded
     assert store.incomplete_sessions() == []
