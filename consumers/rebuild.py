@@ -221,7 +221,7 @@ async def rebuild(
 ) -> RebuildSummary:
     """Replay, verify, and (unless the plan stops at a point in time) cut over; then drop
     the retired generations beyond the newest ``keep_retired`` (None keeps them all). A
-    generation that lacks sessions readers are shown is not cut over, unless ``allow_loss``
+    generation that lacks rows readers are shown is not cut over, unless ``allow_loss``
     (``verification.refuse_loss``); it stays unfinished, to resume or discard. ``warm``, told
     the verified generation, fills the caches readers will read once it is shown, just before
     the cut-over.

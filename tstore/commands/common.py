@@ -175,7 +175,7 @@ def refuse_no_store(config: Settings) -> None:
     """Opening an embedded store creates its folder: a read or a rebuild that did would leave
     an empty store behind a mistyped TSTORE_DATA_DIR and answer from it (or rebuild nothing
     into it) as if nothing had happened."""
-    place = _embedded(config)
+    place = embedded_place(config)
     if place is not None:
         folder, setting = place
         try:
@@ -197,7 +197,7 @@ def writable_store(config: Settings) -> None:
     """For the commands that write to the store (``serve`` and ``project`` create it, a
     rebuild here needs it there): a place the engine could not use is said before the engine
     fails on it."""
-    place = _embedded(config)
+    place = embedded_place(config)
     if place is not None:
         made_folder(*place)
 
@@ -216,7 +216,7 @@ def made_folder(folder: Path, setting: str) -> None:
         raise fail(f"{setting}: {folder} is not writable by this user")
 
 
-def _embedded(config: Settings) -> tuple[Path, str] | None:
+def embedded_place(config: Settings) -> tuple[Path, str] | None:
     """The embedded store's folder and the setting that chose it; None for a server."""
     if not config.dsn.startswith(EMBEDDED):
         return None

@@ -13,6 +13,7 @@ import typer
 from consumers.storage.clickhouse import Store, open_store
 from service.process import Role, bind, check_exposure, run
 from tstore.commands.common import (
+    embedded_place,
     made_folder,
     one_line_errors,
     settings,
@@ -22,7 +23,7 @@ from tstore.commands.common import (
 from tstore.demo import run_demo
 from tstore.devkafka import KAFKA_VERSION, DevKafka
 from tstore.render import transcript
-from tstore.settings import EMBEDDED, Settings
+from tstore.settings import Settings
 
 app = typer.Typer()
 Host = Annotated[str | None, typer.Option(help="Listen here (default: TSTORE_HTTP_HOST).")]
@@ -140,7 +141,8 @@ def _store_without_log(config: Settings, store: Store, log_dir: Path) -> Path | 
     demo older than the log's place made it): Kafka no longer holds what it holds. A store
     without sessions is no loss: the demo opens (so makes) its store before its broker formats
     its log, and a run that failed in between (no Java) leaves an empty one."""
-    if not config.dsn.startswith(EMBEDDED) or (log_dir / "kraft" / "meta.properties").exists():
+    place = embedded_place(config)
+    if place is None or (log_dir / "kraft" / "meta.properties").exists():
         return None
     held = store.client.query("SELECT 1 FROM session_events_generations LIMIT 1").result_rows
-    return Path(config.dsn.removeprefix(EMBEDDED)) if held else None
+    return place[0] if held else None
