@@ -23,7 +23,7 @@ from consumers.live import live_projectors
 from consumers.storage.clickhouse import Store, open_store
 from consumers.topics_admin import ensure_topics
 from producers import EventPublisher, TranscriptProducer
-from producers.simulator import simulate
+from producers.simulator import HANG_UP_S, simulate
 from queries import Reader, Turn
 from queries.turns import transcript
 from schemas import Event, ProducerInfo, Role, SessionEnded, TurnStarted, TurnStopped
@@ -58,10 +58,6 @@ SCRIPT = (
         "assistant", "You're right, I've opened a claim and you'll get an email today.", 0.6, 3.2
     ),
 )
-
-
-HANG_UP_S = 0.5
-"""From the end of the scripted call's last turn to its end."""
 
 
 def script_length_s() -> float:
