@@ -1,93 +1,46 @@
-"""Rebuilding projections into a new generation while readers keep reading the old one."""
+"""Rebuilding projections into a new generation while readers keep reading the old one
+(what it checks before its cut-over: ``test_rebuild_guards``)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-import re
 import threading
 import time
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import pytest
 from clickhouse_connect.driver.client import Client
 from fastavro import schemaless_writer
 from typer.testing import CliRunner
 
-from bench.codec import realistic_events
 from consumers.admin import RebuildService
 from consumers.live import live_projectors, run_live
 from consumers.projections import PROJECTIONS
-from consumers.rebuild import RebuildPlan, plan_rebuild, rebuild
+from consumers.rebuild import RebuildPlan, rebuild
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import GenerationError
 from consumers.storage.session_facts import CACHE_TABLES
-from consumers.verification import SessionsLostError
-from producers import EventPublisher
 from producers.kafka import kafka_producer
-from queries import Reader
-from queries.facts import FactsKeeper, warm
-from queries.marks import Generations, mark
-from queries.metrics import metrics
-from queries.paging import as_utc
-from schemas import ChunkReady, EventCodec, Topics, TurnStopped
+from queries.facts import FactsKeeper
+from schemas import EventCodec, Topics, TurnStopped
 from schemas.single_object import frame
 from service.state import StoreState
-from tests.conftest import TEST_PARTITIONS, unique_name
+from tests.conftest import unique_name
 from tests.events import turn_pair
+from tests.integration.rebuild_support import (
+    contents,
+    live_store,
+    project_live,
+    publish,
+    rebuild_plan,
+)
 from tests.integration.serving import serving
-from tests.integration.topic_support import made_again
 from tstore.cli import app
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 3_000
-
-
-async def _publish(bootstrap: str, topics: Topics, count: int, start: int = 0) -> None:
-    async with EventPublisher(bootstrap, topics) as publisher:
-        await publisher.publish_all(realistic_events(count, start=start))
-
-
-async def _project_live(bootstrap: str, topics: Topics, store: Store, group: str) -> None:
-    for projector in await live_projectors(
-        bootstrap=bootstrap, topics=topics, base_group=group, store=store
-    ):
-        async with projector:
-            await projector.catch_up()
-
-
-async def _plan(
-    bootstrap: str,
-    topics: Topics,
-    store: Store,
-    group: str,
-    *,
-    resume: bool = False,
-    projections: tuple[str, ...] = PROJECTIONS,
-    until: datetime | None = None,
-) -> RebuildPlan:
-    return await plan_rebuild(
-        bootstrap=bootstrap,
-        topics=topics,
-        store=store,
-        base_group=group,
-        projections=projections,
-        until=until,
-        resume=resume,
-    )
-
-
-async def _live_store(
-    bootstrap: str, topics: Topics, clickhouse: Client, events: int
-) -> tuple[Store, str]:
-    """A store whose live generation has projected ``events`` published events."""
-    store = Store(clickhouse)
-    group = unique_name("live")
-    await _publish(bootstrap, topics, events)
-    await _project_live(bootstrap, topics, store, group)
-    return store, group
 
 
 def _start_live(
@@ -106,24 +59,11 @@ def _start_live(
     )
 
 
-def _contents(client: Client) -> dict[str, list[tuple[Any, ...]]]:
-    return {
-        view: [
-            tuple(r)
-            for r in client.query(
-                f"SELECT * EXCEPT (source_topic, source_partition, source_offset, projected_at) "
-                f"FROM {view} ORDER BY tuple(*)"
-            ).result_rows
-        ]
-        for view in (*PROJECTIONS, "turn_durations")
-    }
-
-
 async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
-    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, EVENTS)
-    before = _contents(clickhouse)
+    store, group = await live_store(kafka_bootstrap, topics, clickhouse, EVENTS)
+    before = contents(clickhouse)
     turns, chunks, events = (len(before[p]) for p in PROJECTIONS)
 
     seen: list[tuple[int, int, int, int]] = []
@@ -142,7 +82,7 @@ async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
     reader = threading.Thread(target=read_in_a_loop, args=(stop,))
     reader.start()
     FactsKeeper(clickhouse).refresh()  # the analytics' cache of generation 1
-    plan = await _plan(kafka_bootstrap, topics, store, group, resume=False)
+    plan = await rebuild_plan(kafka_bootstrap, topics, store, group, resume=False)
     assert plan.generation == 2
     assert plan.events == EVENTS
     summary = await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
@@ -158,14 +98,14 @@ async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
     assert {s[:3] for s in seen} == {(turns, chunks, events)}, "never empty, never half-built"
     assert [s[3] for s in seen] == sorted(s[3] for s in seen), "one switch, never back"
     assert seen[-1][3] == 2
-    assert _contents(clickhouse) == before
+    assert contents(clickhouse) == before
 
     with pytest.raises(GenerationError, match="readers see"):
         store.generations.drop(2)
     FactsKeeper(clickhouse).refresh()  # and of generation 2
     store.generations.drop(1)
     assert store.generations.size(1).rows == {}
-    assert _contents(clickhouse) == before
+    assert contents(clickhouse) == before
     cached = "SELECT DISTINCT generation FROM {} FINAL ORDER BY generation"
     for table in CACHE_TABLES:
         assert clickhouse.query(cached.format(table)).result_rows == [(2,)], table
@@ -174,11 +114,11 @@ async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
 async def test_a_rebuild_cancelled_midway_resumes_to_what_a_clean_rebuild_gives(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
-    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 12_000)
-    clean = _contents(clickhouse)
+    store, group = await live_store(kafka_bootstrap, topics, clickhouse, 12_000)
+    clean = contents(clickhouse)
 
     async def plan(resume: bool) -> RebuildPlan:
-        return await _plan(kafka_bootstrap, topics, store, group, resume=resume)
+        return await rebuild_plan(kafka_bootstrap, topics, store, group, resume=resume)
 
     await _cancel_after_two_batches(
         await plan(False), kafka_bootstrap, topics, store, max_batch=1_000
@@ -191,7 +131,7 @@ async def test_a_rebuild_cancelled_midway_resumes_to_what_a_clean_rebuild_gives(
     summary = await rebuild(await plan(True), bootstrap=kafka_bootstrap, topics=topics, store=store)
     assert summary.verification.ok
     assert store.generations.current() == {p: 2 for p in PROJECTIONS}
-    assert _contents(clickhouse) == clean
+    assert contents(clickhouse) == clean
 
 
 async def _cancel_after_two_batches(
@@ -253,7 +193,7 @@ async def test_a_rebuild_fills_a_new_column_for_all_history_and_readers_switch_a
     store = Store(clickhouse)
     group = unique_name("live")
     tagged = await _publish_both_versions(kafka_bootstrap, topics, 40)
-    await _project_live(kafka_bootstrap, topics, store, group)
+    await project_live(kafka_bootstrap, topics, store, group)
     # Generation 1 as the release before the language column projected it: column at default.
     clickhouse.command(
         "ALTER TABLE transcripts_generations UPDATE language = NULL WHERE generation = 1",
@@ -274,7 +214,7 @@ async def test_a_rebuild_fills_a_new_column_for_all_history_and_readers_switch_a
     reader = threading.Thread(target=read_in_a_loop, args=(stop,))
     reader.start()
     try:
-        plan = await _plan(kafka_bootstrap, topics, store, group, resume=False)
+        plan = await rebuild_plan(kafka_bootstrap, topics, store, group, resume=False)
         await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
         await asyncio.sleep(0.1)
     finally:
@@ -296,19 +236,19 @@ async def test_until_rebuilds_the_store_as_it_was_and_keeps_it_frozen_even_resum
 ) -> None:
     store = Store(clickhouse)
     group = unique_name("live")
-    await _publish(kafka_bootstrap, topics, 600)
+    await publish(kafka_bootstrap, topics, 600)
     await asyncio.sleep(0.2)
     then = datetime.now(UTC)
     await asyncio.sleep(0.2)
-    await _publish(kafka_bootstrap, topics, 600, start=600)
-    await _project_live(kafka_bootstrap, topics, store, group)
+    await publish(kafka_bootstrap, topics, 600, start=600)
+    await project_live(kafka_bootstrap, topics, store, group)
 
-    plan = await _plan(kafka_bootstrap, topics, store, group, until=then)
+    plan = await rebuild_plan(kafka_bootstrap, topics, store, group, until=then)
     assert plan.events == 600
     assert "keep it frozen" in plan.describe()
     assert [g.number for g in store.generations.all()] == [1], "planning creates nothing"
     await _cancel_after_two_batches(plan, kafka_bootstrap, topics, store, max_batch=100)
-    resumed = await _plan(kafka_bootstrap, topics, store, group, resume=True)
+    resumed = await rebuild_plan(kafka_bootstrap, topics, store, group, resume=True)
     assert resumed.targets == plan.targets, "the resumed replay stops where the first would have"
     summary = await rebuild(resumed, bootstrap=kafka_bootstrap, topics=topics, store=store)
 
@@ -317,18 +257,18 @@ async def test_until_rebuilds_the_store_as_it_was_and_keeps_it_frozen_even_resum
     assert store.generations.current() == {p: 1 for p in PROJECTIONS}
     frozen = store.session_digests("session_events", 2)
     assert sum(rows for rows, _ in frozen.values()) == 600
-    assert len(_contents(clickhouse)["session_events"]) == 1200
+    assert len(contents(clickhouse)["session_events"]) == 1200
 
 
 async def test_only_some_projections_are_rebuilt_and_the_rest_stay_shown(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
-    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 900)
-    before = _contents(clickhouse)
+    store, group = await live_store(kafka_bootstrap, topics, clickhouse, 900)
+    before = contents(clickhouse)
 
     with pytest.raises(GenerationError, match=r"unknown projections \['transcript'\]"):
-        await _plan(kafka_bootstrap, topics, store, group, projections=("transcript",))
-    plan = await _plan(kafka_bootstrap, topics, store, group, projections=("transcripts",))
+        await rebuild_plan(kafka_bootstrap, topics, store, group, projections=("transcript",))
+    plan = await rebuild_plan(kafka_bootstrap, topics, store, group, projections=("transcripts",))
     summary = await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
 
     assert set(summary.verification.found_rows) == {"transcripts"}
@@ -339,8 +279,8 @@ async def test_only_some_projections_are_rebuilt_and_the_rest_stay_shown(
     }
     assert store.generations.get(1).state == "live"
     assert store.generations.shown() == {1: ("audio_chunks", "session_events"), 2: ("transcripts",)}
-    assert _contents(clickhouse) == before
-    await _publish(kafka_bootstrap, topics, 300, start=900)
+    assert contents(clickhouse) == before
+    await publish(kafka_bootstrap, topics, 300, start=900)
     projectors = await live_projectors(
         bootstrap=kafka_bootstrap, topics=topics, base_group=group, store=store
     )
@@ -348,111 +288,28 @@ async def test_only_some_projections_are_rebuilt_and_the_rest_stay_shown(
         (1, ["audio_chunks", "session_events"]),
         (2, ["transcripts"]),
     ]
-    await _project_live(kafka_bootstrap, topics, store, group)
-    after = _contents(clickhouse)
+    await project_live(kafka_bootstrap, topics, store, group)
+    after = contents(clickhouse)
     assert len(after["session_events"]) == 1200
     assert len(after["transcripts"]) == 400
-
-
-async def test_a_rebuild_that_would_take_sessions_from_readers_is_not_cut_over(
-    kafka_bootstrap: str, topics: Topics, clickhouse: Client
-) -> None:
-    """Topics that no longer hold what was projected from them (made again here; a new
-    broker, a retention limit) replay into a generation that verifies against them, and was
-    cut over: the readers lost every call the topics had forgotten."""
-    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 600)
-    before = _contents(clickhouse)
-    await made_again(kafka_bootstrap, topics, partitions=TEST_PARTITIONS)
-    await _publish(kafka_bootstrap, topics, 300, start=600)
-
-    plan = await _plan(kafka_bootstrap, topics, store, group)
-    with pytest.raises(SessionsLostError) as refused:
-        await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
-    said = str(refused.value)
-    assert said.startswith("generation 2 lacks what readers are shown")
-    for projection in PROJECTIONS:
-        assert re.search(rf"{projection}: \d+ rows of 10 sessions \('session-000000'", said)
-    assert "--resume --allow-loss" in said
-    assert store.generations.current() == dict.fromkeys(PROJECTIONS, 1)
-    assert _contents(clickhouse) == before
-    assert store.generations.get(2).state == "verifying"
-
-    resumed = await _plan(kafka_bootstrap, topics, store, group, resume=True)
-    await rebuild(resumed, bootstrap=kafka_bootstrap, topics=topics, store=store, allow_loss=True)
-    assert store.generations.current() == dict.fromkeys(PROJECTIONS, 2)
-    assert len(_contents(clickhouse)["session_events"]) == 300
-
-
-async def test_a_rebuild_that_would_take_part_of_calls_from_readers_is_not_cut_over(
-    kafka_bootstrap: str, topics: Topics, clickhouse: Client
-) -> None:
-    """Compaction or a retention limit through a call leaves the session in the topics with
-    some of its events: every session is still there, but not all of its chunks."""
-    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 600)
-    await made_again(kafka_bootstrap, topics, partitions=TEST_PARTITIONS)
-    events = realistic_events(600)
-    async with EventPublisher(kafka_bootstrap, topics) as publisher:
-        await publisher.publish_all(
-            [e for n, e in enumerate(events) if not (isinstance(e, ChunkReady) and n % 2)]
-        )
-
-    plan = await _plan(kafka_bootstrap, topics, store, group)
-    with pytest.raises(SessionsLostError) as refused:
-        await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
-    said = str(refused.value)
-    assert "transcripts:" not in said
-    assert re.search(r"audio_chunks: \d+ rows of 10 sessions", said), said
-    assert re.search(r"session_events: \d+ rows of 10 sessions", said), said
-    assert store.generations.current() == dict.fromkeys(PROJECTIONS, 1)
-
-
-async def test_a_rebuild_fills_the_caches_of_its_generation_before_it_cuts_over(
-    kafka_bootstrap: str, topics: Topics, clickhouse: Client
-) -> None:
-    """Without a cache, every analytics read and page folds the store live until the first
-    refresh after the cut-over has cached it (5 minutes at 1M sessions)."""
-    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 900)
-    FactsKeeper(clickhouse).refresh()
-    reader = Reader(clickhouse, pointer_ttl_s=0.0)
-    ((first, last),) = reader.rows("SELECT min(started_at), max(started_at) FROM transcripts")
-    since = as_utc(first).replace(minute=0, second=0, microsecond=0)
-    until = as_utc(last).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    before = metrics(reader, since=since, until=until)
-
-    plan = await _plan(kafka_bootstrap, topics, store, group, projections=("transcripts",))
-    await rebuild(
-        plan,
-        bootstrap=kafka_bootstrap,
-        topics=topics,
-        store=store,
-        warm=lambda generation, stopping: warm(
-            clickhouse, generation.number, generation.projections, stopping
-        ),
-    )
-    shown = Generations.of(reader)
-    assert shown == Generations(2, 1, 1)
-    assert mark(reader, shown) is not None
-    after = metrics(reader, since=since, until=until)
-    assert after.rows == before.rows
-    assert after.rows
 
 
 async def test_live_projection_moves_to_the_new_generation_after_a_cut_over(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
-    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 600)
+    store, group = await live_store(kafka_bootstrap, topics, clickhouse, 600)
     stop = asyncio.Event()
     live = _start_live(kafka_bootstrap, topics, store, group, stop)
-    plan = await _plan(kafka_bootstrap, topics, store, group)
+    plan = await rebuild_plan(kafka_bootstrap, topics, store, group)
     await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store)
-    await _publish(kafka_bootstrap, topics, 300, start=600)
+    await publish(kafka_bootstrap, topics, 300, start=600)
 
     try:
         for _ in range(300):  # the store is polled: nothing signals "projected"
-            if len(_contents(clickhouse)["session_events"]) >= 900:
+            if len(contents(clickhouse)["session_events"]) >= 900:
                 break
             await asyncio.sleep(0.1)
-        assert len(_contents(clickhouse)["session_events"]) == 900
+        assert len(contents(clickhouse)["session_events"]) == 900
     finally:
         stop.set()
         await asyncio.wait_for(live, 30)
@@ -462,7 +319,7 @@ async def test_live_projection_moves_to_the_new_generation_after_a_cut_over(
 async def test_tstore_rebuild_runs_inside_the_process_that_owns_the_store(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
-    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 600)
+    store, group = await live_store(kafka_bootstrap, topics, clickhouse, 600)
     service = RebuildService(
         bootstrap=kafka_bootstrap, topics=topics, store=store, base_group=group
     )
@@ -504,13 +361,13 @@ async def test_tstore_rebuild_runs_inside_the_process_that_owns_the_store(
 async def test_retention_drops_the_oldest_retired_generations_after_a_cut_over(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
-    store, group = await _live_store(kafka_bootstrap, topics, clickhouse, 300)
-    before = _contents(clickhouse)
+    store, group = await live_store(kafka_bootstrap, topics, clickhouse, 300)
+    before = contents(clickhouse)
     for _ in range(3):
-        plan = await _plan(kafka_bootstrap, topics, store, group)
+        plan = await rebuild_plan(kafka_bootstrap, topics, store, group)
         await rebuild(plan, bootstrap=kafka_bootstrap, topics=topics, store=store, keep_retired=1)
     states = {g.number: g.state for g in store.generations.all()}
     assert states == {1: "discarded", 2: "discarded", 3: "retired", 4: "live"}
     assert store.generations.size(1).rows == {}
     assert store.generations.size(3).rows["session_events"] == 300
-    assert _contents(clickhouse) == before
+    assert contents(clickhouse) == before
