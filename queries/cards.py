@@ -8,9 +8,10 @@ and events: at 1M sessions, 19 ms to read those sets and 7 ms of Python; a page 
 51 neighbouring rows. A summary depends on when it is read in one way only, whether an open
 session has been silent long enough to be called abandoned, which is settled as it is read.
 
-A session's card lies where its first turn does, which moves when a turn before it arrives
-late; ``session_card_keys`` holds where each session's card lies, by session, so that a
-refresh writes the card a session moved from deleted.
+A session's card lies where its first turn does (its first event, for a session without
+turns), which moves when a turn before it arrives late; ``session_card_keys`` holds where
+each session's card lies, by session, so that a refresh writes the card a session moved from
+deleted.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from queries.models import SessionSummary
 from queries.paging import as_utc, window_batches
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS
-from queries.summaries import summaries
+from queries.summaries import silent_summaries, summaries
 
 WRITE_BATCH = 5_000
 """Sessions summarized and written at a time, to bound a refresh's memory."""
@@ -44,9 +45,15 @@ _CARD = (
 )
 _KEY = (*_GENERATIONS, "session_id", "bot_id", "first_event_at", "computed_at")
 
-_FOLDED = """
+_SPOKEN = """
 SELECT DISTINCT session_id FROM transcripts_generations
 WHERE generation = {generation:UInt32} AND {folded}"""
+_LEDGERED = """
+SELECT DISTINCT session_id FROM session_summaries_generations
+WHERE generation = {events_generation:UInt32} AND {folded}"""
+"""Sessions with events, and those with turns of the ``session_events`` generation when
+both generations are the same; from the summaries' table, a row or two per session, rather
+than the ledger's row per event."""
 _HELD = f"""
 SELECT session_id, bot_id, first_event_at FROM session_card_keys FINAL
 WHERE {CACHED_GENERATIONS} AND session_id IN {{ids:Array(String)}}"""
@@ -59,25 +66,35 @@ def write_cards(
     folded: str,
     stopping: Callable[[], bool],
 ) -> None:
-    """Write the cards of the sessions ``folded`` picks (a fragment over
-    ``transcripts_generations``), summarized from the live tables, ``parameters`` binding the
-    generations, ``computed_at`` and whatever ``folded`` names; between two batches, stop if
-    ``stopping`` says so (a first refresh summarizes a part of 250k sessions in about a
-    minute, which a service shutting down does not wait for)."""
-    ids = [str(s) for (s,) in reader.rows(_FOLDED.replace("{folded}", folded), **parameters)]
-    for start in range(0, len(ids), WRITE_BATCH):
-        if stopping():
-            return
-        _write(client, reader, parameters, ids[start : start + WRITE_BATCH])
+    """Write the cards of the sessions ``folded`` picks (a fragment over ``session_id``),
+    summarized from the live tables, ``parameters`` binding the generations,
+    ``computed_at`` and whatever ``folded`` names; between two batches, stop if ``stopping``
+    says so (a first refresh summarizes a part of 250k sessions in about a minute, which a
+    service shutting down does not wait for). A session without turns (a call nobody spoke
+    in) gets a card made from its events."""
+    spoken = _picked(reader, _SPOKEN, parameters, folded)
+    silent = sorted(set(_picked(reader, _LEDGERED, parameters, folded)) - set(spoken))
+    for summarized, ids in ((summaries, spoken), (silent_summaries, silent)):
+        for start in range(0, len(ids), WRITE_BATCH):
+            if stopping():
+                return
+            _write(client, reader, parameters, summarized(reader, ids[start : start + WRITE_BATCH]))
 
 
-def _write(client: Client, reader: Reader, parameters: dict[str, Any], ids: Sequence[str]) -> None:
-    found = summaries(reader, ids)
+def _picked(reader: Reader, sql: str, parameters: dict[str, Any], folded: str) -> list[str]:
+    return [str(s) for (s,) in reader.rows(sql.replace("{folded}", folded), **parameters)]
+
+
+def _write(
+    client: Client, reader: Reader, parameters: dict[str, Any], found: Sequence[SessionSummary]
+) -> None:
     if not found:
         return
     held = {
         str(s): (str(bot), as_utc(at))
-        for s, bot, at in reader.rows(_HELD, **parameters, ids=list(ids))
+        for s, bot, at in reader.rows(
+            _HELD, **parameters, ids=[summary.session_id for summary in found]
+        )
     }
     generations = [parameters[name] for name in _GENERATIONS]
     computed_at = parameters["computed_at"]

@@ -14,7 +14,8 @@ that neither reads more than it must:
 Both kinds are merged in order, then the caller's filters taken. A session whose first turn
 lies before the window is left to the next, older window, so the listing stays in order of
 first event. Windows widen (an hour, a day, a week, ...) until the page is full or the time
-range is exhausted.
+range is exhausted. The candidates are found by their turns: a session without any (a call
+nobody spoke in) is listed from its card alone, once a refresh has cached it.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from queries.paging import (
     window_batches,
 )
 from queries.reader import Reader
-from queries.summaries import from_turns, ledgers, summaries
-from queries.summary import passes, summarize_silent
+from queries.summaries import from_turns, silent_summaries, summaries
+from queries.summary import passes
 from queries.turns import as_turn, stored_turns
 
 WINDOWS = (
@@ -74,12 +75,6 @@ ORDER BY first_in_window DESC, session_id DESC
 LIMIT {batch:UInt32}"""
 
 
-_FIRST_EVENT = """
-SELECT any(bot_id), min(occurred_at), count()
-FROM session_events_generations
-WHERE generation = {generation:UInt32} AND session_id = {session_id:String}"""
-
-
 def session_detail(reader: Reader, session_id: str) -> SessionDetail:
     turns = stored_turns(reader, [session_id]).get(session_id)
     summary = from_turns(reader, {session_id: turns})[0] if turns else _silent(reader, session_id)
@@ -92,13 +87,9 @@ def session_detail(reader: Reader, session_id: str) -> SessionDetail:
 
 def _silent(reader: Reader, session_id: str) -> SessionSummary:
     """The summary of a session without turns, from its events."""
-    ((bot_id, first_at, events),) = reader.rows(
-        _FIRST_EVENT, generation=reader.generation("session_events"), session_id=session_id
-    )
-    if not events:
-        raise NotFoundError(f"no session {session_id!r} in the store")
-    held = ledgers(reader, [session_id])[session_id]
-    return summarize_silent(session_id, str(bot_id), first_at, held, reader.clock())
+    for summary in silent_summaries(reader, [session_id]):
+        return summary
+    raise NotFoundError(f"no session {session_id!r} in the store")
 
 
 def list_sessions(

@@ -12,7 +12,7 @@ from queries.completeness import Ledger
 from queries.models import SessionSummary
 from queries.reader import Reader
 from queries.sealing import LEDGER_COLUMNS, chunk_figures, figures_of, ledger
-from queries.summary import summarize
+from queries.summary import summarize, summarize_silent
 from queries.turns import SUMMARY_FIELDS, in_speaking_order, stored_turns
 
 _SUMMARIES = """
@@ -82,6 +82,29 @@ def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary
     if missing := [s for s in session_ids if s not in summarized]:
         found += from_turns(reader, stored_turns(reader, missing, SUMMARY_FIELDS))
     return sorted(found, key=lambda s: (s.first_event_at, s.session_id), reverse=True)
+
+
+_FIRST_EVENTS = """
+SELECT session_id, any(bot_id), min(occurred_at)
+FROM session_events_generations
+WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)}
+GROUP BY session_id"""
+
+
+def silent_summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary]:
+    """Summaries of these sessions from their events alone, for sessions without turns (a
+    call nobody spoke in): those with no event stored are left out."""
+    if not session_ids:
+        return []
+    rows = reader.rows(
+        _FIRST_EVENTS, generation=reader.generation("session_events"), ids=list(session_ids)
+    )
+    held = ledgers(reader, [str(row[0]) for row in rows])
+    clock = reader.clock()
+    return [
+        summarize_silent(str(s), str(bot_id), first_at, held[str(s)], clock)
+        for s, bot_id, first_at in rows
+    ]
 
 
 def from_turns(

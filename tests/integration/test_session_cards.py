@@ -20,7 +20,8 @@ from queries.facts import FactsKeeper
 from queries.marks import Generations
 from queries.models import SessionSummary
 from queries.sessions import list_sessions
-from tests.integration.stored_rows import T0, transcript_rows
+from tests.conftest import unique_name
+from tests.integration.stored_rows import T0, event_rows, transcript_rows
 from tests.integration.test_metrics import _session, _turn, three_calls
 
 pytestmark = pytest.mark.integration
@@ -160,3 +161,42 @@ def test_an_insert_that_landed_after_its_refresh_is_cached_one_overlap_later(
     _stopped(store, sessions[0], "rules", _turn("a5", "user", 9, 10, 8, interrupted=True))
     keeper.refresh()
     _both_ways(reader, monkeypatch)
+
+
+def test_a_call_nobody_spoke_in_is_listed_from_its_events_once_cached(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its card is made from its ledger; until a refresh caches it, its events are read live
+    by id only (``GET /v1/sessions/{id}``), so the listing shows it from the next refresh.
+    Once it has a turn, it is listed where that turn begins, once."""
+    client, sessions = three_calls
+    reader, store, keeper = Reader(client), Store(client), FactsKeeper(client)
+    keeper.refresh()
+    silent = unique_name("silent")
+    store.insert("session_events", event_rows(silent, [0, 1, 2], (3, [])), generation=1)
+    assert silent not in _ids(reader, {})
+    keeper.refresh()
+    reader = Reader(client)  # not the mark the last one holds for a second
+    (page,) = _walk(reader, {}, 50)
+    (found,) = (s for s in page if s.session_id == silent)
+    assert (found.bot_id, found.first_event_at, found.turns.user + found.turns.assistant) == (
+        "rules",
+        T0,
+        0,
+    )
+    assert (found.completeness.state, found.last_event_at) == ("sealed", T0 + timedelta(seconds=2))
+    assert [s.session_id for s in page] == [sessions[2], sessions[1], silent, sessions[0]]
+    assert silent in _ids(reader, {"max_turns": 0, "state": "sealed", "bot_id": "rules"})
+    assert silent not in _ids(reader, {"min_turns": 1}) | _ids(reader, {"bot_id": "other"})
+
+    _stopped(store, silent, "rules", _turn("s1", "user", 300, 301, 3))
+    _both_ways(reader, monkeypatch)  # its card passed over, its turn read live
+    keeper.refresh()
+    reader = Reader(client)
+    _both_ways(reader, monkeypatch)
+    assert _walk(reader, {}, 50)[0][0].session_id == silent
+    assert (silent, 1) in _cards(client)
+
+
+def _ids(reader: Reader, filters: dict[str, Any]) -> set[str]:
+    return {s.session_id for page in _walk(reader, filters, 500) for s in page}
