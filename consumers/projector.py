@@ -229,7 +229,7 @@ class Projector:
         self.metrics.events.inc(decoded.events)
         self.metrics.rejected.inc(len(decoded.rejected))
         self.metrics.batch_size.observe(handled)
-        assigned = self._consumer.assignment()  # a rebalance may have taken some away
+        assigned = self.held  # a rebalance may have taken some away
         for tp, batch in records.items():
             if tp in assigned:
                 self.metrics.partition_lag(tp, self._consumer.highwater(tp), batch[-1].offset + 1)
@@ -251,7 +251,7 @@ class Projector:
         Records in hand count as an answer: aiokafka does not fetch a partition again while
         records it fetched wait to be taken, so a projector slow to write would otherwise look
         cut off from a broker that answers."""
-        fetching = self._consumer.assignment() - self._consumer.paused()
+        fetching = self.held - self._consumer.paused()
         polls = [self._consumer.last_poll_timestamp(tp) for tp in fetching]
         if fetched_any or not fetching:  # or nothing assigned, or all paused
             self._heard_s = time.time()
@@ -290,34 +290,58 @@ class Projector:
             self._consumer.pause(*reached)
         return bound(records, self.limits)
 
+    @property
+    def held(self) -> set[TopicPartition]:
+        """The partitions the group assigns this projector now."""
+        return set(self._consumer.assignment())
+
     async def positions(self) -> dict[TopicPartition, int]:
         """The next offset to handle in every assigned partition."""
-        return {tp: await self._consumer.position(tp) for tp in self._consumer.assignment()}
+        return {tp: await self._consumer.position(tp) for tp in self.held}
 
     async def catch_up(self, limit_s: float = 60.0) -> None:
-        """Project until every assigned partition is read up to the end it had when called.
+        """Project until every partition of the topics is read up to the end it had when
+        called (or up to its limit): everything the broker acknowledged before the call is in
+        the store afterwards.
 
-        Everything acknowledged by the broker before the call is in the store afterwards.
-        """
-        ends: dict[TopicPartition, int] = {}
+        It waits until it holds every partition, as a projector alone in its group does once
+        the group settles. Reading only the partitions held at the call returned early when
+        another member had just left: the group had not rebalanced yet, and the partitions
+        that member had held were left unread. Beside other members it times out."""
+        ends = await self._ends()
         try:
             async with asyncio.timeout(limit_s):
                 with cyclic_gc_paused():
                     while not ends or not await self._reached(ends):
                         await self.step()
-                        assigned = self._consumer.assignment()
-                        if assigned and set(ends) != assigned:
-                            ends = await self._consumer.end_offsets(list(assigned))
+                        ends = ends or await self._ends()
                     await self.flush()
         except TimeoutError:
+            held = sorted(f"{tp.topic}[{tp.partition}]" for tp in self.held)
             raise TimeoutError(
-                f"projector did not reach end offsets {ends} in {limit_s}s"
+                f"projector did not reach end offsets {ends} in {limit_s}s, holding "
+                f"{', '.join(held) or 'no partition'}: another member of group "
+                f"{self.group_id} may hold the rest"
             ) from None
 
+    async def _ends(self) -> dict[TopicPartition, int]:
+        """The end of every partition of the topics, or of its limit if sooner; empty while
+        the consumer does not know every topic's partitions yet."""
+        known = [self._consumer.partitions_for_topic(topic) for topic in self.topics.events]
+        if any(not partitions for partitions in known):
+            return {}
+        parts = [
+            TopicPartition(topic, p)
+            for topic, partitions in zip(self.topics.events, known, strict=True)
+            for p in sorted(partitions or ())
+        ]
+        ends = await self._consumer.end_offsets(parts)
+        return {tp: min(end, self.limits.get(tp, end)) for tp, end in ends.items()}
+
     async def _reached(self, ends: dict[TopicPartition, int]) -> bool:
-        """Whether every partition is read up to its end; not while the assignment changes."""
+        """Whether this projector holds every partition of ``ends``, each read up to its end."""
         try:
-            return set(ends) == self._consumer.assignment() and all(
+            return set(ends) == self.held and all(
                 [await self._consumer.position(tp) >= end for tp, end in ends.items()]
             )
         except IllegalStateError:

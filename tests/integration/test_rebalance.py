@@ -13,6 +13,7 @@ from consumers.storage.clickhouse import Store
 from producers import EventPublisher
 from schemas import Topics
 from tests.conftest import unique_name
+from tests.waiting import until
 from tstore.demo import SCRIPT, conversation_events
 
 pytestmark = pytest.mark.integration
@@ -61,3 +62,40 @@ async def test_a_projector_joining_and_leaving_mid_stream_loses_and_doubles_noth
     events = clickhouse.query("SELECT count() FROM session_events").result_rows[0][0]
     assert events == SESSIONS * (2 * len(SCRIPT) + 1)  # and its SessionEnded
     assert store.incomplete_sessions() == []
+
+
+async def test_catching_up_right_after_a_member_left_reads_the_partitions_it_held(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    """The group learns that a member left only at a heartbeat (every third of the session
+    timeout: 10 s here); until then the one left holds only its share of the partitions, and
+    catching up must not stop at the ends of that share."""
+    store = Store(clickhouse)
+    group = unique_name("group")
+
+    def projector() -> Projector:
+        return Projector(
+            bootstrap=kafka_bootstrap,
+            topics=topics,
+            group_id=group,
+            store=store,
+            max_wait_ms=50,
+            session_timeout_ms=30_000,
+        )
+
+    async with projector() as first:
+        first_stop, second_stop = asyncio.Event(), asyncio.Event()
+        first_running = asyncio.create_task(first.run(first_stop))
+        async with projector() as second:
+            second_running = asyncio.create_task(second.run(second_stop))
+            await until(lambda: bool(first.held and second.held), 60, "both hold partitions")
+            second_stop.set()
+            await second_running
+        first_stop.set()
+        await first_running
+        await _stream(kafka_bootstrap, topics)
+        await first.catch_up()
+
+    expected_turns = [t.text for t in SCRIPT]
+    for n in range(SESSIONS):
+        assert [t.text for t in store.session(f"s{n:03d}")] == expected_turns
