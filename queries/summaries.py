@@ -6,6 +6,7 @@ The listing reads them through its cache (``queries.cards``), which they fill.""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from queries.completeness import Ledger
@@ -42,7 +43,7 @@ LEFT JOIN (
 SETTINGS join_use_nulls = 1"""
 
 _LEDGERS = f"""
-SELECT session_id, {", ".join(LEDGER_COLUMNS)}
+SELECT session_id, any(bot_id), min(occurred_at), {", ".join(LEDGER_COLUMNS)}
 FROM session_events_generations
 WHERE generation = {{generation:UInt32}} AND session_id IN {{ids:Array(String)}}
 GROUP BY session_id"""
@@ -84,26 +85,16 @@ def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary
     return sorted(found, key=lambda s: (s.first_event_at, s.session_id), reverse=True)
 
 
-_FIRST_EVENTS = """
-SELECT session_id, any(bot_id), min(occurred_at)
-FROM session_events_generations
-WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)}
-GROUP BY session_id"""
-
-
 def silent_summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary]:
     """Summaries of these sessions from their events alone, for sessions without turns (a
     call nobody spoke in): those with no event stored are left out."""
     if not session_ids:
         return []
-    rows = reader.rows(
-        _FIRST_EVENTS, generation=reader.generation("session_events"), ids=list(session_ids)
-    )
-    held = ledgers(reader, [str(row[0]) for row in rows])
     clock = reader.clock()
     return [
-        summarize_silent(str(s), str(bot_id), first_at, held[str(s)], clock)
-        for s, bot_id, first_at in rows
+        summarize_silent(s, *first, held, clock)
+        for s, (first, held) in _ledgered(reader, session_ids).items()
+        if first is not None
     ]
 
 
@@ -119,9 +110,25 @@ def from_turns(
 
 def ledgers(reader: Reader, session_ids: Sequence[str]) -> dict[str, Ledger]:
     """Per session with events or chunks stored, its ledger with its chunks' figures."""
+    return {s: held for s, (_, held) in _ledgered(reader, session_ids).items()}
+
+
+def _ledgered(
+    reader: Reader, session_ids: Sequence[str]
+) -> dict[str, tuple[tuple[str, datetime] | None, Ledger]]:
+    """Per session with events or chunks stored, its bot and first event's time (None
+    without events) and its ledger: a session without turns is summarized from these."""
+    if not session_ids:
+        return {}
     rows = reader.rows(
         _LEDGERS, generation=reader.generation("session_events"), ids=list(session_ids)
     )
     chunks = chunk_figures(reader, session_ids)
     stored = {str(row[0]): row[1:] for row in rows}
-    return {s: ledger(stored.get(s), chunks.get(s, ())) for s in {*stored, *chunks}}
+    return {
+        s: (
+            (str(stored[s][0]), stored[s][1]) if s in stored else None,
+            ledger(stored[s][2:] if s in stored else None, chunks.get(s, ())),
+        )
+        for s in {*stored, *chunks}
+    }
