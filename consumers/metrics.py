@@ -6,7 +6,8 @@ age of the oldest event not yet projected, read from the first record of each fe
 (zero when a fetch comes back empty, i.e. the projector is caught up). An empty fetch says so
 only while the broker answers: a projector that has heard nothing from it for
 ``BLIND_AFTER_S`` (the broker is down, say) reports the time since it last did, so an outage
-shows as a lag that grows with it, as the events bots produce meanwhile wait.
+shows as a lag that grows with it, as the events bots produce meanwhile wait; so do projectors
+that failed and wait to start again (``stopped``), even if they never reached the broker.
 """
 
 from __future__ import annotations
@@ -49,8 +50,19 @@ class ProjectorMetrics:
             "tstore_projector_lag_seconds", "Age of the oldest event not yet projected", registry=r
         )
 
-        self.lag_s: float | None = None
-        """The last lag measured, None before the first fetch: what the query API reports."""
+        self.lag_seconds.set_function(lambda: self.lag_s or 0.0)
+        self._measured_s: float | None = None
+        self._heard_s: float | None = None
+        self._stopped_since: float | None = None
+
+    @property
+    def lag_s(self) -> float | None:
+        """What the query API reports: the lag last measured; while the projectors are
+        stopped, the time since the broker last answered them (or since they first tried, if
+        it never did); None before either."""
+        if self._stopped_since is not None:
+            return max(0.0, time.time() - self._stopped_since)
+        return self._measured_s
 
     def fetched(self, oldest_timestamp_ms: int | None, heard_s: float | None = None) -> None:
         """A batch was gathered, its oldest record from ``oldest_timestamp_ms`` (None: empty);
@@ -62,8 +74,17 @@ class ProjectorMetrics:
             age = now - heard_s
         else:
             age = 0.0
-        self.lag_s = max(0.0, age)
-        self.lag_seconds.set(self.lag_s)
+        self._measured_s = max(0.0, age)
+        self._heard_s = heard_s if heard_s is not None else self._heard_s
+        self._stopped_since = None
+
+    def stopped(self, tried_since_s: float) -> None:
+        """The projectors, first started at ``tried_since_s`` (wall clock), failed and wait to
+        start again (the broker out of reach, say): no fetch measures the lag meanwhile, and
+        it grows from when the broker last answered them, or from ``tried_since_s``. A store
+        whose broker was never reached reported no lag at all, and looked current."""
+        if self._stopped_since is None:
+            self._stopped_since = self._heard_s if self._heard_s is not None else tried_since_s
 
     def partition_lag(self, tp: TopicPartition, highwater: int | None, next_offset: int) -> None:
         if highwater is not None:

@@ -17,6 +17,7 @@ import contextlib
 import ipaddress
 import os
 import socket
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -259,7 +260,7 @@ async def _within_grace(work: Coroutine[Any, Any, None], stop: asyncio.Event) ->
 async def _project(settings: Settings, state: StoreState, stop: asyncio.Event) -> None:
     """The live projectors until ``stop``; after a failure (Kafka gone, say), again with
     backoff."""
-    attempt = 0
+    attempt, began = 0, time.time()
     while not stop.is_set():
         try:
             await ensure_topics(
@@ -277,7 +278,7 @@ async def _project(settings: Settings, state: StoreState, stop: asyncio.Event) -
                 stop,
             )
         except Exception as exc:  # any failure: report, wait, start again
-            state.metrics.lag_s = None
+            state.metrics.stopped(began)
             wait = RETRY_S[min(attempt, len(RETRY_S) - 1)]
             attempt += 1
             log.warning("projector_stopped", error=str(exc) or type(exc).__name__, retry_in_s=wait)

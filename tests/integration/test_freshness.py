@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 from datetime import datetime, timedelta
 
 import httpx
@@ -12,9 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from consumers.storage.clickhouse import connect
 from queries import Reader
 from schemas import Topics
+from service.process import Role, run
 from service.state import StoreState
 from tests.integration.api_support import conversation, live_api, now
 from tests.integration.serving import serving
+from tstore.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +72,37 @@ async def test_each_bot_s_newest_turn_and_the_lag_are_reported_once_projected(
             assert shown[("tstore_newest_turn_timestamp_seconds", "quiet-bot")] == (
                 newest["quiet-bot"].timestamp()
             )
+
+
+async def test_a_store_that_never_reached_its_broker_reports_a_growing_lag(
+    clickhouse_dsn: str, database: str
+) -> None:
+    """A wrong bootstrap address must not look like a store that is current: the lag grows
+    from when the projectors first tried, in the API and on ``/metrics``."""
+    with socket.socket() as bound:  # bound, never listened on: every connection is refused
+        bound.bind(("127.0.0.1", 0))
+        settings = Settings(
+            kafka_bootstrap=f"127.0.0.1:{bound.getsockname()[1]}",
+            clickhouse_dsn=clickhouse_dsn,
+            clickhouse_database=database,
+        )
+        began, stop, ready = time.time(), asyncio.Event(), asyncio.Future[str]()
+        running = asyncio.create_task(
+            run(settings, stop, role=Role(), host="127.0.0.1", port=0, on_ready=ready.set_result)
+        )
+        try:
+            async with httpx.AsyncClient(base_url=await ready) as http:
+                lags = []
+                for _ in range(2):
+                    await asyncio.sleep(1.5)
+                    answer = (await http.get("/v1/freshness")).json()
+                    shown = gauges((await http.get("/metrics")).text)
+                    assert answer["lag_ms"] is not None, answer
+                    lags.append(answer["lag_ms"] / 1000)
+                    assert shown[("tstore_store_lag_seconds", None)] >= lags[-1]
+                    assert shown[("tstore_projector_lag_seconds", None)] >= lags[-1]
+                assert lags[0] < lags[1] <= time.time() - began
+                assert lags[1] >= 2.5
+        finally:
+            stop.set()
+            await running

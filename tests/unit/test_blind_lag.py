@@ -38,6 +38,26 @@ def test_fetched_records_give_the_lag_whatever_the_silence() -> None:
     assert metrics.lag_s == pytest.approx(3, abs=1)
 
 
+def test_stopped_projectors_report_the_time_since_the_broker_last_answered() -> None:
+    metrics = ProjectorMetrics()
+    metrics.fetched(None, time.time() - 2)
+    metrics.stopped(time.time() - 60)
+    metrics.stopped(time.time())  # failing again does not restart the count
+    assert metrics.lag_s == pytest.approx(2, abs=1)
+    assert metrics.registry.get_sample_value("tstore_projector_lag_seconds") == pytest.approx(
+        2, abs=1
+    )
+    metrics.fetched(None, time.time())
+    assert metrics.lag_s == 0.0
+
+
+def test_projectors_that_never_reached_the_broker_report_the_time_since_they_first_tried() -> None:
+    metrics = ProjectorMetrics()
+    assert metrics.lag_s is None
+    metrics.stopped(time.time() - 30)
+    assert metrics.lag_s == pytest.approx(30, abs=1)
+
+
 class _Consumer:
     """What ``Projector._heard`` asks of its consumer."""
 
