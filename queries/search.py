@@ -126,21 +126,27 @@ def _phrase_in_text(phrase: str) -> regex.Pattern[str]:
 
 @dataclass(frozen=True)
 class Terms:
-    """A query split into the words the index must hold and the phrases the text must hold
-    (as written: ``phrase_pattern`` says what one matches)."""
+    """A query split into the words the index must hold, the phrases the text must hold (as
+    written: ``phrase_pattern`` says what one matches), and the words marked on their own in
+    a hit: those outside the phrases (a phrase's words are marked where they make it up, not
+    wherever they stand alone)."""
 
     tokens: tuple[str, ...]
     phrases: tuple[str, ...]
+    words: tuple[str, ...]
 
     @classmethod
     def parse(cls, q: str) -> Terms:
         if len(q) > MAX_QUERY_CHARS:
             raise BadQueryError("q", f"at most {MAX_QUERY_CHARS} characters")
         phrases: dict[tuple[str, ...], str] = {}  # one per word sequence, in any case: as matched
+        alone = _TOKEN.findall(_PHRASE.sub(" ", q))
         for phrase in _PHRASE.findall(q):
             words = tuple(w.lower() for w in _TOKEN.findall(phrase))
             if len(words) > 1:
                 phrases.setdefault(words, phrase.strip())
+            else:
+                alone += words
         tokens = tuple(dict.fromkeys(t.lower() for t in _TOKEN.findall(q)))
         if not tokens:
             raise BadQueryError("q", "give at least one word (letters or digits)")
@@ -148,12 +154,12 @@ class Terms:
             raise BadQueryError("q", f"at most {MAX_TERMS} words")
         if len(phrases) > MAX_PHRASES:
             raise BadQueryError("q", f"at most {MAX_PHRASES} different quoted phrases")
-        return cls(tokens, tuple(phrases.values()))
+        return cls(tokens, tuple(phrases.values()), tuple(dict.fromkeys(w.lower() for w in alone)))
 
     def spans(self, text: str) -> list[Span]:
         """Where the words and phrases are in ``text``, merged where they overlap."""
         found = [
-            (m.start(), m.end()) for m in _TOKEN.finditer(text) if m.group().lower() in self.tokens
+            (m.start(), m.end()) for m in _TOKEN.finditer(text) if m.group().lower() in self.words
         ]
         for phrase in self.phrases:
             found += [
