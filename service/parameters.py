@@ -1,8 +1,10 @@
-"""Query parameters a route does not take are refused (422 naming each, and every other
-malformed parameter of the request in the same answer), on every route.
+"""Query parameters a route does not take, or given more than once, are refused (422 naming
+each, and every other malformed parameter of the request in the same answer), on every route.
 
-FastAPI ignores them, so a misspelt filter (``bot=`` for ``bot_id=``) would be answered as if it
-were not there, unfiltered, and the caller could not tell. Every router lists
+FastAPI ignores the first, so a misspelt filter (``bot=`` for ``bot_id=``) would be answered as
+if it were not there, unfiltered, and the caller could not tell; of the second it takes the
+last, so ``bot_id=a&bot_id=b`` answered for b alone, as if the caller meant either (no
+parameter of this API takes a list). Every router lists
 ``KNOWN_PARAMETERS`` after its guard, so a caller without the token learns that first; what a
 route takes is read from its own declaration (query models included), so a route never lists
 its parameters twice.
@@ -23,11 +25,18 @@ from pydantic import BaseModel
 async def known_parameters(request: Request) -> None:
     route: APIRoute = request.scope["route"]
     taken = _query_names(route.dependant)  # 1-2 µs: not worth a cache
-    unknown = sorted(set(request.query_params) - taken)
-    if unknown:
+    given = request.query_params.multi_items()
+    unknown = sorted({name for name, _ in given} - taken)
+    repeated = sorted({name for name, _ in given if request.query_params.getlist(name)[1:]})
+    if unknown or repeated:
         reason = f"not a parameter of this route, which takes {', '.join(sorted(taken)) or 'none'}"
         raise RequestValidationError(
             [{"type": "extra_forbidden", "loc": ("query", name), "msg": reason} for name in unknown]
+            + [
+                {"type": "repeated", "loc": ("query", name), "msg": "given more than once"}
+                for name in repeated
+                if name not in unknown
+            ]
             + _invalid_parameters(route.dependant, request)
         )
 

@@ -92,6 +92,8 @@ MIXED_REQUESTS = [
     ("/v1/search?bogus=1", {"bogus", "q"}),
     ("/v1/search?q=hello&role=robot&bogus=1", {"bogus", "role"}),
     ("/v1/incomplete?limit=0&bogus=1", {"bogus", "limit"}),
+    ("/v1/sessions?bot_id=a&bot_id=b", {"bot_id"}),  # not the last one silently
+    ("/v1/search?q=a&q=b&limit=0&bogus=1&bogus=2", {"q", "limit", "bogus"}),
 ]
 
 
