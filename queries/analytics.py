@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from analytics.definitions import LEVELS
-from queries.errors import BadQueryError
 from queries.models import LatencyFigures, Percentiles, RoleTurnFigures, TurnFigures
-from queries.paging import bounded
+from queries.paging import bounded, refuse_reversed
 from queries.reader import Reader
 from queries.turns import SUMMARY_FIELDS, latest_turns
 from schemas import Role
@@ -103,8 +102,7 @@ def in_range(
 ) -> tuple[datetime, datetime, str]:
     """The range checked and bounded, and SQL of the turns in it (of the bot, if one)."""
     since, until = bounded(since), bounded(until)
-    if since >= until:
-        raise BadQueryError("since", "must be before until")
+    refuse_reversed(since, until)
     return since, until, matching("", bot_id)
 
 

@@ -73,6 +73,14 @@ def bounded(value: datetime) -> datetime:
     return min(max(as_utc(value), EARLIEST), LATEST)
 
 
+def refuse_reversed(since: datetime | None, until: datetime | None) -> None:
+    """A range's bounds (``bounded``) must come in order; the answer says where it ends, which
+    a caller who gave only ``since`` did not choose (the API's or the command line's
+    default)."""
+    if since is not None and until is not None and since >= until:
+        raise BadQueryError("since", f"must be before until, {until.isoformat()}")
+
+
 def as_utc(value: datetime) -> datetime:
     """Aware and in UTC: the engine hands back naive datetimes for UTC columns."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

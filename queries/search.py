@@ -32,6 +32,7 @@ from queries.paging import (
     decode_cursor,
     encode_cursor,
     page_size,
+    refuse_reversed,
 )
 from queries.reader import Reader
 from schemas import Role
@@ -203,8 +204,7 @@ def search(
     terms = Terms.parse(q)
     limit = page_size(limit)
     since, until = (None if t is None else bounded(t) for t in (since, until))
-    if since and until and since >= until:
-        raise BadQueryError("since", "must be before until")
+    refuse_reversed(since, until)
     after = decode_cursor("search", cursor, (datetime, str, str)) if cursor else _END
     chosen = {
         k: v

@@ -40,6 +40,7 @@ from queries.paging import (
     decode_cursor,
     encode_cursor,
     page_size,
+    refuse_reversed,
     window_batches,
 )
 from queries.reader import Reader
@@ -107,8 +108,7 @@ def list_sessions(
     filters = filters.model_copy(
         update={k: bounded(v) for k in ("since", "until") if (v := getattr(filters, k))}
     )
-    if filters.since and filters.until and filters.since >= filters.until:
-        raise BadQueryError("since", "must be before until")
+    refuse_reversed(filters.since, filters.until)
     after_at, after_id = (
         decode_cursor("sessions", cursor, (datetime, str))
         if cursor

@@ -15,12 +15,23 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from queries import BadQueryError
-from queries.paging import EARLIEST, LATEST, decode_cursor, encode_cursor
+from queries.paging import EARLIEST, LATEST, decode_cursor, encode_cursor, refuse_reversed
 from queries.sessions import WINDOWS, _windows
 from schemas.models import MAX_ID_CHARS
 
 WORD = re.compile(r"[0-9A-Za-z\u0080-\U0010ffff]+")
 """What the store's text index keeps as one token (ASCII non-alphanumerics split words)."""
+
+
+def test_a_reversed_range_is_refused_saying_where_it_ends() -> None:
+    """A caller who gave only ``since`` learns the end a default chose (now, say)."""
+    until = datetime(2026, 12, 6, 5, 40, tzinfo=UTC)
+    with pytest.raises(BadQueryError, match="must be before until, 2026-12-06T05:40:00") as e:
+        refuse_reversed(until + timedelta(days=1), until)
+    assert e.value.parameter == "since"
+    refuse_reversed(until - timedelta(microseconds=1), until)
+    refuse_reversed(until, None)
+
 
 # -- cursors ---------------------------------------------------------------------------------
 
