@@ -81,7 +81,7 @@ def metrics(rows: Sequence[MetricsRow]) -> Table:
         c = r.completeness
         table.add_row(
             f"{r.bucket_start:%Y-%m-%d %H:%M}",
-            r.group or "",
+            "" if r.group is None else r.group or "(none)",
             _figure(r.sessions),
             f"{r.turns.user}/{r.turns.assistant}",
             _spread(r.response_latency_ms),

@@ -223,6 +223,8 @@ def test_the_command_line_reads_a_published_session_through_the_store_process(
     listed = runner.invoke(app, ["sessions"], env=env)
     assert listed.exit_code == 0, listed.output
     assert session_id in listed.output
+    nobody = runner.invoke(app, ["sessions", "--bot", "no-such-bot"], env=env)
+    assert nobody.output == "no session matches\n"
 
     found = runner.invoke(app, ["search", "ZEBRA"], env=env)
     assert found.exit_code == 0, found.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from queries.completeness import Clock, Declaration, Ledger, TrackSeen, completeness
-from queries.models import IncompleteSession
+from queries.models import IncompleteSession, MetricsRow, RoleFigures, RolePercentiles
 from tstore import render
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -43,3 +43,24 @@ def test_an_abandoned_session_says_since_when_it_is_silent() -> None:
         "s: abandoned, 3 of 4 events; missing seq 2; open turns a1; "
         "silent since 2026-11-20 12:00:00 UTC"
     )
+
+
+def test_a_group_without_a_value_is_shown_as_none_and_no_grouping_as_blank() -> None:
+    def row(group: str | None) -> MetricsRow:
+        nothing = RoleFigures(user=0, assistant=0)
+        return MetricsRow(
+            bucket_start=datetime(2026, 12, 6, tzinfo=UTC),
+            group=group,
+            turns=nothing,
+            response_latency_ms=None,
+            turn_duration_ms=RolePercentiles(user=None, assistant=None),
+            talk_ms=nothing,
+            talk_ratio=None,
+            interruptions=0,
+            interruptions_per_100_assistant_turns=None,
+            interruptions_per_call_minute=None,
+            user_stop_timeouts=0,
+        )
+
+    groups = render.metrics([row(""), row("en"), row(None)]).columns[1]
+    assert list(groups.cells) == ["(none)", "en", ""]

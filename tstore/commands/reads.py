@@ -87,7 +87,10 @@ def sessions(
         ),
         lambda reader: list_sessions(reader, filters, cursor=cursor, limit=limit),
     )
-    render.console().print(render.sessions(page.items))
+    if page.items:
+        render.console().print(render.sessions(page.items))
+    else:
+        typer.echo("no session matches")
     _more(page.next_cursor)
 
 
