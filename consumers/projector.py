@@ -33,7 +33,7 @@ from consumers.steps.decode import Decoded, decode
 from consumers.steps.gather import gather
 from consumers.steps.write import write
 from consumers.storage.clickhouse import Store
-from consumers.topics_admin import MAX_MESSAGE_BYTES
+from consumers.topics_admin import MAX_MESSAGE_BYTES, event_partitions
 from producers.kafka import PLAINTEXT, KafkaSecurity, started
 from schemas import EventCodec, Topics
 
@@ -327,14 +327,9 @@ class Projector:
     async def _ends(self) -> dict[TopicPartition, int]:
         """The end of every partition of the topics, or of its limit if sooner; empty while
         the consumer does not know every topic's partitions yet."""
-        known = [self._consumer.partitions_for_topic(topic) for topic in self.topics.events]
-        if any(not partitions for partitions in known):
+        parts = event_partitions(self._consumer, self.topics)
+        if parts is None:
             return {}
-        parts = [
-            TopicPartition(topic, p)
-            for topic, partitions in zip(self.topics.events, known, strict=True)
-            for p in sorted(partitions or ())
-        ]
         ends = await self._consumer.end_offsets(parts)
         return {tp: min(end, self.limits.get(tp, end)) for tp, end in ends.items()}
 

@@ -26,6 +26,7 @@ from consumers.gc_pause import cyclic_gc_paused
 from consumers.projector import Projector, group_for
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import Generation, GenerationError, chosen_projections
+from consumers.topics_admin import event_partitions
 from consumers.verification import (
     Tally,
     Verification,
@@ -149,11 +150,7 @@ async def plan_rebuild(
     )
     try:  # closed however it ends: a consumer that failed to start is still open
         await consumer.start()
-        parts = [
-            TopicPartition(topic, p)
-            for topic in topics.events
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        parts = event_partitions(consumer, topics) or []
         starts = await consumer.beginning_offsets(parts)
         ends = await consumer.end_offsets(parts)
         if pending is not None and pending.targets is not None:

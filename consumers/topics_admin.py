@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -70,6 +71,19 @@ async def ensure_topics(
     for name, how in losing.items():
         log.warning("topic_loses_events", topic=name, advice=advice(name, how, bootstrap))
     return losing
+
+
+def event_partitions(consumer: AIOKafkaConsumer, topics: Topics) -> list[TopicPartition] | None:
+    """Every partition of the event topics, as ``consumer``'s metadata knows them, in order;
+    None while it does not know one of the topics."""
+    known = [consumer.partitions_for_topic(topic) for topic in topics.events]
+    if any(not partitions for partitions in known):
+        return None
+    return [
+        TopicPartition(topic, p)
+        for topic, partitions in zip(topics.events, known, strict=True)
+        for p in sorted(partitions)
+    ]
 
 
 def advice(topic: str, how: list[str], bootstrap: str) -> str:
