@@ -124,11 +124,8 @@ def _ledgered(
         _LEDGERS, generation=reader.generation("session_events"), ids=list(session_ids)
     )
     chunks = chunk_figures(reader, session_ids)
-    stored = {str(row[0]): row[1:] for row in rows}
+    firsts = {str(s): (str(bot_id), first_at) for s, bot_id, first_at, *_ in rows}
+    stored = {str(s): held for s, _, _, *held in rows}
     return {
-        s: (
-            (str(stored[s][0]), stored[s][1]) if s in stored else None,
-            ledger(stored[s][2:] if s in stored else None, chunks.get(s, ())),
-        )
-        for s in {*stored, *chunks}
+        s: (firsts.get(s), ledger(stored.get(s), chunks.get(s, ()))) for s in {*stored, *chunks}
     }

@@ -12,6 +12,7 @@ its parameters twice.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from fastapi import Depends, Request
@@ -25,9 +26,9 @@ from pydantic import BaseModel
 async def known_parameters(request: Request) -> None:
     route: APIRoute = request.scope["route"]
     taken = _query_names(route.dependant)  # 1-2 µs: not worth a cache
-    given = request.query_params.multi_items()
-    unknown = sorted({name for name, _ in given} - taken)
-    repeated = sorted({name for name, _ in given if request.query_params.getlist(name)[1:]})
+    given = Counter(name for name, _ in request.query_params.multi_items())
+    unknown = sorted(set(given) - taken)
+    repeated = sorted(name for name, times in given.items() if times > 1)
     if unknown or repeated:
         reason = f"not a parameter of this route, which takes {', '.join(sorted(taken)) or 'none'}"
         raise RequestValidationError(

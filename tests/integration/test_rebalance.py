@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -28,6 +29,19 @@ async def _stream(bootstrap: str, topics: Topics) -> None:
             await asyncio.sleep(0.05)
 
 
+def _member(bootstrap: str, topics: Topics, group: str, store: Store, **options: Any) -> Projector:
+    """A projector of ``group``, quick to hand over a batch."""
+    return Projector(
+        bootstrap=bootstrap, topics=topics, group_id=group, store=store, max_wait_ms=50, **options
+    )
+
+
+def _assert_every_session_whole(store: Store) -> None:
+    expected_turns = [t.text for t in SCRIPT]
+    for n in range(SESSIONS):
+        assert [t.text for t in store.session(f"s{n:03d}")] == expected_turns
+
+
 async def test_a_projector_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
     kafka_bootstrap: str, topics: Topics, clickhouse: Client
 ) -> None:
@@ -35,9 +49,7 @@ async def test_a_projector_joining_and_leaving_mid_stream_loses_and_doubles_noth
     group = unique_name("group")
 
     def projector() -> Projector:
-        return Projector(
-            bootstrap=kafka_bootstrap, topics=topics, group_id=group, store=store, max_wait_ms=50
-        )
+        return _member(kafka_bootstrap, topics, group, store)
 
     first_stop, second_stop = asyncio.Event(), asyncio.Event()
     async with projector() as first:
@@ -56,9 +68,7 @@ async def test_a_projector_joining_and_leaving_mid_stream_loses_and_doubles_noth
         await last.catch_up()
     assert second.stats.events > 0, "the second projector took part"
 
-    expected_turns = [t.text for t in SCRIPT]
-    for n in range(SESSIONS):
-        assert [t.text for t in store.session(f"s{n:03d}")] == expected_turns
+    _assert_every_session_whole(store)
     events = clickhouse.query("SELECT count() FROM session_events").result_rows[0][0]
     assert events == SESSIONS * (2 * len(SCRIPT) + 1)  # and its SessionEnded
     assert store.incomplete_sessions() == []
@@ -74,14 +84,7 @@ async def test_catching_up_right_after_a_member_left_reads_the_partitions_it_hel
     group = unique_name("group")
 
     def projector() -> Projector:
-        return Projector(
-            bootstrap=kafka_bootstrap,
-            topics=topics,
-            group_id=group,
-            store=store,
-            max_wait_ms=50,
-            session_timeout_ms=30_000,
-        )
+        return _member(kafka_bootstrap, topics, group, store, session_timeout_ms=30_000)
 
     async with projector() as first:
         first_stop, second_stop = asyncio.Event(), asyncio.Event()
@@ -96,6 +99,4 @@ async def test_catching_up_right_after_a_member_left_reads_the_partitions_it_hel
         await _stream(kafka_bootstrap, topics)
         await first.catch_up()
 
-    expected_turns = [t.text for t in SCRIPT]
-    for n in range(SESSIONS):
-        assert [t.text for t in store.session(f"s{n:03d}")] == expected_turns
+    _assert_every_session_whole(store)
