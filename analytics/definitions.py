@@ -7,12 +7,15 @@ version applies to every past call at once, and a dashboard can tell which meani
 had.
 
 Each metric is counted over turns or over sessions (``per``), which decides its bucket: a
-turn's bucket is that of its start, a session's that of its first turn, and a session is
-counted, with all its turns, when that turn started in the range asked. So a bucket's counts
+turn's bucket is that of its start, a session's that of its first turn (of its first event,
+for a session without turns), and a session is counted, with all its turns, when that turn
+started in the range asked. So a bucket's counts
 and sums add up, over all buckets, to those of the whole range, and a figure does not depend
 on the range it was asked in. (Version 1 of the session metrics and of the response latency
 saw only the turns in the range: a session that began before it was counted from its turns
-in it, and the first assistant turn of the range had no latency.)
+in it, and the first assistant turn of the range had no latency. Version 2 of ``sessions``
+and ``completeness`` did not count a session without turns, a call nobody spoke in: the
+calls that failed before a word was said were the ones missing.)
 """
 
 from __future__ import annotations
@@ -42,11 +45,12 @@ LEVELS = (0.5, 0.9, 0.95, 0.99)
 METRICS = (
     Metric(
         "sessions",
-        2,
+        3,
         "count",
         "count",
         "session",
-        "Sessions whose first turn started in the bucket.",
+        "Sessions whose first turn started in the bucket, or, for a session without turns "
+        "(a call nobody spoke in), whose first event was in it.",
     ),
     Metric(
         "turns",
@@ -137,7 +141,7 @@ METRICS = (
         "distribution",
         "session",
         "Per session, the time in which a user turn and an assistant turn both ran: "
-        "the total, and its percentiles over sessions.",
+        "the total, and its percentiles over the sessions with turns.",
     ),
     Metric(
         "silence_ms",
@@ -146,16 +150,16 @@ METRICS = (
         "distribution",
         "session",
         "Per session, the time within its call in which no turn ran: the total, and its "
-        "percentiles over sessions.",
+        "percentiles over the sessions with turns.",
     ),
     Metric(
         "completeness",
-        2,
+        3,
         "count",
         "count",
         "session",
-        "Sessions by state: sealed (ended, held whole), sealed_with_holes, abandoned (no end, "
-        "silent for longer than abandoned_after), open.",
+        "Sessions by state, those without turns included: sealed (ended, held whole), "
+        "sealed_with_holes, abandoned (no end, silent for longer than abandoned_after), open.",
     ),
 )
 """Every metric the analytics report, in the order the API lists them."""

@@ -106,11 +106,12 @@ def in_range(
     return since, until, matching("", bot_id)
 
 
-def matching(turn: str, bot_id: str | None) -> str:
+def matching(turn: str, bot_id: str | None, started: str = "started_at") -> str:
     """SQL of whether a turn started in ``[{since}, {until})`` (of the bot ``{bot_id}``, if
-    one): ``turn`` is ``""`` for a row's columns, or a turn tuple and a dot."""
+    one): ``turn`` is ``""`` for a row's columns, or a turn tuple and a dot; ``started``
+    names its start."""
     since, until = "{since:DateTime64(6, 'UTC')}", "{until:DateTime64(6, 'UTC')}"
-    matches = f"{turn}started_at >= {since} AND {turn}started_at < {until}"
+    matches = f"{turn}{started} >= {since} AND {turn}{started} < {until}"
     return f"{turn}bot_id = {{bot_id:String}} AND {matches}" if bot_id else matches
 
 

@@ -24,12 +24,12 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from queries.completeness import as_read
-from queries.marks import MAYBE_TOUCHED, Generations, Touched, mark, touched_since
+from queries.marks import MAYBE_TOUCHED, TOUCHED, Generations, Touched, mark, touched_since
 from queries.models import SessionSummary
 from queries.paging import as_utc, window_batches
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS
-from queries.summaries import silent_summaries, summaries
+from queries.summaries import silent_ids, silent_summaries, summaries
 
 WRITE_BATCH = 5_000
 """Sessions summarized and written at a time, to bound a refresh's memory."""
@@ -48,12 +48,6 @@ _KEY = (*_GENERATIONS, "session_id", "bot_id", "first_event_at", "computed_at")
 _SPOKEN = """
 SELECT DISTINCT session_id FROM transcripts_generations
 WHERE generation = {generation:UInt32} AND {folded}"""
-_LEDGERED = """
-SELECT DISTINCT session_id FROM session_summaries_generations
-WHERE generation = {events_generation:UInt32} AND {folded}"""
-"""Sessions with events, and those with turns of the ``session_events`` generation when
-both generations are the same; from the summaries' table, a row or two per session, rather
-than the ledger's row per event."""
 _HELD = f"""
 SELECT session_id, bot_id, first_event_at FROM session_card_keys FINAL
 WHERE {CACHED_GENERATIONS} AND session_id IN {{ids:Array(String)}}"""
@@ -73,7 +67,7 @@ def write_cards(
     service shutting down does not wait for). A session without turns (a call nobody spoke
     in) gets a card made from its events."""
     spoken = _picked(reader, _SPOKEN, parameters, folded)
-    silent = sorted(set(_picked(reader, _LEDGERED, parameters, folded)) - set(spoken))
+    silent = sorted(_picked(reader, silent_ids("{folded}"), parameters, folded))
     for summarized, ids in ((summaries, spoken), (silent_summaries, silent)):
         for start in range(0, len(ids), WRITE_BATCH):
             if stopping():
@@ -121,6 +115,23 @@ def _write(
 
 
 @dataclass(frozen=True)
+class Among:
+    """Which sessions a listing summarizes live: SQL over ``session_id`` for a statement that
+    finds them by bot and time (``by_time``: ``MAYBE_TOUCHED``, a few more) and for one that
+    finds them by key (``by_key``), what binds the two, and of what they pick, which to take
+    (all, if None)."""
+
+    by_time: str
+    by_key: str
+    parameters: dict[str, Any]
+    taken: set[str] | None
+
+
+EVERY_SESSION = Among("1", "1", {}, None)
+"""All of them: the store has no cache yet."""
+
+
+@dataclass(frozen=True)
 class Cards:
     """The cache as one listing finds it: its generations, and the sessions projected after
     its mark (``touched``), whose cards the listing passes over and which it summarizes live
@@ -138,10 +149,10 @@ class Cards:
             return None
         return cls(generations.parameters(), touched_since(reader, generations, through))
 
-    def touched_among(self) -> tuple[str, dict[str, Any], set[str]]:
-        """SQL that picks the sessions projected after the mark, over ``session_id``, and a
-        few more (``MAYBE_TOUCHED``); what binds it; and which of them were."""
-        return MAYBE_TOUCHED, self.parameters | self.touched.parameters(), set(self.touched.ids)
+    def touched_among(self) -> Among:
+        """The sessions projected after the mark, which the listing summarizes live."""
+        bound = self.parameters | self.touched.parameters()
+        return Among(MAYBE_TOUCHED, TOUCHED, bound, set(self.touched.ids))
 
     def read(
         self,

@@ -2,12 +2,13 @@
 tables: a call projected a second ago is counted, and each turn once, in its latest version.
 
 A turn counts in the bucket of its start, with its response latency (taken from the user turn
-before it, even one before ``since``); a session counts in the bucket of its first turn, with
-its call time, overlap, silence and state from all its turns, when that turn started in the
-range. Whole hours come from the hourly rollups (``queries.rollups``), but those of sessions
-projected after the cache's mark; the rest (the hours a rollup does not hold yet, a range's
-partial hours, minute buckets, a store without a mark) is summed from its slices
-(``queries.facts.slices_in``) by the same SQL, and the two merged.
+before it, even one before ``since``); a session counts in the bucket of its first turn (of
+its first event, without turns), with its call time, overlap, silence and state from all its
+turns, when that turn started in the range. Whole hours come from the hourly rollups
+(``queries.rollups``), but those of sessions projected after the cache's mark; the rest (the
+hours a rollup does not hold yet, a range's partial hours, minute buckets, a store without a
+mark) is summed from its slices (``queries.facts.slices_in``) by the same SQL, and the two
+merged.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ SELECT
     {_BUCKET},
     {{group}} AS grp,
     sum(sessions_n),
+    sum(spoken_n),
     sum(call_ms_total),
     sum(overlap_ms_total),
     quantilesMerge{PERCENTILES}(overlaps),
@@ -142,8 +144,8 @@ def metrics(
     bot_id: str | None = None,
     group_by: GroupBy | None = None,
 ) -> Metrics:
-    """Every metric per bucket of ``[since, until)`` and group; buckets without turns are
-    left out."""
+    """Every metric per bucket of ``[since, until)`` and group; buckets with no turn and no
+    session are left out."""
     since, until, _ = in_range(since, until, bot_id)
     step = BUCKETS[bucket]
     if (until - since) / step > MAX_BUCKETS:
@@ -187,11 +189,11 @@ def metrics(
         parameters | hours.parameters(),
     )
     turns: dict[tuple[datetime, str], dict[str, Sequence[Any]]] = {}
-    for at, group, role, *values in read.merged("turn_rollups", "t."):
+    for at, group, role, *values in read.merged("turn_rollups", "t.", "started_at"):
         turns.setdefault((as_utc(at), group), {})[role] = values
     rows = {key: _turn_figures(by_role) for key, by_role in turns.items()}
     if group_by != "role":
-        for at, group, *values in read.merged("session_rollups", "turns[1]."):
+        for at, group, *values in read.merged("session_rollups", "", "opened_at"):
             key = (as_utc(at), group)
             rows[key] = rows.get(key, _turn_figures({})) | _session_figures(values)
     return Metrics(
@@ -221,16 +223,17 @@ class _Read:
     group_by: GroupBy | None
     parameters: dict[str, Any]
 
-    def merged(self, table: str, turn: str) -> Sequence[Sequence[Any]]:
+    def merged(self, table: str, turn: str, started: str) -> Sequence[Sequence[Any]]:
         """The figures of ``table`` per bucket and group: of the rollup rows of the hours
-        that have them, and summed from the slices for the others (``turn`` names the turn
-        that puts a row in its hour: ``t.`` each turn, ``turns[1].`` a session's first)."""
+        that have them, and summed from the slices for the others (``turn`` and ``started``
+        name the time that puts a row in its hour: ``t.`` and ``started_at``, each turn's
+        start, or ``""`` and ``opened_at``, when a slice's session counts)."""
         parts = []
         if self.hours.rolls:
             parts.append(rolled(table, f"{_ROLLED.format(hour='hour')} AND {of_bot(self.bot_id)}"))
         if self.hours.folds:
-            hour = f"toStartOfHour({turn}started_at)"
-            picked = f"{matching(turn, self.bot_id)} AND NOT {_ROLLED.format(hour=hour)}"
+            hour = f"toStartOfHour({turn}{started})"
+            picked = f"{matching(turn, self.bot_id, started)} AND NOT {_ROLLED.format(hour=hour)}"
             parts.append(states(table, self.slices[table], picked))
         if not parts:
             return []
@@ -263,16 +266,12 @@ def _turn_figures(by_role: dict[str, Sequence[Any]]) -> dict[str, Any]:
 
 
 def _session_figures(values: Sequence[Any]) -> dict[str, Any]:
-    sessions, call, overlap, overlaps, silence, silences, *states = values
+    sessions, spoken, call, overlap, overlaps, silence, silences, *states = values
     return {
         "sessions": sessions,
         "call_ms": call,
-        "overlap_ms": SessionTimeFigures(
-            total=overlap, per_session=percentiles(overlaps, sessions)
-        ),
-        "silence_ms": SessionTimeFigures(
-            total=silence, per_session=percentiles(silences, sessions)
-        ),
+        "overlap_ms": SessionTimeFigures(total=overlap, per_session=percentiles(overlaps, spoken)),
+        "silence_ms": SessionTimeFigures(total=silence, per_session=percentiles(silences, spoken)),
         "completeness": StateCounts(**dict(zip(StateCounts.model_fields, states, strict=True))),
     }
 

@@ -312,5 +312,5 @@ class Metrics(Answer):
     group_by: Literal["bot", "role", "language", "framework"] | None
     definitions: list[MetricDefinition]
     rows: list[MetricsRow] = Field(
-        description="By bucket, then group; buckets without turns are left out."
+        description="By bucket, then group; buckets with no turn and no session are left out."
     )

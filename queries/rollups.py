@@ -4,9 +4,9 @@ states. One SQL serves both ends: ``FactsKeeper`` sums the cached slices of an h
 rollup rows, and ``queries.metrics`` sums the slices it must fold (the hours a rollup does
 not hold yet, minute buckets) and merges them with the rollup rows it reads.
 
-A turn is summed into the bucket of its start, a session into that of its first turn; the
-turn's latency and the session's figures were folded with the whole session, so a bucket
-needs no other.
+A turn is summed into the bucket of its start, a session into that of its first turn (of its
+first event, without turns: ``opened_at``); the turn's latency and the session's figures were
+folded with the whole session, so a bucket needs no other.
 """
 
 from __future__ import annotations
@@ -48,27 +48,29 @@ WHERE {{picked}}
 GROUP BY hour, bot_id, framework, language, role""",
     "session_rollups": f"""
 SELECT
-    {_AT.format("turns[1].started_at")} AS hour,
+    {_AT.format("opened_at")} AS hour,
     bot_id,
     turns[1].framework AS framework,
     session_language AS language,
     count() AS sessions_n,
     sum(call_ms) AS call_ms_total,
     sum(overlap_ms) AS overlap_ms_total,
-    quantilesState{PERCENTILES}(overlap_ms) AS overlaps,
+    quantilesStateIf{PERCENTILES}(overlap_ms, notEmpty(turns)) AS overlaps,
     sum(silence_ms) AS silence_ms_total,
-    quantilesState{PERCENTILES}(silence_ms) AS silences,
+    quantilesStateIf{PERCENTILES}(silence_ms, notEmpty(turns)) AS silences,
     countIf(ended = 'sealed') AS sealed_n,
     countIf(ended = 'sealed_with_holes') AS holed_n,
-    groupArrayIf(last_active_at, ended IS NULL) AS unsealed
+    groupArrayIf(last_active_at, ended IS NULL) AS unsealed,
+    countIf(notEmpty(turns)) AS spoken_n
 FROM ({{slices}})
 WHERE opens AND {{picked}}
 GROUP BY hour, bot_id, framework, language""",
 }
 """Per rollup, SQL of the rows that ``{slices}`` sum to, per bucket of ``{bucket_s}``
 seconds: of their turns (``turn_rollups``) or of the sessions they open
-(``session_rollups``), those that ``{picked}`` keeps (over ``t``, the turn, or ``turns[1]``,
-the session's first)."""
+(``session_rollups``), those that ``{picked}`` keeps (over ``t``, the turn, or over the
+slice, whose ``opened_at`` places its session). A session without turns has no framework
+(''), and its overlap and silence, 0, are not among the percentiles'."""
 
 
 def states(table: str, slices: str, picked: str) -> str:

@@ -11,23 +11,23 @@ that neither reads more than it must:
    and time, newest first by their first turn in the window;
 2. summaries of a batch of candidates, read by session key.
 
-Both kinds are merged in order, then the caller's filters taken. A session whose first turn
-lies before the window is left to the next, older window, so the listing stays in order of
-first event. Windows widen (an hour, a day, a week, ...) until the page is full or the time
-range is exhausted. The candidates are found by their turns: a session without any (a call
-nobody spoke in) is listed from its card alone, once a refresh has cached it.
+A session without turns (a call nobody spoke in) is a candidate by its first event, found in
+the ledger among the sessions without turns. All kinds are merged in order, then the
+caller's filters taken. A session whose first turn lies before the window is left to the
+next, older window, so the listing stays in order of first event. Windows widen (an hour, a
+day, a week, ...) until the page is full or the time range is exhausted.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from queries.cards import Cards
+from queries.cards import EVERY_SESSION, Among, Cards
 from queries.chunks import chunk_index
 from queries.errors import BadQueryError, NotFoundError
+from queries.marks import Generations
 from queries.models import (
     SessionDetail,
     SessionFilters,
@@ -44,7 +44,7 @@ from queries.paging import (
     window_batches,
 )
 from queries.reader import Reader
-from queries.summaries import from_turns, silent_summaries, summaries
+from queries.summaries import from_turns, silent_sessions, silent_summaries, summaries
 from queries.summary import passes
 from queries.turns import as_turn, stored_turns
 
@@ -74,6 +74,18 @@ GROUP BY session_id
 HAVING (first_in_window, session_id) < ({after_at:DateTime64(6, 'UTC')}, {after_id:String})
 ORDER BY first_in_window DESC, session_id DESC
 LIMIT {batch:UInt32}"""
+_SILENT_CANDIDATES = f"""
+SELECT min(occurred_at) AS first_event, session_id
+FROM session_events_generations
+WHERE generation = {{events_generation:UInt32}} AND {{bot}} AND {silent_sessions("{among}")}
+GROUP BY session_id
+HAVING first_event >= {{window_lo:DateTime64(6, 'UTC')}}
+    AND first_event < {{window_hi:DateTime64(6, 'UTC')}}
+    AND (first_event, session_id) < ({{after_at:DateTime64(6, 'UTC')}}, {{after_id:String}})
+ORDER BY first_event DESC, session_id DESC
+LIMIT {{batch:UInt32}}"""
+"""The sessions without turns whose first event lies in the window, newest first: their
+ledger is read by key (``Among.by_key``), as it is ordered by session, not time."""
 
 
 def session_detail(reader: Reader, session_id: str) -> SessionDetail:
@@ -142,15 +154,16 @@ def _in_window(
     """The summaries of the sessions whose first event lies in ``window`` and before
     ``after``, newest first: the cached ones merged with those projected after the cache's
     mark, summarized live, or all live without a cache."""
+
+    def sizes() -> Iterator[int]:
+        return _batch_sizes(by_aggregate, limit)
+
     if cards is None:
-        return _live(
-            reader, bot_id, window, after, _batch_sizes(by_aggregate, limit), ("1", {}, None)
-        )
-    cached = cards.read(reader, bot_id, window, after, _batch_sizes(by_aggregate, limit))
+        return _live(reader, bot_id, window, after, sizes, EVERY_SESSION)
+    cached = cards.read(reader, bot_id, window, after, sizes())
     if not cards.touched.ids:
         return cached
-    among = cards.touched_among()
-    fresh = _live(reader, bot_id, window, after, _batch_sizes(by_aggregate, limit), among)
+    fresh = _live(reader, bot_id, window, after, sizes, cards.touched_among())
     return heapq.merge(cached, fresh, key=_order, reverse=True)
 
 
@@ -172,22 +185,29 @@ def _live(
     bot_id: str | None,
     window: tuple[datetime, datetime],
     after: tuple[datetime, str],
-    sizes: Iterator[int],
-    among: tuple[str, dict[str, Any], set[str] | None],
+    sizes: Callable[[], Iterator[int]],
+    among: Among,
 ) -> Iterator[SessionSummary]:
     """``_in_window``'s summaries made from the live tables, of the sessions ``among`` picks:
-    SQL over ``session_id``, what binds it, and of what it picks, which to take (all, if
-    None); candidates in batches, then their summaries."""
-    picks, parameters, taken = among
-    sql = _CANDIDATES.replace("{among}", picks)
-    bound = {"generation": reader.generation("transcripts")} | parameters
-    for rows in window_batches(reader, sql, bound, bot_id, window, after, sizes):
-        ids = [str(r[1]) for r in rows]
-        yield from (
-            s
-            for s in summaries(reader, ids if taken is None else [i for i in ids if i in taken])
-            if window[0] <= s.first_event_at < window[1] and _order(s) < after
-        )
+    those with turns and those without, merged in order."""
+    bound = Generations.of(reader).parameters() | among.parameters
+
+    def summarized(
+        sql: str, summarize: Callable[[Reader, list[str]], list[SessionSummary]]
+    ) -> Iterator[SessionSummary]:
+        """Candidates in batches, then their summaries."""
+        for rows in window_batches(reader, sql, bound, bot_id, window, after, sizes()):
+            ids = [str(r[1]) for r in rows]
+            found = summarize(reader, [i for i in ids if among.taken is None or i in among.taken])
+            inside = (s for s in found if window[0] <= s.first_event_at < window[1])
+            yield from sorted((s for s in inside if _order(s) < after), key=_order, reverse=True)
+
+    return heapq.merge(
+        summarized(_CANDIDATES.replace("{among}", among.by_time), summaries),
+        summarized(_SILENT_CANDIDATES.replace("{among}", among.by_key), silent_summaries),
+        key=_order,
+        reverse=True,
+    )
 
 
 def _page(found: list[SessionSummary], limit: int) -> SessionPage:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from consumers.storage.session_facts import FACT_TURN, SESSION_FIGURES, SLICE_TURN_TYPE
 from queries.sealing import SEALS_CHUNK_HOLES, SEALS_ENDS
+from queries.summaries import silent_sessions
 from queries.turns import SUMMARY_FIELDS, session_turns, turn_field
 
 SLICE_VALUES = ("turns", *(name for name, _ in SESSION_FIGURES))
@@ -54,10 +55,12 @@ SELECT
         + {_COVERED.format(role=_OF_ROLE.format("assistant"))} - both_ms AS overlap_ms,
     call_ms - both_ms AS silence_ms,
     {_ENDED.replace("{kind}", dict(SESSION_FIGURES)["ended"])} AS ended,
-    greatest(arrayMax(t -> {_END}, turns), coalesce(last_event_at, turns[1].started_at))
-        AS last_active_at
+    greatest(arrayMax(t -> {_END}, turns), coalesce(last_event_at, opened_at)) AS last_active_at,
+    opened_at,
+    opened_by
 FROM ({{sessions}})"""
-"""Each session's figures from all its turns."""
+"""Each session's figures from all its turns; those of a session without turns are 0, its
+language '', and its state that of its events."""
 
 _SLICED = f"""
 SELECT {SLICE_COLUMNS}
@@ -68,21 +71,24 @@ FROM (
         session_id,
         arrayFilter(t -> (toStartOfHour(t.started_at), t.bot_id) = slice, whole) AS turns,
         slice = slices[1] AS opens,
-        session_language, call_ms, overlap_ms, silence_ms, ended, last_active_at
+        session_language, call_ms, overlap_ms, silence_ms, ended, last_active_at, opened_at
     FROM (
-        SELECT *, turns AS whole, arrayDistinct(arrayMap(
-            t -> (toStartOfHour(t.started_at), t.bot_id), turns)) AS slices
+        SELECT *, turns AS whole, if(empty(turns), [(toStartOfHour(opened_at), opened_by)],
+            arrayDistinct(arrayMap(t -> (toStartOfHour(t.started_at), t.bot_id), turns)))
+            AS slices
         FROM ({_FIGURES})
     )
     ARRAY JOIN slices AS slice
 )"""
-"""Each session cut into its slices, in the order of their first turns: the first opens."""
+"""Each session cut into its slices, in the order of their first turns: the first opens. A
+session without turns is one slice, in the hour of its first event."""
 
 
-def live_slices(where: str) -> str:
+def live_slices(where: str, silent: str) -> str:
     """SQL of the slices of the sessions ``where`` picks (a fragment over
-    ``transcripts_generations``, whose sessions are folded whole), from the live tables."""
-    return _SLICED.replace("{sessions}", _live_sessions(where))
+    ``transcripts_generations``, whose sessions are folded whole), and of the sessions without
+    turns that ``silent`` picks (a fragment over ``session_id``), from the live tables."""
+    return _SLICED.replace("{sessions}", _live_sessions(where, silent))
 
 
 def live_turns(where: str) -> str:
@@ -113,24 +119,46 @@ SELECT
 FROM ({session_turns(SUMMARY_FIELDS, in_where)})"""
 
 
-def _live_sessions(where: str) -> str:
-    """SQL of the sessions ``where`` picks: ``session_id``, ``turns`` (in speaking order,
-    each with its latency) and what its completeness needs."""
-    in_where = _whole_sessions(where)
+def _opened(where: str, silent: str) -> str:
+    """SQL of the sessions ``where`` and ``silent`` pick, as ``_live_sessions`` takes them:
+    ``session_id``, ``turns``, and when the session counts and of which bot (``opened_at``,
+    ``opened_by``)."""
+    return f"""
+SELECT session_id, turns, turns[1].started_at AS opened_at, turns[1].bot_id AS opened_by
+FROM ({_live_turns(where)})
+UNION ALL
+SELECT
+    session_id,
+    CAST([] AS Array({SLICE_TURN_TYPE})) AS turns,
+    min(occurred_at) AS opened_at,
+    any(bot_id) AS opened_by
+FROM session_events_generations
+WHERE generation = {{events_generation:UInt32}} AND {silent}
+GROUP BY session_id"""
+
+
+def _live_sessions(where: str, silent: str) -> str:
+    """SQL of the sessions ``where`` and ``silent`` pick (see ``live_slices``): ``session_id``,
+    ``turns`` (in speaking order, each with its latency), ``opened_at``, ``opened_by`` and
+    what its completeness needs."""
+    in_where, silent_in = _whole_sessions(where), silent_sessions(silent)
+    both = f"(({in_where}) OR ({silent_in}))"
     return f"""
 SELECT
     st.session_id AS session_id,
     st.turns AS turns,
+    st.opened_at AS opened_at,
+    st.opened_by AS opened_by,
     l.events AS events,
     l.last_seq AS last_seq,
     s.session_ends AS session_ends,
     s.chunk_holes AS chunk_holes,
     s.last_event_at AS last_event_at
-FROM ({_live_turns(in_where)}) AS st
+FROM ({_opened(in_where, silent_in)}) AS st
 LEFT JOIN (
     SELECT session_id, uniqExactMerge(seqs) AS events, toInt64(max(last_seq)) AS last_seq
     FROM session_summaries_generations
-    WHERE generation = {{events_generation:UInt32}} AND {in_where}
+    WHERE generation = {{events_generation:UInt32}} AND {both}
     GROUP BY session_id
 ) AS l ON st.session_id = l.session_id
 LEFT JOIN (
@@ -141,7 +169,7 @@ LEFT JOIN (
         {SEALS_CHUNK_HOLES} AS chunk_holes
     FROM session_seals_generations
     WHERE generation IN ({{events_generation:UInt32}}, {{chunks_generation:UInt32}})
-        AND {in_where}
+        AND {both}
     GROUP BY session_id
 ) AS s ON st.session_id = s.session_id
 SETTINGS join_use_nulls = 1"""

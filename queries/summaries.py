@@ -42,6 +42,25 @@ LEFT JOIN (
 ) AS e ON s.session_id = e.session_id
 SETTINGS join_use_nulls = 1"""
 
+
+def silent_ids(picks: str) -> str:
+    """SQL of the sessions ``picks`` picks (a fragment over ``session_id``) that have events
+    but no turns, found in the summaries' table, a row or two per session, rather than in the
+    ledger's row per event; ``{generation}`` (of the transcripts) and ``{events_generation}``
+    bound by the caller. ``EXCEPT`` alone would be ``EXCEPT ALL``, which took a session with
+    two summary rows and one turn, once merged to one row, for a session without turns."""
+    return f"""
+SELECT session_id FROM session_summaries_generations
+WHERE generation = {{events_generation:UInt32}} AND {picks}
+EXCEPT DISTINCT SELECT session_id FROM transcripts_generations
+WHERE generation = {{generation:UInt32}} AND {picks}"""
+
+
+def silent_sessions(picks: str) -> str:
+    """SQL of whether a row's session is one of ``silent_ids(picks)``."""
+    return f"session_id IN ({silent_ids(picks)})"
+
+
 _LEDGERS = f"""
 SELECT session_id, any(bot_id), min(occurred_at), {", ".join(LEDGER_COLUMNS)}
 FROM session_events_generations

@@ -7,7 +7,9 @@ started in one hour, of one bot (a session has one bot; should its turns name se
 bot's are a slice of their own), in their latest versions, each with its response latency,
 and the session's own figures (call time, overlap, silence, how it ended), which its first
 slice counts. So a slice is read alone: the turn before it and the rest of its session were
-already taken into account when it was folded.
+already taken into account when it was folded. A session without turns (a call nobody spoke
+in, often one that failed) has one slice without turns, in the hour of its first event,
+which counts it.
 
 Even so, a week of all bots read 2.3M cached turns (1.2 s), and the percentiles need each of
 them. The rollups hold, per hour, bot and group, the slices' counts, sums and percentile
@@ -48,11 +50,13 @@ SESSION_FIGURES = (
     ("silence_ms", "Int64"),
     ("ended", "Nullable(Enum8('sealed' = 1, 'sealed_with_holes' = 2))"),
     ("last_active_at", "DateTime64(6, 'UTC')"),
+    ("opened_at", "DateTime64(6, 'UTC')"),
 )
 """A session's figures on each of its slices: ``opens`` on the slice of its first turn, the
 one that counts it; its first language ('' without one); its call time, overlap and silence;
 ``ended`` sealed or with holes, NULL without an end (open or abandoned, by the time of
-``last_active_at`` when it is read)."""
+``last_active_at`` when it is read); ``opened_at``, when it counts: its first turn's start,
+or its first event's without turns."""
 
 _GENERATIONS = """
     generation UInt32,
@@ -114,10 +118,12 @@ ROLLUP_VALUES = {
         ("sealed_n", "UInt64"),
         ("holed_n", "UInt64"),
         ("unsealed", "Array(DateTime64(6, 'UTC'))"),
+        ("spoken_n", "UInt64"),
     ),
 }
 """Per rollup, what its rows hold; the names are none of a slice's, so that the SQL that
-folds slices into them can name its results as the table does."""
+folds slices into them can name its results as the table does. ``spoken_n`` counts the
+sessions with turns, over which the overlap and silence percentiles are taken."""
 _KINDS = {
     "hour": "DateTime('UTC')",
     "bot_id": "LowCardinality(String)",

@@ -40,8 +40,9 @@ def all_metrics(state: State, query: Annotated[MetricsQuery, Query()]) -> Respon
     """Every metric of `definitions` per bucket (`minute`, `hour` or `day` of UTC) of
     ``[since, until)`` and per group (`bot`, `role`, `language` or `framework`), from the live
     tables: each turn once, in its latest version. A turn counts in the bucket of its start, a
-    session in that of its first turn, with all its turns, when that turn started in the range;
-    buckets without turns are left out."""
+    session in that of its first turn, with all its turns, when that turn started in the range
+    (in that of its first event, without turns); buckets with no turn and no session are left
+    out."""
     found = metrics(state.ready_reader(), **query.model_dump())
     return respond(MetricsAnswer, state.freshness(), found)
 

@@ -87,10 +87,16 @@ def stored_versions(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 def event_rows(
-    session_id: str, seqs: list[int], end: tuple[int, list[tuple[str, int, int]]] | None = None
+    session_id: str,
+    seqs: list[int],
+    end: tuple[int, list[tuple[str, int, int]]] | None = None,
+    *,
+    bot_id: str = "rules",
+    start: datetime = T0,
 ) -> pl.DataFrame:
-    """Ledger rows of ``session_events`` for ``seqs``, one a second from ``T0``; with ``end``
-    (event count, declared (track, chunks, samples)), the last seq is a ``SessionEnded``."""
+    """Ledger rows of ``session_events`` for ``seqs``, one a second from ``start``; with
+    ``end`` (event count, declared (track, chunks, samples)), the last seq is a
+    ``SessionEnded``."""
     last = max(seqs, default=-1)
     return pl.DataFrame(
         [
@@ -99,8 +105,8 @@ def event_rows(
                 "seq": seq,
                 "event_id": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{session_id}/{seq}")),
                 "event_type": "SessionEnded" if end and seq == last else "TurnStarted",
-                "bot_id": "rules",
-                "occurred_at": T0 + timedelta(seconds=seq),
+                "bot_id": bot_id,
+                "occurred_at": start + timedelta(seconds=seq),
                 "declared_events": end[0] if end and seq == last else None,
                 "declared_tracks": [{"track": t, "chunks": c, "samples": s} for t, c, s in end[1]]
                 if end and seq == last

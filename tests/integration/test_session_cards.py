@@ -163,18 +163,19 @@ def test_an_insert_that_landed_after_its_refresh_is_cached_one_overlap_later(
     _both_ways(reader, monkeypatch)
 
 
-def test_a_call_nobody_spoke_in_is_listed_from_its_events_once_cached(
+def test_a_call_nobody_spoke_in_is_listed_from_its_events_live_and_cached(
     three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Its card is made from its ledger; until a refresh caches it, its events are read live
-    by id only (``GET /v1/sessions/{id}``), so the listing shows it from the next refresh.
-    Once it has a turn, it is listed where that turn begins, once."""
+    """Its card is made from its ledger; until a refresh caches it, the listing finds it in
+    its ledger, among the sessions projected after the mark. Once it has a turn, it is
+    listed where that turn begins, once."""
     client, sessions = three_calls
     reader, store, keeper = Reader(client), Store(client), FactsKeeper(client)
     keeper.refresh()
     silent = unique_name("silent")
     store.insert("session_events", event_rows(silent, [0, 1, 2], (3, [])), generation=1)
-    assert silent not in _ids(reader, {})
+    assert silent in _ids(reader, {})
+    _both_ways(reader, monkeypatch)
     keeper.refresh()
     reader = Reader(client)  # not the mark the last one holds for a second
     (page,) = _walk(reader, {}, 50)

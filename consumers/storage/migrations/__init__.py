@@ -31,6 +31,7 @@ from consumers.storage.migrations.read_caches import (
     PROJECTED_SESSIONS_KEPT_DAYS,
     READ_CACHES,
 )
+from consumers.storage.migrations.silent_sessions import SILENT_SESSIONS
 from consumers.storage.migrations.text_index import TEXT_INDEX, WORD_SEPARATORS
 
 __all__ = [
@@ -44,7 +45,12 @@ __all__ = [
     "migrate",
 ]
 
-MIGRATIONS: tuple[Migration, ...] = (*PROJECTION_TABLES, *READ_CACHES, *TEXT_INDEX)
+MIGRATIONS: tuple[Migration, ...] = (
+    *PROJECTION_TABLES,
+    *READ_CACHES,
+    *TEXT_INDEX,
+    *SILENT_SESSIONS,
+)
 
 
 def migrate(client: Client) -> list[Migration]:
