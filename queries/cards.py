@@ -24,12 +24,12 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from queries.completeness import as_read
-from queries.marks import MAYBE_TOUCHED, TOUCHED, Generations, Touched, mark, touched_since
+from queries.marks import MAYBE_TOUCHED, SILENT, Generations, Touched, mark, touched_since
 from queries.models import SessionSummary
 from queries.paging import as_utc, window_batches
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS
-from queries.summaries import silent_ids, silent_summaries, summaries
+from queries.summaries import silent_sessions, silent_summaries, summaries
 
 WRITE_BATCH = 5_000
 """Sessions summarized and written at a time, to bound a refresh's memory."""
@@ -58,25 +58,21 @@ def write_cards(
     reader: Reader,
     parameters: dict[str, Any],
     folded: str,
+    silent: list[str],
     stopping: Callable[[], bool],
 ) -> None:
     """Write the cards of the sessions ``folded`` picks (a fragment over ``session_id``),
     summarized from the live tables, ``parameters`` binding the generations,
     ``computed_at`` and whatever ``folded`` names; between two batches, stop if ``stopping``
     says so (a first refresh summarizes a part of 250k sessions in about a minute, which a
-    service shutting down does not wait for). A session without turns (a call nobody spoke
-    in) gets a card made from its events."""
-    spoken = _picked(reader, _SPOKEN, parameters, folded)
-    silent = sorted(_picked(reader, silent_ids("{folded}"), parameters, folded))
+    service shutting down does not wait for). The sessions among them without turns
+    (``silent``: calls nobody spoke in) get cards made from their events."""
+    spoken = [str(s) for (s,) in reader.rows(_SPOKEN.replace("{folded}", folded), **parameters)]
     for summarized, ids in ((summaries, spoken), (silent_summaries, silent)):
         for start in range(0, len(ids), WRITE_BATCH):
             if stopping():
                 return
             _write(client, reader, parameters, summarized(reader, ids[start : start + WRITE_BATCH]))
-
-
-def _picked(reader: Reader, sql: str, parameters: dict[str, Any], folded: str) -> list[str]:
-    return [str(s) for (s,) in reader.rows(sql.replace("{folded}", folded), **parameters)]
 
 
 def _write(
@@ -116,18 +112,18 @@ def _write(
 
 @dataclass(frozen=True)
 class Among:
-    """Which sessions a listing summarizes live: SQL over ``session_id`` for a statement that
-    finds them by bot and time (``by_time``: ``MAYBE_TOUCHED``, a few more) and for one that
-    finds them by key (``by_key``), what binds the two, and of what they pick, which to take
-    (all, if None)."""
+    """Which sessions a listing summarizes live: SQL over ``session_id`` of those with turns
+    for a statement that finds them by bot and time (``spoken``: ``MAYBE_TOUCHED``, a few
+    more), and of those without turns (``silent``; None: there are none), what binds the
+    two, and of what they pick, which to take (all, if None)."""
 
-    by_time: str
-    by_key: str
+    spoken: str
+    silent: str | None
     parameters: dict[str, Any]
     taken: set[str] | None
 
 
-EVERY_SESSION = Among("1", "1", {}, None)
+EVERY_SESSION = Among("1", silent_sessions("1"), {}, None)
 """All of them: the store has no cache yet."""
 
 
@@ -152,7 +148,8 @@ class Cards:
     def touched_among(self) -> Among:
         """The sessions projected after the mark, which the listing summarizes live."""
         bound = self.parameters | self.touched.parameters()
-        return Among(MAYBE_TOUCHED, TOUCHED, bound, set(self.touched.ids))
+        silent = silent_sessions(SILENT) if self.touched.silent else None
+        return Among(MAYBE_TOUCHED, silent, bound, set(self.touched.ids))
 
     def read(
         self,

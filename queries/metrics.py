@@ -173,7 +173,7 @@ def metrics(
         step,
         None
         if through is None
-        else touched_hours(reader, parameters, bot_id)
+        else touched_hours(reader, touched, parameters, bot_id)
         if touched.ids
         else [],
     )
@@ -181,7 +181,7 @@ def metrics(
         reader,
         hours,
         {
-            table: slices_in(bot_id, through, bool(touched.ids), turns=table == "turn_rollups")
+            table: slices_in(bot_id, through, touched, turns=table == "turn_rollups")
             for table in _MERGED
         },
         bot_id,

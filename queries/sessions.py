@@ -44,7 +44,7 @@ from queries.paging import (
     window_batches,
 )
 from queries.reader import Reader
-from queries.summaries import from_turns, silent_sessions, silent_summaries, summaries
+from queries.summaries import from_turns, silent_summaries, summaries
 from queries.summary import passes
 from queries.turns import as_turn, stored_turns
 
@@ -74,18 +74,18 @@ GROUP BY session_id
 HAVING (first_in_window, session_id) < ({after_at:DateTime64(6, 'UTC')}, {after_id:String})
 ORDER BY first_in_window DESC, session_id DESC
 LIMIT {batch:UInt32}"""
-_SILENT_CANDIDATES = f"""
+_SILENT_CANDIDATES = """
 SELECT min(occurred_at) AS first_event, session_id
 FROM session_events_generations
-WHERE generation = {{events_generation:UInt32}} AND {{bot}} AND {silent_sessions("{among}")}
+WHERE generation = {events_generation:UInt32} AND {bot} AND {silent}
 GROUP BY session_id
-HAVING first_event >= {{window_lo:DateTime64(6, 'UTC')}}
-    AND first_event < {{window_hi:DateTime64(6, 'UTC')}}
-    AND (first_event, session_id) < ({{after_at:DateTime64(6, 'UTC')}}, {{after_id:String}})
+HAVING first_event >= {window_lo:DateTime64(6, 'UTC')}
+    AND first_event < {window_hi:DateTime64(6, 'UTC')}
+    AND (first_event, session_id) < ({after_at:DateTime64(6, 'UTC')}, {after_id:String})
 ORDER BY first_event DESC, session_id DESC
-LIMIT {{batch:UInt32}}"""
-"""The sessions without turns whose first event lies in the window, newest first: their
-ledger is read by key (``Among.by_key``), as it is ordered by session, not time."""
+LIMIT {batch:UInt32}"""
+"""The sessions without turns (``{silent}``: ``Among.silent``) whose first event lies in the
+window, newest first."""
 
 
 def session_detail(reader: Reader, session_id: str) -> SessionDetail:
@@ -202,12 +202,11 @@ def _live(
             inside = (s for s in found if window[0] <= s.first_event_at < window[1])
             yield from sorted((s for s in inside if _order(s) < after), key=_order, reverse=True)
 
-    return heapq.merge(
-        summarized(_CANDIDATES.replace("{among}", among.by_time), summaries),
-        summarized(_SILENT_CANDIDATES.replace("{among}", among.by_key), silent_summaries),
-        key=_order,
-        reverse=True,
-    )
+    spoken = summarized(_CANDIDATES.replace("{among}", among.spoken), summaries)
+    if among.silent is None:
+        return spoken
+    silent = summarized(_SILENT_CANDIDATES.replace("{silent}", among.silent), silent_summaries)
+    return heapq.merge(spoken, silent, key=_order, reverse=True)
 
 
 def _page(found: list[SessionSummary], limit: int) -> SessionPage:

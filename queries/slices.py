@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from consumers.storage.session_facts import FACT_TURN, SESSION_FIGURES, SLICE_TURN_TYPE
 from queries.sealing import SEALS_CHUNK_HOLES, SEALS_ENDS
-from queries.summaries import silent_sessions
 from queries.turns import SUMMARY_FIELDS, session_turns, turn_field
 
 SLICE_VALUES = ("turns", *(name for name, _ in SESSION_FIGURES))
@@ -84,10 +83,11 @@ FROM (
 session without turns is one slice, in the hour of its first event."""
 
 
-def live_slices(where: str, silent: str) -> str:
+def live_slices(where: str, silent: str | None) -> str:
     """SQL of the slices of the sessions ``where`` picks (a fragment over
-    ``transcripts_generations``, whose sessions are folded whole), and of the sessions without
-    turns that ``silent`` picks (a fragment over ``session_id``), from the live tables."""
+    ``transcripts_generations``, whose sessions are folded whole), and of the sessions that
+    ``silent`` says have no turns (SQL over ``session_id``, as ``silent_sessions`` makes it;
+    None: there are none), from the live tables."""
     return _SLICED.replace("{sessions}", _live_sessions(where, silent))
 
 
@@ -119,13 +119,16 @@ SELECT
 FROM ({session_turns(SUMMARY_FIELDS, in_where)})"""
 
 
-def _opened(where: str, silent: str) -> str:
+def _opened(where: str, silent: str | None) -> str:
     """SQL of the sessions ``where`` and ``silent`` pick, as ``_live_sessions`` takes them:
     ``session_id``, ``turns``, and when the session counts and of which bot (``opened_at``,
     ``opened_by``)."""
-    return f"""
+    spoken = f"""
 SELECT session_id, turns, turns[1].started_at AS opened_at, turns[1].bot_id AS opened_by
-FROM ({_live_turns(where)})
+FROM ({_live_turns(where)})"""
+    if silent is None:
+        return spoken
+    return f"""{spoken}
 UNION ALL
 SELECT
     session_id,
@@ -137,12 +140,12 @@ WHERE generation = {{events_generation:UInt32}} AND {silent}
 GROUP BY session_id"""
 
 
-def _live_sessions(where: str, silent: str) -> str:
+def _live_sessions(where: str, silent: str | None) -> str:
     """SQL of the sessions ``where`` and ``silent`` pick (see ``live_slices``): ``session_id``,
     ``turns`` (in speaking order, each with its latency), ``opened_at``, ``opened_by`` and
     what its completeness needs."""
-    in_where, silent_in = _whole_sessions(where), silent_sessions(silent)
-    both = f"(({in_where}) OR ({silent_in}))"
+    in_where = _whole_sessions(where)
+    both = in_where if silent is None else f"(({in_where}) OR ({silent}))"
     return f"""
 SELECT
     st.session_id AS session_id,
@@ -154,7 +157,7 @@ SELECT
     s.session_ends AS session_ends,
     s.chunk_holes AS chunk_holes,
     s.last_event_at AS last_event_at
-FROM ({_opened(in_where, silent_in)}) AS st
+FROM ({_opened(in_where, silent)}) AS st
 LEFT JOIN (
     SELECT session_id, uniqExactMerge(seqs) AS events, toInt64(max(last_seq)) AS last_seq
     FROM session_summaries_generations
