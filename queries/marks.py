@@ -92,7 +92,7 @@ key of every part first (a page's candidates, 3 600 ids: 20 ms instead of 11), a
 is in no key. Where a statement finds the sessions by their key, ``TOUCHED`` is cheaper."""
 
 
-SILENT = "session_id IN {silent_ids:Array(String)}"
+SILENT = "session_id IN {silent:Array(String)}"
 """SQL of whether a row's session is one of those projected after the mark without turns
 (``Touched.silent``)."""
 
@@ -107,19 +107,21 @@ class Touched:
     hashes: list[int]
     silent: list[str] = field(default_factory=list)
     """Those without turns (calls nobody spoke in), which reads find in the ledger: nearly
-    always none, so that a read under ingest pays nothing for them. A read checks them again
-    (``silent_sessions(SILENT)``), as a turn may land between this list and its statements."""
+    always none, so that a read's statements name none. A read checks them again
+    (``silent_sessions(SILENT)``), as a turn may land between this list and its statements;
+    a session whose first turn lands just then may be missed by that one read."""
 
     def parameters(self) -> dict[str, Any]:
-        return {"touched_ids": self.ids, "touched_hashes": self.hashes, "silent_ids": self.silent}
+        return {"touched_ids": self.ids, "touched_hashes": self.hashes, "silent": self.silent}
 
 
 def touched_since(reader: Reader, generations: Generations, through: datetime) -> Touched:
     """The sessions projected after the mark ``through``, in one statement: with none, it
     costs what asking whether there are any does (``projected_after``, 1.9 ms against 2.0 at
     1M sessions), and under ingest there always are, where asking first took 2-6 ms more.
-    Those of them that had no turn projected after the mark are then looked up for turns
-    stored before it: the rest have turns."""
+    Those of them that had no turn projected after the mark (under ingest, many: their chunks
+    and events came in on their own) are then looked up by key in a second statement, for
+    turns stored before it: the rest have turns."""
     rows = reader.rows(
         "SELECT session_id, cityHash64(session_id), max(source = 'transcripts') "
         f"FROM ({projected('after', what='source, session_id')}) GROUP BY session_id",

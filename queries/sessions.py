@@ -85,7 +85,8 @@ HAVING first_event >= {window_lo:DateTime64(6, 'UTC')}
 ORDER BY first_event DESC, session_id DESC
 LIMIT {batch:UInt32}"""
 """The sessions without turns (``{silent}``: ``Among.silent``) whose first event lies in the
-window, newest first."""
+window, newest first. A session whose first turn lands between this and the candidates with
+turns is missing from that one page."""
 
 
 def session_detail(reader: Reader, session_id: str) -> SessionDetail:

@@ -33,7 +33,7 @@ beyond the furthest stop so far."""
 _OF_ROLE = " AND t.role = '{}'"
 _ENDED = """CAST(multiIf(
     empty(session_ends), NULL,
-    greatest(coalesce(last_seq, -1), toInt64(arrayMax(t -> t.seq, turns))) + 1
+    greatest(coalesce(last_seq, -1), if(empty(turns), -1, toInt64(arrayMax(t -> t.seq, turns)))) + 1
         > coalesce(events, 0)
         OR arrayReverseSort(e -> e.1, session_ends)[1].2 > coalesce(events, 0)
         OR arrayExists(t -> NOT t.complete, turns)

@@ -45,12 +45,14 @@ SETTINGS join_use_nulls = 1"""
 
 def silent_ids(picks: str) -> str:
     """SQL of the sessions ``picks`` picks (a fragment over ``session_id``) that have events
-    but no turns, found in the summaries' table, a row or two per session, rather than in the
-    ledger's row per event; ``{generation}`` (of the transcripts) and ``{events_generation}``
-    bound by the caller. ``EXCEPT`` alone would be ``EXCEPT ALL``, which took a session with
-    two summary rows and one turn, once merged to one row, for a session without turns."""
+    but no turns; ``{generation}`` (of the transcripts) and ``{events_generation}`` bound by
+    the caller. The events are those of the ledger itself, not of the summaries' table (a
+    row or two per session rather than one per event): a view fills that one on the same
+    insert, and a refresh that saw the insert listed before the view had written would have
+    missed the session for good. ``EXCEPT`` alone would be ``EXCEPT ALL``, which took a
+    session with two ledger rows and one turn, once merged to one row, for a silent one."""
     return f"""
-SELECT session_id FROM session_summaries_generations
+SELECT session_id FROM session_events_generations
 WHERE generation = {{events_generation:UInt32}} AND {picks}
 EXCEPT DISTINCT SELECT session_id FROM transcripts_generations
 WHERE generation = {{generation:UInt32}} AND {picks}"""

@@ -52,11 +52,11 @@ SESSION_FIGURES = (
     ("last_active_at", "DateTime64(6, 'UTC')"),
     ("opened_at", "DateTime64(6, 'UTC')"),
 )
-"""A session's figures on each of its slices: ``opens`` on the slice of its first turn, the
-one that counts it; its first language ('' without one); its call time, overlap and silence;
-``ended`` sealed or with holes, NULL without an end (open or abandoned, by the time of
-``last_active_at`` when it is read); ``opened_at``, when it counts: its first turn's start,
-or its first event's without turns."""
+"""A session's figures on each of its slices: ``opens`` on the slice of its first turn (of its
+first event, without turns), the one that counts it; its first language ('' without one);
+its call time, overlap and silence; ``ended`` sealed or with holes, NULL without an end (open
+or abandoned, by the time of ``last_active_at`` when it is read); ``opened_at``, when it
+counts: its first turn's start, or its first event's without turns."""
 
 _GENERATIONS = """
     generation UInt32,
