@@ -93,15 +93,20 @@ async def _publish_recorded(
 
 async def _lined_up(page: Page, turn: SimulatedTurn) -> None:
     """The turn's region on the waveform starts where its bar starts on the timeline (a
-    short bar is wider than its turn: its padding)."""
+    short bar is wider than its turn: its padding). Measured again until they line up or 20 s
+    pass: a live call's page draws its timeline anew as turns come, and a bar measured while
+    it is replaced has no box."""
     turn_id = turn_id_of(turn)
-    bar = await page.locator(f".lane-{turn.role} .turn[data-turn-id='{turn_id}']").bounding_box()
+    bar = page.locator(f".lane-{turn.role} .turn[data-turn-id='{turn_id}']")
     region = page.locator(f"[part~='{turn_id}']")
     await expect(region).to_have_count(1, timeout=20_000)
-    drawn = await region.bounding_box()
-    assert bar is not None
-    assert drawn is not None
-    assert abs(drawn["x"] - bar["x"]) < 2, (turn_id, drawn, bar)
+    bar_box = region_box = None
+    for _ in range(200):
+        bar_box, region_box = await bar.bounding_box(), await region.bounding_box()
+        if bar_box and region_box and abs(region_box["x"] - bar_box["x"]) < 2:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{turn_id}: the region {region_box} is not under the bar {bar_box}")
 
 
 async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_the_timeline_s_scale(
