@@ -38,6 +38,7 @@ from queries.marks import (
 from queries.paging import as_utc, of_bot
 from queries.reader import Reader, bindable
 from queries.rollups import CACHED_GENERATIONS, roll_up
+from queries.sealing import first_events
 from queries.slices import SLICE_COLUMNS, SLICE_VALUES, live_slices, live_turns
 from queries.summaries import silent_ids, silent_sessions
 
@@ -128,10 +129,8 @@ WHERE {CACHED_GENERATIONS} AND {_IN_HOURS} AND {{bot}} AND {{touched}}"""
 _SILENT_HOURS = f"""
 UNION DISTINCT
 SELECT DISTINCT hour FROM (
-    SELECT toStartOfHour(min(occurred_at)) AS hour, any(bot_id) AS bot_id
-    FROM session_events_generations
-    WHERE generation = {{events_generation:UInt32}} AND {SILENT}
-    GROUP BY session_id)
+    SELECT toStartOfHour(first_event_at) AS hour, first_bot_id AS bot_id
+    FROM ({first_events(SILENT)}))
 WHERE {_IN_HOURS} AND {{bot}}"""
 """The hours of the first events of the sessions without turns projected after the mark."""
 

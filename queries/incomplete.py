@@ -26,6 +26,7 @@ from queries.sealing import (
     LEDGER_COLUMNS,
     SEALS_CHUNK_HOLES,
     chunk_figures,
+    first_events,
     ledger,
 )
 
@@ -76,23 +77,21 @@ GROUP BY session_id
 HAVING {SEALS_CHUNK_HOLES}
 ORDER BY session_id
 LIMIT {{batch:UInt32}}"""
+_LEDGERS = first_events(
+    "session_id IN {ids:Array(String)}",
+    *LEDGER_COLUMNS,
+    "groupUniqArray(seq) AS seqs",
+    f"greatest(last_seq + 1, {DECLARED_EVENTS}) AS expected",
+)
 _DETAIL = f"""
 SELECT
-    e.session_id, e.bot_id, e.events, e.last_seq, e.last_at, e.ends,
+    e.session_id, e.first_bot_id, e.events, e.last_seq, e.last_event_at, e.ends,
     arraySlice(
         arrayFilter(s -> NOT has(e.seqs, s), range(least(e.expected, 1000000))),
         1, {{shown:UInt32}}
     ),
     o.open_ids
-FROM (
-    SELECT session_id, any(bot_id) AS bot_id, {LEDGER_COLUMNS[0]} AS events,
-        {LEDGER_COLUMNS[1]} AS last_seq, {LEDGER_COLUMNS[2]} AS last_at,
-        {LEDGER_COLUMNS[3]} AS ends, groupUniqArray(seq) AS seqs,
-        greatest(last_seq + 1, {DECLARED_EVENTS}) AS expected
-    FROM session_events_generations
-    WHERE generation = {{events_generation:UInt32}} AND session_id IN {{ids:Array(String)}}
-    GROUP BY session_id
-) AS e
+FROM ({_LEDGERS}) AS e
 LEFT JOIN (
     SELECT session_id, arraySlice(arraySort(groupArray(turn_id)), 1, {{shown:UInt32}}) AS open_ids
     FROM (

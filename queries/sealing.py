@@ -71,12 +71,31 @@ SEALS_CHUNK_HOLES = chunk_holes(
 DECLARED_EVENTS = "coalesce(maxIf(declared_events, event_type = 'SessionEnded'), 0)"
 """The event count a session's end declared; 0 without an end."""
 LEDGER_COLUMNS = (
-    "uniqExact(seq)",
-    "max(seq)",
-    "max(occurred_at)",
-    f"groupUniqArrayIf({END_VALUE}, {IS_END})",
+    "uniqExact(seq) AS events",
+    "max(seq) AS last_seq",
+    "max(occurred_at) AS last_event_at",
+    f"groupUniqArrayIf({END_VALUE}, {IS_END}) AS ends",
 )
 """A session's ledger as ``ledger`` takes it, over ``session_events_generations``."""
+
+
+def first_events(picks: str, *columns: str) -> str:
+    """SQL of the sessions with events that ``picks`` picks (a fragment over the columns of
+    ``session_events_generations``, ``{events_generation}`` bound by the caller), one row per
+    session: ``session_id``, ``first_event_at``, ``first_bot_id`` (the bot of that first event:
+    a call handed from one bot to another belongs to the one it began with, as a call with
+    turns belongs to the bot of its first turn), then ``columns`` over its events. A session
+    without turns is counted and listed where these place it."""
+    extra = "".join(f",\n    {c}" for c in columns)
+    return f"""
+SELECT
+    session_id,
+    min(occurred_at) AS first_event_at,
+    argMin(bot_id, (occurred_at, seq)) AS first_bot_id{extra}
+FROM session_events_generations
+WHERE generation = {{events_generation:UInt32}} AND {picks}
+GROUP BY session_id"""
+
 
 _CHUNK_VERSIONS = f"""
 SELECT session_id, groupUniqArray({CHUNK_VALUE})

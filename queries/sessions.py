@@ -44,6 +44,7 @@ from queries.paging import (
     window_batches,
 )
 from queries.reader import Reader
+from queries.sealing import first_events
 from queries.summaries import from_turns, silent_summaries, summaries
 from queries.summary import passes
 from queries.turns import as_turn, stored_turns
@@ -74,16 +75,14 @@ GROUP BY session_id
 HAVING (first_in_window, session_id) < ({after_at:DateTime64(6, 'UTC')}, {after_id:String})
 ORDER BY first_in_window DESC, session_id DESC
 LIMIT {batch:UInt32}"""
-_SILENT_CANDIDATES = """
-SELECT min(occurred_at) AS first_event, session_id
-FROM session_events_generations
-WHERE generation = {events_generation:UInt32} AND {bot} AND {silent}
-GROUP BY session_id
-HAVING first_event >= {window_lo:DateTime64(6, 'UTC')}
-    AND first_event < {window_hi:DateTime64(6, 'UTC')}
-    AND (first_event, session_id) < ({after_at:DateTime64(6, 'UTC')}, {after_id:String})
-ORDER BY first_event DESC, session_id DESC
-LIMIT {batch:UInt32}"""
+_SILENT_CANDIDATES = f"""
+SELECT first_event_at, session_id
+FROM ({first_events("{bot} AND {silent}")})
+WHERE first_event_at >= {{window_lo:DateTime64(6, 'UTC')}}
+    AND first_event_at < {{window_hi:DateTime64(6, 'UTC')}}
+    AND (first_event_at, session_id) < ({{after_at:DateTime64(6, 'UTC')}}, {{after_id:String}})
+ORDER BY first_event_at DESC, session_id DESC
+LIMIT {{batch:UInt32}}"""
 """The sessions without turns (``{silent}``: ``Among.silent``) whose first event lies in the
 window, newest first. A session whose first turn lands between this and the candidates with
 turns is missing from that one page."""

@@ -12,7 +12,7 @@ Every slice comes as ``hour``, ``bot_id``, ``session_id``, ``turns`` and the
 from __future__ import annotations
 
 from consumers.storage.session_facts import FACT_TURN, SESSION_FIGURES, SLICE_TURN_TYPE
-from queries.sealing import SEALS_CHUNK_HOLES, SEALS_ENDS
+from queries.sealing import SEALS_CHUNK_HOLES, SEALS_ENDS, first_events
 from queries.turns import SUMMARY_FIELDS, session_turns, turn_field
 
 SLICE_VALUES = ("turns", *(name for name, _ in SESSION_FIGURES))
@@ -133,11 +133,9 @@ UNION ALL
 SELECT
     session_id,
     CAST([] AS Array({SLICE_TURN_TYPE})) AS turns,
-    min(occurred_at) AS opened_at,
-    any(bot_id) AS opened_by
-FROM session_events_generations
-WHERE generation = {{events_generation:UInt32}} AND {silent}
-GROUP BY session_id"""
+    first_event_at AS opened_at,
+    first_bot_id AS opened_by
+FROM ({first_events(silent)})"""
 
 
 def _live_sessions(where: str, silent: str | None) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from queries.completeness import Ledger
 from queries.models import SessionSummary
 from queries.reader import Reader
-from queries.sealing import LEDGER_COLUMNS, chunk_figures, figures_of, ledger
+from queries.sealing import LEDGER_COLUMNS, chunk_figures, figures_of, first_events, ledger
 from queries.summary import summarize, summarize_silent
 from queries.turns import SUMMARY_FIELDS, in_speaking_order, stored_turns
 
@@ -63,11 +63,7 @@ def silent_sessions(picks: str) -> str:
     return f"session_id IN ({silent_ids(picks)})"
 
 
-_LEDGERS = f"""
-SELECT session_id, any(bot_id), min(occurred_at), {", ".join(LEDGER_COLUMNS)}
-FROM session_events_generations
-WHERE generation = {{generation:UInt32}} AND session_id IN {{ids:Array(String)}}
-GROUP BY session_id"""
+_LEDGERS = first_events("session_id IN {ids:Array(String)}", *LEDGER_COLUMNS)
 
 
 def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary]:
@@ -142,10 +138,10 @@ def _ledgered(
     if not session_ids:
         return {}
     rows = reader.rows(
-        _LEDGERS, generation=reader.generation("session_events"), ids=list(session_ids)
+        _LEDGERS, events_generation=reader.generation("session_events"), ids=list(session_ids)
     )
     chunks = chunk_figures(reader, session_ids)
-    firsts = {str(s): (str(bot_id), first_at) for s, bot_id, first_at, *_ in rows}
+    firsts = {str(s): (str(bot_id), first_at) for s, first_at, bot_id, *_ in rows}
     stored = {str(s): held for s, _, _, *held in rows}
     return {
         s: (firsts.get(s), ledger(stored.get(s), chunks.get(s, ()))) for s in {*stored, *chunks}

@@ -14,7 +14,7 @@ from consumers.storage.clickhouse import Store
 from queries import Reader, SessionFilters
 from queries.facts import FactsKeeper
 from queries.metrics import metrics
-from queries.models import Metrics, StateCounts
+from queries.models import Metrics, SessionSummary, StateCounts
 from queries.sessions import list_sessions
 from tests.conftest import unique_name
 from tests.integration.stored_rows import T0, event_rows, transcript_rows
@@ -117,9 +117,37 @@ def test_turns_that_arrive_later_move_the_call_to_its_first_turn(
     assert opened == 1  # the slice of its first event was written empty
 
 
+def test_a_call_handed_to_another_bot_belongs_to_the_bot_it_began_with(
+    two_silent: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its events name two bots: the analytics, read live or through the cache, and its
+    summary in the listing give it to the bot of its first event, whichever row the engine
+    meets first."""
+    store = Store(two_silent)
+    session_id = unique_name("s")
+    start = T0 + timedelta(minutes=45)
+    store.insert(
+        "session_events", event_rows(session_id, [2, 3], bot_id="a-late", start=start), generation=1
+    )
+    store.insert(
+        "session_events", event_rows(session_id, [0, 1], bot_id="first", start=start), generation=1
+    )
+    reader = Reader(two_silent, pointer_ttl_s=0.0)
+    by_bot = {r.group: r.sessions for r in _hour(reader, group_by="bot").rows}
+    assert by_bot == {"rules": 3, "other": 1, "quiet": 1, "first": 1}
+    FactsKeeper(two_silent).refresh()
+    _both_ways(reader, monkeypatch)
+    assert {r.group: r.sessions for r in _hour(reader, group_by="bot").rows} == by_bot
+    (summary,) = (s for s in _page(reader) if s.session_id == session_id)
+    assert summary.bot_id == "first"
+
+
 def _listed(reader: Reader) -> int:
-    page = list_sessions(reader, SessionFilters(since=T0, until=T0 + timedelta(hours=1)))
-    return len(page.items)
+    return len(_page(reader))
+
+
+def _page(reader: Reader) -> list[SessionSummary]:
+    return list_sessions(reader, SessionFilters(since=T0, until=T0 + timedelta(hours=1))).items
 
 
 def _total(found: Metrics) -> int:
