@@ -71,7 +71,7 @@ def chunk(seq: int = 0, session_id: str = "s-1", **overrides: Any) -> ChunkReady
         "sha256": "0" * 64,
     }
     fields.update(overrides)
-    return ChunkReady(**envelope(seq, session_id), **fields)
+    return ChunkReady(**envelope(seq, session_id) | fields)
 
 
 def ended(

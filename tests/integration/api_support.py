@@ -175,12 +175,13 @@ def conversation(
     return events
 
 
-def chunks(session_id: str, at: datetime, *, seq: int) -> list[Event]:
-    """One audio chunk per track, numbered from ``seq``."""
+def chunks(session_id: str, at: datetime, *, seq: int, bot_id: str = "api-bot") -> list[Event]:
+    """One audio chunk per track, numbered from ``seq``, of ``conversation``'s bot."""
     return [
         chunk(
             seq + n,
             session_id,
+            bot_id=bot_id,
             chunk_id=f"{session_id}-{track}-0",
             track=track,
             uri=f"file:///chunks/{session_id}/{track}-0.wav",

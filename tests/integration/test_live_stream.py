@@ -120,14 +120,14 @@ async def test_a_call_nobody_spoke_in_streams_its_chunks_and_end_and_has_a_page(
         streaming(http, "silent") as stream,
     ):
         await api.publish(chunks("silent", now() - timedelta(seconds=30), seq=0))
-        await api.publish([ended(2, "silent", totals=totals)])
+        await api.publish([ended(2, "silent", bot_id="api-bot", totals=totals)])
         sent = await stream.until(lambda taken: bool(taken) and taken[-1].event == "end")
         detail = await api.ok("/v1/sessions/silent")
     assert [e.event for e in sent] == ["chunk", "chunk", "end"]
     assert (sent[-1].data["state"], sent[-1].data["events"]) == ("sealed", 3)
     assert detail["summary"]["completeness"] == sent[-1].data
     assert (detail["summary"]["bot_id"], detail["summary"]["turns"]) == (
-        "bot-1",
+        "api-bot",
         {"user": 0, "assistant": 0},
     )
     assert detail["turns"] == []
