@@ -84,8 +84,7 @@ WHERE first_event_at >= {{window_lo:DateTime64(6, 'UTC')}}
 ORDER BY first_event_at DESC, session_id DESC
 LIMIT {{batch:UInt32}}"""
 """The sessions without turns (``{silent}``: ``Among.silent``) whose first event lies in the
-window, newest first. A session whose first turn lands between this and the candidates with
-turns is missing from that one page."""
+window, newest first."""
 
 
 def session_detail(reader: Reader, session_id: str) -> SessionDetail:
@@ -131,10 +130,14 @@ def list_sessions(
     )
     cards = Cards.of(reader)
     found: list[SessionSummary] = []
+    seen: set[str] = set()
     for window in _windows(after_at, filters.since):
         for s in _in_window(
             reader, cards, filters.bot_id, window, (after_at, after_id), by_aggregate, limit
         ):
+            if s.session_id in seen:
+                continue  # found again, by its first turn, after its first event: see _live
+            seen.add(s.session_id)
             if (filters.until is None or s.first_event_at < filters.until) and passes(s, filters):
                 found.append(s)
                 if len(found) > limit:
@@ -189,7 +192,9 @@ def _live(
     among: Among,
 ) -> Iterator[SessionSummary]:
     """``_in_window``'s summaries made from the live tables, of the sessions ``among`` picks:
-    those with turns and those without, merged in order."""
+    those with turns and those without, merged in order. The merge reads the first batch of
+    each in the order given, those without turns first: a session whose first turn lands in
+    between is then found by both (``list_sessions`` takes it once) rather than by neither."""
     bound = Generations.of(reader).parameters() | among.parameters
 
     def summarized(
@@ -206,7 +211,7 @@ def _live(
     if among.silent is None:
         return spoken
     silent = summarized(_SILENT_CANDIDATES.replace("{silent}", among.silent), silent_summaries)
-    return heapq.merge(spoken, silent, key=_order, reverse=True)
+    return heapq.merge(silent, spoken, key=_order, reverse=True)
 
 
 def _page(found: list[SessionSummary], limit: int) -> SessionPage:

@@ -4,6 +4,7 @@ mark, and after a session's first turn moved; and a page from the cache summariz
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from clickhouse_connect.driver.client import Client
 import queries.cards
 import queries.facts
 import queries.marks
+import queries.paging
 import queries.sessions
 from consumers.storage.clickhouse import Store
 from queries import Reader, SessionFilters
@@ -201,3 +203,31 @@ def test_a_call_nobody_spoke_in_is_listed_from_its_events_live_and_cached(
 
 def _ids(reader: Reader, filters: dict[str, Any]) -> set[str]:
     return {s.session_id for page in _walk(reader, filters, 500) for s in page}
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["no cache", "after the mark"])
+def test_a_call_whose_first_turn_lands_during_a_read_is_listed_once(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    """Its turn is written just after the read's first batch of live candidates: without a
+    cache, those with turns would have been read first, and the call, no longer without
+    turns when those without were read, would have been missing. The page lists it once,
+    where that turn begins."""
+    client, _ = three_calls
+    reader, store = Reader(client, pointer_ttl_s=0.0), Store(client)
+    if cached:
+        FactsKeeper(client).refresh()
+    silent = unique_name("silent")
+    store.insert("session_events", event_rows(silent, [0, 1]), generation=1)
+    batches, landed = queries.paging.window_batches, [False]
+
+    def turn_lands(*args: Any) -> Iterator[Sequence[Sequence[Any]]]:
+        for rows in batches(*args):
+            if not landed[0]:
+                _stopped(store, silent, "rules", _turn("l1", "user", 500, 501, 2))
+                landed[0] = True
+            yield rows
+
+    monkeypatch.setattr(queries.sessions, "window_batches", turn_lands)
+    listed = [s for s in _walk(reader, {}, 50)[0] if s.session_id == silent]
+    assert [(s.first_event_at, s.turns.user) for s in listed] == [(T0 + timedelta(seconds=500), 1)]
