@@ -136,7 +136,7 @@ def list_sessions(
             reader, cards, filters.bot_id, window, (after_at, after_id), by_aggregate, limit
         ):
             if s.session_id in seen:
-                continue  # found again, by its first turn, after its first event: see _live
+                continue  # found with its first turn and without: see _live
             seen.add(s.session_id)
             if (filters.until is None or s.first_event_at < filters.until) and passes(s, filters):
                 found.append(s)
