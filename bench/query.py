@@ -69,8 +69,7 @@ from queries.analytics import turn_figures
 from queries.facts import FactsKeeper
 from queries.metrics import metrics
 from queries.search import search
-from queries.sessions import list_sessions, session_detail
-from queries.turns import transcript
+from queries.sessions import list_sessions, session_detail, transcript
 from schemas import Topics
 from service.process import open_reader
 from service.state import StoreState

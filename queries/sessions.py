@@ -33,6 +33,7 @@ from queries.models import (
     SessionFilters,
     SessionPage,
     SessionSummary,
+    Turn,
 )
 from queries.paging import (
     EARLIEST,
@@ -45,7 +46,7 @@ from queries.paging import (
 )
 from queries.reader import Reader
 from queries.sealing import first_events
-from queries.summaries import from_turns, silent_summaries, summaries
+from queries.summaries import from_turns, ledgers, silent_summaries, summaries
 from queries.summary import passes
 from queries.turns import as_turn, stored_turns
 
@@ -95,6 +96,17 @@ def session_detail(reader: Reader, session_id: str) -> SessionDetail:
         turns=[as_turn(t) for t in turns or ()],
         chunks=chunk_index(reader, session_id),
     )
+
+
+def transcript(reader: Reader, session_id: str) -> list[Turn]:
+    """A session's turns in speaking order: none for a call nobody spoke in, which the store
+    knows by its events or chunks."""
+    turns = stored_turns(reader, [session_id]).get(session_id)
+    if turns:
+        return [as_turn(t) for t in turns]
+    if not ledgers(reader, [session_id]):
+        raise NotFoundError(f"no session {session_id!r} in the store")
+    return []
 
 
 def _silent(reader: Reader, session_id: str) -> SessionSummary:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from consumers.storage.migrations import SESSION_TURN
-from queries.errors import NotFoundError
 from queries.models import Turn, Word
 from queries.paging import as_utc
 from queries.reader import Reader
@@ -131,14 +130,6 @@ def in_speaking_order(versions: Iterable[dict[str, Any]]) -> list[dict[str, Any]
         t | {"response_latency_ms": latencies[t["turn_id"]]}
         for t in sorted(latest.values(), key=lambda t: (t["started_at"], t["seq"]))
     ]
-
-
-def transcript(reader: Reader, session_id: str) -> list[Turn]:
-    """A session's turns in speaking order."""
-    turns = stored_turns(reader, [session_id]).get(session_id)
-    if not turns:
-        raise NotFoundError(f"no session {session_id!r} in the store")
-    return [as_turn(t) for t in turns]
 
 
 def response_latencies(turns: Iterable[Mapping[str, Any]]) -> dict[str, int | None]:

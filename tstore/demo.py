@@ -25,7 +25,7 @@ from consumers.topics_admin import ensure_topics
 from producers import EventPublisher, TranscriptProducer
 from producers.simulator import HANG_UP_S, simulate
 from queries import Reader, Turn
-from queries.turns import transcript
+from queries.sessions import transcript
 from schemas import Event, ProducerInfo, Role, SessionEnded, TurnStarted, TurnStopped
 from tstore.settings import Settings
 

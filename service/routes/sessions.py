@@ -12,8 +12,7 @@ from pydantic import ConfigDict, Field
 from queries import Reader, SessionFilters
 from queries.live import Cursor
 from queries.paging import MAX_PAGE
-from queries.sessions import list_sessions, session_detail
-from queries.turns import transcript
+from queries.sessions import list_sessions, session_detail, transcript
 from service.answers import SessionAnswer, SessionsAnswer, TurnsAnswer, respond
 from service.auth import bearer, state_of
 from service.live_stream import follow

@@ -1,7 +1,8 @@
 """Sessions without turns (a call nobody spoke in, often one that failed before its greeting)
-in the analytics, in the embedded engine: counted in the bucket of their first event, by
-their state, outside the overlap and silence percentiles; read the same through the cache as
-from the live tables; and counted once, where their first turn lies, when turns arrive."""
+in the embedded engine: an empty transcript; in the analytics, counted in the bucket of
+their first event, by their state, outside the overlap and silence percentiles; read the
+same through the cache as from the live tables; and counted once, where their first turn
+lies, when turns arrive."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from clickhouse_connect.driver.client import Client
 
 from consumers.storage.clickhouse import Store
 from queries import Reader, SessionFilters
+from queries.errors import NotFoundError
 from queries.facts import FactsKeeper
 from queries.metrics import metrics
 from queries.models import Metrics, SessionSummary, StateCounts
-from queries.sessions import list_sessions
+from queries.recording import moment
+from queries.sessions import list_sessions, transcript
 from tests.conftest import unique_name
 from tests.integration.stored_rows import T0, event_rows, transcript_rows
 from tests.integration.test_metrics import _hour, _session, _turn, three_calls
@@ -140,6 +143,21 @@ def test_a_call_handed_to_another_bot_belongs_to_the_bot_it_began_with(
     assert {r.group: r.sessions for r in _hour(reader, group_by="bot").rows} == by_bot
     (summary,) = (s for s in _page(reader) if s.session_id == session_id)
     assert summary.bot_id == "first"
+
+
+def test_a_call_nobody_spoke_in_has_an_empty_transcript_and_says_why_it_has_no_audio(
+    two_silent: Client,
+) -> None:
+    """It is in the store: its transcript is empty, and what needs turns or audio names what
+    it lacks, where a session the store does not know is not there at all."""
+    reader = Reader(two_silent)
+    silent = _silent(Store(two_silent), "rules", 50, [0, 1], None)
+    assert transcript(reader, silent) == []
+    with pytest.raises(NotFoundError, match="has neither turns nor audio yet"):
+        moment(reader, silent, 0)
+    for missing in (lambda: transcript(reader, "nobody"), lambda: moment(reader, "nobody", 0)):
+        with pytest.raises(NotFoundError, match="no session 'nobody' in the store"):
+            missing()
 
 
 def _listed(reader: Reader) -> int:

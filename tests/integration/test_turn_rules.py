@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 
 from consumers.storage.clickhouse import Store
 from queries import Reader
-from queries.turns import TURN_FIELDS, latest_turns, transcript
+from queries.sessions import transcript
+from queries.turns import TURN_FIELDS, latest_turns
 from tests.conftest import unique_name
 from tests.integration.stored_rows import T0, stored_versions, transcript_rows
 

@@ -15,7 +15,7 @@ from queries.metrics import metrics
 from queries.paging import MAX_PAGE
 from queries.search import search as search_store
 from queries.sessions import list_sessions
-from queries.turns import transcript as read_transcript
+from queries.sessions import transcript as read_transcript
 from schemas import Role
 from tstore import render
 from tstore.commands.common import one_line_errors, read, settings, time_option
