@@ -92,7 +92,7 @@ class LagProbe:
         while not stop.is_set():
             try:
                 shown = await asyncio.to_thread(store.generations.shown)
-                groups = [group_for(self._base_group, g) for g in shown]
+                groups = [group_for(self._base_group, store, g) for g in shown]
                 self.lag_s = await oldest_unprojected_age_s(
                     self._bootstrap, self._topics, groups, security=self._security
                 )

@@ -28,7 +28,7 @@ async def live_projectors(
         Projector(
             bootstrap=bootstrap,
             topics=topics,
-            group_id=group_for(base_group, number),
+            group_id=group_for(base_group, store, number),
             store=store,
             generation=number,
             projections=projections,

@@ -48,9 +48,11 @@ while the one before them is written. Two left the stages idle whenever one batc
 longer than the others (about a tenth slower); four gained nothing more."""
 
 
-def group_for(base_group: str, generation: int) -> str:
-    """Each generation is projected by its own consumer group, with its own offsets."""
-    return f"{base_group}.g{generation}"
+def group_for(base_group: str, store: Store, generation: int) -> str:
+    """Each generation of each store is projected by its own consumer group, with its own
+    offsets: a store made anew reads the topics from their start (see ``Store.identity``)."""
+    scoped = f"{base_group}.{store.identity}" if store.identity else base_group
+    return f"{scoped}.g{generation}"
 
 
 @dataclass

@@ -173,7 +173,7 @@ async def plan_rebuild(
     return RebuildPlan(
         generation=number,
         projections=chosen,
-        group_id=group_for(base_group, number),
+        group_id=group_for(base_group, store, number),
         until=until,
         partitions=tuple(PartitionPlan(tp, starts[tp], targets[tp]) for tp in parts),
         resume=resume,
@@ -330,7 +330,7 @@ async def discard(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
     try:
         await admin.start()
-        await admin.delete_consumer_groups([group_for(base_group, pending.number)])
+        await admin.delete_consumer_groups([group_for(base_group, store, pending.number)])
     except GroupIdNotFound:
         pass  # it never committed anything
     finally:

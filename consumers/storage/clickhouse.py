@@ -10,6 +10,7 @@ import os
 import re
 import zlib
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -158,6 +159,13 @@ class Store:
     def migrate(self) -> None:
         migrate(self.client)
         self.generations.ensure_first()
+
+    @cached_property
+    def identity(self) -> str:
+        """The store's own id, made when it was created (empty for a store that held rows
+        before stores had one): its consumer groups carry it."""
+        ((found,),) = self.client.query("SELECT min(store_id) FROM store_identity").result_rows
+        return str(found)
 
     def insert(
         self,

@@ -60,7 +60,7 @@ class Api:
         """Until the live group has committed every record published so far: each one is
         then in the store (the projector commits only after writing)."""
         deadline = time.monotonic() + within_s
-        group = group_for(self.group, 1)
+        group = group_for(self.group, self.store, 1)
         while (committed := await committed_total(self.bootstrap, group)) < self.published:
             if self.live is not None and self.live.done():
                 self.live.result()  # raises what stopped the projectors

@@ -46,6 +46,21 @@ async def committed_total(bootstrap: str, group: str) -> int:
     return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
 
 
+async def store_group(bootstrap: str, base_group: str, generation: int) -> str | None:
+    """The consumer group of ``generation`` of the store whose groups are named after
+    ``base_group`` (``group_for``), once it has joined: found on the broker, since a test
+    cannot read the id of a store that another process holds."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        groups = [str(group) for group, *_ in await admin.list_consumer_groups()]
+    finally:
+        await admin.close()
+    named = [g for g in groups if g.startswith(f"{base_group}.") and g.endswith(f".g{generation}")]
+    assert len(named) <= 1, f"more than one store's group is named after {base_group}: {named}"
+    return named[0] if named else None
+
+
 async def projected_completeness(
     bootstrap: str, topics: Topics, clickhouse: Client, session_id: str
 ) -> Completeness:

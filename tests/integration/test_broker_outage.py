@@ -22,11 +22,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.lag import oldest_unprojected_age_s
 from consumers.metrics import BLIND_AFTER_S
-from consumers.projector import group_for
 from consumers.topics_admin import ensure_topics
 from producers import DeliveryConfig, TranscriptProducer
 from schemas import Topics
 from tests.conftest import unique_name
+from tests.integration.reading import store_group
 from tests.waiting import until
 from tstore.devkafka import DevKafka
 from tstore.devkafka.broker import free_port
@@ -188,7 +188,9 @@ async def test_a_30s_broker_outage_under_tstore_project_loses_and_doubles_nothin
                 "the bot delivered everything it said",
             )
         stats = producer.stats
-        await _caught_up(projecting, own_broker.bootstrap, topics, group_for(group, 1))
+        live_group = await store_group(own_broker.bootstrap, group, 1)
+        assert live_group is not None, "the projector never joined its group"
+        await _caught_up(projecting, own_broker.bootstrap, topics, live_group)
         caught_up = await projecting.scrape()
         projecting.assert_running("after catching up")
         projecting.process.send_signal(signal.SIGTERM)

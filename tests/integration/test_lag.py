@@ -27,7 +27,7 @@ async def test_the_lag_is_the_age_of_the_oldest_event_the_group_has_not_projecte
     store = Store(clickhouse)
     store.migrate()
     base = unique_name("g")
-    group = group_for(base, 1)
+    group = group_for(base, store, 1)
     async with EventPublisher(kafka_bootstrap, topics) as publisher:
         await publisher.publish_all(realistic_events(200))
     published = time.time()

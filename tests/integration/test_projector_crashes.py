@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from consumers.projector import group_for
 from producers import EventPublisher
 from schemas import Topics
 from tests.conftest import unique_name
-from tests.integration.reading import committed_total
+from tests.integration.reading import committed_total, store_group
 from tstore.demo import SCRIPT, conversation_events
 from tstore.devkafka.broker import free_port
 
@@ -98,7 +97,8 @@ async def test_twenty_sigkills_while_streaming_leave_exact_tables(
         await streaming
     finally:
         log.close()
-    live_group = group_for(group, 1)  # the group of the generation a fresh store starts at
+    live_group = await store_group(kafka_bootstrap, group, 1)  # a fresh store starts at 1
+    assert live_group is not None, "the projectors never joined their group"
     committed = await committed_total(kafka_bootstrap, live_group)
     assert committed > 0, "the killed projectors were projecting, not only starting up"
 

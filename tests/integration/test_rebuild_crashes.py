@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 
 from bench.codec import realistic_events
-from consumers.projector import group_for
 from consumers.topics_admin import ensure_topics
 from producers import EventPublisher
 from schemas import Topics
 from tests.conftest import unique_name
-from tests.integration.reading import committed_total
+from tests.integration.reading import committed_total, store_group
 from tstore.devkafka.broker import free_port
 
 pytestmark = pytest.mark.integration
@@ -83,7 +82,8 @@ async def test_a_sigkilled_rebuild_resumes_to_what_a_clean_rebuild_gives(
         *_tstore("rebuild"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     for _ in range(6000):  # polled: kill as soon as the rebuild has committed anything
-        if committed := await committed_total(kafka_bootstrap, group_for(group, 2)):
+        rebuilding = await store_group(kafka_bootstrap, group, 2)
+        if rebuilding and (committed := await committed_total(kafka_bootstrap, rebuilding)):
             break
         await asyncio.sleep(0.02)
     process.send_signal(signal.SIGKILL)

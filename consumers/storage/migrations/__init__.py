@@ -32,6 +32,7 @@ from consumers.storage.migrations.read_caches import (
     READ_CACHES,
 )
 from consumers.storage.migrations.silent_sessions import SILENT_SESSIONS
+from consumers.storage.migrations.store_identity import STORE_IDENTITY
 from consumers.storage.migrations.text_index import TEXT_INDEX, WORD_SEPARATORS
 
 __all__ = [
@@ -50,6 +51,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     *READ_CACHES,
     *TEXT_INDEX,
     *SILENT_SESSIONS,
+    *STORE_IDENTITY,
 )
 
 
