@@ -180,3 +180,16 @@ def test_a_demo_warns_of_a_store_without_its_log_only_when_the_store_holds_sessi
     said = failed.stdout + failed.stderr
     assert warning in said, said
     assert "refuses to cut over" in said, said
+
+
+def test_a_demo_on_a_port_in_use_is_refused_before_it_makes_a_store(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _tstore("demo", "--port", str(port), data_dir=tmp_path / "data")
+    said = (result.stdout + result.stderr).strip()
+    assert result.returncode == 1, said
+    assert f"cannot listen on 127.0.0.1:{port}" in said, said
+    assert "Traceback" not in said
+    assert not (tmp_path / "data" / "demo").exists(), "a store was made before the refusal"

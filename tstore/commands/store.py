@@ -110,11 +110,11 @@ def demo(
     log beside it in TSTORE_DATA_DIR/demo/kafka, so each run adds to the same store)."""
     config = settings()
     config = config.model_copy(update={"data_dir": config.data_dir / "demo"})
+    # Refused before any work: a port it cannot serve on, then a store another process holds.
+    sock = _listening(config, None, port) if serve_after else None
     made_folder(config.data_dir, "TSTORE_DATA_DIR")
     log_dir = config.data_dir / "kafka"
-    # Refused before any work: a store another process holds, then a port it cannot serve on.
     store = open_store(config.dsn, config.clickhouse_database)
-    sock = _listening(config, None, port) if serve_after else None
     unpaired = _store_without_log(config, store, log_dir)
     if unpaired is not None:
         typer.secho(
@@ -130,8 +130,12 @@ def demo(
         ran = asyncio.run(run_demo(config, store=store))
         typer.echo(f"Session {ran.session_id}, read back from ClickHouse ({config.dsn}):")
         typer.echo(transcript(ran.turns))
-        if serve_after:
-            typer.echo("Serving the store until Ctrl-C (tstore sessions / search ask it too).")
+        if sock is not None:
+            bound = sock.getsockname()[1]
+            asking = "" if bound == config.http_port else f"TSTORE_HTTP_PORT={bound} "
+            typer.echo(
+                f"Serving the store until Ctrl-C ({asking}tstore sessions / search ask it too)."
+            )
             typer.echo(f"Play a simulated call's first answer: {ran.clip_path} on the URL below.")
             _run(config, Role(), None, port, sock)
 
