@@ -8,6 +8,7 @@ in the order sent, even when the client retries internally.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, fields
@@ -162,6 +163,8 @@ async def connection_problem(
         )
     except ConnectionRefusedError:
         return "nothing listens there"
+    except socket.gaierror as exc:
+        return f"the host {host!r} cannot be found ({exc.strerror}): is the address right?"
     except (OSError, KafkaError, TimeoutError) as exc:
         return (
             f"the connection failed ({str(exc) or type(exc).__name__}): the listener may want "

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from producers.kafka import KafkaSecurity, KafkaSecurityError
+from producers.kafka import PLAINTEXT, KafkaSecurity, KafkaSecurityError, connection_problem
 from tstore.cli import app
 from tstore.devkafka import DevKafka
 from tstore.devkafka.broker import SaslSslListener, _server_properties
@@ -194,3 +194,10 @@ def test_a_sasl_ssl_broker_refuses_a_data_dir_formatted_without_its_user(tmp_pat
 def test_a_broker_without_sasl_ssl_has_no_secured_endpoint(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"DevKafka\(sasl_ssl=True\)"):
         DevKafka(tmp_path, libs=tmp_path).client_security()
+
+
+async def test_a_host_that_cannot_be_found_is_said_so_not_blamed_on_the_protocol() -> None:
+    problem = await connection_problem("nohost.invalid:9092", PLAINTEXT, timeout_s=5)
+    assert problem is not None
+    assert problem.startswith("the host 'nohost.invalid' cannot be found"), problem
+    assert "security protocol" not in problem
