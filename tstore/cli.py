@@ -12,6 +12,7 @@ from tstore.commands import kafka, objects, reads, rebuild, schemas, store
 app = typer.Typer(
     help="transcript-store: voice-bot conversations as events on Kafka, projected into ClickHouse.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     add_completion=False,
 )
 for commands in (store.app, kafka.app, objects.app, reads.app, rebuild.app):

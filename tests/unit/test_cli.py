@@ -64,6 +64,16 @@ def test_rebuild_help_names_the_projections_without_markup() -> None:
     assert "[/" not in result.output
 
 
+def test_help_fills_each_paragraph_to_the_terminal_s_width() -> None:
+    """A docstring's own line breaks are not kept: at 80 columns they left a word or two
+    alone on every other line."""
+    result = CliRunner().invoke(app, ["incomplete", "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "A session is incomplete when events are missing (holes in its seq), a turn" in lines
+    assert "never stopped, it ended with chunks other than its end declared (missing or" in lines
+
+
 def test_resume_and_discard_together_are_refused_in_one_line() -> None:
     result = CliRunner().invoke(app, ["rebuild", "--resume", "--discard"])
     assert result.exit_code == 1
