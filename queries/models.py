@@ -3,14 +3,25 @@ JSON, out of the HTTP API (times ISO 8601 in UTC, durations in milliseconds)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas import Role, Track
 
 MAX_TURNS = 1_000_000
 """Turn-count filters above this are refused: no call has that many turns."""
+
+
+def _in_utc(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+AskedTime = Annotated[datetime, AfterValidator(_in_utc)]
+"""A time a caller asks with: ISO 8601, in UTC when it names no zone (a date alone is its
+midnight), as the command line takes it. Refused, ``2026-12-06`` was told it "should have
+timezone info", which a date cannot have."""
 
 
 class Answer(BaseModel):
@@ -164,8 +175,8 @@ class SessionFilters(Answer):
     """Which sessions to list; unset filters do not filter."""
 
     bot_id: str | None = None
-    since: AwareDatetime | None = Field(None, description="First event at or after this.")
-    until: AwareDatetime | None = Field(None, description="First event before this.")
+    since: AskedTime | None = Field(None, description="First event at or after this.")
+    until: AskedTime | None = Field(None, description="First event before this.")
     has_interruption: bool | None = None
     has_timeout: bool | None = None
     min_turns: Annotated[int, Field(ge=0, le=MAX_TURNS)] | None = None

@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from consumers.admin import KAFKA_EPOCH, drop_known
 from consumers.storage.generations import GenerationSize
+from queries.models import AskedTime
 from service.answers import (
     Freshness,
     GenerationAnswer,
@@ -37,7 +38,7 @@ class RebuildRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     only: list[str] | None = Field(None, description="Rebuild only these projections.")
-    until: AwareDatetime | None = Field(
+    until: AskedTime | None = Field(
         None,
         gt=KAFKA_EPOCH,
         description="Replay only events written before this; kept frozen, not shown.",

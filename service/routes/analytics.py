@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from analytics.definitions import Bucket, GroupBy
 from queries.analytics import latency_figures, turn_figures
 from queries.metrics import metrics
+from queries.models import AskedTime
 from service.answers import LatencyFiguresAnswer, MetricsAnswer, TurnFiguresAnswer, respond
 from service.auth import bearer, state_of
 from service.parameters import KNOWN_PARAMETERS
@@ -25,8 +26,8 @@ State = Annotated[StoreState, Depends(state_of)]
 class RangeQuery(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    since: AwareDatetime
-    until: AwareDatetime
+    since: AskedTime
+    until: AskedTime
     bot_id: str | None = None
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from queries.models import AskedTime
 from queries.paging import MAX_PAGE
 from queries.search import MAX_QUERY_CHARS, search
 from schemas import Role
@@ -29,8 +30,8 @@ class SearchQuery(BaseModel):
     )
     bot_id: str | None = None
     role: Role | None = None
-    since: AwareDatetime | None = Field(None, description="Turns starting at or after this.")
-    until: AwareDatetime | None = Field(None, description="Turns starting before this.")
+    since: AskedTime | None = Field(None, description="Turns starting at or after this.")
+    until: AskedTime | None = Field(None, description="Turns starting before this.")
     cursor: str | None = None
     limit: int = Field(20, ge=1, le=MAX_PAGE)
 
