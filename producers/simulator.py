@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import secrets
 import struct
 import time
 from collections.abc import Iterator
@@ -214,10 +215,14 @@ async def simulate(
     chunks: ChunkWriter | None = None,
     concurrency: int = 50,
 ) -> list[str]:
-    """Run ``sessions`` calls, ``concurrency`` at a time; returns their session ids."""
+    """Run ``sessions`` calls, ``concurrency`` at a time; returns their session ids. The same
+    seed gives the same calls under ids of their own each run: a second run under the same
+    ids gave each session two histories, one version of each seq with the other's times,
+    which the store cannot tell from a producer that reused its seqs."""
     rng = random.Random(seed)
     pacer = Pacer(rate)
-    ids = [f"sim-{seed}-{n:06d}" for n in range(sessions)]
+    run = secrets.token_hex(3)
+    ids = [f"sim-{seed}-{run}-{n:06d}" for n in range(sessions)]
     scripts = {sid: script_call(rng, turns) for sid in ids}
     slots = asyncio.Semaphore(concurrency)
 

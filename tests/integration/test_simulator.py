@@ -86,3 +86,21 @@ async def test_a_simulated_call_ends_after_its_last_turn_and_nothing_is_stamped_
                     seconds=(c.start_sample + c.num_samples) / c.sample_rate
                 )
                 assert end <= ended, f"{session}: audio recorded after the call ended"
+
+
+async def test_the_same_seed_gives_the_same_calls_under_new_session_ids(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    """Published again under the same ids, a call would give its session two histories."""
+    runs = [
+        await _simulated(kafka_bootstrap, topics, tmp_path / n, sessions=1, turns=2, seed=7)
+        for n in "ab"
+    ]
+    (first,), (second,) = (ids for ids, _ in runs)
+    assert first != second
+    stopped = await read_events(kafka_bootstrap, topics.turn_events, 8)
+    texts = {
+        s: [e.text for e in stopped if isinstance(e, TurnStopped) and e.session_id == s]
+        for s in (first, second)
+    }
+    assert texts[first] == texts[second] != []

@@ -94,7 +94,9 @@ def simulate(
     turns: Annotated[int, typer.Option(min=1, help="Turns per call.")] = 12,
     seed: Annotated[
         int | None,
-        typer.Option(help="Random seed: the same seed gives the same calls and session ids."),
+        typer.Option(
+            help="Random seed: the same seed gives the same calls, under new session ids."
+        ),
     ] = None,
     audio: Annotated[bool, typer.Option(help="Write both tracks as WAV chunks.")] = True,
 ) -> None:
