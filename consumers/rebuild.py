@@ -111,7 +111,12 @@ class RebuildPlan:
             f"{self.events} records to replay:",
         ]
         lines += [
-            f"  {p.partition.topic}[{p.partition.partition}]: offsets {p.start}..{p.target}"
+            f"  {p.partition.topic}[{p.partition.partition}]: "
+            + (
+                f"offsets {p.start} to {p.target - 1}"
+                if p.target > p.start
+                else f"nothing (offset {p.start})"
+            )
             for p in self.partitions
         ]
         return "\n".join(lines)
@@ -138,7 +143,7 @@ async def plan_rebuild(
     if not resume and pending is not None:
         raise GenerationError(
             f"generation {pending.number} is an unfinished rebuild ({pending.state}): "
-            "resume it with --resume or discard it with --discard"
+            "resume it or discard it (--resume or --discard; over HTTP, resume or discard: true)"
         )
     if missing := set(topics.events) - await _existing_topics(bootstrap, security):
         raise GenerationError(f"nothing to replay: no topic {', '.join(sorted(missing))}")

@@ -69,11 +69,13 @@ class KafkaSecurity:
                 )
         protocol = self.security_protocol
         login = ("username", "password")
-        if self.sasl and not (self.username and self.password):
-            raise KafkaSecurityError(login, f"{protocol} logs in with a username and a password")
-        if not self.sasl and (self.username or self.password):
+        missing = tuple(name for name in login if not getattr(self, name))
+        if self.sasl and missing:
+            raise KafkaSecurityError(missing, f"{protocol} logs in with a username and a password")
+        if not self.sasl and len(missing) < len(login):
             raise KafkaSecurityError(
-                login, f"set, but {protocol} does not log in (SASL_SSL and SASL_PLAINTEXT do)"
+                tuple(name for name in login if name not in missing),
+                f"set, but {protocol} does not log in (SASL_SSL and SASL_PLAINTEXT do)",
             )
         files = tuple(f.name for f in fields(self) if f.name.endswith("_file"))
         given = tuple(name for name in files if getattr(self, name) is not None)

@@ -161,7 +161,9 @@ def window_clip(
     """Any window of the session, in session time."""
     if not 0 <= from_ms < to_ms <= MAX_SESSION_MS:
         raise BadQueryError(
-            "to_ms", f"the window must run forward from 0 (from {from_ms} to {to_ms})"
+            "to_ms",
+            f"must be after from_ms, and both from 0 to {MAX_SESSION_MS} "
+            f"(from {from_ms} to {to_ms})",
         )
     if timedelta(milliseconds=to_ms - from_ms) > MAX_WINDOW:
         raise BadQueryError("to_ms", f"a window is at most {_MINUTES} minutes")

@@ -34,9 +34,9 @@ def pem(tmp_path: Path) -> Path:
         ({"security_protocol": "TLS"}, ("security_protocol",), "'TLS' is not one of PLAINTEXT"),
         ({**SASL, "sasl_mechanism": "GSSAPI"}, ("sasl_mechanism",), "not one of PLAIN"),
         ({"security_protocol": "SASL_SSL"}, ("username", "password"), "SASL_SSL logs in"),
-        ({**SASL, "password": ""}, ("username", "password"), "with a username and a password"),
-        ({"username": "bot"}, ("username", "password"), "PLAINTEXT does not log in"),
-        ({"security_protocol": "SSL", "password": "pw"}, ("username", "password"), "SSL does"),
+        ({**SASL, "password": ""}, ("password",), "with a username and a password"),
+        ({"username": "bot"}, ("username",), "PLAINTEXT does not log in"),
+        ({"security_protocol": "SSL", "password": "pw"}, ("password",), "SSL does"),
         ({"key_file": "k", "cert_file": "c"}, ("cert_file", "key_file"), "PLAINTEXT has no TLS"),
         ({**SASL, "security_protocol": "SASL_PLAINTEXT", "ca_file": "x"}, ("ca_file",), "TLS"),
         ({"security_protocol": "SSL", "key_file": "k"}, ("key_file",), "needs its certificate"),
@@ -113,7 +113,11 @@ def test_by_default_kafka_is_plaintext() -> None:
     [
         (
             {"TSTORE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "TSTORE_KAFKA_USERNAME": "bot"},
-            "TSTORE_KAFKA_USERNAME and TSTORE_KAFKA_PASSWORD: SASL_SSL logs in with a username",
+            "TSTORE_KAFKA_PASSWORD: SASL_SSL logs in with a username",
+        ),
+        (
+            {"TSTORE_KAFKA_USERNAME": "bot"},
+            "TSTORE_KAFKA_USERNAME: set, but PLAINTEXT does not log in",
         ),
         (
             {"TSTORE_KAFKA_SECURITY_PROTOCOL": "SSL", "TSTORE_KAFKA_KEY_FILE": "/k"},
