@@ -43,9 +43,11 @@ function pick({ summary, as_of, lag_ms }) {
 
 function summaryBlock(summary) {
   const c = summary.completeness;
+  const spoken = summary.turns.user + summary.turns.assistant > 0;
   const facts = [
     ["Bot", summary.bot_id], ["Framework", summary.framework],
-    ["Started", fmtTime(summary.first_event_at)], ["Last event", fmtTime(summary.last_event_at)],
+    ["Started", fmtTime(summary.first_event_at)],
+    [spoken ? "Last turn" : "Last event", fmtTime(summary.last_event_at)],
     ["Turns", `${summary.turns.user} user · ${summary.turns.assistant} assistant`],
     ["Talk", `${fmtDuration(summary.talk_ms.user)} user · ${fmtDuration(summary.talk_ms.assistant)} assistant`],
     ["Interruptions", summary.interruptions], ["Stop timeouts", summary.timeouts],
