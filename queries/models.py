@@ -18,6 +18,14 @@ def _in_utc(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+def _named(value: str | None) -> str | None:
+    return value or None
+
+
+AskedName = Annotated[str | None, AfterValidator(_named)]
+"""A name to filter by (a bot, a language): empty, it filters nothing, as when it is not
+given (a form's empty field); ``language=`` found no session at all while ``bot_id=`` found
+every one."""
 AskedTime = Annotated[datetime, AfterValidator(_in_utc)]
 """A time a caller asks with: ISO 8601, in UTC when it names no zone (a date alone is its
 midnight), as the command line takes it. Refused, ``2026-12-06`` was told it "should have
@@ -174,14 +182,14 @@ class SessionDetail(Answer):
 class SessionFilters(Answer):
     """Which sessions to list; unset filters do not filter."""
 
-    bot_id: str | None = None
+    bot_id: AskedName = None
     since: AskedTime | None = Field(None, description="First event at or after this.")
     until: AskedTime | None = Field(None, description="First event before this.")
     has_interruption: bool | None = None
     has_timeout: bool | None = None
     min_turns: Annotated[int, Field(ge=0, le=MAX_TURNS)] | None = None
     max_turns: Annotated[int, Field(ge=0, le=MAX_TURNS)] | None = None
-    language: str | None = None
+    language: AskedName = None
     complete: bool | None = None
     state: SessionState | None = None
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from analytics.definitions import Bucket, GroupBy
 from queries.analytics import latency_figures, turn_figures
 from queries.metrics import metrics
-from queries.models import AskedTime
+from queries.models import AskedName, AskedTime
 from service.answers import LatencyFiguresAnswer, MetricsAnswer, TurnFiguresAnswer, respond
 from service.auth import bearer, state_of
 from service.parameters import KNOWN_PARAMETERS
@@ -28,7 +28,7 @@ class RangeQuery(BaseModel):
 
     since: AskedTime
     until: AskedTime
-    bot_id: str | None = None
+    bot_id: AskedName = None
 
 
 class MetricsQuery(RangeQuery):

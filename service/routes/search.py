@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from queries.models import AskedTime
+from queries.models import AskedName, AskedTime
 from queries.paging import MAX_PAGE
 from queries.search import MAX_QUERY_CHARS, search
 from schemas import Role
@@ -28,7 +28,7 @@ class SearchQuery(BaseModel):
         max_length=MAX_QUERY_CHARS,
         description='Words (all must occur, any case) and "quoted phrases".',
     )
-    bot_id: str | None = None
+    bot_id: AskedName = None
     role: Role | None = None
     since: AskedTime | None = Field(None, description="Turns starting at or after this.")
     until: AskedTime | None = Field(None, description="Turns starting before this.")

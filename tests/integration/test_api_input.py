@@ -165,7 +165,7 @@ async def test_extreme_but_well_formed_values_are_answered_never_with_a_500(
     kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str
 ) -> None:
     """Times at the ends of what ISO 8601 allows (or without a zone, in UTC, as the command
-    line takes them) and counts beyond 64 bits pass validation;
+    line takes them), empty names (as unset) and counts beyond 64 bits pass validation;
     the answer must then be right (everything, or nothing) or a problem naming the parameter."""
     at = now() - timedelta(hours=1)
     everything, nothing = ["extreme"], list[str]()
@@ -186,6 +186,7 @@ async def test_extreme_but_well_formed_values_are_answered_never_with_a_500(
         ),
         ("/v1/analytics/turns", {"since": EARLIEST, "until": LATEST}, everything, "since"),
         ("/v1/sessions", {"since": "2000-01-01"}, everything, "since"),  # no zone: UTC
+        ("/v1/sessions", {"language": "", "bot_id": ""}, everything, "language"),  # unset
         ("/v1/search", {"q": "sentence", "until": "9999-12-31T00:00:00"}, everything, "until"),
         (
             "/v1/analytics/turns",
