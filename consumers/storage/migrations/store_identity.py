@@ -12,6 +12,7 @@ already holds rows keeps the empty id, and with it the groups whose offsets it w
 from __future__ import annotations
 
 from consumers.storage.migrations.migration import Migration
+from consumers.storage.migrations.read_caches import PACKED_BELOW_BYTES
 
 _HOLDS_ROWS = " OR ".join(
     f"(SELECT count() FROM {table}_generations) > 0"
@@ -23,7 +24,8 @@ STORE_IDENTITY: tuple[Migration, ...] = (
         111,
         "store_identity",
         "CREATE TABLE IF NOT EXISTS store_identity (store_id String) "
-        "ENGINE = MergeTree ORDER BY tuple()",
+        "ENGINE = MergeTree ORDER BY tuple() "
+        f"SETTINGS min_bytes_for_full_part_storage = {PACKED_BELOW_BYTES}",
     ),
     Migration(
         112,
