@@ -16,3 +16,7 @@ class BadQueryError(ValueError):
 
 class NotFoundError(LookupError):
     """The thing asked for is not in the store (yet)."""
+
+
+def no_session(session_id: str) -> NotFoundError:
+    return NotFoundError(f"no session {session_id!r} in the store")

@@ -109,7 +109,8 @@ class Touched:
     """Those without turns (calls nobody spoke in), which reads find in the ledger: nearly
     always none, so that a read's statements name none. A read checks them again
     (``silent_sessions(SILENT)``), as a turn may land between this list and its statements;
-    a session whose first turn lands just then may be missed by that one read."""
+    a session whose first turn lands just then may be missed by a read that looks for those
+    with turns and those without in two statements (the listing looks in one)."""
 
     def parameters(self) -> dict[str, Any]:
         return {"touched_ids": self.ids, "touched_hashes": self.hashes, "silent": self.silent}

@@ -23,7 +23,7 @@ from queries.errors import BadQueryError, NotFoundError
 from queries.models import Answer, Chunk, Turn
 from queries.paging import as_utc
 from queries.reader import Reader
-from queries.summaries import ledgers
+from queries.summaries import require_known
 from queries.turns import TURN_FIELDS, as_turn, stored_turns
 from schemas import Track
 
@@ -133,9 +133,8 @@ def recording(reader: Reader, session_id: str, fields: Sequence[str] = TIMING_FI
         turn["stopped_at"] = turn["stopped_at"] and as_utc(turn["stopped_at"])
     found = Recording(turns, chunk_index(reader, session_id))
     if not found.turns and not found.chunks:
-        if ledgers(reader, [session_id]):
-            raise NotFoundError(f"session {session_id!r} has neither turns nor audio yet")
-        raise NotFoundError(f"no session {session_id!r} in the store")
+        require_known(reader, session_id)
+        raise NotFoundError(f"session {session_id!r} has neither turns nor audio yet")
     return found
 
 

@@ -12,8 +12,8 @@ that neither reads more than it must:
 2. summaries of a batch of candidates, read by session key.
 
 A session without turns (a call nobody spoke in) is a candidate by its first event, found in
-the ledger among the sessions without turns. All kinds are merged in order, then the
-caller's filters taken. A session whose first turn lies before the window is left to the
+the ledger among the sessions without turns, by the same statement. The caller's filters are
+taken from the summaries. A session whose first turn lies before the window is left to the
 next, older window, so the listing stays in order of first event. Windows widen (an hour, a
 day, a week, ...) until the page is full or the time range is exhausted.
 """
@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from queries.cards import EVERY_SESSION, Among, Cards
 from queries.chunks import chunk_index
-from queries.errors import BadQueryError, NotFoundError
+from queries.errors import BadQueryError, no_session
 from queries.marks import Generations
 from queries.models import (
     SessionDetail,
@@ -46,7 +46,7 @@ from queries.paging import (
 )
 from queries.reader import Reader
 from queries.sealing import first_events
-from queries.summaries import from_turns, ledgers, silent_summaries, summaries
+from queries.summaries import from_turns, require_known, silent_summaries, summaries
 from queries.summary import passes
 from queries.turns import as_turn, stored_turns
 
@@ -66,8 +66,8 @@ _RANGE_FILTERS = ("bot_id", "since", "until")
 CLOCK_SKEW = timedelta(hours=1)
 """With no upper bound, turns up to this far ahead of this machine's clock are listed."""
 
-_CANDIDATES = """
-SELECT min(started_at) AS first_in_window, session_id
+_SPOKEN = """
+SELECT min(started_at) AS first_in_window, session_id, 1 AS spoken
 FROM transcripts_generations
 WHERE generation = {generation:UInt32} AND {bot} AND {among}
     AND started_at >= {window_lo:DateTime64(6, 'UTC')}
@@ -76,16 +76,26 @@ GROUP BY session_id
 HAVING (first_in_window, session_id) < ({after_at:DateTime64(6, 'UTC')}, {after_id:String})
 ORDER BY first_in_window DESC, session_id DESC
 LIMIT {batch:UInt32}"""
-_SILENT_CANDIDATES = f"""
-SELECT first_event_at, session_id
-FROM ({first_events("{bot} AND {silent}")})
-WHERE first_event_at >= {{window_lo:DateTime64(6, 'UTC')}}
+"""The sessions with a turn in the window, newest first by their first turn in it."""
+_SILENT = f"""
+SELECT first_event_at, session_id, 0
+FROM ({first_events("{silent}")})
+WHERE ({{bot_id:String}} = '' OR first_bot_id = {{bot_id:String}})
+    AND first_event_at >= {{window_lo:DateTime64(6, 'UTC')}}
     AND first_event_at < {{window_hi:DateTime64(6, 'UTC')}}
     AND (first_event_at, session_id) < ({{after_at:DateTime64(6, 'UTC')}}, {{after_id:String}})
 ORDER BY first_event_at DESC, session_id DESC
 LIMIT {{batch:UInt32}}"""
 """The sessions without turns (``{silent}``: ``Among.silent``) whose first event lies in the
-window, newest first."""
+window, newest first; of a bot, if one is asked for, by the bot of that first event."""
+_BOTH = f"""
+SELECT * FROM ({_SPOKEN} UNION ALL {_SILENT})
+ORDER BY first_in_window DESC, session_id DESC
+LIMIT {{batch:UInt32}}"""
+"""Both kinds in one statement, so that a session whose first turn lands while the listing
+reads is of one kind or the other in each batch. With a statement per kind, each read in its
+own batches, it could be of neither: the one of sessions with turns read past its place
+before the turn landed, the one of those without reached it after."""
 
 
 def session_detail(reader: Reader, session_id: str) -> SessionDetail:
@@ -104,8 +114,7 @@ def transcript(reader: Reader, session_id: str) -> list[Turn]:
     turns = stored_turns(reader, [session_id]).get(session_id)
     if turns:
         return [as_turn(t) for t in turns]
-    if not ledgers(reader, [session_id]):
-        raise NotFoundError(f"no session {session_id!r} in the store")
+    require_known(reader, session_id)
     return []
 
 
@@ -113,7 +122,7 @@ def _silent(reader: Reader, session_id: str) -> SessionSummary:
     """The summary of a session without turns, from its events."""
     for summary in silent_summaries(reader, [session_id]):
         return summary
-    raise NotFoundError(f"no session {session_id!r} in the store")
+    raise no_session(session_id)
 
 
 def list_sessions(
@@ -148,13 +157,22 @@ def list_sessions(
             reader, cards, filters.bot_id, window, (after_at, after_id), by_aggregate, limit
         ):
             if s.session_id in seen:
-                continue  # found with its first turn and without: see _live
+                continue  # met without turns, then where its first turn, landed meanwhile, lies
             seen.add(s.session_id)
-            if (filters.until is None or s.first_event_at < filters.until) and passes(s, filters):
+            if _in_range(s, filters) and passes(s, filters):
                 found.append(s)
                 if len(found) > limit:
                     return _page(found, limit)
     return _page(found, limit)
+
+
+def _in_range(summary: SessionSummary, filters: SessionFilters) -> bool:
+    """Whether the session is of the bot and before the time asked for. Candidates are found
+    by their turns of that bot in a window, but a session belongs to the bot of its first
+    turn (or event), as in its summary and the analytics, and lies where that began."""
+    return (filters.bot_id is None or summary.bot_id == filters.bot_id) and (
+        filters.until is None or summary.first_event_at < filters.until
+    )
 
 
 def _in_window(
@@ -203,27 +221,18 @@ def _live(
     sizes: Callable[[], Iterator[int]],
     among: Among,
 ) -> Iterator[SessionSummary]:
-    """``_in_window``'s summaries made from the live tables, of the sessions ``among`` picks:
-    those with turns and those without, merged in order. The merge reads the first batch of
-    each in the order given, those without turns first: a session whose first turn lands in
-    between is then found by both (``list_sessions`` takes it once) rather than by neither."""
+    """``_in_window``'s summaries made from the live tables, of the sessions ``among`` picks,
+    those with turns and those without, found in batches of candidates of both kinds."""
     bound = Generations.of(reader).parameters() | among.parameters
-
-    def summarized(
-        sql: str, summarize: Callable[[Reader, list[str]], list[SessionSummary]]
-    ) -> Iterator[SessionSummary]:
-        """Candidates in batches, then their summaries."""
-        for rows in window_batches(reader, sql, bound, bot_id, window, after, sizes()):
-            ids = [str(r[1]) for r in rows]
-            found = summarize(reader, [i for i in ids if among.taken is None or i in among.taken])
-            inside = (s for s in found if window[0] <= s.first_event_at < window[1])
-            yield from sorted((s for s in inside if _order(s) < after), key=_order, reverse=True)
-
-    spoken = summarized(_CANDIDATES.replace("{among}", among.spoken), summaries)
-    if among.silent is None:
-        return spoken
-    silent = summarized(_SILENT_CANDIDATES.replace("{silent}", among.silent), silent_summaries)
-    return heapq.merge(silent, spoken, key=_order, reverse=True)
+    sql = (_SPOKEN if among.silent is None else _BOTH.replace("{silent}", among.silent)).replace(
+        "{among}", among.spoken
+    )
+    for rows in window_batches(reader, sql, bound, bot_id, window, after, sizes()):
+        taken = [r for r in rows if among.taken is None or r[1] in among.taken]
+        found = summaries(reader, [str(r[1]) for r in taken if r[2]])
+        found += silent_summaries(reader, [str(r[1]) for r in taken if not r[2]])
+        inside = (s for s in found if window[0] <= s.first_event_at < window[1])
+        yield from sorted((s for s in inside if _order(s) < after), key=_order, reverse=True)
 
 
 def _page(found: list[SessionSummary], limit: int) -> SessionPage:

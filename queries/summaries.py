@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from queries.completeness import Ledger
+from queries.errors import no_session
 from queries.models import SessionSummary
 from queries.reader import Reader
 from queries.sealing import LEDGER_COLUMNS, chunk_figures, figures_of, first_events, ledger
@@ -63,6 +64,14 @@ def silent_sessions(picks: str) -> str:
     return f"session_id IN ({silent_ids(picks)})"
 
 
+_KNOWN = """
+SELECT 1 FROM session_events_generations
+WHERE generation = {events_generation:UInt32} AND session_id = {session_id:String}
+LIMIT 1
+UNION ALL
+SELECT 1 FROM audio_chunks_generations
+WHERE generation = {chunks_generation:UInt32} AND session_id = {session_id:String}
+LIMIT 1"""
 _LEDGERS = first_events("session_id IN {ids:Array(String)}", *LEDGER_COLUMNS)
 
 
@@ -123,6 +132,18 @@ def from_turns(
     held = ledgers(reader, list(turns))
     clock = reader.clock()
     return [summarize(s, found, held.get(s), clock) for s, found in turns.items()]
+
+
+def require_known(reader: Reader, session_id: str) -> None:
+    """Refuse a session of which the store holds no event and no chunk: asked by a read that
+    found no turn of it, to tell a call nobody spoke in from an id the store does not know."""
+    if not reader.rows(
+        _KNOWN,
+        events_generation=reader.generation("session_events"),
+        chunks_generation=reader.generation("audio_chunks"),
+        session_id=session_id,
+    ):
+        raise no_session(session_id)
 
 
 def ledgers(reader: Reader, session_ids: Sequence[str]) -> dict[str, Ledger]:

@@ -4,6 +4,7 @@ mark, and after a session's first turn moved; and a page from the cache summariz
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -205,29 +206,73 @@ def _ids(reader: Reader, filters: dict[str, Any]) -> set[str]:
     return {s.session_id for page in _walk(reader, filters, 500) for s in page}
 
 
+@pytest.mark.parametrize("statements", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("cached", [False, True], ids=["no cache", "after the mark"])
 def test_a_call_whose_first_turn_lands_during_a_read_is_listed_once(
-    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch, cached: bool
+    three_calls: tuple[Client, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    cached: bool,
+    statements: int,
 ) -> None:
-    """Its turn is written just after the read's first batch of live candidates: without a
-    cache, those with turns would have been read first, and the call, no longer without
-    turns when those without were read, would have been missing. The page lists it once,
-    where that turn begins."""
+    """A call without turns gets its first turn, where its first event lies, after the
+    listing's ``statements``-th read of live candidates, one candidate a read. It is listed
+    once, with or without that turn, whenever it lands. When the calls with turns and those
+    without were read by two statements, each in its own batches, the one with turns could
+    read past it (before its turn) and the one without reach it after (with its turn): it was
+    missing when it landed after the fourth (another call without turns, newer than it, made
+    the second read the later)."""
     client, _ = three_calls
     reader, store = Reader(client, pointer_ttl_s=0.0), Store(client)
     if cached:
         FactsKeeper(client).refresh()
-    silent = unique_name("silent")
-    store.insert("session_events", event_rows(silent, [0, 1]), generation=1)
-    batches, landed = queries.paging.window_batches, [False]
+    newer, silent = unique_name("newer"), unique_name("silent")
+    store.insert("session_events", event_rows(newer, [0, 1], start=T0 + _S * 75), generation=1)
+    store.insert("session_events", event_rows(silent, [0, 1], start=T0 + _S * 50), generation=1)
+    batches, read = queries.paging.window_batches, [0]
 
     def turn_lands(*args: Any) -> Iterator[Sequence[Sequence[Any]]]:
         for rows in batches(*args):
-            if not landed[0]:
-                _stopped(store, silent, "rules", _turn("l1", "user", 500, 501, 2))
-                landed[0] = True
+            read[0] += 1
+            if read[0] == statements:
+                _stopped(store, silent, "rules", _turn("l1", "user", 50, 51, 2))
             yield rows
 
     monkeypatch.setattr(queries.sessions, "window_batches", turn_lands)
+    monkeypatch.setattr(queries.sessions, "_batch_sizes", lambda *_: itertools.repeat(1))
     listed = [s for s in _walk(reader, {}, 50)[0] if s.session_id == silent]
-    assert [(s.first_event_at, s.turns.user) for s in listed] == [(T0 + timedelta(seconds=500), 1)]
+    assert [s.first_event_at for s in listed] == [T0 + _S * 50]
+
+
+def test_a_call_handed_to_another_bot_is_listed_under_the_bot_it_began_with(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As its summary and the analytics count it: the listing found it by the turns or events
+    of the bot asked for, and listed it under the other bot's name."""
+    client, _ = three_calls
+    reader, store = Reader(client, pointer_ttl_s=0.0), Store(client)
+    spoken, silent = unique_name("handed"), unique_name("handed-silent")
+    turns = [
+        v | {"bot_id": bot}
+        for bot, turn in (
+            ("rules", _turn("h1", "user", 60, 61, 0)),
+            ("other", _turn("h2", "assistant", 62, 63, 2)),
+        )
+        for v in turn
+    ]
+    store.insert("transcripts", transcript_rows(spoken, turns), generation=1)
+    store.insert("session_events", event_rows(silent, [0], start=T0 + _S * 70), generation=1)
+    store.insert(
+        "session_events",
+        event_rows(silent, [1], start=T0 + _S * 70, bot_id="other"),
+        generation=1,
+    )
+    for refreshed in (False, True):
+        if refreshed:
+            FactsKeeper(client).refresh()
+            reader = Reader(client, pointer_ttl_s=0.0)
+        assert {spoken, silent} <= _ids(reader, {"bot_id": "rules"})
+        assert not {spoken, silent} & _ids(reader, {"bot_id": "other"})
+        _both_ways(reader, monkeypatch)
+
+
+_S = timedelta(seconds=1)
