@@ -47,7 +47,12 @@ ORDER BY role"""
 _LATENCIES = f"""
 SELECT count(), {QUANTILES}(response_latency_ms)
 FROM ({{turns}})
-WHERE response_latency_ms IS NOT NULL"""
+WHERE response_latency_ms IS NOT NULL AND {{where}}"""
+_STARTED_IN_RANGE = """session_id IN (
+    SELECT session_id FROM transcripts_generations
+    WHERE generation = {generation:UInt32} AND role = 'assistant' AND {where})"""
+"""SQL of whether a row's session has an assistant turn in the range: its latency needs the
+user turn before it, wherever that lies."""
 
 
 def turn_figures(
@@ -79,11 +84,14 @@ def latency_figures(
     reader: Reader, *, since: datetime, until: datetime, bot_id: str | None = None
 ) -> LatencyFigures:
     """The percentiles of the response latencies of assistant turns that started in
-    ``[since, until)`` (the user turn before the first of them may lie before ``since``
-    and is then not seen: that turn has no latency)."""
+    ``[since, until)``, as ``/v1/analytics`` counts them: with the user turn before each,
+    even one that started before ``since`` (version 1 left those out)."""
     since, until, where = in_range(since, until, bot_id)
+    sessions = _STARTED_IN_RANGE.replace("{where}", where)
     ((measured, latencies),) = reader.rows(
-        _LATENCIES.replace("{turns}", latest_turns(SUMMARY_FIELDS, where)),
+        _LATENCIES.replace("{turns}", latest_turns(SUMMARY_FIELDS, sessions)).replace(
+            "{where}", where
+        ),
         generation=reader.generation("transcripts"),
         since=since,
         until=until,

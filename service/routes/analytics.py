@@ -59,6 +59,7 @@ def turns(state: State, query: Annotated[RangeQuery, Query()]) -> Response:
 @router.get("/latency", response_model=LatencyFiguresAnswer, responses=PROBLEM_RESPONSES)
 def latency(state: State, query: Annotated[RangeQuery, Query()]) -> Response:
     """p50/p90/p95/p99 of the response latencies of assistant turns that started in
-    ``[since, until)``: start minus the stop of the user turn before, barge-ins excluded."""
+    ``[since, until)``: start minus the stop of the user turn before, wherever that lies,
+    barge-ins excluded."""
     figures = latency_figures(state.ready_reader(), **query.model_dump())
     return respond(LatencyFiguresAnswer, state.freshness(), figures)

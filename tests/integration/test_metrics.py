@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import queries.facts
 from consumers.storage.clickhouse import Store
 from queries import Reader
+from queries.analytics import latency_figures
 from queries.errors import BadQueryError
 from queries.facts import FactsKeeper
 from queries.metrics import metrics
@@ -343,3 +344,18 @@ def test_a_call_that_ended_with_a_turn_still_open_has_holes(clickhouse: Client) 
     assert session_detail(reader, session_id).summary.completeness.state == "sealed_with_holes"
     (row,) = _hour(reader).rows
     assert row.completeness == StateCounts(sealed=0, sealed_with_holes=1, abandoned=0, open=0)
+
+
+def test_the_latency_route_counts_a_latency_whose_user_turn_lies_before_the_range(
+    three_calls: tuple[Client, list[str]],
+) -> None:
+    """As the analytics count it: a2 starts in the range, the user turn before it does not.
+    Version 1 of the latency route left it out, while ``/v1/analytics`` counted it."""
+    reader = Reader(three_calls[0])
+    since, until = T0 + timedelta(seconds=1.5), T0 + timedelta(hours=1)
+    figures = latency_figures(reader, since=since, until=until).response_latency_ms
+    assert figures is not None
+    assert (figures.count, figures.p50) == (5, 500)  # of 200, 500, 500, 600, 1000
+    one_bot = latency_figures(reader, since=since, until=until, bot_id="rules")
+    assert one_bot.response_latency_ms is not None
+    assert one_bot.response_latency_ms.count == 3  # 600, 500, 1000
