@@ -190,7 +190,11 @@ class SessionFilters(Answer):
     min_turns: Annotated[int, Field(ge=0, le=MAX_TURNS)] | None = None
     max_turns: Annotated[int, Field(ge=0, le=MAX_TURNS)] | None = None
     language: AskedName = None
-    complete: bool | None = None
+    complete: bool | None = Field(
+        None,
+        description="With (false) or without (true) holes; an abandoned or open call without "
+        "holes is complete (`/v1/incomplete` lists abandoned ones too).",
+    )
     state: SessionState | None = None
 
 

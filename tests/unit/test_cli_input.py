@@ -157,3 +157,23 @@ def test_incomplete_help_says_what_makes_a_session_incomplete_and_how_pages_end(
     for told in ("holes", "never stopped", "chunks", "abandoned", "session-id order"):
         assert told in said
     assert "may hold fewer, or none, and still give a cursor" in said
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "kinds"),
+    [
+        (
+            ["sessions", "--state", "dead"],
+            "--state",
+            "open, sealed, sealed_with_holes or abandoned",
+        ),
+        (["stats", "--bucket", "week"], "--bucket", "minute, hour or day"),
+        (["stats", "--by", "user"], "--by", "bot, role, language or framework"),
+    ],
+)
+def test_a_value_not_among_an_option_s_kinds_names_them(
+    args: list[str], option: str, kinds: str
+) -> None:
+    said = _said(_tstore(*args), code=2)
+    assert option in said
+    assert kinds in said

@@ -12,6 +12,7 @@ from analytics.definitions import Bucket, GroupBy
 from queries import SessionFilters
 from queries.incomplete import incomplete_sessions
 from queries.metrics import metrics
+from queries.models import SessionState
 from queries.paging import MAX_PAGE
 from queries.search import search as search_store
 from queries.sessions import list_sessions
@@ -31,6 +32,13 @@ Limit = Annotated[int, _page_size("Items per page.")]
 Cursor = Annotated[str | None, typer.Option(help="Continue after a page (its next cursor).")]
 Since = Annotated[datetime | None, time_option("From this time.")]
 Until = Annotated[datetime | None, time_option("Before this time.")]
+
+
+def _one_of(value: str | None, kinds: Any, option: str) -> None:
+    """Refuse a value of ``option`` that is not one of the literal type ``kinds``."""
+    known = get_args(kinds)
+    if value is not None and value not in known:
+        raise typer.BadParameter(f"{', '.join(known[:-1])} or {known[-1]}", param_hint=option)
 
 
 def _more(cursor: str | None) -> None:
@@ -67,18 +75,32 @@ def sessions(
     until: Until = None,
     language: Annotated[str | None, typer.Option(help="Only sessions with this language.")] = None,
     incomplete: Annotated[
-        bool | None, typer.Option("--incomplete/--complete", help="Only (in)complete ones.")
+        bool | None,
+        typer.Option(
+            "--incomplete/--complete",
+            help="Only sessions with (without) holes: missing events, turns never stopped, "
+            "missing audio. An abandoned call without holes is complete here; "
+            "`tstore incomplete` lists it.",
+        ),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="Only sessions in this state: open, sealed, sealed_with_holes, abandoned."
+        ),
     ] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> None:
     """List sessions, newest first."""
+    _one_of(state, SessionState, "--state")
     filters = SessionFilters(
         bot_id=bot,
         since=since,
         until=until,
         language=language,
         complete=None if incomplete is None else not incomplete,
+        state=cast(SessionState | None, state),
     )
     page = read(
         settings(),
@@ -178,10 +200,8 @@ def stats(
     ] = None,
 ) -> None:
     """Print the analytics per bucket (the last day unless told), and what each metric means."""
-    if bucket not in get_args(Bucket):
-        raise typer.BadParameter("minute, hour or day", param_hint="--bucket")
-    if by is not None and by not in get_args(GroupBy):
-        raise typer.BadParameter("bot, role, language or framework", param_hint="--by")
+    _one_of(bucket, Bucket, "--bucket")
+    _one_of(by, GroupBy, "--by")
     before = until or datetime.now(UTC)
     after = since or before - timedelta(days=1)
     step, split = cast(Bucket, bucket), cast(GroupBy | None, by)
