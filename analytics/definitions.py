@@ -88,11 +88,12 @@ METRICS = (
     ),
     Metric(
         "talk_ratio",
-        1,
+        2,
         "ratio",
         "ratio",
         "turn",
-        "Assistant talk time divided by user talk time (null without user talk).",
+        "Assistant talk time divided by user talk time (null without user talk, and split by "
+        "role: version 1 gave 0 for the user's row).",
     ),
     Metric(
         "interruptions",

@@ -193,9 +193,14 @@ def metrics(
         turns.setdefault((as_utc(at), group), {})[role] = values
     rows = {key: _turn_figures(by_role) for key, by_role in turns.items()}
     if group_by != "role":
-        for at, group, *values in read.merged("session_rollups", "", "opened_at"):
-            key = (as_utc(at), group)
-            rows[key] = rows.get(key, _turn_figures({})) | _session_figures(values)
+        opened = {
+            (as_utc(at), group): _session_figures(values)
+            for at, group, *values in read.merged("session_rollups", "", "opened_at")
+        }
+        rows = {
+            key: rows.get(key, _turn_figures({})) | opened.get(key, _session_figures(_NO_SESSION))
+            for key in rows.keys() | opened.keys()
+        }
     return Metrics(
         since=since,
         until=until,
@@ -204,7 +209,7 @@ def metrics(
         group_by=group_by,
         definitions=[MetricDefinition(**vars(m)) for m in METRICS],
         rows=[
-            _row(at, group if group_by else None, figures)
+            _row(at, group if group_by else None, figures, by_role=group_by == "role")
             for (at, group), figures in sorted(rows.items())
         ],
     )
@@ -246,6 +251,9 @@ class _Read:
 
 _NO_ROLE: Sequence[Any] = (0, 0, [], 0, 0, [], 0, 0)
 """A role's turn figures in a bucket where it has no turn (in its group)."""
+_NO_SESSION: Sequence[Any] = (0, 0, 0, 0, [], 0, [], *(0 for _ in StateCounts.model_fields))
+"""The session figures of a bucket where no session opened (in its group): its turns belong
+to sessions counted in an earlier bucket."""
 
 
 def _turn_figures(by_role: dict[str, Sequence[Any]]) -> dict[str, Any]:
@@ -276,8 +284,9 @@ def _session_figures(values: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def _row(at: datetime, group: str | None, figures: dict[str, Any]) -> MetricsRow:
-    """The row's rates and ratios, from its counts and sums."""
+def _row(at: datetime, group: str | None, figures: dict[str, Any], *, by_role: bool) -> MetricsRow:
+    """The row's rates and ratios, from its counts and sums; split by role, a ratio between
+    the roles has no meaning."""
     talk: RoleFigures = figures["talk_ms"]
     assistant_turns = figures["turns"].assistant
     call = figures.get("call_ms")
@@ -285,7 +294,7 @@ def _row(at: datetime, group: str | None, figures: dict[str, Any]) -> MetricsRow
     return MetricsRow(
         bucket_start=at,
         group=group,
-        talk_ratio=talk.assistant / talk.user if talk.user else None,
+        talk_ratio=talk.assistant / talk.user if talk.user and not by_role else None,
         interruptions_per_100_assistant_turns=(
             100 * interruptions / assistant_turns if assistant_turns else None
         ),

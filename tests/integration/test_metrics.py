@@ -359,3 +359,27 @@ def test_the_latency_route_counts_a_latency_whose_user_turn_lies_before_the_rang
     one_bot = latency_figures(reader, since=since, until=until, bot_id="rules")
     assert one_bot.response_latency_ms is not None
     assert one_bot.response_latency_ms.count == 3  # 600, 500, 1000
+
+
+def test_a_bucket_where_a_call_goes_on_counts_no_session_and_roles_have_no_ratio(
+    three_calls: tuple[Client, list[str]],
+) -> None:
+    """A call begun in minute 0 speaks on in minute 1: that minute counts its turns and 0
+    sessions, 0 ms of call (they were null). Split by role, a row holds one
+    role's talk: a ratio between the two has no meaning (version 1 gave the user's row 0)."""
+    client, _ = three_calls
+    _session(
+        Store(client),
+        "cross",
+        [_turn("x1", "user", 50, 52, 0), _turn("x2", "assistant", 65, 66, 2)],
+        [0, 1, 2, 3],
+        4,
+    )
+    reader = Reader(client)
+    first, second = _hour(reader, bucket="minute", bot_id="cross").rows
+    assert (first.sessions, second.sessions, second.call_ms) == (1, 0, 0)
+    assert second.turns == RoleFigures(user=0, assistant=1)
+    assert second.completeness == StateCounts(**dict.fromkeys(StateCounts.model_fields, 0))
+    by_role = _hour(reader, group_by="role").rows
+    assert [r.group for r in by_role] == ["assistant", "user"]
+    assert [r.talk_ratio for r in by_role] == [None, None]
