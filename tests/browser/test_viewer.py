@@ -438,3 +438,31 @@ async def test_the_transcript_shows_the_first_turn_whole_once_scrolled_to_it(
     assert placed["scrollTop"] < scrolled["scrollTop"], placed
     assert _whole(placed), placed
     await screenshot(page, "transcript-first-turn")
+
+
+async def test_short_spans_keep_their_tenths_and_long_calls_their_hours(
+    viewer: Viewer, page: Page
+) -> None:
+    """An overlap of 192 ms read "0 s" beside the API's 192; a turn 4.5 hours into a call
+    read "270:00.0"."""
+    await page.goto(f"{viewer.url}/")
+    shown = await page.evaluate(
+        "import('/viewer/app/format.js').then((f) => ["
+        "f.fmtDuration(192), f.fmtDuration(7000), f.fmtDuration(59960), f.fmtDuration(125400),"
+        "f.fmtClock(59.96), f.fmtClock(16200), f.fmtClock(3599.94)])"
+    )
+    assert shown == ["0.2 s", "7 s", "1 min 0 s", "2 min 5 s", "1:00.0", "4:30:00.0", "59:59.9"]
+
+
+async def test_a_turn_never_stopped_is_being_said_only_while_the_call_may_go_on(
+    viewer: Viewer, page: Page
+) -> None:
+    """A call silent for hours with its last turn never stopped (abandoned) said "speaking…"
+    of that turn, as a call in progress does."""
+    calls = {"open turn/old": now() - timedelta(hours=2), "open turn/now": now()}
+    for session_id, at in calls.items():
+        await viewer.api.publish(conversation(session_id, at, turns=2)[:3])
+    await viewer.api.until_projected()
+    for session_id, said in zip(calls, ("never stopped", "speaking…"), strict=True):
+        await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+        await expect(page.locator(".transcript .badge.open")).to_have_text(said)

@@ -73,7 +73,7 @@ function table(rows) {
       const latency = r.response_latency_ms;
       return el("tr", { dataset: { bucket: r.bucket_start, group: r.group ?? "" } },
         el("td", {}, fmtTime(r.bucket_start)),
-        el("td", {}, r.group ?? "all"),
+        el("td", {}, groupName(r.group)),
         el("td", { class: "num", dataset: { metric: "sessions" } }, fmtNumber(r.sessions)),
         el("td", { class: "num" }, `${r.turns.user} / ${r.turns.assistant}`),
         ...["p50", "p90", "p99"].map((p) =>
@@ -85,11 +85,28 @@ function table(rows) {
     })));
 }
 
+/** A row's group as a heading: "all" when not split, "(none)" for the turns or calls without
+ * a language or framework, which the API groups under "". */
+function groupName(group) {
+  return group === null || group === undefined ? "all" : group || "(none)";
+}
+
 /** uPlot data for one group: x (seconds) and one series per figure, null where the bucket
- * had no value (uPlot leaves a gap). */
-function series(rows, pick) {
-  const x = rows.map((r) => Date.parse(r.bucket_start) / 1000);
-  return [x, ...pick.map((f) => rows.map((r) => f(r) ?? null))];
+ * had no value and in a bucket the API left out between two (uPlot leaves a gap there rather
+ * than joining the two). */
+function series(rows, pick, step) {
+  const x = [];
+  const values = pick.map(() => []);
+  rows.forEach((r, i) => {
+    const at = Date.parse(r.bucket_start) / 1000;
+    if (i && at - x[x.length - 1] > step) {
+      x.push(x[x.length - 1] + step);
+      values.forEach((v) => v.push(null));
+    }
+    x.push(at);
+    pick.forEach((f, n) => values[n].push(f(r) ?? null));
+  });
+  return [x, ...values];
 }
 
 /** A chart of ``data``, or a note when it holds no value (a role's charts of what only the
@@ -112,14 +129,14 @@ function chart(uPlot, title, data, lines, unit, { width, range }) {
 function charts(uPlot, rows, frame) {
   const groups = new Map();
   for (const row of rows) {
-    const key = row.group ?? "all";
+    const key = groupName(row.group);
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(row);
   }
   return [...groups].map(([group, own]) => {
     own.sort((a, b) => Date.parse(a.bucket_start) - Date.parse(b.bucket_start));
-    const latency = series(own, LATENCY.map(([p]) => (r) => r.response_latency_ms?.[p]));
-    const rate = series(own, [(r) => r.interruptions_per_100_assistant_turns]);
+    const latency = series(own, LATENCY.map(([p]) => (r) => r.response_latency_ms?.[p]), frame.step);
+    const rate = series(own, [(r) => r.interruptions_per_100_assistant_turns], frame.step);
     return el("section", { class: "group", dataset: { group } }, el("h3", {}, group),
       el("div", { class: "pair" },
         chart(uPlot, "Response latency", latency, LATENCY, "ms", frame),
@@ -136,7 +153,7 @@ export async function renderAnalytics(page, given) {
   const width = Math.max(Math.min((page.clientWidth - 48) / 2, 620), 320);
   const range = [Date.parse(query.since) / 1000, Date.parse(query.until) / 1000];
   const drawn = libs
-    ? [el("p", { class: "note" }, `Time axes in ${ZONE}.`), ...charts(libs.uPlot, answer.rows, { width, range })]
+    ? [el("p", { class: "note" }, `Time axes in ${ZONE}.`), ...charts(libs.uPlot, answer.rows, { width, range, step: BUCKETS[query.bucket].s })]
     : el("p", { class: "note" }, "Charts need uPlot: see the notice above.");
   page.append(
     ...(answer.rows.length

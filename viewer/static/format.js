@@ -14,11 +14,13 @@ export function fmtSeconds(ms) {
   return ms === null || ms === undefined ? "–" : `${(ms / 1000).toFixed(1)} s`;
 }
 
+/** A span of time: tenths of a second below a minute (an overlap of 192 ms is 0.2 s, not
+ * 0 s), whole seconds beyond. */
 export function fmtDuration(ms) {
   if (ms === null || ms === undefined) return "–";
+  if (ms < 59950) return `${number.format(ms / 1000)} s`;
   const seconds = Math.round(ms / 1000);
-  const minutes = Math.floor(seconds / 60);
-  return minutes ? `${minutes} min ${seconds % 60} s` : `${seconds} s`;
+  return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
 }
 
 /** The zone the page shows times in: the browser's, said beside each time and input, since
@@ -51,12 +53,13 @@ export function fromLocalInput(value) {
   return value ? new Date(value).toISOString() : "";
 }
 
-/** Seconds into the call as m:ss.s */
+/** Seconds into the call as m:ss.s, or h:mm:ss.s from an hour on. */
 export function fmtClock(seconds) {
   const tenths = Math.round(seconds * 10); // rounded first: 59.96 s is 1:00.0, not 0:60.0
-  const m = Math.floor(tenths / 600);
-  const s = ((tenths - m * 600) / 10).toFixed(1).padStart(4, "0");
-  return `${m}:${s}`;
+  const h = Math.floor(tenths / 36000);
+  const m = Math.floor((tenths - h * 36000) / 600);
+  const s = ((tenths - h * 36000 - m * 600) / 10).toFixed(1).padStart(4, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }
 
 /** Seconds into the call as m:ss, for an axis or a span of minutes. */

@@ -30,6 +30,8 @@ function callOf(sessionId, detail) {
   return {
     sessionId,
     turns: detail.turns,
+    /** Whether the call may still go on: a turn without a stop is then being said. */
+    live: detail.summary.completeness.state === "open",
     origin,
     durationMs: Math.max(Math.max(...ends) - origin, 1000),
     at: (iso) => Date.parse(iso) - origin,
@@ -68,7 +70,9 @@ function transcriptEntry(call, turn, onPick) {
     turn.interrupted ? el("span", { class: "badge interrupted", title: "interrupted by the user" }, "⚡ interrupted") : null,
     turn.timed_out ? el("span", { class: "badge timed-out", title: "closed by the stop timeout" }, "◷ timeout") : null,
     turn.response_latency_ms !== null ? el("span", { class: "badge latency", title: "response latency" }, fmtMs(turn.response_latency_ms)) : null,
-    turn.stopped_at ? null : el("span", { class: "badge open" }, "speaking…"),
+    turn.stopped_at ? null : call.live
+      ? el("span", { class: "badge open" }, "speaking…")
+      : el("span", { class: "badge open", title: "the call is over and this turn's stop never came" }, "never stopped"),
   ];
   // A button inside the item, not the item made one: the list keeps its items for readers.
   return el("li", { class: `entry role-${turn.role}`, dataset: { turnId: turn.turn_id } },
