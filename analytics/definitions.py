@@ -133,7 +133,8 @@ METRICS = (
         "ms",
         "sum",
         "session",
-        "From a session's first turn start to its last turn stop, summed over sessions.",
+        "From a session's first turn start to its last turn stop (or start, for a turn never "
+        "stopped), summed over sessions.",
     ),
     Metric(
         "overlap_ms",

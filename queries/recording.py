@@ -76,7 +76,10 @@ class Position(Answer):
 class Moment(Answer):
     at: AwareDatetime
     origin: AwareDatetime = Field(description="Session time 0: its first turn's or chunk's start.")
-    turns: list[Turn] = Field(description="The turns under way at that instant.")
+    turns: list[Turn] = Field(
+        description="The turns under way at that instant; a turn never stopped, up to the "
+        "last moment the store knows of the call (a turn's start or stop, a chunk's end)."
+    )
     tracks: dict[Voice, Position | None]
 
 
@@ -96,6 +99,13 @@ class Recording:
     def origin(self) -> datetime:
         starts: list[datetime] = [t["started_at"] for t in self.turns[:1]]
         return min(starts + [c.starts_at for found in self.chunks.values() for c in found])
+
+    @property
+    def known_until(self) -> datetime:
+        """The last moment the store knows of the call: after it, a turn never stopped may
+        or may not still be under way (an abandoned call's last turn never is)."""
+        times: list[datetime] = [t["stopped_at"] or t["started_at"] for t in self.turns]
+        return max(times + [c.ends_at for found in self.chunks.values() for c in found])
 
     def turn(self, turn_id: str) -> dict[str, Any]:
         for turn in self.turns:
@@ -209,7 +219,8 @@ def moment(reader: Reader, session_id: str, t_ms: int) -> Moment:
     under_way = [
         as_turn(t)
         for t in session.turns
-        if t["started_at"] <= at and (t["stopped_at"] is None or at < t["stopped_at"])
+        if t["started_at"] <= at
+        and (at < t["stopped_at"] if t["stopped_at"] else at <= session.known_until)
     ]
     return Moment(
         at=at,

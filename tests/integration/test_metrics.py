@@ -21,6 +21,7 @@ from queries.errors import BadQueryError
 from queries.facts import FactsKeeper
 from queries.metrics import metrics
 from queries.models import Metrics, RoleFigures, StateCounts
+from queries.recording import moment
 from queries.sessions import session_detail
 from tests.conftest import unique_name
 from tests.integration.stored_rows import (
@@ -383,3 +384,15 @@ def test_a_bucket_where_a_call_goes_on_counts_no_session_and_roles_have_no_ratio
     by_role = _hour(reader, group_by="role").rows
     assert [r.group for r in by_role] == ["assistant", "user"]
     assert [r.talk_ratio for r in by_role] == [None, None]
+
+
+def test_a_turn_never_stopped_is_under_way_up_to_the_last_moment_known_of_its_call(
+    three_calls: tuple[Client, list[str]],
+) -> None:
+    """C's assistant turn started at 3 s into the call and never stopped; the call was
+    abandoned. A day later it was still listed as being said."""
+    client, (_, _, c) = three_calls
+    reader = Reader(client)
+    assert [t.turn_id for t in moment(reader, c, 3_000).turns] == ["c2"]
+    assert moment(reader, c, 3_001).turns == []
+    assert moment(reader, c, 86_400_000).turns == []
