@@ -149,8 +149,9 @@ def metrics(
     since, until, _ = in_range(since, until, bot_id)
     step = BUCKETS[bucket]
     if (until - since) / step > MAX_BUCKETS:
+        wider = "a shorter range" if bucket == "day" else "a wider bucket or a shorter range"
         raise BadQueryError(
-            "bucket", f"cuts the range into more than {MAX_BUCKETS} buckets: take a wider one"
+            "bucket", f"cuts the range into more than {MAX_BUCKETS} buckets: take {wider}"
         )
     clock = reader.clock()
     generations = Generations.of(reader)

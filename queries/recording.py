@@ -144,7 +144,7 @@ def recording(reader: Reader, session_id: str, fields: Sequence[str] = TIMING_FI
     found = Recording(turns, chunk_index(reader, session_id))
     if not found.turns and not found.chunks:
         require_known(reader, session_id)
-        raise NotFoundError(f"session {session_id!r} has neither turns nor audio yet")
+        raise NotFoundError(f"session {session_id!r} has neither turns nor audio stored")
     return found
 
 

@@ -102,7 +102,7 @@ def session_audio(
     from_ms: Annotated[int, SessionTime],
     to_ms: Annotated[
         int,
-        Query(gt=0, le=MAX_SESSION_MS, description="Excluded; at most 10 minutes after from_ms."),
+        Query(ge=0, le=MAX_SESSION_MS, description="Excluded; at most 10 minutes after from_ms."),
     ],
     track: Tracks = "both",
 ) -> Response:

@@ -253,6 +253,7 @@ def _at_rate(pcm: bytes, rate: int) -> bytes:
 BAD: list[tuple[str, dict[str, str | int], int, str | None]] = [
     ("/v1/sessions/whole/audio", {"from_ms": 0, "to_ms": 1000, "track": "left"}, 422, "track"),
     ("/v1/sessions/whole/audio", {"from_ms": 2000, "to_ms": 1000}, 400, "to_ms"),
+    ("/v1/sessions/whole/audio", {"from_ms": 1000, "to_ms": 0}, 400, "to_ms"),
     ("/v1/sessions/whole/audio", {"from_ms": 0, "to_ms": 11 * 60_000}, 400, "to_ms"),
     ("/v1/sessions/whole/audio", {"from_ms": 10**15, "to_ms": 1000}, 422, "from_ms"),
     ("/v1/sessions/whole/at", {"t_ms": 3 * 10**14}, 422, "t_ms"),

@@ -215,8 +215,10 @@ def test_bad_ranges_are_refused_naming_the_parameter(
     reader = Reader(three_calls[0])
     with pytest.raises(BadQueryError, match="since"):
         metrics(reader, since=T0, until=T0)
-    with pytest.raises(BadQueryError, match="bucket"):
+    with pytest.raises(BadQueryError, match="take a wider bucket or a shorter range"):
         metrics(reader, since=T0, until=T0 + timedelta(days=30), bucket="minute")
+    with pytest.raises(BadQueryError, match="buckets: take a shorter range"):  # none is wider
+        metrics(reader, since=T0, until=T0 + timedelta(days=10_001), bucket="day")
 
 
 def _totals(found: Metrics) -> dict[str, int]:

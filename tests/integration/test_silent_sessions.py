@@ -153,7 +153,7 @@ def test_a_call_nobody_spoke_in_has_an_empty_transcript_and_says_why_it_has_no_a
     reader = Reader(two_silent)
     silent = _silent(Store(two_silent), "rules", 50, [0, 1], None)
     assert transcript(reader, silent) == []
-    with pytest.raises(NotFoundError, match="has neither turns nor audio yet"):
+    with pytest.raises(NotFoundError, match="has neither turns nor audio stored"):
         moment(reader, silent, 0)
     for missing in (lambda: transcript(reader, "nobody"), lambda: moment(reader, "nobody", 0)):
         with pytest.raises(NotFoundError, match="no session 'nobody' in the store"):

@@ -169,6 +169,7 @@ def test_incomplete_help_says_what_makes_a_session_incomplete_and_how_pages_end(
         ),
         (["stats", "--bucket", "week"], "--bucket", "minute, hour or day"),
         (["stats", "--by", "user"], "--by", "bot, role, language or framework"),
+        (["search", "hi", "--role", "bot"], "--role", "user or assistant"),
     ],
 )
 def test_a_value_not_among_an_option_s_kinds_names_them(
@@ -177,3 +178,8 @@ def test_a_value_not_among_an_option_s_kinds_names_them(
     said = _said(_tstore(*args), code=2)
     assert option in said
     assert kinds in said
+
+
+def test_an_empty_search_says_what_to_give() -> None:
+    said = _said(_tstore("search", " "), code=2)
+    assert 'the search is empty; give words or a "quoted phrase"' in said

@@ -128,8 +128,11 @@ def search(
     cursor: Cursor = None,
 ) -> None:
     """Search transcripts, newest first."""
-    if role not in (None, "user", "assistant"):
-        raise typer.BadParameter("user or assistant", param_hint="--role")
+    if not query.strip():
+        raise typer.BadParameter(
+            'the search is empty; give words or a "quoted phrase"', param_hint="QUERY"
+        )
+    _one_of(role, Role, "--role")
     who: Role | None = "user" if role == "user" else "assistant" if role else None
     page = read(
         settings(),
