@@ -113,11 +113,12 @@ METRICS = (
     ),
     Metric(
         "interruptions_per_call_minute",
-        2,
+        3,
         "per minute",
         "rate",
         "session",
-        "Interruptions per minute of call time (call_ms) of the sessions in the bucket.",
+        "Interruptions of the sessions that began in the bucket, over all their turns, per "
+        "minute of their call time (call_ms); version 2 took those of the turns started in it.",
     ),
     Metric(
         "user_stop_timeouts",

@@ -73,6 +73,7 @@ SELECT
     sum(sessions_n),
     sum(spoken_n),
     sum(call_ms_total),
+    sum(interruptions_in_sessions),
     sum(overlap_ms_total),
     quantilesMerge{PERCENTILES}(overlaps),
     sum(silence_ms_total),
@@ -252,7 +253,7 @@ class _Read:
 
 _NO_ROLE: Sequence[Any] = (0, 0, [], 0, 0, [], 0, 0)
 """A role's turn figures in a bucket where it has no turn (in its group)."""
-_NO_SESSION: Sequence[Any] = (0, 0, 0, 0, [], 0, [], *(0 for _ in StateCounts.model_fields))
+_NO_SESSION: Sequence[Any] = (0, 0, 0, 0, 0, [], 0, [], *(0 for _ in StateCounts.model_fields))
 """The session figures of a bucket where no session opened (in its group): its turns belong
 to sessions counted in an earlier bucket."""
 
@@ -275,10 +276,11 @@ def _turn_figures(by_role: dict[str, Sequence[Any]]) -> dict[str, Any]:
 
 
 def _session_figures(values: Sequence[Any]) -> dict[str, Any]:
-    sessions, spoken, call, overlap, overlaps, silence, silences, *states = values
+    sessions, spoken, call, interrupted, overlap, overlaps, silence, silences, *states = values
     return {
         "sessions": sessions,
         "call_ms": call,
+        "interruptions_per_call_minute": interrupted / (call / 60_000) if call else None,
         "overlap_ms": SessionTimeFigures(total=overlap, per_session=percentiles(overlaps, spoken)),
         "silence_ms": SessionTimeFigures(total=silence, per_session=percentiles(silences, spoken)),
         "completeness": StateCounts(**dict(zip(StateCounts.model_fields, states, strict=True))),
@@ -290,7 +292,6 @@ def _row(at: datetime, group: str | None, figures: dict[str, Any], *, by_role: b
     the roles has no meaning."""
     talk: RoleFigures = figures["talk_ms"]
     assistant_turns = figures["turns"].assistant
-    call = figures.get("call_ms")
     interruptions = figures["interruptions"]
     return MetricsRow(
         bucket_start=at,
@@ -299,6 +300,5 @@ def _row(at: datetime, group: str | None, figures: dict[str, Any], *, by_role: b
         interruptions_per_100_assistant_turns=(
             100 * interruptions / assistant_turns if assistant_turns else None
         ),
-        interruptions_per_call_minute=interruptions / (call / 60_000) if call else None,
         **figures,
     )

@@ -319,7 +319,7 @@ class MetricsRow(Answer):
     talk_ratio: float | None
     interruptions: int
     interruptions_per_100_assistant_turns: float | None
-    interruptions_per_call_minute: float | None
+    interruptions_per_call_minute: float | None = None
     user_stop_timeouts: int
     call_ms: int | None = None
     overlap_ms: SessionTimeFigures | None = None

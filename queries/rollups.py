@@ -61,7 +61,8 @@ SELECT
     countIf(ended = 'sealed') AS sealed_n,
     countIf(ended = 'sealed_with_holes') AS holed_n,
     groupArrayIf(last_active_at, ended IS NULL) AS unsealed,
-    countIf(notEmpty(turns)) AS spoken_n
+    countIf(notEmpty(turns)) AS spoken_n,
+    sum(session_interruptions) AS interruptions_in_sessions
 FROM ({{slices}})
 WHERE opens AND {{picked}}
 GROUP BY hour, bot_id, framework, language""",

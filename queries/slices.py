@@ -56,7 +56,8 @@ SELECT
     {_ENDED.replace("{kind}", dict(SESSION_FIGURES)["ended"])} AS ended,
     greatest(arrayMax(t -> {_END}, turns), coalesce(last_event_at, opened_at)) AS last_active_at,
     opened_at,
-    opened_by
+    opened_by,
+    arrayCount(t -> t.interrupted, turns) AS session_interruptions
 FROM ({{sessions}})"""
 """Each session's figures from all its turns; those of a session without turns are 0, its
 language '', and its state that of its events."""
@@ -70,7 +71,8 @@ FROM (
         session_id,
         arrayFilter(t -> (toStartOfHour(t.started_at), t.bot_id) = slice, whole) AS turns,
         slice = slices[1] AS opens,
-        session_language, call_ms, overlap_ms, silence_ms, ended, last_active_at, opened_at
+        session_language, call_ms, overlap_ms, silence_ms, ended, last_active_at, opened_at,
+        session_interruptions
     FROM (
         SELECT *, turns AS whole, if(empty(turns), [(toStartOfHour(opened_at), opened_by)],
             arrayDistinct(arrayMap(t -> (toStartOfHour(t.started_at), t.bot_id), turns)))

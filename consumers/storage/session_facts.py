@@ -51,12 +51,15 @@ SESSION_FIGURES = (
     ("ended", "Nullable(Enum8('sealed' = 1, 'sealed_with_holes' = 2))"),
     ("last_active_at", "DateTime64(6, 'UTC')"),
     ("opened_at", "DateTime64(6, 'UTC')"),
+    ("session_interruptions", "UInt64"),
 )
 """A session's figures on each of its slices: ``opens`` on the slice of its first turn (of its
 first event, without turns), the one that counts it; its first language ('' without one);
 its call time, overlap and silence; ``ended`` sealed or with holes, NULL without an end (open
 or abandoned, by the time of ``last_active_at`` when it is read); ``opened_at``, when it
-counts: its first turn's start, or its first event's without turns."""
+counts: its first turn's start, or its first event's without turns; its assistant turns
+interrupted, over all its turns. Inserted by position: a figure added later goes last, where
+``ALTER TABLE ... ADD COLUMN`` puts it in a store made before it."""
 
 _GENERATIONS = """
     generation UInt32,
@@ -119,6 +122,7 @@ ROLLUP_VALUES = {
         ("holed_n", "UInt64"),
         ("unsealed", "Array(DateTime64(6, 'UTC'))"),
         ("spoken_n", "UInt64"),
+        ("interruptions_in_sessions", "UInt64"),
     ),
 }
 """Per rollup, what its rows hold; the names are none of a slice's, so that the SQL that

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import queries.facts
+from consumers.storage import migrations
 from consumers.storage.clickhouse import Store
 from queries import Reader
 from queries.analytics import latency_figures
@@ -367,14 +368,14 @@ def test_the_latency_route_counts_a_latency_whose_user_turn_lies_before_the_rang
 def test_a_bucket_where_a_call_goes_on_counts_no_session_and_roles_have_no_ratio(
     three_calls: tuple[Client, list[str]],
 ) -> None:
-    """A call begun in minute 0 speaks on in minute 1: that minute counts its turns and 0
-    sessions, 0 ms of call (they were null). Split by role, a row holds one
+    """A call begun in minute 0 speaks on in minute 1, where it is interrupted: that minute
+    counts its turns and 0 sessions, 0 ms of call (they were null). Split by role, a row holds one
     role's talk: a ratio between the two has no meaning (version 1 gave the user's row 0)."""
     client, _ = three_calls
     _session(
         Store(client),
         "cross",
-        [_turn("x1", "user", 50, 52, 0), _turn("x2", "assistant", 65, 66, 2)],
+        [_turn("x1", "user", 50, 52, 0), _turn("x2", "assistant", 65, 66, 2, interrupted=True)],
         [0, 1, 2, 3],
         4,
     )
@@ -382,6 +383,11 @@ def test_a_bucket_where_a_call_goes_on_counts_no_session_and_roles_have_no_ratio
     first, second = _hour(reader, bucket="minute", bot_id="cross").rows
     assert (first.sessions, second.sessions, second.call_ms) == (1, 0, 0)
     assert second.turns == RoleFigures(user=0, assistant=1)
+    # the call's interruption, in minute 1, is its own: per minute of its call, in minute 0
+    # (version 2 gave minute 0 a rate of 0, minute 1 none)
+    assert (first.interruptions, second.interruptions) == (0, 1)
+    assert first.interruptions_per_call_minute == pytest.approx(1 / (16_000 / 60_000))
+    assert second.interruptions_per_call_minute is None
     assert second.completeness == StateCounts(**dict.fromkeys(StateCounts.model_fields, 0))
     by_role = _hour(reader, group_by="role").rows
     assert [r.group for r in by_role] == ["assistant", "user"]
@@ -398,3 +404,33 @@ def test_a_turn_never_stopped_is_under_way_up_to_the_last_moment_known_of_its_ca
     assert [t.turn_id for t in moment(reader, c, 3_000).turns] == ["c2"]
     assert moment(reader, c, 3_001).turns == []
     assert moment(reader, c, 86_400_000).turns == []
+
+
+def test_a_store_made_before_migration_113_folds_each_call_s_interruptions_once_migrated(
+    clickhouse: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its slices and rollups got the new columns by ``ALTER TABLE``, last, where the
+    refresh, which inserts by position, puts them."""
+    with monkeypatch.context() as old:
+        old.setattr(
+            migrations, "MIGRATIONS", tuple(m for m in migrations.MIGRATIONS if m.version <= 112)
+        )
+        Store(clickhouse).migrate()
+    assert [m.version for m in migrations.migrate(clickhouse)] == [113, 114, 115]
+    monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
+    session_id = _session(
+        Store(clickhouse),
+        "cross",
+        [_turn("x1", "user", 50, 52, 0), _turn("x2", "assistant", 65, 66, 2, interrupted=True)],
+        [0, 1, 2, 3],
+        4,
+    )
+    FactsKeeper(clickhouse).refresh()
+    folded = clickhouse.query(
+        "SELECT (SELECT session_interruptions FROM session_slices FINAL WHERE session_id = "
+        "{s:String} AND opens), (SELECT interruptions_in_sessions FROM session_rollups FINAL)",
+        parameters={"s": session_id},
+    ).result_rows
+    assert folded == [(1, 1)]
+    (row,) = _hour(Reader(clickhouse)).rows
+    assert row.interruptions_per_call_minute == pytest.approx(1 / (16_000 / 60_000))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
+from consumers.storage.migrations.call_interruptions import CALL_INTERRUPTIONS
 from consumers.storage.migrations.migration import Migration
 from consumers.storage.migrations.projection_sql import SESSION_SUMMARY_SOURCES, SESSION_TURN
 from consumers.storage.migrations.projection_tables import PROJECTION_TABLES
@@ -52,6 +53,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     *TEXT_INDEX,
     *SILENT_SESSIONS,
     *STORE_IDENTITY,
+    *CALL_INTERRUPTIONS,
 )
 
 
