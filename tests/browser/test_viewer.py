@@ -466,3 +466,20 @@ async def test_a_turn_never_stopped_is_being_said_only_while_the_call_may_go_on(
     for session_id, said in zip(calls, ("never stopped", "speaking…"), strict=True):
         await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
         await expect(page.locator(".transcript .badge.open")).to_have_text(said)
+
+
+async def test_every_bar_lies_within_its_lane(viewer: Viewer, page: Page) -> None:
+    """A turn never stopped in a call that ended begins where the call ends: its bar (a
+    padding's width) reached past the lane's end."""
+    session_id = "open turn/at the end"
+    await viewer.api.publish(conversation(session_id, now() - timedelta(hours=2), turns=2)[:3])
+    await viewer.api.until_projected()
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    await expect(page.locator(".timeline .turn")).to_have_count(2)
+    outside = await page.evaluate(
+        """[...document.querySelectorAll('.timeline .turn')].filter((bar) => {
+            const b = bar.getBoundingClientRect(), t = bar.parentElement.getBoundingClientRect();
+            return b.left < t.left - 0.5 || b.right > t.right + 0.5 || b.width < 5;
+        }).map((bar) => bar.dataset.turnId)"""
+    )
+    assert outside == []

@@ -19,7 +19,8 @@ const WAVEFORM_REFRESH_MS = 3000;
  * chunk's start, as the API's audio routes count it. */
 function callOf(sessionId, detail) {
   const starts = detail.turns.map((t) => Date.parse(t.started_at));
-  const ends = detail.turns.flatMap((t) => [Date.parse(t.started_at), Date.parse(t.stopped_at || t.started_at)]);
+  // A turn never stopped is drawn a second long at least: begun last, it would have no width.
+  const ends = detail.turns.flatMap((t) => [Date.parse(t.started_at), t.stopped_at ? Date.parse(t.stopped_at) : Date.parse(t.started_at) + 1000]);
   for (const chunks of Object.values(detail.chunks)) {
     for (const c of chunks) {
       starts.push(Date.parse(c.starts_at));
@@ -30,6 +31,8 @@ function callOf(sessionId, detail) {
   return {
     sessionId,
     turns: detail.turns,
+    /** Whether the store holds any of its audio: without, the page asks for none. */
+    recorded: Object.values(detail.chunks).some((chunks) => chunks.length > 0),
     /** Whether the call may still go on: a turn without a stop is then being said. */
     live: detail.summary.completeness.state === "open",
     origin,

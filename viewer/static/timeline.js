@@ -9,13 +9,16 @@ import { el, fmtClock, fmtMs, onPress } from "./format.js";
 
 const LANES = [["user", "User"], ["gaps", "Latency"], ["assistant", "Assistant"]];
 const LABEL_SPACE_PX = 4;
+const MIN_BAR_PX = 6;
 /** The timelines whose labels are sorted out again when their width changes. */
 const watched = new WeakSet();
 
+/** Where a bar lies, in percent of the lane: from its start, where the waveform's region
+ * of the turn starts, at least ``MIN_BAR_PX`` wide to be seen and clicked, but never past
+ * the lane's end (a short last turn's padding reached past it). */
 function span(startMs, stopMs, totalMs) {
   const left = (100 * startMs) / totalMs;
-  const width = Math.max((100 * (stopMs - startMs)) / totalMs, 0.15);
-  return { left: `${left}%`, width: `${Math.min(width, 100 - left)}%` };
+  return { left: `${left}%`, width: `min(max(${(100 * (stopMs - startMs)) / totalMs}%, ${MIN_BAR_PX}px), ${100 - left}%)` };
 }
 
 function describe(turn, startMs, stopMs) {

@@ -75,6 +75,10 @@ export async function mountWaveform(container, libs, call, startMs, { atMs, onTi
   let toMs = endOf(call);
   /** The window's length, as wavesurfer counts it. */
   const lengthS = () => (toMs - startMs) / 1000;
+  if (!call.recorded) {
+    container.replaceChildren(el("p", { class: "note" }, "No waveform: no audio of this call is stored (yet)."));
+    return null;
+  }
   let audio;
   let peaks;
   try {
