@@ -9,6 +9,7 @@ and Kafka being down never reaches the caller: events wait in memory, then on di
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ log = structlog.get_logger(__name__)
 E = TypeVar("E", TurnStarted, TurnStopped, ChunkReady, SessionEnded)
 
 LIBRARY_VERSION = version("transcript-store")
+ENDED_KEPT = 100_000
+"""How many ended sessions a producer remembers, to refuse their events (about 10 MB)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class ProducerStats:
     spooled: int
     """Written to the on-disk spool (each is published later)."""
     dropped: int
-    """Refused because the spool was full: lost, and logged."""
+    """Refused (the spool full, the producer closed, the session ended): lost, and logged."""
     errors: int
     """Failed attempts to reach Kafka (each retried)."""
     backlog: int
@@ -87,6 +90,10 @@ class TranscriptProducer:
             bootstrap, self._spool, self._encode, delivery, kafka_security or PLAINTEXT
         )
         self._next_seq: dict[str, int] = {}
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        """The sessions this producer ended, newest last: an event of one would be numbered
+        from 0 again, and the store, which keeps one event per session and seq, would take it
+        for the one it replaced."""
         self._tracks: dict[str, dict[Track, list[int]]] = {}
         """Per session and track, the chunks published and their samples."""
         self._holds = 0
@@ -163,7 +170,12 @@ class TranscriptProducer:
         chunks published through this producer and their samples, against which the store
         tells a sealed session from one with holes. Call it once, after the session's last
         chunk; a session id the contract refuses is logged and nothing is published, since
-        this runs as a call ends, where an exception would only break the bot's cleanup."""
+        this runs as a call ends, where an exception would only break the bot's cleanup. A
+        second end (a bot ending a call on hang-up and again as its pipeline stops) is logged
+        and publishes nothing."""
+        if session_id in self._ended:
+            log.warning("session_end_repeated", session_id=session_id)
+            return None
         totals: dict[str, int] = {}
         for track, (chunks, samples) in self._tracks.pop(session_id, {}).items():
             totals |= {f"{track}_chunks": chunks, f"{track}_samples": samples}
@@ -179,6 +191,9 @@ class TranscriptProducer:
             return None
         finally:
             self._next_seq.pop(session_id, None)
+            self._ended[session_id] = None
+            if len(self._ended) > ENDED_KEPT:
+                self._ended.popitem(last=False)
 
     def resume_session(
         self,
@@ -187,7 +202,9 @@ class TranscriptProducer:
         tracks: Mapping[Track, tuple[int, int]] | None = None,
     ) -> None:
         """Continue numbering a session started by an earlier process; ``tracks``: per track,
-        the chunks it published and their samples, which the session's end adds up."""
+        the chunks it published and their samples, which the session's end adds up. A session
+        this producer ended takes events again once resumed."""
+        self._ended.pop(session_id, None)
         self._next_seq[session_id] = next_seq
         self._tracks[session_id] = {t: list(totals) for t, totals in (tracks or {}).items()}
 
@@ -282,12 +299,20 @@ class TranscriptProducer:
         event = model(
             session_id=session_id, bot_id=self.bot_id, seq=seq, producer=self._info, **fields
         )
-        self._next_seq[session_id] = seq + 1
-        if self._delivery.alive:
-            self._delivery.submit(event)
+        if session_id in self._ended:
+            refused = "the session was ended: call resume_session to continue it"
         else:
-            self._delivery.stats.dropped += 1
-            log.error(
-                "event_dropped", reason="producer not running", session_id=session_id, seq=seq
-            )
+            self._next_seq[session_id] = seq + 1  # a lost event is a hole the store sees
+            if self._delivery.alive:
+                self._delivery.submit(event)
+                return event
+            refused = "producer not running"
+        self._delivery.stats.dropped += 1
+        log.error(
+            "event_dropped",
+            reason=refused,
+            session_id=session_id,
+            event_type=model.__name__,
+            seq=seq,
+        )
         return event

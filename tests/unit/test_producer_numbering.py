@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from producers import TranscriptProducer
 from schemas import Envelope
 from tests.events import chunk
@@ -20,7 +22,26 @@ def test_each_session_counts_from_zero_and_a_resumed_one_continues(tmp_path: Pat
     ended = producer.end_session("a")
     assert ended is not None
     assert (ended.seq, ended.event_count) == (3, 4), "the session's last event"
-    assert producer.turn_started("a", "t0", "user").seq == 0
+
+
+def test_an_ended_session_takes_no_event_and_no_second_end_until_resumed(
+    tmp_path: Path,
+) -> None:
+    """Its numbering started again from 0, and the store, keeping one event per session and
+    seq, took the new events for the ones they replaced: an end twice gave the store a
+    session of 3 events, sealed with holes, out of 5."""
+    producer = TranscriptProducer("127.0.0.1:1", bot_id="bot", spool_dir=tmp_path)
+    producer.turn_started("a", "t0", "user")
+    assert producer.end_session("a") is not None
+    with capture_logs() as logs:
+        assert producer.end_session("a") is None
+        producer.turn_started("a", "t1", "user")
+    assert [(e["event"], e.get("reason")) for e in logs] == [
+        ("session_end_repeated", None),
+        ("event_dropped", "the session was ended: call resume_session to continue it"),
+    ]
+    producer.resume_session("a", 2)
+    assert producer.turn_started("a", "t1", "user").seq == 2
 
 
 def test_a_session_s_end_declares_its_events_and_per_track_chunks_and_samples(
