@@ -79,8 +79,9 @@ class ProjectorMetrics:
         self._stopped_since = None
 
     def stopped(self, tried_since_s: float) -> None:
-        """The projectors, first started at ``tried_since_s`` (wall clock), failed and wait to
-        start again (the broker out of reach, say): no fetch measures the lag meanwhile, and
+        """The projectors, first started at ``tried_since_s`` (wall clock), do not fetch: they
+        are starting, or failed and wait to start again (the broker out of reach, say). No
+        fetch measures the lag meanwhile, and
         it grows from when the broker last answered them, or from ``tried_since_s``. A store
         whose broker was never reached reported no lag at all, and looked current."""
         if self._stopped_since is None:

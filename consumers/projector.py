@@ -137,7 +137,11 @@ class Projector:
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
         await started(self._dead_letters, self._bootstrap, self._security)
-        await self._consumer.start()
+        try:
+            await self._consumer.start()
+        except BaseException:  # a broker out of reach, or a SIGTERM meanwhile: no stop follows
+            await self._dead_letters.stop()
+            raise
         self._heard_s = time.time()
         log.info("projector_started", generation=self.generation, group=self.group_id)
 

@@ -167,7 +167,12 @@ async def connection_problem(
         return "nothing listens there"
     except socket.gaierror as exc:
         return f"the host {host!r} cannot be found ({exc.strerror}): is the address right?"
-    except (OSError, KafkaError, TimeoutError) as exc:
+    except TimeoutError:
+        return (
+            f"no answer within {timeout_s:g} s: is the broker up? (a listener that wants "
+            f"another security protocol than {security.security_protocol} may stay silent too)"
+        )
+    except (OSError, KafkaError) as exc:
         return (
             f"the connection failed ({str(exc) or type(exc).__name__}): the listener may want "
             f"another security protocol than {security.security_protocol} (TLS, SASL, neither)"

@@ -259,24 +259,27 @@ async def _within_grace(work: Coroutine[Any, Any, None], stop: asyncio.Event) ->
 
 async def _project(settings: Settings, state: StoreState, stop: asyncio.Event) -> None:
     """The live projectors until ``stop``; after a failure (Kafka gone, say), again with
-    backoff."""
+    backoff. Until they first fetch, the lag grows from when they first tried: a store
+    started while its broker was out of reach said it was current for the minute its
+    topics' check took to fail, and that check, taking its time, held up a SIGTERM too."""
     attempt, began = 0, time.time()
+
+    async def topics_then_project() -> None:
+        nonlocal attempt
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            settings.topics,
+            partitions=settings.topic_partitions,
+            security=settings.kafka_security,
+        )
+        log.info("projecting", bootstrap=settings.kafka_bootstrap)
+        attempt = 0
+        await project_live(settings, state.ready_store(), stop, state.metrics, state.feed.publish)
+
+    state.metrics.stopped(began)
     while not stop.is_set():
         try:
-            await ensure_topics(
-                settings.kafka_bootstrap,
-                settings.topics,
-                partitions=settings.topic_partitions,
-                security=settings.kafka_security,
-            )
-            log.info("projecting", bootstrap=settings.kafka_bootstrap)
-            attempt = 0
-            await _within_grace(
-                project_live(
-                    settings, state.ready_store(), stop, state.metrics, state.feed.publish
-                ),
-                stop,
-            )
+            await _within_grace(topics_then_project(), stop)
         except Exception as exc:  # any failure: report, wait, start again
             state.metrics.stopped(began)
             wait = RETRY_S[min(attempt, len(RETRY_S) - 1)]

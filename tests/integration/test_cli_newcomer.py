@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from consumers.admin import RebuildService
@@ -239,3 +241,38 @@ def test_project_stops_on_sigterm_even_with_its_broker_gone(tmp_path: Path) -> N
             if project.poll() is None:
                 project.kill()
     assert "Traceback" not in log.read_text()
+
+
+def test_a_store_started_while_its_broker_is_silent_says_it_is_behind_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """With the broker paused (up, answering nothing), the check of its topics takes about
+    a minute to fail: the store said it was current meanwhile (lag 0), and a SIGTERM waited
+    for that check (35-43 s) rather than the grace the projectors have."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = _project_env(tmp_path, port)
+    with DevKafka(tmp_path / "kafka", port=port) as broker, log.open("w") as out:
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            with subprocess.Popen(
+                [TSTORE, "serve"], env=env, cwd=tmp_path, stdout=out, stderr=out
+            ) as serve:
+                try:
+                    _wait_for(log, "serving", 60)
+                    time.sleep(3)
+                    freshness = httpx.get(
+                        f"http://127.0.0.1:{env['TSTORE_HTTP_PORT']}/v1/freshness", timeout=10
+                    ).json()
+                    assert (freshness["lag_ms"] or 0) >= 2_000
+                    serve.send_signal(signal.SIGTERM)
+                    assert serve.wait(timeout=GRACE_S + 15) == 0
+                finally:
+                    if serve.poll() is None:
+                        serve.kill()
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+    said = log.read_text()
+    assert "Traceback" not in said
+    assert "Unclosed" not in said
