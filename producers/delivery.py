@@ -396,6 +396,17 @@ class Delivery:
 
     @staticmethod
     async def _publish(producer: AIOKafkaProducer, batch: list[_Queued]) -> None:
+        """Send the batch and wait for its acknowledgements. A topic the broker does not have
+        is a failure like a broker out of reach, named: aiokafka waits for it a request
+        timeout long, logging a warning ten times a second, and says only that it timed out."""
+        wanted = {q.record.topic for q in batch}
+        if missing := wanted - producer.client.cluster.topics():
+            await producer.client.force_metadata_update()
+            if missing := wanted - producer.client.cluster.topics():
+                raise KafkaError(
+                    f"the broker has no topic {', '.join(sorted(missing))}: create the topics "
+                    "(`tstore create-topics`, or a projector's first start)"
+                )
         deliveries = []
         since = time.perf_counter()
         for q in batch:

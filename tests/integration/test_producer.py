@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
+from structlog.testing import capture_logs
 
 from bench.loop_lag import LoopLag
 from consumers.projector import Projector
@@ -21,6 +22,7 @@ from consumers.storage.clickhouse import Store
 from consumers.topics_admin import ensure_topics
 from producers import DeliveryConfig, TranscriptProducer
 from schemas import Topics
+from tests.conftest import unique_name
 from tests.integration.reading import read_events
 from tests.waiting import until
 from tstore.devkafka import DevKafka
@@ -67,6 +69,27 @@ async def test_events_reach_kafka_in_session_order(
     assert producer.stats.dropped == producer.stats.spooled == 0
     seen = await _read_all(kafka_bootstrap, topics.turn_events, 96)
     _assert_complete_and_in_order(seen, {f"s{i}": 24 for i in range(4)})
+
+
+async def test_topics_the_broker_lacks_are_named_and_waited_for(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A bot started before its topics exist: aiokafka logged "not found in cluster metadata"
+    ten times a second for a request timeout, the producer said nothing and counted no error.
+    Now the first attempt names the topic, and the events are delivered once it exists."""
+    topics = Topics(prefix=f"{unique_name('absent')}.")
+    with capture_logs() as logs:
+        async with TranscriptProducer(
+            kafka_bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path, delivery=FAST_FAILURE
+        ) as producer:
+            _talk(producer, "s0", range(2))
+            await until(lambda: producer.stats.errors > 0, 20, "an error counted")
+            await ensure_topics(kafka_bootstrap, topics, partitions=1)
+            await until(lambda: producer.stats.published == 4, 30, "the events delivered")
+    (unavailable,) = [e for e in logs if e["event"] == "kafka_unavailable"]
+    assert f"the broker has no topic {topics.turn_events}" in unavailable["error"]
+    assert "tstore create-topics" in unavailable["error"]
+    assert len(await _read_all(kafka_bootstrap, topics.turn_events, 4)) == 4
 
 
 FIRST_BURST, BURST = 4_000, 50_000
