@@ -13,6 +13,7 @@ that failed and wait to start again (``stopped``), even if they never reached th
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -54,6 +55,7 @@ class ProjectorMetrics:
         self._measured_s: float | None = None
         self._heard_s: float | None = None
         self._stopped_since: float | None = None
+        self._labelled: set[TopicPartition] = set()
 
     @property
     def lag_s(self) -> float | None:
@@ -92,3 +94,15 @@ class ProjectorMetrics:
             self.lag_offsets.labels(tp.topic, str(tp.partition)).set(
                 max(0, highwater - next_offset)
             )
+            self._labelled.add(tp)
+
+    def held_partitions(self, next_offsets: Mapping[TopicPartition, tuple[int, int]]) -> None:
+        """Lag of every partition held, by (high watermark, next offset), when a fetch came back
+        empty; the gauge forgets the others. Batches set the lag only of partitions that have
+        records: a partition with none was missing from the gauge, and one a rebalance took
+        away kept its last figure, so a dashboard summing the gauge saw neither."""
+        for tp, (highwater, next_offset) in next_offsets.items():
+            self.partition_lag(tp, highwater, next_offset)
+        for tp in self._labelled - next_offsets.keys():
+            self.lag_offsets.remove(tp.topic, str(tp.partition))
+        self._labelled &= next_offsets.keys()

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -186,6 +186,7 @@ class Projector:
         if not records:
             await self.flush()
             self._note_progress(fetched_any=False)
+            await self._note_partition_lag()
             return 0
         with self.stats.timing("waiting"):
             while len(self._in_flight) >= PIPELINE_DEPTH:
@@ -249,6 +250,22 @@ class Projector:
         elif not fetched_any and not self._caught_up and lag_s == 0.0:
             self._caught_up = True
             log.info("caught_up", generation=self.generation, group=self.group_id)
+
+    async def _note_partition_lag(self) -> None:
+        """Set the offset lag of every partition held, after a fetch that brought nothing.
+
+        Only of partitions the broker gave a high watermark for: their position is known, so
+        asking for it does not wait on the broker (it would, up to the request timeout, for a
+        partition whose offset is being reset), but that wait is bounded all the same."""
+        lags: dict[TopicPartition, tuple[int, int]] = {}
+        for tp in self.held:
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            with suppress(IllegalStateError, TimeoutError):  # taken away, or being reset
+                position = await asyncio.wait_for(self._consumer.position(tp), 0.5)
+                lags[tp] = (highwater, position)
+        self.metrics.held_partitions(lags)
 
     def _heard(self, fetched_any: bool) -> float | None:
         """When the broker last answered a fetch for every partition being fetched (paused

@@ -131,3 +131,21 @@ async def test_records_in_hand_are_an_answer_however_long_ago_the_last_fetch() -
     with capture_logs() as logged:
         assert time.time() - projector._heard(True) < 1
     assert logged == []
+
+
+def test_the_offset_lag_lists_the_partitions_held_and_only_those() -> None:
+    metrics = ProjectorMetrics()
+    metrics.partition_lag(A, 10, 4)
+    metrics.held_partitions({B: (0, 0)})  # a rebalance took A; B never had a record
+
+    def listed() -> dict[str, float]:
+        return {
+            sample.labels["partition"]: sample.value
+            for family in metrics.registry.collect()
+            if family.name == "tstore_projector_lag_offsets"
+            for sample in family.samples
+        }
+
+    assert listed() == {"1": 0.0}
+    metrics.held_partitions({A: (12, 9), B: (3, 3)})
+    assert listed() == {"0": 3.0, "1": 0.0}
