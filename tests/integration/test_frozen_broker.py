@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,7 +78,10 @@ async def test_a_close_during_a_freeze_says_what_the_sender_waits_for_and_keeps_
         _signal(broker, signal.SIGSTOP)
         _say(producer, "s", range(3, 8))
         await asyncio.sleep(0.3)
+        began = time.monotonic()
         await producer.close(timeout_s=0.5)
+        took_s = time.monotonic() - began
+    assert took_s < 0.5 + 2, f"close kept the bot {took_s:.1f} s"  # it waited 5.5 s to stop
     unfinished = [e for e in logged if e["event"] == "delivery_unfinished"]
     assert unfinished, [e["event"] for e in logged]
     assert unfinished[0]["queued"] == 5
