@@ -76,12 +76,24 @@ _INSERTS = "source, session_id, projected_at"
 _LISTED = f"""
 SELECT DISTINCT {_INSERTS} FROM (
     {projected("after", what=_INSERTS)}
-    UNION ALL {projected("late_after", "late_upto", what=_INSERTS)})"""
-"""The inserts after the mark, and in the span of the refresh ``OVERLAP`` before: of each,
-the projection, the session and when."""
+    UNION ALL
+    SELECT * FROM ({projected("late_after", "late_upto", what=_INSERTS)})
+    WHERE toStartOfSecond(projected_at) NOT IN {{folded_seconds:Array(DateTime64(3, 'UTC'))}})"""
+"""The inserts after the mark, and in the span of the refresh ``OVERLAP`` before (but for the
+seconds of it a fold of the whole store took in, ``FactsKeeper._whole``): of each, the
+projection, the session and when."""
 
 Listed = tuple[str, str, datetime]
 """An insert of a session a refresh lists: the projection, the session and when."""
+
+_SECONDS = f"""
+SELECT toStartOfSecond(projected_at) AS second, count(), sum(cityHash64({_INSERTS}))
+FROM ({projected("after", "upto", what=_INSERTS)})
+GROUP BY second"""
+"""The inserts in a span, second by second: how many, and a sum of their hashes."""
+_SECOND = timedelta(seconds=1)
+Seconds = dict[datetime, tuple[int, int]]
+"""``_SECONDS``'s answer: an insert that lands in a second changes that second's figures."""
 
 _CACHED = f"""
 SELECT {{columns}}
@@ -208,6 +220,13 @@ class FactsKeeper:
         shown (``warm``)."""
         self._client = client
         self._reader = Reader(client, pointer_ttl_s=0.0, pinned=pinned)
+        self._whole: tuple[Generations | None, Seconds] = (None, {})
+        """The inserts of the ``OVERLAP`` before the mark of a refresh that folded the whole
+        store, as they were before it began, second by second: they were all folded. The
+        late spans of the refreshes after it fold again only the seconds that changed since
+        (an insert landed late). Folding them all, the second refresh after a store was
+        loaded or rebuilt within ``OVERLAP`` of the first folded it all again (1M sessions:
+        7 minutes, with every session projected meanwhile read live)."""
         self._folded: tuple[Generations | None, set[Listed]] = (None, set())
         """The inserts this keeper listed and folded the sessions of, of which generations:
         they were visible when listed, so the fold read them. The spans of two refreshes
@@ -226,7 +245,9 @@ class FactsKeeper:
         now, through = self._clock()
         since = mark(self._reader, generations)
         listed: set[Listed] = set()
+        whole: Seconds = {}
         if since is None:
+            whole = self._seconds(generations, through - OVERLAP, through)
             folds = self._whole_store(parameters)
         else:
             listed = self._listed(generations, since, through)
@@ -244,7 +265,9 @@ class FactsKeeper:
             return 0
         if folds:
             roll_up(self._client, parameters | {"refreshed_from": now, "computed_at": self._now()})
-        if since is not None:
+        if since is None:
+            self._whole = (generations, whole)
+        else:
             self._remember(generations, listed, since)
         self._client.insert(
             "session_facts_marks",
@@ -267,7 +290,7 @@ class FactsKeeper:
         """The inserts after the mark ``since``, or in the span of the refresh ``OVERLAP``
         before; none when nothing was projected. An idle store took 180 ms of a core every
         refresh, the rollups included, to find nothing when its statements each looked."""
-        late_after = since - OVERLAP
+        late_after, late_upto = since - OVERLAP, through - OVERLAP
         if not projected_after(self._reader, generations, late_after):
             return set()
         rows = self._reader.rows(
@@ -275,9 +298,23 @@ class FactsKeeper:
             **generations.parameters(),
             after=since,
             late_after=late_after,
-            late_upto=through - OVERLAP,
+            late_upto=late_upto,
+            folded_seconds=self._folded_whole(generations, late_after, late_upto),
         )
         return {(str(source), str(session), at) for source, session, at in rows}
+
+    def _folded_whole(self, generations: Generations, after: datetime, upto: datetime) -> list[Any]:
+        """The seconds of the span ``(after, upto]`` whose inserts a fold of the whole store
+        took in and that no insert landed in since."""
+        held, whole = self._whole
+        if held != generations or not whole or upto < min(whole) or after >= max(whole) + _SECOND:
+            return []  # the span has none of those seconds
+        now = self._seconds(generations, after, upto)
+        return sorted(second for second, figures in now.items() if whole.get(second) == figures)
+
+    def _seconds(self, generations: Generations, after: datetime, upto: datetime) -> Seconds:
+        rows = self._reader.rows(_SECONDS, **generations.parameters(), after=after, upto=upto)
+        return {second: (int(n), int(hashes)) for second, n, hashes in rows}
 
     def _folds(self, generations: Generations, listed: set[Listed]) -> list[Fold]:
         """The sessions of the inserts ``listed`` that were not listed and folded before,
