@@ -80,7 +80,7 @@ SELECT DISTINCT {_INSERTS} FROM (
     SELECT * FROM ({projected("late_after", "late_upto", what=_INSERTS)})
     WHERE toStartOfSecond(projected_at) NOT IN {{folded_seconds:Array(DateTime64(3, 'UTC'))}})"""
 """The inserts after the mark, and in the span of the refresh ``OVERLAP`` before (but for the
-seconds of it a fold of the whole store took in, ``FactsKeeper._whole``): of each, the
+seconds of it a fold of the whole store took in, ``FactsKeeper._note_whole``): of each, the
 projection, the session and when."""
 
 Listed = tuple[str, str, datetime]
@@ -91,6 +91,10 @@ SELECT toStartOfSecond(projected_at) AS second, count(), sum(cityHash64({_INSERT
 FROM ({projected("after", "upto", what=_INSERTS)})
 GROUP BY second"""
 """The inserts in a span, second by second: how many, and a sum of their hashes."""
+_WHOLE_FOLDED = f"""
+SELECT second, inserts, hashes FROM session_facts_whole_folds FINAL
+WHERE {CACHED_GENERATIONS}
+    AND second > {{after:DateTime64(3, 'UTC')}} AND second <= {{upto:DateTime64(3, 'UTC')}}"""
 _SECOND = timedelta(seconds=1)
 Seconds = dict[datetime, tuple[int, int]]
 """``_SECONDS``'s answer: an insert that lands in a second changes that second's figures."""
@@ -220,13 +224,6 @@ class FactsKeeper:
         shown (``warm``)."""
         self._client = client
         self._reader = Reader(client, pointer_ttl_s=0.0, pinned=pinned)
-        self._whole: tuple[Generations | None, Seconds] = (None, {})
-        """The inserts of the ``OVERLAP`` before the mark of a refresh that folded the whole
-        store, as they were before it began, second by second: they were all folded. The
-        late spans of the refreshes after it fold again only the seconds that changed since
-        (an insert landed late). Folding them all, the second refresh after a store was
-        loaded or rebuilt within ``OVERLAP`` of the first folded it all again (1M sessions:
-        7 minutes, with every session projected meanwhile read live)."""
         self._folded: tuple[Generations | None, set[Listed]] = (None, set())
         """The inserts this keeper listed and folded the sessions of, of which generations:
         they were visible when listed, so the fold read them. The spans of two refreshes
@@ -266,7 +263,7 @@ class FactsKeeper:
         if folds:
             roll_up(self._client, parameters | {"refreshed_from": now, "computed_at": self._now()})
         if since is None:
-            self._whole = (generations, whole)
+            self._note_whole(generations, whole)
         else:
             self._remember(generations, listed, since)
         self._client.insert(
@@ -305,12 +302,40 @@ class FactsKeeper:
 
     def _folded_whole(self, generations: Generations, after: datetime, upto: datetime) -> list[Any]:
         """The seconds of the span ``(after, upto]`` whose inserts a fold of the whole store
-        took in and that no insert landed in since."""
-        held, whole = self._whole
-        if held != generations or not whole or upto < min(whole) or after >= max(whole) + _SECOND:
-            return []  # the span has none of those seconds
+        took in (``_note_whole``) and that no insert landed in since."""
+        noted = {
+            second: (int(n), int(hashes))
+            for second, n, hashes in self._reader.rows(
+                _WHOLE_FOLDED, **generations.parameters(), after=after - _SECOND, upto=upto
+            )
+        }
+        if not noted:
+            return []
         now = self._seconds(generations, after, upto)
-        return sorted(second for second, figures in now.items() if whole.get(second) == figures)
+        return sorted(second for second, figures in now.items() if noted.get(second) == figures)
+
+    def _note_whole(self, generations: Generations, whole: Seconds) -> None:
+        """Store what a fold of the whole store took in of the last ``OVERLAP`` before its
+        mark: the late spans of the refreshes after it, in this keeper or another, fold
+        again only the seconds that changed. Folding them all, the second refresh after a
+        store was loaded or rebuilt within ``OVERLAP`` of the first folded it all again (1M
+        sessions: 443 s, with every session projected meanwhile read live)."""
+        if whole:
+            folded_at = self._now()
+            self._client.insert(
+                "session_facts_whole_folds",
+                [
+                    [*generations.parameters().values(), second, n, hashes, folded_at]
+                    for second, (n, hashes) in whole.items()
+                ],
+                column_names=[
+                    *generations.parameters(),
+                    "second",
+                    "inserts",
+                    "hashes",
+                    "folded_at",
+                ],
+            )
 
     def _seconds(self, generations: Generations, after: datetime, upto: datetime) -> Seconds:
         rows = self._reader.rows(_SECONDS, **generations.parameters(), after=after, upto=upto)

@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 from consumers.projections import PROJECTIONS
 from consumers.storage.migrations import SESSION_SUMMARY_SOURCES
 from consumers.storage.sealing import SEALING_SOURCES
-from consumers.storage.session_facts import CACHE_TABLES
+from consumers.storage.session_facts import GENERATION_CACHES
 
 _SESSION_ROWS = {
     "session_summaries_generations": set(SESSION_SUMMARY_SOURCES),
@@ -252,7 +252,7 @@ class Generations:
             *(t for t, fed_by in _SESSION_ROWS.items() if fed_by & set(generation.projections)),
         ):
             self.client.command(f"ALTER TABLE {table} DROP PARTITION {int(number)}")
-        for table in CACHE_TABLES:
+        for table in GENERATION_CACHES:
             self.client.command(
                 f"ALTER TABLE {table} DELETE WHERE has([generation, events_generation, "
                 f"chunks_generation], {int(number)}) SETTINGS mutations_sync = 1"

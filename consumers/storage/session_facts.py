@@ -93,6 +93,25 @@ CREATE TABLE IF NOT EXISTS session_facts_marks
 ENGINE = ReplacingMergeTree(marked_at)
 ORDER BY (generation, events_generation, chunks_generation)"""
 
+WHOLE_FOLDS_TABLE = f"""
+CREATE TABLE IF NOT EXISTS session_facts_whole_folds
+(
+    generation UInt32,
+    events_generation UInt32,
+    chunks_generation UInt32,
+    second DateTime64(3, 'UTC'),
+    inserts UInt64,
+    hashes UInt64,
+    folded_at DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(folded_at)
+{_PER_GENERATIONS}
+ORDER BY second"""
+"""The inserts of the last five minutes before the mark of a refresh that folded the whole
+store, second by second, as they were when it began (``queries.facts``): stored, so that
+whichever keeper refreshes next (after a rebuild's warm-up, another replica) folds again only
+the seconds that changed since. A few hundred rows a whole-store fold."""
+
 PERCENTILES = f"AggregateFunction(quantiles({', '.join(map(str, LEVELS))}), Int64)"
 ROLLUP_KEYS = {
     "turn_rollups": ("hour", "bot_id", "framework", "language", "role"),
@@ -193,4 +212,8 @@ CACHE_TABLES = (
     "session_cards",
     "session_card_keys",
 )
+"""The cache's tables made by migration 104: migrations 88-104 are numbered by their place in
+``WRITTEN_TABLES``, so a table added here would renumber them. ``GENERATION_CACHES`` has them
+all."""
+GENERATION_CACHES = (*CACHE_TABLES, "session_facts_whole_folds")
 """Where a dropped generation's cached facts are deleted too."""

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from clickhouse_connect.driver.client import Client
 
+import queries.facts
 from consumers.projections import project
 from consumers.storage.clickhouse import Store
 from consumers.storage.migrations import PACKED_BELOW_BYTES
-from queries.facts import FactsKeeper
 from tests.events import chunk, ended, turn_pair
 from tests.frames import decoded
 
 pytestmark = pytest.mark.integration
 
 
-def test_every_table_writes_its_small_parts_packed(clickhouse: Client) -> None:
+def test_every_table_writes_its_small_parts_packed(
+    clickhouse: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))  # the call is before the mark
     store = Store(clickhouse)
     store.migrate()
     call = decoded([*turn_pair(), chunk(seq=2), ended(3, totals={"user_chunks": 1})])
     for projection, rows in project(call.frames).items():
         store.insert(projection, rows, generation=1)
-    FactsKeeper(clickhouse).refresh()
+    queries.facts.FactsKeeper(clickhouse).refresh()
 
     tables = {
         str(name): str(ddl)

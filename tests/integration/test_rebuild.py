@@ -20,7 +20,7 @@ from consumers.projections import PROJECTIONS
 from consumers.rebuild import RebuildPlan, rebuild
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import GenerationError
-from consumers.storage.session_facts import CACHE_TABLES
+from consumers.storage.session_facts import GENERATION_CACHES
 from producers.kafka import kafka_producer
 from queries.facts import FactsKeeper
 from schemas import EventCodec, Topics, TurnStopped
@@ -107,7 +107,7 @@ async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
     assert store.generations.size(1).rows == {}
     assert contents(clickhouse) == before
     cached = "SELECT DISTINCT generation FROM {} FINAL ORDER BY generation"
-    for table in CACHE_TABLES:
+    for table in GENERATION_CACHES:
         assert clickhouse.query(cached.format(table)).result_rows == [(2,)], table
 
 

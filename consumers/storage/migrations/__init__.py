@@ -35,6 +35,7 @@ from consumers.storage.migrations.read_caches import (
 from consumers.storage.migrations.silent_sessions import SILENT_SESSIONS
 from consumers.storage.migrations.store_identity import STORE_IDENTITY
 from consumers.storage.migrations.text_index import TEXT_INDEX, WORD_SEPARATORS
+from consumers.storage.migrations.whole_folds import WHOLE_FOLDS
 
 __all__ = [
     "MIGRATIONS",
@@ -54,6 +55,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     *SILENT_SESSIONS,
     *STORE_IDENTITY,
     *CALL_INTERRUPTIONS,
+    *WHOLE_FOLDS,
 )
 
 
