@@ -212,8 +212,8 @@ CACHE_TABLES = (
     "session_cards",
     "session_card_keys",
 )
-"""The cache's tables made by migration 104: migrations 88-104 are numbered by their place in
-``WRITTEN_TABLES``, so a table added here would renumber them. ``GENERATION_CACHES`` has them
-all."""
+"""The cache's tables up to migration 104: migrations 88-104 pack the small parts of
+``WRITTEN_TABLES``, numbered 88 + a table's place there (these are 99-104), so a table added
+here would renumber them. ``GENERATION_CACHES`` has them all."""
 GENERATION_CACHES = (*CACHE_TABLES, "session_facts_whole_folds")
 """Where a dropped generation's cached facts are deleted too."""
