@@ -20,7 +20,7 @@ from consumers.projections import PROJECTIONS
 from consumers.rebuild import RebuildPlan, rebuild
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import GenerationError
-from consumers.storage.session_facts import GENERATION_CACHES
+from consumers.storage.session_facts import CACHE_TABLES, GENERATION_CACHES
 from producers.kafka import kafka_producer
 from queries.facts import FactsKeeper
 from schemas import EventCodec, Topics, TurnStopped
@@ -108,7 +108,10 @@ async def test_readers_never_see_the_rebuild_until_one_cut_over_shows_all_of_it(
     assert contents(clickhouse) == before
     cached = "SELECT DISTINCT generation FROM {} FINAL ORDER BY generation"
     for table in GENERATION_CACHES:
-        assert clickhouse.query(cached.format(table)).result_rows == [(2,)], table
+        kept = clickhouse.query(cached.format(table)).result_rows
+        # a whole-store fold notes only the inserts before its mark, which may be none here
+        allowed = [[(2,)]] if table in CACHE_TABLES else [[(2,)], []]
+        assert kept in allowed, table
 
 
 async def test_a_rebuild_cancelled_midway_resumes_to_what_a_clean_rebuild_gives(
