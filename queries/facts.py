@@ -80,7 +80,7 @@ SELECT DISTINCT {_INSERTS} FROM (
     SELECT * FROM ({projected("late_after", "late_upto", what=_INSERTS)})
     WHERE toStartOfSecond(projected_at) NOT IN {{folded_seconds:Array(DateTime64(3, 'UTC'))}})"""
 """The inserts after the mark, and in the span of the refresh ``OVERLAP`` before (but for the
-seconds of it a fold of the whole store took in, ``FactsKeeper._note_whole``): of each, the
+seconds of it a fold of the whole store took in, ``FactsKeeper._late_span``): of each, the
 projection, the session and when."""
 
 Listed = tuple[str, str, datetime]
@@ -287,22 +287,28 @@ class FactsKeeper:
         """The inserts after the mark ``since``, or in the span of the refresh ``OVERLAP``
         before; none when nothing was projected. An idle store took 180 ms of a core every
         refresh, the rollups included, to find nothing when its statements each looked."""
-        late_after, late_upto = since - OVERLAP, through - OVERLAP
+        late_after = since - OVERLAP
         if not projected_after(self._reader, generations, late_after):
             return set()
+        late_upto, folded = self._late_span(generations, late_after, through - OVERLAP)
         rows = self._reader.rows(
             _LISTED,
             **generations.parameters(),
             after=since,
             late_after=late_after,
             late_upto=late_upto,
-            folded_seconds=self._folded_whole(generations, late_after, late_upto),
+            folded_seconds=folded,
         )
         return {(str(source), str(session), at) for source, session, at in rows}
 
-    def _folded_whole(self, generations: Generations, after: datetime, upto: datetime) -> list[Any]:
-        """The seconds of the span ``(after, upto]`` whose inserts a fold of the whole store
-        took in (``_note_whole``) and that no insert landed in since."""
+    def _late_span(
+        self, generations: Generations, after: datetime, upto: datetime
+    ) -> tuple[datetime, list[Any]]:
+        """The end of the late span ``(after, upto]`` to list, and the seconds of it to pass
+        over: those whose inserts a fold of the whole store took in (``_note_whole``) and that
+        no insert landed in since. When that is every second with an insert, the span is
+        empty: listing it would read again every insert ``_SECONDS`` just read (a whole
+        load's, after it was folded) to find none."""
         noted = {
             second: (int(n), int(hashes))
             for second, n, hashes in self._reader.rows(
@@ -310,9 +316,10 @@ class FactsKeeper:
             )
         }
         if not noted:
-            return []
+            return upto, []
         now = self._seconds(generations, after, upto)
-        return sorted(second for second, figures in now.items() if noted.get(second) == figures)
+        folded = sorted(second for second, figures in now.items() if noted.get(second) == figures)
+        return (after, []) if len(folded) == len(now) else (upto, folded)
 
     def _note_whole(self, generations: Generations, whole: Seconds) -> None:
         """Store what a fold of the whole store took in of the last ``OVERLAP`` before its
