@@ -11,6 +11,7 @@ import regex
 from clickhouse_connect.driver.client import Client
 
 from consumers.storage.migrations import WORD_SEPARATORS
+from consumers.storage.migrations.word_separators import UNICODE_CLASSES
 from queries.search import Terms, phrase_pattern
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,9 @@ BLANK = "\x01"
 """What the engine writes for a separator here: a character no word holds and no text has."""
 
 
-def _blanked_by_engine(clickhouse: Client, chars: list[str]) -> set[str]:
+def _blanked_by_engine(
+    clickhouse: Client, chars: list[str], separators: str = WORD_SEPARATORS
+) -> set[str]:
     blanked: set[str] = set()
     for at in range(0, len(chars), 20_000):
         part = chars[at : at + 20_000]
@@ -32,7 +35,7 @@ def _blanked_by_engine(clickhouse: Client, chars: list[str]) -> set[str]:
             "SELECT replaceRegexpAll({text:String}, {separators:String}, {blank:String})",
             parameters={
                 "text": "".join(part),
-                "separators": f"[{WORD_SEPARATORS}]",
+                "separators": f"[{separators}]",
                 "blank": BLANK,
             },
         ).result_rows[0][0]
@@ -46,6 +49,19 @@ def test_the_engine_and_search_end_words_at_the_same_characters(clickhouse: Clie
     splits_a_query = {c for c in ASSIGNED if Terms.parse(f"a{c}b").tokens == ("a", "b")}
     assert {f"U+{ord(c):04X}" for c in blanked ^ splits_a_query} == set()
     assert {"\u201c", "\u2019", "\u00a0", "\u200b", "\ufe0f", "\U0001f44d"} <= blanked
+
+
+def test_the_separators_written_out_are_those_of_the_engine_s_unicode_classes(
+    clickhouse: Client,
+) -> None:
+    """Every code point above ASCII: the list the index's preprocessor names is what the
+    engine's own Unicode tables call punctuation, symbols, spaces, controls, format characters
+    and variation selectors. An engine with newer tables fails here, naming what it added."""
+    every = [chr(c) for c in range(0x80, sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    by_classes = _blanked_by_engine(clickhouse, every, UNICODE_CLASSES)
+    written_out = _blanked_by_engine(clickhouse, every)
+    assert sorted(f"U+{ord(c):04X}" for c in by_classes ^ written_out) == []
+    assert len(written_out) > 9_000
 
 
 def _matched_by_engine(clickhouse: Client, pattern: str, texts: list[str]) -> list[bool]:

@@ -34,7 +34,11 @@ from consumers.storage.migrations.read_caches import (
 )
 from consumers.storage.migrations.silent_sessions import SILENT_SESSIONS
 from consumers.storage.migrations.store_identity import STORE_IDENTITY
-from consumers.storage.migrations.text_index import TEXT_INDEX, WORD_SEPARATORS
+from consumers.storage.migrations.text_index import (
+    TEXT_INDEX,
+    TEXT_INDEX_WRITTEN_OUT,
+    WORD_SEPARATORS,
+)
 from consumers.storage.migrations.whole_folds import WHOLE_FOLDS
 
 __all__ = [
@@ -56,6 +60,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     *STORE_IDENTITY,
     *CALL_INTERRUPTIONS,
     *WHOLE_FOLDS,
+    *TEXT_INDEX_WRITTEN_OUT,
 )
 
 
