@@ -11,7 +11,7 @@ import regex
 from clickhouse_connect.driver.client import Client
 
 from consumers.storage.migrations import WORD_SEPARATORS
-from consumers.storage.migrations.word_separators import word_separators
+from consumers.storage.migrations.word_separators import written_out
 from queries.search import Terms, phrase_pattern
 
 pytestmark = pytest.mark.integration
@@ -60,9 +60,9 @@ def test_the_separators_written_out_are_those_of_the_engine_s_unicode_classes(
     fails here, naming what it added."""
     every = [chr(c) for c in range(0x80, sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
     by_classes = _blanked_by_engine(clickhouse, every)
-    written_out = _blanked_by_engine(clickhouse, every, word_separators())
-    assert sorted(f"U+{ord(c):04X}" for c in by_classes ^ written_out) == []
-    assert len(written_out) > 9_000
+    by_list = _blanked_by_engine(clickhouse, every, written_out())
+    assert sorted(f"U+{ord(c):04X}" for c in by_classes ^ by_list) == []
+    assert len(by_list) > 9_000
 
 
 def _matched_by_engine(clickhouse: Client, pattern: str, texts: list[str]) -> list[bool]:

@@ -34,12 +34,9 @@ from consumers.storage.migrations.read_caches import (
 )
 from consumers.storage.migrations.silent_sessions import SILENT_SESSIONS
 from consumers.storage.migrations.store_identity import STORE_IDENTITY
-from consumers.storage.migrations.text_index import (
-    TEXT_INDEX,
-    TEXT_INDEX_WRITTEN_OUT,
-    WORD_SEPARATORS,
-)
+from consumers.storage.migrations.text_index import TEXT_INDEX, TEXT_INDEX_WRITTEN_OUT
 from consumers.storage.migrations.whole_folds import WHOLE_FOLDS
+from consumers.storage.migrations.word_separators import WORD_SEPARATORS
 
 __all__ = [
     "MIGRATIONS",

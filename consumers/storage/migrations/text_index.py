@@ -15,14 +15,7 @@ out in ``word_separators``: the same characters, which the engine finds in a fif
 from __future__ import annotations
 
 from consumers.storage.migrations.migration import Migration
-from consumers.storage.migrations.word_separators import UNICODE_CLASSES, word_separators
-
-WORD_SEPARATORS = UNICODE_CLASSES
-"""What ends a word besides ASCII non-alphanumerics, as the body of a character class that
-RE2 (the engine) and ``regex`` (Python) read alike: search's patterns. Characters assigned
-after the engine's Unicode tables (version 16 on: 1 003 of them, new scripts' punctuation and
-new symbols) end a word in Python only, so a word glued to one is not found; the tests check
-every character Python's own tables know."""
+from consumers.storage.migrations.word_separators import WORD_SEPARATORS, written_out
 
 
 def _index_made_again(
@@ -67,7 +60,7 @@ TEXT_INDEX_WRITTEN_OUT = _index_made_again(
         "transcripts_text_index_separators_written_out",
         "transcripts_text_index_separators_written_out_so_far",
     ),
-    f"lowerUTF8(replaceRegexpAll(text, '[{word_separators()}]', ' '))",
+    f"lowerUTF8(replaceRegexpAll(text, '[{written_out()}]', ' '))",
 )
 """The preprocessor runs the regular expression on every text, ASCII or not: the engine
 evaluates both branches of an ``if`` for an index (105-107 skipped ASCII texts only when a

@@ -1,7 +1,7 @@
 """The characters above ASCII that end a word, written out: generated once from the engine's
 own Unicode tables (RE2 in chDB 26.9 and its server of the same version), as the code points
 ``[\\p{P}\\p{S}\\p{Z}\\p{Cc}\\p{Cf}]`` and the variation selectors match there
-(``UNICODE_CLASSES``). A test holds the two to each other on the engine.
+(``WORD_SEPARATORS``). A test holds the two to each other on the engine.
 
 Written out, because the engine evaluates the text index's preprocessor on every text it
 inserts, ASCII or not (it evaluates both branches of an ``if`` there), and RE2 scanned a text
@@ -16,11 +16,15 @@ against 7.9. The engine, for its part, searches as fast through either preproces
 
 from __future__ import annotations
 
-UNICODE_CLASSES = r"\p{P}\p{S}\p{Z}\p{Cc}\p{Cf}" + "\ufe00-\ufe0f\U000e0100-\U000e01ef"
-"""What ends a word besides ASCII non-alphanumerics, as Unicode describes it: its
-punctuation, symbols, spaces, controls and format characters, and the variation selectors,
-marks that would otherwise make a word of the emoji presentation selector after a symbol (a
-thumbs-up written with it or without would differ)."""
+WORD_SEPARATORS = r"\p{P}\p{S}\p{Z}\p{Cc}\p{Cf}" + "\ufe00-\ufe0f\U000e0100-\U000e01ef"
+"""What ends a word besides ASCII non-alphanumerics, as Unicode describes it and as the body
+of a character class that RE2 (the engine) and ``regex`` (Python) read alike: punctuation,
+symbols, spaces, controls and format characters, and the variation selectors, marks that
+would otherwise make a word of the emoji presentation selector after a symbol (a thumbs-up
+written with it or without would differ). Search's patterns name them so. Characters
+assigned after the engine's Unicode tables (version 16 on: 1 003 of them, new scripts'
+punctuation and new symbols) end a word in Python only, so a word glued to one is not found;
+the tests check every character Python's own tables know."""
 
 RANGES: tuple[tuple[int, int], ...] = (
     (0x80, 0xA9),
@@ -366,11 +370,11 @@ RANGES: tuple[tuple[int, int], ...] = (
     (0xE0020, 0xE007F),
     (0xE0100, 0xE01EF),
 )
-"""``UNICODE_CLASSES`` above ASCII, as first and last code point of each run."""
+"""``WORD_SEPARATORS`` above ASCII, as first and last code point of each run."""
 
 
-def word_separators() -> str:
-    """``RANGES`` as the body of a character class for RE2: the characters themselves (it has
-    no escape for a code point that ``regex``, which the tests use, reads too), none of which
-    is special in a class."""
+def written_out() -> str:
+    """``RANGES`` as the body of a character class for RE2: the characters themselves, none of
+    which is special in a class or in the string literal of the index's DDL, so nothing is
+    escaped twice."""
     return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in RANGES)
