@@ -5,6 +5,7 @@ reached the store: lost, or still spooled on the bot's side), when a turn starte
 stopped, when it ended and its chunks are not what its end declared (``queries.sealing``), or
 when it never ended and has been silent for longer than the reader's ``abandoned_after``.
 Listed in session-id order, so the listing can be walked with a cursor while the store grows.
+A bot filter keeps the sessions whose first event came from that bot, the bot each item names.
 
 Finding them means reading every session's ledger and chunks: about 16 µs a session, 16 s for
 a million, when few have holes. So a page examines the sessions in spans of ``SPAN`` and stops
@@ -77,6 +78,10 @@ GROUP BY session_id
 HAVING {SEALS_CHUNK_HOLES}
 ORDER BY session_id
 LIMIT {{batch:UInt32}}"""
+_OF_BOT = f"""
+SELECT session_id
+FROM ({first_events("session_id IN {ids:Array(String)}")})
+WHERE first_bot_id = {{bot_id:String}}"""
 _LEDGERS = first_events(
     "session_id IN {ids:Array(String)}",
     *LEDGER_COLUMNS,
@@ -110,6 +115,7 @@ def incomplete_sessions(
     *,
     cursor: str | None = None,
     limit: int = 100,
+    bot_id: str | None = None,
     span: int = SPAN,
     budget_s: float = BUDGET_S,
 ) -> IncompletePage:
@@ -129,7 +135,10 @@ def incomplete_sessions(
     while True:
         ends = reader.rows(_SPAN_END, after=after, span=span, **parameters)
         upto = str(ends[0][0]) if ends else None
-        found += _searched(reader, parameters, after, upto)[: limit + 1]
+        searched = _searched(reader, parameters, after, upto)
+        if bot_id is not None and searched:
+            searched = _of_bot(reader, parameters, searched, bot_id)
+        found += searched[: limit + 1]
         if len(found) > limit:
             ids, next_after = found[:limit], found[limit - 1]
             break
@@ -156,6 +165,13 @@ def _searched(
         )
     }
     return sorted(found)
+
+
+def _of_bot(
+    reader: Reader, parameters: dict[str, object], ids: list[str], bot_id: str
+) -> list[str]:
+    rows = reader.rows(_OF_BOT, ids=ids, bot_id=bot_id, **parameters)
+    return sorted(str(row[0]) for row in rows)
 
 
 def _details(

@@ -273,6 +273,11 @@ async def test_sealed_sessions_through_the_broker_and_the_api(
             }
         ]
         assert (by_id["silent"]["state"], by_id["silent"]["holes"]) == ("abandoned", [])
+        for bot_id in {s["bot_id"] for s in incomplete["items"]} | {"sim"}:
+            of_bot = await api.ok("/v1/incomplete", bot_id=bot_id)
+            assert [s["session_id"] for s in of_bot["items"]] == [
+                s["session_id"] for s in incomplete["items"] if s["bot_id"] == bot_id
+            ]
 
 
 def test_an_end_that_arrives_before_the_rest_of_its_session_seals_it_once_all_is_there(
@@ -338,10 +343,11 @@ def test_a_walk_of_short_pages_lists_every_incomplete_session_once_in_order(
 ) -> None:
     """A page examines sessions in spans and ends when its time is spent, with a cursor from
     where it stopped: pages may be short or empty, and the walk still lists each incomplete
-    session once, as one long page does."""
+    session once, as one long page does; with a bot filter, each of that bot's alone."""
     store, _ = _store(clickhouse)
     turn = {"turn_id": "t", "role": "user", "started_at": T0, "stopped_at": T0, "complete": True}
     kinds = ["sealed", "seq hole", "sealed", "sealed", "open turn", "chunk hole", "sealed"] * 2
+    bots = {f"walk-{n:02d}": "other" if n % 3 == 0 else "rules" for n in range(len(kinds))}
     for n, kind in enumerate(kinds):
         session_id = f"walk-{n:02d}"
         stopped = turn | {"seq": 0, "complete": kind != "open turn"}
@@ -349,20 +355,24 @@ def test_a_walk_of_short_pages_lists_every_incomplete_session_once_in_order(
         store.insert("audio_chunks", chunk_rows(session_id, [("user", 0, 0, 0, 100)]), generation=1)
         seqs = [0, 2, 3] if kind == "seq hole" else [0, 1, 2]
         declared = [("user", 1, 90 if kind == "chunk hole" else 100)]
-        ledger = event_rows(session_id, seqs, (seqs[-1] + 1, declared))
+        ledger = event_rows(session_id, seqs, (seqs[-1] + 1, declared), bot_id=bots[session_id])
         store.insert("session_events", ledger, generation=1)
     reader = Reader(clickhouse, abandoned_after=timedelta(days=365_000))
     expected = [f"walk-{n:02d}" for n, kind in enumerate(kinds) if kind != "sealed"]
     assert [s.session_id for s in incomplete_sessions(reader, limit=500).items] == expected
 
-    for limit, span in ((2, 2), (1, 3)):  # a span with more than a page: a full page stops
+    for bot_id, limit, span in ((None, 2, 2), (None, 1, 3), ("other", 1, 2), ("rules", 2, 3)):
+        # a span with more than a page: a full page stops
         walked: list[str] = []
         short, cursor = 0, None
         while True:
-            page = incomplete_sessions(reader, cursor=cursor, limit=limit, span=span, budget_s=0)
+            page = incomplete_sessions(
+                reader, cursor=cursor, limit=limit, bot_id=bot_id, span=span, budget_s=0
+            )
             walked += [s.session_id for s in page.items]
+            assert all(s.bot_id == bot_id for s in page.items if bot_id is not None)
             if (cursor := page.next_cursor) is None:
                 break
             short += len(page.items) < limit
-        assert walked == expected, (limit, span)
+        assert walked == [s for s in expected if bot_id in (None, bots[s])], (bot_id, limit, span)
         assert short or limit == 1, "pages end short when their time is spent"

@@ -169,6 +169,7 @@ def incomplete(
         ),
     ] = 100,
     cursor: Cursor = None,
+    bot: Annotated[str | None, typer.Option(help="Only sessions this bot began.")] = None,
 ) -> None:
     """List incomplete sessions, in session-id order, each with its state and what is missing.
 
@@ -179,14 +180,17 @@ def incomplete(
     """
     page = read(
         settings(),
-        lambda service: service.incomplete(cursor=cursor, limit=limit),
-        lambda reader: incomplete_sessions(reader, cursor=cursor, limit=limit),
+        lambda service: service.incomplete(cursor=cursor, limit=limit, bot_id=bot),
+        lambda reader: incomplete_sessions(reader, cursor=cursor, limit=limit, bot_id=bot),
     )
     for item in page.items:
         typer.echo(render.incomplete(item))
     if not page.items:
+        began = f" {bot} began" if bot else ""
         typer.echo(
-            "none among the sessions examined" if page.next_cursor else "every session is complete"
+            f"none among the sessions{began} examined"
+            if page.next_cursor
+            else f"every session{began} is complete"
         )
     _more(page.next_cursor)
 
