@@ -66,6 +66,17 @@ class ProjectorMetrics:
             return max(0.0, time.time() - self._stopped_since)
         return self._measured_s
 
+    @property
+    def unheard_s(self) -> float | None:
+        """How long the broker has not answered the projectors, once that is ``BLIND_AFTER_S``
+        or more (down, out of reach, or the projectors stopped); None while it answers. What
+        ``/readyz`` tells: queries are still answered, from a store that falls behind."""
+        now = time.time()
+        since = self._stopped_since if self._stopped_since is not None else self._heard_s
+        if since is None or now - since < BLIND_AFTER_S:
+            return None
+        return now - since
+
     def fetched(self, oldest_timestamp_ms: int | None, heard_s: float | None = None) -> None:
         """A batch was gathered, its oldest record from ``oldest_timestamp_ms`` (None: empty);
         ``heard_s`` is when the broker last answered a fetch (wall clock), if known."""

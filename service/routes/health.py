@@ -29,9 +29,18 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, responses={503: PROBLEM_RESPONSES[503]})
 def readyz(state: State) -> Health:
-    """The store is open and migrated: queries can be answered."""
+    """The store is open and migrated: queries can be answered. They still are while the
+    projectors cannot reach Kafka (a probe that took the service away then would take the
+    past calls with it); ``detail`` says so, and every answer's ``lag_ms`` how far behind."""
     state.ready_store()
-    return Health(status="ready")
+    unheard = state.metrics.unheard_s if state.projecting else None
+    if unheard is None:
+        return Health(status="ready")
+    return Health(
+        status="ready",
+        detail=f"Kafka has not answered the projectors for {unheard:.0f} s: answers miss "
+        "what was produced since (see the log)",
+    )
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

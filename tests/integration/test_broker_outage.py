@@ -67,6 +67,8 @@ class Scrape:
     """``time.monotonic()`` when it was taken."""
     lag_s: float | None
     events: float | None
+    ready: tuple[int, str] | None
+    """``/readyz``: status code and ``detail``."""
 
 
 @dataclass
@@ -83,18 +85,22 @@ class Projecting:
 
     async def scrape(self) -> Scrape:
         values: dict[str, float] = {}
+        ready = None
         try:
             async with httpx.AsyncClient(timeout=5) as client:
                 text = (await client.get(f"{self.url}/metrics")).text
+                answer = await client.get(f"{self.url}/readyz")
             for family in text_string_to_metric_families(text):
                 for sample in family.samples:
                     values.setdefault(sample.name, sample.value)
+            ready = (answer.status_code, answer.json().get("detail", ""))
         except httpx.HTTPError:
             pass
         scraped = Scrape(
             time.monotonic(),
             values.get("tstore_projector_lag_seconds"),
             values.get("tstore_projector_events_total"),
+            ready,
         )
         self.scrapes.append(scraped)
         return scraped
@@ -217,6 +223,11 @@ async def test_a_30s_broker_outage_under_tstore_project_loses_and_doubles_nothin
     assert lags == sorted(lags), outage
     assert caught_up.lag_s is not None
     assert caught_up.lag_s < BLIND_AFTER_S, caught_up
+    # ready throughout: queries are answered, and /readyz says the broker is not heard
+    readiness = [(round(s.at - killed, 1), s.ready) for s in projecting.scrapes if s.at >= killed]
+    unheard = [ready for at, ready in readiness if BLIND_AFTER_S + 2 <= at < OUTAGE_S]
+    assert all(r is not None and r[0] == 200 and "Kafka" in r[1] for r in unheard), readiness
+    assert caught_up.ready == (200, ""), caught_up
 
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     said = [line["event"] for line in lines]

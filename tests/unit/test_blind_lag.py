@@ -58,6 +58,22 @@ def test_projectors_that_never_reached_the_broker_report_the_time_since_they_fir
     assert metrics.lag_s == pytest.approx(30, abs=1)
 
 
+def test_the_broker_is_unheard_once_silent_for_the_blind_time_or_stopped_as_long() -> None:
+    metrics = ProjectorMetrics()
+    assert metrics.unheard_s is None, "never started"
+    metrics.fetched(None, time.time() - BLIND_AFTER_S + 2)
+    assert metrics.unheard_s is None
+    metrics.fetched(None, time.time() - BLIND_AFTER_S - 7)
+    assert metrics.unheard_s == pytest.approx(BLIND_AFTER_S + 7, abs=1)
+    metrics.fetched(None, time.time())
+    assert metrics.unheard_s is None
+    metrics.stopped(time.time())
+    assert metrics.unheard_s is None, "stopped a moment ago"
+    fresh = ProjectorMetrics()
+    fresh.stopped(time.time() - 40)
+    assert fresh.unheard_s == pytest.approx(40, abs=1), "never reached the broker"
+
+
 class _Consumer:
     """What ``Projector._heard`` asks of its consumer."""
 
