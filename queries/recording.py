@@ -24,7 +24,7 @@ from queries.models import Answer, Chunk, Turn
 from queries.paging import as_utc
 from queries.reader import Reader
 from queries.summaries import require_known
-from queries.turns import TURN_FIELDS, as_turn, stored_turns
+from queries.turns import SHOWN_FIELDS, as_turn, stored_turns
 from schemas import Track
 
 Tracks = Literal["user", "assistant", "both"]
@@ -184,7 +184,7 @@ def window_clip(
 
 def turn_alignment(reader: Reader, session_id: str, turn_id: str, pad_ms: int = 0) -> TurnAlignment:
     """Which samples of which chunks hold the turn, per track, and where its words fall."""
-    session = recording(reader, session_id, TURN_FIELDS)
+    session = recording(reader, session_id, SHOWN_FIELDS)
     stored = session.turn(turn_id)
     turn = as_turn(stored)
     since, until = session.window_of(stored, pad_ms)
@@ -214,7 +214,7 @@ def moment(reader: Reader, session_id: str, t_ms: int) -> Moment:
     """What was being said ``t_ms`` into the session, and where each track's audio is."""
     if not 0 <= t_ms <= MAX_SESSION_MS:
         raise BadQueryError("t_ms", f"must be from 0 to {MAX_SESSION_MS}, got {t_ms}")
-    session = recording(reader, session_id, TURN_FIELDS)
+    session = recording(reader, session_id, SHOWN_FIELDS)
     at = session.origin + timedelta(milliseconds=t_ms)
     under_way = [
         as_turn(t)

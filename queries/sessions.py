@@ -48,7 +48,7 @@ from queries.reader import Reader
 from queries.sealing import first_events
 from queries.summaries import from_turns, require_known, silent_summaries, summaries
 from queries.summary import passes
-from queries.turns import as_turn, stored_turns
+from queries.turns import SHOWN_FIELDS, as_turn, stored_turns
 
 WINDOWS = (
     timedelta(hours=1),
@@ -111,7 +111,7 @@ def session_detail(reader: Reader, session_id: str) -> SessionDetail:
 def transcript(reader: Reader, session_id: str) -> list[Turn]:
     """A session's turns in speaking order: none for a call nobody spoke in, which the store
     knows by its events or chunks."""
-    turns = stored_turns(reader, [session_id]).get(session_id)
+    turns = stored_turns(reader, [session_id], SHOWN_FIELDS).get(session_id)
     if turns:
         return [as_turn(t) for t in turns]
     require_known(reader, session_id)
