@@ -39,6 +39,10 @@ BUDGET_S = 1.0
 """After this, a page ends with the rounds done so far."""
 _IN_SPAN = "session_id > {after:String}{upto}"
 _UPTO = " AND session_id <= {upto:String}"
+_OF_BOT = f"""session_id IN (
+    SELECT session_id FROM ({first_events(_IN_SPAN)}) WHERE first_bot_id = {{bot_id:String}})"""
+"""Whether a session of the span is of the bot asked for, inside each search: filtered after
+them, a search that stopped at its ``LIMIT`` on other bots' sessions hid the bot's after them."""
 _SPAN_END = """
 SELECT session_id
 FROM session_summaries_generations
@@ -49,7 +53,7 @@ LIMIT 1 OFFSET {span:UInt32}"""
 _HOLES = f"""
 SELECT session_id
 FROM session_events_generations
-WHERE generation = {{events_generation:UInt32}} AND {_IN_SPAN}
+WHERE generation = {{events_generation:UInt32}} AND {_IN_SPAN} AND {{of_bot}}
 GROUP BY session_id
 HAVING uniqExact(seq) < greatest(max(seq) + 1, {DECLARED_EVENTS})
     OR ({DECLARED_EVENTS} = 0 AND max(occurred_at) < {{idle_before:DateTime64(6, 'UTC')}})
@@ -59,7 +63,7 @@ SETTINGS optimize_aggregation_in_order = 1"""
 _OPEN = f"""
 SELECT session_id
 FROM transcripts_generations
-WHERE generation = {{generation:UInt32}} AND {_IN_SPAN}
+WHERE generation = {{generation:UInt32}} AND {_IN_SPAN} AND {{of_bot}}
     AND session_id IN (
         SELECT session_id FROM transcripts_generations
         WHERE generation = {{generation:UInt32}} AND NOT complete AND {_IN_SPAN}
@@ -73,15 +77,11 @@ _CHUNK_HOLES = f"""
 SELECT session_id
 FROM session_seals_generations
 WHERE generation IN ({{events_generation:UInt32}}, {{chunks_generation:UInt32}})
-    AND {_IN_SPAN}
+    AND {_IN_SPAN} AND {{of_bot}}
 GROUP BY session_id
 HAVING {SEALS_CHUNK_HOLES}
 ORDER BY session_id
 LIMIT {{batch:UInt32}}"""
-_OF_BOT = f"""
-SELECT session_id
-FROM ({first_events("session_id IN {ids:Array(String)}")})
-WHERE first_bot_id = {{bot_id:String}}"""
 _LEDGERS = first_events(
     "session_id IN {ids:Array(String)}",
     *LEDGER_COLUMNS,
@@ -120,6 +120,7 @@ def incomplete_sessions(
     budget_s: float = BUDGET_S,
 ) -> IncompletePage:
     limit = page_size(limit)
+    bot_id = bot_id or None  # an empty name filters nothing, as in the other listings
     (after,) = decode_cursor("incomplete", cursor, (str,)) if cursor else ("",)
     clock = reader.clock()
     parameters = {
@@ -135,10 +136,7 @@ def incomplete_sessions(
     while True:
         ends = reader.rows(_SPAN_END, after=after, span=span, **parameters)
         upto = str(ends[0][0]) if ends else None
-        searched = _searched(reader, parameters, after, upto)
-        if bot_id is not None and searched:
-            searched = _of_bot(reader, parameters, searched, bot_id)
-        found += searched[: limit + 1]
+        found += _searched(reader, parameters, after, upto, bot_id)[: limit + 1]
         if len(found) > limit:
             ids, next_after = found[:limit], found[limit - 1]
             break
@@ -153,25 +151,29 @@ def incomplete_sessions(
 
 
 def _searched(
-    reader: Reader, parameters: dict[str, object], after: str, upto: str | None
+    reader: Reader,
+    parameters: dict[str, object],
+    after: str,
+    upto: str | None,
+    bot_id: str | None,
 ) -> list[str]:
-    """The incomplete sessions after ``after`` up to ``upto`` (None: the last), in order."""
+    """The incomplete sessions after ``after`` up to ``upto`` (None: the last), of ``bot_id``
+    (None: of any bot), in order."""
     bounded = {"after": after, **({"upto": upto} if upto is not None else {})}
+    of_bot = {"bot_id": bot_id} if bot_id is not None else {}
     found = {
         str(row[0])
         for sql in (_HOLES, _OPEN, _CHUNK_HOLES)
         for row in reader.rows(
-            sql.replace("{upto}", _UPTO if upto is not None else ""), **parameters, **bounded
+            sql.replace("{of_bot}", _OF_BOT if bot_id is not None else "1").replace(
+                "{upto}", _UPTO if upto is not None else ""
+            ),
+            **parameters,
+            **bounded,
+            **of_bot,
         )
     }
     return sorted(found)
-
-
-def _of_bot(
-    reader: Reader, parameters: dict[str, object], ids: list[str], bot_id: str
-) -> list[str]:
-    rows = reader.rows(_OF_BOT, ids=ids, bot_id=bot_id, **parameters)
-    return sorted(str(row[0]) for row in rows)
 
 
 def _details(

@@ -26,7 +26,9 @@ class IncompleteQuery(BaseModel):
 
     bot_id: AskedName = Field(None, description="Sessions whose first event came from this bot.")
     cursor: str | None = Field(None, description="From the previous page's `next_cursor`.")
-    limit: int = Field(100, ge=1, le=MAX_PAGE)
+    limit: int = Field(
+        100, ge=1, le=MAX_PAGE, description="Sessions per page, at most (a page may hold fewer)."
+    )
 
 
 @router.get("/incomplete", response_model=IncompleteAnswer, responses=PROBLEM_RESPONSES)
@@ -37,7 +39,8 @@ def incomplete(
     """Sessions missing events (holes in ``seq``), with turns that never stopped, ended with
     chunks other than their end declared (missing or extra chunks, sample gaps, overlaps or
     totals), or abandoned (no end, and silent for longer than ``TSTORE_ABANDONED_AFTER_S``),
-    in session-id order; each with its completeness. A page stops after about a second of
+    in session-id order; each with its completeness and the bot of its first event (which
+    ``bot_id`` filters by). A page stops after about a second of
     searching: it may hold fewer than ``limit``, or none, with a ``next_cursor`` to go on."""
     page = incomplete_sessions(state.ready_reader(), **query.model_dump())
     return respond(IncompleteAnswer, state.freshness(), page)

@@ -376,3 +376,21 @@ def test_a_walk_of_short_pages_lists_every_incomplete_session_once_in_order(
             short += len(page.items) < limit
         assert walked == [s for s in expected if bot_id in (None, bots[s])], (bot_id, limit, span)
         assert short or limit == 1, "pages end short when their time is spent"
+
+
+def test_a_bot_filter_finds_the_bots_sessions_behind_more_than_a_page_of_another_bots(
+    clickhouse: Client,
+) -> None:
+    """The filter is inside each search: after them, a search that stopped at its limit on
+    another bot's sessions hid the bot's after them, and the page said none were left."""
+    store, _ = _store(clickhouse)
+    turn = {"turn_id": "t", "role": "user", "started_at": T0, "stopped_at": T0, "complete": True}
+    bots = {"holes-a": "rules", "holes-b": "rules", "holes-c": "other"}
+    for session_id, bot_id in bots.items():
+        store.insert("transcripts", transcript_rows(session_id, [turn | {"seq": 0}]), generation=1)
+        ledger = event_rows(session_id, [0, 2, 3], (4, []), bot_id=bot_id)
+        store.insert("session_events", ledger, generation=1)
+    reader = Reader(clickhouse, abandoned_after=timedelta(days=365_000))
+    page = incomplete_sessions(reader, limit=1, bot_id="other")
+    assert ([s.session_id for s in page.items], page.next_cursor) == (["holes-c"], None)
+    assert [s.session_id for s in incomplete_sessions(reader, bot_id="").items] == list(bots)

@@ -235,7 +235,7 @@ def test_the_command_line_reads_a_published_session_through_the_store_process(
     assert missing.exit_code == 0, missing.output
     assert f"{session_id}: open, 4 of 5 events; missing seq 3; open turns a1" in missing.output
     of_nobody = runner.invoke(app, ["incomplete", "--bot", "no-such-bot"], env=env)
-    assert of_nobody.output == "every session no-such-bot began is complete\n"
+    assert of_nobody.output == "no incomplete session of bot no-such-bot\n"
 
     stats = runner.invoke(app, ["stats", "--bucket", "day", "--by", "bot"], env=env)
     assert stats.exit_code == 0, stats.output

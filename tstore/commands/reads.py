@@ -186,12 +186,8 @@ def incomplete(
     for item in page.items:
         typer.echo(render.incomplete(item))
     if not page.items:
-        began = f" {bot} began" if bot else ""
-        typer.echo(
-            f"none among the sessions{began} examined"
-            if page.next_cursor
-            else f"every session{began} is complete"
-        )
+        none = f"no incomplete session of bot {bot}" if bot else "no incomplete session"
+        typer.echo(f"{none} among those examined" if page.next_cursor else none)
     _more(page.next_cursor)
 
 
