@@ -55,6 +55,7 @@ class ProjectorMetrics:
         self._measured_s: float | None = None
         self._heard_s: float | None = None
         self._stopped_since: float | None = None
+        self._unheard_since: float | None = None
         self._labelled: set[TopicPartition] = set()
 
     @property
@@ -68,23 +69,29 @@ class ProjectorMetrics:
 
     @property
     def unheard_s(self) -> float | None:
-        """How long the broker has not answered the projectors, once that is ``BLIND_AFTER_S``
-        or more (down, out of reach, or the projectors stopped); None while it answers. What
-        ``/readyz`` tells: queries are still answered, from a store that falls behind."""
-        now = time.time()
-        since = self._stopped_since if self._stopped_since is not None else self._heard_s
-        if since is None or now - since < BLIND_AFTER_S:
+        """How long the broker has not answered the projectors, when their last fetch found
+        it silent for ``BLIND_AFTER_S`` or more (down, or out of reach); None when it had
+        answered. Decided by the fetch, as the lag is: records in hand are an answer, however
+        long a projector takes to write them."""
+        return None if self._unheard_since is None else time.time() - self._unheard_since
+
+    @property
+    def stopped_s(self) -> float | None:
+        """How long the projectors have not fetched, while they are stopped (starting, or
+        failed and waiting to start again) and once that is ``BLIND_AFTER_S`` or more."""
+        if self._stopped_since is None or time.time() - self._stopped_since < BLIND_AFTER_S:
             return None
-        return now - since
+        return time.time() - self._stopped_since
 
     def fetched(self, oldest_timestamp_ms: int | None, heard_s: float | None = None) -> None:
         """A batch was gathered, its oldest record from ``oldest_timestamp_ms`` (None: empty);
         ``heard_s`` is when the broker last answered a fetch (wall clock), if known."""
         now = time.time()
+        self._unheard_since = None
         if oldest_timestamp_ms is not None:
             age = now - oldest_timestamp_ms / 1000
         elif heard_s is not None and now - heard_s >= BLIND_AFTER_S:
-            age = now - heard_s
+            age, self._unheard_since = now - heard_s, heard_s
         else:
             age = 0.0
         self._measured_s = max(0.0, age)

@@ -70,7 +70,11 @@ class MetricsAnswer(Metrics, Freshness):
 
 class Health(BaseModel):
     status: str
-    detail: str = ""
+    detail: str = Field(
+        "",
+        description="Empty when all is well; else what holds this process's projectors up "
+        "(the answer is still ready: queries are answered).",
+    )
 
 
 class GenerationInfo(BaseModel):

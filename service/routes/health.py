@@ -29,18 +29,26 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, responses={503: PROBLEM_RESPONSES[503]})
 def readyz(state: State) -> Health:
-    """The store is open and migrated: queries can be answered. They still are while the
-    projectors cannot reach Kafka (a probe that took the service away then would take the
-    past calls with it); ``detail`` says so, and every answer's ``lag_ms`` how far behind."""
+    """The store is open and migrated: queries can be answered. They still are while this
+    process's projectors do not run or cannot reach Kafka (a probe that took the service away
+    then would take the past calls with it); ``detail`` says so, and every answer's ``lag_ms``
+    how far behind the store is."""
     state.ready_store()
-    unheard = state.metrics.unheard_s if state.projecting else None
-    if unheard is None:
-        return Health(status="ready")
-    return Health(
-        status="ready",
-        detail=f"Kafka has not answered the projectors for {unheard:.0f} s: answers miss "
-        "what was produced since (see the log)",
-    )
+    return Health(status="ready", detail=_projectors_held_up(state) or "")
+
+
+def _projectors_held_up(state: StoreState) -> str | None:
+    if not state.projecting:
+        return None
+    behind = "the store falls behind meanwhile"
+    if (stopped := state.metrics.stopped_s) is not None:
+        return (
+            f"the projectors have not run for {stopped:.0f} s (starting, or stopped by a "
+            f"failure and retrying: see the log); {behind}"
+        )
+    if (unheard := state.metrics.unheard_s) is not None:
+        return f"Kafka has not answered the projectors for {unheard:.0f} s; {behind}"
+    return None
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

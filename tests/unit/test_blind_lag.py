@@ -58,20 +58,29 @@ def test_projectors_that_never_reached_the_broker_report_the_time_since_they_fir
     assert metrics.lag_s == pytest.approx(30, abs=1)
 
 
-def test_the_broker_is_unheard_once_silent_for_the_blind_time_or_stopped_as_long() -> None:
+def test_the_broker_is_unheard_when_the_last_fetch_found_it_silent_for_the_blind_time() -> None:
     metrics = ProjectorMetrics()
-    assert metrics.unheard_s is None, "never started"
+    assert (metrics.unheard_s, metrics.stopped_s) == (None, None), "never started"
     metrics.fetched(None, time.time() - BLIND_AFTER_S + 2)
     assert metrics.unheard_s is None
     metrics.fetched(None, time.time() - BLIND_AFTER_S - 7)
     assert metrics.unheard_s == pytest.approx(BLIND_AFTER_S + 7, abs=1)
+    metrics.fetched(int(time.time() * 1000), time.time() - 60)
+    assert metrics.unheard_s is None, "records in hand are an answer"
     metrics.fetched(None, time.time())
     assert metrics.unheard_s is None
+
+
+def test_stopped_projectors_are_told_once_stopped_for_the_blind_time() -> None:
+    metrics = ProjectorMetrics()
+    metrics.fetched(None, time.time())
     metrics.stopped(time.time())
-    assert metrics.unheard_s is None, "stopped a moment ago"
-    fresh = ProjectorMetrics()
-    fresh.stopped(time.time() - 40)
-    assert fresh.unheard_s == pytest.approx(40, abs=1), "never reached the broker"
+    assert metrics.stopped_s is None, "stopped a moment ago"
+    never = ProjectorMetrics()
+    never.stopped(time.time() - 40)
+    assert never.stopped_s == pytest.approx(40, abs=1), "never reached the broker"
+    never.fetched(None, time.time())
+    assert never.stopped_s is None
 
 
 class _Consumer:
