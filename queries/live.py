@@ -28,7 +28,7 @@ from queries.models import Answer, Chunk, Completeness, Turn
 from queries.paging import as_utc
 from queries.reader import Reader
 from queries.summaries import ledgers, summaries
-from queries.turns import TURN_FIELDS, as_turn, in_speaking_order
+from queries.turns import BY_SESSION_SETTINGS, TURN_FIELDS, as_turn, in_speaking_order
 from schemas import Track
 
 SessionRows = Mapping[str, Sequence[Mapping[str, Any]]]
@@ -256,7 +256,8 @@ def session_rows(reader: Reader, session_id: str) -> dict[str, list[dict[str, An
             dict(zip(columns, row, strict=True))
             for row in reader.rows(
                 f"SELECT {', '.join(columns)} FROM {table}_generations "
-                "WHERE generation = {generation:UInt32} AND session_id = {sid:String}",
+                "WHERE generation = {generation:UInt32} AND session_id = {sid:String} "
+                + BY_SESSION_SETTINGS,
                 generation=reader.generation(table),
                 sid=session_id,
             )

@@ -35,7 +35,7 @@ from queries.paging import (
     refuse_reversed,
 )
 from queries.reader import Reader
-from queries.turns import BY_SESSION
+from queries.turns import BY_SESSION_SETTINGS
 from schemas import Role
 
 MAX_QUERY_CHARS = 500
@@ -104,7 +104,7 @@ FROM transcripts_generations
 WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)}
 GROUP BY session_id, turn_id
 """
-    + BY_SESSION
+    + BY_SESSION_SETTINGS
 )
 _END = (LATEST, "\uffff", "\uffff")
 

@@ -39,17 +39,18 @@ TURN_FIELDS = (
 SHOWN_FIELDS = tuple(name for name in TURN_FIELDS if name not in ("bot_id", "framework"))
 """What a ``Turn`` shows: its session's bot and framework are the summary's. Each column a read
 of a session's turns takes costs it about 0.17 ms (a timing script on ``bench.query``'s store),
-a tenth of a transcript's read for these two."""
+about 6% of a transcript's read for these two."""
 SUMMARY_FIELDS = tuple(name for name, _ in SESSION_TURN if name not in ("turn_id", "version"))
 """What a session's summary needs of its turns: all but the text, the words and the user."""
 
-BY_SESSION = (
+BY_SESSION_SETTINGS = (
     "SETTINGS optimize_use_projections = 0, use_skip_indexes = 0, optimize_move_to_prewhere = 0"
 )
-"""For a read of a few sessions by their key. The engine weighed the projection ordered by bot
-and time, the text index and a PREWHERE for each, though none serves a key's range: about a
-millisecond of a transcript's 6 (a timing script on ``bench.query``'s store: 5.8 ms p50 and 6.0
-ms of CPU a read, 4.9 and 5.1 without them)."""
+"""For a read of a few sessions by their key. On ``transcripts_generations`` the engine weighed
+the projection ordered by bot and time, the text index and a PREWHERE for each, though none
+serves a key's range: about a millisecond of a transcript's 6 (a timing script on
+``bench.query``'s store: 5.8 ms p50 and 6.0 ms of CPU a read, 4.9 and 5.1 without them); the
+other tables have no projection or index, and only the PREWHERE is left out there."""
 
 _OPEN = "toDateTime64(0, 6, 'UTC')"
 """Stands for a user turn that has not stopped: no latency can be measured from it."""
@@ -120,7 +121,7 @@ def stored_turns(
     rows = reader.rows(
         f"SELECT {', '.join(names)} FROM transcripts_generations "
         "WHERE generation = {generation:UInt32} AND session_id IN {ids:Array(String)} "
-        + BY_SESSION,
+        + BY_SESSION_SETTINGS,
         generation=reader.generation("transcripts"),
         ids=list(session_ids),
     )
