@@ -16,6 +16,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from consumers.metrics import BLIND_AFTER_S
 from consumers.projector import group_for
 from consumers.storage.clickhouse import Store
 from producers.kafka import PLAINTEXT, KafkaSecurity, started
@@ -87,6 +88,15 @@ class LagProbe:
         self._every_s = every_s
         self.lag_s: float | None = None
         """The last measurement; None before the first or after a failed one."""
+        self._failing_since: float | None = None
+
+    @property
+    def failing_s(self) -> float | None:
+        """How long its measurements have failed (Kafka away, say), once that is
+        ``BLIND_AFTER_S`` or more, as the projectors' own silence is told."""
+        if self._failing_since is None or time.time() - self._failing_since < BLIND_AFTER_S:
+            return None
+        return time.time() - self._failing_since
 
     async def run(self, stop: asyncio.Event, store: Store) -> None:
         while not stop.is_set():
@@ -96,8 +106,10 @@ class LagProbe:
                 self.lag_s = await oldest_unprojected_age_s(
                     self._bootstrap, self._topics, groups, security=self._security
                 )
+                self._failing_since = None
             except Exception as exc:  # Kafka away: the lag is unknown, not zero
                 self.lag_s = None
+                self._failing_since = self._failing_since or time.time()
                 log.warning("lag_probe_failed", error=str(exc) or type(exc).__name__)
             try:
                 await asyncio.wait_for(stop.wait(), self._every_s)

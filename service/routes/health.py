@@ -30,16 +30,20 @@ def healthz() -> Health:
 @router.get("/readyz", response_model=Health, responses={503: PROBLEM_RESPONSES[503]})
 def readyz(state: State) -> Health:
     """The store is open and migrated: queries can be answered. They still are while this
-    process's projectors do not run or cannot reach Kafka (a probe that took the service away
-    then would take the past calls with it); ``detail`` says so, and every answer's ``lag_ms``
-    how far behind the store is."""
+    process's projectors do not run or cannot reach Kafka, or, in a process that does not
+    project, while Kafka does not answer its measure of the lag (a probe that took the
+    service away then would take the past calls with it); ``detail`` says so, and every
+    answer's ``lag_ms`` how far behind the store is (null when it cannot be told)."""
     state.ready_store()
     return Health(status="ready", detail=_projectors_held_up(state) or "")
 
 
 def _projectors_held_up(state: StoreState) -> str | None:
     if not state.projecting:
-        return None
+        failing = state.probe.failing_s if state.probe is not None else None
+        if failing is None:
+            return None
+        return f"the store's lag cannot be told: Kafka has not answered for {failing:.0f} s"
     behind = "the store falls behind meanwhile"
     if (stopped := state.metrics.stopped_s) is not None:
         return (

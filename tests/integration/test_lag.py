@@ -12,11 +12,13 @@ from clickhouse_connect.driver.client import Client
 from bench.codec import realistic_events
 from consumers.lag import LagProbe, oldest_unprojected_age_s
 from consumers.live import live_projectors
+from consumers.metrics import BLIND_AFTER_S
 from consumers.projector import group_for
 from consumers.storage.clickhouse import Store
 from producers import EventPublisher
 from schemas import Topics
 from tests.conftest import unique_name
+from tstore.devkafka.broker import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +53,28 @@ async def test_the_lag_is_the_age_of_the_oldest_event_the_group_has_not_projecte
                 break
             await asyncio.sleep(0.05)
         assert probe.lag_s == 0.0
+    finally:
+        stop.set()
+        await running
+
+
+async def test_a_probe_that_kafka_does_not_answer_says_for_how_long(
+    topics: Topics, clickhouse: Client
+) -> None:
+    """No lag rather than a stale one, and, once that has lasted ``BLIND_AFTER_S``, for how
+    long: what the ``/readyz`` of a replica that does not project reports."""
+    store = Store(clickhouse)
+    store.migrate()
+    probe = LagProbe(f"127.0.0.1:{free_port()}", topics, unique_name("g"), every_s=0.1)
+    stop = asyncio.Event()
+    began = time.time()
+    running = asyncio.create_task(probe.run(stop, store))
+    try:
+        while (failing := probe.failing_s) is None:
+            assert time.time() - began < 120, "the probe never said Kafka does not answer"
+            await asyncio.sleep(0.1)
+        assert probe.lag_s is None
+        assert BLIND_AFTER_S <= failing <= time.time() - began
     finally:
         stop.set()
         await running
