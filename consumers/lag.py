@@ -16,7 +16,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from consumers.metrics import BLIND_AFTER_S
+from consumers.metrics import blind_for
 from consumers.projector import group_for
 from consumers.storage.clickhouse import Store
 from producers.kafka import PLAINTEXT, KafkaSecurity, started
@@ -94,9 +94,7 @@ class LagProbe:
     def failing_s(self) -> float | None:
         """How long its measurements have failed (Kafka away, say), once that is
         ``BLIND_AFTER_S`` or more, as the projectors' own silence is told."""
-        if self._failing_since is None or time.time() - self._failing_since < BLIND_AFTER_S:
-            return None
-        return time.time() - self._failing_since
+        return blind_for(self._failing_since)
 
     async def run(self, stop: asyncio.Event, store: Store) -> None:
         while not stop.is_set():

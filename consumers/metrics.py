@@ -24,6 +24,15 @@ waits 500 ms for records at most); one that heard nothing for this long cannot k
 is missing."""
 
 
+def blind_for(since_s: float | None) -> float | None:
+    """Seconds since ``since_s`` (wall clock), once that is ``BLIND_AFTER_S`` or more; None
+    before then or without a time: how long the store has been cut off from what is produced,
+    told only once that is longer than a fetch ever waits."""
+    if since_s is None or time.time() - since_s < BLIND_AFTER_S:
+        return None
+    return time.time() - since_s
+
+
 class ProjectorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -79,9 +88,7 @@ class ProjectorMetrics:
     def stopped_s(self) -> float | None:
         """How long the projectors have not fetched, while they are stopped (starting, or
         failed and waiting to start again) and once that is ``BLIND_AFTER_S`` or more."""
-        if self._stopped_since is None or time.time() - self._stopped_since < BLIND_AFTER_S:
-            return None
-        return time.time() - self._stopped_since
+        return blind_for(self._stopped_since)
 
     def fetched(self, oldest_timestamp_ms: int | None, heard_s: float | None = None) -> None:
         """A batch was gathered, its oldest record from ``oldest_timestamp_ms`` (None: empty);

@@ -120,7 +120,6 @@ def incomplete_sessions(
     budget_s: float = BUDGET_S,
 ) -> IncompletePage:
     limit = page_size(limit)
-    bot_id = bot_id or None  # an empty name filters nothing, as in the other listings
     (after,) = decode_cursor("incomplete", cursor, (str,)) if cursor else ("",)
     clock = reader.clock()
     parameters = {
@@ -158,14 +157,14 @@ def _searched(
     bot_id: str | None,
 ) -> list[str]:
     """The incomplete sessions after ``after`` up to ``upto`` (None: the last), of ``bot_id``
-    (None: of any bot), in order."""
+    (None or empty: of any bot, as ``queries.paging.of_bot`` takes it), in order."""
     bounded = {"after": after, **({"upto": upto} if upto is not None else {})}
-    of_bot = {"bot_id": bot_id} if bot_id is not None else {}
+    of_bot = {"bot_id": bot_id} if bot_id else {}
     found = {
         str(row[0])
         for sql in (_HOLES, _OPEN, _CHUNK_HOLES)
         for row in reader.rows(
-            sql.replace("{of_bot}", _OF_BOT if bot_id is not None else "1").replace(
+            sql.replace("{of_bot}", _OF_BOT if bot_id else "1").replace(
                 "{upto}", _UPTO if upto is not None else ""
             ),
             **parameters,

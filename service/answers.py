@@ -72,8 +72,8 @@ class Health(BaseModel):
     status: str
     detail: str = Field(
         "",
-        description="Empty when all is well; else what holds this process's projectors up "
-        "(the answer is still ready: queries are answered).",
+        description="Empty when all is well; else why the store may be behind, or its lag "
+        "unknown, as this process tells it (the answer is still ready: queries are answered).",
     )
 
 

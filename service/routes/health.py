@@ -35,10 +35,10 @@ def readyz(state: State) -> Health:
     service away then would take the past calls with it); ``detail`` says so, and every
     answer's ``lag_ms`` how far behind the store is (null when it cannot be told)."""
     state.ready_store()
-    return Health(status="ready", detail=_projectors_held_up(state) or "")
+    return Health(status="ready", detail=_falling_behind(state) or "")
 
 
-def _projectors_held_up(state: StoreState) -> str | None:
+def _falling_behind(state: StoreState) -> str | None:
     if not state.projecting:
         failing = state.probe.failing_s if state.probe is not None else None
         if failing is None:
