@@ -259,6 +259,8 @@ class Projector:
         partition whose offset is being reset), but that wait is bounded all the same."""
         lags: dict[TopicPartition, tuple[int, int]] = {}
         for tp in self.held:
+            if tp not in self._consumer.assignment():  # taken away while a position was asked
+                continue
             highwater = self._consumer.highwater(tp)
             if highwater is None:
                 continue

@@ -174,3 +174,25 @@ def test_the_offset_lag_lists_the_partitions_held_and_only_those() -> None:
     assert listed() == {"1": 0.0}
     metrics.held_partitions({A: (12, 9), B: (3, 3)})
     assert listed() == {"0": 3.0, "1": 0.0}
+
+
+class _Rebalanced(_Consumer):
+    """A consumer whose group takes every other partition away while the position of one is
+    asked; like aiokafka's, it refuses the high watermark of a partition it does not hold."""
+
+    def highwater(self, tp: TopicPartition) -> int:
+        assert tp in self.polls, "Partition is not assigned"
+        return 10
+
+    async def position(self, tp: TopicPartition) -> int:
+        self.polls = {tp: self.polls[tp]}
+        return 4
+
+
+async def test_the_offset_lag_passes_over_a_partition_taken_away_while_it_is_noted() -> None:
+    projector = _projector({}, set())
+    projector._consumer = _Rebalanced({A: _ms(0.1), B: _ms(0.1)}, set())
+    await projector._note_partition_lag()
+    families = {f.name: f for f in projector.metrics.registry.collect()}
+    lags = [s.value for s in families["tstore_projector_lag_offsets"].samples]
+    assert lags == [6.0], "the partition still held, whichever was noted first"
