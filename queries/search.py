@@ -211,10 +211,10 @@ def search(
     since, until = (None if t is None else bounded(t) for t in (since, until))
     refuse_reversed(since, until)
     after = decode_cursor("search", cursor, (datetime, str, str)) if cursor else _END
-    chosen = {
+    chosen = {  # an empty bot filters nothing, as in ``queries.paging.of_bot``
         k: v
         for k, v in {"bot_id": bot_id, "role": role, "since": since, "until": until}.items()
-        if v is not None
+        if v
     }
     phrases = {
         f"{ascii_}phrase_{n}": phrase_pattern(p, ascii_text=bool(ascii_))

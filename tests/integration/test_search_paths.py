@@ -130,7 +130,7 @@ def _expected(stored: list[Stored], q: str, **filters: Any) -> list[tuple[str, s
         for s in stored
         if tokens <= {t.lower() for t in WORD.findall(s.text)}
         and all(_has_phrase(s.text, p) for p in phrases)
-        and filters.get("bot_id", s.bot_id) == s.bot_id
+        and filters.get("bot_id", s.bot_id) in (s.bot_id, "")
         and filters.get("role", s.role) == s.role
         and filters.get("since", s.started_at) <= s.started_at
         and (filters.get("until") is None or s.started_at < filters["until"])
@@ -162,6 +162,7 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ('"refund order"', {"role": "user"}),
     ('"Order, refund." "thanks order"', {}),
     ("order", {"bot_id": "bot-b"}),
+    ("refund", {"bot_id": ""}),
     ("refund", {"role": "assistant"}),
     ("order", {"until": MIDDLE}),
     ("refund", {"since": MIDDLE}),
