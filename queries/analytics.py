@@ -17,15 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from analytics.definitions import LEVELS
+from consumers.storage.session_facts import quantiles
 from queries.models import LatencyFigures, Percentiles, RoleTurnFigures, TurnFigures
 from queries.paging import bounded, refuse_reversed
 from queries.reader import Reader
 from queries.turns import SUMMARY_FIELDS, latest_turns
 from schemas import Role
 
-QUANTILES = f"quantiles({', '.join(map(str, LEVELS))})"
-"""The percentiles of ``analytics.definitions.LEVELS``, as SQL."""
 _TURNS = f"""
 SELECT
     toString(role),
@@ -34,7 +32,7 @@ SELECT
     countIf(interrupted),
     countIf(timed_out),
     countIf(duration_ms IS NOT NULL),
-    {QUANTILES}(duration_ms)
+    {quantiles()}(duration_ms)
 FROM (
     SELECT role, complete, interrupted, timed_out, duration_ms
     FROM transcripts_generations
@@ -45,7 +43,7 @@ FROM (
 GROUP BY role
 ORDER BY role"""
 _LATENCIES = f"""
-SELECT count(), {QUANTILES}(response_latency_ms)
+SELECT count(), {quantiles()}(response_latency_ms)
 FROM ({{turns}})
 WHERE response_latency_ms IS NOT NULL AND {{where}}"""
 _STARTED_IN_RANGE = """session_id IN (
@@ -126,5 +124,5 @@ def matching(turn: str, bot_id: str | None, started: str = "started_at") -> str:
 def percentiles(values: Sequence[float], count: int) -> Percentiles | None:
     if not count:
         return None
-    p50, p90, p95, p99 = values
+    p50, p90, p95, p99 = (round(v, 1) for v in values)
     return Percentiles(count=count, p50=p50, p90=p90, p95=p95, p99=p99)

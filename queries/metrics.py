@@ -5,7 +5,8 @@ A turn counts in the bucket of its start, with its response latency (taken from 
 before it, even one before ``since``); a session counts in the bucket of its first turn (of
 its first event, without turns), with its call time, overlap, silence and state from all its
 turns, when that turn started in the range. Whole hours come from the hourly rollups
-(``queries.rollups``), but those of sessions projected after the cache's mark; the rest (the
+(``queries.rollups``; those of all bots for a read neither of one bot nor split by bot), but
+those of sessions projected after the cache's mark; the rest (the
 hours a rollup does not hold yet, a range's partial hours, minute buckets, a store without a
 mark) is summed from its slices (``queries.facts.slices_in``) by the same SQL, and the two
 merged.
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from analytics.definitions import BUCKETS, MAX_BUCKETS, METRICS, Bucket, GroupBy
+from consumers.storage.session_facts import quantiles
 from queries.analytics import in_range, matching, percentiles
 from queries.errors import BadQueryError
 from queries.facts import slices_in, touched_hours
@@ -34,7 +36,7 @@ from queries.models import (
 )
 from queries.paging import as_utc, of_bot
 from queries.reader import Reader
-from queries.rollups import PERCENTILES, rolled, states
+from queries.rollups import rolled, states
 
 _HOUR = timedelta(hours=1)
 _GROUPS: dict[GroupBy | None, str] = {
@@ -49,6 +51,7 @@ _ROLLED = (
     "AND NOT has({{touched:Array(DateTime('UTC'))}}, {hour}))"
 )
 """SQL of whether the hour ``{hour}`` is read from the rollups."""
+_MERGE = quantiles("Merge")
 _BUCKET = "toStartOfInterval(hour, toIntervalSecond({bucket_s:UInt32})) AS bucket_start"
 _MERGED = {
     "turn_rollups": f"""
@@ -58,10 +61,10 @@ SELECT
     toString(role) AS of_role,
     sum(turns_n),
     sum(timed_n),
-    quantilesMerge{PERCENTILES}(durations),
+    {_MERGE}(durations),
     sum(talk_ms),
     sum(latencies_n),
-    quantilesMerge{PERCENTILES}(latencies),
+    {_MERGE}(latencies),
     sum(interruptions),
     sum(timeouts)
 FROM ({{parts}})
@@ -75,9 +78,9 @@ SELECT
     sum(call_ms_total),
     sum(interruptions_in_sessions),
     sum(overlap_ms_total),
-    quantilesMerge{PERCENTILES}(overlaps),
+    {_MERGE}(overlaps),
     sum(silence_ms_total),
-    quantilesMerge{PERCENTILES}(silences),
+    {_MERGE}(silences),
     sum(sealed_n),
     sum(holed_n),
     sum(arrayCount(at -> at < {{idle_before:DateTime64(6, 'UTC')}}, unsealed)) AS abandoned,
@@ -237,7 +240,9 @@ class _Read:
         start, or ``""`` and ``opened_at``, when a slice's session counts)."""
         parts = []
         if self.hours.rolls:
-            parts.append(rolled(table, f"{_ROLLED.format(hour='hour')} AND {of_bot(self.bot_id)}"))
+            where = f"{_ROLLED.format(hour='hour')} AND {of_bot(self.bot_id)}"
+            all_bots = not self.bot_id and self.group_by != "bot"
+            parts.append(rolled(table, where, all_bots=all_bots))
         if self.hours.folds:
             hour = f"toStartOfHour({turn}{started})"
             picked = f"{matching(turn, self.bot_id, started)} AND NOT {_ROLLED.format(hour=hour)}"

@@ -242,6 +242,9 @@ class IncompletePage(Answer):
 
 
 class Percentiles(Answer):
+    """Each percentile is the value at its rank, within 1% of it (a DDSketch of the values),
+    in 0.1 ms."""
+
     count: int = Field(description="How many values the percentiles are taken over.")
     p50: float
     p90: float

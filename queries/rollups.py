@@ -2,7 +2,8 @@
 (``consumers.storage.session_facts``): per bucket, bot and group, counts, sums and percentile
 states. One SQL serves both ends: ``FactsKeeper`` sums the cached slices of an hour into its
 rollup rows, and ``queries.metrics`` sums the slices it must fold (the hours a rollup does
-not hold yet, minute buckets) and merges them with the rollup rows it reads.
+not hold yet, minute buckets) and merges them with the rollup rows it reads. The rows of all
+bots (``ALL_BOTS``) are summed from those of each bot, an hour at a time.
 
 A turn is summed into the bucket of its start, a session into that of its first turn (of its
 first event, without turns: ``opened_at``); the turn's latency and the session's figures were
@@ -13,10 +14,14 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from analytics.definitions import LEVELS
-from consumers.storage.session_facts import ROLLUP_KEYS, ROLLUP_VALUES
+from consumers.storage.session_facts import (
+    ALL_BOTS,
+    PERCENTILES,
+    ROLLUP_KEYS,
+    ROLLUP_VALUES,
+    quantiles,
+)
 
-PERCENTILES = f"({', '.join(map(str, LEVELS))})"
 CACHED_GENERATIONS = (
     "(generation, events_generation, chunks_generation) = ({generation:UInt32}, "
     "{events_generation:UInt32}, {chunks_generation:UInt32})"
@@ -24,6 +29,7 @@ CACHED_GENERATIONS = (
 """SQL of whether a row of the cache's tables was folded from the current generations (bound
 by the caller)."""
 _AT = "toStartOfInterval({}, toIntervalSecond({{bucket_s:UInt32}}))"
+_STATE = quantiles("StateIf")
 _STATES = {
     "turn_rollups": f"""
 SELECT
@@ -34,12 +40,11 @@ SELECT
     t.role AS role,
     count() AS turns_n,
     countIf(t.duration_ms IS NOT NULL) AS timed_n,
-    quantilesStateIf{PERCENTILES}(assumeNotNull(t.duration_ms), t.duration_ms IS NOT NULL)
-        AS durations,
+    {_STATE}(assumeNotNull(t.duration_ms), t.duration_ms IS NOT NULL) AS durations,
     toInt64(coalesce(sum(t.duration_ms), 0)) AS talk_ms,
     countIf(t.response_latency_ms IS NOT NULL) AS latencies_n,
-    quantilesStateIf{PERCENTILES}(
-        assumeNotNull(t.response_latency_ms), t.response_latency_ms IS NOT NULL) AS latencies,
+    {_STATE}(assumeNotNull(t.response_latency_ms), t.response_latency_ms IS NOT NULL)
+        AS latencies,
     countIf(t.interrupted) AS interruptions,
     countIf(t.timed_out) AS timeouts
 FROM ({{slices}})
@@ -55,9 +60,9 @@ SELECT
     count() AS sessions_n,
     sum(call_ms) AS call_ms_total,
     sum(overlap_ms) AS overlap_ms_total,
-    quantilesStateIf{PERCENTILES}(overlap_ms, notEmpty(turns)) AS overlaps,
+    {_STATE}(overlap_ms, notEmpty(turns)) AS overlaps,
     sum(silence_ms) AS silence_ms_total,
-    quantilesStateIf{PERCENTILES}(silence_ms, notEmpty(turns)) AS silences,
+    {_STATE}(silence_ms, notEmpty(turns)) AS silences,
     countIf(ended = 'sealed') AS sealed_n,
     countIf(ended = 'sealed_with_holes') AS holed_n,
     groupArrayIf(last_active_at, ended IS NULL) AS unsealed,
@@ -79,41 +84,75 @@ def states(table: str, slices: str, picked: str) -> str:
     return _STATES[table].replace("{slices}", slices).replace("{picked}", picked)
 
 
-def rolled(table: str, where: str) -> str:
+def rolled(table: str, where: str, *, all_bots: bool = False) -> str:
     """SQL of the rows of ``table`` of the current generations (bound by the caller) that
-    ``where`` keeps."""
-    columns = (*ROLLUP_KEYS[table], *(name for name, _ in ROLLUP_VALUES[table]))
-    return f"SELECT {', '.join(columns)} FROM {table} FINAL WHERE {CACHED_GENERATIONS} AND {where}"
+    ``where`` keeps; with ``all_bots``, of those summed over bots (``ALL_BOTS``), named bot
+    ''."""
+    keys = ("'' AS bot_id" if all_bots and key == "bot_id" else key for key in ROLLUP_KEYS[table])
+    columns = (*keys, *(name for name, _ in ROLLUP_VALUES[table]))
+    source = ALL_BOTS[table] if all_bots else table
+    return f"SELECT {', '.join(columns)} FROM {source} FINAL WHERE {CACHED_GENERATIONS} AND {where}"
 
 
-_REFRESHED = f"""(hour, bot_id) IN (
-    SELECT hour, bot_id FROM session_slices
-    WHERE {CACHED_GENERATIONS} AND computed_at >= {{refreshed_from:DateTime64(6, 'UTC')}})"""
+_SLICES_SINCE = f"""SELECT {{columns}} FROM session_slices
+    WHERE {CACHED_GENERATIONS} AND computed_at >= {{refreshed_from:DateTime64(6, 'UTC')}}"""
+_REFRESHED = f"(hour, bot_id) IN ({_SLICES_SINCE.replace('{columns}', 'hour, bot_id')})"
 """The hours and bots of the slices written since ``{refreshed_from}``."""
+_REFRESHED_HOURS = f"hour IN ({_SLICES_SINCE.replace('{columns}', 'hour')})"
+"""The hours of the slices written since ``{refreshed_from}``."""
 
 
 def roll_up(client: Client, parameters: dict[str, object]) -> None:
     """Sum again the hours and bots of the slices written since ``{refreshed_from}`` into
-    their rollup rows, and delete the rows of theirs that no slice holds any more (a turn's
-    language changed, a session moved to another hour). ``parameters`` binds the
-    generations, ``refreshed_from`` and ``computed_at``, which the rows are written at."""
-    generations = "{generation:UInt32}, {events_generation:UInt32}, {chunks_generation:UInt32}"
+    their rollup rows, then those hours' rows into the rows of all bots. ``parameters``
+    binds the generations, ``refreshed_from`` and ``computed_at``, which the rows are written
+    at."""
     slices = f"SELECT * FROM session_slices FINAL WHERE {CACHED_GENERATIONS} AND {_REFRESHED}"
     bound = parameters | {"bucket_s": 3600}
     for table, keys in ROLLUP_KEYS.items():
-        values = ", ".join(name for name, _ in ROLLUP_VALUES[table])
-        key = ", ".join(keys)
-        client.command(
-            f"INSERT INTO {table} SELECT {generations}, {key}, "
-            f"{{computed_at:DateTime64(6, 'UTC')}}, 0, {values} "
-            f"FROM ({states(table, slices, '1')})",
-            parameters=bound,
+        values = tuple(name for name, _ in ROLLUP_VALUES[table])
+        rows = f"SELECT {', '.join((*keys, *values))} FROM ({states(table, slices, '1')})"
+        _replace(client, table, keys, values, rows, _REFRESHED, bound)
+        by_hour = tuple(key for key in keys if key != "bot_id")
+        summed = ", ".join(_summed(name, kind) for name, kind in ROLLUP_VALUES[table])
+        rows = (
+            f"SELECT {', '.join(by_hour)}, {summed} FROM {table} FINAL "
+            f"WHERE {CACHED_GENERATIONS} AND {_REFRESHED_HOURS} GROUP BY {', '.join(by_hour)}"
         )
-        client.command(
-            f"INSERT INTO {table} (generation, events_generation, chunks_generation, {key}, "
-            f"computed_at, deleted) SELECT generation, events_generation, chunks_generation, "
-            f"{key}, {{computed_at:DateTime64(6, 'UTC')}}, 1 FROM {table} FINAL "
-            f"WHERE {CACHED_GENERATIONS} AND {_REFRESHED} "
-            "AND computed_at < {computed_at:DateTime64(6, 'UTC')}",
-            parameters=bound,
-        )
+        _replace(client, ALL_BOTS[table], by_hour, values, rows, _REFRESHED_HOURS, bound)
+
+
+def _summed(name: str, kind: str) -> str:
+    """SQL of a rollup value over several rows."""
+    if kind == PERCENTILES:
+        return f"{quantiles('MergeState')}({name})"
+    return f"groupArrayArray({name})" if kind.startswith("Array(") else f"sum({name})"
+
+
+def _replace(
+    client: Client,
+    table: str,
+    keys: tuple[str, ...],
+    values: tuple[str, ...],
+    rows: str,
+    refreshed: str,
+    bound: dict[str, object],
+) -> None:
+    """Write ``rows`` (their keys, then values) into ``table``, and its rows that
+    ``refreshed`` keeps and ``rows`` did not write again as deleted: nothing holds them any
+    more (a turn's language changed, a session moved to another hour)."""
+    generations = "generation, events_generation, chunks_generation"
+    key = ", ".join(keys)
+    at = "{computed_at:DateTime64(6, 'UTC')}"
+    client.command(
+        f"INSERT INTO {table} ({generations}, {key}, {', '.join(values)}, computed_at, deleted) "
+        "SELECT {generation:UInt32}, {events_generation:UInt32}, {chunks_generation:UInt32}, "
+        f"*, {at}, 0 FROM ({rows})",
+        parameters=bound,
+    )
+    client.command(
+        f"INSERT INTO {table} ({generations}, {key}, computed_at, deleted) "
+        f"SELECT {generations}, {key}, {at}, 1 FROM {table} FINAL "
+        f"WHERE {CACHED_GENERATIONS} AND {refreshed} AND computed_at < {at}",
+        parameters=bound,
+    )

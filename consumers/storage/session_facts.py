@@ -13,9 +13,10 @@ which counts it.
 
 Even so, a week of all bots read 2.3M cached turns (1.2 s), and the percentiles need each of
 them. The rollups hold, per hour, bot and group, the slices' counts, sums and percentile
-states; a range reads its hours' rows and merges them. A slice or rollup row is replaced
-whole (``ReplacingMergeTree`` on its key): a session is always written whole, and a slice
-left without turns is written empty; a rollup row left without turns is written deleted.
+sketches, and the same summed over bots; a range reads its hours' rows and merges them. A
+slice or rollup row is replaced whole (``ReplacingMergeTree`` on its key): a session is
+always written whole, and a slice left without turns is written empty; a rollup row left
+without turns is written deleted.
 ``session_facts_marks`` says up to when each set of generations has been cached, and readers
 take anything projected after that from the live tables. The partition is the three
 generations the facts were folded from, so a rebuild's new generation starts a cache of its
@@ -24,7 +25,7 @@ own.
 
 from __future__ import annotations
 
-from analytics.definitions import LEVELS
+from analytics.definitions import LEVELS, RELATIVE_ACCURACY
 
 FACT_TURN = (
     ("bot_id", "LowCardinality(String)"),
@@ -112,7 +113,15 @@ store, second by second, as they were when it began (``queries.facts``): stored,
 whichever keeper refreshes next (after a rebuild's warm-up, another replica) folds again only
 the seconds that changed since. A few hundred rows a whole-store fold."""
 
-PERCENTILES = f"AggregateFunction(quantiles({', '.join(map(str, LEVELS))}), Int64)"
+
+def quantiles(combinator: str = "") -> str:
+    """SQL of the aggregate function of ``analytics.definitions``' percentiles, with
+    ``combinator`` (``State``, ``Merge``...): every distribution is taken with it, cached or
+    read live, so a state folded from the live tables merges with the rollups'."""
+    return f"quantilesDD{combinator}({', '.join(map(str, (RELATIVE_ACCURACY, *LEVELS)))})"
+
+
+PERCENTILES = f"AggregateFunction({quantiles()}, Int64)"
 ROLLUP_KEYS = {
     "turn_rollups": ("hour", "bot_id", "framework", "language", "role"),
     "session_rollups": ("hour", "bot_id", "framework", "language"),
@@ -154,24 +163,37 @@ _KINDS = {
     "language": "LowCardinality(String)",
     "role": "Enum8('user' = 1, 'assistant' = 2)",
 }
-ROLLUP_TABLES = {
-    table: f"""
+ALL_BOTS = {table: f"{table}_all_bots" for table in ROLLUP_KEYS}
+"""Per rollup, the table of its rows summed over bots, keyed as it is without ``bot_id``: a
+read of all bots, not split by bot, merges 20 times fewer rows, one sketch per hour and
+group where it merged every bot's."""
+
+
+def _rollup_table(table: str, keys: tuple[str, ...], rollup: str) -> str:
+    """The table ``table``, keyed by ``keys``, of the values of ``rollup``."""
+    return f"""
 CREATE TABLE IF NOT EXISTS {table}
 ({_GENERATIONS}
     {", ".join(f"{key} {_KINDS[key]}" for key in keys)},
     computed_at DateTime64(6, 'UTC'),
     deleted UInt8,
-    {", ".join(f"{name} {kind}" for name, kind in ROLLUP_VALUES[table])}
+    {", ".join(f"{name} {kind}" for name, kind in ROLLUP_VALUES[rollup])}
 )
 ENGINE = ReplacingMergeTree(computed_at, deleted)
 {_PER_GENERATIONS}
-ORDER BY (bot_id, {", ".join(key for key in keys if key != "bot_id")})
+ORDER BY ({", ".join(sorted(keys, key=lambda key: key != "bot_id"))})
 SETTINGS index_granularity = 256"""
-    for table, keys in ROLLUP_KEYS.items()
-}
+
+
+ROLLUP_TABLES = {table: _rollup_table(table, keys, table) for table, keys in ROLLUP_KEYS.items()}
 """Ordered by bot first, in granules of 256 rows: a bot's day is a few hundred rows side by
 side, and a row's percentile states are large (ordered by hour first, in granules of 8,192
 rows, a bot's day read and merged the states of every bot)."""
+ALL_BOTS_TABLES = {
+    ALL_BOTS[table]: _rollup_table(ALL_BOTS[table], tuple(k for k in keys if k != "bot_id"), table)
+    for table, keys in ROLLUP_KEYS.items()
+}
+"""Ordered by hour first: a range of all bots is rows side by side."""
 
 CARDS_TABLE = f"""
 CREATE TABLE IF NOT EXISTS session_cards
@@ -215,5 +237,5 @@ CACHE_TABLES = (
 """The cache's tables up to migration 104: migrations 88-104 pack the small parts of
 ``WRITTEN_TABLES``, numbered 88 + a table's place there (these are 99-104), so a table added
 here would renumber them. ``GENERATION_CACHES`` has them all."""
-GENERATION_CACHES = (*CACHE_TABLES, "session_facts_whole_folds")
+GENERATION_CACHES = (*CACHE_TABLES, "session_facts_whole_folds", *ALL_BOTS_TABLES)
 """Where a dropped generation's cached facts are deleted too."""

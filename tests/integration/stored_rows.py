@@ -10,8 +10,10 @@ from itertools import pairwise
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import strategies as st
 
+from analytics.definitions import RELATIVE_ACCURACY
 from consumers.projections.audio_chunks import COLUMNS as CHUNK_COLUMNS
 from consumers.projections.session_events import COLUMNS as EVENT_COLUMNS
 from consumers.projections.transcripts import COLUMNS
@@ -198,3 +200,12 @@ def split(rows: list[Any], cuts: list[int]) -> list[list[Any]]:
     """``rows`` in consecutive inserts, cut where ``cuts`` say (empty inserts left out)."""
     edges = [0, *sorted(c % (len(rows) + 1) for c in cuts), len(rows)]
     return [rows[a:b] for a, b in pairwise(edges) if a < b]
+
+
+def sketched(values: list[int], level: float = 0.5) -> Any:
+    """A percentile as the analytics give it (``analytics.definitions.RELATIVE_ACCURACY``):
+    the value at rank ``level`` * (n - 1) rounded down, within 1% (and a float's rounding:
+    1 is estimated 1.01)."""
+    ranked = sorted(values)
+    at = ranked[int(level * (len(ranked) - 1))]
+    return pytest.approx(at, rel=RELATIVE_ACCURACY * (1 + 1e-9))

@@ -5,7 +5,7 @@ with its summary (``analytics.session_time`` and ``queries.completeness`` in Pyt
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,12 +14,17 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import queries.facts
+import queries.metrics
+from analytics.definitions import LEVELS
 from consumers.storage import migrations
 from consumers.storage.clickhouse import Store
+from consumers.storage.migrations.rollup_sketches import ROLLUP_SKETCHES
+from consumers.storage.session_facts import ALL_BOTS, PERCENTILES, ROLLUP_TABLES, quantiles
 from queries import Reader
 from queries.analytics import latency_figures
 from queries.errors import BadQueryError
 from queries.facts import FactsKeeper
+from queries.marks import Generations, mark
 from queries.metrics import metrics
 from queries.models import Metrics, RoleFigures, StateCounts
 from queries.recording import moment
@@ -32,12 +37,16 @@ from tests.integration.stored_rows import (
     extents,
     ledger_seqs,
     session_end,
+    sketched,
     split,
     stored_versions,
     transcript_rows,
 )
 
 pytestmark = pytest.mark.integration
+SKETCHES = ROLLUP_SKETCHES[0].version
+LATENCIES = [200, 500, 500, 600, 1000]
+"""The response latencies of the hand-computed calls (``three_calls``)."""
 
 
 def _hour(reader: Reader, **options: Any) -> Metrics:
@@ -128,10 +137,11 @@ def test_hand_computed_calls_give_their_figures(three_calls: tuple[Client, list[
     latencies = row.response_latency_ms
     assert latencies is not None
     assert latencies.count == 5
-    assert latencies.p50 == 500  # of 200, 500, 500, 600, 1000
+    assert latencies.p50 == sketched(LATENCIES)
+    assert latencies.p99 == sketched(LATENCIES, 0.99)  # 600: rank 3.96 is rounded down
     durations = row.turn_duration_ms
     assert durations.user is not None
-    assert (durations.user.count, durations.user.p50) == (5, 1000)
+    assert (durations.user.count, durations.user.p50) == (5, sketched([1000] * 4 + [2000]))
     assert durations.assistant is not None
     assert durations.assistant.count == 4  # c2 is still open
     assert row.talk_ms == RoleFigures(user=6_000, assistant=6_700)
@@ -164,7 +174,8 @@ def test_a_call_across_the_ranges_start_counts_where_it_began_with_all_its_turns
         (row,) = _hour(reader).rows
         assert (row.sessions, row.turns) == (3, RoleFigures(user=5, assistant=6))
         assert row.response_latency_ms is not None
-        assert (row.response_latency_ms.count, row.response_latency_ms.p50) == (6, 550)
+        latencies = row.response_latency_ms
+        assert (latencies.count, latencies.p50) == (6, sketched([*LATENCIES, 6000]))
         before, after = metrics(
             reader, since=T0 - timedelta(hours=1), until=T0 + timedelta(hours=1)
         ).rows
@@ -208,6 +219,24 @@ def test_minute_buckets_hold_each_call_in_the_minute_it_began(
     assert [r.bucket_start - T0 for r in found.rows] == [timedelta(minutes=m) for m in (0, 1, 3)]
     assert [r.sessions for r in found.rows] == [1, 1, 1]
     assert _totals(found) == _totals(_hour(reader))
+
+
+def test_a_percentile_is_the_value_at_its_rank_within_one_percent(clickhouse: Client) -> None:
+    """As ``Percentiles`` documents it, for any values: zero, negative (a clock's skew) and
+    hours long ones too."""
+
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(st.lists(st.integers(-100_000, 10**8) | st.integers(0, 2_000), min_size=1))
+    def within(values: list[int]) -> None:
+        ((found,),) = clickhouse.query(
+            f"SELECT {quantiles()}(x) FROM (SELECT arrayJoin({{values:Array(Int64)}}) AS x)",
+            parameters={"values": values},
+        ).result_rows
+        assert found == [sketched(values, level) for level in LEVELS]
+
+    within()
 
 
 def test_bad_ranges_are_refused_naming_the_parameter(
@@ -359,7 +388,7 @@ def test_the_latency_route_counts_a_latency_whose_user_turn_lies_before_the_rang
     since, until = T0 + timedelta(seconds=1.5), T0 + timedelta(hours=1)
     figures = latency_figures(reader, since=since, until=until).response_latency_ms
     assert figures is not None
-    assert (figures.count, figures.p50) == (5, 500)  # of 200, 500, 500, 600, 1000
+    assert (figures.count, figures.p50) == (5, sketched(LATENCIES))
     one_bot = latency_figures(reader, since=since, until=until, bot_id="rules")
     assert one_bot.response_latency_ms is not None
     assert one_bot.response_latency_ms.count == 3  # 600, 500, 1000
@@ -416,7 +445,9 @@ def test_a_store_made_before_migration_113_folds_each_call_s_interruptions_once_
             migrations, "MIGRATIONS", tuple(m for m in migrations.MIGRATIONS if m.version <= 112)
         )
         Store(clickhouse).migrate()
-    assert [m.version for m in migrations.migrate(clickhouse)] == [*range(113, 120)]
+    assert [m.version for m in migrations.migrate(clickhouse)] == [
+        m.version for m in migrations.MIGRATIONS if m.version >= 113
+    ]
     monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
     session_id = _session(
         Store(clickhouse),
@@ -434,3 +465,41 @@ def test_a_store_made_before_migration_113_folds_each_call_s_interruptions_once_
     assert folded == [(1, 1)]
     (row,) = _hour(Reader(clickhouse)).rows
     assert row.interruptions_per_call_minute == pytest.approx(1 / (16_000 / 60_000))
+
+
+def test_a_store_made_before_migration_120_is_folded_again_into_sketches(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its rollups held samples (``quantiles``), which no sketch merges with: they are made
+    again, the mark goes, and the next refresh fills them and the rollups of all bots."""
+    client, _ = three_calls
+    for table, sql in ROLLUP_TABLES.items():
+        client.command(f"DROP TABLE {table}")
+        client.command(sql.replace("quantilesDD(0.01, ", "quantiles("))
+    client.command(f"DELETE FROM schema_migrations WHERE version >= {SKETCHES}")
+    monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
+    generations = Generations.of(Reader(client))
+    now = datetime.now(UTC)
+    client.insert(  # the mark of a refresh before the migration
+        "session_facts_marks",
+        [[*generations.parameters().values(), now, now]],
+        column_names=[*generations.parameters(), "through", "marked_at"],
+    )
+    assert mark(Reader(client), generations) is not None
+    applied = [m.version for m in migrations.migrate(client)]
+    assert applied == [m.version for m in migrations.MIGRATIONS if m.version >= SKETCHES]
+    assert mark(Reader(client), generations) is None
+    FactsKeeper(client).refresh()
+    reader = Reader(client)
+    assert mark(reader, generations) is not None
+    kinds = client.query(
+        "SELECT DISTINCT type FROM system.columns WHERE database = currentDatabase() "
+        "AND name IN ('durations', 'latencies', 'overlaps', 'silences')"
+    ).result_rows
+    assert kinds == [(PERCENTILES,)]
+    by_hour = f"SELECT count() FROM {ALL_BOTS['turn_rollups']} FINAL WHERE hour = {{t:DateTime}}"
+    assert client.query(by_hour, parameters={"t": T0}).result_rows == [(2,)]  # a row per role
+    cached = _hour(reader)
+    with monkeypatch.context() as live:
+        live.setattr(queries.metrics, "mark", lambda *_: None)
+        assert cached == _hour(reader)

@@ -32,6 +32,7 @@ from consumers.storage.migrations.read_caches import (
     PROJECTED_SESSIONS_KEPT_DAYS,
     READ_CACHES,
 )
+from consumers.storage.migrations.rollup_sketches import ROLLUP_SKETCHES
 from consumers.storage.migrations.silent_sessions import SILENT_SESSIONS
 from consumers.storage.migrations.store_identity import STORE_IDENTITY
 from consumers.storage.migrations.text_index import TEXT_INDEX, TEXT_INDEX_WRITTEN_OUT
@@ -58,6 +59,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     *CALL_INTERRUPTIONS,
     *WHOLE_FOLDS,
     *TEXT_INDEX_WRITTEN_OUT,
+    *ROLLUP_SKETCHES,
 )
 
 
