@@ -261,7 +261,7 @@ class FactsKeeper:
         if stopping():
             return 0
         if folds:
-            roll_up(self._client, parameters | {"refreshed_from": now, "computed_at": self._now()})
+            roll_up(self._client, parameters | {"refreshed_from": now}, self._now)
         if since is None:
             self._note_whole(generations, whole)
         else:

@@ -12,10 +12,14 @@ folded with the whole session, so a bucket needs no other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from clickhouse_connect.driver.client import Client
 
 from consumers.storage.session_facts import (
     ALL_BOTS,
+    ALL_BOTS_KEYS,
     PERCENTILES,
     ROLLUP_KEYS,
     ROLLUP_VALUES,
@@ -102,37 +106,29 @@ _REFRESHED_HOURS = f"hour IN ({_SLICES_SINCE.replace('{columns}', 'hour')})"
 """The hours of the slices written since ``{refreshed_from}``."""
 
 
-def roll_up(client: Client, parameters: dict[str, object]) -> None:
+def roll_up(client: Client, parameters: dict[str, object], now: Callable[[], datetime]) -> None:
     """Sum again the hours and bots of the slices written since ``{refreshed_from}`` into
     their rollup rows, then those hours' rows into the rows of all bots. ``parameters``
-    binds the generations, ``refreshed_from`` and ``computed_at``, which each bot's rows are
-    written at; the rows of all bots are written at a time taken once those have landed: of
-    two keepers summing an hour at once, the one that read before the other's rows landed
-    then has the older rows, which the newer replace (at the refresh's start, its sum could
-    win without them)."""
+    binds the generations and ``refreshed_from``; each set of rows is written at the
+    engine's time ``now`` gives as it begins: the rows of all bots, once each bot's have
+    landed, so of two keepers summing an hour at once, the one that read before the other's
+    rows landed has the older rows, which the newer replace (at the refresh's start, its sum
+    could win without them)."""
     slices = f"SELECT * FROM session_slices FINAL WHERE {CACHED_GENERATIONS} AND {_REFRESHED}"
-    bound = parameters | {"bucket_s": 3600}
+    bound = parameters | {"bucket_s": 3600, "computed_at": now()}
     values = {table: tuple(name for name, _ in kinds) for table, kinds in ROLLUP_VALUES.items()}
     for table, keys in ROLLUP_KEYS.items():
         rows = f"SELECT {', '.join((*keys, *values[table]))} FROM ({states(table, slices, '1')})"
         _replace(client, table, keys, values[table], rows, _REFRESHED, bound)
-    ((summed_at,),) = client.query("SELECT now64(6)").result_rows
-    for table, keys in ROLLUP_KEYS.items():
-        by_hour = tuple(key for key in keys if key != "bot_id")
+    bound |= {"computed_at": now()}
+    for table, keys in ALL_BOTS_KEYS.items():
+        by_hour = ", ".join(keys)
         summed = ", ".join(_summed(name, kind) for name, kind in ROLLUP_VALUES[table])
         rows = (
-            f"SELECT {', '.join(by_hour)}, {summed} FROM {table} FINAL "
-            f"WHERE {CACHED_GENERATIONS} AND {_REFRESHED_HOURS} GROUP BY {', '.join(by_hour)}"
+            f"SELECT {by_hour}, {summed} FROM {table} FINAL "
+            f"WHERE {CACHED_GENERATIONS} AND {_REFRESHED_HOURS} GROUP BY {by_hour}"
         )
-        _replace(
-            client,
-            ALL_BOTS[table],
-            by_hour,
-            values[table],
-            rows,
-            _REFRESHED_HOURS,
-            bound | {"computed_at": summed_at},
-        )
+        _replace(client, ALL_BOTS[table], keys, values[table], rows, _REFRESHED_HOURS, bound)
 
 
 def _summed(name: str, kind: str) -> str:

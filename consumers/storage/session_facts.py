@@ -164,9 +164,12 @@ _KINDS = {
     "role": "Enum8('user' = 1, 'assistant' = 2)",
 }
 ALL_BOTS = {table: f"{table}_all_bots" for table in ROLLUP_KEYS}
-"""Per rollup, the table of its rows summed over bots, keyed as it is without ``bot_id``: a
-read of all bots, not split by bot, merges 20 times fewer rows, one sketch per hour and
-group where it merged every bot's."""
+"""Per rollup, the table of its rows summed over bots, keyed as it is without ``bot_id``
+(``ALL_BOTS_KEYS``): a read of all bots, not split by bot, merges 20 times fewer rows, one
+sketch per hour and group where it merged every bot's."""
+ALL_BOTS_KEYS = {
+    table: tuple(key for key in keys if key != "bot_id") for table, keys in ROLLUP_KEYS.items()
+}
 
 
 def _rollup_table(table: str, keys: tuple[str, ...], rollup: str) -> str:
@@ -190,8 +193,8 @@ ROLLUP_TABLES = {table: _rollup_table(table, keys, table) for table, keys in ROL
 side, and a row's percentile states are large (ordered by hour first, in granules of 8,192
 rows, a bot's day read and merged the states of every bot)."""
 ALL_BOTS_TABLES = {
-    ALL_BOTS[table]: _rollup_table(ALL_BOTS[table], tuple(k for k in keys if k != "bot_id"), table)
-    for table, keys in ROLLUP_KEYS.items()
+    ALL_BOTS[table]: _rollup_table(ALL_BOTS[table], keys, table)
+    for table, keys in ALL_BOTS_KEYS.items()
 }
 """Ordered by hour first: a range of all bots is rows side by side."""
 
