@@ -67,7 +67,7 @@ SELECT
     {_MERGE}(latencies),
     sum(interruptions),
     sum(timeouts)
-FROM ({{parts}})
+FROM {{source}}
 GROUP BY bucket_start, grp, of_role""",
     "session_rollups": f"""
 SELECT
@@ -85,11 +85,11 @@ SELECT
     sum(holed_n),
     sum(arrayCount(at -> at < {{idle_before:DateTime64(6, 'UTC')}}, unsealed)) AS abandoned,
     sum(length(unsealed)) - abandoned
-FROM ({{parts}})
+FROM {{source}}
 GROUP BY bucket_start, grp""",
 }
-"""Per rollup, SQL of its figures per bucket and group, merged from ``{parts}``: rollup rows
-and rows summed from slices."""
+"""Per rollup, SQL of its figures per bucket and group, merged from ``{source}``: rollup rows,
+rows summed from slices, or both."""
 
 
 @dataclass(frozen=True)
@@ -239,21 +239,21 @@ class _Read:
         name the time that puts a row in its hour: ``t.`` and ``started_at``, each turn's
         start, or ``""`` and ``opened_at``, when a slice's session counts)."""
         parts = []
+        source = ""
         if self.hours.rolls:
             where = f"{_ROLLED.format(hour='hour')} AND {of_bot(self.bot_id)}"
             all_bots = not self.bot_id and self.group_by != "bot"
-            parts.append(rolled(table, where, all_bots=all_bots))
+            rows, source = rolled(table, where, all_bots=all_bots)
+            parts.append(rows)
         if self.hours.folds:
             hour = f"toStartOfHour({turn}{started})"
             picked = f"{matching(turn, self.bot_id, started)} AND NOT {_ROLLED.format(hour=hour)}"
             parts.append(states(table, self.slices[table], picked))
+            source = f"({' UNION ALL '.join(parts)})"
         if not parts:
             return []
         sql = _MERGED[table].replace("{group}", _GROUPS[self.group_by])
-        return self.reader.rows(
-            sql.replace("{parts}", " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts)),
-            **self.parameters,
-        )
+        return self.reader.rows(sql.replace("{source}", source), **self.parameters)
 
 
 _NO_ROLE: Sequence[Any] = (0, 0, [], 0, 0, [], 0, 0)
