@@ -49,6 +49,16 @@ values was exact below that and drew lots above it), and a bucket of all bots me
 small sketch per hour instead of every bot's values (a week of all bots: 6 ms a
 distribution against 55, a timing script on ``bench.query``'s store)."""
 
+
+def _percentiles(since: int) -> str:
+    """What a distribution's percentiles are, said in its definition: they became sketches
+    (``RELATIVE_ACCURACY``) at version ``since`` of the metric."""
+    return (
+        f"Percentiles: the value at rank p·(n-1) rounded down, within {RELATIVE_ACCURACY:.0%} "
+        f"(interpolated before version {since})."
+    )
+
+
 METRICS = (
     Metric(
         "sessions",
@@ -69,21 +79,21 @@ METRICS = (
     ),
     Metric(
         "response_latency_ms",
-        2,
+        3,
         "ms",
         "distribution",
         "turn",
         "An assistant turn's start minus the stop of the user turn before it, only when that "
         "user turn stopped before it started (a barge-in is not a latency), wherever that "
-        "user turn lies.",
+        f"user turn lies. {_percentiles(3)}",
     ),
     Metric(
         "turn_duration_ms",
-        1,
+        2,
         "ms",
         "distribution",
         "turn",
-        "A stopped turn's stop minus its start, per role.",
+        f"A stopped turn's stop minus its start, per role. {_percentiles(2)}",
     ),
     Metric(
         "talk_ms",
@@ -146,21 +156,21 @@ METRICS = (
     ),
     Metric(
         "overlap_ms",
-        2,
+        3,
         "ms",
         "distribution",
         "session",
         "Per session, the time in which a user turn and an assistant turn both ran: "
-        "the total, and its percentiles over the sessions with turns.",
+        f"the total, and its percentiles over the sessions with turns. {_percentiles(3)}",
     ),
     Metric(
         "silence_ms",
-        2,
+        3,
         "ms",
         "distribution",
         "session",
         "Per session, the time within its call in which no turn ran: the total, and its "
-        "percentiles over the sessions with turns.",
+        f"percentiles over the sessions with turns. {_percentiles(3)}",
     ),
     Metric(
         "completeness",
