@@ -55,7 +55,7 @@ def _percentiles(since: int) -> str:
     (``RELATIVE_ACCURACY``) at version ``since`` of the metric."""
     return (
         f"Percentiles: the value at rank p·(n-1) rounded down, within {RELATIVE_ACCURACY:.0%} "
-        f"(interpolated before version {since})."
+        f"(before version {since}: interpolated, from a sample above 8,192 values)."
     )
 
 

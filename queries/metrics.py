@@ -89,7 +89,8 @@ FROM {{source}}
 GROUP BY bucket_start, grp""",
 }
 """Per rollup, SQL of its figures per bucket and group, merged from ``{source}``: rollup rows,
-rows summed from slices, or both."""
+rows summed from slices, or both. ``{source}`` may be a rollup table with its ``WHERE``, which
+sees this ``SELECT``'s aliases: none may be named as a rollup's column."""
 
 
 @dataclass(frozen=True)

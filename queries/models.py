@@ -124,8 +124,8 @@ class SessionSummary(Answer):
     median_response_latency_ms: float | None = Field(
         description="Median over assistant turns of start minus the previous user turn's stop "
         "(barge-ins, which start before that stop, are not latencies): exact, halfway between "
-        "the middle two of an even count, where the analytics' p50 over many sessions is the "
-        "lower one within 1%."
+        "the middle two of an even count, where the analytics' p50 (over a bucket's turns) is "
+        "the lower one, within 1%."
     )
     languages: list[str]
     completeness: Completeness
