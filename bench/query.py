@@ -6,12 +6,12 @@ and kept under ``~/.cache/transcript-store/bench-query/``, keyed by its size, th
 and the loader, so a rerun measures only reads. Each run reads (and ingests into) a fresh copy
 of it, ``scratch/`` there; background merges settle before anything is timed.
 
-Each read runs ``REQUESTS`` times on targets drawn with a fixed seed, three ways: the bare
-engine (the SQL a hand-written query would be), in-process through ``queries``, and over HTTP
-from ``CLIENTS`` client processes at once against the service running in this process (which
-owns the embedded store). HTTP runs twice: idle, then while the live projectors, in the
-server's process, ingest ``INGEST_RATE`` events/s published from another process to a local
-Kafka broker.
+Each read runs ``REQUESTS`` times on targets drawn with a fixed seed (after ``WARMUP`` untimed
+ones on others), three ways: the bare engine (the SQL a hand-written query would be),
+in-process through ``queries``, and over HTTP from ``CLIENTS`` client processes at once
+against the service running in this process (which owns the embedded store). HTTP runs
+twice: idle, then while the live projectors, in the server's process, ingest
+``INGEST_RATE`` events/s published from another process to a local Kafka broker.
 
 Reads: ``transcript`` (one session's turns), ``session`` (its summary, turns and chunks),
 ``sessions_page`` (50 sessions of one bot and day, newest first), ``search`` (20 newest hits
@@ -83,7 +83,10 @@ BUDGET_S = 60.0
 """Fewer requests when a read and way of reading take longer than this: a slow read is slow
 on any count, and the run ends in a predictable time."""
 WARMUP = 10
-"""Untimed in-process reads of each kind first, on other targets: the caches are warm."""
+"""Untimed reads of each kind first, on other targets, in process and then over HTTP: the
+caches are warm, and so are the service's routes (FastAPI builds an included router's routes
+at its first request, 25-45 ms that a first phase's 4 clients each met, 2% of its requests:
+its p99)."""
 WARMUP_BUDGET_S = 20.0
 """Fewer warm-up reads of a kind that takes longer."""
 CLIENTS = 4
@@ -379,6 +382,8 @@ def measure(sessions: int) -> dict[str, float]:
         keeping_facts(server, keeper),
         Clients(server.url, CLIENTS) as clients,
     ):
+        for read in READS:
+            clients.get([http_path(read, t) for t in warm], WARMUP_BUDGET_S)
         for read, path in paths.items():
             record(read, "idle", clients.get(path, BUDGET_S))
         with clip_sessions:
