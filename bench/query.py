@@ -33,6 +33,8 @@ header included the first time it is read (target: at most 1.2); ``transcript_p9
 ``sessions``, ``turns``, ``load_seconds`` (when the store was loaded, by the run that did),
 ``store_reused``, ``copy_seconds``, ``settle_seconds``, ``store_bytes`` (active parts on
 disk), ``ingest_eps`` (achieved), ``ingest_lag_s`` (the projector's lag as the reads ended),
+``writes_niced`` (1 when the projectors wrote at ``projector_nice``: the engine applies it
+only in a process with CAP_SYS_NICE, which a root shell has and a user's rarely does),
 ``http_failures``,
 ``requests_min`` (the fewest requests of any read and way: below ``REQUESTS`` when
 ``BUDGET_S`` cut one short).
@@ -73,7 +75,7 @@ from queries.sessions import list_sessions, session_detail, transcript
 from schemas import Topics
 from service.process import open_reader
 from service.state import StoreState
-from tstore.components import writing_behind_reads
+from tstore.components import ignored_nice, writing_behind_reads
 from tstore.devkafka import DevKafka
 from tstore.settings import Settings
 
@@ -409,6 +411,7 @@ def measure(sessions: int) -> dict[str, float]:
         "transcript_p99_ms": figures["transcript_idle_p99_ms"],
         "ingest_eps": round(publisher.eps),
         "ingest_lag_s": -1.0 if lag is None else round(lag, 2),
+        "writes_niced": int(nice > 0 and ignored_nice(nice, dsn_of(folder)) is None),
         "http_failures": len(clients.failures),
         "requests_min": min(counts),
     }

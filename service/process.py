@@ -36,7 +36,12 @@ from queries.facts import FactsKeeper
 from queries.reader import ABANDONED_AFTER
 from service.app import create_app
 from service.state import StoreState
-from tstore.components import project_live, rebuild_service, writing_behind_reads
+from tstore.components import (
+    ignored_nice,
+    project_live,
+    rebuild_service,
+    writing_behind_reads,
+)
 from tstore.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -171,6 +176,9 @@ async def run(
     facts_stop = asyncio.Event()
     try:
         await _open(settings, state, role)
+        ignored = ignored_nice(settings.projector_nice, settings.dsn)
+        if role.project and role.queries and ignored is not None:
+            log.warning("projector_nice_ignored", detail=ignored)
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{sock.getsockname()[1]}/"
         log.info("serving", url=url, projecting=role.project)

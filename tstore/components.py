@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from consumers.admin import RebuildService
@@ -15,7 +16,7 @@ from consumers.projector import Rows
 from consumers.storage.clickhouse import Store, connect
 from consumers.storage.generations import Generation
 from queries.facts import warm
-from tstore.settings import Settings
+from tstore.settings import EMBEDDED, Settings
 
 
 def writing_behind_reads(nice: int) -> dict[str, Any]:
@@ -25,6 +26,41 @@ def writing_behind_reads(nice: int) -> dict[str, Any]:
     a tenth to a third off the p99 of a transcript and about 40% off that of a page of
     sessions, for a lag of 0.65 s instead of 0.25 s."""
     return {"os_thread_priority": nice}
+
+
+CAP_SYS_NICE = 23
+"""The capability's bit in a process's capability sets (``linux/capability.h``)."""
+
+
+def may_renice(status: str) -> bool | None:
+    """Whether a process with ``status`` (its ``/proc/<pid>/status``) holds CAP_SYS_NICE; None
+    when it does not say. The engine applies ``os_thread_priority`` only with it, as it must
+    set a thread's priority back after each query: without it the setting does nothing (a
+    script: its query threads ran at nice 19 as root, at 0 with the capability dropped)."""
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> CAP_SYS_NICE & 1)
+    return None
+
+
+def ignored_nice(nice: int, dsn: str) -> str | None:
+    """Why writing at ``nice`` (``projector_nice``) cannot take effect in this process, if it
+    cannot: the embedded engine of ``dsn`` runs here, without CAP_SYS_NICE. (A server applies
+    it with its own capabilities.)"""
+    if not nice or not dsn.startswith(EMBEDDED):
+        return None
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    if may_renice(status) is not False:
+        return None
+    return (
+        f"TSTORE_PROJECTOR_NICE={nice} has no effect: this process lacks "
+        "CAP_SYS_NICE, so ingest shares the cores with reads, which slow down more under "
+        "ingest; grant it (systemd: AmbientCapabilities=CAP_SYS_NICE; docker: cap_add "
+        "SYS_NICE), or set TSTORE_PROJECTOR_NICE=0 to say so"
+    )
 
 
 def _consuming(settings: Settings, store: Store) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import yaml
 
 from consumers.storage.clickhouse import normalize_dsn
 from tstore.commands.common import settings as command_settings
+from tstore.components import ignored_nice, may_renice
 from tstore.settings import Settings
 
 
@@ -85,6 +86,29 @@ def test_the_projectors_nice_value_is_bounded(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("TSTORE_PROJECTOR_NICE", "-5")
     with pytest.raises(ValueError, match="projector_nice"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("line", "holds"),
+    [
+        ("CapEff:\t000001ffffffffff", True),
+        ("CapEff:\t000001fffe7fffff", False),  # root under setpriv --bounding-set=-sys_nice
+        ("CapEff:\t0000000000000000", False),  # a user's process
+        ("CapEff:\t0000000000800000", True),  # CAP_SYS_NICE alone
+        ("CapPrm:\t0000000000800000", None),  # no effective set named
+    ],
+)
+def test_cap_sys_nice_is_read_from_the_effective_set(line: str, holds: bool | None) -> None:
+    assert may_renice(f"Name:\tpython\n{line}\nCapBnd:\t000001ffffffffff\n") is holds
+
+
+def test_only_an_embedded_store_without_the_capability_ignores_the_nice_value() -> None:
+    assert ignored_nice(0, "chdb:///tmp/x") is None
+    assert ignored_nice(19, "http://clickhouse:8123") is None
+    lacking = may_renice(Path("/proc/self/status").read_text()) is False
+    said = ignored_nice(19, "chdb:///tmp/x")
+    assert (said is not None) == lacking
+    assert said is None or ("CAP_SYS_NICE" in said and "TSTORE_PROJECTOR_NICE=19" in said)
 
 
 def test_the_image_holds_every_package_the_wheel_does() -> None:
