@@ -82,6 +82,11 @@ class Role:
     queries: bool = True
     """Answer the query API (``tstore project`` leaves it out)."""
 
+    @property
+    def writes_behind_reads(self) -> bool:
+        """Whether the projectors write at ``projector_nice``: when this process also reads."""
+        return self.project and self.queries
+
 
 def check_exposure(host: str, token: str | None) -> None:
     """Without a token, only this machine may reach the store."""
@@ -176,9 +181,10 @@ async def run(
     facts_stop = asyncio.Event()
     try:
         await _open(settings, state, role)
-        ignored = ignored_nice(settings.projector_nice, settings.dsn)
-        if role.project and role.queries and ignored is not None:
-            log.warning("projector_nice_ignored", detail=ignored)
+        if role.writes_behind_reads:
+            ignored = ignored_nice(settings.projector_nice, settings.dsn)
+            if ignored is not None:
+                log.warning("projector_nice_ignored", detail=ignored)
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{sock.getsockname()[1]}/"
         log.info("serving", url=url, projecting=role.project)
@@ -216,9 +222,7 @@ async def _open(settings: Settings, state: StoreState, role: Role) -> None:
             open_store,
             settings.dsn,
             settings.clickhouse_database,
-            writing_behind_reads(settings.projector_nice)
-            if role.project and role.queries
-            else None,
+            writing_behind_reads(settings.projector_nice) if role.writes_behind_reads else None,
         )
         reader = (
             await asyncio.to_thread(

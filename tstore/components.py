@@ -4,6 +4,7 @@ or rebuilds (``tstore serve``, ``project``, ``rebuild``) gets them the same way.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -22,9 +23,10 @@ from tstore.settings import EMBEDDED, Settings
 def writing_behind_reads(nice: int) -> dict[str, Any]:
     """Settings of the connection the projectors write through when the same process answers
     queries: its threads run at ``nice`` (``os_thread_priority``), so the cores go to reads
-    first. At 5k events/s under 4 clients on 2 cores (two ``bench.query`` runs), nice 19 took
-    a tenth to a third off the p99 of a transcript and about 40% off that of a page of
-    sessions, for a lag of 0.65 s instead of 0.25 s."""
+    first, where the engine may set it (``ignored_nice``). At 5k events/s under 4 clients on
+    2 cores (two ``bench.query`` runs, as root), nice 19 took a tenth to a third off the p99
+    of a transcript and about 40% off that of a page of sessions, for a lag of 0.65 s instead
+    of 0.25 s."""
     return {"os_thread_priority": nice}
 
 
@@ -45,10 +47,14 @@ def may_renice(status: str) -> bool | None:
 
 def ignored_nice(nice: int, dsn: str) -> str | None:
     """Why writing at ``nice`` (``projector_nice``) cannot take effect in this process, if it
-    cannot: the embedded engine of ``dsn`` runs here, without CAP_SYS_NICE. (A server applies
-    it with its own capabilities.)"""
+    cannot: the embedded engine of ``dsn`` runs here, off Linux (where the engine never sets
+    a thread's priority) or without CAP_SYS_NICE. A server applies it with its own
+    capabilities; a Linux that does not say is taken at its word."""
     if not nice or not dsn.startswith(EMBEDDED):
         return None
+    setting = f"TSTORE_PROJECTOR_NICE ({nice}) has no effect"
+    if sys.platform != "linux":
+        return f"{setting} off Linux: ingest shares the cores with reads"
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:
@@ -56,10 +62,11 @@ def ignored_nice(nice: int, dsn: str) -> str | None:
     if may_renice(status) is not False:
         return None
     return (
-        f"TSTORE_PROJECTOR_NICE={nice} has no effect: this process lacks "
-        "CAP_SYS_NICE, so ingest shares the cores with reads, which slow down more under "
-        "ingest; grant it (systemd: AmbientCapabilities=CAP_SYS_NICE; docker: cap_add "
-        "SYS_NICE), or set TSTORE_PROJECTOR_NICE=0 to say so"
+        f"{setting}: this process lacks CAP_SYS_NICE, so ingest shares the cores with reads, "
+        "which slow down more under ingest; grant it to the process (docker run "
+        "--cap-add=SYS_NICE, or compose's cap_add: [SYS_NICE], for the image's root user; a "
+        "systemd unit's AmbientCapabilities=CAP_SYS_NICE for another user), or set "
+        "TSTORE_PROJECTOR_NICE=0 to say so"
     )
 
 

@@ -101,7 +101,8 @@ class Settings(BaseSettings):
     """In ``tstore serve`` that projects and answers queries in one process, the nice value of
     the threads the projectors write through: reads go first and batches fill the gaps, so
     ingest slows reads less; the lag in every answer says how far behind that leaves the
-    store. 0 shares the cores equally."""
+    store. 0 shares the cores equally. The embedded engine applies it only on Linux in a
+    process with CAP_SYS_NICE (``tstore serve`` warns at start without it)."""
     retired_generations_kept: int = Field(default=2, ge=1)
     """After a cut-over, retired generations beyond the newest this many are dropped. At
     least one: readers that have not yet seen the cut-over (up to a second) read the

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import typer
 import yaml
 
 from consumers.storage.clickhouse import normalize_dsn
+from tstore import components
 from tstore.commands.common import settings as command_settings
 from tstore.components import ignored_nice, may_renice
 from tstore.settings import Settings
@@ -102,13 +104,25 @@ def test_cap_sys_nice_is_read_from_the_effective_set(line: str, holds: bool | No
     assert may_renice(f"Name:\tpython\n{line}\nCapBnd:\t000001ffffffffff\n") is holds
 
 
-def test_only_an_embedded_store_without_the_capability_ignores_the_nice_value() -> None:
+def test_only_an_embedded_store_without_the_capability_ignores_the_nice_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(components, "may_renice", lambda status: False)
     assert ignored_nice(0, "chdb:///tmp/x") is None
     assert ignored_nice(19, "http://clickhouse:8123") is None
-    lacking = may_renice(Path("/proc/self/status").read_text()) is False
     said = ignored_nice(19, "chdb:///tmp/x")
-    assert (said is not None) == lacking
-    assert said is None or ("CAP_SYS_NICE" in said and "TSTORE_PROJECTOR_NICE=19" in said)
+    assert said is not None
+    assert "TSTORE_PROJECTOR_NICE (19) has no effect" in said
+    assert "CAP_SYS_NICE" in said
+    assert "--cap-add=SYS_NICE" in said
+    for holds in (True, None):
+        monkeypatch.setattr(components, "may_renice", lambda status, holds=holds: holds)
+        assert ignored_nice(19, "chdb:///tmp/x") is None
+    monkeypatch.setattr(sys, "platform", "darwin")
+    said = ignored_nice(19, "chdb:///tmp/x")
+    assert said is not None
+    assert "off Linux" in said
 
 
 def test_the_image_holds_every_package_the_wheel_does() -> None:
