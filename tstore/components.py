@@ -54,7 +54,10 @@ def ignored_nice(nice: int, dsn: str) -> str | None:
         return None
     setting = f"TSTORE_PROJECTOR_NICE ({nice}) has no effect"
     if sys.platform != "linux":
-        return f"{setting} off Linux: ingest shares the cores with reads"
+        return (
+            f"{setting} off Linux: ingest shares the cores with reads; set "
+            "TSTORE_PROJECTOR_NICE=0 to say so"
+        )
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:

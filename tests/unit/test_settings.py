@@ -123,6 +123,7 @@ def test_only_an_embedded_store_without_the_capability_ignores_the_nice_value(
     said = ignored_nice(19, "chdb:///tmp/x")
     assert said is not None
     assert "off Linux" in said
+    assert "TSTORE_PROJECTOR_NICE=0" in said
 
 
 def test_the_image_holds_every_package_the_wheel_does() -> None:
