@@ -52,24 +52,24 @@ def ignored_nice(nice: int, dsn: str) -> str | None:
     capabilities; a Linux that does not say is taken at its word."""
     if not nice or not dsn.startswith(EMBEDDED):
         return None
-    setting = f"TSTORE_PROJECTOR_NICE ({nice}) has no effect"
     if sys.platform != "linux":
-        return (
-            f"{setting} off Linux: ingest shares the cores with reads; set "
-            "TSTORE_PROJECTOR_NICE=0 to say so"
+        why, remedy = "off Linux", ""
+    else:
+        try:
+            status = Path("/proc/self/status").read_text()
+        except OSError:
+            return None
+        if may_renice(status) is not False:
+            return None
+        why = "as this process lacks CAP_SYS_NICE"
+        remedy = (
+            "grant it to the process (docker run --cap-add=SYS_NICE, or compose's cap_add: "
+            "[SYS_NICE], for the image's root user; a systemd unit's "
+            "AmbientCapabilities=CAP_SYS_NICE for another user), or "
         )
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    if may_renice(status) is not False:
-        return None
     return (
-        f"{setting}: this process lacks CAP_SYS_NICE, so ingest shares the cores with reads, "
-        "which slow down more under ingest; grant it to the process (docker run "
-        "--cap-add=SYS_NICE, or compose's cap_add: [SYS_NICE], for the image's root user; a "
-        "systemd unit's AmbientCapabilities=CAP_SYS_NICE for another user), or set "
-        "TSTORE_PROJECTOR_NICE=0 to say so"
+        f"TSTORE_PROJECTOR_NICE ({nice}) has no effect {why}, so ingest shares the cores with "
+        f"reads, which slow down more under ingest; {remedy}set TSTORE_PROJECTOR_NICE=0 to say so"
     )
 
 
