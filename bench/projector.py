@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from bench.codec import realistic_events
 from bench.report import run
 from consumers.projector import Projector
-from consumers.storage.clickhouse import Store, connect
+from consumers.storage.clickhouse import EMBEDDED, Store, connect
 from consumers.topics_admin import ensure_topics
 from producers.kafka import kafka_producer
 from schemas import EventCodec, Topics
@@ -147,7 +147,7 @@ def measure(events: int) -> dict[str, float]:
         asyncio.run(prefill(broker.bootstrap, topics, events))
         bare: list[float] = []
         projected: list[tuple[float, dict[str, float]]] = []
-        dsn = f"chdb://{Path(folder) / 'clickhouse'}"
+        dsn = f"{EMBEDDED}{Path(folder) / 'clickhouse'}"
         for round_ in range(ROUNDS):  # interleaved, so a slow spell of the machine hits both
             bare.append(asyncio.run(bare_drain_eps(broker.bootstrap, topics, events)))
             store = Store(connect(dsn, f"bench{round_}"))

@@ -63,7 +63,7 @@ from bench.query_clips import ClipSessions
 from bench.query_load import SPAWN, Clients, Publisher, ServerThread, keeping_facts, projecting
 from bench.report import run
 from bench.store_data import EPOCH, RARE_WORDS, Shape, bot_name, load
-from consumers.storage.clickhouse import Store, connect, embedded_holder
+from consumers.storage.clickhouse import EMBEDDED, Store, connect, embedded_holder
 from consumers.storage.migrations import MIGRATIONS
 from consumers.topics_admin import ensure_topics
 from queries import Reader, SessionFilters
@@ -263,7 +263,7 @@ def store_folder(sessions: int) -> Path:
 
 
 def dsn_of(folder: Path) -> str:
-    return f"chdb://{folder / 'clickhouse'}"
+    return f"{EMBEDDED}{folder / 'clickhouse'}"
 
 
 def _load(sessions: int) -> None:

@@ -16,7 +16,7 @@ from bench.projector import PARTITIONS, prefill
 from bench.report import run
 from consumers.projections import PROJECTIONS
 from consumers.rebuild import plan_rebuild, rebuild
-from consumers.storage.clickhouse import Store, connect
+from consumers.storage.clickhouse import EMBEDDED, Store, connect
 from consumers.topics_admin import ensure_topics
 from schemas import Topics
 from tstore.devkafka import DevKafka
@@ -46,7 +46,7 @@ def measure(events: int) -> dict[str, float]:
         topics = Topics("bench.")
         asyncio.run(ensure_topics(broker.bootstrap, topics, partitions=PARTITIONS))
         asyncio.run(prefill(broker.bootstrap, topics, events))
-        store = Store(connect(f"chdb://{Path(folder) / 'clickhouse'}", "bench"))
+        store = Store(connect(f"{EMBEDDED}{Path(folder) / 'clickhouse'}", "bench"))
         seconds = asyncio.run(rebuild_seconds(broker.bootstrap, topics, store, events))
     return {"events": events, "rebuild_seconds": seconds, "rebuild_eps": events / seconds}
 

@@ -14,10 +14,10 @@ from consumers.admin import RebuildService
 from consumers.live import run_live
 from consumers.metrics import ProjectorMetrics
 from consumers.projector import Rows
-from consumers.storage.clickhouse import Store, connect
+from consumers.storage.clickhouse import Store, connect, embedded_path
 from consumers.storage.generations import Generation
 from queries.facts import warm
-from tstore.settings import EMBEDDED, Settings
+from tstore.settings import Settings
 
 
 def writing_behind_reads(nice: int) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def ignored_nice(nice: int, dsn: str) -> str | None:
     cannot: the embedded engine of ``dsn`` runs here, off Linux (where the engine never sets
     a thread's priority) or without CAP_SYS_NICE. A server applies it with its own
     capabilities; a Linux that does not say is taken at its word."""
-    if not nice or not dsn.startswith(EMBEDDED):
+    if not nice or embedded_path(dsn) is None:
         return None
     if sys.platform != "linux":
         why, remedy = "off Linux", ""

@@ -14,12 +14,11 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from audio.stores import SECRET_VARIABLES, chunk_store_url
-from consumers.storage.clickhouse import normalize_dsn, shown_dsn
+from consumers.storage.clickhouse import EMBEDDED, normalize_dsn, shown_dsn
 from producers.kafka import KafkaSecurity, KafkaSecurityError, SaslMechanism, SecurityProtocol
 from schemas import Topics
 from tstore.logging import Redactor
 
-EMBEDDED = "chdb://"
 DSN_SCHEMES = (EMBEDDED, "http://", "https://")
 """What ``clickhouse_dsn`` may start with, as clickhouse-connect spells them (it compares
 ``chdb:`` case-sensitively): the embedded engine, or a server over HTTP."""

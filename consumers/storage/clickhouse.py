@@ -27,7 +27,8 @@ from consumers.storage.generations import Generations, as_utc
 from consumers.storage.migrations import migrate
 from schemas import WordTiming
 
-_CHDB = "chdb://"
+EMBEDDED = "chdb://"
+"""The scheme of a DSN naming the embedded engine, followed by its data path."""
 
 
 R = TypeVar("R", bound=NamedTuple)
@@ -36,12 +37,17 @@ R = TypeVar("R", bound=NamedTuple)
 
 def normalize_dsn(dsn: str) -> str:
     """Make an embedded DSN absolute: ``chdb://data/x`` would otherwise read as database "x"."""
-    if not dsn.startswith(_CHDB):
+    if not dsn.startswith(EMBEDDED):
         return dsn
-    path = dsn.removeprefix(_CHDB)
+    path = dsn.removeprefix(EMBEDDED)
     if not path:
         raise ValueError("an embedded DSN needs a data path: chdb:///absolute/path")
-    return _CHDB + str(Path(path).resolve())
+    return EMBEDDED + str(Path(path).resolve())
+
+
+def embedded_path(dsn: str) -> Path | None:
+    """The data path of an embedded engine's DSN; None for a server, which owns its own."""
+    return Path(dsn.removeprefix(EMBEDDED)) if dsn.startswith(EMBEDDED) else None
 
 
 class StoreUnavailableError(RuntimeError):
@@ -57,8 +63,8 @@ def connect(dsn: str, database: str, settings: dict[str, Any] | None = None) -> 
     """A client bound to ``database``, which is created if it does not exist yet; ``settings``
     apply to each of its queries."""
     dsn = normalize_dsn(dsn)
-    if dsn.startswith(_CHDB):
-        Path(dsn.removeprefix(_CHDB)).mkdir(parents=True, exist_ok=True)
+    if (path := embedded_path(dsn)) is not None:
+        path.mkdir(parents=True, exist_ok=True)
     # clickhouse-connect reads no scheme from a DSN: it chose TLS by the port (443 and 8443).
     interface = dsn.split("://", 1)[0] if dsn.startswith(("http://", "https://")) else None
     bootstrap = clickhouse_connect.get_client(dsn=dsn, interface=interface)
@@ -278,9 +284,10 @@ def embedded_holder(dsn: str) -> int | None:
 
     chDB writes its process id into ``status`` and locks the file while it runs; asking
     before opening spares the caller chDB's own error, printed to stderr as well."""
-    if not dsn.startswith(_CHDB):
+    path = embedded_path(dsn)
+    if path is None:
         return None
-    status = Path(dsn.removeprefix(_CHDB)) / "status"
+    status = path / "status"
     try:
         found = re.search(r"^PID: (\d+)", status.read_text(), re.M)
     except OSError:

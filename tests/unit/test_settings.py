@@ -9,7 +9,7 @@ import pytest
 import typer
 import yaml
 
-from consumers.storage.clickhouse import normalize_dsn
+from consumers.storage.clickhouse import embedded_path, normalize_dsn
 from tstore import components
 from tstore.commands.common import settings as command_settings
 from tstore.components import ignored_nice, may_renice
@@ -67,6 +67,12 @@ def test_embedded_dsn_paths_are_made_absolute() -> None:
     assert normalize_dsn("http://host:8123") == "http://host:8123"
     with pytest.raises(ValueError, match="needs a data path"):
         normalize_dsn("chdb://")
+
+
+def test_only_an_embedded_dsn_has_a_data_path() -> None:
+    assert embedded_path("chdb:///abs/ch") == Path("/abs/ch")
+    assert embedded_path("http://user:pw@host:8123") is None
+    assert embedded_path("https://host:8443") is None
 
 
 def test_docker_compose_parses_and_only_sets_settings_that_exist() -> None:

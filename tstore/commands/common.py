@@ -17,7 +17,12 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from aiokafka.errors import KafkaError
 
-from consumers.storage.clickhouse import Store, StoreUnavailableError, open_store
+from consumers.storage.clickhouse import (
+    Store,
+    StoreUnavailableError,
+    embedded_path,
+    open_store,
+)
 from consumers.storage.generations import GenerationError
 from queries import BadQueryError, NotFoundError, Reader
 from queries.paging import EARLIEST, LATEST, as_utc
@@ -26,7 +31,7 @@ from service.process import ServeError
 from tstore.devkafka import MissingToolError
 from tstore.devserver import LocalServer
 from tstore.logging import configure_logging
-from tstore.settings import EMBEDDED, BadSettingError, Settings
+from tstore.settings import BadSettingError, Settings
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -218,10 +223,10 @@ def made_folder(folder: Path, setting: str) -> None:
 
 def embedded_place(config: Settings) -> tuple[Path, str] | None:
     """The embedded store's folder and the setting that chose it; None for a server."""
-    if not config.dsn.startswith(EMBEDDED):
+    path = embedded_path(config.dsn)
+    if path is None:
         return None
-    setting = "TSTORE_CLICKHOUSE_DSN" if config.clickhouse_dsn else "TSTORE_DATA_DIR"
-    return Path(config.dsn.removeprefix(EMBEDDED)), setting
+    return path, "TSTORE_CLICKHOUSE_DSN" if config.clickhouse_dsn else "TSTORE_DATA_DIR"
 
 
 def _not_a_folder(path: Path) -> Path | None:
