@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from consumers.storage.sealing import CHUNK_VALUE, END_VALUE, IS_END
 from queries.completeness import TRACK_ORDER, Declaration, Ledger, TrackSeen
+from queries.models import Chunk
 from queries.paging import as_utc
 from queries.reader import Reader
 from schemas import Track
@@ -162,6 +163,20 @@ def figures_of(versions: Iterable[Mapping[str, Any]]) -> tuple[TrackSeen, ...]:
         counts[3] += chunk["start_sample"] < edge
         before = chunk
     return tuple(TrackSeen(cast(Track, t), *counts) for t, counts in figures.items())
+
+
+def index_figures(index: Mapping[Track, Sequence[Chunk]]) -> tuple[TrackSeen, ...]:
+    """``figures_of`` a chunk index (``queries.chunks``), each chunk in its latest version:
+    a session's detail counts the very chunks it shows, where a read of its own could see
+    one more that landed in between."""
+    return figures_of(
+        {"track": track, "seq": 0, **chunk.model_dump(include=_FIGURED)}
+        for track, chunks in index.items()
+        for chunk in chunks
+    )
+
+
+_FIGURED = {"chunk_seq", "recording_started_at", "start_sample", "end_sample"}
 
 
 def _extent(chunk: Mapping[str, Any]) -> tuple[Any, ...]:

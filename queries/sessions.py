@@ -45,8 +45,14 @@ from queries.paging import (
     window_batches,
 )
 from queries.reader import Reader
-from queries.sealing import first_events
-from queries.summaries import from_turns, require_known, silent_summaries, summaries
+from queries.sealing import first_events, index_figures
+from queries.summaries import (
+    Figures,
+    from_turns,
+    require_known,
+    silent_summaries,
+    summaries,
+)
 from queries.summary import passes
 from queries.turns import SHOWN_FIELDS, as_turn, stored_turns
 
@@ -99,13 +105,16 @@ before the turn landed, the one of those without reached it after."""
 
 
 def session_detail(reader: Reader, session_id: str) -> SessionDetail:
+    """The summary's completeness counts the chunks the index shows, read once."""
     turns = stored_turns(reader, [session_id]).get(session_id)
-    summary = from_turns(reader, {session_id: turns})[0] if turns else _silent(reader, session_id)
-    return SessionDetail(
-        summary=summary,
-        turns=[as_turn(t) for t in turns or ()],
-        chunks=chunk_index(reader, session_id),
+    chunks = chunk_index(reader, session_id)
+    figures = {session_id: index_figures(chunks)} if chunks else {}
+    summary = (
+        from_turns(reader, {session_id: turns}, figures)[0]
+        if turns
+        else _silent(reader, session_id, figures)
     )
+    return SessionDetail(summary=summary, turns=[as_turn(t) for t in turns or ()], chunks=chunks)
 
 
 def transcript(reader: Reader, session_id: str) -> list[Turn]:
@@ -118,9 +127,9 @@ def transcript(reader: Reader, session_id: str) -> list[Turn]:
     return []
 
 
-def _silent(reader: Reader, session_id: str) -> SessionSummary:
+def _silent(reader: Reader, session_id: str, chunks: Figures) -> SessionSummary:
     """The summary of a session without turns, from its events."""
-    for summary in silent_summaries(reader, [session_id]):
+    for summary in silent_summaries(reader, [session_id], chunks):
         return summary
     raise no_session(session_id)
 

@@ -9,13 +9,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from queries.completeness import Ledger
+from queries.completeness import Ledger, TrackSeen
 from queries.errors import no_session
 from queries.models import SessionSummary
 from queries.reader import Reader
 from queries.sealing import LEDGER_COLUMNS, chunk_figures, figures_of, first_events, ledger
 from queries.summary import summarize, summarize_silent
 from queries.turns import SUMMARY_FIELDS, in_speaking_order, stored_turns
+
+Figures = Mapping[str, tuple[TrackSeen, ...]]
+"""Per session with chunks, what the store holds of each track (``chunk_figures``)."""
 
 _SUMMARIES = """
 SELECT s.session_id, s.turns, s.events, s.last_seq, e.last_event_at, e.ends, e.chunks
@@ -111,25 +114,30 @@ def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary
     return sorted(found, key=lambda s: (s.first_event_at, s.session_id), reverse=True)
 
 
-def silent_summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary]:
+def silent_summaries(
+    reader: Reader, session_ids: Sequence[str], chunks: Figures | None = None
+) -> list[SessionSummary]:
     """Summaries of these sessions from their events alone, for sessions without turns (a
-    call nobody spoke in): those with no event stored are left out."""
+    call nobody spoke in): those with no event stored are left out. ``chunks``: the
+    sessions' chunk figures if the caller holds them, else read here."""
     if not session_ids:
         return []
     clock = reader.clock()
     return [
         summarize_silent(s, *first, held, clock)
-        for s, (first, held) in _ledgered(reader, session_ids).items()
+        for s, (first, held) in _ledgered(reader, session_ids, chunks).items()
         if first is not None
     ]
 
 
 def from_turns(
-    reader: Reader, turns: Mapping[str, Sequence[Mapping[str, Any]]]
+    reader: Reader,
+    turns: Mapping[str, Sequence[Mapping[str, Any]]],
+    chunks: Figures | None = None,
 ) -> list[SessionSummary]:
     """Summaries of these sessions from their turns (as ``stored_turns`` gives them), their
-    ledgers and their chunks, read here."""
-    held = ledgers(reader, list(turns))
+    ledgers and their chunks (as ``silent_summaries`` takes them)."""
+    held = ledgers(reader, list(turns), chunks)
     clock = reader.clock()
     return [summarize(s, found, held.get(s), clock) for s, found in turns.items()]
 
@@ -146,13 +154,15 @@ def require_known(reader: Reader, session_id: str) -> None:
         raise no_session(session_id)
 
 
-def ledgers(reader: Reader, session_ids: Sequence[str]) -> dict[str, Ledger]:
+def ledgers(
+    reader: Reader, session_ids: Sequence[str], chunks: Figures | None = None
+) -> dict[str, Ledger]:
     """Per session with events or chunks stored, its ledger with its chunks' figures."""
-    return {s: held for s, (_, held) in _ledgered(reader, session_ids).items()}
+    return {s: held for s, (_, held) in _ledgered(reader, session_ids, chunks).items()}
 
 
 def _ledgered(
-    reader: Reader, session_ids: Sequence[str]
+    reader: Reader, session_ids: Sequence[str], chunks: Figures | None
 ) -> dict[str, tuple[tuple[str, datetime] | None, Ledger]]:
     """Per session with events or chunks stored, its bot and first event's time (None
     without events) and its ledger: a session without turns is summarized from these."""
@@ -161,7 +171,8 @@ def _ledgered(
     rows = reader.rows(
         _LEDGERS, events_generation=reader.generation("session_events"), ids=list(session_ids)
     )
-    chunks = chunk_figures(reader, session_ids)
+    if chunks is None:
+        chunks = chunk_figures(reader, session_ids)
     firsts = {str(s): (str(bot_id), first_at) for s, first_at, bot_id, *_ in rows}
     stored = {str(s): held for s, _, _, *held in rows}
     return {
