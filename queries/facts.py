@@ -16,7 +16,8 @@ caches of its generation before it cuts over (``warm``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -219,10 +220,14 @@ class FactsKeeper:
     """Keeps the cache of the store's current generations. Several may run at once (service
     replicas): each writes what the live tables say, and the newest of a slice wins."""
 
-    def __init__(self, client: Client, pinned: Mapping[str, int] | None = None) -> None:
-        """``pinned``: the generations whose cache to keep, instead of those readers are
-        shown (``warm``)."""
+    def __init__(
+        self, client: Client, *more: Client, pinned: Mapping[str, int] | None = None
+    ) -> None:
+        """``more``: a second connection, on which a fold writes the slices while it
+        summarizes the cards on the first (``_fold``). ``pinned``: the generations whose
+        cache to keep, instead of those readers are shown (``warm``)."""
         self._client = client
+        self._slicer = more[0] if more else None
         self._reader = Reader(client, pointer_ttl_s=0.0, pinned=pinned)
         self._folded: tuple[Generations | None, set[Listed]] = (None, set())
         """The inserts this keeper listed and folded the sessions of, of which generations:
@@ -254,10 +259,7 @@ class FactsKeeper:
                 return 0
             silent = self._silent(folded, parameters | picks)
             bound = bindable(parameters | picks | {"computed_at": self._now(), "silent": silent})
-            slices = live_slices(folded, SILENT if silent else None)
-            self._client.command(_SLICES.replace("{slices}", slices), parameters=bound)
-            self._client.command(_EMPTIED.replace("{folded}", folded), parameters=bound)
-            write_cards(self._client, self._reader, bound, folded, silent, stopping)
+            self._fold(folded, silent, bound, stopping)
         if stopping():
             return 0
         if folds:
@@ -272,6 +274,28 @@ class FactsKeeper:
             column_names=[*generations.parameters(), "through", "marked_at"],
         )
         return len(folds)
+
+    def _fold(
+        self, folded: str, silent: list[str], bound: dict[str, Any], stopping: Callable[[], bool]
+    ) -> None:
+        """Write the slices and the cards of the sessions ``folded`` picks. The slices are
+        the engine's work and the cards mostly Python's (summarizing each session), so with
+        a second connection the two run side by side: a first refresh of ``bench.query``'s
+        1M sessions took 257 s instead of 293 (a timing script, the same day)."""
+
+        def write_slices(client: Client) -> None:
+            slices = live_slices(folded, SILENT if silent else None)
+            client.command(_SLICES.replace("{slices}", slices), parameters=bound)
+            client.command(_EMPTIED.replace("{folded}", folded), parameters=bound)
+
+        if self._slicer is None:
+            write_slices(self._client)
+            write_cards(self._client, self._reader, bound, folded, silent, stopping)
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            sliced = pool.submit(write_slices, self._slicer)
+            write_cards(self._client, self._reader, bound, folded, silent, stopping)
+            sliced.result()
 
     def _whole_store(self, parameters: dict[str, Any]) -> list[Fold]:
         """The store in parts of about ``PART_SESSIONS`` sessions, by hash."""
@@ -387,7 +411,7 @@ class FactsKeeper:
 
 
 def warm(
-    client: Client,
+    clients: Sequence[Client],
     generation: int,
     projections: Collection[str],
     stopping: Callable[[], bool] = lambda: False,
@@ -396,6 +420,6 @@ def warm(
     over for ``projections``, the others staying as they are. Without a cache, every
     analytics read and page of sessions folds the store live until the first refresh has
     cached it, which took 5 minutes at 1M sessions: a rebuild does this before it cuts over."""
-    shown = Reader(client, pointer_ttl_s=0.0)
+    shown = Reader(clients[0], pointer_ttl_s=0.0)
     pinned = {p: generation if p in projections else shown.generation(p) for p in PROJECTIONS}
-    FactsKeeper(client, pinned).refresh(stopping)
+    FactsKeeper(*clients, pinned=pinned).refresh(stopping)

@@ -38,6 +38,7 @@ from service.app import create_app
 from service.state import StoreState
 from tstore.components import (
     ignored_nice,
+    keeper_connections,
     project_live,
     rebuild_service,
     writing_behind_reads,
@@ -191,13 +192,8 @@ async def run(
         if on_ready is not None:
             on_ready(url)
         if role.queries:
-            client = await asyncio.to_thread(
-                connect,
-                settings.dsn,
-                settings.clickhouse_database,
-                writing_behind_reads(settings.projector_nice),
-            )
-            keeping = asyncio.create_task(keep_facts(FactsKeeper(client), facts_stop))
+            clients = await asyncio.to_thread(keeper_connections, settings)
+            keeping = asyncio.create_task(keep_facts(FactsKeeper(*clients), facts_stop))
         if role.project:
             await _project(settings, state, stop)
         else:

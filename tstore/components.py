@@ -10,6 +10,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
+
 from consumers.admin import RebuildService
 from consumers.live import run_live
 from consumers.metrics import ProjectorMetrics
@@ -98,16 +100,23 @@ def rebuild_service(
     )
 
 
+def keeper_connections(settings: Settings) -> tuple[Client, Client]:
+    """The two connections a keeper of the caches folds on (``FactsKeeper``), its own (the
+    projectors' would wait for the minutes a first refresh takes), at the projectors'
+    priority."""
+    behind = writing_behind_reads(settings.projector_nice)
+    first, second = (connect(settings.dsn, settings.clickhouse_database, behind) for _ in range(2))
+    return first, second
+
+
 def _warm(settings: Settings, generation: Generation, stopping: Callable[[], bool]) -> None:
-    """The rebuilt generation's caches, on a connection of their own (the projectors' would
-    wait for the minutes a first refresh takes), at the projectors' priority."""
-    client = connect(
-        settings.dsn, settings.clickhouse_database, writing_behind_reads(settings.projector_nice)
-    )
+    """The rebuilt generation's caches."""
+    clients = keeper_connections(settings)
     try:
-        warm(client, generation.number, generation.projections, stopping)
+        warm(clients, generation.number, generation.projections, stopping)
     finally:
-        client.close()
+        for client in clients:
+            client.close()
 
 
 async def project_live(

@@ -126,7 +126,11 @@ async def live_api(
         token=token,
     )
     bearer = {"Authorization": f"Bearer {token}"} if token else {}
-    keeper = FactsKeeper(connect(clickhouse_dsn, database)) if cached else None
+    keeper = (
+        FactsKeeper(connect(clickhouse_dsn, database), connect(clickhouse_dsn, database))
+        if cached
+        else None
+    )
     keeping = asyncio.create_task(keep_facts(keeper, stop)) if keeper else None
     try:
         async with (

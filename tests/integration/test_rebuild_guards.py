@@ -99,7 +99,7 @@ async def test_a_rebuild_fills_the_caches_of_its_generation_before_it_cuts_over(
         topics=topics,
         store=store,
         warm=lambda generation, stopping: warm(
-            clickhouse, generation.number, generation.projections, stopping
+            [clickhouse], generation.number, generation.projections, stopping
         ),
     )
     shown = Generations.of(reader)
