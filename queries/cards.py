@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -68,7 +69,8 @@ def write_cards(
     service shutting down does not wait for). The sessions among them without turns
     (``silent``: calls nobody spoke in) get cards made from their events."""
     spoken = [str(s) for (s,) in reader.rows(_SPOKEN.replace("{folded}", folded), **parameters)]
-    for summarized, ids in ((summaries, spoken), (silent_summaries, silent)):
+    in_bulk = partial(summaries, in_bulk=True)
+    for summarized, ids in ((in_bulk, spoken), (silent_summaries, silent)):
         for start in range(0, len(ids), WRITE_BATCH):
             if stopping():
                 return

@@ -13,7 +13,14 @@ from queries.completeness import Ledger, TrackSeen
 from queries.errors import no_session
 from queries.models import SessionSummary
 from queries.reader import Reader
-from queries.sealing import LEDGER_COLUMNS, chunk_figures, figures_of, first_events, ledger
+from queries.sealing import (
+    LEDGER_COLUMNS,
+    chunk_figures,
+    figures_of,
+    first_events,
+    ledger,
+    track_figures,
+)
 from queries.summary import summarize, summarize_silent
 from queries.turns import SUMMARY_FIELDS, in_speaking_order, stored_turns
 
@@ -21,7 +28,7 @@ Figures = Mapping[str, tuple[TrackSeen, ...]]
 """Per session with chunks, what the store holds of each track (``chunk_figures``)."""
 
 _SUMMARIES = """
-SELECT s.session_id, s.turns, s.events, s.last_seq, e.last_event_at, e.ends, e.chunks
+SELECT s.session_id, s.turns, s.events, s.last_seq, e.last_event_at, e.ends, {chunks}
 FROM (
     SELECT
         session_id,
@@ -78,17 +85,24 @@ LIMIT 1"""
 _LEDGERS = first_events("session_id IN {ids:Array(String)}", *LEDGER_COLUMNS)
 
 
-def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary]:
+def summaries(
+    reader: Reader, session_ids: Sequence[str], in_bulk: bool = False
+) -> list[SessionSummary]:
     """Summaries of these sessions (those with turns), newest first.
 
     They are read from the sessions' rows of ``session_summaries_generations`` and
     ``session_seals_generations``, one per session in each. A session whose turns are already
     visible but whose summary row is not yet (the two are written one after the other) is
-    summarized from its turns and ledger instead."""
+    summarized from its turns and ledger instead. ``in_bulk`` (a refresh's thousands): the
+    engine counts the chunks (``track_figures``), where Python spent a fifth of the time
+    summarizing; for a page's few, Python does (50 sessions: 11 ms against 17)."""
     if not session_ids:
         return []
+    chunks, counted = (
+        (track_figures("e.chunks"), _as_figures) if in_bulk else ("e.chunks", figures_of)
+    )
     rows = reader.rows(
-        _SUMMARIES,
+        _SUMMARIES.replace("{chunks}", chunks),
         turns_at=reader.generation("transcripts"),
         events_at=reader.generation("session_events"),
         chunks_at=reader.generation("audio_chunks"),
@@ -101,7 +115,7 @@ def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary
             in_speaking_order(versions),
             ledger(
                 (events, last_seq, last_at, ends or []) if events else None,
-                figures_of(chunks or []),
+                counted(chunks or []),
             ),
             clock,
         )
@@ -112,6 +126,11 @@ def summaries(reader: Reader, session_ids: Sequence[str]) -> list[SessionSummary
     if missing := [s for s in session_ids if s not in summarized]:
         found += from_turns(reader, stored_turns(reader, missing, SUMMARY_FIELDS))
     return sorted(found, key=lambda s: (s.first_event_at, s.session_id), reverse=True)
+
+
+def _as_figures(found: Sequence[Sequence[Any]]) -> tuple[TrackSeen, ...]:
+    """``track_figures`` as the engine returns them."""
+    return tuple(TrackSeen(*figures) for figures in found)
 
 
 def silent_summaries(

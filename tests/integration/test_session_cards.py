@@ -24,7 +24,7 @@ from queries.marks import Generations
 from queries.models import SessionSummary
 from queries.sessions import list_sessions
 from tests.conftest import unique_name
-from tests.integration.stored_rows import T0, event_rows, transcript_rows
+from tests.integration.stored_rows import T0, chunk_rows, event_rows, transcript_rows
 from tests.integration.test_metrics import _session, _turn, three_calls
 
 pytestmark = pytest.mark.integration
@@ -107,6 +107,27 @@ def test_the_cached_listing_reads_as_the_live_one_and_summarizes_nothing(
         (page,) = _walk(reader, {}, 50)
     assert [s.session_id for s in page] == sessions[::-1]
     assert page[0].completeness.state == "abandoned"  # C, settled as the listing is read
+
+
+def test_cards_count_chunks_as_live_summaries_do(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh counts its sessions' chunks in the engine, a live summary in Python."""
+    client, (a, b, _) = three_calls
+    store = Store(client)
+    user = [("user", 0, 0, 0, 100), ("user", 1, 0, 150, 100), ("user", 2, 3, 0, 80)]  # a gap
+    assistant = [("assistant", 0, 0, 0, 100), ("assistant", 1, 0, 50, 100)]  # an overlap
+    store.insert("audio_chunks", chunk_rows(a, user + assistant), generation=1)
+    store.insert("audio_chunks", chunk_rows(b, [("mixed", 0, 1, 0, 300)]), generation=1)
+    FactsKeeper(client).refresh()
+    _both_ways(Reader(client), monkeypatch)
+    (page,) = _walk(Reader(client), {}, 50)
+    tracks = {s.session_id: s.completeness.tracks for s in page}
+    assert [(t.track, t.chunks, t.samples, t.gaps, t.overlaps) for t in tracks[a]] == [
+        ("user", 3, 280, 1, 0),
+        ("assistant", 2, 200, 0, 1),
+    ]
+    assert [(t.track, t.chunks, t.samples) for t in tracks[b]] == [("mixed", 1, 300)]
 
 
 def test_what_came_after_the_mark_is_listed_live_until_the_next_refresh(
