@@ -5,9 +5,10 @@ their samples, and within each recording segment, in sample order, the chunks th
 after (a gap) or before (an overlap) the end of the one before them, the first of a segment
 against sample 0. ``figures_of`` counts the chunk versions of the sessions a page or a detail
 shows, in Python; ``track_figures`` is the same count in SQL, for ``/v1/incomplete``, which
-must find sessions with holes among all of them in the engine. In SQL it cost a page of 50
-sessions of 20 chunks twice what reading their summary rows did; a test holds the two to
-the same answers.
+must find sessions with holes among all of them in the engine, and for the cards a refresh
+writes by the thousand. Counted in SQL, a page of 50 sessions of 20 chunks was read in 17
+ms, against 11 with Python counting (a timing script); a test holds the two to the same
+answers.
 """
 
 from __future__ import annotations
