@@ -54,32 +54,35 @@ SELECT session_id, bot_id, first_event_at FROM session_card_keys FINAL
 WHERE {CACHED_GENERATIONS} AND session_id IN {{ids:Array(String)}}"""
 
 
-def write_cards(
-    client: Client,
-    reader: Reader,
-    parameters: dict[str, Any],
-    folded: str,
-    silent: list[str],
-    stopping: Callable[[], bool],
-) -> None:
-    """Write the cards of the sessions ``folded`` picks (a fragment over ``session_id``),
-    summarized from the live tables, ``parameters`` binding the generations,
-    ``computed_at`` and whatever ``folded`` names; between two batches, stop if ``stopping``
-    says so (a first refresh summarizes a part of 250k sessions in about a minute, which a
-    service shutting down does not wait for). The sessions among them without turns
-    (``silent``: calls nobody spoke in) get cards made from their events."""
+Summarize = Callable[[Reader, Sequence[str]], list[SessionSummary]]
+"""How a batch of sessions is summarized: ``summaries`` for those with turns, ``silent_summaries``
+for those without."""
+Batch = tuple[Summarize, list[str]]
+
+
+def card_batches(
+    reader: Reader, parameters: dict[str, Any], folded: str, silent: list[str]
+) -> list[Batch]:
+    """The sessions ``folded`` picks (a fragment over ``session_id``, ``parameters`` binding
+    the generations and whatever it names) in batches of at most ``WRITE_BATCH``, each with
+    how to summarize it from the live tables; those without turns (``silent``: calls nobody
+    spoke in) get cards made from their events. A first refresh summarizes a part of 250k
+    sessions in about a minute, which a service shutting down need not wait for: it may stop
+    between two batches."""
     spoken = [str(s) for (s,) in reader.rows(_SPOKEN.replace("{folded}", folded), **parameters)]
     in_bulk = partial(summaries, in_bulk=True)
-    for summarized, ids in ((in_bulk, spoken), (silent_summaries, silent)):
-        for start in range(0, len(ids), WRITE_BATCH):
-            if stopping():
-                return
-            _write(client, reader, parameters, summarized(reader, ids[start : start + WRITE_BATCH]))
+    return [
+        (summarize, ids[start : start + WRITE_BATCH])
+        for summarize, ids in ((in_bulk, spoken), (silent_summaries, silent))
+        for start in range(0, len(ids), WRITE_BATCH)
+    ]
 
 
-def _write(
-    client: Client, reader: Reader, parameters: dict[str, Any], found: Sequence[SessionSummary]
-) -> None:
+def write_cards(client: Client, reader: Reader, parameters: dict[str, Any], batch: Batch) -> None:
+    """Summarize a batch (``card_batches``) and write its cards; ``parameters`` bind the
+    generations and ``computed_at``."""
+    summarize, ids = batch
+    found = summarize(reader, ids)
     if not found:
         return
     held = {

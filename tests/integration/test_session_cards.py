@@ -17,7 +17,7 @@ import queries.facts
 import queries.marks
 import queries.paging
 import queries.sessions
-from consumers.storage.clickhouse import Store
+from consumers.storage.clickhouse import Store, connect
 from queries import Reader, SessionFilters
 from queries.facts import FactsKeeper
 from queries.marks import Generations
@@ -50,6 +50,12 @@ def _marks_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """A mark as late as the refresh itself, so what a test wrote before it is read from the
     cache rather than live."""
     monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
+
+
+@pytest.fixture
+def second(clickhouse_dsn: str, database: str) -> Client:
+    """Another connection to the store, as the service's keeper folds on two."""
+    return connect(clickhouse_dsn, database)
 
 
 def _walk(reader: Reader, filters: dict[str, Any], limit: int) -> list[list[SessionSummary]]:
@@ -158,6 +164,37 @@ def test_a_session_whose_first_turn_moved_is_listed_once_where_it_now_begins(
     assert [(s.session_id, s.first_event_at) for s in page] == [
         (sessions[1], T0 + timedelta(seconds=50))
     ]
+
+
+def test_a_refresh_on_two_connections_caches_as_one_does(
+    three_calls: tuple[Client, list[str]], second: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each session a batch of its own, the two connections take turns with the slices."""
+    client, sessions = three_calls
+    monkeypatch.setattr(queries.cards, "WRITE_BATCH", 1)
+    FactsKeeper(client, second).refresh()
+    assert _cards(client) == sorted((s, 0) for s in sessions)
+    _both_ways(Reader(client), monkeypatch)
+
+
+def test_a_refresh_whose_batch_of_cards_fails_says_so_and_marks_nothing(
+    three_calls: tuple[Client, list[str]], second: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = three_calls
+    monkeypatch.setattr(queries.cards, "WRITE_BATCH", 1)
+    written = queries.cards.write_cards
+    batches = itertools.count()
+
+    def fails_second(*args: Any) -> None:
+        if next(batches) == 1:
+            raise RuntimeError("the engine went away")
+        written(*args)
+
+    monkeypatch.setattr(queries.facts, "write_cards", fails_second)
+    with pytest.raises(RuntimeError, match="went away"):
+        FactsKeeper(client, second).refresh()
+    reader = Reader(client)
+    assert queries.marks.mark(reader, Generations.of(reader)) is None
 
 
 def test_a_refresh_told_to_stop_while_writing_cards_stops_without_marking(
