@@ -290,7 +290,8 @@ class FactsKeeper:
         work, and a batch of cards the engine's read and Python's summaries (one core), so
         that with two connections one's engine work runs beside the other's Python. A first
         refresh of ``bench.query``'s 1M sessions took 202 s, against 225 with only the slices
-        beside the cards and 293 with one connection (timing scripts, the same day). When
+        beside the cards (chunks counted in the engine either way; timing scripts, the same
+        day). When
         ``stopping`` says so, the cards not begun are left out."""
 
         def write_slices(client: Client, _: Reader) -> None:
