@@ -17,7 +17,8 @@ caches of its generation before it cuts over (``warm``).
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,8 +68,9 @@ sessions, to bound its memory."""
 
 REMEMBERED = 200_000
 """At most about this many inserts a keeper holds as folded (some 50 MB; five minutes of 5k
-events/s are about 75k): past it, the sessions of its late span are folded again, as they all
-were before it remembered any."""
+events/s are about 75k): past it, it notes the seconds of those it lets go as a fold of the
+whole store does (``FactsKeeper._note``), and the late spans pass over each unless an insert
+landed in it since. Before, a store catching up folded what it caught up with twice."""
 
 FOLD_BATCH = 20_000
 """Sessions named in one fold after the first refresh (a store catching up after its
@@ -210,13 +212,26 @@ Fold = tuple[str, dict[str, Any]]
 sessions, and what binds it."""
 
 
-def remembered(folded: set[Listed], listed: set[Listed], since: datetime) -> set[Listed]:
+def remembered(
+    folded: set[Listed], listed: set[Listed], since: datetime
+) -> tuple[set[Listed], set[Listed]]:
     """The inserts a keeper holds as folded after a refresh from the mark ``since`` that
-    listed and folded ``listed``: but those stamped before its late span, which no later
-    refresh lists again; past ``REMEMBERED``, also those stamped before ``since``, which only
-    a late span lists again."""
+    listed and folded ``listed``, and those it lets go that a later refresh may list again.
+    Those stamped before its late span go, as no later refresh lists them; past
+    ``REMEMBERED``, also those stamped before ``since``, which only a late span lists."""
     kept = {i for i in folded | listed if i[2] > since - OVERLAP}
-    return kept if len(kept) <= REMEMBERED else {i for i in kept if i[2] > since}
+    if len(kept) <= REMEMBERED:
+        return kept, set()
+    after_mark = {i for i in kept if i[2] > since}
+    return after_mark, kept - after_mark
+
+
+def all_folded(folded: Iterable[Listed], seconds: Seconds) -> Seconds:
+    """The seconds of ``seconds`` (the engine's figures of a span) whose every insert is among
+    ``folded``: these were listed from the engine, so a second with as many of them as the
+    engine holds has no other."""
+    counts = Counter(at.replace(microsecond=0) for _, _, at in folded)
+    return {second: figures for second, figures in seconds.items() if counts[second] == figures[0]}
 
 
 class FactsKeeper:
@@ -272,7 +287,7 @@ class FactsKeeper:
         if folds:
             roll_up(self._client, parameters | {"refreshed_from": now}, self._now)
         if since is None:
-            self._note_whole(generations, whole)
+            self._note(generations, whole)
         else:
             self._remember(generations, listed, since)
         self._client.insert(
@@ -356,7 +371,7 @@ class FactsKeeper:
         self, generations: Generations, after: datetime, upto: datetime
     ) -> tuple[datetime, list[Any]]:
         """The end of the late span ``(after, upto]`` to list, and the seconds of it to pass
-        over: those whose inserts a fold of the whole store took in (``_note_whole``) and that
+        over: those whose every insert a fold took in (``_note``) and that
         no insert landed in since. When that is every second with an insert, the span is
         empty: listing it would read again every insert ``_SECONDS`` just read (a whole
         load's, after it was folded) to find none."""
@@ -372,19 +387,20 @@ class FactsKeeper:
         folded = sorted(second for second, figures in now.items() if noted.get(second) == figures)
         return (after, []) if len(folded) == len(now) else (upto, folded)
 
-    def _note_whole(self, generations: Generations, whole: Seconds) -> None:
-        """Store what a fold of the whole store took in of the last ``OVERLAP`` before its
-        mark: the late spans of the refreshes after it, in this keeper or another, fold
-        again only the seconds that changed. Folding them all, the second refresh after a
-        store was loaded or rebuilt within ``OVERLAP`` of the first folded it all again (1M
-        sessions: 443 s, with every session projected meanwhile read live)."""
-        if whole:
+    def _note(self, generations: Generations, folded: Seconds) -> None:
+        """Store the seconds whose every insert a fold took in: a fold of the whole store's
+        last ``OVERLAP`` before its mark, or the seconds of the inserts a keeper past
+        ``REMEMBERED`` lets go. The late spans of the refreshes after it, in this keeper or
+        another, fold again only the seconds that changed. Folding them all, the second
+        refresh after a store was loaded or rebuilt within ``OVERLAP`` of the first folded it
+        all again (1M sessions: 443 s, with every session projected meanwhile read live)."""
+        if folded:
             folded_at = self._now()
             self._client.insert(
                 "session_facts_whole_folds",
                 [
                     [*generations.parameters().values(), second, n, hashes, folded_at]
-                    for second, (n, hashes) in whole.items()
+                    for second, (n, hashes) in folded.items()
                 ],
                 column_names=[
                     *generations.parameters(),
@@ -413,10 +429,11 @@ class FactsKeeper:
 
     def _remember(self, generations: Generations, listed: set[Listed], since: datetime) -> None:
         held, folded = self._folded
-        self._folded = (
-            generations,
-            remembered(folded if held == generations else set(), listed, since),
-        )
+        kept, let_go = remembered(folded if held == generations else set(), listed, since)
+        self._folded = (generations, kept)
+        if let_go:
+            span = self._seconds(generations, since - OVERLAP, since)
+            self._note(generations, all_folded(let_go, span))
 
     def _silent(self, folded: str, parameters: dict[str, Any]) -> list[str]:
         """The sessions ``folded`` picks that have no turns, asked apart: nearly always

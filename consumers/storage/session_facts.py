@@ -109,9 +109,10 @@ ENGINE = ReplacingMergeTree(folded_at)
 {_PER_GENERATIONS}
 ORDER BY second"""
 """The inserts of the last five minutes before the mark of a refresh that folded the whole
-store, second by second, as they were when it began (``queries.facts``): stored, so that
-whichever keeper refreshes next (after a rebuild's warm-up, another replica) folds again only
-the seconds that changed since. A few hundred rows a whole-store fold."""
+store, second by second, as they were when it began, and the seconds of the inserts a keeper
+past its bound lets go (``queries.facts``): stored, so that whichever keeper refreshes next
+(after a rebuild's warm-up, another replica) folds again only the seconds that changed
+since. A few hundred rows a whole-store fold."""
 
 
 def quantiles(combinator: str = "") -> str:

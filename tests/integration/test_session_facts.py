@@ -317,3 +317,25 @@ def test_after_folding_the_whole_store_a_refresh_folds_again_only_what_landed_la
     if lands_late:
         assert _folds_of(client, late) == 1
     _both_ways(Reader(client), monkeypatch)
+
+
+def test_a_keeper_past_its_bound_does_not_fold_again_what_it_let_go(
+    three_calls: tuple[Client, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``REMEMBERED`` (a store catching up), a keeper lets go of the inserts before its
+    mark and notes their seconds; the late span that lists them again passes over them. It
+    folded all it caught up with a second time."""
+    client, _ = three_calls
+    monkeypatch.setattr(queries.facts, "REMEMBERED", 1)
+    monkeypatch.setattr(queries.facts, "OVERLAP", timedelta(seconds=3))
+    store, keeper = Store(client), FactsKeeper(client)
+    keeper.refresh()
+    time.sleep(1.1)  # in a second of its own
+    caught_up = _session(store, "rules", [_turn("c1", "user", 10, 11, 0)], [0, 1], 2)
+    keeper.refresh()  # folds it: projected after the mark
+    time.sleep(1.1)
+    keeper.refresh()  # lets it go: before the mark now
+    time.sleep(3.1)  # the late span reaches past it
+    keeper.refresh()
+    assert _folds_of(client, caught_up) == 1
+    _both_ways(Reader(client), monkeypatch)

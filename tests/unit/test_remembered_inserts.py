@@ -1,6 +1,7 @@
 """What a cache keeper holds as folded between refreshes (``queries.facts.remembered``): an
 insert a later refresh may list again is kept, one none will list is forgotten, and past the
-bound only those the next mark span lists are kept (the late span's are folded again)."""
+bound only those the next mark span lists are kept, and the seconds of those let go whose every
+insert was folded are noted, which the late spans pass over."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import queries.facts
-from queries.facts import OVERLAP, Listed, remembered
+from queries.facts import OVERLAP, Listed, all_folded, remembered
 
 SINCE = datetime(2026, 12, 4, 12, tzinfo=UTC)
 
@@ -22,10 +23,10 @@ def test_inserts_no_later_refresh_lists_are_forgotten() -> None:
     before_late_span = _insert("a", -OVERLAP.total_seconds() - 1)
     in_late_span = _insert("b", -OVERLAP.total_seconds() + 1)
     after_mark = _insert("c", 1)
-    assert remembered({before_late_span, in_late_span}, {after_mark}, SINCE) == {
-        in_late_span,
-        after_mark,
-    }
+    assert remembered({before_late_span, in_late_span}, {after_mark}, SINCE) == (
+        {in_late_span, after_mark},
+        set(),
+    )
 
 
 def test_past_the_bound_only_what_came_after_the_mark_is_kept(
@@ -33,5 +34,17 @@ def test_past_the_bound_only_what_came_after_the_mark_is_kept(
 ) -> None:
     monkeypatch.setattr(queries.facts, "REMEMBERED", 2)
     kept = {_insert("b", -10), _insert("c", 1)}
-    assert remembered(kept, set(), SINCE) == kept
-    assert remembered(kept, {_insert("d", 2)}, SINCE) == {_insert("c", 1), _insert("d", 2)}
+    assert remembered(kept, set(), SINCE) == (kept, set())
+    assert remembered(kept, {_insert("d", 2)}, SINCE) == (
+        {_insert("c", 1), _insert("d", 2)},
+        {_insert("b", -10)},
+    )
+
+
+def test_a_second_is_noted_as_folded_only_with_every_insert_the_engine_holds_of_it() -> None:
+    second = SINCE - timedelta(seconds=10)
+    a, b, c = _insert("a", -10), _insert("b", -9.5), _insert("c", -8.7)
+    seconds = {second: (2, 7), second + timedelta(seconds=1): (1, 9)}
+    assert all_folded({a, b, c}, seconds) == seconds
+    assert all_folded({a, c}, seconds) == {second + timedelta(seconds=1): (1, 9)}
+    assert all_folded(set(), seconds) == {}
