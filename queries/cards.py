@@ -33,7 +33,8 @@ from queries.rollups import CACHED_GENERATIONS
 from queries.summaries import silent_sessions, silent_summaries, summaries
 
 WRITE_BATCH = 5_000
-"""Sessions summarized and written at a time, to bound a refresh's memory."""
+"""Sessions summarized and written at a time by each of a refresh's connections, to bound its
+memory."""
 _GENERATIONS = ("generation", "events_generation", "chunks_generation")
 _CARD = (
     *_GENERATIONS,
@@ -67,8 +68,8 @@ def card_batches(
     the generations and whatever it names) in batches of at most ``WRITE_BATCH``, each with
     how to summarize it from the live tables; those without turns (``silent``: calls nobody
     spoke in) get cards made from their events. A first refresh summarizes a part of 250k
-    sessions in about a minute, which a service shutting down need not wait for: it may stop
-    between two batches."""
+    sessions in about a minute, which a service shutting down need not wait for: the caller
+    may stop between two batches."""
     spoken = [str(s) for (s,) in reader.rows(_SPOKEN.replace("{folded}", folded), **parameters)]
     in_bulk = partial(summaries, in_bulk=True)
     return [

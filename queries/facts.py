@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import queue
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
@@ -306,8 +306,7 @@ class FactsKeeper:
         that with two connections one's engine work runs beside the other's Python. A first
         refresh of ``bench.query``'s 1M sessions took 202 s, against 225 with only the slices
         beside the cards (chunks counted in the engine either way; timing scripts, the same
-        day). When
-        ``stopping`` says so, the cards not begun are left out."""
+        day). When ``stopping`` says so, the cards not begun are left out."""
 
         def write_slices(client: Client, _: Reader) -> None:
             slices = live_slices(folded, SILENT if silent else None)
@@ -455,15 +454,17 @@ class FactsKeeper:
 
 
 def warm(
-    clients: Sequence[Client],
+    client: Client,
+    *more: Client,
     generation: int,
     projections: Collection[str],
     stopping: Callable[[], bool] = lambda: False,
 ) -> None:
     """Fill the caches of the generations readers will be shown once ``generation`` is cut
-    over for ``projections``, the others staying as they are. Without a cache, every
-    analytics read and page of sessions folds the store live until the first refresh has
-    cached it, which took 5 minutes at 1M sessions: a rebuild does this before it cuts over."""
-    shown = Reader(clients[0], pointer_ttl_s=0.0)
+    over for ``projections``, the others staying as they are, on the connections given
+    (``FactsKeeper``). Without a cache, every analytics read and page of sessions folds the
+    store live until the first refresh has cached it, which takes minutes at 1M sessions: a
+    rebuild does this before it cuts over."""
+    shown = Reader(client, pointer_ttl_s=0.0)
     pinned = {p: generation if p in projections else shown.generation(p) for p in PROJECTIONS}
-    FactsKeeper(*clients, pinned=pinned).refresh(stopping)
+    FactsKeeper(client, *more, pinned=pinned).refresh(stopping)

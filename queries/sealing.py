@@ -1,14 +1,14 @@
 """What the store holds of a session's ends and chunks, as ``queries.completeness`` takes it.
 
 A session's chunks are counted per track: the distinct chunks (each in its latest version),
-their samples, and within each recording segment, in sample order, the chunks that start
-after (a gap) or before (an overlap) the end of the one before them, the first of a segment
-against sample 0. ``figures_of`` counts the chunk versions of the sessions a page or a detail
-shows, in Python; ``track_figures`` is the same count in SQL, for ``/v1/incomplete``, which
-must find sessions with holes among all of them in the engine, and for the cards a refresh
-writes by the thousand. Counted in SQL, a page of 50 sessions of 20 chunks was read in 17
-ms, against 11 with Python counting (a timing script); a test holds the two to the same
-answers.
+their samples, and within each recording segment, in sample order, the chunks that start after
+(a gap) or before (an overlap) the end of the one before them, the first of a segment against
+sample 0. ``figures_of`` counts the chunk versions of the sessions summarized live (a page's,
+after the cache's mark) and of a detail, in Python; ``track_figures`` is the same count in SQL,
+for ``/v1/incomplete``, which must find sessions with holes among all of them in the engine,
+and for the cards a refresh writes by the thousand. Counted in SQL, a page of 50 sessions of 20
+chunks was read in 17 ms, against 11 with Python counting (a timing script); a test holds the
+two to the same answers.
 """
 
 from __future__ import annotations
@@ -166,6 +166,10 @@ def figures_of(versions: Iterable[Mapping[str, Any]]) -> tuple[TrackSeen, ...]:
     return tuple(TrackSeen(cast(Track, t), *counts) for t, counts in figures.items())
 
 
+_FIGURED = {"chunk_seq", "recording_started_at", "start_sample", "end_sample"}
+"""What ``figures_of`` reads of a chunk."""
+
+
 def index_figures(index: Mapping[Track, Sequence[Chunk]]) -> tuple[TrackSeen, ...]:
     """``figures_of`` a chunk index (``queries.chunks``), each chunk in its latest version:
     a session's detail counts the very chunks it shows, where a read of its own could see
@@ -175,9 +179,6 @@ def index_figures(index: Mapping[Track, Sequence[Chunk]]) -> tuple[TrackSeen, ..
         for track, chunks in index.items()
         for chunk in chunks
     )
-
-
-_FIGURED = {"chunk_seq", "recording_started_at", "start_sample", "end_sample"}
 
 
 def _extent(chunk: Mapping[str, Any]) -> tuple[Any, ...]:

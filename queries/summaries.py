@@ -86,7 +86,7 @@ _LEDGERS = first_events("session_id IN {ids:Array(String)}", *LEDGER_COLUMNS)
 
 
 def summaries(
-    reader: Reader, session_ids: Sequence[str], in_bulk: bool = False
+    reader: Reader, session_ids: Sequence[str], *, in_bulk: bool = False
 ) -> list[SessionSummary]:
     """Summaries of these sessions (those with turns), newest first.
 

@@ -105,15 +105,24 @@ def keeper_connections(settings: Settings) -> tuple[Client, Client]:
     projectors' would wait for the minutes a first refresh takes), at the projectors'
     priority."""
     behind = writing_behind_reads(settings.projector_nice)
-    first, second = (connect(settings.dsn, settings.clickhouse_database, behind) for _ in range(2))
-    return first, second
+    first = connect(settings.dsn, settings.clickhouse_database, behind)
+    try:
+        return first, connect(settings.dsn, settings.clickhouse_database, behind)
+    except BaseException:
+        first.close()
+        raise
 
 
 def _warm(settings: Settings, generation: Generation, stopping: Callable[[], bool]) -> None:
     """The rebuilt generation's caches."""
     clients = keeper_connections(settings)
     try:
-        warm(clients, generation.number, generation.projections, stopping)
+        warm(
+            *clients,
+            generation=generation.number,
+            projections=generation.projections,
+            stopping=stopping,
+        )
     finally:
         for client in clients:
             client.close()

@@ -1,22 +1,25 @@
 """A session's chunk figures counted in Python (pages, details) and in SQL (the scan of
-``/v1/incomplete``) agree on any chunk versions: the engine checks the Python. A detail
-counts the chunk index it shows, which agrees with its versions too."""
+``/v1/incomplete``, a refresh's cards) agree on any chunk versions: the engine checks the
+Python. A detail counts the chunk index it shows, which agrees with its stored versions."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consumers.storage.clickhouse import Store
 from consumers.storage.sealing import CHUNK_TYPE
-from queries.models import Chunk
-from queries.sealing import figures_of, index_figures, track_figures
-from schemas import Track
+from queries import Reader
+from queries.chunks import chunk_index
+from queries.sealing import chunk_figures, figures_of, index_figures, track_figures
+from tests.conftest import unique_name
 from tests.events import T0
+from tests.integration.stored_rows import Extent, chunk_rows
+from tests.integration.stored_rows import extents as stored_extents
 
 pytestmark = pytest.mark.integration
 
@@ -52,33 +55,19 @@ def test_python_and_the_engine_count_chunks_alike(clickhouse: Client) -> None:
     alike()
 
 
-@settings(max_examples=150, deadline=None)
-@given(chunk_versions())
-def test_a_chunk_index_counts_as_its_versions_do(versions: list[tuple[object, ...]]) -> None:
-    fields = ("track", "chunk_seq", "recording_started_at", "start_sample", "end_sample", "seq")
-    rows: list[dict[str, Any]] = [dict(zip(fields, v, strict=True)) for v in versions]
-    latest = {(r["track"], r["chunk_seq"]): r for r in sorted(rows, key=lambda r: r["seq"])}
-    index: dict[Track, list[Chunk]] = {}
-    for (track, _), row in sorted(latest.items()):
-        index.setdefault(track, []).append(_chunk(row))
-    assert index_figures(index) == figures_of(rows)
+def test_a_detail_counts_the_chunk_index_it_shows_as_the_versions_count(
+    clickhouse: Client,
+) -> None:
+    store = Store(clickhouse)
+    store.migrate()
+    reader = Reader(clickhouse)
 
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(stored_extents, min_size=1, max_size=10))
+    def alike(drawn: list[Extent]) -> None:
+        session_id = unique_name("s")
+        store.insert("audio_chunks", chunk_rows(session_id, drawn), generation=1)
+        shown = index_figures(chunk_index(reader, session_id))
+        assert shown == chunk_figures(reader, [session_id])[session_id]
 
-def _chunk(row: dict[str, Any]) -> Chunk:
-    return Chunk.model_validate(
-        {name: row[name] for name in ("chunk_seq", "start_sample", "end_sample")}
-        | {
-            "chunk_id": "c",
-            "uri": "file:///c.wav",
-            "format": "wav",
-            "sample_rate": 16_000,
-            "channels": 1,
-            "start_ms": 0,
-            "end_ms": 0,
-            "recording_started_at": row["recording_started_at"],
-            "starts_at": T0,
-            "ends_at": T0,
-            "byte_size": 0,
-            "sha256": "",
-        }
-    )
+    alike()

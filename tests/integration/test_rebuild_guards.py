@@ -12,6 +12,7 @@ from clickhouse_connect.driver.client import Client
 from bench.codec import realistic_events
 from consumers.projections import PROJECTIONS
 from consumers.rebuild import rebuild
+from consumers.storage.clickhouse import connect
 from consumers.verification import SessionsLostError
 from producers import EventPublisher
 from queries import Reader
@@ -80,10 +81,11 @@ async def test_a_rebuild_that_would_take_part_of_calls_from_readers_is_not_cut_o
 
 
 async def test_a_rebuild_fills_the_caches_of_its_generation_before_it_cuts_over(
-    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client, clickhouse_dsn: str, database: str
 ) -> None:
     """Without a cache, every analytics read and page folds the store live until the first
-    refresh after the cut-over has cached it (5 minutes at 1M sessions)."""
+    refresh after the cut-over has cached it (minutes at 1M sessions). The warm-up folds on
+    two connections, each reading the generation being rebuilt."""
     store, group = await live_store(kafka_bootstrap, topics, clickhouse, 900)
     FactsKeeper(clickhouse).refresh()
     reader = Reader(clickhouse, pointer_ttl_s=0.0)
@@ -99,7 +101,11 @@ async def test_a_rebuild_fills_the_caches_of_its_generation_before_it_cuts_over(
         topics=topics,
         store=store,
         warm=lambda generation, stopping: warm(
-            [clickhouse], generation.number, generation.projections, stopping
+            clickhouse,
+            connect(clickhouse_dsn, database),
+            generation=generation.number,
+            projections=generation.projections,
+            stopping=stopping,
         ),
     )
     shown = Generations.of(reader)

@@ -5,6 +5,7 @@ mark, and after a session's first turn moved; and a page from the cache summariz
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -169,10 +170,26 @@ def test_a_session_whose_first_turn_moved_is_listed_once_where_it_now_begins(
 def test_a_refresh_on_two_connections_caches_as_one_does(
     three_calls: tuple[Client, list[str]], second: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each session a batch of its own, the two connections take turns with the slices."""
+    """Each session a batch of its own: the first two batches wait for each other, which
+    only two connections working side by side get past."""
     client, sessions = three_calls
     monkeypatch.setattr(queries.cards, "WRITE_BATCH", 1)
+    written, together, calls = (
+        queries.cards.write_cards,
+        threading.Barrier(2, timeout=30),
+        itertools.count(),
+    )
+    used: set[int] = set()
+
+    def side_by_side(on: Client, *rest: Any) -> None:
+        used.add(id(on))
+        if next(calls) < 2:
+            together.wait()
+        written(on, *rest)
+
+    monkeypatch.setattr(queries.facts, "write_cards", side_by_side)
     FactsKeeper(client, second).refresh()
+    assert used == {id(client), id(second)}
     assert _cards(client) == sorted((s, 0) for s in sessions)
     _both_ways(Reader(client), monkeypatch)
 
