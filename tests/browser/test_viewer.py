@@ -325,6 +325,14 @@ async def test_a_bad_parameter_in_the_url_is_named_and_the_page_shows_its_defaul
     await screenshot(page, "bad-parameters")
 
 
+async def test_a_session_named_with_dots_is_refused_by_name(viewer: Viewer, page: Page) -> None:
+    """Its page would otherwise ask for another path: the browser drops a dot segment."""
+    for dots in (".", ".."):
+        await page.goto(viewer.at(f"/session/{dots}"))
+        await expect(page.locator("#error")).to_contain_text(f'the id "{dots}"')
+        await expect(page.locator("#error")).to_contain_text("tstore command line")
+
+
 async def test_without_the_libraries_the_page_says_what_to_install(
     viewer: Viewer, page: Page
 ) -> None:

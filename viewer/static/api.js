@@ -18,8 +18,16 @@ export function headers(extra = {}) {
   return given ? { ...extra, Authorization: `Bearer ${given}` } : extra;
 }
 
-/** A path of the API from its segments, each id encoded whole (ids may hold "/"). */
+/** A path of the API from its segments, each id encoded whole (ids may hold "/"). A browser
+ * takes a segment "." or ".." for a step in the path, however it is encoded (%2E too), and
+ * removes it before the request leaves: such an id is refused here, by name, rather than
+ * another path asked for. */
 export function apiPath(...segments) {
+  const dots = segments.find((s) => s === "." || s === "..");
+  if (dots !== undefined) {
+    throw new Error(`a browser cannot ask for the id "${dots}", which it reads as a step in the path: ` +
+      "read it with the API's client (service.client) or the tstore command line");
+  }
   return "/v1/" + segments.map((s) => encodeURIComponent(s)).join("/");
 }
 
