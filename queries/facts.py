@@ -84,8 +84,8 @@ SELECT DISTINCT {_INSERTS} FROM (
     SELECT * FROM ({projected("late_after", "late_upto", what=_INSERTS)})
     WHERE toStartOfSecond(projected_at) NOT IN {{folded_seconds:Array(DateTime64(3, 'UTC'))}})"""
 """The inserts after the mark, and in the span of the refresh ``OVERLAP`` before (but for the
-seconds of it a fold of the whole store took in, ``FactsKeeper._late_span``): of each, the
-projection, the session and when."""
+seconds of it a fold took in whole, ``FactsKeeper._late_span``): of each, the projection, the
+session and when."""
 
 Listed = tuple[str, str, datetime]
 """An insert of a session a refresh lists: the projection, the session and when."""
@@ -100,6 +100,7 @@ SELECT second, inserts, hashes FROM session_facts_whole_folds FINAL
 WHERE {CACHED_GENERATIONS}
     AND second > {{after:DateTime64(3, 'UTC')}} AND second <= {{upto:DateTime64(3, 'UTC')}}"""
 _SECOND = timedelta(seconds=1)
+_MILLISECOND = timedelta(milliseconds=1)
 Seconds = dict[datetime, tuple[int, int]]
 """``_SECONDS``'s answer: an insert that lands in a second changes that second's figures."""
 
@@ -226,6 +227,15 @@ def remembered(
     return after_mark, kept - after_mark
 
 
+def relisted(since: datetime, through: datetime) -> tuple[datetime, datetime]:
+    """The span ``(after, upto]`` of the inserts a refresh from the mark ``since`` to the mark
+    ``through`` lets go (``remembered``) that a later late span lists again: from ``OVERLAP``
+    before ``through``, where the next refresh's late span begins, to the end of the second
+    of ``since``, whose inserts after ``since`` the refresh folded too, so that the second's
+    note counts them all (a note of part of it would never match)."""
+    return through - OVERLAP, since.replace(microsecond=0) + _SECOND - _MILLISECOND
+
+
 def all_folded(folded: Iterable[Listed], seconds: Seconds) -> Seconds:
     """The seconds of ``seconds`` (the engine's figures of a span) whose every insert is among
     ``folded``: these were listed from the engine, so a second with as many of them as the
@@ -289,7 +299,7 @@ class FactsKeeper:
         if since is None:
             self._note(generations, whole)
         else:
-            self._remember(generations, listed, since)
+            self._remember(generations, listed, since, through)
         self._client.insert(
             "session_facts_marks",
             [[*generations.parameters().values(), through, now]],
@@ -370,10 +380,10 @@ class FactsKeeper:
         self, generations: Generations, after: datetime, upto: datetime
     ) -> tuple[datetime, list[Any]]:
         """The end of the late span ``(after, upto]`` to list, and the seconds of it to pass
-        over: those whose every insert a fold took in (``_note``) and that
-        no insert landed in since. When that is every second with an insert, the span is
-        empty: listing it would read again every insert ``_SECONDS`` just read (a whole
-        load's, after it was folded) to find none."""
+        over: those whose every insert a fold took in (``_note``) and that no insert landed
+        in since. When that is every second with an insert, the span is empty: listing it
+        would read again every insert ``_SECONDS`` just read (a whole load's or a catch-up's,
+        after it was folded) to find none."""
         noted = {
             second: (int(n), int(hashes))
             for second, n, hashes in self._reader.rows(
@@ -426,13 +436,17 @@ class FactsKeeper:
             for n in range(0, len(ids), FOLD_BATCH)
         ]
 
-    def _remember(self, generations: Generations, listed: set[Listed], since: datetime) -> None:
+    def _remember(
+        self, generations: Generations, listed: set[Listed], since: datetime, through: datetime
+    ) -> None:
+        """Hold what ``remembered`` keeps; note the seconds of what it lets go whose every
+        insert was folded (``relisted``)."""
         held, folded = self._folded
         kept, let_go = remembered(folded if held == generations else set(), listed, since)
         self._folded = (generations, kept)
         if let_go:
-            span = self._seconds(generations, since - OVERLAP, since)
-            self._note(generations, all_folded(let_go, span))
+            span = self._seconds(generations, *relisted(since, through))
+            self._note(generations, all_folded(kept | let_go, span))
 
     def _silent(self, folded: str, parameters: dict[str, Any]) -> list[str]:
         """The sessions ``folded`` picks that have no turns, asked apart: nearly always

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import queries.facts
-from queries.facts import OVERLAP, Listed, all_folded, remembered
+from queries.facts import OVERLAP, Listed, all_folded, relisted, remembered
 
 SINCE = datetime(2026, 12, 4, 12, tzinfo=UTC)
 
@@ -48,3 +48,14 @@ def test_a_second_is_noted_as_folded_only_with_every_insert_the_engine_holds_of_
     assert all_folded({a, b, c}, seconds) == seconds
     assert all_folded({a, c}, seconds) == {second + timedelta(seconds=1): (1, 9)}
     assert all_folded(set(), seconds) == {}
+
+
+def test_what_is_let_go_is_noted_from_the_next_late_span_to_the_end_of_the_mark_s_second() -> None:
+    """The inserts of the mark's second after the mark were folded too: a note of only those
+    before it would never match the second's figures, and it would be folded again."""
+    since = SINCE + timedelta(milliseconds=400)
+    through = since + timedelta(seconds=2)
+    assert relisted(since, through) == (
+        through - OVERLAP,
+        SINCE + timedelta(milliseconds=999),
+    )
