@@ -25,8 +25,8 @@ export function headers(extra = {}) {
 export function apiPath(...segments) {
   const dots = segments.find((s) => s === "." || s === "..");
   if (dots !== undefined) {
-    throw new Error(`a browser cannot ask for the id "${dots}", which it reads as a step in the path: ` +
-      "read it with the API's client (service.client) or the tstore command line");
+    throw new Error(`a browser cannot ask for the id "${dots}": it takes it for a step in the path ` +
+      "and removes it. A client that sends it as %2E can (service.client does).");
   }
   return "/v1/" + segments.map((s) => encodeURIComponent(s)).join("/");
 }
