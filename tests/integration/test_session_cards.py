@@ -15,6 +15,7 @@ from clickhouse_connect.driver.client import Client
 
 import queries.cards
 import queries.facts
+import queries.folded
 import queries.marks
 import queries.paging
 import queries.sessions
@@ -233,7 +234,7 @@ def test_an_insert_that_landed_after_its_refresh_is_cached_one_overlap_later(
     the span ``OVERLAP`` before it."""
     client, sessions = three_calls
     monkeypatch.setattr(queries.facts, "SAFETY", timedelta(seconds=-10))
-    monkeypatch.setattr(queries.facts, "OVERLAP", timedelta(seconds=10))
+    monkeypatch.setattr(queries.folded, "OVERLAP", timedelta(seconds=10))
     reader, store, keeper = Reader(client), Store(client), FactsKeeper(client)
     keeper.refresh()
     _stopped(store, sessions[0], "rules", _turn("a5", "user", 9, 10, 8, interrupted=True))

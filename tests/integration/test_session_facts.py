@@ -16,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, given, settings
 
 import queries.cards
+import queries.folded
 import queries.metrics
 from consumers.storage.clickhouse import Store, connect
 from consumers.storage.migrations import PROJECTED_SESSIONS_KEPT_DAYS
@@ -117,7 +118,7 @@ def test_what_came_after_the_mark_is_read_live_then_cached_once(
     moving = _session(store, "rules", [_turn("d1", "user", 10, 11, 0)], [0, 1], None)
     _session(store, "rules", [_turn("e1", "user", 20, 21, 0)], [0, 1], None)
     _both_ways(reader, monkeypatch)  # the two new sessions read live
-    monkeypatch.setattr(queries.facts, "FOLD_BATCH", 1)
+    monkeypatch.setattr(queries.folded, "FOLD_BATCH", 1)
     assert keeper.refresh() >= 2  # a session a fold
     later = _turn("d1", "user", 3_700, 3_701, 5)[1]  # a later version, in the next hour
     store.insert("transcripts", transcript_rows(moving, [later]), generation=1)
@@ -133,7 +134,7 @@ def test_a_refresh_after_nothing_was_projected_folds_nothing_and_marks(
 ) -> None:
     client, _ = three_calls
     monkeypatch.setattr(queries.facts, "SAFETY", timedelta(0))
-    monkeypatch.setattr(queries.facts, "OVERLAP", timedelta(0))
+    monkeypatch.setattr(queries.folded, "OVERLAP", timedelta(0))
     reader, keeper = Reader(client, pointer_ttl_s=0.0), FactsKeeper(client)
     keeper.refresh()
     first = _mark(reader)
@@ -304,7 +305,7 @@ def test_after_folding_the_whole_store_a_refresh_folds_again_only_what_landed_la
     is not listed at all."""
     client, _ = three_calls
     monkeypatch.setattr(queries.facts, "SAFETY", timedelta(seconds=-8))
-    monkeypatch.setattr(queries.facts, "OVERLAP", timedelta(seconds=10))
+    monkeypatch.setattr(queries.folded, "OVERLAP", timedelta(seconds=10))
     store = Store(client)
     early = _session(store, "rules", [_turn("e1", "user", 10, 11, 0)], [0, 1], 2)
     FactsKeeper(client).refresh()
@@ -326,8 +327,8 @@ def test_a_keeper_past_its_bound_does_not_fold_again_what_it_let_go(
     mark and notes their seconds; the late span that lists them again passes over them. It
     folded all it caught up with a second time."""
     client, _ = three_calls
-    monkeypatch.setattr(queries.facts, "REMEMBERED", 1)
-    monkeypatch.setattr(queries.facts, "OVERLAP", timedelta(seconds=3))
+    monkeypatch.setattr(queries.folded, "REMEMBERED", 1)
+    monkeypatch.setattr(queries.folded, "OVERLAP", timedelta(seconds=3))
     store, keeper = Store(client), FactsKeeper(client)
     keeper.refresh()
     time.sleep(1.1)  # in a second of its own

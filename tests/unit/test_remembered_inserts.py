@@ -1,4 +1,4 @@
-"""What a cache keeper holds as folded between refreshes (``queries.facts.remembered``): an
+"""What a cache keeper holds as folded between refreshes (``queries.folded.remembered``): an
 insert a later refresh may list again is kept, one none will list is forgotten, and past the
 bound only those the next mark span lists are kept, and the seconds of those let go whose every
 insert was folded are noted, which the late spans pass over."""
@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import queries.facts
-from queries.facts import OVERLAP, Listed, all_folded, relisted, remembered
+import queries.folded
+from queries.folded import OVERLAP, Listed, all_folded, relisted, remembered
 
 SINCE = datetime(2026, 12, 4, 12, tzinfo=UTC)
 
@@ -32,7 +32,7 @@ def test_inserts_no_later_refresh_lists_are_forgotten() -> None:
 def test_past_the_bound_only_what_came_after_the_mark_is_kept(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(queries.facts, "REMEMBERED", 2)
+    monkeypatch.setattr(queries.folded, "REMEMBERED", 2)
     kept = {_insert("b", -10), _insert("c", 1)}
     assert remembered(kept, set(), SINCE) == (kept, set())
     assert remembered(kept, {_insert("d", 2)}, SINCE) == (
