@@ -331,6 +331,7 @@ async def test_a_session_named_with_dots_is_refused_by_name(viewer: Viewer, page
         await page.goto(viewer.at(f"/session/{dots}"))
         await expect(page.locator("#error")).to_contain_text(f'the id "{dots}"')
         await expect(page.locator("#error")).to_contain_text("sends it as %2E")
+    await screenshot(page, "dot-id")
 
 
 async def test_without_the_libraries_the_page_says_what_to_install(
