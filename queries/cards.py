@@ -22,8 +22,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from clickhouse_connect.driver.client import Client
-
 from queries.completeness import as_read
 from queries.marks import MAYBE_TOUCHED, SILENT, Generations, Touched, mark, touched_since
 from queries.models import SessionSummary
@@ -79,7 +77,7 @@ def card_batches(
     ]
 
 
-def write_cards(client: Client, reader: Reader, parameters: dict[str, Any], batch: Batch) -> None:
+def write_cards(reader: Reader, parameters: dict[str, Any], batch: Batch) -> None:
     """Summarize a batch (``card_batches``) and write its cards; ``parameters`` bind the
     generations and ``computed_at``."""
     summarize, ids = batch
@@ -101,18 +99,18 @@ def write_cards(client: Client, reader: Reader, parameters: dict[str, Any], batc
     ]
     cards = [(s.bot_id, s.first_event_at, s.session_id, 0, s.model_dump_json()) for s in found]
     cards += [(bot, at, s, 1, "") for s, (bot, at) in moved]
-    client.insert(
+    reader.insert(
         "session_cards",
         [
             [*generations, bot, at, s, computed_at, deleted, json]
             for bot, at, s, deleted, json in cards
         ],
-        column_names=list(_CARD),
+        _CARD,
     )
-    client.insert(
+    reader.insert(
         "session_card_keys",
         [[*generations, s.session_id, s.bot_id, s.first_event_at, computed_at] for s in found],
-        column_names=list(_KEY),
+        _KEY,
     )
 
 

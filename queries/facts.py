@@ -16,7 +16,6 @@ caches of its generation before it cuts over (``warm``).
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
@@ -160,10 +159,6 @@ key, not with ``FINAL``: the table is ordered by hour, so ``FINAL`` merged all o
 a few sessions' slices (on 1M sessions, 220 ms a refresh instead of 13)."""
 
 
-Work = Callable[[Client, Reader], None]
-"""A piece of a fold's work, on the connection given, with a reader over it."""
-
-
 class FactsKeeper:
     """Keeps the cache of the store's current generations. Several may run at once (service
     replicas): each writes what the live tables say, and the newest of a slice wins."""
@@ -174,14 +169,8 @@ class FactsKeeper:
         """``more``: other connections, on which a fold does its work beside the first's
         (``_fold``). ``pinned``: the generations whose cache to keep, instead of those
         readers are shown (``warm``)."""
-        self._client = client
-        self._reader = Reader(client, pointer_ttl_s=0.0, pinned=pinned)
-        self._idle: queue.SimpleQueue[tuple[Client, Reader]] = queue.SimpleQueue()
-        self._idle.put((client, self._reader))
-        for other in more:
-            self._idle.put((other, Reader(other, pointer_ttl_s=0.0, pinned=pinned)))
-        self._connections = 1 + len(more)
-        self._inserts = FoldedInserts(client, self._reader)
+        self._reader = Reader(client, *more, pointer_ttl_s=0.0, pinned=pinned)
+        self._inserts = FoldedInserts(self._reader)
 
     def refresh(self, stopping: Callable[[], bool] = lambda: False) -> int:
         """Fold the sessions projected since the last mark into the cache, and mark; returns
@@ -209,58 +198,54 @@ class FactsKeeper:
         if stopping():
             return 0
         if folds:
-            roll_up(self._client, parameters | {"refreshed_from": now}, self._now)
+            roll_up(self._reader, parameters | {"refreshed_from": now}, self._now)
         if since is None:
             self._inserts.note(generations, whole)
         else:
             self._inserts.remember(generations, listed, since, through)
-        self._client.insert(
+        self._reader.insert(
             "session_facts_marks",
             [[*generations.parameters().values(), through, now]],
-            column_names=[*generations.parameters(), "through", "marked_at"],
+            [*generations.parameters(), "through", "marked_at"],
         )
         return len(folds)
 
     def _fold(
         self, folded: str, silent: list[str], bound: dict[str, Any], stopping: Callable[[], bool]
     ) -> None:
-        """Write the slices and the cards of the sessions ``folded`` picks, each connection
-        taking the next piece of work when it is done with one: the slices are the engine's
+        """Write the slices and the cards of the sessions ``folded`` picks, as many pieces of
+        work at once as the keeper has connections: the slices are the engine's
         work, and a batch of cards the engine's read and Python's summaries (one core), so
         that with two connections one's engine work runs beside the other's Python. A first
         refresh of ``bench.query``'s 1M sessions took 202 s, against 225 with only the slices
         beside the cards (chunks counted in the engine either way; timing scripts, the same
-        day). When ``stopping`` says so, the cards not begun are left out."""
+        day). When ``stopping`` says so, the cards not begun are left out. Of several
+        failures, the first is raised with a note of each other."""
+        reader = self._reader
 
-        def write_slices(client: Client, _: Reader) -> None:
+        def write_slices() -> None:
             slices = live_slices(folded, SILENT if silent else None)
-            client.command(_SLICES.replace("{slices}", slices), parameters=bound)
-            client.command(_EMPTIED.replace("{folded}", folded), parameters=bound)
+            reader.command(_SLICES.replace("{slices}", slices), **bound)
+            reader.command(_EMPTIED.replace("{folded}", folded), **bound)
 
-        def cards(batch: Batch) -> Work:
-            def write(client: Client, reader: Reader) -> None:
+        def cards(batch: Batch) -> Callable[[], None]:
+            def write() -> None:
                 if not stopping():
-                    write_cards(client, reader, bound, batch)
+                    write_cards(reader, bound, batch)
 
             return write
 
-        batches = card_batches(self._reader, bound, folded, silent)
-        with ThreadPoolExecutor(self._connections) as pool:
-            begun = [
-                pool.submit(self._on_idle, work) for work in (write_slices, *map(cards, batches))
-            ]
-            done, left = wait(begun, return_when=FIRST_EXCEPTION)
-            for work in left:
+        batches = card_batches(reader, bound, folded, silent)
+        with ThreadPoolExecutor(reader.connections) as pool:
+            begun = [pool.submit(work) for work in (write_slices, *map(cards, batches))]
+            for work in wait(begun, return_when=FIRST_EXCEPTION).not_done:
                 work.cancel()
-            for work in done:
-                work.result()
-
-    def _on_idle(self, work: Work) -> None:
-        connection = self._idle.get()
-        try:
-            work(*connection)
-        finally:
-            self._idle.put(connection)
+        failed = [e for w in begun if not w.cancelled() and (e := w.exception()) is not None]
+        if failed:
+            first, *others = failed
+            for other in others:
+                first.add_note(f"and beside it: {other!r}")
+            raise first
 
     def _whole_store(self, parameters: dict[str, Any]) -> list[Fold]:
         """The store in parts of about ``PART_SESSIONS`` sessions, by hash."""

@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from clickhouse_connect.driver.client import Client
-
 from queries.marks import Generations, projected, projected_after
 from queries.reader import Reader
 from queries.rollups import CACHED_GENERATIONS
@@ -105,10 +103,9 @@ def engine_now(reader: Reader) -> datetime:
 
 
 class FoldedInserts:
-    """The inserts a keeper listed and folded, over the keeper's connection and reader."""
+    """The inserts a keeper listed and folded, over the keeper's reader."""
 
-    def __init__(self, client: Client, reader: Reader) -> None:
-        self._client = client
+    def __init__(self, reader: Reader) -> None:
         self._reader = reader
         self._folded: tuple[Generations | None, set[Listed]] = (None, set())
         """The inserts this keeper listed and folded the sessions of, of which generations:
@@ -174,19 +171,13 @@ class FoldedInserts:
         all again (1M sessions: 443 s, with every session projected meanwhile read live)."""
         if folded:
             folded_at = engine_now(self._reader)
-            self._client.insert(
+            self._reader.insert(
                 "session_facts_whole_folds",
                 [
                     [*generations.parameters().values(), second, n, hashes, folded_at]
                     for second, (n, hashes) in folded.items()
                 ],
-                column_names=[
-                    *generations.parameters(),
-                    "second",
-                    "inserts",
-                    "hashes",
-                    "folded_at",
-                ],
+                [*generations.parameters(), "second", "inserts", "hashes", "folded_at"],
             )
 
     def _late_span(

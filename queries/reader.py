@@ -30,8 +30,9 @@ ABANDONED_AFTER = timedelta(minutes=10)
 
 
 class Reader:
-    """Queries over one or more connections to the same store: each connection runs one
-    query at a time, so a service answering concurrent callers gives it several."""
+    """Statements over one or more connections to the same store, each on the next idle one:
+    a connection runs one statement at a time, so a service answering concurrent callers, or
+    a keeper of the caches folding on several, gives it several."""
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class Reader:
         self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
         for each in (client, *more):
             self._idle.put(each)
+        self._connections = 1 + len(more)
         self._ttl_s = pointer_ttl_s
         self._lock = threading.Lock()
         self._pointer: dict[str, int] = {}
@@ -92,13 +94,28 @@ class Reader:
             self._held[key] = (now, value)
         return value
 
-    def rows(self, sql: str, **parameters: Any) -> Sequence[Sequence[Any]]:
-        return self._query(sql, parameters).result_rows
+    @property
+    def connections(self) -> int:
+        """How many statements may run at once."""
+        return self._connections
 
-    def _query(self, sql: str, parameters: dict[str, Any]) -> QueryResult:
+    def rows(self, sql: str, **parameters: Any) -> Sequence[Sequence[Any]]:
+        bound = bindable(parameters)
+        result: QueryResult = self._on_idle(lambda client: client.query(sql, parameters=bound))
+        return result.result_rows
+
+    def command(self, sql: str, **parameters: Any) -> None:
+        """Run a statement that answers nothing (the caches' ``INSERT ... SELECT``)."""
+        bound = bindable(parameters)
+        self._on_idle(lambda client: client.command(sql, parameters=bound))
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        self._on_idle(lambda client: client.insert(table, rows, column_names=columns))
+
+    def _on_idle(self, use: Callable[[Client], T]) -> T:
         client = self._idle.get()
         try:
-            return client.query(sql, parameters=bindable(parameters))
+            return use(client)
         finally:
             self._idle.put(client)
 

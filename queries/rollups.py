@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from clickhouse_connect.driver.client import Client
-
 from consumers.storage.session_facts import (
     ALL_BOTS,
     ALL_BOTS_KEYS,
@@ -25,6 +23,7 @@ from consumers.storage.session_facts import (
     ROLLUP_VALUES,
     quantiles,
 )
+from queries.reader import Reader
 
 CACHED_GENERATIONS = (
     "(generation, events_generation, chunks_generation) = ({generation:UInt32}, "
@@ -110,7 +109,7 @@ _REFRESHED_HOURS = f"hour IN ({_SLICES_SINCE.replace('{columns}', 'hour')})"
 """The hours of the slices written since ``{refreshed_from}``."""
 
 
-def roll_up(client: Client, parameters: dict[str, object], now: Callable[[], datetime]) -> None:
+def roll_up(reader: Reader, parameters: dict[str, object], now: Callable[[], datetime]) -> None:
     """Sum again the hours and bots of the slices written since ``{refreshed_from}`` into
     their rollup rows, then those hours' rows into the rows of all bots. ``parameters``
     binds the generations and ``refreshed_from``; each set of rows is written at the
@@ -123,7 +122,7 @@ def roll_up(client: Client, parameters: dict[str, object], now: Callable[[], dat
     values = {table: tuple(name for name, _ in kinds) for table, kinds in ROLLUP_VALUES.items()}
     for table, keys in ROLLUP_KEYS.items():
         rows = f"SELECT {', '.join((*keys, *values[table]))} FROM ({states(table, slices, '1')})"
-        _replace(client, table, keys, values[table], rows, _REFRESHED, bound)
+        _replace(reader, table, keys, values[table], rows, _REFRESHED, bound)
     bound |= {"computed_at": now()}
     for table, keys in ALL_BOTS_KEYS.items():
         by_hour = ", ".join(keys)
@@ -132,7 +131,7 @@ def roll_up(client: Client, parameters: dict[str, object], now: Callable[[], dat
             f"SELECT {by_hour}, {summed} FROM {table} FINAL "
             f"WHERE {CACHED_GENERATIONS} AND {_REFRESHED_HOURS} GROUP BY {by_hour}"
         )
-        _replace(client, ALL_BOTS[table], keys, values[table], rows, _REFRESHED_HOURS, bound)
+        _replace(reader, ALL_BOTS[table], keys, values[table], rows, _REFRESHED_HOURS, bound)
 
 
 def _summed(name: str, kind: str) -> str:
@@ -143,7 +142,7 @@ def _summed(name: str, kind: str) -> str:
 
 
 def _replace(
-    client: Client,
+    reader: Reader,
     table: str,
     keys: tuple[str, ...],
     values: tuple[str, ...],
@@ -157,15 +156,15 @@ def _replace(
     generations = "generation, events_generation, chunks_generation"
     key = ", ".join(keys)
     at = "{computed_at:DateTime64(6, 'UTC')}"
-    client.command(
+    reader.command(
         f"INSERT INTO {table} ({generations}, {key}, {', '.join(values)}, computed_at, deleted) "
         "SELECT {generation:UInt32}, {events_generation:UInt32}, {chunks_generation:UInt32}, "
         f"*, {at}, 0 FROM ({rows})",
-        parameters=bound,
+        **bound,
     )
-    client.command(
+    reader.command(
         f"INSERT INTO {table} ({generations}, {key}, computed_at, deleted) "
         f"SELECT {generations}, {key}, {at}, 1 FROM {table} FINAL "
         f"WHERE {CACHED_GENERATIONS} AND {refreshed} AND computed_at < {at}",
-        parameters=bound,
+        **bound,
     )

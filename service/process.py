@@ -246,7 +246,8 @@ async def keep_facts(keeper: FactsKeeper, stop: asyncio.Event) -> None:
         except NotFoundError:
             pass  # no generation yet: nothing projected to cache
         except Exception as exc:  # any failure: report, and try again at the next tick
-            log.warning("facts_refresh_failed", error=str(exc) or type(exc).__name__)
+            why = [str(exc) or type(exc).__name__, *getattr(exc, "__notes__", [])]
+            log.warning("facts_refresh_failed", error="; ".join(why))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), FACTS_EVERY_S)
 

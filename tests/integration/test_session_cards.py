@@ -172,7 +172,7 @@ def test_a_refresh_on_two_connections_caches_as_one_does(
     three_calls: tuple[Client, list[str]], second: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each session a batch of its own: the first two batches wait for each other, which
-    only two connections working side by side get past."""
+    only a keeper working on two connections side by side gets past."""
     client, sessions = three_calls
     monkeypatch.setattr(queries.cards, "WRITE_BATCH", 1)
     written, together, calls = (
@@ -180,17 +180,14 @@ def test_a_refresh_on_two_connections_caches_as_one_does(
         threading.Barrier(2, timeout=30),
         itertools.count(),
     )
-    used: set[int] = set()
 
-    def side_by_side(on: Client, *rest: Any) -> None:
-        used.add(id(on))
+    def side_by_side(*args: Any) -> None:
         if next(calls) < 2:
             together.wait()
-        written(on, *rest)
+        written(*args)
 
     monkeypatch.setattr(queries.facts, "write_cards", side_by_side)
     FactsKeeper(client, second).refresh()
-    assert used == {id(client), id(second)}
     assert _cards(client) == sorted((s, 0) for s in sessions)
     _both_ways(Reader(client), monkeypatch)
 
@@ -213,6 +210,26 @@ def test_a_refresh_whose_batch_of_cards_fails_says_so_and_marks_nothing(
         FactsKeeper(client, second).refresh()
     reader = Reader(client)
     assert queries.marks.mark(reader, Generations.of(reader)) is None
+
+
+def test_a_refresh_whose_two_batches_fail_side_by_side_names_both(
+    three_calls: tuple[Client, list[str]], second: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = three_calls
+    monkeypatch.setattr(queries.cards, "WRITE_BATCH", 1)
+    together, batches = threading.Barrier(2, timeout=30), itertools.count()
+
+    def fails(*_: Any) -> None:
+        n = next(batches)
+        if n < 2:
+            together.wait()
+            raise RuntimeError(f"batch {n} failed")
+
+    monkeypatch.setattr(queries.facts, "write_cards", fails)
+    with pytest.raises(RuntimeError) as failed:
+        FactsKeeper(client, second).refresh()
+    other = 1 - int(str(failed.value).removeprefix("batch ").removesuffix(" failed"))
+    assert failed.value.__notes__ == [f"and beside it: {RuntimeError(f'batch {other} failed')!r}"]
 
 
 def test_a_refresh_told_to_stop_while_writing_cards_stops_without_marking(
