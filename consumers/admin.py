@@ -36,6 +36,17 @@ class UnknownGenerationError(GenerationError, LookupError):
     """A generation the registry does not hold: not there (404), rather than refused (409)."""
 
 
+DISCARD_EXCLUDES = ("resume", "dry_run", "allow_loss", "until", "only")
+"""A discard drops the unfinished rebuild and plans, replays and cuts over nothing: it takes
+none of a rebuild's options. Asked with one (``dry_run`` above all, which promises that nothing
+changes), it is refused rather than run."""
+
+
+def excluded_by_discard(request: dict[str, Any]) -> list[str]:
+    """The options ``request`` sets beside ``discard`` that it excludes (``DISCARD_EXCLUDES``)."""
+    return [name for name in DISCARD_EXCLUDES if request.get("discard") and request.get(name)]
+
+
 def drop_known(generations: Generations, number: int) -> Generation:
     """``Generations.drop``, with an unknown generation told apart from one it refuses."""
     if number not in {g.number for g in generations.all()}:
@@ -127,6 +138,8 @@ class RebuildService:
         }
         if not self._task.done():
             return out | {"state": "running"}
+        if self._task.cancelled():  # the process is stopping, or the rebuild was cancelled
+            return out | {"state": "failed", "error": "the rebuild was cancelled"}
         error = self._task.exception()
         if error is not None:
             return out | {"state": "failed", "error": str(error)}

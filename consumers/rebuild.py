@@ -20,8 +20,9 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupIdNotFound
+from aiokafka.errors import BrokerResponseError
 
+from consumers.consumer_groups import delete_group
 from consumers.gc_pause import cyclic_gc_paused
 from consumers.projector import Projector, group_for
 from consumers.storage.clickhouse import Store
@@ -332,12 +333,8 @@ async def discard(
     pending = await asyncio.to_thread(store.generations.unfinished)
     if pending is None:
         raise GenerationError("there is no unfinished rebuild to discard")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
     try:
-        await admin.start()
-        await admin.delete_consumer_groups([group_for(base_group, store, pending.number)])
-    except GroupIdNotFound:
-        pass  # it never committed anything
-    finally:
-        await admin.close()
+        await delete_group(bootstrap, group_for(base_group, store, pending.number), security)
+    except BrokerResponseError as exc:
+        raise GenerationError(f"generation {pending.number} is kept: {exc}") from exc
     return await asyncio.to_thread(store.generations.drop, pending.number)

@@ -166,6 +166,9 @@ async def tally_topics(
     """Re-read the topics up to ``upto`` and tally them: how a resumed rebuild, whose first
     run's tally died with it, learns what its generation must hold."""
     tally = Tally(projections)
+    wanted = [tp for tp, end in upto.items() if end > 0]
+    if not wanted:
+        return tally  # topics made again, and empty: nothing to re-read
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -174,7 +177,6 @@ async def tally_topics(
     )
     await consumer.start()
     try:
-        wanted = [tp for tp, end in upto.items() if end > 0]
         consumer.assign(wanted)
         await consumer.seek_to_beginning(*wanted)
         while any([await consumer.position(tp) < upto[tp] for tp in wanted]):

@@ -4,12 +4,12 @@ open the store), and the generations they make. These routes change the store: s
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from consumers.admin import KAFKA_EPOCH, drop_known
+from consumers.admin import KAFKA_EPOCH, drop_known, excluded_by_discard
 from consumers.storage.generations import GenerationSize
 from queries.models import AskedTime
 from service.answers import (
@@ -51,6 +51,12 @@ class RebuildRequest(BaseModel):
         description="Cut over even when the new generation lacks sessions readers are shown "
         "(the topics no longer hold their events).",
     )
+
+    @model_validator(mode="after")
+    def _discard_alone(self) -> Self:
+        if excluded := excluded_by_discard(self.model_dump()):
+            raise ValueError(f"discard excludes {', '.join(excluded)}: it takes no other option")
+        return self
 
 
 class RebuildStatus(Freshness):

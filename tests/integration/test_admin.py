@@ -100,6 +100,20 @@ async def test_every_admin_answer_says_how_fresh_the_store_is(
     assert answers["drop"].json()["state"] == "discarded"
 
 
+async def test_a_discard_with_another_option_is_refused_and_drops_nothing(
+    clickhouse: Client, dead_bootstrap: str
+) -> None:
+    topics = Topics(prefix=f"{unique_name('t')}.")
+    async with admin_api(clickhouse, dead_bootstrap, topics) as (http, store):
+        await asyncio.to_thread(store.generations.create, 2, PROJECTIONS, until=None, targets={})
+        body = {"discard": True, "dry_run": True, "resume": True}
+        detail = problem(await http.post("/v1/admin/rebuild", json=body), 422)
+        assert "discard excludes resume, dry_run" in detail, detail
+        pending = await asyncio.to_thread(store.generations.unfinished)
+        assert pending is not None
+        assert pending.number == 2
+
+
 async def test_a_discard_with_kafka_unreachable_is_a_503_that_drops_nothing(
     clickhouse: Client, dead_bootstrap: str
 ) -> None:

@@ -160,6 +160,19 @@ def test_kafka_unreachable_is_one_line_naming_the_setting(tmp_path: Path) -> Non
     assert "TSTORE_KAFKA_BOOTSTRAP" in said
 
 
+def test_a_rebuild_with_kafka_unreachable_is_one_line_naming_its_address(tmp_path: Path) -> None:
+    """No store process answers: the rebuild runs here, the first (which creates the store)
+    and a dry run over the store it left."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        bootstrap = f"127.0.0.1:{closed.getsockname()[1]}"
+    for asked in ((), ("--dry-run",)):
+        said = _one_line(
+            run_tstore("rebuild", *asked, cwd=tmp_path, TSTORE_KAFKA_BOOTSTRAP=bootstrap)
+        )
+        assert said == f"Kafka at {bootstrap} is unreachable: nothing listens there", said
+
+
 def test_a_bad_setting_is_one_line_naming_its_variable(tmp_path: Path) -> None:
     said = _one_line(run_tstore("create-topics", cwd=tmp_path, TSTORE_LOG_FORMAT="xml"))
     assert "TSTORE_LOG_FORMAT" in said

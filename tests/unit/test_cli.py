@@ -74,10 +74,22 @@ def test_help_fills_each_paragraph_to_the_terminal_s_width() -> None:
     assert "never stopped, it ended with chunks other than its end declared (missing or" in lines
 
 
-def test_resume_and_discard_together_are_refused_in_one_line() -> None:
-    result = CliRunner().invoke(app, ["rebuild", "--resume", "--discard"])
+@pytest.mark.parametrize(
+    ("flags", "excluded"),
+    [
+        (["--resume"], "--resume"),
+        (["--dry-run"], "--dry-run"),
+        (["--allow-loss", "--only", "transcripts"], "--allow-loss, --only"),
+        (["--until", "2026-11-01T00:00:00Z"], "--until"),
+    ],
+)
+def test_a_discard_with_any_other_option_is_refused_in_one_line(
+    flags: list[str], excluded: str
+) -> None:
+    """Above all ``--dry-run``, which promises that nothing changes: it discarded all the same."""
+    result = CliRunner().invoke(app, ["rebuild", "--discard", *flags])
     assert result.exit_code == 1
-    assert result.output.strip() == "--resume and --discard exclude each other: choose one"
+    assert result.output.strip() == f"--discard excludes {excluded}: it takes no other option"
 
 
 def test_generations_are_listed_in_full_when_piped(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from aiokafka.errors import KafkaError
 
+from consumers.admin import KafkaUnreachableError
 from consumers.storage.clickhouse import (
     Store,
     StoreUnavailableError,
@@ -39,6 +40,7 @@ T = TypeVar("T")
 EXPECTED: tuple[type[Exception], ...] = (
     BadQueryError,
     GenerationError,
+    KafkaUnreachableError,
     MissingToolError,
     NotFoundError,
     ServeError,

@@ -12,6 +12,7 @@ import typer
 from aiokafka import TopicPartition
 from rich.table import Table
 
+from consumers.admin import excluded_by_discard
 from consumers.metrics import ProjectorMetrics
 from consumers.projections import PROJECTIONS
 from consumers.rebuild import RebuildPlan
@@ -74,9 +75,6 @@ def rebuild(
     (tstore serve or tstore project) answers on TSTORE_HTTP_PORT, the rebuild runs inside
     it; otherwise this process opens the store and runs it.
     """
-    if resume and discard:
-        raise GenerationError("--resume and --discard exclude each other: choose one")
-    config = settings()
     request = {
         "only": only,
         "until": until.isoformat() if until else None,
@@ -85,6 +83,10 @@ def rebuild(
         "dry_run": dry_run,
         "allow_loss": allow_loss,
     }
+    if excluded := excluded_by_discard(request):
+        flags = ", ".join("--" + name.replace("_", "-") for name in excluded)
+        raise GenerationError(f"--discard excludes {flags}: it takes no other option")
+    config = settings()
     with client(config) as service:
         if service.reachable():
             typer.echo(f"rebuilding inside the store's process ({config.service_url})")
