@@ -19,7 +19,7 @@ from datetime import datetime
 
 from consumers.storage.session_facts import quantiles
 from queries.models import LatencyFigures, Percentiles, RoleTurnFigures, TurnFigures
-from queries.paging import bounded, refuse_reversed
+from queries.paging import as_utc, bounded, refuse_reversed
 from queries.reader import Reader
 from queries.turns import SUMMARY_FIELDS, latest_turns
 from schemas import Role
@@ -58,12 +58,12 @@ def turn_figures(
 ) -> TurnFigures:
     """Per role, over the turns that started in ``[since, until)``: how many, how many were
     interrupted or timed out, and the percentiles of their durations."""
-    since, until, where = in_range(since, until, bot_id)
+    low, high, where = in_range(since, until, bot_id)
     rows = reader.rows(
         _TURNS.replace("{where}", where),
         generation=reader.generation("transcripts"),
-        since=since,
-        until=until,
+        since=low,
+        until=high,
         bot_id=bot_id or "",
     )
     roles: dict[Role, RoleTurnFigures] = {}
@@ -75,7 +75,7 @@ def turn_figures(
             timed_out=timed_out,
             duration_ms=percentiles(durations, timed),
         )
-    return TurnFigures(since=since, until=until, bot_id=bot_id, roles=roles)
+    return TurnFigures(since=as_utc(since), until=as_utc(until), bot_id=bot_id, roles=roles)
 
 
 def latency_figures(
@@ -84,20 +84,20 @@ def latency_figures(
     """The percentiles of the response latencies of assistant turns that started in
     ``[since, until)``, as ``/v1/analytics`` counts them: with the user turn before each,
     even one that started before ``since`` (version 1 left those out)."""
-    since, until, where = in_range(since, until, bot_id)
+    low, high, where = in_range(since, until, bot_id)
     sessions = _STARTED_IN_RANGE.replace("{where}", where)
     ((measured, latencies),) = reader.rows(
         _LATENCIES.replace("{turns}", latest_turns(SUMMARY_FIELDS, sessions)).replace(
             "{where}", where
         ),
         generation=reader.generation("transcripts"),
-        since=since,
-        until=until,
+        since=low,
+        until=high,
         bot_id=bot_id or "",
     )
     return LatencyFigures(
-        since=since,
-        until=until,
+        since=as_utc(since),
+        until=as_utc(until),
         bot_id=bot_id,
         response_latency_ms=percentiles(latencies, measured),
     )
@@ -106,10 +106,11 @@ def latency_figures(
 def in_range(
     since: datetime, until: datetime, bot_id: str | None
 ) -> tuple[datetime, datetime, str]:
-    """The range checked and bounded, and SQL of the turns in it (of the bot, if one)."""
-    since, until = bounded(since), bounded(until)
+    """The range checked and bounded, and SQL of the turns in it (of the bot, if one). An
+    answer names the range as asked, not as bounded: the same rows lie in both, and a caller
+    told 1900 to 2262 for 0001 to 9999 would wonder what was left out."""
     refuse_reversed(since, until)
-    return since, until, matching("", bot_id)
+    return bounded(since), bounded(until), matching("", bot_id)
 
 
 def matching(turn: str, bot_id: str | None, started: str = "started_at") -> str:

@@ -20,7 +20,7 @@ import time
 
 from queries.completeness import Clock, completeness
 from queries.models import IncompletePage, IncompleteSession
-from queries.paging import decode_cursor, encode_cursor, page_size
+from queries.paging import decode_cursor, encode_cursor, fingerprint, page_size
 from queries.reader import Reader
 from queries.sealing import (
     DECLARED_EVENTS,
@@ -120,7 +120,8 @@ def incomplete_sessions(
     budget_s: float = BUDGET_S,
 ) -> IncompletePage:
     limit = page_size(limit)
-    (after,) = decode_cursor("incomplete", cursor, (str,)) if cursor else ("",)
+    query = fingerprint("incomplete", {"bot_id": bot_id or None})
+    (after,) = decode_cursor(query, cursor, (str,)) if cursor else ("",)
     clock = reader.clock()
     parameters = {
         "generation": reader.generation("transcripts"),
@@ -145,7 +146,7 @@ def incomplete_sessions(
         after = upto
     return IncompletePage(
         items=_details(reader, ids, parameters, clock) if ids else [],
-        next_cursor=None if next_after is None else encode_cursor("incomplete", next_after),
+        next_cursor=None if next_after is None else encode_cursor(query, next_after),
     )
 
 

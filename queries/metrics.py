@@ -151,6 +151,7 @@ def metrics(
 ) -> Metrics:
     """Every metric per bucket of ``[since, until)`` and group; buckets with no turn and no
     session are left out."""
+    asked = {"since": as_utc(since), "until": as_utc(until)}  # as ``in_range`` says
     since, until, _ = in_range(since, until, bot_id)
     step = BUCKETS[bucket]
     if (until - since) / step > MAX_BUCKETS:
@@ -208,8 +209,7 @@ def metrics(
             for key in rows.keys() | opened.keys()
         }
     return Metrics(
-        since=since,
-        until=until,
+        **asked,
         bucket=bucket,
         bot_id=bot_id,
         group_by=group_by,

@@ -3,19 +3,26 @@ JSON, out of the HTTP API (times ISO 8601 in UTC, durations in milliseconds)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from queries.paging import as_utc
 from schemas import Role, Track
 
 MAX_TURNS = 1_000_000
 """Turn-count filters above this are refused: no call has that many turns."""
 
 
-def _in_utc(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+def in_utc(at: datetime) -> datetime:
+    """A time a caller asks with, in UTC (UTC when it names no zone). One that UTC cannot
+    hold (``0001-01-01T00:00:00+05:00``) is refused: it would fail every read that needs it
+    in UTC, and the API and the command line refuse it alike."""
+    try:
+        return as_utc(at)
+    except OverflowError:
+        raise ValueError(f"{at.isoformat()} falls outside the years 1 to 9999 in UTC") from None
 
 
 def _named(value: str | None) -> str | None:
@@ -26,10 +33,11 @@ AskedName = Annotated[str | None, AfterValidator(_named)]
 """A name to filter by (a bot, a language): empty, it filters nothing, as when it is not
 given (a form's empty field); ``language=`` found no session at all while ``bot_id=`` found
 every one."""
-AskedTime = Annotated[datetime, AfterValidator(_in_utc)]
+AskedTime = Annotated[datetime, AfterValidator(in_utc)]
 """A time a caller asks with: ISO 8601, in UTC when it names no zone (a date alone is its
-midnight), as the command line takes it. Refused, ``2026-12-06`` was told it "should have
-timezone info", which a date cannot have."""
+midnight), as the command line takes it (``in_utc``). Refused, ``2026-12-06`` was told it
+"should have timezone info", which a date cannot have. One outside the times the store holds
+is taken as asked, and answered for (``queries.paging.bounded``)."""
 
 
 class Answer(BaseModel):

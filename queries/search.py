@@ -28,11 +28,11 @@ from queries.paging import (
     EARLIEST,
     LATEST,
     as_utc,
-    bounded,
     decode_cursor,
     encode_cursor,
+    fingerprint,
     page_size,
-    refuse_reversed,
+    store_range,
 )
 from queries.reader import Reader
 from queries.turns import BY_SESSION_SETTINGS
@@ -162,6 +162,13 @@ class Terms:
             raise BadQueryError("q", f"at most {MAX_PHRASES} different quoted phrases")
         return cls(tokens, tuple(phrases.values()), tuple(dict.fromkeys(w.lower() for w in alone)))
 
+    @property
+    def meaning(self) -> tuple[list[str], list[list[str]]]:
+        """What the query finds, whatever the case, order and separators it was written with:
+        its words, and each phrase's words in order (a cursor serves any spelling of it)."""
+        phrases = [[w.lower() for w in _TOKEN.findall(p)] for p in self.phrases]
+        return sorted(self.tokens), sorted(phrases)
+
     def spans(self, text: str) -> list[Span]:
         """Where the words and phrases are in ``text``, merged where they overlap."""
         found = [
@@ -208,14 +215,14 @@ def search(
 ) -> SearchPage:
     terms = Terms.parse(q)
     limit = page_size(limit)
-    since, until = (None if t is None else bounded(t) for t in (since, until))
-    refuse_reversed(since, until)
-    after = decode_cursor("search", cursor, (datetime, str, str)) if cursor else _END
+    since, until = store_range(since, until)
     chosen = {  # an empty bot filters nothing, as in ``queries.paging.of_bot``
         k: v
         for k, v in {"bot_id": bot_id, "role": role, "since": since, "until": until}.items()
         if v
     }
+    query = fingerprint("search", {**chosen, "q": terms.meaning})
+    after = decode_cursor(query, cursor, (datetime, str, str)) if cursor else _END
     phrases = {
         f"{ascii_}phrase_{n}": phrase_pattern(p, ascii_text=bool(ascii_))
         for n, p in enumerate(terms.phrases)
@@ -258,7 +265,7 @@ def search(
     return SearchPage(
         items=page,
         next_cursor=(
-            encode_cursor("search", page[-1].started_at, page[-1].session_id, page[-1].turn_id)
+            encode_cursor(query, page[-1].started_at, page[-1].session_id, page[-1].turn_id)
             if more
             else None
         ),

@@ -37,11 +37,11 @@ from queries.models import (
 )
 from queries.paging import (
     EARLIEST,
-    bounded,
     decode_cursor,
     encode_cursor,
+    fingerprint,
     page_size,
-    refuse_reversed,
+    store_range,
     window_batches,
 )
 from queries.reader import Reader
@@ -146,14 +146,13 @@ def list_sessions(
     low, high = filters.min_turns, filters.max_turns
     if low is not None and high is not None and low > high:
         raise BadQueryError("min_turns", "must not exceed max_turns")
-    filters = filters.model_copy(
-        update={k: bounded(v) for k in ("since", "until") if (v := getattr(filters, k))}
-    )
-    refuse_reversed(filters.since, filters.until)
+    since, until = store_range(filters.since, filters.until)
+    filters = filters.model_copy(update={"since": since, "until": until})
+    query = fingerprint("sessions", filters.model_dump())
     after_at, after_id = (
-        decode_cursor("sessions", cursor, (datetime, str))
+        decode_cursor(query, cursor, (datetime, str))
         if cursor
-        else (filters.until or datetime.now(UTC) + CLOCK_SKEW, "\uffff")
+        else (until or datetime.now(UTC) + CLOCK_SKEW, "\uffff")
     )
     by_aggregate = any(
         v is not None for k, v in filters.model_dump().items() if k not in _RANGE_FILTERS
@@ -171,8 +170,8 @@ def list_sessions(
             if _in_range(s, filters) and passes(s, filters):
                 found.append(s)
                 if len(found) > limit:
-                    return _page(found, limit)
-    return _page(found, limit)
+                    return _page(query, found, limit)
+    return _page(query, found, limit)
 
 
 def _in_range(summary: SessionSummary, filters: SessionFilters) -> bool:
@@ -244,13 +243,14 @@ def _live(
         yield from sorted((s for s in inside if _order(s) < after), key=_order, reverse=True)
 
 
-def _page(found: list[SessionSummary], limit: int) -> SessionPage:
-    """The first ``limit`` of ``found``, and a cursor after them if there were more."""
+def _page(query: str, found: list[SessionSummary], limit: int) -> SessionPage:
+    """The first ``limit`` of ``found``, and a cursor of ``query`` after them if there were
+    more."""
     page = found[:limit]
     return SessionPage(
         items=page,
         next_cursor=(
-            encode_cursor("sessions", page[-1].first_event_at, page[-1].session_id)
+            encode_cursor(query, page[-1].first_event_at, page[-1].session_id)
             if len(found) > limit
             else None
         ),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from datetime import timedelta
 from typing import Any
@@ -15,6 +14,8 @@ from structlog.testing import capture_logs
 
 from consumers.storage.clickhouse import Store, connect
 from queries import Reader
+from queries.paging import encode_cursor, fingerprint
+from queries.search import Terms
 from schemas import Topics
 from service.state import StoreState
 from tests.integration.api_support import (
@@ -152,9 +153,13 @@ async def test_every_operation_refuses_an_unknown_parameter_naming_it(
     assert not wrong, "\n".join(wrong)
 
 
-def _cursor(*key: Any) -> str:
-    """A cursor as a client could edit one: the listing's kind and a sort key."""
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+def _cursor(kind: str, asked: dict[str, Any], *key: Any) -> str:
+    """A cursor as a client could edit one: its query's fingerprint kept, any sort key."""
+    return encode_cursor(fingerprint(kind, asked), *key)
+
+
+UNFILTERED = {"q": Terms.parse("sentence").meaning}
+"""The searches below with a cursor: ``q=sentence`` alone."""
 
 
 EARLIEST = "0001-01-01T00:00:00Z"
@@ -174,13 +179,18 @@ async def test_extreme_but_well_formed_values_are_answered_never_with_a_500(
         ("/v1/sessions", {"until": LATEST}, everything, "until"),
         ("/v1/sessions", {"min_turns": 2**64}, nothing, "min_turns"),
         ("/v1/sessions", {"max_turns": 2**64}, everything, "max_turns"),
-        ("/v1/sessions", {"cursor": _cursor("sessions", LATEST, "\uffff")}, everything, "cursor"),
-        ("/v1/sessions", {"cursor": _cursor("sessions", EARLIEST, "a")}, nothing, "cursor"),
+        (
+            "/v1/sessions",
+            {"cursor": _cursor("sessions", {}, LATEST, "\uffff")},
+            everything,
+            "cursor",
+        ),
+        ("/v1/sessions", {"cursor": _cursor("sessions", {}, EARLIEST, "a")}, nothing, "cursor"),
         ("/v1/search", {"q": "sentence", "since": EARLIEST}, everything, "since"),
         ("/v1/search", {"q": "sentence", "until": LATEST}, everything, "until"),
         (
             "/v1/search",
-            {"q": "sentence", "cursor": _cursor("search", EARLIEST, "a", "a")},
+            {"q": "sentence", "cursor": _cursor("search", UNFILTERED, EARLIEST, "a", "a")},
             nothing,
             "cursor",
         ),

@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperArgument, TyperOption
 from typer.testing import CliRunner, Result
 
+from queries.models import in_utc
 from tstore.cli import app
 from tstore.commands.common import moment
 
@@ -103,21 +104,27 @@ def test_an_empty_session_id_is_refused_as_such() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "option", "given"),
+    ("given", "taken"),
     [
-        (["sessions", "--since", "1800-01-01", "--until", "1850-01-01"], "--since", "1800-01-01"),
-        (["search", "hi", "--until", "2400-01-01"], "--until", "2400-01-01"),
-        (["stats", "--since", "2300-06-01T00:00:00+02:00"], "--since", "2300-06-01"),
-        (["rebuild", "--until", "1899-12-31"], "--until", "1899-12-31"),
+        ("1800-01-01", datetime(1800, 1, 1, tzinfo=UTC)),
+        ("9999-12-31", datetime(9999, 12, 31, tzinfo=UTC)),
+        ("2300-06-01T00:00:00+02:00", datetime(2300, 5, 31, 22, tzinfo=UTC)),
     ],
 )
-def test_a_time_out_of_range_is_named_with_its_option(
-    args: list[str], option: str, given: str
+def test_a_time_beyond_the_stores_is_taken_as_asked_as_the_service_takes_it(
+    given: str, taken: datetime
 ) -> None:
-    said = _said(_tstore(*args), code=2)
-    assert f"Invalid value for '{option}': {given}" in said
-    assert "is out of the supported range, 1900-01-01 to 2262-01-01 UTC" in said
-    assert "must be before" not in said
+    """The queries answer for it (the same rows as at the store's edge); refused here, the
+    command line failed where the service answered."""
+    assert moment(given) == taken
+
+
+def test_a_time_utc_cannot_hold_is_refused_with_the_services_reason() -> None:
+    said = _said(_tstore("sessions", "--since", "0001-01-01T00:00:00+05:00"), code=2)
+    assert "Invalid value for '--since'" in said
+    assert "0001-01-01T00:00:00+05:00 falls outside the years 1 to 9999 in UTC" in said
+    with pytest.raises(ValueError, match="falls outside the years 1 to 9999 in UTC"):
+        in_utc(datetime.fromisoformat("9999-12-31T23:00:00-05:00"))
 
 
 def test_every_time_option_reads_iso_8601_in_utc_unless_zoned() -> None:

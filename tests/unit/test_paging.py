@@ -1,5 +1,6 @@
-"""Keyset paging: cursors give back their key or are refused naming ``cursor``; the sessions
-listing's time windows cover the range in order."""
+"""Keyset paging: cursors give back their key to the query they came from and are refused,
+naming ``cursor``, by any other; a range is checked as asked and read within the store's times;
+the sessions listing's time windows cover the range in order."""
 
 from __future__ import annotations
 
@@ -11,11 +12,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from queries import BadQueryError
-from queries.paging import EARLIEST, LATEST, decode_cursor, encode_cursor, refuse_reversed
+from queries.paging import (
+    EARLIEST,
+    LATEST,
+    decode_cursor,
+    encode_cursor,
+    fingerprint,
+    refuse_reversed,
+    store_range,
+)
 from queries.sessions import WINDOWS, _windows
 from schemas.models import MAX_ID_CHARS
 
@@ -23,14 +32,46 @@ WORD = re.compile(r"[0-9A-Za-z\u0080-\U0010ffff]+")
 """What the store's text index keeps as one token (ASCII non-alphanumerics split words)."""
 
 
-def test_a_reversed_range_is_refused_saying_where_it_ends() -> None:
-    """A caller who gave only ``since`` learns the end a default chose (now, say)."""
+def test_a_reversed_range_is_refused_naming_both_bounds() -> None:
+    """A caller who gave only ``since`` learns the end a default chose (now, say), and one
+    who gave both reads which is which."""
     until = datetime(2026, 12, 6, 5, 40, tzinfo=UTC)
-    with pytest.raises(BadQueryError, match="must be before until, 2026-12-06T05:40:00") as e:
+    with pytest.raises(BadQueryError) as e:
         refuse_reversed(until + timedelta(days=1), until)
+    assert str(e.value) == (
+        "since: 2026-12-07T05:40:00+00:00 must be before until (2026-12-06T05:40:00+00:00)"
+    )
     assert e.value.parameter == "since"
     refuse_reversed(until - timedelta(microseconds=1), until)
     refuse_reversed(until, None)
+
+
+far = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
+"""Any time a caller can ask with, inside the store's times or beyond them."""
+
+
+@given(far, far)
+@example(datetime(2300, 1, 1, tzinfo=UTC), datetime(2400, 1, 1, tzinfo=UTC))
+@example(datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC))
+def test_a_range_is_checked_as_asked_and_read_within_the_stores_times(
+    since: datetime, until: datetime
+) -> None:
+    """Bounds beyond the times the store holds select the same rows at its edges, so they are
+    answered; only their order as asked can refuse them (2300 to 2400 holds nothing, it is not
+    reversed, though both bounds move to the same edge)."""
+    if since >= until:
+        with pytest.raises(BadQueryError, match=f"^since: {re.escape(since.isoformat())} must"):
+            store_range(since, until)
+        return
+    low, high = store_range(since, until)
+    assert low is not None
+    assert high is not None
+    assert EARLIEST <= low <= high <= LATEST
+    assert low == min(max(since, EARLIEST), LATEST)
+    assert high == min(max(until, EARLIEST), LATEST)
+    assert store_range(since, None) == (low, None)
 
 
 # -- cursors ---------------------------------------------------------------------------------
@@ -161,6 +202,82 @@ def test_a_deeply_nested_cursor_is_refused_naming_cursor(depth: int) -> None:
     """A cursor is caller input (the query string): no shape of it may escape as anything
     but a refusal, which the service answers with 400."""
     _refused_naming_cursor("sessions", _b64(b"[" * depth), (datetime, str))
+
+
+# -- a cursor belongs to its query -------------------------------------------------------------
+
+FILTERS = ("bot_id", "since", "until", "role", "q", "min_turns", "complete", "state")
+filter_values = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.text(max_size=20)
+    | aware
+    | st.lists(st.text(max_size=5), max_size=3)
+)
+asked_filters = st.dictionaries(st.sampled_from(FILTERS), filter_values)
+"""A query's filters, as a listing hands them to ``fingerprint`` (None: unset)."""
+
+
+def _same(asked: Any, other: Any) -> bool:
+    """Whether two values of a filter ask for the same listing: equal, and of one type (1 and
+    True are two filters; one instant in two zones is one)."""
+    return bool(asked == other) and type(asked) is type(other)
+
+
+@given(kinds, asked_filters, keyed())
+def test_a_cursor_continues_the_query_it_came_from(
+    kind: str, asked: dict[str, Any], shaped: tuple[tuple[type, ...], tuple[Any, ...]]
+) -> None:
+    """Asked again, in any order of its filters, unset ones given as None or left out, the
+    query takes its cursor; the cursor stays short and safe in a URL."""
+    shape, key = shaped
+    query = fingerprint(kind, asked)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{8}", query)
+    cursor = encode_cursor(query, *key)
+    again = dict(reversed(asked.items())) | {name: None for name in FILTERS if name not in asked}
+    assert len(decode_cursor(fingerprint(kind, again), cursor, shape)) == len(shape)
+
+
+@given(kinds, kinds, asked_filters, st.sampled_from(FILTERS), filter_values, keyed())
+@example("sessions", "sessions", {"bot_id": "odd-bot"}, "bot_id", "simulator", ((str,), ("a",)))
+@example("sessions", "sessions", {"bot_id": "odd-bot"}, "bot_id", None, ((str,), ("a",)))
+@example("search", "search", {"q": [["order"], []]}, "q", [["hello"], []], ((str,), ("a",)))
+@example("search", "search", {"min_turns": 1}, "min_turns", True, ((str,), ("a",)))
+@example("sessions", "search", {}, "q", None, ((str,), ("a",)))
+def test_a_cursor_is_refused_by_any_other_query_naming_cursor(
+    kind: str,
+    other_kind: str,
+    asked: dict[str, Any],
+    changed: str,
+    value: Any,
+    shaped: tuple[tuple[type, ...], tuple[Any, ...]],
+) -> None:
+    """Another listing, or a filter changed, added or removed: the cursor's position in its
+    own order would skip what the other query lists before it."""
+    assume(other_kind != kind or not _same(asked.get(changed), value))
+    shape, key = shaped
+    cursor = encode_cursor(fingerprint(kind, asked), *key)
+    other = fingerprint(other_kind, asked | {changed: value})
+    with pytest.raises(BadQueryError) as refused:
+        decode_cursor(other, cursor, shape)
+    assert refused.value.parameter == "cursor"
+    assert str(refused.value).startswith("cursor: belongs to another query")
+
+
+@given(kinds, asked_filters, keyed())
+def test_a_cursor_handed_out_before_cursors_held_their_query_is_refused_saying_so(
+    kind: str, asked: dict[str, Any], shaped: tuple[tuple[type, ...], tuple[Any, ...]]
+) -> None:
+    """Such a cursor held its listing's kind where a fingerprint now stands."""
+    shape, key = shaped
+    old = base64.urlsafe_b64encode(json.dumps([kind, *map(_plain, key)]).encode()).decode()
+    with pytest.raises(BadQueryError, match=r"another query .* or to an older version of the"):
+        decode_cursor(fingerprint(kind, asked), old.rstrip("="), shape)
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 # -- the listing's time windows ----------------------------------------------------------------

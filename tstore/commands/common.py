@@ -26,7 +26,7 @@ from consumers.storage.clickhouse import (
 )
 from consumers.storage.generations import GenerationError
 from queries import BadQueryError, NotFoundError, Reader
-from queries.paging import EARLIEST, LATEST, as_utc
+from queries.models import in_utc
 from service.client import ServiceError, StoreClient
 from service.process import ServeError
 from tstore.devkafka import MissingToolError
@@ -89,11 +89,10 @@ def time_option(help_text: str) -> Any:
 
 
 def moment(text: str) -> datetime:
-    """ISO 8601, in UTC when it names no zone (as every time option's help promises): the
-    store's service refuses a time without one, and the local path must read it the same.
-    A time outside what the store's columns hold is refused here, naming the option; the
-    queries would move it to the edge, and two such bounds then meet as "since must be
-    before until"."""
+    """ISO 8601, in UTC when it names no zone (as every time option's help promises), read as
+    the store's service reads it (``AskedTime``): the local path must answer as the service
+    would. So a time outside what the store holds (``--since 1800-01-01``) is taken, as the
+    service takes it, and the queries answer for it."""
     try:
         given = datetime.fromisoformat(text)
     except ValueError:
@@ -101,14 +100,9 @@ def moment(text: str) -> datetime:
             f"{text!r} is not an ISO 8601 time, such as 2026-11-01 or 2026-11-01T09:30:00+02:00"
         ) from None
     try:
-        at = as_utc(given)
-    except OverflowError:
-        at = None
-    if at is None or not EARLIEST <= at <= LATEST:
-        raise typer.BadParameter(
-            f"{text} is out of the supported range, {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} UTC"
-        )
-    return at
+        return in_utc(given)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def until_signalled() -> asyncio.Event:

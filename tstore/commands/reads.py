@@ -206,7 +206,8 @@ def stats(
     _one_of(bucket, Bucket, "--bucket")
     _one_of(by, GroupBy, "--by")
     before = until or datetime.now(UTC)
-    after = since or before - timedelta(days=1)
+    # a day before, or as far as a time goes: --until 0001-01-01 has no day before it
+    after = since or before - min(timedelta(days=1), before - datetime.min.replace(tzinfo=UTC))
     step, split = cast(Bucket, bucket), cast(GroupBy | None, by)
     found = read(
         settings(),
