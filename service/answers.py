@@ -70,6 +70,12 @@ class MetricsAnswer(Metrics, Freshness):
 
 class Health(BaseModel):
     status: str
+    queries: bool = Field(
+        True,
+        description="Whether this process answers the query API: false for `tstore project`, "
+        "which answers only health, metrics and /v1/admin (a client asking it for sessions "
+        "would be told 404, as if they were missing).",
+    )
     detail: str = Field(
         "",
         description="Empty when all is well; else why the store may be behind, or its lag "

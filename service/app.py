@@ -30,6 +30,7 @@ def create_app(state: StoreState, *, queries: bool = True) -> FastAPI:
         summary="Voice-bot conversations, projected from Kafka events into ClickHouse.",
     )
     app.state.store = state
+    app.state.queries = queries  # told by /healthz and /readyz
     app.add_middleware(SentPath)
     problems.install(app)
     app.include_router(health.router)

@@ -7,11 +7,12 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from service.answers import (
     GenerationInfo,
     GenerationsAnswer,
+    Health,
     IncompleteAnswer,
     MetricsAnswer,
     SearchAnswer,
@@ -48,10 +49,17 @@ class StoreClient:
 
     def reachable(self) -> bool:
         """Whether a store process answers here (it may still be opening the store)."""
+        return self.health() is not None
+
+    def health(self) -> Health | None:
+        """What the store process here says of itself (``queries`` is false for ``tstore
+        project``), or None when none answers: nothing listens, or something that is not a
+        store's process."""
         try:
-            return self._http.get("/healthz", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+            response = self._http.get("/healthz", timeout=2.0)
+            return Health.model_validate_json(response.content) if response.is_success else None
+        except (httpx.HTTPError, ValidationError):
+            return None
 
     def sessions(self, **params: Any) -> SessionsAnswer:
         return self._get(SessionsAnswer, "/v1/sessions", params)

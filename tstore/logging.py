@@ -94,10 +94,24 @@ class _Repeats(logging.Filter):
         return True
 
 
+_SAID_BY_THE_CALLER = (
+    ("aiokafka", "Unable connect"),
+    ("urllib3.connectionpool", "Retrying"),
+    ("clickhouse_connect", "Unexpected Http Driver Exception"),
+)
+"""(logger, message) of the libraries' lines about a failed connection: aiokafka's to Kafka,
+and the ClickHouse client's (urllib3 retrying, then the client giving up) to a server."""
+
+
 def _said_by_the_caller(record: logging.LogRecord) -> bool:
-    """aiokafka logs every failed connection, and each component here that uses it reports the
-    same failure with its cause and what to do; the library's line only doubles it."""
-    return not (record.name.startswith("aiokafka") and str(record.msg).startswith("Unable connect"))
+    """Each component here that uses these libraries reports a failed connection itself, with
+    its cause and what to do (a command in one line: ``cannot open the store: ClickHouse at
+    ... is unreachable``); the library's lines only double it, and before it."""
+    message = str(record.msg)
+    return not any(
+        record.name.startswith(name) and message.startswith(start)
+        for name, start in _SAID_BY_THE_CALLER
+    )
 
 
 def configure_logging(

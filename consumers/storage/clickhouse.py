@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import zlib
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar
+from urllib.parse import urlsplit
 
 import clickhouse_connect
 import polars as pl
@@ -273,10 +275,32 @@ def open_store(dsn: str, database: str, settings: dict[str, Any] | None = None) 
         store = Store(connect(dsn, database, settings))
         store.migrate()
     except ClickHouseError as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise StoreUnavailableError(f"cannot open the store {shown_dsn(dsn)}: {first}") from None
+        raise StoreUnavailableError(f"cannot open the store{_why(dsn, exc)}") from None
     return store
+
+
+def _why(dsn: str, error: ClickHouseError) -> str:
+    """A server out of reach said as much, not as urllib3's retries around the socket's error
+    (with the query's id and the attempt's number); any other failure by its first line."""
+    unreachable = _socket_error(error)
+    if unreachable is not None:
+        parts = urlsplit(dsn)
+        server = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        return f": ClickHouse at {server} is unreachable ({unreachable})"
+    text = str(error).strip()
+    return f" {shown_dsn(dsn)}: {text.splitlines()[0] if text else type(error).__name__}"
+
+
+def _socket_error(error: ClickHouseError) -> str | None:
+    """Why no connection was made, if that is why ``error`` was raised: clickhouse-connect's
+    error is caused by urllib3's, which holds the socket's as its ``reason`` or its cause (a
+    TLS failure is an ``OSError`` too, but the server was reached)."""
+    cause: object = error
+    while isinstance(cause, BaseException):
+        if isinstance(cause, ConnectionError | socket.gaierror | TimeoutError):
+            return (cause.strerror or str(cause) or type(cause).__name__).lower()
+        cause = cause.__cause__ or getattr(cause, "reason", None)
+    return None
 
 
 def embedded_holder(dsn: str) -> int | None:

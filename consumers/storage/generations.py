@@ -239,8 +239,13 @@ class Generations:
         return self.save(changed)
 
     def drop(self, number: int) -> Generation:
-        """Delete a generation's rows; refused for a generation some view still shows."""
+        """Delete a generation's rows; refused for a generation some view still shows, and
+        for one already dropped, which would otherwise be reported dropped again."""
         generation = self.get(number)
+        if generation.state == "discarded":
+            raise GenerationError(
+                f"generation {number} is discarded already: its rows were dropped"
+            )
         shown_by = sorted(p for p, n in self.current().items() if n == number)
         if shown_by:
             raise GenerationError(

@@ -99,8 +99,8 @@ def generations(state: State) -> Response:
 
 @router.delete("/generations/{number}", response_model=GenerationAnswer)
 def drop_generation(state: State, number: Annotated[int, Path(ge=1, le=2**32 - 1)]) -> Response:
-    """Delete a generation's rows; refused (409) for one that readers are shown, not found
-    (404) for one there is not."""
+    """Delete a generation's rows; refused (409) for one that readers are shown or that is
+    discarded already, not found (404) for one there is not."""
     dropped = drop_known(state.ready_store().generations, number)
     return respond(
         GenerationAnswer, state.freshness(), GenerationInfo.of(dropped, (), GenerationSize({}, 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.answers import Health
@@ -21,21 +21,31 @@ router = APIRouter(
 State = Annotated[StoreState, Depends(state_of)]
 
 
+async def _answers_queries(request: Request) -> bool:
+    """Whether ``create_app`` gave this process the query API."""
+    answers: bool = request.app.state.queries
+    return answers
+
+
+Queries = Annotated[bool, Depends(_answers_queries)]
+
+
 @router.get("/healthz", response_model=Health)
-def healthz() -> Health:
-    """The process answers."""
-    return Health(status="ok")
+def healthz(queries: Queries) -> Health:
+    """The process answers; ``queries`` says whether it answers queries too, so that a client
+    can tell ``tstore serve`` from ``tstore project`` before it asks."""
+    return Health(status="ok", queries=queries)
 
 
 @router.get("/readyz", response_model=Health, responses={503: PROBLEM_RESPONSES[503]})
-def readyz(state: State) -> Health:
+def readyz(state: State, queries: Queries) -> Health:
     """The store is open and migrated: queries can be answered. They still are while this
     process's projectors do not run or cannot reach Kafka, or, in a process that does not
     project, while Kafka does not answer its measure of the lag (a probe that took the
     service away then would take the past calls with it); ``detail`` says so, and every
     answer's ``lag_ms`` how far behind the store is (null when it cannot be told)."""
     state.ready_store()
-    return Health(status="ready", detail=_falling_behind(state) or "")
+    return Health(status="ready", queries=queries, detail=_falling_behind(state) or "")
 
 
 def _falling_behind(state: StoreState) -> str | None:

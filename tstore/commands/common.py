@@ -88,6 +88,12 @@ def time_option(help_text: str) -> Any:
     return typer.Option(parser=moment, help=f"{help_text} ISO 8601; UTC if it names no zone.")
 
 
+def port_option(help_text: str) -> Any:
+    """Every port option refuses, naming itself, a number no socket can take: past 65535 the
+    bind of a ``dev-*`` server failed with a traceback."""
+    return typer.Option(min=0, max=65535, help=help_text)
+
+
 def moment(text: str) -> datetime:
     """ISO 8601, in UTC when it names no zone (as every time option's help promises), read as
     the store's service reads it (``AskedTime``): the local path must answer as the service
@@ -157,13 +163,28 @@ def read(
     remote: Callable[[StoreClient], T],
     local: Callable[[Reader], T],
 ) -> T:
-    """Ask the running store when one answers; otherwise open the store here (which fails
-    with a one-line reason when another process holds it, or when there is none)."""
+    """Ask the running store when one answers queries; otherwise open the store here (which
+    fails with a one-line reason when another process holds it, or when there is none)."""
     with client(config) as service:
-        if service.reachable():
+        health = service.health()
+        if health is not None and health.queries:
             return remote(service)
+        if health is not None:
+            _refuse_held_without_queries(config, service.base_url)
     store = existing_store(config)
     return local(Reader(store.client, abandoned_after=timedelta(seconds=config.abandoned_after_s)))
+
+
+def _refuse_held_without_queries(config: Settings, url: str) -> None:
+    """``tstore project`` answers no queries: asked for a session it said only "Not Found",
+    as if the session were missing. It holds an embedded store, which this process then
+    cannot open either; a server's store is read here instead, as when nothing answers."""
+    if embedded_place(config) is not None:
+        raise fail(
+            f"the process answering at {url} (TSTORE_HTTP_PORT) is `tstore project`, which "
+            "serves no queries and holds the embedded store: stop it and run `tstore serve` "
+            "(which projects too), or set TSTORE_HTTP_PORT to a `tstore serve`'s port"
+        )
 
 
 def existing_store(config: Settings) -> Store:

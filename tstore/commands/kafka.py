@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from aiokafka.errors import KafkaConnectionError
 
-from audio.stores import open_chunk_store
+from audio.stores import ChunkStore, ChunkStoreUrlError, ChunkWriteError, open_chunk_store
 from consumers.topics_admin import ensure_topics
 from producers import ProducerStats, TranscriptProducer
 from producers.kafka import connection_problem
@@ -19,6 +19,7 @@ from tstore.commands.common import (
     fail,
     made_folder,
     one_line_errors,
+    port_option,
     refuse_taken_port,
     serve_until_signalled,
     settings,
@@ -28,11 +29,18 @@ from tstore.settings import Settings
 
 app = typer.Typer()
 
+WRITE_CHECK = "tstore-simulate-write-check"
+"""The key of an empty object ``tstore simulate`` writes to the chunk store before it publishes
+anything (overwritten at each run)."""
+_CREDENTIALS = (
+    "a bucket's credentials and endpoint come from the AWS_*, GOOGLE_* or AZURE_* variables"
+)
+
 
 @app.command("dev-kafka")
 @one_line_errors
 def dev_kafka(
-    port: Annotated[int, typer.Option(help="Client port; 0 picks a free one.")] = 0,
+    port: Annotated[int, port_option("Client port; 0 picks a free one.")] = 0,
     resolve_only: Annotated[
         bool, typer.Option("--resolve-only", help="Only fetch the jars into the cache.")
     ] = False,
@@ -103,10 +111,12 @@ def simulate(
     """Publish simulated calls through the real producer (turns, barge-ins, audio chunks).
 
     The spool and, unless TSTORE_CHUNK_STORE says otherwise, the chunks go under
-    TSTORE_DATA_DIR. It fails unless Kafka took every event.
+    TSTORE_DATA_DIR. It fails unless Kafka took every event, and before it publishes any when
+    the chunk store refuses an empty object written first.
     """
     config = settings()
     made_folder(config.data_dir, "TSTORE_DATA_DIR")
+    chunks = _writable_chunks(config) if audio else None
     chosen = secrets.randbits(32) if seed is None else seed
 
     async def main() -> tuple[TranscriptProducer, list[str]]:
@@ -119,13 +129,18 @@ def simulate(
             spool_dir=config.data_dir / "spool",
             kafka_security=config.kafka_security,
         ) as producer:
-            chunks = open_chunk_store(config.chunks) if audio else None
             ids = await run_simulation(
                 producer, sessions=sessions, rate=rate, turns=turns, seed=chosen, chunks=chunks
             )
         return producer, ids
 
-    producer, ids = asyncio.run(main())
+    try:
+        producer, ids = asyncio.run(main())
+    except ChunkWriteError as exc:
+        raise fail(
+            f"{_chunk_store(config)} failed during the run ({exc.why}): the events published "
+            "before it stay on the topics, their calls open until abandoned"
+        ) from None
     stats = producer.stats
     typer.echo("\n".join(ids))
     typer.echo(
@@ -139,6 +154,26 @@ def simulate(
             f"event: {shortfall} (the spool is {config.data_dir / 'spool'}, for the next "
             "`tstore simulate` to deliver)"
         )
+
+
+def _writable_chunks(config: Settings) -> ChunkStore:
+    """The chunk store, once an object is written to it: a store that refuses writes would
+    fail the run after a call's first events were published, leaving its session open."""
+    try:
+        chunks = open_chunk_store(config.chunks)
+        chunks.put(WRITE_CHECK, b"")
+    except (ChunkStoreUrlError, ChunkWriteError) as exc:
+        why = exc.why if isinstance(exc, ChunkWriteError) else str(exc)
+        raise fail(
+            f"{_chunk_store(config)} cannot be written ({why}); nothing was published"
+            + ("" if config.chunks.startswith("file:") else f" ({_CREDENTIALS})")
+        ) from None
+    return chunks
+
+
+def _chunk_store(config: Settings) -> str:
+    setting = "TSTORE_CHUNK_STORE" if config.chunk_store else "TSTORE_DATA_DIR"
+    return f"the chunk store {config.chunks} ({setting})"
 
 
 def undelivered(stats: ProducerStats) -> str | None:

@@ -11,7 +11,12 @@ from typing import Annotated
 
 import typer
 
-from tstore.commands.common import one_line_errors, refuse_taken_port, serve_until_signalled
+from tstore.commands.common import (
+    one_line_errors,
+    port_option,
+    refuse_taken_port,
+    serve_until_signalled,
+)
 from tstore.devazure import AZURITE_VERSION, DevAzure, resolve_azurite
 from tstore.devgcs import FAKE_GCS_SERVER_VERSION, DevGcs, resolve_binary
 from tstore.devs3 import S3PROXY_VERSION, DevS3, resolve_jars
@@ -19,7 +24,7 @@ from tstore.devserver import ObjectServer
 
 app = typer.Typer()
 
-Port = Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")]
+Port = Annotated[int, port_option("Port; 0 picks a free one.")]
 Bucket = Annotated[str, typer.Option(help="A bucket (or container) to create for the chunks.")]
 DataDir = Annotated[
     Path | None,

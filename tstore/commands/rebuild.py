@@ -197,4 +197,4 @@ def drop_generation(
             service.drop_generation(number)
         else:
             existing_store(config).generations.drop(number)
-    typer.echo(f"dropped generation {number}")
+    typer.echo(f"discarded generation {number}: its rows are dropped")

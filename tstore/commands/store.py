@@ -16,6 +16,7 @@ from tstore.commands.common import (
     embedded_place,
     made_folder,
     one_line_errors,
+    port_option,
     settings,
     until_signalled,
     writable_store,
@@ -27,9 +28,7 @@ from tstore.settings import Settings
 
 app = typer.Typer()
 Host = Annotated[str | None, typer.Option(help="Listen here (default: TSTORE_HTTP_HOST).")]
-Port = Annotated[
-    int | None, typer.Option(min=0, max=65535, help="Listen here (default: TSTORE_HTTP_PORT).")
-]
+Port = Annotated[int | None, port_option("Listen here (default: TSTORE_HTTP_PORT).")]
 
 
 @app.command()
