@@ -22,6 +22,7 @@ from urllib.parse import quote, unquote
 import pytest
 import pytest_asyncio
 from clickhouse_connect.driver.client import Client
+from hypothesis import settings
 
 from audio.stores import ChunkWriter, StoredChunk, chunk_store_url, open_chunk_store
 from consumers.storage.clickhouse import connect
@@ -36,6 +37,11 @@ from tstore.devs3 import DevS3
 from tstore.devserver import ObjectServer
 
 TEST_PARTITIONS = 3
+
+settings.register_profile("untimed", deadline=None)
+settings.load_profile("untimed")
+"""Hypothesis fails an example that runs past 200 ms by default: a timed test, which a busy
+machine fails (a cursor's round trip did, beside a browser test). Speed is the benchmarks'."""
 
 
 @pytest.fixture
