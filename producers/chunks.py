@@ -9,11 +9,13 @@ which is what later lines the transcript up with the audio. Files go through a c
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from audio.stores import ChunkStore, ChunkWriter, open_chunk_store
 from audio.wav import SAMPLE_WIDTH, wav_bytes
@@ -21,6 +23,26 @@ from producers.producer import TranscriptProducer
 from schemas import Track
 
 DEFAULT_CHUNK_STORE = "tstore-chunks"
+
+
+LONGEST_FOLDER = 200
+"""Past this a session's folder is cut and named by a hash too: a name may hold 255 bytes on
+most filesystems, and an id of 256 characters, percent-encoded, more than 3 000."""
+
+
+def session_folder(session_id: str) -> str:
+    """A session's id as one name of a chunk's key, the folder of the session's chunks. Used
+    as it is, ``room/7`` made two folders and ``..`` a key every store refuses, which failed
+    the call's audio (and left its session open); each id gets its own folder, percent-encoded
+    (``room%2F7``; a name of dots alone with its dots encoded too, which nothing else gives;
+    a long one cut, after ``%_``, which no encoding gives, by a hash of the id)."""
+    folder = quote(session_id, safe="")
+    if not folder.strip("."):
+        return folder.replace(".", "%2E")
+    if len(folder) > LONGEST_FOLDER:
+        digest = hashlib.blake2b(session_id.encode(), digest_size=10).hexdigest()
+        return f"{folder[: LONGEST_FOLDER // 2]}%_{digest}"
+    return folder
 
 
 def default_chunk_store() -> ChunkStore:
@@ -118,7 +140,7 @@ class RecordingChunker:
 
     async def _write(self, chunk: _Placement, sample_rate: int, channels: int) -> None:
         track, seq, anchor = chunk.track, chunk.seq, chunk.anchor
-        key = f"{self.session_id}/{anchor:%Y%m%dT%H%M%S%f}/{track}-{seq:06d}.wav"
+        key = f"{session_folder(self.session_id)}/{anchor:%Y%m%dT%H%M%S%f}/{track}-{seq:06d}.wav"
         data = wav_bytes(chunk.pcm, sample_rate, channels)
         stored = await asyncio.to_thread(self.store.put, key, data)
         self.producer.chunk_ready(

@@ -59,7 +59,7 @@ import soundfile
 import structlog
 
 from audio.stores import ChunkReader, ChunkWriter
-from producers.chunks import default_chunk_store
+from producers.chunks import default_chunk_store, session_folder
 from producers.producer import TranscriptProducer
 from producers.turns import SessionTurns, guarded
 from schemas import ChunkReady, Role, Track
@@ -331,7 +331,7 @@ async def publish_recording(
         if store is None:
             where = path if isinstance(path, str) else uri or path.resolve().as_uri()
             return audio, len(data), hashlib.sha256(data).hexdigest(), where
-        stored = store.put(f"{session_id}/recordings/{stamp}-{track}.{fmt}", data)
+        stored = store.put(f"{session_folder(session_id)}/recordings/{stamp}-{track}.{fmt}", data)
         return audio, stored.byte_size, stored.sha256, stored.uri
 
     (rate, channels, samples), byte_size, sha256, location = await asyncio.to_thread(inspect)
