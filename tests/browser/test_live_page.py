@@ -18,7 +18,7 @@ from playwright.async_api import Page, expect
 
 from bench.query_load import Publisher
 from schemas import Topics
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import Viewer, screenshot
 from tests.integration.api_support import conversation, live_api, now
 from tests.integration.live_support import OTHER_TRAFFIC_EPS, hold_latencies
 
@@ -73,6 +73,45 @@ async def test_a_live_call_s_page_shows_each_turn_soon_after_it_is_published(
         )
         await screenshot(page, "live-measured")
     hold_latencies("produce-to-page", latencies, other_calls.eps)
+
+
+_SCROLL = """(list) => ({
+    top: list.scrollTop, atEnd: list.scrollHeight - list.scrollTop - list.clientHeight < 4,
+})"""
+"""Where the transcript is scrolled to, and whether it shows its end."""
+
+
+async def test_the_transcript_follows_the_newest_turn_unless_scrolled_up(
+    viewer: Viewer, page: Page
+) -> None:
+    """Its scroll stayed at the top while a live call's transcript grew past its height: it
+    follows the newest turn, and leaves a user who scrolled up where they are."""
+    session_id = "live/followed 1"
+    call = conversation(session_id, now() - timedelta(minutes=3), turns=40)
+    await viewer.api.publish(call[:10])
+    await viewer.api.until_projected()
+    await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
+    transcript, entries = page.locator(".transcript"), page.locator(".transcript .entry")
+    await expect(entries).to_have_count(5)
+    await viewer.api.publish(call[10:60])
+    await expect(entries).to_have_count(30, timeout=30_000)
+    followed = await transcript.evaluate(_SCROLL)
+    assert followed["top"] > 0, "the transcript is too short to scroll"
+    assert followed["atEnd"], followed
+    await expect(entries.last).to_be_in_viewport()
+    await screenshot(page, "transcript-follows")
+
+    await transcript.hover()
+    await page.mouse.wheel(0, -400)
+    await page.wait_for_function(
+        "(top) => document.querySelector('.transcript').scrollTop < top", arg=followed["top"]
+    )
+    await page.wait_for_timeout(500)  # the wheel's smooth scroll has settled
+    scrolled = await transcript.evaluate(_SCROLL)
+    await viewer.api.publish(call[60:])
+    await expect(entries).to_have_count(40, timeout=30_000)
+    assert await transcript.evaluate(_SCROLL) == scrolled
+    await screenshot(page, "transcript-scrolled-up")
 
 
 async def _shown(page: Page, turn_id: str, within_s: float = 30) -> float:

@@ -11,6 +11,7 @@ import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
@@ -37,13 +38,33 @@ def _chunk_start_s(chunk: ChunkReady, began: datetime) -> float:
     return (at - began).total_seconds()
 
 
-def _chunks_in(events: list[Event], began: datetime, since_s: float, until_s: float) -> list[Event]:
+def chunks_in(events: list[Event], began: datetime, since_s: float, until_s: float) -> list[Event]:
     """The chunks of ``events`` that start in that span of the call."""
     return [
         e
         for e in events
         if isinstance(e, ChunkReady) and since_s <= _chunk_start_s(e, began) < until_s
     ]
+
+
+class LiveCall(NamedTuple):
+    """A call begun a minute ago, its audio in chunks of a second: a live call's page gets
+    new audio with each turn published with its chunks."""
+
+    began: datetime
+    script: list[SimulatedTurn]
+    turns: list[Event]
+    chunks: list[Event]
+
+
+def live_call(session_id: str, seed: int, turns: int, folder: Path) -> LiveCall:
+    script = script_call(random.Random(seed), turns)
+    began = now() - timedelta(minutes=1)
+    store = open_chunk_store(folder.as_uri())
+    events = recorded_call(
+        session_id, began, script, store, chunk_s={"user": 1.0, "assistant": 1.0}
+    )
+    return LiveCall(began, script, events[: 2 * len(script)], events[2 * len(script) :])
 
 
 def _recording(url: str) -> bool:
@@ -207,19 +228,10 @@ async def test_a_live_call_s_waveform_grows_by_the_audio_heard_and_waits_while_p
     recording again); a waveform being played is left playing until it is paused, and
     playing fetches the whole window once."""
     session_id = "live/recorded 1"
-    script = script_call(random.Random(4), 16)
-    began = now() - timedelta(minutes=1)
-    events = recorded_call(
-        session_id,
-        began,
-        script,
-        open_chunk_store(tmp_path.as_uri()),
-        chunk_s={"user": 1.0, "assistant": 1.0},
-    )
-    turns = events[: 2 * len(script)]
+    began, script, turns, recorded = live_call(session_id, 4, 16, tmp_path)
 
     def chunks(since_s: float, until_s: float) -> list[Event]:
-        return _chunks_in(events[2 * len(script) :], began, since_s, until_s)
+        return chunks_in(recorded, began, since_s, until_s)
 
     starts = [turn.start_s for turn in script] + [float("inf")]
     await viewer.api.publish(turns[:8] + chunks(float("-inf"), starts[4]))
@@ -293,15 +305,9 @@ async def test_a_focused_region_keeps_the_focus_when_a_live_call_s_waveform_is_d
     """New audio redraws a live call's waveform, its regions made anew: the keyboard's focus
     goes back to the region of the turn that had it."""
     session_id = "live/focused 1"
-    script = script_call(random.Random(7), 8)
-    began = now() - timedelta(minutes=1)
-    store = open_chunk_store(tmp_path.as_uri())
-    events = recorded_call(
-        session_id, began, script, store, chunk_s={"user": 1.0, "assistant": 1.0}
-    )
-    turns, chunks = events[: 2 * len(script)], events[2 * len(script) :]
+    began, script, turns, chunks = live_call(session_id, 7, 8, tmp_path)
     starts = [turn.start_s for turn in script] + [float("inf")]
-    await viewer.api.publish(turns[:8] + _chunks_in(chunks, began, float("-inf"), starts[4]))
+    await viewer.api.publish(turns[:8] + chunks_in(chunks, began, float("-inf"), starts[4]))
     await viewer.api.until_projected()
     drawn: list[int] = []
     page.on("request", lambda r: _from_ms(r.url, drawn))
@@ -313,7 +319,7 @@ async def test_a_focused_region_keeps_the_focus_when_a_live_call_s_waveform_is_d
     await expect(focused).to_be_focused()
     for n in (4, 6):  # two redraws, each with new audio
         await viewer.api.publish(
-            turns[2 * n : 2 * n + 4] + _chunks_in(chunks, began, starts[n], starts[n + 2])
+            turns[2 * n : 2 * n + 4] + chunks_in(chunks, began, starts[n], starts[n + 2])
         )
         await expect(regions).to_have_count(n + 2, timeout=20_000)
         assert drawn[-1] > 0, drawn  # drawn anew from the audio heard, not mounted again

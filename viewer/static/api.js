@@ -1,6 +1,7 @@
 // Every call the page makes to the store's API: the bearer token the user entered (kept in
 // localStorage) goes with each one, and a problem answer (RFC 9457) becomes an Error whose
-// message is the problem's detail.
+// message is the problem's detail. A store that does not answer at all is said so here, for
+// every page: the browser's own words for it are "Failed to fetch".
 
 const TOKEN_KEY = "tstore.token";
 
@@ -13,7 +14,7 @@ export function setToken(value) {
   else localStorage.removeItem(TOKEN_KEY);
 }
 
-export function headers(extra = {}) {
+function headers(extra = {}) {
   const given = token();
   return given ? { ...extra, Authorization: `Bearer ${given}` } : extra;
 }
@@ -48,8 +49,26 @@ export class ApiError extends Error {
   }
 }
 
-async function call(path, params, accept) {
-  const response = await fetch(withQuery(path, params), { headers: headers({ Accept: accept }) });
+/** What a request that got no answer at all says: the store is down, or not at this address. */
+function unanswered() {
+  return new Error(`the store at ${location.origin} does not answer (is \`tstore serve\` running?)`);
+}
+
+/** A 401 says where the token goes: the header's field, easy to miss. */
+function tokenAdvice() {
+  return token()
+    ? "The one in the “API token” field at the top right of the page is not the store's: enter its TSTORE_API_TOKEN there."
+    : "Enter it in the “API token” field at the top right of the page.";
+}
+
+async function call(path, params, accept, init = {}) {
+  let response;
+  try {
+    response = await fetch(withQuery(path, params), { ...init, headers: headers({ Accept: accept }) });
+  } catch (error) {
+    if (init.signal?.aborted) throw error;
+    throw unanswered();
+  }
   if (response.ok) return response;
   let detail = `${response.status} ${response.statusText}`;
   try {
@@ -58,6 +77,7 @@ async function call(path, params, accept) {
   } catch {
     // not a problem document: the status line says enough
   }
+  if (response.status === 401) detail = `${detail}. ${tokenAdvice()}`;
   throw new ApiError(response.status, detail);
 }
 
@@ -69,4 +89,9 @@ export async function getJson(path, params = {}) {
 export async function getAudio(path, params = {}) {
   const response = await call(path, params, "audio/wav");
   return { blob: await response.blob(), headers: response.headers };
+}
+
+/** A stream of server-sent events, its response unread, until ``signal`` aborts it. */
+export function openStream(path, signal) {
+  return call(path, {}, "text/event-stream", { signal, cache: "no-store" });
 }

@@ -2,7 +2,9 @@
 // tracks, and the transcript beside them. Clicking a turn (its bar, its region on the
 // waveform or its transcript entry) plays its clip, GET .../turns/{turn_id}/audio?track=both;
 // while a clip or the whole call plays, the turn being spoken is highlighted and the
-// transcript scrolls to it. A call still open follows the live stream (live.js).
+// transcript scrolls to it; once a clip is over, the turn clicked stays highlighted. A call
+// still open follows the live stream (live.js), its transcript following the newest turn
+// unless the user has scrolled up from it.
 
 import { apiPath, getAudio, getJson } from "./api.js";
 import { el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness, onPress } from "./format.js";
@@ -14,6 +16,9 @@ import { mountWaveform, windowStart } from "./waveform.js";
 /** A live call's summary and waveform are read again at most this often, however often
  * its events come: the waveform fetches the audio from the earliest chunk heard since. */
 const WAVEFORM_REFRESH_MS = 3000;
+/** How near its end (px) a transcript still counts as scrolled to it: a redraw or a zoom can
+ * leave a fraction of a pixel. */
+const AT_END_PX = 4;
 
 /** The call's clock: session time 0 is the earliest of its first turn's start and its first
  * chunk's start, as the API's audio routes count it. */
@@ -46,8 +51,17 @@ function pick({ summary, as_of, lag_ms }) {
   return { summary, as_of, lag_ms };
 }
 
+/** The completeness's holes as the page reads them: while the call may go on, a turn not
+ * yet stopped is being said (the transcript says "speaking…"), not lost, though the API
+ * counts it as a hole until it stops. */
+function holesOf(completeness) {
+  const open = completeness.state === "open";
+  return completeness.holes.filter((hole) => !(open && hole === "open_turns"));
+}
+
 function summaryBlock(summary) {
   const c = summary.completeness;
+  const holes = holesOf(c);
   const spoken = summary.turns.user + summary.turns.assistant > 0;
   const facts = [
     ["Bot", summary.bot_id], ["Framework", summary.framework],
@@ -64,7 +78,7 @@ function summaryBlock(summary) {
     el("h1", {}, summary.session_id, " ",
       el("span", { class: `badge state-${c.state}` }, c.state.replaceAll("_", " "))),
     el("dl", {}, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
-    c.holes.length ? el("p", { class: "note" }, `Holes: ${c.holes.join(", ").replaceAll("_", " ")}`) : null);
+    holes.length ? el("p", { class: "note" }, `Holes: ${holes.join(", ").replaceAll("_", " ")}`) : null);
 }
 
 function transcriptEntry(call, turn, onPick) {
@@ -97,13 +111,20 @@ function keepingFocus(box, render) {
   if (focused) box.querySelector(`button[data-turn-id="${CSS.escape(focused)}"]`)?.focus();
 }
 
-export async function renderSession(page, sessionId, params) {
+/** Whether the list shows its end: a live call's transcript then follows the newest turn. */
+function atEnd(list) {
+  return list.scrollHeight - list.scrollTop - list.clientHeight < AT_END_PX;
+}
+
+/** The session's page; ``showStatus(text)`` shows, or with null clears, what the page must
+ * say beside it (its live updates lost). Resolves to how to leave it. */
+export async function renderSession(page, sessionId, params, showStatus) {
   let detail = await getJson(apiPath("sessions", sessionId));
   let call = callOf(sessionId, detail);
   const timeline = el("div", { class: "timeline" });
   const waveBox = el("div", { class: "waveform" }, el("p", { class: "note" }, "Loading the recording…"));
   const clip = el("audio", { id: "clip", controls: true, preload: "auto" });
-  const clipNote = el("span", { class: "clip-note" }, "Click a turn to play it.");
+  const clipNote = el("span", { class: "clip-note" });
   const transcript = el("ol", { class: "transcript" });
   const fresh = el("div", {}, freshness(detail));
   let summary = summaryBlock(detail.summary);
@@ -140,55 +161,104 @@ export async function renderSession(page, sessionId, params) {
   };
   /** The earliest start of the chunks heard since the waveform was last drawn. */
   let changedFromMs = Infinity;
-  let current = "";
+  /** The ids of the turns highlighted: a live call's redraw makes their elements anew. */
+  let marked = [];
+  /** The turn whose clip the player holds, and the one being fetched meanwhile. */
+  let clipTurn = null;
+  let loading = null;
   let clipStartMs = 0;
   let libs = null;
 
+  function mark(ids) {
+    marked = ids;
+    for (const node of page.querySelectorAll(".current")) node.classList.remove("current");
+    for (const id of ids) {
+      for (const node of page.querySelectorAll(`[data-turn-id="${CSS.escape(id)}"]`)) node.classList.add("current");
+    }
+  }
+
   /** Highlights the turns under way at ``ms`` of the call and scrolls the transcript to the
-   * first of them; ``fromClip`` also moves the waveform's cursor there. */
+   * first of them; ``fromClip`` also moves the waveform's cursor there, and keeps the clip's
+   * turn highlighted where the clip holds no turn (its edges). */
   function follow(ms, fromClip) {
     const under = call.turns.filter((t) => call.at(t.started_at) <= ms
       && ms < (t.stopped_at ? call.at(t.stopped_at) : Infinity)).map((t) => t.turn_id);
-    const key = under.join("\n");
     if (fromClip) waveform?.seek(ms);
-    if (key === current) return;
-    current = key;
-    for (const node of page.querySelectorAll(".current")) node.classList.remove("current");
-    for (const id of under) {
-      for (const node of page.querySelectorAll(`[data-turn-id="${CSS.escape(id)}"]`)) node.classList.add("current");
-    }
-    const entry = under.length && transcript.querySelector(`[data-turn-id="${CSS.escape(under[0])}"]`);
+    const shown = under.length || !fromClip ? under : [clipTurn.turn_id];
+    if (shown.join("\n") !== marked.join("\n")) show(shown);
+  }
+
+  /** Highlights ``ids`` and scrolls the transcript to the first of them. */
+  function show(ids) {
+    mark(ids);
+    const entry = ids.length && transcript.querySelector(`[data-turn-id="${CSS.escape(ids[0])}"]`);
     // .transcript is positioned: an entry's offsetTop is already within it.
     if (entry) transcript.scrollTo({ top: entry.offsetTop - 8, behavior: "smooth" });
   }
 
+  /** Clips are offered only while the store holds some of the call's audio: without, each
+   * click would ask for one and get a 404. A live call's first chunk offers them. */
+  function offerClips() {
+    clip.hidden = !call.recorded;
+    clipNote.textContent = call.recorded ? "Click a turn to play it." : "No recording for this call.";
+  }
+
   async function playTurn(turn) {
     waveform?.pause();
+    show([turn.turn_id]);
+    if (!call.recorded) return;
+    loading = turn;
     clipNote.textContent = `Loading ${turn.role} turn at ${fmtClock(call.at(turn.started_at) / 1000)}…`;
     try {
       const audio = await getAudio(apiPath("sessions", sessionId, "turns", turn.turn_id, "audio"), { track: "both" });
+      if (loading !== turn) { // another turn, or the call, was asked for meanwhile
+        if (!loading) offerClips();
+        return;
+      }
       const start = audio.headers.get("X-Audio-Start");
       clipStartMs = start ? call.at(start) : call.at(turn.started_at);
       if (clip.src) URL.revokeObjectURL(clip.src);
       clip.src = URL.createObjectURL(audio.blob);
-      clip.dataset.turnId = turn.turn_id;
-      clipNote.textContent = `Playing the ${turn.role} turn at ${fmtClock(clipStartMs / 1000)}: ${turn.text}`;
+      clipTurn = turn;
       follow(clipStartMs, true);
       await clip.play();
     } catch (error) {
-      clipNote.textContent = `Cannot play this turn: ${error.message}`;
+      // A clip paused before it began to play (the call played instead) was not refused.
+      if (error.name !== "AbortError") clipNote.textContent = `Cannot play this turn: ${error.message}`;
+    } finally {
+      if (loading === turn) loading = null;
     }
   }
 
+  /** The clip's note says what the player does with its turn. */
+  function sayClip(doing) {
+    clipNote.textContent = `${doing} the ${clipTurn.role} turn at ${fmtClock(clipStartMs / 1000)}: ${clipTurn.text}`;
+  }
+
   clip.addEventListener("timeupdate", () => follow(clipStartMs + clip.currentTime * 1000, true));
+  clip.addEventListener("play", () => sayClip("Playing"));
+  // A clip that stops while the next one is fetched leaves that one's "Loading…" standing.
+  clip.addEventListener("pause", () => {
+    if (!loading) sayClip(clip.ended ? "Played" : "Paused");
+  });
+  clip.addEventListener("ended", () => mark([clipTurn.turn_id]));
 
   function draw() {
     keepingFocus(timeline, () => renderTimeline(timeline, call, playTurn));
     const top = transcript.scrollTop;
+    const newest = call.live && atEnd(transcript);
     const entries = call.turns.map((t) => transcriptEntry(call, t, playTurn));
     keepingFocus(transcript, () => transcript.replaceChildren(...entries));
-    transcript.scrollTop = top;
-    current = "";
+    transcript.scrollTop = newest ? transcript.scrollHeight : top;
+    mark(marked);
+  }
+
+  /** The page's session as ``next`` has it. */
+  function update(next) {
+    const recorded = call.recorded;
+    detail = next;
+    call = callOf(sessionId, detail);
+    if (call.recorded !== recorded) offerClips();
   }
 
   async function loadWaveform() {
@@ -203,7 +273,10 @@ export async function renderSession(page, sessionId, params) {
       onTime: (ms) => follow(ms, false),
       onPick: playTurn,
       onPause: () => stale && redrawWaveform(),
-      onPlay: () => clip.pause(), // one sound at a time: the call stops a turn's clip
+      onPlay: () => { // one sound at a time: the call stops a turn's clip, or its loading
+        loading = null;
+        clip.pause();
+      },
       onShow: (startMs) => {
         chosenStartMs = startMs;
         cursorMs = null;
@@ -229,6 +302,7 @@ export async function renderSession(page, sessionId, params) {
     });
   }
 
+  offerClips();
   draw();
   if (wanted) follow(cursorMs, false);
   await queued(loadWaveform);
@@ -247,7 +321,9 @@ export async function renderSession(page, sessionId, params) {
   }
 
   async function reloadSummary() {
-    detail = { ...detail, ...pick(await getJson(apiPath("sessions", sessionId))) };
+    // Awaited before ``detail`` is read: turns heard meanwhile are kept.
+    const read = pick(await getJson(apiPath("sessions", sessionId)));
+    update({ ...detail, ...read });
     showSummary();
   }
 
@@ -261,11 +337,11 @@ export async function renderSession(page, sessionId, params) {
     }, WAVEFORM_REFRESH_MS);
   };
   const stop = followLive(sessionId, {
+    status: showStatus,
     turn(turn) {
       const turns = call.turns.filter((t) => t.turn_id !== turn.turn_id).concat([turn]);
       turns.sort((a, b) => Date.parse(a.started_at) - Date.parse(b.started_at));
-      detail = { ...detail, turns };
-      call = callOf(sessionId, detail);
+      update({ ...detail, turns });
       draw();
       later();
     },
@@ -278,16 +354,14 @@ export async function renderSession(page, sessionId, params) {
       if (known.some((c) => same(c) && c.sha256 === entry.sha256)) return;
       const chunks = { ...detail.chunks, [track]: [...known.filter((c) => !same(c)), entry] };
       const replaced = known.filter(same).map((c) => call.at(c.starts_at));
-      detail = { ...detail, chunks };
-      call = callOf(sessionId, detail);
+      update({ ...detail, chunks });
       changedFromMs = Math.min(changedFromMs, call.at(entry.starts_at), ...replaced);
       later();
     },
     async end() {
       clearTimeout(refresh);
       refresh = null;
-      detail = await getJson(apiPath("sessions", sessionId));
-      call = callOf(sessionId, detail);
+      update(await getJson(apiPath("sessions", sessionId)));
       draw();
       showSummary();
       changedFromMs = 0; // the sealed recording, drawn whole once

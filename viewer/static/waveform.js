@@ -63,8 +63,9 @@ function spliced(kept, fresh, fromMs, toMs) {
 
 /** The window of the call from ``startMs`` drawn in ``container``, its cursor at ``atMs`` of
  * the call when the window holds it (a linked turn's start), else at the window's start;
- * ``onTime(ms)`` (of the call, to the millisecond) while it plays, is sought or given its
- * audio, ``onPick(turn)`` when a turn's region is clicked,
+ * ``onTime(ms)`` (of the call, to the millisecond) while it plays or the user moves its
+ * cursor (not when the page does: a clip playing moves it), ``onPick(turn)`` when a turn's
+ * region is clicked,
  * ``onPlay()`` and ``onPause()`` when it starts and stops playing, ``onShow(startMs)`` when
  * the window before or after is asked for.
  * Resolves to {startMs, redraw, pause, playing, seek, destroy}, or null when there is no
@@ -102,11 +103,15 @@ export async function mountWaveform(container, libs, call, startMs, { atMs, onTi
   const earlier = el("button", { type: "button", class: "earlier", onclick: () => onShow(startMs - MAX_WINDOW_MS) });
   const later = el("button", { type: "button", class: "later", onclick: () => onShow(startMs + MAX_WINDOW_MS) });
   const cut = el("span", { class: "note" });
+  /** Why the call did not play, when it did not: a row of its own, the controls' room is
+   * the buttons'. */
+  const failed = el("p", { class: "note", role: "status", hidden: true });
   container.replaceChildren(
     el("div", { class: "wave-labels" }, el("span", {}, "User"), el("span", {}, "Assistant")),
     el("div", { class: "wave-body" },
       el("div", { class: "undrawn", title: "not drawn: the buttons below draw 10 minutes at a time" }), drawn),
     el("div", { class: "wave-controls" }, play, clock, earlier, cut, later),
+    failed,
   );
   const regions = libs.RegionsPlugin.create();
   const ws = libs.WaveSurfer.create({
@@ -170,11 +175,13 @@ export async function mountWaveform(container, libs, call, startMs, { atMs, onTi
     const turn = call.turns.find((t) => t.turn_id === region.id);
     if (turn) onPick(turn);
   });
+  // Rounded: a cursor put at a turn's start comes back in seconds, maybe a hair before it.
+  const callMs = (seconds) => Math.round(startMs + seconds * 1000);
   ws.on("timeupdate", (seconds) => {
     clock.textContent = fmtClock(startMs / 1000 + seconds);
-    // Rounded: a cursor put at a turn's start comes back in seconds, maybe a hair before it.
-    onTime(Math.round(startMs + seconds * 1000));
+    if (ws.isPlaying()) onTime(callMs(seconds));
   });
+  ws.on("interaction", (seconds) => onTime(callMs(seconds)));
   /** The button's icon is drawn by the style sheet: ⏸ is missing from common fonts. */
   function showPlaying(playing) {
     play.textContent = playing ? "Pause" : "Play call";
@@ -183,6 +190,7 @@ export async function mountWaveform(container, libs, call, startMs, { atMs, onTi
   showPlaying(false);
   ws.on("play", () => {
     showPlaying(true);
+    failed.hidden = true;
     onPlay();
   });
   ws.on("pause", () => {
@@ -200,11 +208,21 @@ export async function mountWaveform(container, libs, call, startMs, { atMs, onTi
   }
 
   /** Playing a waveform drawn from peaks fetches the window as drawn now, and goes on from
-   * where the cursor is. */
+   * where the cursor is; a fetch that fails is said beside the button (a click handler's
+   * error would reach no one). */
   async function playPause() {
-    if (ws.isPlaying()) return ws.pause();
-    if (!audible) await loadAudio();
-    return ws.play();
+    if (ws.isPlaying()) {
+      ws.pause();
+      return;
+    }
+    onPlay(); // asked for, the call stops a turn's clip now, not once its window is fetched
+    try {
+      if (!audible) await loadAudio();
+      await ws.play();
+    } catch (error) {
+      failed.textContent = `Cannot play the call: ${error.message}`;
+      failed.hidden = false;
+    }
   }
   play.addEventListener("click", playPause);
   const held = atMs !== null && atMs !== undefined && startMs <= atMs && atMs <= toMs;
