@@ -23,34 +23,47 @@ export function fmtDuration(ms) {
   return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
 }
 
-/** The zone the page shows times in: the browser's, said beside each time and input, since
- * the API's times are UTC and a bucket's start reads otherwise as if it were. */
+/** The zones the pages show times in: the browser's, said beside each time and input, since
+ * the API's times are UTC; and UTC itself where the API cuts time into buckets (the analytics
+ * page), whose days begin at UTC's midnight. */
 export const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+export const UTC = "UTC";
 
-export function fmtTime(iso) {
-  if (!iso) return "–";
-  return new Date(iso).toLocaleString("en-GB", {
-    year: "numeric", month: "short", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+/** A time in ``zone``, to the second and with the zone's name: every page writes its times in
+ * this one form. ``fields`` (Intl.DateTimeFormat's options, over its day, month, hour and
+ * minute) ask for a part of it instead: a chart's ticks. */
+export function fmtTime(at, zone = ZONE, fields = { year: "numeric", second: "2-digit", timeZoneName: "short" }) {
+  if (at === null || at === undefined || at === "") return "–";
+  return new Date(at).toLocaleString("en-GB", {
+    month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", ...fields, timeZone: zone,
   });
+}
+
+/** ISO 8601 in UTC, as the API wants a time, without the milliseconds when they are none. */
+export function isoUtc(at) {
+  return new Date(at).toISOString().replace(".000Z", "Z");
 }
 
 /** A datetime-local input, labelled with the zone its value is in, showing ``at`` (an ISO
  * time or a Date) to the second. */
-export function timeField(label, name, at) {
-  return el("label", {}, `${label} (${ZONE})`,
-    el("input", { name, type: "datetime-local", step: 1, value: toLocalInput(at) }));
+export function timeField(label, name, at, zone = ZONE) {
+  return el("label", {}, `${label} (${zone})`,
+    el("input", { name, type: "datetime-local", step: 1, value: toInput(at, zone) }));
 }
 
-export function toLocalInput(at) {
+/** ``at`` as a datetime-local input's value: its wall clock in ``zone``, the browser's or UTC
+ * (the only two the pages show). */
+export function toInput(at, zone = ZONE) {
   if (!at) return "";
   const when = new Date(at);
-  return new Date(when.getTime() - when.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+  const offsetMin = zone === UTC ? 0 : when.getTimezoneOffset();
+  return new Date(when.getTime() - offsetMin * 60000).toISOString().slice(0, 19);
 }
 
-/** A datetime-local input's value as ISO 8601 in UTC, as the API wants it. */
-export function fromLocalInput(value) {
-  return value ? new Date(value).toISOString() : "";
+/** A datetime-local input's value, a wall clock in ``zone`` (the browser's or UTC), as the
+ * API wants a time. */
+export function fromInput(value, zone = ZONE) {
+  return value ? isoUtc(zone === UTC ? `${value}Z` : value) : "";
 }
 
 /** Seconds into the call as m:ss.s, or h:mm:ss.s from an hour on. */
@@ -86,6 +99,12 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+/** A table in a box of its own that scrolls sideways when the table is wider than the page
+ * (on a phone's): the page itself keeps to the screen's width. */
+export function scrolling(table) {
+  return el("div", { class: "table-scroll" }, table);
+}
+
 /** A keydown handler by which Enter or Space does ``act`` once however long it is held
  * (a held key repeats, and each repeat would ask for a clip again), and Space does not
  * scroll the page. It makes an element given role=button and a tabindex act as one, and
@@ -99,8 +118,8 @@ export function onPress(act) {
 }
 
 /** The freshness line every API answer allows: when it was read and how far behind. */
-export function freshness(answer) {
+export function freshness(answer, zone = ZONE) {
   const lag = answer.lag_ms === null || answer.lag_ms === undefined
     ? "lag unknown" : `lag ${fmtMs(answer.lag_ms)}`;
-  return el("p", { class: "freshness" }, `As of ${fmtTime(answer.as_of)} · ${lag}`);
+  return el("p", { class: "freshness" }, `As of ${fmtTime(answer.as_of, zone)} · ${lag}`);
 }

@@ -1,40 +1,89 @@
 // A page's parameters come from the URL's fragment, which anyone can edit, mistype or keep
-// from an older viewer: each is checked before use, and a bad one is named on the page and
-// left out, so the page shows its default instead of failing (an unparsable time used to
-// leave it blank, saying only "Invalid time value").
+// from an older viewer: each is checked as the API would check it before use, and one the
+// API would refuse is named on the page and ignored, so the page shows its default instead
+// of failing (an unparsable time used to leave it blank, saying only "Invalid time value").
 
-import { el } from "./format.js";
+import { ZONE, el, fromInput, isoUtc } from "./format.js";
 
-const ISO_TIME = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)$/i;
+const ISO_TIME = /^(\d{4})-(\d\d)-(\d\d)(?:[T _](\d\d):(\d\d)(?::(\d\d)(\.\d+)?)?(?:Z|([+-])([01]\d|2[0-3]):?([0-5]\d))?)?$/i;
 
-/** ISO 8601 with its zone, as the API wants it (the page's own links write UTC). Date.parse
- * alone takes forms the API refuses, and rolls 30 February over into March: the fields must
- * come back as written. */
-function isTime(value) {
-  const fields = ISO_TIME.exec(value)?.slice(1).map((field) => Number(field ?? 0));
-  if (!fields) return false;
+/** ``value`` as ISO 8601 in UTC, when the API takes it as a time: a date, or a date and a
+ * time, in UTC when it names no zone (a date alone is its midnight). Date.parse alone takes
+ * forms the API refuses and reads a time without a zone in the browser's. */
+function readTime(value) {
+  const found = ISO_TIME.exec(value);
+  if (!found) return undefined;
+  const [fraction, sign, offsetHours, offsetMinutes] = found.slice(7);
+  const wall = wallClock(found.slice(1, 7).map((field) => Number(field ?? 0)));
+  if (wall === undefined) return undefined;
+  const offsetMs = (sign === "-" ? -1 : 1) * (Number(offsetHours ?? 0) * 60 + Number(offsetMinutes ?? 0)) * 60000;
+  const ms = wall + Math.floor(Number(`0${fraction ?? ""}`) * 1000) - offsetMs;
+  const year = new Date(ms).getUTCFullYear();
+  return year >= 1 && year <= 9999 ? isoUtc(ms) : undefined; // the years UTC holds, as the API checks
+}
+
+/** The date and time ``fields`` (year to second) as milliseconds since the epoch, read as
+ * UTC, or undefined when they do not come back as written: 30 February rolls over into
+ * March, 24:00 into the next day. */
+function wallClock(fields) {
   const [year, month, day, hour, minute, second] = fields;
-  const at = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  const at = new Date(0);
+  at.setUTCFullYear(year, month - 1, day); // not Date.UTC, which takes 0099 for 1999
+  at.setUTCHours(hour, minute, second);
   const back = [at.getUTCFullYear(), at.getUTCMonth() + 1, at.getUTCDate(),
     at.getUTCHours(), at.getUTCMinutes(), at.getUTCSeconds()];
-  return back.every((field, i) => field === fields[i]);
+  return back.every((field, i) => field === fields[i]) ? at.getTime() : undefined;
 }
 
-export const TIME = { test: isTime, wants: "a time with its zone, e.g. 2025-01-31T09:00:00Z" };
-export const COUNT = { test: (value) => /^\d+$/.test(value), wants: "a whole number" };
+/** A rule: ``read(value)`` gives the value to use (a time as ISO 8601 in UTC), or undefined
+ * for one the API refuses; ``wants`` says what the API takes. */
+export const TIME = {
+  read: readTime,
+  wants: "a date or a time, ISO 8601, in UTC unless it names a zone, e.g. 2025-01-31 or 2025-01-31T09:00:00+01:00",
+};
+export const COUNT = { read: (value) => (/^\d+$/.test(value) ? value : undefined), wants: "a whole number" };
+/** What the API alone can judge (a bot's id, a cursor, words to search for). */
+export const TEXT = { read: (value) => value, wants: "text" };
 
 export function oneOf(values) {
-  return { test: (value) => values.includes(value), wants: `one of ${values.map((v) => v || "(empty)").join(", ")}` };
+  return {
+    read: (value) => (values.includes(value) ? value : undefined),
+    wants: `one of ${values.map((v) => v || "(empty)").join(", ")}`,
+  };
 }
 
-/** ``params`` without those its ``rules`` (name → {test, wants}) refuse, and a note naming
- * them (hidden when all pass). */
+/** Why the API would refuse ``name`` as given in ``params``, else nothing. */
+function fault(params, name, rule) {
+  const given = params.getAll(name);
+  if (!rule) return `${name}=${given[0]} (not a parameter of this page)`;
+  if (given.length > 1) return `${name}=${given.join(", ")} (given ${given.length} times: the API takes one)`;
+  return rule.read(given[0]) === undefined ? `${name}=${given[0]} (wants ${rule.wants})` : null;
+}
+
+/** The ``params`` its ``rules`` (name → rule, one for each parameter the page takes) accept,
+ * as the page uses them, and a note naming the others (hidden when there are none): they stay
+ * in the URL, and the page does as if they were not there. */
 export function checked(params, rules) {
-  const kept = new URLSearchParams(params);
-  const bad = Object.keys(rules).filter((name) => kept.has(name) && !rules[name].test(kept.get(name)));
-  const named = bad.map((name) => `${name}=${kept.get(name)} (wants ${rules[name].wants})`);
-  for (const name of bad) kept.delete(name);
-  const note = el("p", { class: "bad-params", role: "alert", hidden: !bad.length },
-    `Left out of the URL: ${named.join("; ")}. Showing the defaults instead.`);
+  const kept = new URLSearchParams();
+  const faults = [];
+  for (const name of new Set(params.keys())) {
+    const wrong = fault(params, name, rules[name]);
+    if (wrong) faults.push(wrong);
+    else kept.set(name, rules[name].read(params.get(name)));
+  }
+  const note = el("p", { class: "bad-params", role: "alert", hidden: !faults.length },
+    `Ignored, though still in the URL: ${faults.join("; ")}. The page shows what it would without them.`);
   return { params: kept, note };
+}
+
+/** What a filter form asks, as parameters for the URL: its texts trimmed (a bot's id typed
+ * with a space after it found nothing), its datetime-local inputs, wall clocks in ``zone``,
+ * as the API wants a time, and its empty fields left out. */
+export function fromForm(form, zone = ZONE) {
+  const chosen = new URLSearchParams();
+  for (const field of form.elements) {
+    const value = field.type === "datetime-local" ? fromInput(field.value, zone) : field.value.trim();
+    if (field.name && value) chosen.set(field.name, value);
+  }
+  return chosen;
 }

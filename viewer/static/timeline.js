@@ -2,13 +2,14 @@
 // timeouts marked at the turn's end, and between the lanes each response-latency gap (the
 // user's stop to the assistant's start) labelled with its length. Plain DOM, positioned in
 // percent of the call, so it lines up with the waveform drawn under it at the same width.
-// On a call of minutes gaps sit pixels apart: a label that would overlap the one before it
-// is hidden, its value kept in its gap's title.
+// On a call of minutes gaps sit pixels apart: a label is drawn over its neighbours' gaps,
+// kept within the lane, and one that would overlap the one before it is hidden, its value
+// kept in its gap's title.
 
 import { el, fmtClock, fmtMs, onPress } from "./format.js";
 
 const LANES = [["user", "User"], ["gaps", "Latency"], ["assistant", "Assistant"]];
-const LABEL_SPACE_PX = 4;
+const LABEL_SPACE_PX = 6;
 const MIN_BAR_PX = 6;
 /** The timelines whose labels are sorted out again when their width changes. */
 const watched = new WeakSet();
@@ -75,12 +76,27 @@ export function renderTimeline(container, call, onPick) {
   }
 }
 
-/** Hides each latency label that would overlap the last one shown, from the left. */
+/** Places each latency label over its gap but within the lane, and hides each one that would
+ * overlap the last one shown, from the left, or that the lane cannot hold: on a call of
+ * minutes a label is wider than its gap, and the first and last reached past the lane. */
 function declutter(container) {
+  const track = container.querySelector(".lane-gaps .track");
+  if (!track) return;
+  const lane = track.getBoundingClientRect();
+  // Every size is read before any label moves: a read after each move would lay the page
+  // out again for each of a long call's hundreds of labels.
+  const placed = [...track.querySelectorAll(".gap .label")].map((label) => {
+    const gap = label.parentElement.getBoundingClientRect();
+    const { width } = label.getBoundingClientRect();
+    const centred = (gap.left + gap.right - width) / 2;
+    const left = Math.min(Math.max(centred, lane.left), lane.right - width);
+    return { label, left, right: left + width, shift: left - centred, fits: width <= lane.width };
+  });
   let clearFrom = -Infinity;
-  for (const label of container.querySelectorAll(".gap .label")) {
-    const { left, right } = label.getBoundingClientRect();
-    label.classList.toggle("crowded", left < clearFrom);
-    if (left >= clearFrom) clearFrom = right + LABEL_SPACE_PX;
+  for (const { label, left, right, shift, fits } of placed) {
+    const shown = fits && left >= clearFrom;
+    label.classList.toggle("crowded", !shown);
+    label.style.marginLeft = `${shift}px`;
+    if (shown) clearFrom = right + LABEL_SPACE_PX;
   }
 }
