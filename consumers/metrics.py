@@ -7,7 +7,9 @@ age of the oldest event not yet projected, read from the first record of each fe
 only while the broker answers: a projector that has heard nothing from it for
 ``BLIND_AFTER_S`` (the broker is down, say) reports the time since it last did, so an outage
 shows as a lag that grows with it, as the events bots produce meanwhile wait; so do projectors
-that failed and wait to start again (``stopped``), even if they never reached the broker.
+that failed and wait to start again (``stopped``), even if they never reached the broker, and
+projectors that have not fetched for as long (``unfetched_s``): a batch's commit waits for a
+broker that went away while it was in flight, and no fetch comes to tell the silence.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class ProjectorMetrics:
         self.lag_seconds.set_function(lambda: self.lag_s or 0.0)
         self._measured_s: float | None = None
         self._heard_s: float | None = None
+        self._fetched_s: float | None = None
         self._stopped_since: float | None = None
         self._unheard_since: float | None = None
         self._labelled: set[TopicPartition] = set()
@@ -74,7 +77,9 @@ class ProjectorMetrics:
         it never did); None before either."""
         if self._stopped_since is not None:
             return max(0.0, time.time() - self._stopped_since)
-        return self._measured_s
+        if self._measured_s is None or self.unfetched_s is None or self._heard_s is None:
+            return self._measured_s
+        return max(self._measured_s, time.time() - self._heard_s)
 
     @property
     def unheard_s(self) -> float | None:
@@ -83,6 +88,13 @@ class ProjectorMetrics:
         answered. Decided by the fetch, as the lag is: records in hand are an answer, however
         long a projector takes to write them."""
         return None if self._unheard_since is None else time.time() - self._unheard_since
+
+    @property
+    def unfetched_s(self) -> float | None:
+        """How long the projectors, running, have not come back from a fetch, once that is
+        ``BLIND_AFTER_S`` or more: they wait for a write or a commit (one in flight when the
+        broker went away waits for it to come back); None while they fetch or are stopped."""
+        return None if self._stopped_since is not None else blind_for(self._fetched_s)
 
     @property
     def stopped_s(self) -> float | None:
@@ -94,6 +106,7 @@ class ProjectorMetrics:
         """A batch was gathered, its oldest record from ``oldest_timestamp_ms`` (None: empty);
         ``heard_s`` is when the broker last answered a fetch (wall clock), if known."""
         now = time.time()
+        self._fetched_s = now
         self._unheard_since = None
         if oldest_timestamp_ms is not None:
             age = now - oldest_timestamp_ms / 1000

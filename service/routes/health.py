@@ -62,6 +62,11 @@ def _falling_behind(state: StoreState) -> str | None:
         )
     if (unheard := state.metrics.unheard_s) is not None:
         return f"Kafka has not answered the projectors for {unheard:.0f} s; {behind}"
+    if (waiting := state.metrics.unfetched_s) is not None:
+        return (
+            f"the projectors have not fetched from Kafka for {waiting:.0f} s: a write to the "
+            f"store or a commit to Kafka waits (see the log); {behind}"
+        )
     return None
 
 

@@ -13,6 +13,8 @@ from structlog.testing import capture_logs
 from consumers.metrics import BLIND_AFTER_S, ProjectorMetrics
 from consumers.projector import Projector
 from schemas import Topics
+from service.routes.health import _falling_behind
+from service.state import StoreState
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
 
@@ -81,6 +83,30 @@ def test_stopped_projectors_are_told_once_stopped_for_the_blind_time() -> None:
     assert never.stopped_s == pytest.approx(40, abs=1), "never reached the broker"
     never.fetched(None, time.time())
     assert never.stopped_s is None
+
+
+def test_projectors_that_have_not_fetched_for_the_blind_time_report_the_silence_since(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch's commit in flight when the broker went away waits for it: no fetch comes back
+    meanwhile, and the last one said the store was current."""
+    metrics = ProjectorMetrics()
+    heard = time.time()
+    metrics.fetched(None, heard)
+    later = heard + BLIND_AFTER_S + 7
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert metrics.lag_s == pytest.approx(BLIND_AFTER_S + 7, abs=1)
+    assert metrics.unfetched_s == pytest.approx(BLIND_AFTER_S + 7, abs=1)
+    assert metrics.registry.get_sample_value("tstore_projector_lag_seconds") == metrics.lag_s
+    assert _falling_behind(StoreState(projecting=True, metrics=metrics)) == (
+        f"the projectors have not fetched from Kafka for {BLIND_AFTER_S + 7:.0f} s: a write to "
+        "the store or a commit to Kafka waits (see the log); the store falls behind meanwhile"
+    )
+    metrics.fetched(None, later)
+    assert (metrics.lag_s, metrics.unfetched_s) == (0.0, None)
+    metrics.stopped(later)
+    monkeypatch.setattr(time, "time", lambda: later + BLIND_AFTER_S + 1)
+    assert metrics.unfetched_s is None, "stopped projectors are told as stopped"
 
 
 class _Consumer:
