@@ -1,13 +1,14 @@
 """Whether the store holds a session whole, and if not what is missing: pure, so every rule
 can be read and tested without an engine.
 
-Until a session ends, the store can only tell holes in its event numbering and turns that
-never stopped. Its ``SessionEnded`` declares what the producer sent (the event count, and per
-track the chunks and their samples), against which the store's chunks are held: fewer or more
-chunks, a sample total unlike the declared, and within each recording segment a chunk that
-starts after (a gap) or before (an overlap) the end of the one before it are holes. A session
-with no end that has been silent for longer than ``abandoned_after`` is called abandoned: its
-producer died, or lost the end on its way.
+Until a session ends, the store can only tell holes in its event numbering; a turn not stopped
+yet is under way while the call may go on, and a hole (``open_turns``) once the session has
+ended or been abandoned with it open. Its ``SessionEnded`` declares what the producer sent (the
+event count, and per track the chunks and their samples), against which the store's chunks are
+held: fewer or more chunks, a sample total unlike the declared, and within each recording
+segment a chunk that starts after (a gap) or before (an overlap) the end of the one before it
+are holes. A session with no end that has been silent for longer than ``abandoned_after`` is
+called abandoned: its producer died, or lost the end on its way.
 
 Chunks may be projected after the end (they travel on another topic): a session can show as
 sealed with holes until they arrive, as any session shows its lag.
@@ -15,7 +16,7 @@ sealed with holes until they arrive, as any session shows its lag.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -86,45 +87,43 @@ def completeness(
         expected = max(expected, end.events)
     missing = max(expected - ledger.events, 0)
     tracks = _tracks(ledger.tracks, end)
-    holes: list[Hole] = []
-    if missing:
-        holes.append("missing_events")
-    if open_turns:
-        holes.append("open_turns")
+    holes: list[Hole] = ["missing_events"] if missing else []
     if end is not None:
         holes += _chunk_holes(tracks)
     seen = [t for t in (ledger.last_event_at, last_turn_at) if t is not None]
-    last_seen = as_utc(max(seen)) if seen else None
-    return Completeness(
+    found = Completeness(
         complete=not holes,
         events=ledger.events,
         expected=max(expected, ledger.events),
         missing=missing,
         open_turns=open_turns,
-        state=_state(end is not None, holes, last_seen, clock),
         holes=holes,
         ended_at=as_utc(end.ended_at) if end is not None else None,
-        last_seen_at=last_seen,
+        last_seen_at=as_utc(max(seen)) if seen else None,
         tracks=tracks,
     )
+    return as_read(found, clock)
 
 
 def as_read(found: Completeness, clock: Clock) -> Completeness:
-    """A completeness worked out earlier (a cached summary's), as of ``clock``: an open
-    session may have been silent too long since, and readers may allow another time."""
-    return found.model_copy(
-        update={"state": _state(found.ended_at is not None, found.holes, found.last_seen_at, clock)}
+    """``found`` with its state, its ``open_turns`` hole and ``complete`` as of ``clock``:
+    worked out earlier (a cached summary's), an open session may have been silent too long
+    since, and readers may allow another time."""
+    ended = found.ended_at is not None
+    abandoned = (
+        not ended
+        and found.last_seen_at is not None
+        and clock.now - found.last_seen_at > clock.abandoned_after
     )
-
-
-def _state(
-    ended: bool, holes: Sequence[Hole], last_seen: datetime | None, clock: Clock
-) -> SessionState:
-    if ended:
-        return "sealed_with_holes" if holes else "sealed"
-    if last_seen is not None and clock.now - last_seen > clock.abandoned_after:
-        return "abandoned"
-    return "open"
+    holes: list[Hole] = [h for h in found.holes if h != "open_turns"]
+    if found.open_turns and (ended or abandoned):
+        holes.insert(1 if holes[:1] == ["missing_events"] else 0, "open_turns")
+    state: SessionState = (
+        ("sealed_with_holes" if holes else "sealed")
+        if ended
+        else ("abandoned" if abandoned else "open")
+    )
+    return found.model_copy(update={"state": state, "holes": holes, "complete": not holes})
 
 
 def _tracks(seen: Iterable[TrackSeen], end: Declaration | None) -> list[TrackCompleteness]:

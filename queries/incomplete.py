@@ -1,8 +1,9 @@
 """Sessions the store does not hold whole, and what is missing from each.
 
 A session is listed when its event numbering has a hole (an event the producer sent never
-reached the store: lost, or still spooled on the bot's side), when a turn started but never
-stopped, when it ended and its chunks are not what its end declared (``queries.sealing``), or
+reached the store: lost, or still spooled on the bot's side), when it ended or was abandoned
+with a turn that started but never stopped (in a call that goes on, a turn is under way, not
+missing), when it ended and its chunks are not what its end declared (``queries.sealing``), or
 when it never ended and has been silent for longer than the reader's ``abandoned_after``.
 Listed in session-id order, so the listing can be walked with a cursor while the store grows.
 A bot filter keeps the sessions whose first event came from that bot, the bot each item names.
@@ -67,6 +68,12 @@ WHERE generation = {{generation:UInt32}} AND {_IN_SPAN} AND {{of_bot}}
     AND session_id IN (
         SELECT session_id FROM transcripts_generations
         WHERE generation = {{generation:UInt32}} AND NOT complete AND {_IN_SPAN}
+    )
+    AND session_id IN (
+        SELECT session_id FROM session_events_generations
+        WHERE generation = {{events_generation:UInt32}} AND {_IN_SPAN}
+        GROUP BY session_id
+        HAVING {DECLARED_EVENTS} > 0 OR max(occurred_at) < {{idle_before:DateTime64(6, 'UTC')}}
     )
 GROUP BY session_id, turn_id
 HAVING NOT argMax(complete, version)

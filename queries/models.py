@@ -85,8 +85,10 @@ class TrackCompleteness(Answer):
 
 class Completeness(Answer):
     """Whether the store holds the whole session: every event the producer numbered arrived
-    (no hole in ``seq``) and every turn that started has stopped; once the session has ended,
-    also every chunk and sample its end declared, without gaps or overlaps."""
+    (no hole in ``seq``); once the session has ended (or was abandoned), every turn that
+    started has stopped, and once it has ended, every chunk and sample its end declared
+    arrived, without gaps or overlaps. A turn under way in an open call is counted
+    (``open_turns``), not a hole."""
 
     complete: bool = Field(description="No holes: `holes` is empty.")
     events: int = Field(description="Distinct events stored.")
@@ -95,12 +97,15 @@ class Completeness(Answer):
         "declared if more."
     )
     missing: int = Field(description="expected - events: events that never arrived.")
-    open_turns: int = Field(description="Turns started but not (yet) stopped.")
+    open_turns: int = Field(
+        description="Turns started but not (yet) stopped: under way while the call is open."
+    )
     state: SessionState = Field("open", description="open, sealed, sealed_with_holes, abandoned.")
     holes: list[Hole] = Field(
         default_factory=list,
-        description="What is missing: events, stopped turns and, once ended, chunks (fewer "
-        "or more than declared), sample gaps, overlaps or a sample total unlike the declared.",
+        description="What is missing: events; once ended or abandoned, stopped turns; once "
+        "ended, chunks (fewer or more than declared), sample gaps, overlaps or a sample total "
+        "unlike the declared.",
     )
     ended_at: AwareDatetime | None = Field(None, description="When the session's end occurred.")
     last_seen_at: AwareDatetime | None = Field(

@@ -68,6 +68,18 @@ class Api:
             assert time.monotonic() < deadline, f"{committed} of {self.published} projected"
             await asyncio.sleep(0.2)
 
+    async def until_cached(self, within_s: float = 60) -> None:
+        """Until the caches' mark (``queries.facts``) is past everything projected: reads then
+        take every session from the caches."""
+        deadline = time.monotonic() + within_s
+        marked = (
+            "SELECT (SELECT max(through) FROM session_facts_marks) "
+            ">= (SELECT max(projected_at) FROM projected_sessions)"
+        )
+        while not self.store.client.query(marked).result_rows[0][0]:
+            assert time.monotonic() < deadline, "the caches were never marked past the store"
+            await asyncio.sleep(0.2)
+
     async def ok(self, path: str, **params: Any) -> dict[str, Any]:
         response = await self.http.get(path, params=params or None)
         assert response.status_code == 200, (path, params, response.text)

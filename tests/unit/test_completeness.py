@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from queries.completeness import Clock, Declaration, Ledger, TrackSeen, completeness
+from queries.completeness import Clock, Declaration, Ledger, TrackSeen, as_read, completeness
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 CLOCK = Clock(T0 + timedelta(minutes=5), timedelta(minutes=10))
@@ -44,9 +44,34 @@ def test_a_session_still_talking_is_open_and_its_audio_is_not_judged_yet() -> No
         CLOCK,
         open_turns=1,
     )
-    assert (found.state, found.holes) == ("open", ["open_turns"])
+    assert (found.state, found.holes, found.complete) == ("open", [], True)
+    assert found.open_turns == 1, "a turn under way is counted, not a hole while the call goes on"
     assert found.tracks[0].expected_chunks is None
     assert found.ended_at is None
+
+
+def test_a_turn_left_open_is_a_hole_once_the_session_ended_or_was_abandoned() -> None:
+    talking = Ledger(events=4, last_seq=3, last_event_at=T0 - timedelta(minutes=6))
+    abandoned = completeness(talking, CLOCK, open_turns=1)
+    assert (abandoned.state, abandoned.holes, abandoned.complete) == (
+        "abandoned",
+        ["open_turns"],
+        False,
+    )
+    patient = Clock(now=T0, abandoned_after=timedelta(minutes=10))
+    assert (as_read(abandoned, patient).state, as_read(abandoned, patient).holes) == ("open", [])
+    ended = completeness(_sealed(), CLOCK, open_turns=2)
+    assert (ended.state, ended.holes) == ("sealed_with_holes", ["open_turns"])
+    holey = Ledger(events=3, last_seq=3, last_event_at=T0 - timedelta(minutes=6))
+    assert completeness(holey, CLOCK, open_turns=1).holes == ["missing_events", "open_turns"]
+
+
+def test_a_cached_open_call_with_a_turn_under_way_is_read_abandoned_with_the_hole() -> None:
+    cached = completeness(Ledger(events=4, last_seq=3, last_event_at=T0), CLOCK, open_turns=1)
+    later = as_read(
+        cached, Clock(now=T0 + timedelta(hours=1), abandoned_after=CLOCK.abandoned_after)
+    )
+    assert (later.state, later.holes, later.complete) == ("abandoned", ["open_turns"], False)
 
 
 def test_a_silent_session_without_an_end_is_abandoned() -> None:

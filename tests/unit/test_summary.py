@@ -67,11 +67,11 @@ def test_a_ledger_behind_its_turns_is_not_complete() -> None:
     assert (holey.complete, holey.missing) == (False, 1)
 
 
-def test_an_open_turn_leaves_the_session_incomplete() -> None:
+def test_an_open_turn_is_under_way_while_the_call_goes_on() -> None:
     still_talking = [*CALL[:3], turn(3, "assistant", stopped_at=None, complete=False)]
     summary = summarize("s", still_talking, WHOLE, CLOCK)
     assert summary.completeness.open_turns == 1
-    assert not summary.completeness.complete
+    assert (summary.completeness.state, summary.completeness.complete) == ("open", True)
     assert summary.last_event_at == T0 + timedelta(seconds=9)
 
 
