@@ -180,6 +180,29 @@ async def connection_problem(
     return None
 
 
+MAX_REQUEST_BYTES = 1024 * 1024
+"""The largest request the bot side's producer sends (the broker's default cap is as large)."""
+MAX_EVENT_BYTES = MAX_REQUEST_BYTES - 1024
+"""The largest encoded event (value and key) that fits one request, its headers beside it."""
+
+
+def checked_bootstrap(bootstrap: str) -> str:
+    """``bootstrap`` if it is what Kafka clients take, ``host:port`` comma-separated (IPv6 in
+    brackets, the port 9092 when left out); else a ValueError that names it. Taken as it was,
+    a port that is no number or out of range failed in the client's first connect, where it
+    stopped a producer's delivery without a word, and a URL was tried as a host for ever."""
+    if "://" in bootstrap:
+        raise ValueError("bootstrap: give host:port, not a URL")
+    try:
+        hosts = collect_hosts(bootstrap, randomize=False)
+    except ValueError:
+        hosts = []
+    for host, port, _ in hosts or [("", 0, None)]:
+        if not host or not 0 < port < 65536:
+            raise ValueError("bootstrap: not host:port[,host:port...] with ports 1-65535")
+    return bootstrap
+
+
 def kafka_producer(
     bootstrap: str,
     *,
@@ -187,7 +210,7 @@ def kafka_producer(
     compression: str | None = "zstd",
     linger_ms: int = 5,
     request_timeout_ms: int = 30_000,
-    max_request_size: int = 1024 * 1024,
+    max_request_size: int = MAX_REQUEST_BYTES,
 ) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,

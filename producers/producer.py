@@ -9,6 +9,8 @@ and Kafka being down never reaches the caller: events wait in memory, then on di
 from __future__ import annotations
 
 import asyncio
+import atexit
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from typing import Any, TypeVar
 import structlog
 
 from producers.delivery import Delivery, DeliveryConfig
-from producers.kafka import PLAINTEXT, KafkaSecurity
+from producers.kafka import MAX_EVENT_BYTES, PLAINTEXT, KafkaSecurity, checked_bootstrap
 from producers.spool import Spool, SpoolRecord
 from schemas import (
     ChunkReady,
@@ -44,6 +46,9 @@ E = TypeVar("E", TurnStarted, TurnStopped, ChunkReady, SessionEnded)
 LIBRARY_VERSION = version("transcript-store")
 ENDED_KEPT = 100_000
 """How many ended sessions a producer remembers, to refuse their events (about 10 MB)."""
+EXIT_CLOSE_S = 2.0
+"""How long a producer still running when the interpreter exits may deliver before what is
+left is spooled (``close`` at exit)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class TranscriptProducer:
             library_version=LIBRARY_VERSION,
         )
         self._codec = EventCodec()
+        checked_bootstrap(bootstrap)
         self._spool = Spool.claim(Path(spool_dir), max_bytes=spool_max_bytes)
         self._delivery = Delivery(
             bootstrap, self._spool, self._encode, delivery, kafka_security or PLAINTEXT
@@ -98,6 +104,7 @@ class TranscriptProducer:
         """Per session and track, the chunks published and their samples."""
         self._holds = 0
         self._started_by_hold = False
+        self._closed = False
 
     def _encode(self, event: Event) -> SpoolRecord:
         return SpoolRecord(
@@ -122,8 +129,17 @@ class TranscriptProducer:
         return self._delivery.alive
 
     def start(self) -> None:
-        """Start the delivery thread; returns without waiting for Kafka."""
+        """Start the delivery thread; returns without waiting for Kafka. A producer starts
+        once: started again, or after ``close``, it says so (its spool slot may be another
+        process's by then)."""
+        if self._closed or self._delivery.started:
+            raise RuntimeError(
+                "this producer was closed: make a new one"
+                if self._closed
+                else "this producer is already started: start it once"
+            )
         self._delivery.start()
+        _RUNNING.add(self)
 
     def hold(self) -> None:
         """One more user (a job, say) whose life the producer's follows: the first hold starts
@@ -132,7 +148,7 @@ class TranscriptProducer:
         owner's to close. A closed producer cannot start again; holding one only says so, and
         its events are dropped and logged rather than raising into the bot."""
         if self._holds == 0 and not self.running:
-            if self._delivery.started:
+            if self._delivery.started or self._closed:
                 log.error("producer_closed", detail="closed producers do not start again")
             else:
                 self.start()
@@ -148,7 +164,17 @@ class TranscriptProducer:
 
     async def close(self, timeout_s: float | None = None) -> None:
         """Deliver what is pending within the deadline; what is left waits in the spool."""
-        await asyncio.to_thread(self._delivery.close, timeout_s or self.close_timeout_s)
+        await asyncio.to_thread(
+            self._close, self.close_timeout_s if timeout_s is None else timeout_s
+        )
+
+    def _close(self, timeout_s: float) -> None:
+        """``close``, blocking its caller. Closing twice does nothing more."""
+        if self._closed:
+            return
+        self._closed = True
+        _RUNNING.discard(self)
+        self._delivery.close(timeout_s)
         self._spool.release()
         log.info("producer_closed", **vars(self.stats))
 
@@ -299,6 +325,14 @@ class TranscriptProducer:
         event = model(
             session_id=session_id, bot_id=self.bot_id, seq=seq, producer=self._info, **fields
         )
+        if isinstance(event, TurnStopped) and _may_exceed(event):
+            record = self._encode(event)
+            if (size := len(record.value) + len(record.key)) > MAX_EVENT_BYTES:
+                raise ValueError(
+                    f"TurnStopped {event.turn_id!r} of session {session_id!r}: {size} bytes "
+                    f"encoded, over the {MAX_EVENT_BYTES} an event may take in Kafka: shorten "
+                    "its text or its words"
+                )
         if session_id in self._ended:
             refused = "the session was ended: call resume_session to continue it"
         else:
@@ -316,3 +350,28 @@ class TranscriptProducer:
             seq=seq,
         )
         return event
+
+
+def _may_exceed(event: TurnStopped) -> bool:
+    """Whether the turn could encode to more than ``MAX_EVENT_BYTES``: the other events' fields
+    are bounded well under it by the contract, a turn's text and words are not, but their
+    characters take at most 4 bytes each, their numbers 16 a word, the rest a few kB. Only a
+    turn this bound does not clear is encoded at the call (the bot's loop pays for it) and
+    refused if too large: Kafka would refuse it for ever, after the call had returned."""
+    words = event.words or ()
+    chars = len(event.text) + sum(len(w.text) for w in words)
+    return 4 * chars + 16 * len(words) + 8192 > MAX_EVENT_BYTES
+
+
+_RUNNING: weakref.WeakSet[TranscriptProducer] = weakref.WeakSet()
+"""The producers started and not closed, which ``_close_at_exit`` closes."""
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """A producer still running when the interpreter exits (``close`` never called) delivers
+    what it can for ``EXIT_CLOSE_S`` and spools the rest; its delivery thread would otherwise
+    die with the interpreter and take every event it held in memory along."""
+    for producer in list(_RUNNING):
+        log.warning("producer_closed_at_exit", detail="call close() or use `async with`")
+        producer._close(min(EXIT_CLOSE_S, producer.close_timeout_s))

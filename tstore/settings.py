@@ -15,7 +15,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from audio.stores import SECRET_VARIABLES, chunk_store_url
 from consumers.storage.clickhouse import EMBEDDED, normalize_dsn, shown_dsn
-from producers.kafka import KafkaSecurity, KafkaSecurityError, SaslMechanism, SecurityProtocol
+from producers.kafka import (
+    KafkaSecurity,
+    KafkaSecurityError,
+    SaslMechanism,
+    SecurityProtocol,
+    checked_bootstrap,
+)
 from schemas import Topics
 from tstore.logging import Redactor
 
@@ -134,6 +140,14 @@ class Settings(BaseSettings):
             return cls()
         except ValidationError as exc:
             raise BadSettingError(exc) from None
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_is_host_ports(cls, bootstrap: str) -> str:
+        try:
+            return checked_bootstrap(bootstrap)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("bootstrap: ")) from None
 
     @field_validator("chunk_store")
     @classmethod

@@ -1,0 +1,117 @@
+"""What a bot developer gets wrong setting a producer up, told at the call that did it; and a
+producer left running at exit, closed by the interpreter's exit rather than lost with it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from producers import TranscriptProducer
+from producers.kafka import MAX_EVENT_BYTES
+from producers.spool import Spool
+from schemas import WordTiming
+from tstore.devkafka.broker import free_port
+
+
+def _producer(spool: Path) -> TranscriptProducer:
+    """A producer of a broker that is not there: nothing here needs one to answer."""
+    return TranscriptProducer(
+        f"127.0.0.1:{free_port()}", bot_id="b", spool_dir=spool, close_timeout_s=10
+    )
+
+
+@pytest.mark.parametrize(
+    "bootstrap", ["kafka:notaport", "127.0.0.1:99999", "", "http://127.0.0.1:9092", "a:1,,b:2"]
+)
+def test_a_bootstrap_clients_cannot_take_is_refused_at_construction(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="bootstrap"):
+        TranscriptProducer(bootstrap, bot_id="b", spool_dir=tmp_path)
+    assert not any(tmp_path.iterdir()), "no spool slot claimed"
+
+
+@pytest.mark.parametrize("bootstrap", ["kafka", "k1:9092,k2:9093", "[::1]:9092"])
+def test_the_bootstraps_kafka_clients_take_are_taken(bootstrap: str, tmp_path: Path) -> None:
+    TranscriptProducer(bootstrap, bot_id="b", spool_dir=tmp_path)._spool.release()
+
+
+async def test_a_producer_starts_once_and_never_after_close(tmp_path: Path) -> None:
+    started = _producer(tmp_path / "started")
+    started.start()
+    with pytest.raises(RuntimeError, match="already started"):
+        started.start()
+    await started.close()
+    with pytest.raises(RuntimeError, match="was closed"):
+        started.start()
+    never = _producer(tmp_path / "never")
+    await never.close()
+    with pytest.raises(RuntimeError, match="was closed"):
+        async with never:
+            pass
+
+
+async def test_close_of_zero_seconds_spools_at_once(tmp_path: Path) -> None:
+    """0 meant the default (10 s here) before."""
+    producer = _producer(tmp_path)
+    producer.start()
+    producer.turn_started("s-1", "t-1", "user")
+    began = time.monotonic()
+    await producer.close(0)
+    assert time.monotonic() - began < 5
+    assert producer.stats.spooled == 1
+
+
+def _words(count: int) -> tuple[WordTiming, ...]:
+    return tuple(WordTiming(text="w" * 40, start=n, end=n + 0.5) for n in range(count))
+
+
+async def test_a_turn_kafka_could_never_take_is_refused_at_the_call(tmp_path: Path) -> None:
+    producer = _producer(tmp_path)
+    producer.start()
+    at = datetime.now(UTC)
+    with capture_logs():
+        with pytest.raises(ValueError, match=f"over the {MAX_EVENT_BYTES}") as refused:
+            producer.turn_stopped(
+                "s-1", "t-1", "user", text="😀" * 200_000, started_at=at, words=_words(20_000)
+            )
+        assert "'t-1'" in str(refused.value)
+        assert "'s-1'" in str(refused.value)
+        large = producer.turn_stopped(
+            "s-1", "t-2", "user", text="😀" * 200_000, started_at=at, words=_words(100)
+        )
+        await producer.close(0)
+    assert large.seq == 0, "the refused turn used no seq"
+
+
+_LEFT_RUNNING = """
+import asyncio, sys
+from producers import TranscriptProducer
+
+async def main() -> None:
+    producer = TranscriptProducer(sys.argv[1], bot_id="b", spool_dir=sys.argv[2])
+    producer.start()
+    for n in range(10):
+        producer.turn_started("s-1", f"t-{n}", "user")
+
+asyncio.run(main())
+"""
+
+
+def test_a_producer_left_running_at_exit_spools_what_it_holds(tmp_path: Path) -> None:
+    ended = subprocess.run(
+        [sys.executable, "-c", _LEFT_RUNNING, f"127.0.0.1:{free_port()}", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == 0, ended.stderr
+    assert "producer_closed_at_exit" in ended.stdout + ended.stderr
+    spool = Spool.claim(tmp_path, max_bytes=1 << 20)
+    assert len(spool.read(100)) == 10
