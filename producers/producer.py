@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -105,6 +106,8 @@ class TranscriptProducer:
         self._holds = 0
         self._started_by_hold = False
         self._closed = False
+        self._forked = False
+        _MADE.add(self)
 
     def _encode(self, event: Event) -> SpoolRecord:
         return SpoolRecord(
@@ -132,6 +135,11 @@ class TranscriptProducer:
         """Start the delivery thread; returns without waiting for Kafka. A producer starts
         once: started again, or after ``close``, it says so (its spool slot may be another
         process's by then)."""
+        if self._forked:
+            raise RuntimeError(
+                "this producer was made in another process, before os.fork(): make one in the "
+                "process that uses it (its spool slot is the other process's)"
+            )
         if self._closed or self._delivery.started:
             raise RuntimeError(
                 "this producer was closed: make a new one"
@@ -365,6 +373,19 @@ def _may_exceed(event: TurnStopped) -> bool:
 
 _RUNNING: weakref.WeakSet[TranscriptProducer] = weakref.WeakSet()
 """The producers started and not closed, which ``_close_at_exit`` closes."""
+_MADE: weakref.WeakSet[TranscriptProducer] = weakref.WeakSet()
+"""Every producer of this process, which a child process it forks may not use."""
+
+
+def _made_elsewhere() -> None:
+    """In a forked child, the parent's producers: their delivery thread did not come along,
+    and their spool's lock is the parent's, so the child would share its slot."""
+    for producer in _MADE:
+        producer._forked = True
+    _RUNNING.clear()
+
+
+os.register_at_fork(after_in_child=_made_elsewhere)
 
 
 @atexit.register

@@ -115,3 +115,34 @@ def test_a_producer_left_running_at_exit_spools_what_it_holds(tmp_path: Path) ->
     assert "producer_closed_at_exit" in ended.stdout + ended.stderr
     spool = Spool.claim(tmp_path, max_bytes=1 << 20)
     assert len(spool.read(100)) == 10
+
+
+_FORKED = """
+import asyncio, multiprocessing, sys
+from producers import TranscriptProducer
+
+producer = TranscriptProducer(sys.argv[1], bot_id="b", spool_dir=sys.argv[2])
+
+def child() -> None:
+    try:
+        producer.start()
+    except RuntimeError as exc:
+        print("refused:", exc)
+
+process = multiprocessing.get_context("fork").Process(target=child)
+process.start()
+process.join()
+"""
+
+
+def test_a_producer_made_before_a_fork_is_refused_in_the_child(tmp_path: Path) -> None:
+    """Started there, it did not run (its events were all dropped) and shared the parent's
+    spool slot."""
+    ended = subprocess.run(
+        [sys.executable, "-c", _FORKED, f"127.0.0.1:{free_port()}", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == 0, ended.stderr
+    assert "refused: this producer was made in another process, before os.fork()" in ended.stdout
