@@ -229,6 +229,11 @@ class TranscriptProducer:
             if len(self._ended) > ENDED_KEPT:
                 self._ended.popitem(last=False)
 
+    def has_ended(self, session_id: str) -> bool:
+        """Whether this producer ended the session (and it was not resumed since): its events
+        are refused, so a chunk of it need not be written."""
+        return session_id in self._ended
+
     def resume_session(
         self,
         session_id: str,

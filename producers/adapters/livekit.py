@@ -59,7 +59,7 @@ import soundfile
 import structlog
 
 from audio.stores import ChunkReader, ChunkWriter
-from producers.chunks import default_chunk_store, session_folder
+from producers.chunks import chunk_id, default_chunk_store, session_folder
 from producers.producer import TranscriptProducer
 from producers.turns import SessionTurns, guarded
 from schemas import ChunkReady, Role, Track
@@ -337,7 +337,7 @@ async def publish_recording(
     (rate, channels, samples), byte_size, sha256, location = await asyncio.to_thread(inspect)
     return producer.chunk_ready(
         session_id,
-        chunk_id=f"{session_id}/{track}/recording-{stamp}",
+        chunk_id=chunk_id(session_id, track, f"recording-{stamp}"),
         track=track,
         chunk_seq=recording_seq(started),
         uri=location,

@@ -19,6 +19,7 @@ from consumers.storage.clickhouse import Store
 from producers import TranscriptProducer
 from producers.adapters.livekit import attach_livekit, publish_recording
 from schemas import ChunkReady, SessionEnded, Topics, TurnStarted, TurnStopped
+from schemas.models import MAX_ID_CHARS
 from tests.integration.reading import projected_completeness, read_events
 from tstore.devs3 import DevS3
 
@@ -95,17 +96,20 @@ def _write_recording(path: Path, seconds: float, rate: int) -> None:
     path.write_bytes(wav_bytes(b"\x00\x00" * 2 * int(seconds * rate), rate, channels=2))
 
 
+@pytest.mark.parametrize("room", ["room-2", "r" * MAX_ID_CHARS], ids=["room", "longest room"])
 async def test_a_recording_file_is_published_as_one_chunk(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, room: str
 ) -> None:
+    """A room named as long as the contract allows made a chunk id it refused."""
     recording = tmp_path / "session.wav"
     await asyncio.to_thread(_write_recording, recording, 1.5, 48_000)
     started = datetime(2026, 11, 21, 12, tzinfo=UTC)
     async with TranscriptProducer(
         kafka_bootstrap, bot_id="lk-bot", topics=topics, spool_dir=tmp_path / "spool"
     ) as producer:
-        await publish_recording(producer, "room-2", recording, recording_started_at=started)
+        await publish_recording(producer, room, recording, recording_started_at=started)
     (chunk,) = await read_events(kafka_bootstrap, topics.audio_chunks, 1)
+    assert chunk.session_id == room
     assert isinstance(chunk, ChunkReady)
     assert (chunk.track, chunk.format, chunk.channels) == ("mixed", "wav", 2)
     assert (chunk.sample_rate, chunk.num_samples) == (48_000, 72_000)
