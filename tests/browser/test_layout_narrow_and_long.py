@@ -35,7 +35,7 @@ _LABELS = """() => {
 its middle, and where their lane lies."""
 
 
-async def _page_fits(page: Page) -> bool:
+async def page_fits(page: Page) -> bool:
     """Whether the page is no wider than the window: it cannot be scrolled sideways."""
     return bool(
         await page.evaluate(
@@ -82,7 +82,7 @@ async def test_a_long_call_s_latency_labels_keep_to_their_lane_and_apart(
         labels = await page.evaluate(_LABELS)
         assert len(labels) >= least, (name, labels)
         assert _misplaced(labels) == [], name
-        assert await _page_fits(page), name
+        assert await page_fits(page), name
         await screenshot(page, f"layout-long-call-{name}")
 
 
@@ -99,7 +99,7 @@ async def test_no_page_is_wider_than_a_phone_s_screen(viewer: Viewer, page: Page
     ):
         await page.goto(viewer.at(fragment))
         await expect(page.locator(shown).first).to_be_visible(timeout=20_000)
-        assert await _page_fits(page), fragment
+        assert await page_fits(page), fragment
         for box in await page.locator(".table-scroll").all():
             assert await box.evaluate("b => b.scrollWidth > b.clientWidth"), fragment
         await screenshot(page, f"layout-phone-{name}")

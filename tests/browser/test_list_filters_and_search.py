@@ -15,7 +15,7 @@ from tests.browser.conftest import CALLS, T0, Viewer, screenshot
 pytestmark = pytest.mark.integration
 
 
-async def _asked(page: Page, route: str, act: Any) -> dict[str, list[str]]:
+async def query_sent(page: Page, route: str, act: Any) -> dict[str, list[str]]:
     """The query the page sends to ``route`` of the API once ``act`` is awaited."""
     async with page.expect_request(lambda r: f"{route}?" in r.url) as requested:
         await act
@@ -27,7 +27,7 @@ async def test_a_parameter_the_api_would_refuse_is_named_as_ignored_and_why(
 ) -> None:
     """The note said "Left out of the URL" of parameters the URL still held, and a bot given
     twice, which the API refuses (422), was taken as one of them."""
-    asked = await _asked(
+    asked = await query_sent(
         page,
         "/v1/sessions",
         page.goto(viewer.at("/?since=garbage&bot_id=bot-a&bot_id=bot-b&min_turns=2&bot=x")),
@@ -52,7 +52,7 @@ async def test_a_date_alone_and_a_time_without_its_zone_are_taken_as_the_api_tak
     """A date alone is its midnight in UTC, a time naming no zone is UTC: the page refused
     both, which the API takes."""
     day, until = T0.date(), T0 + timedelta(minutes=30)
-    asked = await _asked(
+    asked = await query_sent(
         page, "/v1/sessions", page.goto(viewer.at(f"/?since={day}&until={until:%Y-%m-%dT%H:%M}"))
     )
     assert (asked["since"], asked["until"]) == (
@@ -78,7 +78,7 @@ async def test_the_search_page_filters_by_bot_role_and_time(viewer: Viewer, page
     await page.fill(
         "input[name=since]", f"{since - timedelta(minutes=offset_min):%Y-%m-%dT%H:%M:%S}"
     )
-    asked = await _asked(page, "/v1/search", page.click(".filters button[type=submit]"))
+    asked = await query_sent(page, "/v1/search", page.click(".filters button[type=submit]"))
     filters = {"bot_id": "bot-a", "role": "assistant", "since": f"{since:%Y-%m-%dT%H:%M:%SZ}"}
     assert asked == {"q": ["you"], **{name: [value] for name, value in filters.items()}}
     found = await viewer.api.ok("/v1/search", q="you", **filters)

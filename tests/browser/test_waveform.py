@@ -99,7 +99,7 @@ def _silent_chunks(script: list[SimulatedTurn]) -> frozenset[tuple[Role, int]]:
     return frozenset((r, n) for r in roles for n in range(chunks) if (r, n) not in said)
 
 
-async def _publish_recorded(
+async def publish_recorded(
     api: Api, session_id: str, began: datetime, script: list[SimulatedTurn], folder: Path
 ) -> int:
     """Publishes the call (not its end) and says how many events it has."""
@@ -138,7 +138,7 @@ async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_th
     next or the one before, and a link to a turn opens its window. A call in progress opens
     at its latest 10 minutes, and keeps them on screen when it ends."""
     session_id = "long/call 1"
-    await _publish_recorded(viewer.api, session_id, T0 - HOUR, LONG_CALL, tmp_path / "ended")
+    await publish_recorded(viewer.api, session_id, T0 - HOUR, LONG_CALL, tmp_path / "ended")
     drawn: list[int] = []
     page.on("request", lambda r: _from_ms(r.url, drawn))
     await page.goto(viewer.at(f"/session/{quote(session_id, safe='')}"))
@@ -163,7 +163,7 @@ async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_th
 
     live_id = "long/live 1"
     began = now() - timedelta(seconds=LONG_CALL[-1].end_s + 20)
-    count = await _publish_recorded(viewer.api, live_id, began, LONG_CALL, tmp_path / "live")
+    count = await publish_recorded(viewer.api, live_id, began, LONG_CALL, tmp_path / "live")
     await page.goto(viewer.at(f"/session/{quote(live_id, safe='')}"))
     await expect(page.locator(".summary .badge")).to_have_text("open")
     await _lined_up(page, LONG_CALL[5])
@@ -213,7 +213,7 @@ async def test_a_link_to_a_turn_keeps_it_highlighted_once_the_waveform_is_loaded
     await screenshot(page, "linked-turn")
 
     long_id = "long/linked 1"
-    await _publish_recorded(viewer.api, long_id, T0 - HOUR, LONG_CALL, tmp_path / "long")
+    await publish_recorded(viewer.api, long_id, T0 - HOUR, LONG_CALL, tmp_path / "long")
     for turn, regions in ((LONG_CALL[4], 5), (LONG_CALL[5], 1)):
         await page.goto(viewer.at(f"/session/{quote(long_id, safe='')}?turn={turn_id_of(turn)}"))
         await _keeps_the_link(page, turn, regions)

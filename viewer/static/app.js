@@ -7,12 +7,15 @@
 
 import { setToken, token } from "./api.js";
 import { renderAnalytics } from "./analytics.js";
+import { skipLink } from "./keyboard.js";
 import { renderSearch, renderSessions } from "./sessions.js";
 import { renderSession } from "./session.js";
 
 const NAME = "transcript-store";
 let page = document.getElementById("page");
 const errorBox = document.getElementById("error");
+const skip = document.getElementById("skip");
+skipLink(skip, () => page);
 let leave = null;
 /** Counts the routes rendered, to tell the one on screen. */
 let routes = 0;
@@ -41,12 +44,12 @@ function sessionIdOf(path) {
   }
 }
 
-/** What a route shows in ``view``: the tab's title, and how to draw it (resolving to how to
- * leave it). */
+/** What a route shows in ``view``: the tab's title, how to draw it (resolving to how to
+ * leave it) and, when the page has one, what its skip link skips to. */
 function pageOf(path, params, view) {
   if (path.startsWith("/session/")) {
     const sessionId = sessionIdOf(path);
-    return { title: sessionId, render: () => renderSession(view, sessionId, params, showError) };
+    return { title: sessionId, skip: "Skip to transcript", render: () => renderSession(view, sessionId, params, showError) };
   }
   if (path === "/search") {
     return { title: `Search: ${params.get("q") ?? ""}`, render: () => renderSearch(view, params) };
@@ -70,6 +73,7 @@ async function route() {
   showError(null);
   const view = freshPage();
   document.title = NAME;
+  skip.textContent = "Skip to content";
   const { path, params } = parseRoute();
   // The header's box holds the words searched on the search page only: elsewhere they would
   // read as a filter of what is shown.
@@ -81,6 +85,7 @@ async function route() {
   try {
     const shown = pageOf(path, params, view);
     document.title = `${shown.title} · ${NAME}`;
+    if (shown.skip) skip.textContent = shown.skip;
     const leaving = await shown.render();
     if (current === routes) leave = leaving;
     else leaving?.();

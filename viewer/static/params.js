@@ -35,11 +35,35 @@ function wallClock(fields) {
   return back.every((field, i) => field === fields[i]) ? at.getTime() : undefined;
 }
 
+/** A Unix time as people paste it: seconds since 1970, maybe with a fraction, from 9 digits
+ * (1973) on; 12 digits or more are milliseconds (as seconds they would be past the year
+ * 5138, as milliseconds they are 1973 on). Fewer digits are more likely a year or a
+ * compact date than a time. */
+const UNIX_TIME = /^(\d{9,})(\.\d+)?$/;
+
+/** What unit ``value`` is in, as a Unix time, else undefined. */
+function unixUnit(value) {
+  const found = UNIX_TIME.exec(value);
+  if (!found) return undefined;
+  return found[1].length >= 12 ? "Unix milliseconds" : "Unix seconds";
+}
+
+/** A Unix time ``value`` as ISO 8601 in UTC, or undefined when it is none (or past 9999). */
+function readUnix(value) {
+  const unit = unixUnit(value);
+  if (!unit) return undefined;
+  const ms = Math.floor(unit === "Unix seconds" ? Number(value) * 1000 : Number(value));
+  return new Date(ms).getUTCFullYear() <= 9999 ? isoUtc(ms) : undefined;
+}
+
 /** A rule: ``read(value)`` gives the value to use (a time as ISO 8601 in UTC), or undefined
- * for one the API refuses; ``wants`` says what the API takes. */
+ * for one the API refuses; ``wants`` says what the API takes; ``how(value)``, when given,
+ * says how a value the API would not take as given was read (a Unix time). */
 export const TIME = {
-  read: readTime,
-  wants: "a date or a time, ISO 8601, in UTC unless it names a zone, e.g. 2025-01-31 or 2025-01-31T09:00:00+01:00",
+  read: (value) => readTime(value) ?? readUnix(value),
+  how: unixUnit,
+  wants: "a date or a time, ISO 8601, in UTC unless it names a zone, e.g. 2025-01-31 or 2025-01-31T09:00:00+01:00, " +
+    "or a Unix time in seconds (e.g. 1764547200) or milliseconds (e.g. 1764547200000)",
 };
 export const COUNT = { read: (value) => (/^\d+$/.test(value) ? value : undefined), wants: "a whole number" };
 /** What the API alone can judge (a bot's id, a cursor, words to search for). */
@@ -62,17 +86,28 @@ function fault(params, name, rule) {
 
 /** The ``params`` its ``rules`` (name → rule, one for each parameter the page takes) accept,
  * as the page uses them, and a note naming the others (hidden when there are none): they stay
- * in the URL, and the page does as if they were not there. */
+ * in the URL, and the page does as if they were not there. The note also says how a value
+ * was read that the API would not take as given (a Unix time, sent as ISO 8601). */
 export function checked(params, rules) {
   const kept = new URLSearchParams();
   const faults = [];
+  const converted = [];
   for (const name of new Set(params.keys())) {
     const wrong = fault(params, name, rules[name]);
-    if (wrong) faults.push(wrong);
-    else kept.set(name, rules[name].read(params.get(name)));
+    if (wrong) {
+      faults.push(wrong);
+      continue;
+    }
+    const given = params.get(name);
+    kept.set(name, rules[name].read(given));
+    const how = rules[name].how?.(given);
+    if (how) converted.push(`${name}=${given} (${how}) as ${kept.get(name)}`);
   }
-  const note = el("p", { class: "bad-params", role: "alert", hidden: !faults.length },
-    `Ignored, though still in the URL: ${faults.join("; ")}. The page shows what it would without them.`);
+  const note = el("div", { class: "params-notes" },
+    el("p", { class: "read-params", role: "status", hidden: !converted.length },
+      `Read from the URL: ${converted.join("; ")}.`),
+    el("p", { class: "bad-params", role: "alert", hidden: !faults.length },
+      `Ignored, though still in the URL: ${faults.join("; ")}. The page shows what it would without them.`));
   return { params: kept, note };
 }
 

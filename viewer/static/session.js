@@ -4,13 +4,16 @@
 // while a clip or the whole call plays, the turn being spoken is highlighted and the
 // transcript scrolls to it; once a clip is over, the turn clicked stays highlighted. A call
 // still open follows the live stream (live.js), its transcript following the newest turn
-// unless the user has scrolled up from it.
+// unless the user has scrolled up from it. The keyboard goes through the turns by the
+// transcript (keyboard.js), the page's skip link leading there; a long call's timeline and
+// waveform scroll sideways in their box, which follows the turn being played.
 
 import { apiPath, getAudio, getJson } from "./api.js";
 import { el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness, onPress } from "./format.js";
+import { arrowKeys } from "./keyboard.js";
 import { libraries } from "./libraries.js";
 import { followLive } from "./live.js";
-import { renderTimeline } from "./timeline.js";
+import { MIN_PX_PER_S, renderTimeline, reveal } from "./timeline.js";
 import { mountWaveform, windowStart } from "./waveform.js";
 
 /** A live call's summary and waveform are read again at most this often, however often
@@ -51,17 +54,9 @@ function pick({ summary, as_of, lag_ms }) {
   return { summary, as_of, lag_ms };
 }
 
-/** The completeness's holes as the page reads them: while the call may go on, a turn not
- * yet stopped is being said (the transcript says "speaking…"), not lost, though the API
- * counts it as a hole until it stops. */
-function holesOf(completeness) {
-  const open = completeness.state === "open";
-  return completeness.holes.filter((hole) => !(open && hole === "open_turns"));
-}
-
 function summaryBlock(summary) {
   const c = summary.completeness;
-  const holes = holesOf(c);
+  const holes = c.holes;
   const spoken = summary.turns.user + summary.turns.assistant > 0;
   const facts = [
     ["Bot", summary.bot_id], ["Framework", summary.framework],
@@ -125,7 +120,11 @@ export async function renderSession(page, sessionId, params, showStatus) {
   const waveBox = el("div", { class: "waveform" }, el("p", { class: "note" }, "Loading the recording…"));
   const clip = el("audio", { id: "clip", controls: true, preload: "auto" });
   const clipNote = el("span", { class: "clip-note" });
-  const transcript = el("ol", { class: "transcript" });
+  // Where the page's skip link leads: its turns, in the order they were said.
+  const transcript = el("ol", { class: "transcript", "aria-label": "Transcript", dataset: { skip: "" } });
+  arrowKeys(transcript);
+  /** The timeline and the waveform, in a box of their own that scrolls sideways. */
+  const scroller = el("div", { class: "call-scroll" }, timeline, waveBox);
   const fresh = el("div", {}, freshness(detail));
   let summary = summaryBlock(detail.summary);
   page.append(
@@ -136,7 +135,7 @@ export async function renderSession(page, sessionId, params, showStatus) {
           el("span", { class: "key role-user" }, "user"), el("span", { class: "key role-assistant" }, "assistant"),
           el("span", {}, "⚡ interrupted"), el("span", {}, "◷ stop timeout"),
           el("span", { class: "key latency-key" }, "response latency")),
-        timeline, waveBox, el("div", { class: "clip" }, clip, clipNote)),
+        scroller, el("div", { class: "clip" }, clip, clipNote)),
       el("section", { class: "transcript-panel" }, el("h2", {}, "Transcript"), transcript)),
     fresh);
 
@@ -188,13 +187,22 @@ export async function renderSession(page, sessionId, params, showStatus) {
     if (shown.join("\n") !== marked.join("\n")) show(shown);
   }
 
-  /** Highlights ``ids`` and scrolls the transcript to the first of them. */
+  /** Highlights ``ids`` and scrolls the transcript and the timeline to the first of them. */
   function show(ids) {
     mark(ids);
     const entry = ids.length && transcript.querySelector(`[data-turn-id="${CSS.escape(ids[0])}"]`);
     // .transcript is positioned: an entry's offsetTop is already within it.
     if (entry) transcript.scrollTo({ top: entry.offsetTop - 8, behavior: "smooth" });
+    if (ids.length) revealBar(ids[0]);
   }
+
+  /** Scrolls the timeline's box to the bar of the turn ``id``, when out of sight. */
+  function revealBar(id) {
+    const bar = timeline.querySelector(`.turn[data-turn-id="${CSS.escape(id)}"]`);
+    if (bar) reveal(timeline, bar);
+  }
+  // The turn the keyboard is on is shown on the timeline too.
+  transcript.addEventListener("focusin", (event) => revealBar(event.target.dataset.turnId));
 
   /** Clips are offered only while the store holds some of the call's audio: without, each
    * click would ask for one and get a 404. A live call's first chunk offers them. */
@@ -244,7 +252,11 @@ export async function renderSession(page, sessionId, params, showStatus) {
   clip.addEventListener("ended", () => mark([clipTurn.turn_id]));
 
   function draw() {
+    // A live call's timeline follows its newest turn too, unless scrolled back from it.
+    const latest = call.live && scroller.scrollWidth - scroller.scrollLeft - scroller.clientWidth < AT_END_PX;
+    scroller.style.setProperty("--call-px", `${Math.ceil((call.durationMs / 1000) * MIN_PX_PER_S)}px`);
     keepingFocus(timeline, () => renderTimeline(timeline, call, playTurn));
+    if (latest) scroller.scrollLeft = scroller.scrollWidth;
     const top = transcript.scrollTop;
     const newest = call.live && atEnd(transcript);
     const entries = call.turns.map((t) => transcriptEntry(call, t, playTurn));

@@ -96,7 +96,9 @@ export async function mountWaveform(container, libs, call, startMs, { atMs, onTi
   /** Where the peaks begin to hold silence for audio not fetched: what the call grew by
    * with no chunk heard, or what was missing when asked. */
   let unfetchedFromMs = Infinity;
-  const waves = el("div", { class: "waves" });
+  // Hidden from screen readers, its regions taking no tab stop: the transcript is the
+  // keyboard's way to the turns, and their clips (a click on a region still plays its turn's).
+  const waves = el("div", { class: "waves", "aria-hidden": "true" });
   const drawn = el("div", { class: "wave-window" }, waves);
   const play = el("button", { type: "button", class: "play" });
   const clock = el("span", { class: "clock" }, fmtClock(startMs / 1000));
@@ -107,9 +109,10 @@ export async function mountWaveform(container, libs, call, startMs, { atMs, onTi
    * the buttons'. */
   const failed = el("p", { class: "note", role: "status", hidden: true });
   container.replaceChildren(
-    el("div", { class: "wave-labels" }, el("span", {}, "User"), el("span", {}, "Assistant")),
-    el("div", { class: "wave-body" },
-      el("div", { class: "undrawn", title: "not drawn: the buttons below draw 10 minutes at a time" }), drawn),
+    el("div", { class: "wave-row" },
+      el("div", { class: "wave-labels" }, el("span", {}, "User"), el("span", {}, "Assistant")),
+      el("div", { class: "wave-body" },
+        el("div", { class: "undrawn", title: "not drawn: the buttons below draw 10 minutes at a time" }), drawn)),
     el("div", { class: "wave-controls" }, play, clock, earlier, cut, later),
     failed,
   );
@@ -149,7 +152,7 @@ export async function mountWaveform(container, libs, call, startMs, { atMs, onTi
         resize: false,
       });
       element.setAttribute("role", "button");
-      element.setAttribute("tabindex", 0);
+      element.setAttribute("tabindex", -1);
       element.setAttribute("aria-label", `Play the ${turn.role} turn at ${fmtClock(call.at(turn.started_at) / 1000)}`);
       element.addEventListener("keydown", onPress(() => onPick(turn)));
     }
