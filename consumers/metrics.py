@@ -8,8 +8,9 @@ only while the broker answers: a projector that has heard nothing from it for
 ``BLIND_AFTER_S`` (the broker is down, say) reports the time since it last did, so an outage
 shows as a lag that grows with it, as the events bots produce meanwhile wait; so do projectors
 that failed and wait to start again (``stopped``), even if they never reached the broker, and
-projectors that have not fetched for as long (``unfetched_s``): a batch's commit waits for a
-broker that went away while it was in flight, and no fetch comes to tell the silence.
+projectors whose step has not come back from what followed its fetch for as long
+(``unfetched_s``): a batch's commit waits for a broker that went away while it was in flight,
+and no fetch comes to tell the silence.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ class ProjectorMetrics:
     @property
     def lag_s(self) -> float | None:
         """What the query API reports: the lag last measured; while the projectors are
-        stopped, the time since the broker last answered them (or since they first tried, if
-        it never did); None before either."""
+        stopped, or a step of theirs has not come back for ``BLIND_AFTER_S`` since its fetch,
+        the time since the broker last answered them (or since they first tried, if it never
+        did); None before either."""
         if self._stopped_since is not None:
             return max(0.0, time.time() - self._stopped_since)
         if self._measured_s is None or self.unfetched_s is None or self._heard_s is None:
@@ -91,10 +93,16 @@ class ProjectorMetrics:
 
     @property
     def unfetched_s(self) -> float | None:
-        """How long the projectors, running, have not come back from a fetch, once that is
-        ``BLIND_AFTER_S`` or more: they wait for a write or a commit (one in flight when the
-        broker went away waits for it to come back); None while they fetch or are stopped."""
+        """How long a step of the projectors has not come back since its fetch, once that is
+        ``BLIND_AFTER_S`` or more: it waits for a write or a commit (one in flight when the
+        broker went away waits for it to come back), and no fetch follows; None between steps
+        (another statement of the projectors' may be slow then, with nothing waiting) and
+        while they are stopped."""
         return None if self._stopped_since is not None else blind_for(self._fetched_s)
+
+    def stepped(self) -> None:
+        """A step came back (``unfetched_s``)."""
+        self._fetched_s = None
 
     @property
     def stopped_s(self) -> float | None:

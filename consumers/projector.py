@@ -172,6 +172,12 @@ class Projector:
         At most ``PIPELINE_DEPTH`` batches are in flight, and each is written and committed
         only after the one before it, so commits stay in offset order; ``flush`` finishes them.
         """
+        try:
+            return await self._step()
+        finally:
+            self.metrics.stepped()
+
+    async def _step(self) -> int:
         with self.stats.timing("fetch"):
             records = await gather(
                 self._consumer, max_batch=self._max_batch, max_wait_ms=self._max_wait_ms

@@ -8,6 +8,7 @@ in the order sent, even when the client retries internally.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 from collections.abc import Awaitable
@@ -186,19 +187,26 @@ MAX_EVENT_BYTES = MAX_REQUEST_BYTES - 1024
 """The largest encoded event (value and key) that fits one request, its headers beside it."""
 
 
+_HOST = re.compile(r"[A-Za-z0-9._:-]+")
+"""A host name or an IP address (IPv6 without its brackets)."""
+
+
 def checked_bootstrap(bootstrap: str) -> str:
     """``bootstrap`` if it is what Kafka clients take, ``host:port`` comma-separated (IPv6 in
-    brackets, the port 9092 when left out); else a ValueError that names it. Taken as it was,
-    a port that is no number or out of range failed in the client's first connect, where it
-    stopped a producer's delivery without a word, and a URL was tried as a host for ever."""
+    brackets, the port 9092 when left out; an empty entry, as after a trailing comma, is
+    passed over as the clients pass it over); else a ValueError that names it. Taken as it
+    was, a port that is no number or out of range failed in the client's first connect, where
+    it stopped a producer's delivery without a word, and a URL, or hosts parted by ``;`` or
+    spaces, were tried as one host for ever."""
     if "://" in bootstrap:
         raise ValueError("bootstrap: give host:port, not a URL")
+    entries = [entry for entry in bootstrap.split(",") if entry.strip()]
     try:
-        hosts = collect_hosts(bootstrap, randomize=False)
+        hosts = collect_hosts(entries, randomize=False)
     except ValueError:
         hosts = []
     for host, port, _ in hosts or [("", 0, None)]:
-        if not host or not 0 < port < 65536:
+        if not _HOST.fullmatch(host) or not 0 < port < 65536:
             raise ValueError("bootstrap: not host:port[,host:port...] with ports 1-65535")
     return bootstrap
 

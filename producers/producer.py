@@ -156,7 +156,9 @@ class TranscriptProducer:
         owner's to close. A closed producer cannot start again; holding one only says so, and
         its events are dropped and logged rather than raising into the bot."""
         if self._holds == 0 and not self.running:
-            if self._delivery.started or self._closed:
+            if self._forked:
+                log.error("producer_made_in_another_process", detail="made before os.fork()")
+            elif self._delivery.started or self._closed:
                 log.error("producer_closed", detail="closed producers do not start again")
             else:
                 self.start()
@@ -368,12 +370,13 @@ class TranscriptProducer:
 def _may_exceed(event: TurnStopped) -> bool:
     """Whether the turn could encode to more than ``MAX_EVENT_BYTES``: the other events' fields
     are bounded well under it by the contract, a turn's text and words are not, but their
-    characters take at most 4 bytes each, their numbers 16 a word, the rest a few kB. Only a
-    turn this bound does not clear is encoded at the call (the bot's loop pays for it) and
-    refused if too large: Kafka would refuse it for ever, after the call had returned."""
+    characters take at most 4 bytes each, a word's times 16 and the length of its text 2 (of
+    up to 256 characters; 24 a word counted), the rest a few kB. Only a turn this bound does
+    not clear is encoded at the call (the bot's loop pays for it) and refused if too large:
+    Kafka would refuse it for ever, after the call had returned."""
     words = event.words or ()
     chars = len(event.text) + sum(len(w.text) for w in words)
-    return 4 * chars + 16 * len(words) + 8192 > MAX_EVENT_BYTES
+    return 4 * chars + 24 * len(words) + 8192 > MAX_EVENT_BYTES
 
 
 _RUNNING: weakref.WeakSet[TranscriptProducer] = weakref.WeakSet()

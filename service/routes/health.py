@@ -65,7 +65,7 @@ def _falling_behind(state: StoreState) -> str | None:
     if (waiting := state.metrics.unfetched_s) is not None:
         return (
             f"the projectors have not fetched from Kafka for {waiting:.0f} s: a write to the "
-            f"store or a commit to Kafka waits (see the log); {behind}"
+            f"store or a commit to Kafka waits; {behind}"
         )
     return None
 

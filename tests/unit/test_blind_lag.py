@@ -100,10 +100,13 @@ def test_projectors_that_have_not_fetched_for_the_blind_time_report_the_silence_
     assert metrics.registry.get_sample_value("tstore_projector_lag_seconds") == metrics.lag_s
     assert _falling_behind(StoreState(projecting=True, metrics=metrics)) == (
         f"the projectors have not fetched from Kafka for {BLIND_AFTER_S + 7:.0f} s: a write to "
-        "the store or a commit to Kafka waits (see the log); the store falls behind meanwhile"
+        "the store or a commit to Kafka waits; the store falls behind meanwhile"
     )
     metrics.fetched(None, later)
     assert (metrics.lag_s, metrics.unfetched_s) == (0.0, None)
+    metrics.stepped()
+    monkeypatch.setattr(time, "time", lambda: later + BLIND_AFTER_S + 1)
+    assert (metrics.lag_s, metrics.unfetched_s) == (0.0, None), "between steps nothing waits"
     metrics.stopped(later)
     monkeypatch.setattr(time, "time", lambda: later + BLIND_AFTER_S + 1)
     assert metrics.unfetched_s is None, "stopped projectors are told as stopped"

@@ -27,7 +27,7 @@ def _producer(spool: Path) -> TranscriptProducer:
 
 
 @pytest.mark.parametrize(
-    "bootstrap", ["kafka:notaport", "127.0.0.1:99999", "", "http://127.0.0.1:9092", "a:1,,b:2"]
+    "bootstrap", ["kafka:notaport", "127.0.0.1:99999", "", "http://127.0.0.1:9092", "k1:1;k2:2"]
 )
 def test_a_bootstrap_clients_cannot_take_is_refused_at_construction(
     bootstrap: str, tmp_path: Path
@@ -37,7 +37,7 @@ def test_a_bootstrap_clients_cannot_take_is_refused_at_construction(
     assert not any(tmp_path.iterdir()), "no spool slot claimed"
 
 
-@pytest.mark.parametrize("bootstrap", ["kafka", "k1:9092,k2:9093", "[::1]:9092"])
+@pytest.mark.parametrize("bootstrap", ["kafka", "k1:9092,k2:9093,", "[::1]:9092", "::1"])
 def test_the_bootstraps_kafka_clients_take_are_taken(bootstrap: str, tmp_path: Path) -> None:
     TranscriptProducer(bootstrap, bot_id="b", spool_dir=tmp_path)._spool.release()
 
@@ -68,8 +68,8 @@ async def test_close_of_zero_seconds_spools_at_once(tmp_path: Path) -> None:
     assert producer.stats.spooled == 1
 
 
-def _words(count: int) -> tuple[WordTiming, ...]:
-    return tuple(WordTiming(text="w" * 40, start=n, end=n + 0.5) for n in range(count))
+def _words(count: int, text: str = "w" * 40) -> tuple[WordTiming, ...]:
+    return tuple(WordTiming(text=text, start=n, end=n + 0.5) for n in range(count))
 
 
 async def test_a_turn_kafka_could_never_take_is_refused_at_the_call(tmp_path: Path) -> None:
@@ -83,6 +83,10 @@ async def test_a_turn_kafka_could_never_take_is_refused_at_the_call(tmp_path: Pa
             )
         assert "'t-1'" in str(refused.value)
         assert "'s-1'" in str(refused.value)
+        with pytest.raises(ValueError, match=f"over the {MAX_EVENT_BYTES}"):
+            producer.turn_stopped(  # 17 bytes a word encoded: the bound counted 16
+                "s-1", "t-1", "user", text="", started_at=at, words=_words(62_000, text="")
+            )
         large = producer.turn_stopped(
             "s-1", "t-2", "user", text="😀" * 200_000, started_at=at, words=_words(100)
         )
@@ -124,6 +128,8 @@ from producers import TranscriptProducer
 producer = TranscriptProducer(sys.argv[1], bot_id="b", spool_dir=sys.argv[2])
 
 def child() -> None:
+    producer.hold()  # as a job's adapter does: it must not raise into the job
+    print("held, running:", producer.running)
     try:
         producer.start()
     except RuntimeError as exc:
@@ -146,3 +152,5 @@ def test_a_producer_made_before_a_fork_is_refused_in_the_child(tmp_path: Path) -
     )
     assert ended.returncode == 0, ended.stderr
     assert "refused: this producer was made in another process, before os.fork()" in ended.stdout
+    assert "held, running: False" in ended.stdout
+    assert "producer_made_in_another_process" in ended.stdout + ended.stderr
