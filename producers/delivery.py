@@ -8,16 +8,17 @@ event loop of its own; the bot's loop only appends to a deque. In that thread:
   spooled before it, which keeps every session in order).
 - ``_send`` publishes the queue head in batches, refilling the queue from the spool, and drops a
   batch from the queue (and commits it in the spool) only once Kafka has acknowledged it. When
-  Kafka fails, the batch stays at the head and is retried after a pause on a fresh client.
+  an attempt fails, whatever the error, the batch stays at the head and is retried after a
+  pause on a fresh client (``kafka_attempts.py``). An event Kafka will never take is dropped
+  from the head instead (``refusals.py``).
 - ``close`` gives the queue a deadline to drain; what is still only in memory then is put in
   front of the spool, so the next process delivers it first. If the sender is still busy then,
   the log says with what and since when.
-- Every wait on the Kafka client has a deadline: its ``start`` retries some errors for ever
-  (a producer id the broker does not grant), and an acknowledgement that never comes would
-  otherwise hold the queue's head for good. Past the deadline the client is replaced.
 - What waits in the memory queue for Kafka's acknowledgement longer than half the durability
   window is written to the journal (``journal.py``), so that a killed process loses only what
   it accepted within the window. A new process puts the journal in front of the spool first.
+- A disk that refuses writes drops what was to be spooled (counted, said sparsely:
+  ``sparse_log.py``) and leaves the journal behind; delivery from memory goes on.
 
 Delivery is at-least-once: after a failure a batch may reach Kafka twice. Consumers deduplicate
 by event id and seq.
@@ -31,51 +32,26 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
+from producers.delivery_config import DeliveryConfig
+from producers.gil import breathe
 from producers.journal import Journal
-from producers.kafka import PLAINTEXT, KafkaSecurity, kafka_producer
+from producers.kafka import MAX_EVENT_BYTES, PLAINTEXT, KafkaSecurity
+from producers.kafka_attempts import STOP_S, Attempts, Retries, give_up
+from producers.refusals import Outcome, fitting, log_refused
+from producers.sparse_log import SparseLog
 from producers.spool import Spool, SpoolPosition, SpoolRecord
+from producers.spool_writes import SpoolWrites
 from schemas import Event
 
+__all__ = ["Delivery", "DeliveryConfig", "DeliveryStats"]
+
 log = structlog.get_logger(__name__)
-
-T = TypeVar("T")
-
-_SLICE_S = 0.001
-_PAUSE_S = 0.0001
-_STOP_S = 5.0
-"""How long a Kafka client may take to stop: it waits for requests in flight, which a
-frozen broker never answers."""
-
-
-async def _breathe(since: float) -> float:
-    """Sleep a moment once the delivery thread has worked ``_SLICE_S`` since ``since``.
-
-    Encoding and handing records to the Kafka client hold the GIL. A timer of the bot's loop
-    that falls due meanwhile waits for it, up to the interpreter's switch interval (5 ms).
-    Yielding to this thread's event loop does not hand the GIL over (the thread takes it back
-    before the waiting one wakes, and asyncio's sleeps round up to whole milliseconds); a short
-    real sleep does. So long runs of work (a burst, a batch) are cut into slices the bot's loop
-    can slip between. Returns the start of the next slice.
-    """
-    if time.perf_counter() - since < _SLICE_S:
-        return since
-    _hand_over_the_gil()
-    await asyncio.sleep(0)
-    return time.perf_counter()
-
-
-def _hand_over_the_gil() -> None:
-    """A real sleep in an async function, on purpose (see ``_breathe``): only it lets the bot's
-    thread take the GIL."""
-    time.sleep(_PAUSE_S)
 
 
 @dataclass
@@ -93,21 +69,6 @@ class _Queued:
     """Set when the record was read from the spool: committing it there marks it delivered."""
 
 
-@dataclass(frozen=True)
-class DeliveryConfig:
-    memory_events: int = 10_000
-    """Bound of the in-memory queue; beyond it events go to the spool."""
-    batch_events: int = 1_000
-    retry_pause_s: float = 0.5
-    """First pause after a failure; doubles while Kafka stays down, up to ``max_retry_pause_s``."""
-    max_retry_pause_s: float = 5.0
-    request_timeout_ms: int = 30_000
-    compression: str | None = "zstd"
-    linger_ms: int = 5
-    durability_window_ms: int = 200
-    """A killed process loses no event accepted longer ago than this (see the README)."""
-
-
 class Delivery:
     def __init__(
         self,
@@ -118,11 +79,10 @@ class Delivery:
         security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.stats = DeliveryStats()
-        self._bootstrap = bootstrap
-        self._security = security
         self._spool = spool
         self._encode = encode
         self._config = config or DeliveryConfig()
+        self._attempts = Attempts(bootstrap, security, self._config)
         self._inbox: deque[Event] = deque()
         self._queue: deque[_Queued] = deque()
         self._journal = Journal(spool.directory / "journal")
@@ -141,6 +101,17 @@ class Delivery:
         self._close_by = 0.0
         """When ``close`` must return (monotonic clock): the sender drains until shortly before
         it, then stops its client within what is left."""
+        self._retries = Retries(self._config)
+        self._spool_writes = SpoolWrites(spool, self.stats)
+        self._journal_failing = SparseLog(
+            "journal_write_failed", level="warning", ended_event="journal_write_recovered"
+        )
+        self._unencodable = SparseLog("event_unencodable")
+        self._bookkeeping = SparseLog("delivery_bookkeeping_failed", level="warning")
+        """Committing the spool's cursor or trimming the journal failed: the events concerned
+        are only sent twice after a restart."""
+        own = (self._journal_failing, self._unencodable, self._bookkeeping)
+        self._sparse_logs = (*self._spool_writes.logs, *own)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._running = threading.Event()
@@ -202,6 +173,7 @@ class Delivery:
             self._idle = False
             self._wake.clear()
             await self._intake()
+            self._tick_logs()
             work.set()
             await asyncio.sleep(0)  # the sender's turn, even while the bot keeps submitting
         await self._finish(sender, work)
@@ -211,8 +183,12 @@ class Delivery:
         self._taken_in = True
         work.set()
         left_s = self._close_by - time.monotonic()
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(sender, max(left_s / 2, left_s - 0.5))
+        except TimeoutError:
+            pass
+        except Exception:  # the sender catches everything; whatever escaped it, spool the rest
+            log.exception("delivery_sender_failed")
         if self._queue:
             log.warning(
                 "delivery_unfinished",
@@ -223,10 +199,15 @@ class Delivery:
             )
         unsent = [q.record for q in self._queue if q.spooled_at is None]
         self._queue.clear()
-        self._to_spool(unsent, front=True)
+        self._spool_writes.write(unsent, front=True)
         if self._journal_due is not None:
             self._journal_due.cancel()
-        self._journal.close()
+        try:
+            self._journal.close()
+        except OSError as exc:  # its events are spooled: a restart only sends them twice
+            log.warning("journal_close_failed", error=str(exc))
+        for sparse in self._sparse_logs:
+            sparse.flush()
         log.info(
             "delivery_closed",
             published=self.stats.published,
@@ -245,27 +226,29 @@ class Delivery:
         try:
             records = self._journal.recover()
             if records:
-                kept = self._to_spool(records, front=True)
+                kept = self._spool_writes.write(records, front=True)
                 log.info("journal_recovered", events=len(records), spooled=kept)
             self._journal.forget_recovered()
         except (OSError, ValueError):  # a damaged journal must not stop delivery
             log.exception("journal_recovery_failed", directory=str(self._journal.directory))
 
-    def _to_spool(self, records: Sequence[SpoolRecord], *, front: bool = False) -> int:
-        """Spool records (in front of what is there, or behind); what does not fit is dropped,
-        and counted and logged as such. Returns how many were kept."""
-        kept = (self._spool.prepend if front else self._spool.append)(records)
-        self.stats.spooled += kept
-        self._drop(len(records) - kept)
-        return kept
+    def _tick_logs(self) -> None:
+        """Let the sparse logs say what they counted since their last line, if it is time."""
+        for sparse in self._sparse_logs:
+            sparse.tick()
 
     async def _intake(self) -> None:
         to_spool: list[SpoolRecord] = []
         fresh = self._fresh_in
         since = time.perf_counter()
         while self._inbox:
-            since = await _breathe(since)
-            record = self._encode(self._inbox.popleft())
+            since = await breathe(since)
+            try:
+                record = self._encode(self._inbox.popleft())
+            except Exception as exc:  # the bot's events are validated; this must not stop us
+                self.stats.dropped += 1
+                self._unencodable.count(error=f"{type(exc).__name__}: {exc}")
+                continue
             if (
                 to_spool
                 or not self._spool.is_empty()
@@ -279,7 +262,7 @@ class Delivery:
             self._arm_journal()
         if to_spool:
             self._write_journal()  # nothing on disk may outlive an older event of its session
-            self._to_spool(to_spool)
+            self._spool_writes.write(to_spool)
 
     def _arm_journal(self) -> None:
         """Journal what waits in memory half a durability window from now."""
@@ -299,22 +282,18 @@ class Delivery:
         )
         try:
             self._journal.write([q.record for q in head], self._fresh_in)
-        except OSError:
-            log.exception("journal_write_failed", events=self._fresh_in - start)
+        except OSError as exc:
+            # The events stay in memory and are delivered when Kafka takes them, only not
+            # safe from a kill meanwhile: said once, and when writes go through again.
+            self._journal_failing.count(  # counts failed writes
+                events=self._fresh_in - start,
+                error=str(exc),
+                directory=str(self._journal.directory),
+            )
             self._arm_journal()  # try again, even if no event comes in to arm it
             return
+        self._journal_failing.ended()
         self._journaled = self._fresh_in
-
-    def _drop(self, count: int) -> None:
-        if count:
-            self.stats.dropped += count
-            log.error(
-                "events_dropped",
-                count=count,
-                reason="spool full",
-                spool_max_bytes=self._spool.max_bytes,
-                dropped_total=self.stats.dropped,
-            )
 
     def _refill(self) -> None:
         room = self._config.memory_events - len(self._queue)
@@ -326,106 +305,97 @@ class Delivery:
         self._phase, self._phase_since = phase, time.monotonic()
 
     async def _send(self, work: asyncio.Event) -> None:
+        """Publish the queue's head until closing leaves it empty. Whatever goes wrong in an
+        attempt, whatever its kind, is a failed attempt: the task must outlive it, since
+        nothing would deliver the bot's events after it."""
         producer: AIOKafkaProducer | None = None
-        down_since: float | None = None
-        pause = self._config.retry_pause_s
         try:
             while True:
-                self._refill()
-                if not self._queue:
-                    if self._taken_in:
-                        return
-                    self._doing("idle")
-                    await work.wait()
-                    work.clear()
-                    continue
-                batch = list(itertools.islice(self._queue, self._config.batch_events))
                 try:
+                    self._refill()
+                    if not self._queue:
+                        if self._taken_in:
+                            return
+                        self._doing("idle")
+                        await work.wait()
+                        work.clear()
+                        continue
+                    batch = self._next_batch()
+                    if not batch:
+                        continue  # its head was refused for good, and dropped
                     if producer is None:
                         self._doing("connecting")
-                        producer = await self._within_deadline(self._connect())
-                    self._doing(f"publishing {len(batch)} events")
-                    await self._within_deadline(self._publish(producer, batch))
-                except (KafkaError, OSError, TimeoutError) as exc:
-                    self.stats.errors += 1
-                    if down_since is None:
-                        down_since = time.monotonic()
-                        log.warning(
-                            "kafka_unavailable",
-                            error=str(exc) or type(exc).__name__,
-                            during=self._phase,
-                            backlog=len(self._queue),
+                        producer = await self._attempts.within_deadline(
+                            self._attempts.connect(self._discard)
                         )
-                    await self._discard(producer)
+                    self._doing(f"publishing {len(batch)} events")
+                    result = await self._attempts.publish(producer, [q.record for q in batch])
+                    if result.refused is not None:  # the client's sequence numbers are off
+                        await self._discard(producer)
+                        producer = None
+                    self._settle(batch, result)
+                    if result.failure is not None:
+                        raise result.failure
+                except Exception as exc:
+                    await self._failed(exc, producer)
                     producer = None
-                    self._doing("pausing after a failure")
-                    await asyncio.sleep(pause)
-                    pause = min(2 * pause, self._config.max_retry_pause_s)
-                    continue
-                pause = self._config.retry_pause_s
-                if down_since is not None:
-                    log.info("kafka_available", down_s=round(time.monotonic() - down_since, 1))
-                    down_since = None
-                for _ in batch:
-                    self._queue.popleft()
-                self._fresh_acked += sum(q.spooled_at is None for q in batch)
-                try:
-                    self._journal.trim(self._fresh_acked)
-                except OSError:  # kept segments are only sent twice after a crash
-                    log.exception("journal_trim_failed")
-                spooled = [q.spooled_at for q in batch if q.spooled_at is not None]
-                if spooled:
-                    self._spool.commit(spooled[-1])
-                self.stats.published += len(batch)
         finally:
             await self._discard(producer)
 
-    async def _within_deadline(self, step: Awaitable[T]) -> T:
-        """``step``, or TimeoutError after twice the client's request timeout: the client's own
-        timeouts have passed by then, so it is stuck rather than slow."""
-        return await asyncio.wait_for(step, 2 * self._config.request_timeout_ms / 1000)
+    def _next_batch(self) -> list[_Queued]:
+        """The next batch to send: the queue's head, up to the first record too large ever to
+        be sent (``MAX_EVENT_BYTES``, what a client built with ``MAX_REQUEST_BYTES`` sends).
+        One at the head itself is dropped instead, and the batch is empty."""
+        head = list(itertools.islice(self._queue, self._config.batch_events))
+        size = fitting([q.record for q in head], MAX_EVENT_BYTES)
+        if size == 0:
+            log_refused(head[0].record, MAX_EVENT_BYTES, "larger than Kafka takes")
+            self._done_with(head[:1])
+            self.stats.dropped += 1
+        return head[:size]
 
-    async def _connect(self) -> AIOKafkaProducer:
-        producer = kafka_producer(
-            self._bootstrap,
-            security=self._security,
-            compression=self._config.compression,
-            linger_ms=self._config.linger_ms,
-            request_timeout_ms=self._config.request_timeout_ms,
-        )
+    def _settle(self, batch: list[_Queued], result: Outcome) -> None:
+        """Take the acknowledged head of the batch off the queue, and the record after it if
+        Kafka refused it for good; the rest stays for another attempt."""
+        acknowledged = batch[: result.acknowledged]
+        self._done_with(acknowledged)
+        self.stats.published += len(acknowledged)
+        if acknowledged or result.refused is not None:
+            self._retries.succeeded()
+        if result.refused is not None:
+            refused = batch[result.acknowledged]
+            log_refused(refused.record, MAX_EVENT_BYTES, str(result.refused))
+            self._done_with([refused])
+            self.stats.dropped += 1
+
+    def _done_with(self, head: Sequence[_Queued]) -> None:
+        """Take entries off the queue's head for good (acknowledged, or dropped): the journal
+        forgets them and the spool commits them."""
+        for _ in head:
+            self._queue.popleft()
+        self._fresh_acked += sum(q.spooled_at is None for q in head)
+        spooled = [q.spooled_at for q in head if q.spooled_at is not None]
         try:
-            await producer.start()
-        except BaseException:
-            await self._discard(producer)
-            raise
-        return producer
+            self._journal.trim(self._fresh_acked)
+            if spooled:
+                self._spool.commit(spooled[-1])
+        except OSError as exc:  # kept segments or a stale cursor only send events twice
+            self._bookkeeping.count(error=str(exc))
 
-    @staticmethod
-    async def _publish(producer: AIOKafkaProducer, batch: list[_Queued]) -> None:
-        """Send the batch and wait for its acknowledgements. A topic the broker does not have
-        is a failure like a broker out of reach, named: aiokafka waits for it a request
-        timeout long, logging a warning ten times a second, and says only that it timed out."""
-        wanted = {q.record.topic for q in batch}
-        if missing := wanted - producer.client.cluster.topics():
-            await producer.client.force_metadata_update()
-            if missing := wanted - producer.client.cluster.topics():
-                raise KafkaError(
-                    f"the broker has no topic {', '.join(sorted(missing))}: create the topics "
-                    "(`tstore create-topics`, or a projector's first start)"
-                )
-        deliveries = []
-        since = time.perf_counter()
-        for q in batch:
-            since = await _breathe(since)
-            deliveries.append(await producer.send(q.record.topic, q.record.value, key=q.record.key))
-        await asyncio.gather(*deliveries)
+    async def _failed(self, exc: Exception, producer: AIOKafkaProducer | None) -> None:
+        """A failed attempt: counted, said if news (``Retries``), the client given up, and a
+        pause."""
+        self.stats.errors += 1
+        pause = self._retries.failed(exc, during=self._phase, backlog=len(self._queue))
+        await self._discard(producer)
+        self._doing("pausing after a failure")
+        await asyncio.sleep(pause)
 
     async def _discard(self, producer: AIOKafkaProducer | None) -> None:
-        """Stop a client, within what is left of a close's deadline once closing: a bot that
+        """Give a client up, within what is left of a close's deadline once closing: a bot that
         gave ``close`` 0.5 s waited 5.5 s on a frozen broker."""
         if producer is not None:
-            limit_s = _STOP_S
+            limit_s = STOP_S
             if self._closing:
                 limit_s = min(limit_s, max(0.0, self._close_by - time.monotonic()))
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), limit_s)
+            await give_up(producer, limit_s)

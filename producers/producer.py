@@ -387,9 +387,12 @@ _MADE: weakref.WeakSet[TranscriptProducer] = weakref.WeakSet()
 
 def _made_elsewhere() -> None:
     """In a forked child, the parent's producers: their delivery thread did not come along,
-    and their spool's lock is the parent's, so the child would share its slot."""
+    and their spool's lock is the parent's. The child lets its copy of the lock go (the lock
+    stays the parent's while the parent holds it), or the slot would stay taken, with what it
+    spooled, as long as the child lives, after the parent closed its producer."""
     for producer in _MADE:
         producer._forked = True
+        producer._spool.release()
     _RUNNING.clear()
 
 

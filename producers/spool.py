@@ -128,6 +128,8 @@ class Spool:
             if seg in self._sizes
         }
         self._read = {seg: self._committed.get(seg, 0) for seg in self._sizes}
+        self._sealed: set[int] = set()
+        """Segments a failed write left with a torn tail that could not be cut off."""
 
     @classmethod
     def claim(cls, base: Path, *, max_bytes: int) -> Spool:
@@ -170,7 +172,7 @@ class Spool:
             tail = max(self._sizes, default=None)
             if tail is None:
                 tail = 0
-            elif self._sizes[tail] >= self._segment_bytes:
+            elif self._sizes[tail] >= self._segment_bytes or tail in self._sealed:
                 tail += 1
             self._write(tail, b"".join(frames))
         return len(frames)
@@ -225,16 +227,36 @@ class Spool:
         return frames
 
     def _write(self, seg: int, data: bytes) -> None:
+        """Append ``data`` to a segment and fsync; on failure (a full disk) none of it counts
+        as written, and what part of it reached the file is cut off again (see ``_cut_back``)."""
         created = seg not in self._sizes
-        with self._path(seg).open("ab") as segment:
-            segment.write(data)
-            segment.flush()
-            os.fsync(segment.fileno())
+        try:
+            with self._path(seg).open("ab") as segment:
+                segment.write(data)
+                segment.flush()
+                os.fsync(segment.fileno())
+            if created:
+                fsync_directory(self.directory)
+        except OSError:
+            self._cut_back(seg, created)
+            raise
         if created:
             self._sizes[seg] = 0
             self._read[seg] = 0
-            fsync_directory(self.directory)
         self._sizes[seg] += len(data)
+
+    def _cut_back(self, seg: int, created: bool) -> None:
+        """After a failed write: a new segment goes, an old one is cut back to what it held, so
+        that the next write does not follow a torn frame (reading would take it for a record).
+        A segment that cannot be cut is appended to no more."""
+        path = self._path(seg)
+        try:
+            if created:
+                path.unlink(missing_ok=True)
+            else:
+                os.truncate(path, self._sizes[seg])
+        except OSError:
+            self._sealed.add(seg)
 
     def _delete(self, seg: int) -> None:
         self._path(seg).unlink(missing_ok=True)

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -162,3 +165,26 @@ def test_a_slot_held_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     holder.kill()
     holder.wait()
     assert Spool.claim(tmp_path, max_bytes=1 << 20).directory.name == "slot-0"
+
+
+def test_a_failed_write_leaves_nothing_for_the_next_to_follow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that reached the file but failed its fsync (a full disk) stayed there, past the
+    spool's idea of the segment's end: the next append went behind it, and reads took the
+    failed record for delivered data and cut the last one short."""
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(_records(2))
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        spool.append(_records(1, 2))
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    spool.append(_records(1, 3))
+    expected = [b"event-0", b"event-1", b"event-3"]
+    assert _values(spool.read(10)) == expected
+    assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == expected
