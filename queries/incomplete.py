@@ -66,12 +66,12 @@ SELECT session_id
 FROM transcripts_generations
 WHERE generation = {{generation:UInt32}} AND {_IN_SPAN} AND {{of_bot}}
     AND session_id IN (
-        SELECT session_id FROM transcripts_generations
-        WHERE generation = {{generation:UInt32}} AND NOT complete AND {_IN_SPAN}
-    )
-    AND session_id IN (
         SELECT session_id FROM session_events_generations
         WHERE generation = {{events_generation:UInt32}} AND {_IN_SPAN}
+            AND session_id IN (
+                SELECT session_id FROM transcripts_generations
+                WHERE generation = {{generation:UInt32}} AND NOT complete AND {_IN_SPAN}
+            )
         GROUP BY session_id
         HAVING {DECLARED_EVENTS} > 0 OR max(occurred_at) < {{idle_before:DateTime64(6, 'UTC')}}
     )
