@@ -349,9 +349,7 @@ class Delivery:
         head = list(itertools.islice(self._queue, self._config.batch_events))
         size = fitting([q.record for q in head], MAX_EVENT_BYTES)
         if size == 0:
-            log_refused(head[0].record, MAX_EVENT_BYTES, "larger than Kafka takes")
-            self._done_with(head[:1])
-            self.stats.dropped += 1
+            self._drop_refused(head[0], "larger than Kafka takes")
         return head[:size]
 
     def _settle(self, batch: list[_Queued], result: Outcome) -> None:
@@ -363,10 +361,13 @@ class Delivery:
         if acknowledged or result.refused is not None:
             self._retries.succeeded()
         if result.refused is not None:
-            refused = batch[result.acknowledged]
-            log_refused(refused.record, MAX_EVENT_BYTES, str(result.refused))
-            self._done_with([refused])
-            self.stats.dropped += 1
+            self._drop_refused(batch[result.acknowledged], str(result.refused))
+
+    def _drop_refused(self, head: _Queued, reason: str) -> None:
+        """Drop the queue's head, an event Kafka will never take: said, counted, gone."""
+        log_refused(head.record, MAX_EVENT_BYTES, reason)
+        self._done_with([head])
+        self.stats.dropped += 1
 
     def _done_with(self, head: Sequence[_Queued]) -> None:
         """Take entries off the queue's head for good (acknowledged, or dropped): the journal

@@ -25,6 +25,7 @@ import structlog
 
 from producers.delivery import Delivery, DeliveryConfig
 from producers.kafka import MAX_EVENT_BYTES, PLAINTEXT, KafkaSecurity, checked_bootstrap
+from producers.refusals import record_bytes
 from producers.spool import Spool, SpoolRecord
 from schemas import (
     ChunkReady,
@@ -343,7 +344,7 @@ class TranscriptProducer:
         )
         if isinstance(event, TurnStopped) and _may_exceed(event):
             record = self._encode(event)
-            if (size := len(record.value) + len(record.key)) > MAX_EVENT_BYTES:
+            if (size := record_bytes(record)) > MAX_EVENT_BYTES:
                 raise ValueError(
                     f"TurnStopped {event.turn_id!r} of session {session_id!r}: {size} bytes "
                     f"encoded, over the {MAX_EVENT_BYTES} an event may take in Kafka: shorten "

@@ -101,6 +101,19 @@ async def test_a_turn_kafka_could_never_take_is_refused_at_the_call(tmp_path: Pa
     assert large.seq == 0, "the refused turn used no seq"
 
 
+def _run(script: str, bootstrap: str, spool: Path) -> str:
+    """What ``script``, run in a Python of its own with the bootstrap and the spool's folder
+    as its arguments, printed and logged; it must end well."""
+    ended = subprocess.run(
+        [sys.executable, "-c", script, bootstrap, str(spool)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == 0, ended.stderr
+    return ended.stdout + ended.stderr
+
+
 _LEFT_RUNNING = """
 import asyncio, sys
 from producers import TranscriptProducer
@@ -119,14 +132,8 @@ asyncio.run(main())
 def test_a_producer_left_running_at_exit_spools_what_it_holds(tmp_path: Path, host: str) -> None:
     """With a host name, its connect at exit failed (no new thread may resolve it then) with
     an error the sender did not expect, and the events were lost with it."""
-    ended = subprocess.run(
-        [sys.executable, "-c", _LEFT_RUNNING, f"{host}:{free_port()}", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert ended.returncode == 0, ended.stderr
-    assert "producer_closed_at_exit" in ended.stdout + ended.stderr
+    said = _run(_LEFT_RUNNING, f"{host}:{free_port()}", tmp_path)
+    assert "producer_closed_at_exit" in said
     spool = Spool.claim(tmp_path, max_bytes=1 << 20)
     assert len(spool.read(100)) == 10
 
@@ -161,14 +168,8 @@ process.kill()
 def test_a_producer_made_before_a_fork_is_refused_in_the_child(tmp_path: Path) -> None:
     """Started there, it did not run (its events were all dropped) and shared the parent's
     spool slot."""
-    ended = subprocess.run(
-        [sys.executable, "-c", _FORKED, f"127.0.0.1:{free_port()}", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert ended.returncode == 0, ended.stderr
-    assert "refused: this producer was made in another process, before os.fork()" in ended.stdout
-    assert "held, running: False" in ended.stdout
-    assert "producer_made_in_another_process" in ended.stdout + ended.stderr
-    assert "slot after close: slot-0" in ended.stdout, "the child let the parent's slot go"
+    said = _run(_FORKED, f"127.0.0.1:{free_port()}", tmp_path)
+    assert "refused: this producer was made in another process, before os.fork()" in said
+    assert "held, running: False" in said
+    assert "producer_made_in_another_process" in said
+    assert "slot after close: slot-0" in said, "the child let the parent's slot go"
