@@ -18,6 +18,7 @@ whatever it holds.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import itertools
 import json
@@ -28,6 +29,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 
@@ -39,6 +41,9 @@ _SUFFIX = ".seg"
 _CURSOR = "cursor.json"
 _NUMBER = re.compile(r"-?[0-9]+")
 """Segment numbers: ``prepend`` goes below zero."""
+UNREADABLE_AFTER = 5
+"""Failed reads of a segment in a row (each after a failed attempt's pause) before it is given
+up."""
 
 
 @dataclass(frozen=True)
@@ -78,29 +83,46 @@ def frame_of(record: SpoolRecord) -> bytes:
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+def read_frame(handle: BinaryIO, end: int) -> bytes | None:
+    """The payload of the frame at the handle's position, or None where no whole, intact frame
+    ends by ``end`` (a torn or corrupt one)."""
+    start = handle.tell()
+    header = handle.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    length, crc = _HEADER.unpack(header)
+    if start + _HEADER.size + length > end:
+        return None
+    payload = handle.read(length)
+    if len(payload) < length or zlib.crc32(payload) != crc:
+        return None
+    return payload
+
+
 def cut_torn_tail(path: Path) -> tuple[list[bytes], int]:
     """The payloads of a file of frames and their length; a torn or corrupt tail is cut off.
 
     A crash can leave the last write half done; what follows the first bad frame cannot be
     trusted, and is truncated so that appends go on from a clean end.
     """
-    data = path.read_bytes()
     payloads: list[bytes] = []
-    offset = 0
-    while offset + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, offset)
-        end = offset + _HEADER.size + length
-        payload = data[offset + _HEADER.size : end]
-        if end > len(data) or zlib.crc32(payload) != crc:
-            break
-        payloads.append(payload)
-        offset = end
-    if offset < len(data):
-        log.warning("spool_tail_cut", file=path.name, kept=offset, cut=len(data) - offset)
-        with path.open("r+b") as handle:
-            handle.truncate(offset)
-            os.fsync(handle.fileno())
+    with path.open("rb") as handle:
+        end = os.fstat(handle.fileno()).st_size
+        offset = 0
+        while (payload := read_frame(handle, end)) is not None:
+            payloads.append(payload)
+            offset = handle.tell()
+    if offset < end:
+        cut_at(path, offset, end)
     return payloads, offset
+
+
+def cut_at(path: Path, offset: int, end: int) -> None:
+    """Truncate a file of frames where its first bad frame begins (see ``cut_torn_tail``)."""
+    log.warning("spool_tail_cut", file=path.name, kept=offset, cut=end - offset)
+    with path.open("r+b") as handle:
+        handle.truncate(offset)
+        os.fsync(handle.fileno())
 
 
 class Spool:
@@ -119,9 +141,13 @@ class Spool:
         self._segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self._committed: dict[int, int] = self._load_cursor()
-        self._sizes: dict[int, int] = {}
-        for seg, path in numbered(directory, _SUFFIX):
-            self._sizes[seg] = cut_torn_tail(path)[1]
+        self._sizes = {seg: path.stat().st_size for seg, path in numbered(directory, _SUFFIX)}
+        self._unchecked = set(self._sizes)
+        """Segments a crash may have left with a torn tail, not read through since the open.
+        Opening reads none of them: a bot that starts over a full spool is not held up while
+        half a gigabyte is checked on its own thread. A torn tail is cut where reading meets
+        it, or before anything is appended behind it."""
+        self._read_failures: dict[int, int] = {}
         self._committed = {
             seg: min(offset, self._sizes[seg])
             for seg, offset in self._committed.items()
@@ -129,7 +155,7 @@ class Spool:
         }
         self._read = {seg: self._committed.get(seg, 0) for seg in self._sizes}
         self._sealed: set[int] = set()
-        """Segments a failed write left with a torn tail that could not be cut off."""
+        """Segments with a torn tail that could not be cut off: appended to no more."""
 
     @classmethod
     def claim(cls, base: Path, *, max_bytes: int) -> Spool:
@@ -172,8 +198,10 @@ class Spool:
             tail = max(self._sizes, default=None)
             if tail is None:
                 tail = 0
-            elif self._sizes[tail] >= self._segment_bytes or tail in self._sealed:
-                tail += 1
+            else:
+                self._check_tail(tail)
+                if self._sizes[tail] >= self._segment_bytes or tail in self._sealed:
+                    tail += 1
             self._write(tail, b"".join(frames))
         return len(frames)
 
@@ -185,23 +213,82 @@ class Spool:
         return len(frames)
 
     def read(self, max_records: int) -> list[tuple[SpoolPosition, SpoolRecord]]:
-        """The next unread records in order; reading does not commit them."""
+        """The next unread records in order; reading does not commit them.
+
+        A segment that fails to read (an I/O error) raises, for a later attempt; one that
+        fails ``UNREADABLE_AFTER`` times running is given up, so that the disk's fault does
+        not hold back every event spooled after it."""
         out: list[tuple[SpoolPosition, SpoolRecord]] = []
         for seg in sorted(self._sizes):
-            offset = self._read[seg]
-            if offset >= self._sizes[seg]:
+            if self._read[seg] >= self._sizes[seg]:
                 continue
-            with self._path(seg).open("rb") as segment:
-                segment.seek(offset)
-                while len(out) < max_records and offset < self._sizes[seg]:
-                    length, _crc = _HEADER.unpack(segment.read(_HEADER.size))
-                    record = SpoolRecord.decode(segment.read(length))
-                    offset += _HEADER.size + length
-                    out.append((SpoolPosition(seg, offset), record))
-            self._read[seg] = offset
+            try:
+                self._read_segment(seg, out, max_records)
+            except OSError:
+                self._read_failures[seg] = self._read_failures.get(seg, 0) + 1
+                if self._read_failures[seg] < UNREADABLE_AFTER:
+                    raise
+                self._give_up(seg)
+                continue
+            self._read_failures.pop(seg, None)
             if len(out) >= max_records:
                 break
         return out
+
+    def _read_segment(
+        self, seg: int, out: list[tuple[SpoolPosition, SpoolRecord]], max_records: int
+    ) -> None:
+        """Read on in one segment into ``out``; a torn or corrupt frame ends the segment."""
+        offset, end = self._read[seg], self._sizes[seg]
+        with self._path(seg).open("rb") as segment:
+            segment.seek(offset)
+            while len(out) < max_records and offset < end:
+                payload = read_frame(segment, end)
+                if payload is None:
+                    self._cut(seg, offset)
+                    break
+                offset = segment.tell()
+                out.append((SpoolPosition(seg, offset), SpoolRecord.decode(payload)))
+        self._read[seg] = offset
+        if offset >= self._sizes[seg]:
+            self._unchecked.discard(seg)
+
+    def _cut(self, seg: int, offset: int) -> None:
+        """End a segment where its first bad frame begins; appends go on from there."""
+        end = self._sizes[seg]
+        self._sizes[seg] = offset
+        self._unchecked.discard(seg)
+        try:
+            cut_at(self._path(seg), offset, end)
+        except OSError:
+            self._sealed.add(seg)
+
+    def _check_tail(self, seg: int) -> None:
+        """Cut a torn tail off a segment before appending behind it; one that cannot be read or
+        cut is appended to no more."""
+        if seg not in self._unchecked:
+            return
+        self._unchecked.discard(seg)
+        try:
+            self._sizes[seg] = cut_torn_tail(self._path(seg))[1]
+        except OSError:
+            self._sealed.add(seg)
+        self._committed[seg] = min(self._committed.get(seg, 0), self._sizes[seg])
+        self._read[seg] = min(self._read[seg], self._sizes[seg])
+
+    def _give_up(self, seg: int) -> None:
+        """Drop an unreadable segment from the spool, kept aside under another name for
+        whoever looks at the disk."""
+        path = self._path(seg)
+        log.error(
+            "spool_segment_unreadable",
+            file=path.name,
+            bytes_lost=self._sizes[seg] - self._read[seg],
+            attempts=self._read_failures.pop(seg),
+        )
+        with contextlib.suppress(OSError):
+            path.rename(path.with_suffix(".unreadable"))
+        self._delete(seg)
 
     def commit(self, position: SpoolPosition) -> None:
         """Mark everything up to ``position`` delivered; fully delivered segments are deleted."""
@@ -262,6 +349,7 @@ class Spool:
         self._path(seg).unlink(missing_ok=True)
         for table in (self._sizes, self._read, self._committed):
             table.pop(seg, None)
+        self._unchecked.discard(seg)
         self._save_cursor()
 
     def _path(self, seg: int) -> Path:

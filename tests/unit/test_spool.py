@@ -5,14 +5,16 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
-from producers.spool import Spool, SpoolPosition, SpoolRecord
+from producers.spool import UNREADABLE_AFTER, Spool, SpoolPosition, SpoolRecord
 
 
 def _records(n: int, start: int = 0) -> list[SpoolRecord]:
@@ -74,6 +76,104 @@ def test_a_corrupted_record_ends_the_readable_part(tmp_path: Path) -> None:
     assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [b"event-0", b"event-1"]
 
 
+def _segments(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.seg"), key=lambda p: int(p.stem))
+
+
+def _disk_error(monkeypatch: pytest.MonkeyPatch, fails: Callable[[Path], bool]) -> None:
+    """Reading a file ``fails`` picks raises the disk's I/O error."""
+    real_open, real_read_bytes = Path.open, Path.read_bytes
+
+    def open_(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if fails(path):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_open(path, *args, **kwargs)
+
+    def read_bytes(path: Path) -> bytes:
+        if fails(path):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(Path, "open", open_)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+
+
+def test_opening_reads_no_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bot opens its spool on its own thread: a full one (512 MiB) used to be read through
+    there, every frame checked, before the bot went on."""
+    Spool(tmp_path, max_bytes=1 << 20, segment_bytes=64).append(_records(6))
+    _disk_error(monkeypatch, lambda path: path.suffix == ".seg")
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=64)
+    monkeypatch.undo()
+    assert _values(spool.read(10)) == [f"event-{i}".encode() for i in range(6)]
+
+
+def test_a_corrupt_segment_ends_where_reading_meets_the_damage(tmp_path: Path) -> None:
+    Spool(tmp_path, max_bytes=1 << 20, segment_bytes=40).append(_records(2))
+    Spool(tmp_path, max_bytes=1 << 20, segment_bytes=40).append(_records(2, 2))
+    first = _segments(tmp_path)[0]
+    data = bytearray(first.read_bytes())
+    data[-1] ^= 0xFF
+    first.write_bytes(bytes(data))
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=40)
+    assert first.stat().st_size == len(data)  # not cut at the open
+    with capture_logs() as logs:
+        assert _values(spool.read(10)) == [b"event-0", b"event-2", b"event-3"]
+    assert [e["event"] for e in logs] == ["spool_tail_cut"]
+    assert first.stat().st_size < len(data)
+    assert spool.pending_bytes == sum(p.stat().st_size for p in _segments(tmp_path))
+
+
+def test_a_torn_tail_is_cut_before_an_append_goes_behind_it(tmp_path: Path) -> None:
+    Spool(tmp_path, max_bytes=1 << 20).append(_records(2))
+    (segment,) = _segments(tmp_path)
+    with segment.open("ab") as handle:
+        handle.write(b"\x40\x00\x00\x00\x01\x02")
+    Spool(tmp_path, max_bytes=1 << 20).append(_records(1, 2))
+    assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [
+        b"event-0",
+        b"event-1",
+        b"event-2",
+    ]
+
+
+def test_a_segment_that_will_not_read_is_given_up_and_kept_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk error on one segment used to fail every attempt for good, and everything
+    spooled after it waited behind it until the spool was full."""
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=40)
+    spool.append(_records(2))
+    spool.append(_records(2, 2))
+    bad = _segments(tmp_path)[0]
+    _disk_error(monkeypatch, lambda path: path == bad)
+    for _ in range(UNREADABLE_AFTER - 1):
+        with pytest.raises(OSError, match="Input/output"):
+            spool.read(10)
+    with capture_logs() as logs:
+        assert _values(spool.read(10)) == [b"event-2", b"event-3"]
+    assert logs[0]["event"] == "spool_segment_unreadable"
+    assert logs[0]["file"] == bad.name
+    assert logs[0]["bytes_lost"] == bad.with_suffix(".unreadable").stat().st_size
+
+
+def test_a_read_that_succeeds_again_starts_the_count_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=40)
+    spool.append(_records(2))
+    failures = iter([True] * (UNREADABLE_AFTER - 1) + [False] + [True] * (UNREADABLE_AFTER - 1))
+    _disk_error(monkeypatch, lambda path: path.suffix == ".seg" and next(failures, False))
+    for _ in range(UNREADABLE_AFTER - 1):
+        with pytest.raises(OSError, match="Input/output"):
+            spool.read(1)
+    assert _values(spool.read(1)) == [b"event-0"]
+    for _ in range(UNREADABLE_AFTER - 1):
+        with pytest.raises(OSError, match="Input/output"):
+            spool.read(1)
+    assert _values(spool.read(1)) == [b"event-1"]
+
+
 def test_the_size_limit_refuses_what_does_not_fit(tmp_path: Path) -> None:
     one = len(_records(1)[0].encode()) + 8
     spool = Spool(tmp_path, max_bytes=3 * one)
@@ -102,6 +202,7 @@ _ops = st.lists(
         st.tuples(st.just("read"), st.integers(1, 6)),
         st.tuples(st.just("commit"), st.integers(0, 0)),
         st.tuples(st.just("reopen"), st.integers(0, 0)),
+        st.tuples(st.just("crash mid-append"), st.integers(1, 12)),
     ),
     max_size=30,
 )
@@ -129,6 +230,11 @@ def test_any_mix_of_operations_delivers_every_record_once_in_order(
                 delivered += len(in_hand)
                 in_hand = []
             elif op == "reopen":
+                spool = Spool(Path(folder), max_bytes=1 << 20, segment_bytes=100)
+                in_hand = []
+            elif op == "crash mid-append" and (segments := _segments(Path(folder))):
+                with segments[-1].open("ab") as tail:
+                    tail.write(b"\x40\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08"[:n])
                 spool = Spool(Path(folder), max_bytes=1 << 20, segment_bytes=100)
                 in_hand = []
         everything = [r.value for _, r in Spool(Path(folder), max_bytes=1 << 20).read(1000)]
