@@ -26,9 +26,18 @@ _TOPIC_ALREADY_EXISTS = 36
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Above Kafka's 1 MB default: an oversized record from a misbehaving producer must still reach
 the projector, so that it lands in the dead-letter topic with a reason instead of vanishing."""
-KEEP_EVENTS = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
-"""Topic settings that keep every event: no time or size limit, and no compaction (events
-are keyed by session, so a compacted topic keeps a session's last event only)."""
+KEEP_EVENTS = {
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "cleanup.policy": "delete",
+    "message.timestamp.type": "LogAppendTime",
+}
+"""Topic settings that keep every event: no time or size limit, no compaction (events are
+keyed by session, so a compacted topic keeps a session's last event only), and records dated
+by the broker. Dated by the producer (``CreateTime``), a record from a bot whose clock runs
+ahead of the broker's by more than ``message.timestamp.after.max.ms`` (an hour by default
+since Kafka 4) is refused for good, so every event of that bot is lost; and the lag and a
+rebuild's ``--until``, which read records' dates, would go by each bot's clock."""
 
 
 async def ensure_topics(
@@ -126,4 +135,9 @@ def _loses(setting: str, value: str) -> str | None:
         return f"deletes its oldest events past {size} (retention.bytes={value})"
     if setting == "cleanup.policy" and "compact" in value:
         return f"keeps only each session's newest event (cleanup.policy={value})"
+    if setting == "message.timestamp.type" and value != "LogAppendTime":
+        return (
+            "refuses the events of a bot whose clock runs ahead of the broker's "
+            f"(message.timestamp.type={value})"
+        )
     return None

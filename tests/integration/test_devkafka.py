@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import InvalidTimestampError
 from structlog.testing import capture_logs
 
 from consumers.topics_admin import KEEP_EVENTS, ensure_topics
@@ -156,11 +157,19 @@ async def test_topics_keep_their_events_and_topics_that_lose_them_are_named(
     finally:
         await admin.close()
     assert settings == dict.fromkeys(kept.all, KEEP_EVENTS)
+    producer_dated = (
+        "refuses the events of a bot whose clock runs ahead of the broker's "
+        "(message.timestamp.type=CreateTime)"
+    )
     assert found == {
-        losing.turn_events: ["deletes events older than 7 days (retention.ms=604800000)"],
+        losing.turn_events: [
+            "deletes events older than 7 days (retention.ms=604800000)",
+            producer_dated,
+        ],
         losing.audio_chunks: [
             "deletes its oldest events past 1,000,000 bytes a partition (retention.bytes=1000000)",
             "keeps only each session's newest event (cleanup.policy=compact)",
+            producer_dated,
         ],
     }
     warned = {e["topic"]: e for e in logged if e["event"] == "topic_loses_events"}
@@ -168,9 +177,35 @@ async def test_topics_keep_their_events_and_topics_that_lose_them_are_named(
     assert all(e["log_level"] == "warning" for e in warned.values())
     assert (
         f"--entity-name {losing.turn_events} --add-config "
-        "retention.ms=-1,retention.bytes=-1,cleanup.policy=delete"
-        in warned[losing.turn_events]["advice"]
+        "retention.ms=-1,retention.bytes=-1,cleanup.policy=delete,"
+        "message.timestamp.type=LogAppendTime" in warned[losing.turn_events]["advice"]
     )
+
+
+async def test_a_bot_whose_clock_runs_ahead_still_has_its_events_taken(
+    kafka_bootstrap: str,
+) -> None:
+    """Records dated by the producer are refused for good past the broker's
+    ``message.timestamp.after.max.ms`` (an hour, in Kafka 4): a bot host with a clock two hours
+    fast lost every event it sent. The store's topics are dated by the broker."""
+    ahead_ms = int((time.time() + 2 * 3600) * 1000)
+    ours, producer_dated = Topics(f"{unique_name('ours')}."), unique_name("producer-dated")
+    await ensure_topics(kafka_bootstrap, ours, partitions=1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(producer_dated, 1, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        with pytest.raises(InvalidTimestampError):
+            await producer.send_and_wait(producer_dated, b"event", timestamp_ms=ahead_ms)
+        taken = await producer.send_and_wait(ours.turn_events, b"event", timestamp_ms=ahead_ms)
+    finally:
+        await producer.stop()
+    assert abs(taken.timestamp - time.time() * 1000) < 60_000  # the broker's date
 
 
 async def _settings(admin: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, dict[str, str]]:
