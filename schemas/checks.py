@@ -20,7 +20,7 @@ from uuid import UUID
 
 import annotated_types
 import polars as pl
-from pydantic import AfterValidator, AllowInfNan, AwareDatetime, BaseModel
+from pydantic import AfterValidator, AllowInfNan, AwareDatetime, BaseModel, Strict
 from pydantic.fields import FieldInfo
 
 from schemas.models import to_utc
@@ -125,6 +125,8 @@ def _constraint_checks(constraint: object, value: pl.Expr, name: str) -> Iterato
             yield Check(~value.is_finite(), f"{name} is not a finite number")
         case _ if type(constraint).__name__ == "_PydanticGeneralMetadata":
             yield from _pattern_checks(vars(constraint), value, name)
+        case Strict():
+            pass  # it refuses a value of another type, and a decoded column has its Avro type
         case AfterValidator(func=func) if func is to_utc:
             pass  # it converts to UTC, which decoded timestamps are, and refuses nothing
         case _:

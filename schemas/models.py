@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     field_serializer,
     model_validator,
 )
@@ -46,8 +47,12 @@ MAX_SAMPLES = 2**40
 milliseconds and wall clocks derived from it fit their columns."""
 
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
-UtcDatetime = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST), AfterValidator(to_utc)]
-"""Naive datetimes are refused: a wall clock without a zone cannot be lined up with audio."""
+UtcDatetime = Annotated[
+    AwareDatetime, Strict(), Field(ge=EARLIEST, lt=LATEST), AfterValidator(to_utc)
+]
+"""Naive datetimes are refused: a wall clock without a zone cannot be lined up with audio. So
+is anything but a datetime: a number was taken for Unix time, so a bot that passed
+``time.monotonic()`` had its turns dated 1970, and a string's zone and format were guessed."""
 
 
 class _Frozen(BaseModel):
@@ -90,7 +95,7 @@ class Envelope(_Frozen):
     event_id: UUID = Field(default_factory=uuid4)
     session_id: Identifier
     bot_id: Identifier
-    seq: Annotated[int, Field(ge=0, lt=2**63)]
+    seq: Annotated[int, Strict(), Field(ge=0, lt=2**63)]
     occurred_at: UtcDatetime = Field(default_factory=lambda: datetime.now(UTC))
     producer: ProducerInfo
 
@@ -143,19 +148,19 @@ class ChunkReady(Envelope):
 
     chunk_id: Identifier
     track: Track
-    chunk_seq: Annotated[int, Field(ge=0, lt=2**63)]
+    chunk_seq: Annotated[int, Strict(), Field(ge=0, lt=2**63)]
     uri: Annotated[str, Field(min_length=1, max_length=4096)]
     format: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.+-]{0,31}$")]
-    sample_rate: Annotated[int, Field(ge=1_000, le=768_000)]
-    channels: Annotated[int, Field(ge=1, le=32)]
-    start_sample: Annotated[int, Field(ge=0, le=MAX_SAMPLES)]
-    num_samples: Annotated[int, Field(ge=0, le=MAX_SAMPLES)]
+    sample_rate: Annotated[int, Strict(), Field(ge=1_000, le=768_000)]
+    channels: Annotated[int, Strict(), Field(ge=1, le=32)]
+    start_sample: Annotated[int, Strict(), Field(ge=0, le=MAX_SAMPLES)]
+    num_samples: Annotated[int, Strict(), Field(ge=0, le=MAX_SAMPLES)]
     recording_started_at: UtcDatetime
-    byte_size: Annotated[int, Field(ge=0, lt=2**63)]
+    byte_size: Annotated[int, Strict(), Field(ge=0, lt=2**63)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-Count = Annotated[int, Field(ge=0, lt=2**63)]
+Count = Annotated[int, Strict(), Field(ge=0, lt=2**63)]
 
 
 class SessionEnded(Envelope):
@@ -165,7 +170,7 @@ class SessionEnded(Envelope):
 
     schema_name: ClassVar[str] = "transcript_store.events.SessionEnded"
 
-    event_count: Annotated[int, Field(ge=1, lt=2**63)]
+    event_count: Annotated[int, Strict(), Field(ge=1, lt=2**63)]
     """Events of the session, this one included: seqs 0 .. event_count - 1."""
     user_chunks: Count = 0
     user_samples: Count = 0

@@ -25,6 +25,10 @@ def _error_fields(exc: ValidationError) -> set[str]:
         ({"started_at": datetime(2026, 1, 1)}, "started_at"),
         ({"role": "system"}, "role"),
         ({"surprise": 1}, "surprise"),
+        ({"started_at": 12_345.6}, "started_at"),  # time.monotonic(), once taken for 1970
+        ({"started_at": "2026-01-01T00:00:00Z"}, "started_at"),
+        ({"seq": "3"}, "seq"),
+        ({"seq": True}, "seq"),
     ],
 )
 def test_turn_started_names_the_bad_field(overrides: dict[str, Any], field: str) -> None:
@@ -43,6 +47,8 @@ def test_turn_started_names_the_bad_field(overrides: dict[str, Any], field: str)
         ({"format": "WAV"}, "format"),
         ({"track": "left"}, "track"),
         ({"start_sample": -5}, "start_sample"),
+        ({"num_samples": 480.0}, "num_samples"),
+        ({"recording_started_at": 1_767_225_600}, "recording_started_at"),
     ],
 )
 def test_chunk_ready_names_the_bad_field(overrides: dict[str, Any], field: str) -> None:
