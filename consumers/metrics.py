@@ -36,7 +36,42 @@ def blind_for(since_s: float | None) -> float | None:
     return time.time() - since_s
 
 
+class _Lag:
+    """What one projector's fetches tell of its lag (see ``ProjectorMetrics``)."""
+
+    def __init__(self) -> None:
+        self.measured_s = 0.0
+        self.heard_s: float | None = None
+        self.fetched_s: float | None = None
+        self.unheard_since: float | None = None
+
+    def fetched(self, oldest_timestamp_ms: int | None, heard_s: float | None) -> None:
+        now = time.time()
+        self.fetched_s = now
+        self.unheard_since = None
+        if oldest_timestamp_ms is not None:
+            age = now - oldest_timestamp_ms / 1000
+        elif heard_s is not None and now - heard_s >= BLIND_AFTER_S:
+            age, self.unheard_since = now - heard_s, heard_s
+        else:
+            age = 0.0
+        self.measured_s = max(0.0, age)
+        self.heard_s = heard_s if heard_s is not None else self.heard_s
+
+    @property
+    def lag_s(self) -> float:
+        if blind_for(self.fetched_s) is None or self.heard_s is None:
+            return self.measured_s
+        return max(self.measured_s, time.time() - self.heard_s)
+
+
 class ProjectorMetrics:
+    """Shared by the live projectors of a process: usually one, two while some projections
+    show a rebuilt generation and others do not. Each reports its lag under its generation;
+    the store's lag is the larger (two projectors reporting into one figure made it flip
+    between theirs with every fetch), and offsets are labelled by generation, as both read
+    the same partitions."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
@@ -56,7 +91,7 @@ class ProjectorMetrics:
         self.lag_offsets = Gauge(
             "tstore_projector_lag_offsets",
             "Records not yet projected",
-            ["topic", "partition"],
+            ["generation", "topic", "partition"],
             registry=r,
         )
         self.lag_seconds = Gauge(
@@ -64,45 +99,55 @@ class ProjectorMetrics:
         )
 
         self.lag_seconds.set_function(lambda: self.lag_s or 0.0)
-        self._measured_s: float | None = None
+        self._lags: dict[int, _Lag] = {}
+        """Per generation projected, what its projector's fetches tell."""
+        self._left_s: float | None = None
+        """The lag when the last projector stopped (one round of them handing over to the next,
+        after a cut-over), until another fetches."""
         self._heard_s: float | None = None
-        self._fetched_s: float | None = None
         self._stopped_since: float | None = None
-        self._unheard_since: float | None = None
-        self._labelled: set[TopicPartition] = set()
+        self._labelled: set[tuple[int, TopicPartition]] = set()
 
     @property
     def lag_s(self) -> float | None:
-        """What the query API reports: the lag last measured; while the projectors are
-        stopped, or a step of theirs has not come back for ``BLIND_AFTER_S`` since its fetch,
+        """What the query API reports: the larger lag the projectors last measured; while they
+        are stopped, or a step of one has not come back for ``BLIND_AFTER_S`` since its fetch,
         the time since the broker last answered them (or since they first tried, if it never
         did); None before either."""
         if self._stopped_since is not None:
             return max(0.0, time.time() - self._stopped_since)
-        if self._measured_s is None or self.unfetched_s is None or self._heard_s is None:
-            return self._measured_s
-        return max(self._measured_s, time.time() - self._heard_s)
+        return max((lag.lag_s for lag in self._lags.values()), default=self._left_s)
+
+    def lag_of(self, generation: int) -> float:
+        """The lag the projector of ``generation`` last measured (0 before it fetched)."""
+        lag = self._lags.get(generation)
+        return 0.0 if lag is None else lag.lag_s
 
     @property
     def unheard_s(self) -> float | None:
-        """How long the broker has not answered the projectors, when their last fetch found
-        it silent for ``BLIND_AFTER_S`` or more (down, or out of reach); None when it had
+        """How long the broker has not answered a projector, when its last fetch found it
+        silent for ``BLIND_AFTER_S`` or more (down, or out of reach); None when it had
         answered. Decided by the fetch, as the lag is: records in hand are an answer, however
         long a projector takes to write them."""
-        return None if self._unheard_since is None else time.time() - self._unheard_since
+        since = [lag.unheard_since for lag in self._lags.values() if lag.unheard_since]
+        return time.time() - min(since) if since else None
 
     @property
     def unfetched_s(self) -> float | None:
-        """How long a step of the projectors has not come back since its fetch, once that is
+        """How long a step of a projector has not come back since its fetch, once that is
         ``BLIND_AFTER_S`` or more: it waits for a write or a commit (one in flight when the
         broker went away waits for it to come back), and no fetch follows; None between steps
         (another statement of the projectors' may be slow then, with nothing waiting) and
         while they are stopped."""
-        return None if self._stopped_since is not None else blind_for(self._fetched_s)
+        if self._stopped_since is not None:
+            return None
+        fetched = [lag.fetched_s for lag in self._lags.values() if lag.fetched_s is not None]
+        return blind_for(min(fetched)) if fetched else None
 
-    def stepped(self) -> None:
-        """A step came back (``unfetched_s``)."""
-        self._fetched_s = None
+    def stepped(self, generation: int) -> None:
+        """A step of the projector of ``generation`` came back (``unfetched_s``)."""
+        if generation in self._lags:
+            self._lags[generation].fetched_s = None
 
     @property
     def stopped_s(self) -> float | None:
@@ -110,21 +155,25 @@ class ProjectorMetrics:
         failed and waiting to start again) and once that is ``BLIND_AFTER_S`` or more."""
         return blind_for(self._stopped_since)
 
-    def fetched(self, oldest_timestamp_ms: int | None, heard_s: float | None = None) -> None:
-        """A batch was gathered, its oldest record from ``oldest_timestamp_ms`` (None: empty);
-        ``heard_s`` is when the broker last answered a fetch (wall clock), if known."""
-        now = time.time()
-        self._fetched_s = now
-        self._unheard_since = None
-        if oldest_timestamp_ms is not None:
-            age = now - oldest_timestamp_ms / 1000
-        elif heard_s is not None and now - heard_s >= BLIND_AFTER_S:
-            age, self._unheard_since = now - heard_s, heard_s
-        else:
-            age = 0.0
-        self._measured_s = max(0.0, age)
+    def fetched(
+        self, generation: int, oldest_timestamp_ms: int | None, heard_s: float | None = None
+    ) -> None:
+        """The projector of ``generation`` gathered a batch, its oldest record from
+        ``oldest_timestamp_ms`` (None: empty); ``heard_s`` is when the broker last answered a
+        fetch (wall clock), if known."""
+        self._lags.setdefault(generation, _Lag()).fetched(oldest_timestamp_ms, heard_s)
         self._heard_s = heard_s if heard_s is not None else self._heard_s
         self._stopped_since = None
+        for labelled in [held for held in self._labelled if held[0] not in self._lags]:
+            self._unlabel(*labelled)  # of a generation a cut-over replaced
+
+    def forget(self, generation: int) -> None:
+        """The projector of ``generation`` stopped: its lag is no longer the store's. Its
+        offsets stay until another generation's projector fetches (one started again after a
+        failure takes them over)."""
+        lag = self._lags.pop(generation, None)
+        if lag is not None and not self._lags:
+            self._left_s = lag.lag_s
 
     def stopped(self, tried_since_s: float) -> None:
         """The projectors, first started at ``tried_since_s`` (wall clock), do not fetch: they
@@ -135,20 +184,29 @@ class ProjectorMetrics:
         if self._stopped_since is None:
             self._stopped_since = self._heard_s if self._heard_s is not None else tried_since_s
 
-    def partition_lag(self, tp: TopicPartition, highwater: int | None, next_offset: int) -> None:
+    def partition_lag(
+        self, generation: int, tp: TopicPartition, highwater: int | None, next_offset: int
+    ) -> None:
         if highwater is not None:
-            self.lag_offsets.labels(tp.topic, str(tp.partition)).set(
+            self.lag_offsets.labels(str(generation), tp.topic, str(tp.partition)).set(
                 max(0, highwater - next_offset)
             )
-            self._labelled.add(tp)
+            self._labelled.add((generation, tp))
 
-    def held_partitions(self, next_offsets: Mapping[TopicPartition, tuple[int, int]]) -> None:
-        """Lag of every partition held, by (high watermark, next offset), when a fetch came back
-        empty; the gauge forgets the others. Batches set the lag only of partitions that have
-        records: a partition with none was missing from the gauge, and one a rebalance took
-        away kept its last figure, so a dashboard summing the gauge saw neither."""
+    def held_partitions(
+        self, generation: int, next_offsets: Mapping[TopicPartition, tuple[int, int]]
+    ) -> None:
+        """Lag of every partition the projector of ``generation`` holds, by (high watermark,
+        next offset), when a fetch came back empty; the gauge forgets the others. Batches set
+        the lag only of partitions that have records: a partition with none was missing from
+        the gauge, and one a rebalance took away kept its last figure, so a dashboard summing
+        the gauge saw neither."""
         for tp, (highwater, next_offset) in next_offsets.items():
-            self.partition_lag(tp, highwater, next_offset)
-        for tp in self._labelled - next_offsets.keys():
-            self.lag_offsets.remove(tp.topic, str(tp.partition))
-        self._labelled &= next_offsets.keys()
+            self.partition_lag(generation, tp, highwater, next_offset)
+        for held_generation, tp in list(self._labelled):
+            if held_generation == generation and tp not in next_offsets:
+                self._unlabel(generation, tp)
+
+    def _unlabel(self, generation: int, tp: TopicPartition) -> None:
+        self.lag_offsets.remove(str(generation), tp.topic, str(tp.partition))
+        self._labelled.discard((generation, tp))

@@ -151,6 +151,7 @@ class Projector:
         finally:
             await self._stop_consumer()
             await self._dead_letters.stop()
+            self.metrics.forget(self.generation)
             log.info("projector_closed", generation=self.generation, group=self.group_id)
 
     async def _stop_consumer(self) -> None:
@@ -175,7 +176,7 @@ class Projector:
         try:
             return await self._step()
         finally:
-            self.metrics.stepped()
+            self.metrics.stepped(self.generation)
 
     async def _step(self) -> int:
         with self.stats.timing("fetch"):
@@ -183,6 +184,7 @@ class Projector:
                 self._consumer, max_batch=self._max_batch, max_wait_ms=self._max_wait_ms
             )
         self.metrics.fetched(
+            self.generation,
             min((batch[0].timestamp for batch in records.values() if batch), default=None),
             self._heard(bool(records)),
         )
@@ -245,12 +247,14 @@ class Projector:
         assigned = self.held  # a rebalance may have taken some away
         for tp, batch in records.items():
             if tp in assigned:
-                self.metrics.partition_lag(tp, self._consumer.highwater(tp), batch[-1].offset + 1)
+                self.metrics.partition_lag(
+                    self.generation, tp, self._consumer.highwater(tp), batch[-1].offset + 1
+                )
 
     def _note_progress(self, fetched_any: bool) -> None:
         """Log reaching the end of the topics (after the start, or after falling behind by
         ``BLIND_AFTER_S``): an operator sees when a projector is current, not only that it runs."""
-        lag_s = self.metrics.lag_s or 0.0
+        lag_s = self.metrics.lag_of(self.generation)
         if fetched_any and lag_s >= BLIND_AFTER_S:
             self._caught_up = False
         elif not fetched_any and not self._caught_up and lag_s == 0.0:
@@ -273,7 +277,7 @@ class Projector:
             with suppress(IllegalStateError, TimeoutError):  # taken away, or being reset
                 position = await asyncio.wait_for(self._consumer.position(tp), 0.5)
                 lags[tp] = (highwater, position)
-        self.metrics.held_partitions(lags)
+        self.metrics.held_partitions(self.generation, lags)
 
     def _heard(self, fetched_any: bool) -> float | None:
         """When the broker last answered a fetch for every partition being fetched (paused

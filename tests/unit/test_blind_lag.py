@@ -21,35 +21,35 @@ A, B = TopicPartition("t", 0), TopicPartition("t", 1)
 
 def test_an_empty_fetch_is_caught_up_while_the_broker_answers() -> None:
     metrics = ProjectorMetrics()
-    metrics.fetched(None, time.time() - 0.4)
+    metrics.fetched(1, None, time.time() - 0.4)
     assert metrics.lag_s == 0.0
-    metrics.fetched(None)
+    metrics.fetched(1, None)
     assert metrics.lag_s == 0.0
 
 
 def test_an_empty_fetch_after_a_silence_reports_the_silence() -> None:
     metrics = ProjectorMetrics()
-    metrics.fetched(None, time.time() - BLIND_AFTER_S - 7)
+    metrics.fetched(1, None, time.time() - BLIND_AFTER_S - 7)
     assert metrics.lag_s == pytest.approx(BLIND_AFTER_S + 7, abs=1)
     assert metrics.registry.get_sample_value("tstore_projector_lag_seconds") == metrics.lag_s
 
 
 def test_fetched_records_give_the_lag_whatever_the_silence() -> None:
     metrics = ProjectorMetrics()
-    metrics.fetched(int((time.time() - 3) * 1000), time.time() - 60)
+    metrics.fetched(1, int((time.time() - 3) * 1000), time.time() - 60)
     assert metrics.lag_s == pytest.approx(3, abs=1)
 
 
 def test_stopped_projectors_report_the_time_since_the_broker_last_answered() -> None:
     metrics = ProjectorMetrics()
-    metrics.fetched(None, time.time() - 2)
+    metrics.fetched(1, None, time.time() - 2)
     metrics.stopped(time.time() - 60)
     metrics.stopped(time.time())  # failing again does not restart the count
     assert metrics.lag_s == pytest.approx(2, abs=1)
     assert metrics.registry.get_sample_value("tstore_projector_lag_seconds") == pytest.approx(
         2, abs=1
     )
-    metrics.fetched(None, time.time())
+    metrics.fetched(1, None, time.time())
     assert metrics.lag_s == 0.0
 
 
@@ -63,25 +63,25 @@ def test_projectors_that_never_reached_the_broker_report_the_time_since_they_fir
 def test_the_broker_is_unheard_when_the_last_fetch_found_it_silent_for_the_blind_time() -> None:
     metrics = ProjectorMetrics()
     assert (metrics.unheard_s, metrics.stopped_s) == (None, None), "never started"
-    metrics.fetched(None, time.time() - BLIND_AFTER_S + 2)
+    metrics.fetched(1, None, time.time() - BLIND_AFTER_S + 2)
     assert metrics.unheard_s is None
-    metrics.fetched(None, time.time() - BLIND_AFTER_S - 7)
+    metrics.fetched(1, None, time.time() - BLIND_AFTER_S - 7)
     assert metrics.unheard_s == pytest.approx(BLIND_AFTER_S + 7, abs=1)
-    metrics.fetched(int(time.time() * 1000), time.time() - 60)
+    metrics.fetched(1, int(time.time() * 1000), time.time() - 60)
     assert metrics.unheard_s is None, "records in hand are an answer"
-    metrics.fetched(None, time.time())
+    metrics.fetched(1, None, time.time())
     assert metrics.unheard_s is None
 
 
 def test_stopped_projectors_are_told_once_stopped_for_the_blind_time() -> None:
     metrics = ProjectorMetrics()
-    metrics.fetched(None, time.time())
+    metrics.fetched(1, None, time.time())
     metrics.stopped(time.time())
     assert metrics.stopped_s is None, "stopped a moment ago"
     never = ProjectorMetrics()
     never.stopped(time.time() - 40)
     assert never.stopped_s == pytest.approx(40, abs=1), "never reached the broker"
-    never.fetched(None, time.time())
+    never.fetched(1, None, time.time())
     assert never.stopped_s is None
 
 
@@ -92,7 +92,7 @@ def test_projectors_that_have_not_fetched_for_the_blind_time_report_the_silence_
     meanwhile, and the last one said the store was current."""
     metrics = ProjectorMetrics()
     heard = time.time()
-    metrics.fetched(None, heard)
+    metrics.fetched(1, None, heard)
     later = heard + BLIND_AFTER_S + 7
     monkeypatch.setattr(time, "time", lambda: later)
     assert metrics.lag_s == pytest.approx(BLIND_AFTER_S + 7, abs=1)
@@ -102,9 +102,9 @@ def test_projectors_that_have_not_fetched_for_the_blind_time_report_the_silence_
         f"the projectors have not fetched from Kafka for {BLIND_AFTER_S + 7:.0f} s: a write to "
         "the store or a commit to Kafka waits; the store falls behind meanwhile"
     )
-    metrics.fetched(None, later)
+    metrics.fetched(1, None, later)
     assert (metrics.lag_s, metrics.unfetched_s) == (0.0, None)
-    metrics.stepped()
+    metrics.stepped(1)
     monkeypatch.setattr(time, "time", lambda: later + BLIND_AFTER_S + 1)
     assert (metrics.lag_s, metrics.unfetched_s) == (0.0, None), "between steps nothing waits"
     metrics.stopped(later)
@@ -173,7 +173,7 @@ async def test_reaching_the_end_of_the_topics_is_logged_once_until_the_projector
     with capture_logs() as logged:
         for oldest_s_ago in (None, None, 2.0, None, BLIND_AFTER_S + 3, None, None):
             oldest = None if oldest_s_ago is None else _ms(oldest_s_ago)
-            projector.metrics.fetched(oldest, time.time())
+            projector.metrics.fetched(projector.generation, oldest, time.time())
             projector._note_progress(oldest is not None)
     assert [e["event"] for e in logged] == ["caught_up", "caught_up"]
 
@@ -189,8 +189,8 @@ async def test_records_in_hand_are_an_answer_however_long_ago_the_last_fetch() -
 
 def test_the_offset_lag_lists_the_partitions_held_and_only_those() -> None:
     metrics = ProjectorMetrics()
-    metrics.partition_lag(A, 10, 4)
-    metrics.held_partitions({B: (0, 0)})  # a rebalance took A; B never had a record
+    metrics.partition_lag(1, A, 10, 4)
+    metrics.held_partitions(1, {B: (0, 0)})  # a rebalance took A; B never had a record
 
     def listed() -> dict[str, float]:
         return {
@@ -201,7 +201,7 @@ def test_the_offset_lag_lists_the_partitions_held_and_only_those() -> None:
         }
 
     assert listed() == {"1": 0.0}
-    metrics.held_partitions({A: (12, 9), B: (3, 3)})
+    metrics.held_partitions(1, {A: (12, 9), B: (3, 3)})
     assert listed() == {"0": 3.0, "1": 0.0}
 
 
@@ -225,3 +225,38 @@ async def test_the_offset_lag_passes_over_a_partition_taken_away_while_it_is_not
     families = {f.name: f for f in projector.metrics.registry.collect()}
     lags = [s.value for s in families["tstore_projector_lag_offsets"].samples]
     assert lags == [6.0], "the partition still held, whichever was noted first"
+
+
+def test_two_live_generations_report_the_larger_lag_and_their_own_offsets() -> None:
+    """After a rebuild of some projections, two projectors run, each reading every partition:
+    sharing one figure, the lag flipped between theirs with each fetch, and each one's offsets
+    overwrote, or erased, the other's."""
+    metrics = ProjectorMetrics()
+    metrics.fetched(1, _ms(40), time.time())
+    metrics.fetched(2, None, time.time())
+    assert metrics.lag_s == pytest.approx(40, abs=1), "the generation behind"
+    metrics.partition_lag(1, A, 10, 4)
+    metrics.held_partitions(2, {A: (10, 10)})
+
+    def offsets() -> dict[tuple[str, str], float]:
+        return {
+            (sample.labels["generation"], sample.labels["partition"]): sample.value
+            for family in metrics.registry.collect()
+            if family.name == "tstore_projector_lag_offsets"
+            for sample in family.samples
+        }
+
+    assert offsets() == {("1", "0"): 6.0, ("2", "0"): 0.0}
+    metrics.forget(1)  # a cut-over replaced generation 1
+    assert metrics.lag_s == 0.0
+    metrics.fetched(2, None, time.time())
+    assert offsets() == {("2", "0"): 0.0}
+
+
+def test_between_two_rounds_of_projectors_the_last_lag_stands() -> None:
+    metrics = ProjectorMetrics()
+    metrics.fetched(1, _ms(3), time.time())
+    metrics.forget(1)
+    assert metrics.lag_s == pytest.approx(3, abs=1)
+    metrics.fetched(2, None, time.time())
+    assert metrics.lag_s == 0.0
