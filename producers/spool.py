@@ -18,7 +18,7 @@ whatever it holds.
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import fcntl
 import itertools
 import json
@@ -41,6 +41,11 @@ _SUFFIX = ".seg"
 _CURSOR = "cursor.json"
 _NUMBER = re.compile(r"-?[0-9]+")
 """Segment numbers: ``prepend`` goes below zero."""
+_SMALLEST = 2 * _FIELD.size
+"""The shortest payload: a record's topic and key lengths."""
+_UNREADABLE = frozenset({errno.EIO, errno.EBADMSG, errno.EUCLEAN})
+"""The disk's own read errors (a bad sector, a checksum that does not match): running out of
+file descriptors or memory, say, passes, and does not give a segment up."""
 UNREADABLE_AFTER = 5
 """Failed reads of a segment in a row (each after a failed attempt's pause) before it is given
 up."""
@@ -58,10 +63,15 @@ class SpoolRecord:
 
     @classmethod
     def decode(cls, payload: bytes) -> SpoolRecord:
+        """Raises ValueError for what no ``encode`` wrote."""
         (topic_len,) = _FIELD.unpack_from(payload, 0)
         topic_end = _FIELD.size + topic_len
+        if topic_end + _FIELD.size > len(payload):
+            raise ValueError("a spool record's lengths overrun it")
         (key_len,) = _FIELD.unpack_from(payload, topic_end)
         key_end = topic_end + _FIELD.size + key_len
+        if key_end > len(payload):
+            raise ValueError("a spool record's lengths overrun it")
         return cls(
             payload[_FIELD.size : topic_end].decode(),
             payload[topic_end + _FIELD.size : key_end],
@@ -91,8 +101,8 @@ def read_frame(handle: BinaryIO, end: int) -> bytes | None:
     if len(header) < _HEADER.size:
         return None
     length, crc = _HEADER.unpack(header)
-    if start + _HEADER.size + length > end:
-        return None
+    if length < _SMALLEST or start + _HEADER.size + length > end:
+        return None  # zeros (a crash's unwritten blocks) pass the CRC, but no record is empty
     payload = handle.read(length)
     if len(payload) < length or zlib.crc32(payload) != crc:
         return None
@@ -115,6 +125,13 @@ def cut_torn_tail(path: Path) -> tuple[list[bytes], int]:
     if offset < end:
         cut_at(path, offset, end)
     return payloads, offset
+
+
+def _decoded(payload: bytes | None) -> SpoolRecord | None:
+    try:
+        return None if payload is None else SpoolRecord.decode(payload)
+    except (ValueError, struct.error):
+        return None
 
 
 def cut_at(path: Path, offset: int, end: int) -> None:
@@ -215,20 +232,24 @@ class Spool:
     def read(self, max_records: int) -> list[tuple[SpoolPosition, SpoolRecord]]:
         """The next unread records in order; reading does not commit them.
 
-        A segment that fails to read (an I/O error) raises, for a later attempt; one that
-        fails ``UNREADABLE_AFTER`` times running is given up, so that the disk's fault does
-        not hold back every event spooled after it."""
+        A segment the disk fails to read raises, for a later attempt, unless records were read
+        before it, which are returned first. One that fails ``UNREADABLE_AFTER`` attempts
+        running with the disk's own read errors (``_UNREADABLE``) is given up, so that the
+        disk's fault does not hold back every event spooled after it."""
         out: list[tuple[SpoolPosition, SpoolRecord]] = []
         for seg in sorted(self._sizes):
             if self._read[seg] >= self._sizes[seg]:
                 continue
             try:
                 self._read_segment(seg, out, max_records)
-            except OSError:
-                self._read_failures[seg] = self._read_failures.get(seg, 0) + 1
-                if self._read_failures[seg] < UNREADABLE_AFTER:
+            except OSError as exc:
+                if out:
+                    return out
+                failures = self._read_failures.get(seg, 0) + 1
+                if exc.errno not in _UNREADABLE or failures < UNREADABLE_AFTER:
+                    self._read_failures[seg] = failures
                     raise
-                self._give_up(seg)
+                self._give_up(seg, failures)
                 continue
             self._read_failures.pop(seg, None)
             if len(out) >= max_records:
@@ -240,16 +261,19 @@ class Spool:
     ) -> None:
         """Read on in one segment into ``out``; a torn or corrupt frame ends the segment."""
         offset, end = self._read[seg], self._sizes[seg]
-        with self._path(seg).open("rb") as segment:
-            segment.seek(offset)
-            while len(out) < max_records and offset < end:
-                payload = read_frame(segment, end)
-                if payload is None:
-                    self._cut(seg, offset)
-                    break
-                offset = segment.tell()
-                out.append((SpoolPosition(seg, offset), SpoolRecord.decode(payload)))
-        self._read[seg] = offset
+        try:
+            with self._path(seg).open("rb") as segment:
+                segment.seek(offset)
+                while len(out) < max_records and offset < end:
+                    payload = read_frame(segment, end)
+                    record = _decoded(payload)
+                    if record is None:
+                        self._cut(seg, offset)
+                        break
+                    offset = segment.tell()
+                    out.append((SpoolPosition(seg, offset), record))
+        finally:
+            self._read[seg] = offset  # what is in ``out`` is read, even if the disk then fails
         if offset >= self._sizes[seg]:
             self._unchecked.discard(seg)
 
@@ -276,19 +300,21 @@ class Spool:
         self._committed[seg] = min(self._committed.get(seg, 0), self._sizes[seg])
         self._read[seg] = min(self._read[seg], self._sizes[seg])
 
-    def _give_up(self, seg: int) -> None:
-        """Drop an unreadable segment from the spool, kept aside under another name for
-        whoever looks at the disk."""
-        path = self._path(seg)
+    def _give_up(self, seg: int, attempts: int) -> None:
+        """End an unreadable segment where reading stopped: what it holds beyond is lost. It
+        keeps its number, so that records read from it before, still to be acknowledged, are
+        committed against it and nothing written after takes their place; it is deleted
+        once they are, as any segment."""
+        self._read_failures.pop(seg, None)
         log.error(
             "spool_segment_unreadable",
-            file=path.name,
+            file=self._path(seg).name,
             bytes_lost=self._sizes[seg] - self._read[seg],
-            attempts=self._read_failures.pop(seg),
+            attempts=attempts,
         )
-        with contextlib.suppress(OSError):
-            path.rename(path.with_suffix(".unreadable"))
-        self._delete(seg)
+        self._sizes[seg] = self._read[seg]
+        self._unchecked.discard(seg)
+        self._sealed.add(seg)
 
     def commit(self, position: SpoolPosition) -> None:
         """Mark everything up to ``position`` delivered; fully delivered segments are deleted."""
@@ -344,6 +370,8 @@ class Spool:
                 os.truncate(path, self._sizes[seg])
         except OSError:
             self._sealed.add(seg)
+            if created:  # held empty, so that no write takes its number and goes behind it
+                self._sizes[seg] = self._read[seg] = 0
 
     def _delete(self, seg: int) -> None:
         self._path(seg).unlink(missing_ok=True)

@@ -137,7 +137,7 @@ def test_a_torn_tail_is_cut_before_an_append_goes_behind_it(tmp_path: Path) -> N
     ]
 
 
-def test_a_segment_that_will_not_read_is_given_up_and_kept_aside(
+def test_a_segment_that_will_not_read_is_given_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A disk error on one segment used to fail every attempt for good, and everything
@@ -151,10 +151,89 @@ def test_a_segment_that_will_not_read_is_given_up_and_kept_aside(
         with pytest.raises(OSError, match="Input/output"):
             spool.read(10)
     with capture_logs() as logs:
-        assert _values(spool.read(10)) == [b"event-2", b"event-3"]
+        read = spool.read(10)
+    assert _values(read) == [b"event-2", b"event-3"]
     assert logs[0]["event"] == "spool_segment_unreadable"
     assert logs[0]["file"] == bad.name
-    assert logs[0]["bytes_lost"] == bad.with_suffix(".unreadable").stat().st_size
+    assert logs[0]["bytes_lost"] == bad.stat().st_size
+    spool.commit(read[-1][0])
+    assert spool.is_empty()
+    assert not bad.exists()
+
+
+def test_a_segment_given_up_keeps_its_number_for_what_was_read_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records read from a segment before it failed are still to be acknowledged: with its
+    number free, the next append took it, and their acknowledgement marked the new records
+    delivered, lost at the next restart."""
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(_records(4))
+    in_hand = spool.read(2)
+    (bad,) = _segments(tmp_path)
+    with monkeypatch.context() as patched:
+        _disk_error(patched, lambda path: path == bad)
+        for _ in range(UNREADABLE_AFTER - 1):
+            with pytest.raises(OSError, match="Input/output"):
+                spool.read(10)
+        assert spool.read(10) == []
+    spool.append(_records(2, 4))
+    spool.commit(in_hand[-1][0])
+    assert _values(spool.read(10)) == [b"event-4", b"event-5"]
+    assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10))[-2:] == [b"event-4", b"event-5"]
+
+
+def test_records_read_before_a_segment_fails_are_returned_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They were marked read and thrown away with the error; a later commit then marked
+    their segment delivered and deleted it."""
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=40)
+    spool.append(_records(2))
+    spool.append(_records(2, 2))
+    second = _segments(tmp_path)[1]
+    with monkeypatch.context() as patched:
+        _disk_error(patched, lambda path: path == second)
+        assert _values(spool.read(10)) == [b"event-0", b"event-1"]
+        with pytest.raises(OSError, match="Input/output"):
+            spool.read(10)
+    assert _values(spool.read(10)) == [b"event-2", b"event-3"]
+
+
+def test_other_errors_than_the_disk_s_never_give_a_segment_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(_records(2))
+    real_open = Path.open
+
+    def no_descriptors(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if path.suffix == ".seg":
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "open", no_descriptors)
+        for _ in range(3 * UNREADABLE_AFTER):
+            with pytest.raises(OSError, match="Too many"):
+                spool.read(10)
+    assert _values(spool.read(10)) == [b"event-0", b"event-1"]
+
+
+def test_zeros_where_a_crash_left_unwritten_blocks_end_the_segment(tmp_path: Path) -> None:
+    """Eight zero bytes read as a frame of no payload whose CRC matches: it was handed over,
+    failed to decode, and failed every attempt after, for good."""
+    Spool(tmp_path, max_bytes=1 << 20).append(_records(2))
+    (segment,) = _segments(tmp_path)
+    with segment.open("ab") as handle:
+        handle.write(bytes(64))
+    assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [b"event-0", b"event-1"]
+    Spool(tmp_path, max_bytes=1 << 20).append(_records(1, 2))
+    assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [
+        b"event-0",
+        b"event-1",
+        b"event-2",
+    ]
 
 
 def test_a_read_that_succeeds_again_starts_the_count_over(
@@ -294,3 +373,22 @@ def test_a_failed_write_leaves_nothing_for_the_next_to_follow(
     expected = [b"event-0", b"event-1", b"event-3"]
     assert _values(spool.read(10)) == expected
     assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == expected
+
+
+def test_a_new_segment_that_a_failed_write_cannot_remove_keeps_its_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next append took the same number and wrote behind what the failed write left;
+    reading from the segment's start then handed over the failed write's records."""
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "fsync", refused)
+        patched.setattr(Path, "unlink", refused)
+        with pytest.raises(OSError, match="No space"):
+            spool.append(_records(2))
+    spool.append(_records(1, 2))
+    assert _values(spool.read(10)) == [b"event-2"]
