@@ -246,7 +246,13 @@ class TranscriptProducer:
     ) -> None:
         """Continue numbering a session started by an earlier process; ``tracks``: per track,
         the chunks it published and their samples, which the session's end adds up. A session
-        this producer ended takes events again once resumed."""
+        this producer ended takes events again once resumed. Checked here: a ``next_seq`` of
+        the wrong type was refused at each of the session's later calls, naming ``seq``."""
+        _count("next_seq", next_seq)
+        for track, totals in (tracks or {}).items():
+            if len(totals) != 2:
+                raise ValueError(f"tracks[{track!r}]: {totals!r} is not (chunks, samples)")
+            _count(f"tracks[{track!r}]", *totals)
         self._ended.pop(session_id, None)
         self._next_seq[session_id] = next_seq
         self._tracks[session_id] = {t: list(totals) for t, totals in (tracks or {}).items()}
@@ -367,6 +373,14 @@ class TranscriptProducer:
             seq=seq,
         )
         return event
+
+
+def _count(name: str, *values: object) -> None:
+    """A ValueError naming ``name`` unless each value is a whole number of at least 0 (a
+    bool is none, though Python counts it as one), as the events' counts must be."""
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}: {value!r} is not a whole number >= 0")
 
 
 def _may_exceed(event: TurnStopped) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from producers import TranscriptProducer
@@ -22,6 +23,28 @@ def test_each_session_counts_from_zero_and_a_resumed_one_continues(tmp_path: Pat
     ended = producer.end_session("a")
     assert ended is not None
     assert (ended.seq, ended.event_count) == (3, 4), "the session's last event"
+
+
+@pytest.mark.parametrize(
+    ("next_seq", "tracks", "named"),
+    [
+        ("12", None, "next_seq"),
+        (12.0, None, "next_seq"),
+        (True, None, "next_seq"),
+        (-1, None, "next_seq"),
+        (3, {"mixed": (1,)}, "tracks['mixed']"),
+        (3, {"mixed": (1, "48000")}, "tracks['mixed']"),
+    ],
+)
+def test_a_resumed_session_s_numbers_are_checked_where_they_are_given(
+    tmp_path: Path, next_seq: object, tracks: object, named: str
+) -> None:
+    """A ``next_seq`` restored as a string or a float was taken, and every later call of the
+    session raised, naming ``seq``, which the bot never passed; its end was refused."""
+    producer = TranscriptProducer("127.0.0.1:1", bot_id="bot", spool_dir=tmp_path)
+    with pytest.raises(ValueError, match=named.replace("[", r"\[")):
+        producer.resume_session("c", next_seq, tracks)  # type: ignore[arg-type]
+    assert producer.turn_started("c", "t0", "user").seq == 0, "nothing resumed"
 
 
 def test_an_ended_session_takes_no_event_and_no_second_end_until_resumed(
