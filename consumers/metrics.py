@@ -102,8 +102,8 @@ class ProjectorMetrics:
         self._lags: dict[int, _Lag] = {}
         """Per generation projected, what its projector's fetches tell."""
         self._left_s: float | None = None
-        """The lag when the last projector stopped (one round of them handing over to the next,
-        after a cut-over), until another fetches."""
+        """The larger lag of the projectors that stopped since one last fetched (one round of
+        them handing over to the next, after a cut-over)."""
         self._heard_s: float | None = None
         self._stopped_since: float | None = None
         self._labelled: set[tuple[int, TopicPartition]] = set()
@@ -163,7 +163,7 @@ class ProjectorMetrics:
         fetch (wall clock), if known."""
         self._lags.setdefault(generation, _Lag()).fetched(oldest_timestamp_ms, heard_s)
         self._heard_s = heard_s if heard_s is not None else self._heard_s
-        self._stopped_since = None
+        self._stopped_since = self._left_s = None
         for labelled in [held for held in self._labelled if held[0] not in self._lags]:
             self._unlabel(*labelled)  # of a generation a cut-over replaced
 
@@ -172,8 +172,8 @@ class ProjectorMetrics:
         offsets stay until another generation's projector fetches (one started again after a
         failure takes them over)."""
         lag = self._lags.pop(generation, None)
-        if lag is not None and not self._lags:
-            self._left_s = lag.lag_s
+        if lag is not None:
+            self._left_s = max(self._left_s or 0.0, lag.lag_s)
 
     def stopped(self, tried_since_s: float) -> None:
         """The projectors, first started at ``tried_since_s`` (wall clock), do not fetch: they

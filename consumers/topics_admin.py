@@ -98,7 +98,8 @@ def event_partitions(consumer: AIOKafkaConsumer, topics: Topics) -> list[TopicPa
 def advice(topic: str, how: list[str], bootstrap: str) -> str:
     """What a topic that loses events costs, and the command that keeps them."""
     return (
-        f"{topic} {' and '.join(how)}: a rebuild would lose those calls; keep every event with "
+        f"{topic} {' and '.join(how)}: the store, and any rebuild, would miss those events; "
+        "keep every event with "
         f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type topics "
         f"--entity-name {topic} --add-config "
         + ",".join(f"{name}={value}" for name, value in KEEP_EVENTS.items())
