@@ -39,13 +39,14 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from producers.delivery_config import DeliveryConfig
+from producers.frames import SpoolRecord
 from producers.gil import breathe
 from producers.journal import Journal
 from producers.kafka import MAX_EVENT_BYTES, PLAINTEXT, KafkaSecurity
 from producers.kafka_attempts import STOP_S, Attempts, Retries, give_up
 from producers.refusals import Outcome, fitting, log_refused
 from producers.sparse_log import SparseLog
-from producers.spool import Spool, SpoolPosition, SpoolRecord
+from producers.spool import Spool, SpoolPosition
 from producers.spool_writes import SpoolWrites
 from schemas import Event
 

@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from producers.spool import SpoolRecord, cut_torn_tail, frame_of, fsync_directory, numbered
+from producers.frames import SpoolRecord, cut_torn_tail, frame_of, fsync_directory, numbered
 
 _SUFFIX = ".wal"
 
@@ -30,7 +30,8 @@ class Journal:
     def __init__(self, directory: Path, *, segment_bytes: int = 4 * 1024 * 1024) -> None:
         self.directory = directory
         self._segment_bytes = segment_bytes
-        directory.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # then each write fails, and is said so
+            directory.mkdir(parents=True, exist_ok=True)
         found = numbered(directory, _SUFFIX)
         self._found = [path for _, path in found]
         self._next_segment = found[-1][0] + 1 if found else 0

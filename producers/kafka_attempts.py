@@ -20,10 +20,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from producers.delivery_config import DeliveryConfig
+from producers.frames import SpoolRecord
 from producers.gil import breathe
 from producers.kafka import MAX_REQUEST_BYTES, KafkaSecurity, kafka_producer
 from producers.refusals import REFUSED_FOR_GOOD, Outcome, outcome
-from producers.spool import SpoolRecord
 from producers.stalls import pace_metadata_updates, watched
 
 T = TypeVar("T")

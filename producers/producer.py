@@ -24,9 +24,10 @@ from typing import Any, TypeVar
 import structlog
 
 from producers.delivery import Delivery, DeliveryConfig
+from producers.frames import SpoolRecord
 from producers.kafka import MAX_EVENT_BYTES, PLAINTEXT, KafkaSecurity, checked_bootstrap
 from producers.refusals import record_bytes
-from producers.spool import Spool, SpoolRecord
+from producers.spool import Spool
 from schemas import (
     ChunkReady,
     Event,

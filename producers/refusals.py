@@ -24,7 +24,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from producers.spool import SpoolRecord
+from producers.frames import SpoolRecord
 from schemas import EventCodec
 
 log = structlog.get_logger(__name__)

@@ -1,10 +1,11 @@
 """The on-disk spool: where events wait while Kafka is slow or down, across bot restarts.
 
-Records are appended to segment files, each framed as ``length | crc32 | payload`` and fsynced
-per batch, so a crash loses at most the batch being written and a torn record at the tail is
-recognised and cut off on the next open. Delivery is tracked by a committed cursor that only
-moves when Kafka has acknowledged the records, so a record read but not acknowledged when the
-process stops is read again after the restart (at-least-once; consumers deduplicate).
+Records are appended to segment files, framed (``producers.frames``) and fsynced per batch, so
+a crash loses at most the batch being written, and a torn record is recognised and cut off
+where reading meets it, or before anything is appended behind it. Delivery is tracked by a
+committed cursor that only moves when Kafka has acknowledged the records, so a record read but
+not acknowledged when the process stops is read again after the restart (at-least-once;
+consumers deduplicate).
 
 Segments are numbered; reading starts at the lowest number. ``prepend`` writes below the lowest,
 which lets a stopping producer put events it still held in memory, older than anything spooled,
@@ -23,60 +24,33 @@ import fcntl
 import itertools
 import json
 import os
-import re
 import struct
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import structlog
 
+from producers.frames import (
+    SpoolRecord,
+    cut_at,
+    cut_torn_tail,
+    frame_of,
+    fsync_directory,
+    numbered,
+    read_frame,
+)
+
 log = structlog.get_logger(__name__)
 
-_HEADER = struct.Struct("<II")
-_FIELD = struct.Struct("<H")
 _SUFFIX = ".seg"
 _CURSOR = "cursor.json"
-_NUMBER = re.compile(r"-?[0-9]+")
-"""Segment numbers: ``prepend`` goes below zero."""
-_SMALLEST = 2 * _FIELD.size
-"""The shortest payload: a record's topic and key lengths."""
 _UNREADABLE = frozenset({errno.EIO, errno.EBADMSG, errno.EUCLEAN})
 """The disk's own read errors (a bad sector, a checksum that does not match): running out of
 file descriptors or memory, say, passes, and does not give a segment up."""
 UNREADABLE_AFTER = 5
 """Failed reads of a segment in a row (each after a failed attempt's pause) before it is given
 up."""
-
-
-@dataclass(frozen=True)
-class SpoolRecord:
-    topic: str
-    key: bytes
-    value: bytes
-
-    def encode(self) -> bytes:
-        topic = self.topic.encode()
-        return _FIELD.pack(len(topic)) + topic + _FIELD.pack(len(self.key)) + self.key + self.value
-
-    @classmethod
-    def decode(cls, payload: bytes) -> SpoolRecord:
-        """Raises ValueError for what no ``encode`` wrote."""
-        (topic_len,) = _FIELD.unpack_from(payload, 0)
-        topic_end = _FIELD.size + topic_len
-        if topic_end + _FIELD.size > len(payload):
-            raise ValueError("a spool record's lengths overrun it")
-        (key_len,) = _FIELD.unpack_from(payload, topic_end)
-        key_end = topic_end + _FIELD.size + key_len
-        if key_end > len(payload):
-            raise ValueError("a spool record's lengths overrun it")
-        return cls(
-            payload[_FIELD.size : topic_end].decode(),
-            payload[topic_end + _FIELD.size : key_end],
-            payload[key_end:],
-        )
 
 
 @dataclass(frozen=True, order=True)
@@ -87,59 +61,11 @@ class SpoolPosition:
     offset: int
 
 
-def frame_of(record: SpoolRecord) -> bytes:
-    """The record as written to disk, with what recognises a torn or corrupt copy of it."""
-    payload = record.encode()
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-
-
-def read_frame(handle: BinaryIO, end: int) -> bytes | None:
-    """The payload of the frame at the handle's position, or None where no whole, intact frame
-    ends by ``end`` (a torn or corrupt one)."""
-    start = handle.tell()
-    header = handle.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    length, crc = _HEADER.unpack(header)
-    if length < _SMALLEST or start + _HEADER.size + length > end:
-        return None  # zeros (a crash's unwritten blocks) pass the CRC, but no record is empty
-    payload = handle.read(length)
-    if len(payload) < length or zlib.crc32(payload) != crc:
-        return None
-    return payload
-
-
-def cut_torn_tail(path: Path) -> tuple[list[bytes], int]:
-    """The payloads of a file of frames and their length; a torn or corrupt tail is cut off.
-
-    A crash can leave the last write half done; what follows the first bad frame cannot be
-    trusted, and is truncated so that appends go on from a clean end.
-    """
-    payloads: list[bytes] = []
-    with path.open("rb") as handle:
-        end = os.fstat(handle.fileno()).st_size
-        offset = 0
-        while (payload := read_frame(handle, end)) is not None:
-            payloads.append(payload)
-            offset = handle.tell()
-    if offset < end:
-        cut_at(path, offset, end)
-    return payloads, offset
-
-
 def _decoded(payload: bytes | None) -> SpoolRecord | None:
     try:
         return None if payload is None else SpoolRecord.decode(payload)
     except (ValueError, struct.error):
         return None
-
-
-def cut_at(path: Path, offset: int, end: int) -> None:
-    """Truncate a file of frames where its first bad frame begins (see ``cut_torn_tail``)."""
-    log.warning("spool_tail_cut", file=path.name, kept=offset, cut=end - offset)
-    with path.open("r+b") as handle:
-        handle.truncate(offset)
-        os.fsync(handle.fileno())
 
 
 class Spool:
@@ -150,15 +76,28 @@ class Spool:
         max_bytes: int,
         segment_bytes: int = 16 * 1024 * 1024,
         lock: int | None = None,
+        usable: bool = True,
     ) -> None:
-        """``lock``: the descriptor holding this process's claim on ``directory``, if any."""
+        """``lock``: the descriptor holding this process's claim on ``directory``, if any.
+        ``usable``: False when no slot could be claimed; then, as when ``directory`` cannot be
+        read, the spool holds nothing and every write to it fails (delivery counts what it
+        could not spool as dropped), so that a bot whose spool folder is on a read-only file
+        system runs, its events waiting in memory for Kafka, instead of failing to start."""
         self._lock = lock
         self.directory = directory
         self.max_bytes = max_bytes
         self._segment_bytes = segment_bytes
-        directory.mkdir(parents=True, exist_ok=True)
-        self._committed: dict[int, int] = self._load_cursor()
-        self._sizes = {seg: path.stat().st_size for seg, path in numbered(directory, _SUFFIX)}
+        self._usable = usable
+        self._committed: dict[int, int] = {}
+        self._sizes: dict[int, int] = {}
+        if usable:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                self._committed = self._load_cursor()
+                self._sizes = {s: path.stat().st_size for s, path in numbered(directory, _SUFFIX)}
+            except OSError as exc:
+                self._usable = False
+                _unavailable(directory, exc)
         self._unchecked = set(self._sizes)
         """Segments a crash may have left with a torn tail, not read through since the open.
         Opening reads none of them: a bot that starts over a full spool is not held up while
@@ -176,19 +115,23 @@ class Spool:
 
     @classmethod
     def claim(cls, base: Path, *, max_bytes: int) -> Spool:
-        """The spool of the first slot under ``base`` that no living process holds."""
-        base.mkdir(parents=True, exist_ok=True)
-        for n in itertools.count():
-            slot = base / f"slot-{n}"
-            slot.mkdir(exist_ok=True)
-            lock = os.open(slot / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(lock)
-                continue
-            return cls(slot, max_bytes=max_bytes, lock=lock)
-        raise AssertionError("unreachable")
+        """The spool of the first slot under ``base`` that no living process holds; an
+        unusable one if none can be claimed (see ``usable``)."""
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            for n in itertools.count():
+                slot = base / f"slot-{n}"
+                slot.mkdir(exist_ok=True)
+                lock = os.open(slot / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(lock)
+                    continue
+                return cls(slot, max_bytes=max_bytes, lock=lock)
+        except OSError as exc:
+            _unavailable(base, exc)
+        return cls(base, max_bytes=max_bytes, usable=False)
 
     def release(self) -> None:
         """Give the slot up (the process goes on without this spool)."""
@@ -342,6 +285,8 @@ class Spool:
     def _write(self, seg: int, data: bytes) -> None:
         """Append ``data`` to a segment and fsync; on failure (a full disk) none of it counts
         as written, and what part of it reached the file is cut off again (see ``_cut_back``)."""
+        if not self._usable:
+            raise OSError(errno.ENOENT, "the spool's folder could not be used", str(self.directory))
         created = seg not in self._sizes
         try:
             with self._path(seg).open("ab") as segment:
@@ -384,10 +329,16 @@ class Spool:
         return self.directory / f"{seg}{_SUFFIX}"
 
     def _load_cursor(self) -> dict[int, int]:
+        """What was delivered; a cursor that cannot be made out is none (everything spooled is
+        sent again, which consumers deduplicate), not a bot that cannot start."""
         path = self.directory / _CURSOR
         if not path.exists():
             return {}
-        return {int(seg): int(offset) for seg, offset in json.loads(path.read_text()).items()}
+        try:
+            return {int(seg): int(offset) for seg, offset in json.loads(path.read_text()).items()}
+        except (ValueError, AttributeError) as exc:
+            log.warning("spool_cursor_unreadable", file=str(path), error=str(exc))
+            return {}
 
     def _save_cursor(self) -> None:
         path = self.directory / _CURSOR
@@ -398,20 +349,10 @@ class Spool:
         staged.replace(path)
 
 
-def fsync_directory(directory: Path) -> None:
-    """Make a file's creation or deletion survive a power loss, not only its contents."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def numbered(directory: Path, suffix: str) -> list[tuple[int, Path]]:
-    """The files ``<number><suffix>`` in ``directory``, by number; other names are left be."""
-    found = []
-    for path in directory.glob(f"*{suffix}"):
-        number = path.name.removesuffix(suffix)
-        if _NUMBER.fullmatch(number):
-            found.append((int(number), path))
-    return sorted(found)
+def _unavailable(directory: Path, error: OSError) -> None:
+    log.error(
+        "spool_unavailable",
+        directory=str(directory),
+        error=str(error),
+        detail="events wait in memory only; what does not fit there is dropped and counted",
+    )

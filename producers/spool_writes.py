@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from producers.frames import SpoolRecord
 from producers.sparse_log import SparseLog
-from producers.spool import Spool, SpoolRecord
+from producers.spool import Spool
 
 if TYPE_CHECKING:  # the delivery thread, which writes through this, holds its stats
     from producers.delivery import DeliveryStats

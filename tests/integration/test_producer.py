@@ -71,6 +71,24 @@ async def test_events_reach_kafka_in_session_order(
     _assert_complete_and_in_order(seen, {f"s{i}": 24 for i in range(4)})
 
 
+async def test_a_spool_folder_that_cannot_be_used_leaves_delivery_from_memory(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    """A read-only file system under ``spool_dir`` stopped the bot at the producer's
+    constructor."""
+    (tmp_path / "read-only").write_text("")
+    with capture_logs() as logged:
+        async with TranscriptProducer(
+            kafka_bootstrap, bot_id="bot", topics=topics, spool_dir=tmp_path / "read-only" / "s"
+        ) as producer:
+            _talk(producer, "s0", range(5))
+    assert producer.stats.published == 10
+    assert "spool_unavailable" in [e["event"] for e in logged]
+    _assert_complete_and_in_order(
+        await _read_all(kafka_bootstrap, topics.turn_events, 10), {"s0": 10}
+    )
+
+
 async def test_topics_the_broker_lacks_are_named_and_waited_for(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:

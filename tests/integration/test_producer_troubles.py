@@ -16,8 +16,9 @@ from structlog.testing import capture_logs
 
 from consumers.topics_admin import ensure_topics
 from producers import TranscriptProducer
+from producers.frames import SpoolRecord
 from producers.kafka import MAX_EVENT_BYTES
-from producers.spool import Spool, SpoolRecord
+from producers.spool import Spool
 from schemas import EventCodec, ProducerInfo, Topics, TurnStopped, WordTiming
 from tests.conftest import unique_name
 from tests.integration.reading import read_events

@@ -17,10 +17,11 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from structlog.testing import capture_logs
 
 from producers.delivery import Delivery, DeliveryConfig
+from producers.frames import SpoolRecord
 from producers.journal import Journal
 from producers.refusals import Outcome, fitting, outcome
 from producers.sparse_log import SparseLog
-from producers.spool import Spool, SpoolRecord
+from producers.spool import Spool
 from schemas.models import Event
 from tests.events import chunk
 from tstore.devkafka.broker import free_port

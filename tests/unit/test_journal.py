@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from producers.delivery import Delivery, DeliveryConfig
+from producers.frames import SpoolRecord
 from producers.journal import Journal
-from producers.spool import Spool, SpoolRecord
+from producers.spool import Spool
 from schemas.models import Event
 from tests.events import chunk
 from tstore.devkafka.broker import free_port

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from producers.spool import UNREADABLE_AFTER, Spool, SpoolPosition, SpoolRecord
+from producers.frames import SpoolRecord
+from producers.spool import UNREADABLE_AFTER, Spool, SpoolPosition
 
 
 def _records(n: int, start: int = 0) -> list[SpoolRecord]:
@@ -392,3 +393,30 @@ def test_a_new_segment_that_a_failed_write_cannot_remove_keeps_its_number(
             spool.append(_records(2))
     spool.append(_records(1, 2))
     assert _values(spool.read(10)) == [b"event-2"]
+
+
+def test_a_spool_folder_that_cannot_be_used_holds_nothing_and_refuses_writes(
+    tmp_path: Path,
+) -> None:
+    """A read-only file system (a container's root, the default ``tstore-spool`` relative
+    to it) raised out of the producer's constructor: the bot could not start."""
+    (tmp_path / "a-file").write_text("")
+    with capture_logs() as logs:
+        spool = Spool.claim(tmp_path / "a-file" / "spool", max_bytes=1 << 20)
+    assert [e["event"] for e in logs] == ["spool_unavailable"]
+    assert (spool.is_empty(), spool.has_unread(), spool.pending_bytes) == (True, False, 0)
+    with pytest.raises(OSError, match="could not be used"):
+        spool.append(_records(1))
+    with pytest.raises(OSError, match="could not be used"):
+        spool.prepend(_records(1))
+    assert spool.read(10) == []
+
+
+def test_a_cursor_that_cannot_be_made_out_sends_everything_again(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(_records(2))
+    spool.commit(spool.read(1)[-1][0])
+    (tmp_path / "cursor.json").write_text('{"0": ')
+    with capture_logs() as logs:
+        assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [b"event-0", b"event-1"]
+    assert [e["event"] for e in logs] == ["spool_cursor_unreadable"]
