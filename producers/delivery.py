@@ -86,7 +86,7 @@ class Delivery:
         self._attempts = Attempts(bootstrap, security, self._config)
         self._inbox: deque[Event] = deque()
         self._queue: deque[_Queued] = deque()
-        self._journal = Journal(spool.directory / "journal")
+        self._journal = Journal(spool.directory / "journal" if spool.usable else None)
         self._fresh_in = self._fresh_acked = self._journaled = 0
         """Counts of events that entered the queue from the inbox, were acknowledged, were
         journaled. Those entries are always the queue's head: they enter it only while the
@@ -200,11 +200,11 @@ class Delivery:
             )
         unsent = [q.record for q in self._queue if q.spooled_at is None]
         self._queue.clear()
-        self._spool_writes.write(unsent, front=True)
+        spooled = self._spool_writes.write(unsent, front=True)
         if self._journal_due is not None:
             self._journal_due.cancel()
         try:
-            self._journal.close()
+            self._journal.close(keep=spooled < len(unsent))
         except OSError as exc:  # its events are spooled: a restart only sends them twice
             log.warning("journal_close_failed", error=str(exc))
         for sparse in self._sparse_logs:
@@ -226,10 +226,11 @@ class Delivery:
         """
         try:
             records = self._journal.recover()
+            kept = self._spool_writes.write(records, front=True)
             if records:
-                kept = self._spool_writes.write(records, front=True)
                 log.info("journal_recovered", events=len(records), spooled=kept)
-            self._journal.forget_recovered()
+            if kept == len(records):  # else the journal keeps them for a later process
+                self._journal.forget_recovered()
         except (OSError, ValueError):  # a damaged journal must not stop delivery
             log.exception("journal_recovery_failed", directory=str(self._journal.directory))
 

@@ -27,12 +27,17 @@ _SUFFIX = ".wal"
 
 
 class Journal:
-    def __init__(self, directory: Path, *, segment_bytes: int = 4 * 1024 * 1024) -> None:
+    def __init__(self, directory: Path | None, *, segment_bytes: int = 4 * 1024 * 1024) -> None:
+        """``directory``: None for no journal, beside a spool that could not be claimed: no
+        later process would recover it, and the processes that failed to claim one would
+        share it."""
         self.directory = directory
         self._segment_bytes = segment_bytes
-        with contextlib.suppress(OSError):  # then each write fails, and is said so
-            directory.mkdir(parents=True, exist_ok=True)
-        found = numbered(directory, _SUFFIX)
+        found: list[tuple[int, Path]] = []
+        if directory is not None:
+            with contextlib.suppress(OSError):  # then each write fails, and is said so
+                directory.mkdir(parents=True, exist_ok=True)
+                found = numbered(directory, _SUFFIX)
         self._found = [path for _, path in found]
         self._next_segment = found[-1][0] + 1 if found else 0
         self._ends: list[tuple[int, int]] = []
@@ -52,13 +57,13 @@ class Journal:
         """Delete what ``recover`` returned, once it is safe elsewhere (the spool)."""
         for path in self._found:
             path.unlink(missing_ok=True)
-        if self._found:
+        if self._found and self.directory is not None:
             fsync_directory(self.directory)
         self._found = []
 
     def write(self, records: Sequence[SpoolRecord], end: int) -> None:
         """Append records and fsync; ``end`` is the index just past the last of them."""
-        if not records:
+        if not records or self.directory is None:
             return
         if self._active is None:
             self._open()
@@ -86,9 +91,11 @@ class Journal:
                 self._close_active()
             self._path(segment).unlink(missing_ok=True)
 
-    def close(self) -> None:
-        """Delete this process's segments: called once their events are safe elsewhere."""
-        self.trim(self._ends[-1][1] if self._ends else 0)
+    def close(self, *, keep: bool = False) -> None:
+        """Delete this process's segments, once their events are safe elsewhere; ``keep``
+        them when they are not (the spool refused them), for the next process to recover."""
+        if not keep:
+            self.trim(self._ends[-1][1] if self._ends else 0)
         self._close_active()
 
     def _open(self) -> None:
@@ -99,7 +106,7 @@ class Journal:
         )
         self._active_size = 0
         self._ends.append((segment, 0))
-        fsync_directory(self.directory)
+        fsync_directory(self._path(segment).parent)
 
     def _abandon_active(self) -> None:
         """After a failed write: cut what part of it reached the file, which recovery would
@@ -116,4 +123,5 @@ class Journal:
             self._active = None
 
     def _path(self, segment: int) -> Path:
+        assert self.directory is not None, "no segment is written without a directory"
         return self.directory / f"{segment}{_SUFFIX}"

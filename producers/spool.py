@@ -125,9 +125,11 @@ class Spool:
                 lock = os.open(slot / "lock", os.O_RDWR | os.O_CREAT, 0o644)
                 try:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+                except OSError as held:
                     os.close(lock)
-                    continue
+                    if isinstance(held, BlockingIOError):
+                        continue
+                    raise
                 return cls(slot, max_bytes=max_bytes, lock=lock)
         except OSError as exc:
             _unavailable(base, exc)
@@ -164,6 +166,11 @@ class Spool:
                     tail += 1
             self._write(tail, b"".join(frames))
         return len(frames)
+
+    @property
+    def usable(self) -> bool:
+        """Whether the spool holds anything and takes writes (see ``__init__``)."""
+        return self._usable
 
     def prepend(self, records: Sequence[SpoolRecord]) -> int:
         """Write records in front of everything spooled (a new lowest segment) and fsync."""
@@ -329,15 +336,19 @@ class Spool:
         return self.directory / f"{seg}{_SUFFIX}"
 
     def _load_cursor(self) -> dict[int, int]:
-        """What was delivered; a cursor that cannot be made out is none (everything spooled is
-        sent again, which consumers deduplicate), not a bot that cannot start."""
+        """What was delivered; a cursor that cannot be read or made out is none (everything
+        spooled is sent again, which consumers deduplicate), not a bot that cannot start."""
         path = self.directory / _CURSOR
-        if not path.exists():
-            return {}
         try:
-            return {int(seg): int(offset) for seg, offset in json.loads(path.read_text()).items()}
-        except (ValueError, AttributeError) as exc:
-            log.warning("spool_cursor_unreadable", file=str(path), error=str(exc))
+            if not path.exists():
+                return {}
+            found = json.loads(path.read_text())
+            cursor = {int(seg): offset for seg, offset in found.items()}
+            if not all(type(offset) is int and offset >= 0 for offset in cursor.values()):
+                raise ValueError(f"offsets not whole numbers >= 0: {found!r}"[:200])
+            return cursor
+        except (OSError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+            log.warning("spool_cursor_unreadable", file=str(path), error=str(exc)[:200])
             return {}
 
     def _save_cursor(self) -> None:

@@ -108,6 +108,33 @@ def test_events_waiting_for_kafka_are_journaled_within_the_window(tmp_path: Path
         delivery.close(0.1)
 
 
+def test_a_journal_the_spool_cannot_take_is_kept_for_a_later_process(tmp_path: Path) -> None:
+    """Recovery deleted the journal whether or not the spool took its events: with the spool
+    full or unusable, their only copy on disk went."""
+    Journal(tmp_path / "journal").write(_records(3), end=3)
+    full = Spool(tmp_path, max_bytes=1)
+    Delivery(f"127.0.0.1:{free_port()}", full, _encode)._recover()
+    assert _values(Journal(tmp_path / "journal").recover()) == _expected(0, 3)
+
+
+def test_a_close_whose_spool_refuses_the_rest_keeps_the_journal(tmp_path: Path) -> None:
+    config = DeliveryConfig(retry_pause_s=5)
+    delivery = Delivery(f"127.0.0.1:{free_port()}", Spool(tmp_path, max_bytes=1), _encode, config)
+    delivery.start()
+    try:
+        for seq in range(3):
+            delivery.submit(chunk(seq))
+        journal = tmp_path / "journal"
+        deadline = time.monotonic() + 10
+        while not any(p.stat().st_size for p in journal.glob("*.wal")):
+            assert time.monotonic() < deadline, "never journaled"
+            time.sleep(0.005)
+    finally:
+        delivery.close(0.1)
+    assert delivery.stats.dropped == 3
+    assert _values(Journal(journal).recover()) == _expected(0, 3)
+
+
 def test_a_failed_write_leaves_no_torn_frame_before_later_groups(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

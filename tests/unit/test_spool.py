@@ -412,11 +412,17 @@ def test_a_spool_folder_that_cannot_be_used_holds_nothing_and_refuses_writes(
     assert spool.read(10) == []
 
 
-def test_a_cursor_that_cannot_be_made_out_sends_everything_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "cursor", ['{"0": ', '{"0": null}', '{"0": -5}', '{"0": 1e400}', "[1]", '{"x": 1}', "[" * 5000]
+)
+def test_a_cursor_that_cannot_be_made_out_sends_everything_again(
+    tmp_path: Path, cursor: str
+) -> None:
+    """Some of these raised out of the producer's constructor, holding the slot's lock."""
     spool = Spool(tmp_path, max_bytes=1 << 20)
     spool.append(_records(2))
     spool.commit(spool.read(1)[-1][0])
-    (tmp_path / "cursor.json").write_text('{"0": ')
+    (tmp_path / "cursor.json").write_text(cursor)
     with capture_logs() as logs:
         assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [b"event-0", b"event-1"]
     assert [e["event"] for e in logs] == ["spool_cursor_unreadable"]
