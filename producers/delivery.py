@@ -203,9 +203,12 @@ class Delivery:
         spooled = self._spool_writes.write(unsent, front=True)
         if self._journal_due is not None:
             self._journal_due.cancel()
+        keep = spooled < len(unsent)
+        if keep:
+            log.warning("journal_kept", events=len(unsent), reason="the spool failed")
         try:
-            self._journal.close(keep=spooled < len(unsent))
-        except OSError as exc:  # its events are spooled: a restart only sends them twice
+            self._journal.close(keep=keep)
+        except OSError as exc:  # what it holds is spooled or kept: a restart sends it twice
             log.warning("journal_close_failed", error=str(exc))
         for sparse in self._sparse_logs:
             sparse.flush()

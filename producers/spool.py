@@ -173,11 +173,14 @@ class Spool:
         return self._usable
 
     def prepend(self, records: Sequence[SpoolRecord]) -> int:
-        """Write records in front of everything spooled (a new lowest segment) and fsync."""
-        frames = self._fitting(records)
-        if frames:
-            self._write(min(self._sizes, default=1) - 1, b"".join(frames))
-        return len(frames)
+        """Write records in front of everything spooled (a new lowest segment) and fsync, all
+        of them, past ``max_bytes`` if need be: they are what a process held in memory (at
+        most its queue's bound), older than anything spooled, and refused they were kept
+        nowhere but a journal, to be sent by a later process after newer events of their
+        sessions."""
+        if records:
+            self._write(min(self._sizes, default=1) - 1, b"".join(map(frame_of, records)))
+        return len(records)
 
     def read(self, max_records: int) -> list[tuple[SpoolPosition, SpoolRecord]]:
         """The next unread records in order; reading does not commit them.

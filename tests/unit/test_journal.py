@@ -108,31 +108,51 @@ def test_events_waiting_for_kafka_are_journaled_within_the_window(tmp_path: Path
         delivery.close(0.1)
 
 
-def test_a_journal_the_spool_cannot_take_is_kept_for_a_later_process(tmp_path: Path) -> None:
-    """Recovery deleted the journal whether or not the spool took its events: with the spool
-    full or unusable, their only copy on disk went."""
+def test_a_journal_goes_in_front_of_a_full_spool_past_its_limit(tmp_path: Path) -> None:
+    """What a killed process held in memory, refused by a full spool, was deleted with the
+    journal; kept there instead, it would reach Kafka after newer events of its sessions."""
     Journal(tmp_path / "journal").write(_records(3), end=3)
     full = Spool(tmp_path, max_bytes=1)
-    Delivery(f"127.0.0.1:{free_port()}", full, _encode)._recover()
+    full.append(_records(1, 3))  # nothing fits
+    delivery = Delivery(f"127.0.0.1:{free_port()}", full, _encode)
+    delivery._recover()
+    assert [r.value for _, r in full.read(10)] == _expected(0, 3)
+    assert (delivery.stats.spooled, delivery.stats.dropped) == (3, 0)
+    assert Journal(tmp_path / "journal").recover() == []
+
+
+def test_a_journal_the_disk_refuses_to_spool_is_kept_for_a_later_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Journal(tmp_path / "journal").write(_records(3), end=3)
+    delivery = Delivery(f"127.0.0.1:{free_port()}", Spool(tmp_path, max_bytes=1 << 20), _encode)
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "fsync", full_disk)
+        delivery._recover()
     assert _values(Journal(tmp_path / "journal").recover()) == _expected(0, 3)
 
 
-def test_a_close_whose_spool_refuses_the_rest_keeps_the_journal(tmp_path: Path) -> None:
+def test_a_close_puts_what_memory_held_in_front_of_a_full_spool(tmp_path: Path) -> None:
     config = DeliveryConfig(retry_pause_s=5)
-    delivery = Delivery(f"127.0.0.1:{free_port()}", Spool(tmp_path, max_bytes=1), _encode, config)
+    spool = Spool(tmp_path, max_bytes=1)
+    delivery = Delivery(f"127.0.0.1:{free_port()}", spool, _encode, config)
     delivery.start()
     try:
         for seq in range(3):
             delivery.submit(chunk(seq))
-        journal = tmp_path / "journal"
         deadline = time.monotonic() + 10
-        while not any(p.stat().st_size for p in journal.glob("*.wal")):
-            assert time.monotonic() < deadline, "never journaled"
+        while delivery.backlog < 3 or delivery._inbox:
+            assert time.monotonic() < deadline, "never taken in"
             time.sleep(0.005)
     finally:
         delivery.close(0.1)
-    assert delivery.stats.dropped == 3
-    assert _values(Journal(journal).recover()) == _expected(0, 3)
+    assert (delivery.stats.spooled, delivery.stats.dropped) == (3, 0)
+    assert [r.value for _, r in spool.read(10)] == _expected(0, 3)
+    assert Journal(tmp_path / "journal").recover() == []
 
 
 def test_a_failed_write_leaves_no_torn_frame_before_later_groups(
