@@ -111,10 +111,20 @@ def fsync_directory(directory: Path) -> None:
 
 
 def numbered(directory: Path, suffix: str) -> list[tuple[int, Path]]:
-    """The files ``<number><suffix>`` in ``directory``, by number; other names are left be."""
+    """The files ``<number><suffix>`` in ``directory``, by number; other names are left be.
+    A folder that cannot be listed raises (``glob`` found nothing in it, and a journal then
+    numbered its first file 0 again, over what was there)."""
     found = []
-    for path in directory.glob(f"*{suffix}"):
-        number = path.name.removesuffix(suffix)
-        if _NUMBER.fullmatch(number):
-            found.append((int(number), path))
+    for name in os.listdir(directory):
+        number = name.removesuffix(suffix)
+        if name.endswith(suffix) and _NUMBER.fullmatch(number):
+            found.append((int(number), directory / name))
     return sorted(found)
+
+
+def decoded(payload: bytes | None) -> SpoolRecord | None:
+    """The record of an intact frame's payload, or None for what no ``encode`` wrote."""
+    try:
+        return None if payload is None else SpoolRecord.decode(payload)
+    except (ValueError, struct.error):
+        return None

@@ -21,7 +21,18 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from producers.frames import SpoolRecord, cut_torn_tail, frame_of, fsync_directory, numbered
+import structlog
+
+from producers.frames import (
+    SpoolRecord,
+    cut_torn_tail,
+    decoded,
+    frame_of,
+    fsync_directory,
+    numbered,
+)
+
+log = structlog.get_logger(__name__)
 
 _SUFFIX = ".wal"
 
@@ -35,9 +46,17 @@ class Journal:
         self._segment_bytes = segment_bytes
         found: list[tuple[int, Path]] = []
         if directory is not None:
-            with contextlib.suppress(OSError):  # then each write fails, and is said so
+            try:
                 directory.mkdir(parents=True, exist_ok=True)
                 found = numbered(directory, _SUFFIX)
+            except OSError as exc:
+                log.warning(
+                    "journal_unavailable",
+                    directory=str(directory),
+                    error=str(exc),
+                    detail="events waiting in memory are not safe from a kill",
+                )
+                self.directory = None
         self._found = [path for _, path in found]
         self._next_segment = found[-1][0] + 1 if found else 0
         self._ends: list[tuple[int, int]] = []
@@ -47,11 +66,11 @@ class Journal:
 
     def recover(self) -> list[SpoolRecord]:
         """What an earlier process left unacknowledged, in acceptance order."""
-        return [
-            SpoolRecord.decode(payload)
-            for path in self._found
-            for payload in cut_torn_tail(path)[0]
-        ]
+        payloads = [payload for path in self._found for payload in cut_torn_tail(path)[0]]
+        records = [r for r in map(decoded, payloads) if r is not None]
+        if len(records) < len(payloads):  # one bad record must not cost the others
+            log.warning("journal_records_undecodable", count=len(payloads) - len(records))
+        return records
 
     def forget_recovered(self) -> None:
         """Delete what ``recover`` returned, once it is safe elsewhere (the spool)."""

@@ -24,7 +24,6 @@ import fcntl
 import itertools
 import json
 import os
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from producers.frames import (
     SpoolRecord,
     cut_at,
     cut_torn_tail,
+    decoded,
     frame_of,
     fsync_directory,
     numbered,
@@ -59,13 +59,6 @@ class SpoolPosition:
 
     segment: int
     offset: int
-
-
-def _decoded(payload: bytes | None) -> SpoolRecord | None:
-    try:
-        return None if payload is None else SpoolRecord.decode(payload)
-    except (ValueError, struct.error):
-        return None
 
 
 class Spool:
@@ -219,7 +212,7 @@ class Spool:
                 segment.seek(offset)
                 while len(out) < max_records and offset < end:
                     payload = read_frame(segment, end)
-                    record = _decoded(payload)
+                    record = decoded(payload)
                     if record is None:
                         self._cut(seg, offset)
                         break

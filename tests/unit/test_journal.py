@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 import time
+import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from producers.delivery import Delivery, DeliveryConfig
 from producers.frames import SpoolRecord
@@ -178,3 +182,38 @@ def test_files_that_are_not_segments_are_left_alone(tmp_path: Path) -> None:
     (tmp_path / "notes.wal").write_text("not a segment")
     Journal(tmp_path).write(_records(1), end=1)
     assert _values(Journal(tmp_path).recover()) == _expected(0, 1)
+
+
+def test_a_record_that_does_not_decode_costs_only_itself(tmp_path: Path) -> None:
+    """A frame whose checksum holds but whose lengths overrun it stopped the whole recovery:
+    the journal was then left for ever, its other events never recovered."""
+    journal = Journal(tmp_path)
+    journal.write(_records(1), end=1)
+    bad = b"\xff\xff\x00\x00"
+    with next(tmp_path.glob("*.wal")).open("ab") as segment:
+        segment.write(struct.pack("<II", len(bad), zlib.crc32(bad)) + bad)
+    journal.write(_records(1, 1), end=2)
+    with capture_logs() as logs:
+        assert _values(Journal(tmp_path).recover()) == _expected(0, 2)
+    assert [(e["event"], e["count"]) for e in logs] == [("journal_records_undecodable", 1)]
+
+
+def test_a_journal_folder_that_cannot_be_listed_is_no_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing it found nothing, so the first file was numbered 0 again and opened over the
+    one there, with what a killed process had left in it."""
+    Journal(tmp_path).write(_records(2), end=2)
+    real_listdir = os.listdir
+
+    def refused(path: Any) -> list[str]:
+        if Path(path) == tmp_path:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_listdir(path)
+
+    with monkeypatch.context() as patched, capture_logs() as logs:
+        patched.setattr(os, "listdir", refused)
+        journal = Journal(tmp_path)
+        journal.write(_records(1, 2), end=1)
+    assert [e["event"] for e in logs] == ["journal_unavailable"]
+    assert _values(Journal(tmp_path).recover()) == _expected(0, 2)
