@@ -54,12 +54,25 @@ def test_commit_empties_the_spool_and_deletes_finished_segments(tmp_path: Path) 
     assert len(list(tmp_path.glob("*.seg"))) == 1
 
 
-def test_a_torn_tail_is_cut_and_what_came_before_kept(tmp_path: Path) -> None:
-    spool = Spool(tmp_path, max_bytes=1 << 20)
-    spool.append(_records(3))
-    (segment,) = tmp_path.glob("*.seg")
+CRASH_TAILS = {
+    "torn": b"\x40\x00\x00\x00\x01\x02",  # a header promising 64 bytes, then a crash
+    "zeros": bytes(64),
+}
+"""What a crash leaves behind the last whole record. Eight zero bytes (blocks the file system
+never wrote) read as a frame of no payload whose CRC matches: it was handed over, failed to
+decode, and failed every attempt after, for good."""
+
+
+def _crash_mid_append(folder: Path, tail: str) -> None:
+    (segment,) = _segments(folder)
     with segment.open("ab") as handle:
-        handle.write(b"\x40\x00\x00\x00\x01\x02")  # a header promising 64 bytes, then a crash
+        handle.write(CRASH_TAILS[tail])
+
+
+@pytest.mark.parametrize("tail", CRASH_TAILS)
+def test_a_torn_tail_is_cut_and_what_came_before_kept(tmp_path: Path, tail: str) -> None:
+    Spool(tmp_path, max_bytes=1 << 20).append(_records(3))
+    _crash_mid_append(tmp_path, tail)
     assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [
         b"event-0",
         b"event-1",
@@ -125,11 +138,10 @@ def test_a_corrupt_segment_ends_where_reading_meets_the_damage(tmp_path: Path) -
     assert spool.pending_bytes == sum(p.stat().st_size for p in _segments(tmp_path))
 
 
-def test_a_torn_tail_is_cut_before_an_append_goes_behind_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tail", CRASH_TAILS)
+def test_a_torn_tail_is_cut_before_an_append_goes_behind_it(tmp_path: Path, tail: str) -> None:
     Spool(tmp_path, max_bytes=1 << 20).append(_records(2))
-    (segment,) = _segments(tmp_path)
-    with segment.open("ab") as handle:
-        handle.write(b"\x40\x00\x00\x00\x01\x02")
+    _crash_mid_append(tmp_path, tail)
     Spool(tmp_path, max_bytes=1 << 20).append(_records(1, 2))
     assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [
         b"event-0",
@@ -219,22 +231,6 @@ def test_other_errors_than_the_disk_s_never_give_a_segment_up(
             with pytest.raises(OSError, match="Too many"):
                 spool.read(10)
     assert _values(spool.read(10)) == [b"event-0", b"event-1"]
-
-
-def test_zeros_where_a_crash_left_unwritten_blocks_end_the_segment(tmp_path: Path) -> None:
-    """Eight zero bytes read as a frame of no payload whose CRC matches: it was handed over,
-    failed to decode, and failed every attempt after, for good."""
-    Spool(tmp_path, max_bytes=1 << 20).append(_records(2))
-    (segment,) = _segments(tmp_path)
-    with segment.open("ab") as handle:
-        handle.write(bytes(64))
-    assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [b"event-0", b"event-1"]
-    Spool(tmp_path, max_bytes=1 << 20).append(_records(1, 2))
-    assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [
-        b"event-0",
-        b"event-1",
-        b"event-2",
-    ]
 
 
 def test_a_read_that_succeeds_again_starts_the_count_over(
