@@ -3,7 +3,9 @@
 Rates (events/s, rejects/s) come from the counters with ``rate()``. Lag is given two ways: in
 offsets per partition (high watermark minus the next offset to project) and in seconds, the
 age of the oldest event not yet projected, read from the first record of each fetched batch
-(zero when a fetch comes back empty, i.e. the projector is caught up). An empty fetch says so
+and counted until that batch is written (a fetch's own records are not the oldest while the
+batches before it are still being written); zero when a fetch comes back empty with nothing
+left to write, i.e. the projector is caught up. An empty fetch says so
 only while the broker answers: a projector that has heard nothing from it for
 ``BLIND_AFTER_S`` (the broker is down, say) reports the time since it last did, so an outage
 shows as a lag that grows with it, as the events bots produce meanwhile wait; so do projectors
@@ -15,6 +17,7 @@ and no fetch comes to tell the silence.
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Mapping
 
@@ -40,29 +43,44 @@ class _Lag:
     """What one projector's fetches tell of its lag (see ``ProjectorMetrics``)."""
 
     def __init__(self) -> None:
-        self.measured_s = 0.0
+        self.pending: collections.Counter[int] = collections.Counter()
+        """The oldest record's timestamp (ms) of each batch fetched and not yet written: its
+        events are not in the store until then, whatever the fetches after it bring."""
+        self.silent_since: float | None = None
+        """When the broker last answered, if the last fetch came back empty after a silence of
+        ``BLIND_AFTER_S`` or more."""
         self.heard_s: float | None = None
         self.fetched_s: float | None = None
-        self.unheard_since: float | None = None
 
     def fetched(self, oldest_timestamp_ms: int | None, heard_s: float | None) -> None:
         now = time.time()
         self.fetched_s = now
-        self.unheard_since = None
+        self.silent_since = None
         if oldest_timestamp_ms is not None:
-            age = now - oldest_timestamp_ms / 1000
+            self.pending[oldest_timestamp_ms] += 1
         elif heard_s is not None and now - heard_s >= BLIND_AFTER_S:
-            age, self.unheard_since = now - heard_s, heard_s
-        else:
-            age = 0.0
-        self.measured_s = max(0.0, age)
+            self.silent_since = heard_s
         self.heard_s = heard_s if heard_s is not None else self.heard_s
+
+    def written(self, oldest_timestamp_ms: int) -> None:
+        self.pending -= collections.Counter({oldest_timestamp_ms: 1})
+
+    @property
+    def since_s(self) -> float | None:
+        """Since when events wait to be projected, as far as the fetches tell; None: none wait."""
+        waiting = [ms / 1000 for ms in self.pending]
+        if self.silent_since is not None:
+            waiting.append(self.silent_since)
+        return min(waiting, default=None)
 
     @property
     def lag_s(self) -> float:
+        now = time.time()
+        since = self.since_s
+        lag = 0.0 if since is None else max(0.0, now - since)
         if blind_for(self.fetched_s) is None or self.heard_s is None:
-            return self.measured_s
-        return max(self.measured_s, time.time() - self.heard_s)
+            return lag
+        return max(lag, now - self.heard_s)
 
 
 class ProjectorMetrics:
@@ -101,9 +119,12 @@ class ProjectorMetrics:
         self.lag_seconds.set_function(lambda: self.lag_s or 0.0)
         self._lags: dict[int, _Lag] = {}
         """Per generation projected, what its projector's fetches tell."""
-        self._left_s: float | None = None
-        """The larger lag of the projectors that stopped since one last fetched (one round of
-        them handing over to the next, after a cut-over)."""
+        self._left_since: float | None = None
+        """Since when events wait, as far as the projectors that stopped since one last fetched
+        could tell (one round of them handing over to the next, after a cut-over): the oldest
+        record they had not written, else when the broker last answered them. Nobody fetches
+        until the next round does, so the lag grows from it; a figure taken at the stop stayed
+        as it was until then."""
         self._heard_s: float | None = None
         self._stopped_since: float | None = None
         self._labelled: set[tuple[int, TopicPartition]] = set()
@@ -116,7 +137,9 @@ class ProjectorMetrics:
         did); None before either."""
         if self._stopped_since is not None:
             return max(0.0, time.time() - self._stopped_since)
-        return max((lag.lag_s for lag in self._lags.values()), default=self._left_s)
+        if not self._lags and self._left_since is not None:
+            return max(0.0, time.time() - self._left_since)
+        return max((lag.lag_s for lag in self._lags.values()), default=None)
 
     def lag_of(self, generation: int) -> float:
         """The lag the projector of ``generation`` last measured (0 before it fetched)."""
@@ -129,7 +152,7 @@ class ProjectorMetrics:
         silent for ``BLIND_AFTER_S`` or more (down, or out of reach); None when it had
         answered. Decided by the fetch, as the lag is: records in hand are an answer, however
         long a projector takes to write them."""
-        since = [lag.unheard_since for lag in self._lags.values() if lag.unheard_since]
+        since = [lag.silent_since for lag in self._lags.values() if lag.silent_since]
         return time.time() - min(since) if since else None
 
     @property
@@ -143,6 +166,12 @@ class ProjectorMetrics:
             return None
         fetched = [lag.fetched_s for lag in self._lags.values() if lag.fetched_s is not None]
         return blind_for(min(fetched)) if fetched else None
+
+    def written(self, generation: int, oldest_timestamp_ms: int) -> None:
+        """The batch of the projector of ``generation`` whose oldest record is from
+        ``oldest_timestamp_ms`` is in the store."""
+        if generation in self._lags:
+            self._lags[generation].written(oldest_timestamp_ms)
 
     def stepped(self, generation: int) -> None:
         """A step of the projector of ``generation`` came back (``unfetched_s``)."""
@@ -163,7 +192,7 @@ class ProjectorMetrics:
         fetch (wall clock), if known."""
         self._lags.setdefault(generation, _Lag()).fetched(oldest_timestamp_ms, heard_s)
         self._heard_s = heard_s if heard_s is not None else self._heard_s
-        self._stopped_since = self._left_s = None
+        self._stopped_since = self._left_since = None
         for labelled in [held for held in self._labelled if held[0] not in self._lags]:
             self._unlabel(*labelled)  # of a generation a cut-over replaced
 
@@ -172,8 +201,9 @@ class ProjectorMetrics:
         offsets stay until another generation's projector fetches (one started again after a
         failure takes them over)."""
         lag = self._lags.pop(generation, None)
-        if lag is not None:
-            self._left_s = max(self._left_s or 0.0, lag.lag_s)
+        since = None if lag is None else lag.since_s or lag.heard_s
+        if since is not None:
+            self._left_since = min(since, self._left_since or since)
 
     def stopped(self, tried_since_s: float) -> None:
         """The projectors, first started at ``tried_since_s`` (wall clock), do not fetch: they

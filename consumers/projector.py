@@ -183,15 +183,14 @@ class Projector:
             records = await gather(
                 self._consumer, max_batch=self._max_batch, max_wait_ms=self._max_wait_ms
             )
-        self.metrics.fetched(
-            self.generation,
-            min((batch[0].timestamp for batch in records.values() if batch), default=None),
-            self._heard(bool(records)),
-        )
-        if records:
-            self._note_progress(fetched_any=True)
+        fetched_any = bool(records)
+        heard = self._heard(fetched_any)
         records = self._bounded(records)
-        if not records:
+        oldest = min((batch[0].timestamp for batch in records.values()), default=None)
+        self.metrics.fetched(self.generation, oldest, heard)
+        if fetched_any:
+            self._note_progress(fetched_any=True)
+        if oldest is None:
             await self.flush()
             self._note_progress(fetched_any=False)
             await self._note_partition_lag()
@@ -200,7 +199,7 @@ class Projector:
             while len(self._in_flight) >= PIPELINE_DEPTH:
                 await self._in_flight.popleft()
         before = self._in_flight[-1] if self._in_flight else None
-        self._in_flight.append(asyncio.create_task(self._finish(records, before)))
+        self._in_flight.append(asyncio.create_task(self._finish(records, oldest, before)))
         collect_if_due()
         return sum(len(batch) for batch in records.values())
 
@@ -213,7 +212,9 @@ class Projector:
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def _finish(self, records: Records, before: asyncio.Task[None] | None) -> None:
+    async def _finish(
+        self, records: Records, oldest_ms: int, before: asyncio.Task[None] | None
+    ) -> None:
         with self.stats.timing("decode"):
             decoded, rows = await asyncio.to_thread(
                 _decode_and_project, records, self.codec, self.topics
@@ -232,6 +233,7 @@ class Projector:
                 projections=self.projections,
                 metrics=self.metrics,
             )
+        self.metrics.written(self.generation, oldest_ms)
         if self._on_written is not None:
             self._on_written({t: r for t, r in rows.items() if t in self.projections})
         if self._send_dead_letters:
