@@ -4,9 +4,10 @@ A session is listed when its event numbering has a hole (an event the producer s
 reached the store: lost, or still spooled on the bot's side), when it ended or was abandoned
 with a turn that started but never stopped (in a call that goes on, a turn is under way, not
 missing), when it ended and its chunks are not what its end declared (``queries.sealing``), or
-when it never ended and has been silent for longer than the reader's ``abandoned_after``.
-Listed in session-id order, so the listing can be walked with a cursor while the store grows.
-A bot filter keeps the sessions whose first event came from that bot, the bot each item names.
+when it never ended and has been silent for longer than the reader's ``abandoned_after``, by
+its events and its turns, as its summary tells it. Listed in session-id order, so the listing
+can be walked with a cursor while the store grows. A bot filter keeps the sessions whose
+first event came from that bot, the bot each item names.
 
 Finding them means reading every session's ledger and chunks: about 16 µs a session, 16 s for
 a million, when few have holes. So a page examines the sessions in spans of ``SPAN`` and stops
@@ -21,7 +22,7 @@ import time
 
 from queries.completeness import Clock, completeness
 from queries.models import IncompletePage, IncompleteSession
-from queries.paging import decode_cursor, encode_cursor, fingerprint, page_size
+from queries.paging import as_utc, decode_cursor, encode_cursor, fingerprint, page_size
 from queries.reader import Reader
 from queries.sealing import (
     DECLARED_EVENTS,
@@ -99,22 +100,38 @@ _DETAIL = f"""
 SELECT
     e.session_id, e.first_bot_id, e.events, e.last_seq, e.last_event_at, e.ends,
     arraySlice(
-        arrayFilter(s -> NOT has(e.seqs, s), range(least(e.expected, 1000000))),
+        arrayFilter(
+            s -> NOT has(e.seqs, s),
+            range(least(greatest(e.expected, if(o.turns > 0, o.last_turn_seq + 1, 0)), 1000000))
+        ),
         1, {{shown:UInt32}}
     ),
-    o.open_ids
+    o.open_ids, o.turns, o.last_turn_seq, o.last_turn_at, o.open_turns
 FROM ({_LEDGERS}) AS e
 LEFT JOIN (
-    SELECT session_id, arraySlice(arraySort(groupArray(turn_id)), 1, {{shown:UInt32}}) AS open_ids
+    SELECT
+        session_id,
+        count() AS turns,
+        max(seq) AS last_turn_seq,
+        max(last_at) AS last_turn_at,
+        countIf(NOT complete) AS open_turns,
+        arraySlice(arraySort(groupArrayIf(turn_id, NOT complete)), 1, {{shown:UInt32}}) AS open_ids
     FROM (
-        SELECT session_id, turn_id FROM transcripts_generations
+        SELECT
+            session_id, turn_id,
+            argMax(complete, version) AS complete,
+            argMax(seq, version) AS seq,
+            argMax(ifNull(stopped_at, started_at), version) AS last_at
+        FROM transcripts_generations
         WHERE generation = {{generation:UInt32}} AND session_id IN {{ids:Array(String)}}
         GROUP BY session_id, turn_id
-        HAVING NOT argMax(complete, version)
     )
     GROUP BY session_id
 ) AS o ON e.session_id = o.session_id
 ORDER BY e.session_id"""
+"""Each session's ledger, its missing seqs and its open turns, with what its turns add to its
+completeness as a summary takes it (``queries.summary``): their highest seq and latest time,
+so that the two tell the same state and the same holes."""
 
 
 def incomplete_sessions(
@@ -186,19 +203,30 @@ def _searched(
 def _details(
     reader: Reader, ids: list[str], parameters: dict[str, object], clock: Clock
 ) -> list[IncompleteSession]:
-    rows = reader.rows(_DETAIL, ids=ids, shown=SHOWN, **parameters)
+    """The sessions found, as their summaries tell them: those that the turns show to be
+    neither incomplete nor abandoned (a turn later than the ledger's last event, say) are left
+    out, as the searches look at the ledger alone."""
     chunks = chunk_figures(reader, ids)
-    return [
-        IncompleteSession(
-            session_id=session_id,
-            bot_id=bot_id,
-            completeness=completeness(
-                ledger((events, last_seq, last_at, ends), chunks.get(session_id, ())),
-                clock,
-                open_turns=len(open_ids),
-            ),
-            missing_seqs=list(missing),
-            open_turn_ids=list(open_ids),
+    found = []
+    for row in reader.rows(_DETAIL, ids=ids, shown=SHOWN, **parameters):
+        session_id, bot_id, events, last_seq, last_at, ends, missing, open_ids = row[:8]
+        turns, last_turn_seq, last_turn_at, open_turns = row[8:]
+        told = completeness(
+            ledger((events, last_seq, last_at, ends), chunks.get(session_id, ())),
+            clock,
+            last_turn_seq=last_turn_seq if turns else -1,
+            open_turns=open_turns,
+            last_turn_at=as_utc(last_turn_at) if turns else None,
         )
-        for session_id, bot_id, events, last_seq, last_at, ends, missing, open_ids in rows
-    ]
+        if told.complete and told.state != "abandoned":
+            continue
+        found.append(
+            IncompleteSession(
+                session_id=session_id,
+                bot_id=bot_id,
+                completeness=told,
+                missing_seqs=list(missing),
+                open_turn_ids=list(open_ids),
+            )
+        )
+    return found

@@ -208,7 +208,37 @@ def test_a_session_silent_for_longer_than_the_setting_without_an_end_is_abandone
     assert listed(patient) == {}
     abandoned = listed(impatient)
     assert list(abandoned) == [silent]
-    assert (abandoned[silent].state, abandoned[silent].last_seen_at) == ("abandoned", ROWS_T0)
+    assert (abandoned[silent].state, abandoned[silent].last_seen_at) == ("abandoned", T0)
+    assert abandoned[silent] == _completeness(impatient, silent), "its turn is its latest sign"
+
+
+def test_the_incomplete_listing_tells_a_session_as_its_summary_does(clickhouse: Client) -> None:
+    """The listing finds sessions by their ledger; a summary also takes the session's turns:
+    a turn later than the ledger's last event (clocks apart, or a ledger behind) keeps a
+    session open, and a turn numbered past the ledger's last event counts the events before
+    it as missing. Both answers tell each session the same way."""
+    store, _ = _store(clickhouse)
+    spoke_lately, numbered_past = unique_name("spoke-lately"), unique_name("numbered-past")
+    turn = {"turn_id": "t", "role": "user", "started_at": ROWS_T0, "complete": True}
+    lately = turn | {"stopped_at": now(), "seq": 0}
+    store.insert("transcripts", transcript_rows(spoke_lately, [lately]), generation=1)
+    store.insert("session_events", event_rows(spoke_lately, [0]), generation=1)
+    past = turn | {"stopped_at": ROWS_T0, "seq": 3}
+    store.insert("transcripts", transcript_rows(numbered_past, [past]), generation=1)
+    store.insert("session_events", event_rows(numbered_past, [0, 1]), generation=1)
+
+    reader = Reader(clickhouse, abandoned_after=timedelta(minutes=10))
+    listed = {
+        s.session_id: s
+        for s in incomplete_sessions(reader, limit=500).items
+        if s.session_id in (spoke_lately, numbered_past)
+    }
+    assert _completeness(reader, spoke_lately).state == "open"
+    assert list(listed) == [numbered_past]
+    item = listed[numbered_past]
+    assert item.completeness == _completeness(reader, numbered_past)
+    assert (item.completeness.state, item.completeness.missing) == ("abandoned", 2)
+    assert item.missing_seqs == [2, 3]
 
 
 async def test_sealed_sessions_through_the_broker_and_the_api(
