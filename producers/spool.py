@@ -27,6 +27,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 
@@ -103,6 +104,10 @@ class Spool:
             if seg in self._sizes
         }
         self._read = {seg: self._committed.get(seg, 0) for seg in self._sizes}
+        self._from_cursor = {seg for seg, offset in self._read.items() if offset > 0}
+        """Segments whose reading starts where the cursor says, no frame read there yet: a
+        cursor damaged into a well-formed offset inside a frame made that frame look bad, and
+        the cut there lost every record after it."""
         self._sealed: set[int] = set()
         """Segments with a torn tail that could not be cut off: appended to no more."""
 
@@ -211,17 +216,47 @@ class Spool:
             with self._path(seg).open("rb") as segment:
                 segment.seek(offset)
                 while len(out) < max_records and offset < end:
-                    payload = read_frame(segment, end)
-                    record = decoded(payload)
+                    record = decoded(read_frame(segment, end))
                     if record is None:
-                        self._cut(seg, offset)
-                        break
+                        start = self._frame_around(seg, segment, offset, end)
+                        if start is None:
+                            self._cut(seg, offset)
+                            break
+                        offset = start
+                        segment.seek(offset)
+                        continue
+                    self._from_cursor.discard(seg)
                     offset = segment.tell()
                     out.append((SpoolPosition(seg, offset), record))
         finally:
             self._read[seg] = offset  # what is in ``out`` is read, even if the disk then fails
         if offset >= self._sizes[seg]:
             self._unchecked.discard(seg)
+
+    def _frame_around(self, seg: int, segment: BinaryIO, offset: int, end: int) -> int | None:
+        """Where the frame that the cursor's ``offset`` falls inside begins, found by reading
+        the segment's frames from its start, when the cursor is what put reading there; None
+        when ``offset`` is a frame's own start (the frame there is bad) or the frames before
+        it are. Reading goes on from that frame's start, sending it again (consumers
+        deduplicate) rather than losing the rest of the segment."""
+        if seg not in self._from_cursor:
+            return None
+        self._from_cursor.discard(seg)
+        segment.seek(0)
+        start = 0
+        while start < offset:
+            if decoded(read_frame(segment, end)) is None:
+                return None
+            if segment.tell() > offset:
+                log.warning(
+                    "spool_cursor_inside_a_record",
+                    file=self._path(seg).name,
+                    cursor=offset,
+                    record_at=start,
+                )
+                return start
+            start = segment.tell()
+        return None
 
     def _cut(self, seg: int, offset: int) -> None:
         """End a segment where its first bad frame begins; appends go on from there."""
@@ -326,6 +361,7 @@ class Spool:
         for table in (self._sizes, self._read, self._committed):
             table.pop(seg, None)
         self._unchecked.discard(seg)
+        self._from_cursor.discard(seg)
         self._save_cursor()
 
     def _path(self, seg: int) -> Path:

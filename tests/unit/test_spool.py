@@ -422,3 +422,43 @@ def test_a_cursor_that_cannot_be_made_out_sends_everything_again(
     with capture_logs() as logs:
         assert _values(Spool(tmp_path, max_bytes=1 << 20).read(10)) == [b"event-0", b"event-1"]
     assert [e["event"] for e in logs] == ["spool_cursor_unreadable"]
+
+
+@given(inside=st.floats(0.01, 0.99))
+@settings(max_examples=40, deadline=None)
+def test_a_cursor_inside_a_record_sends_that_record_again_and_loses_none_after(
+    inside: float,
+) -> None:
+    """A cursor damaged into a well-formed offset inside a record: reading there met no
+    frame, and the cut made where it began lost every record after it."""
+    with tempfile.TemporaryDirectory() as folder:
+        spool = Spool(Path(folder), max_bytes=1 << 20)
+        spool.append(_records(6))
+        read = spool.read(6)
+        spool.commit(read[1][0])
+        record_end = read[2][0].offset
+        offset = int(read[1][0].offset + inside * (record_end - read[1][0].offset))
+        offset = min(max(offset, read[1][0].offset + 1), record_end - 1)
+        (Path(folder) / "cursor.json").write_text(f'{{"0": {offset}}}')
+        with capture_logs() as logs:
+            reopened = Spool(Path(folder), max_bytes=1 << 20)
+            assert _values(reopened.read(10)) == [f"event-{n}".encode() for n in range(2, 6)]
+        assert [e["event"] for e in logs] == ["spool_cursor_inside_a_record"]
+        assert not any(e["event"] == "spool_tail_cut" for e in logs)
+
+
+def test_a_bad_record_where_the_cursor_rightly_points_still_ends_the_segment(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(_records(4))
+    read = spool.read(4)
+    spool.commit(read[1][0])
+    segment = _segments(tmp_path)[0]
+    damaged = bytearray(segment.read_bytes())
+    damaged[read[1][0].offset + 9] ^= 0xFF  # in the third record's payload
+    segment.write_bytes(bytes(damaged))
+    with capture_logs() as logs:
+        assert Spool(tmp_path, max_bytes=1 << 20).read(10) == []
+    assert [e["event"] for e in logs] == ["spool_tail_cut"]
+    assert segment.stat().st_size == read[1][0].offset
