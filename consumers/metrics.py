@@ -45,7 +45,8 @@ class _Lag:
     def __init__(self) -> None:
         self.pending: collections.Counter[int] = collections.Counter()
         """The oldest record's timestamp (ms) of each batch fetched and not yet written: its
-        events are not in the store until then, whatever the fetches after it bring."""
+        events are not in the store until then, whatever the fetches after it bring. Replaced,
+        never changed in place: the lag is read on other threads (``/metrics``, the routes)."""
         self.silent_since: float | None = None
         """When the broker last answered, if the last fetch came back empty after a silence of
         ``BLIND_AFTER_S`` or more."""
@@ -57,13 +58,13 @@ class _Lag:
         self.fetched_s = now
         self.silent_since = None
         if oldest_timestamp_ms is not None:
-            self.pending[oldest_timestamp_ms] += 1
+            self.pending = self.pending + collections.Counter({oldest_timestamp_ms: 1})
         elif heard_s is not None and now - heard_s >= BLIND_AFTER_S:
             self.silent_since = heard_s
         self.heard_s = heard_s if heard_s is not None else self.heard_s
 
     def written(self, oldest_timestamp_ms: int) -> None:
-        self.pending -= collections.Counter({oldest_timestamp_ms: 1})
+        self.pending = self.pending - collections.Counter({oldest_timestamp_ms: 1})
 
     @property
     def since_s(self) -> float | None:
@@ -139,7 +140,7 @@ class ProjectorMetrics:
             return max(0.0, time.time() - self._stopped_since)
         if not self._lags and self._left_since is not None:
             return max(0.0, time.time() - self._left_since)
-        return max((lag.lag_s for lag in self._lags.values()), default=None)
+        return max((lag.lag_s for lag in list(self._lags.values())), default=None)
 
     def lag_of(self, generation: int) -> float:
         """The lag the projector of ``generation`` last measured (0 before it fetched)."""
@@ -208,11 +209,13 @@ class ProjectorMetrics:
     def stopped(self, tried_since_s: float) -> None:
         """The projectors, first started at ``tried_since_s`` (wall clock), do not fetch: they
         are starting, or failed and wait to start again (the broker out of reach, say). No
-        fetch measures the lag meanwhile, and
-        it grows from when the broker last answered them, or from ``tried_since_s``. A store
-        whose broker was never reached reported no lag at all, and looked current."""
+        fetch measures the lag meanwhile, and it grows from when the broker last answered
+        them, or from the oldest record they left unwritten if that is older (a batch the
+        store refused), or from ``tried_since_s``. A store whose broker was never reached
+        reported no lag at all, and looked current."""
         if self._stopped_since is None:
-            self._stopped_since = self._heard_s if self._heard_s is not None else tried_since_s
+            known = [at for at in (self._heard_s, self._left_since) if at is not None]
+            self._stopped_since = min(known, default=tried_since_s)
 
     def partition_lag(
         self, generation: int, tp: TopicPartition, highwater: int | None, next_offset: int

@@ -53,6 +53,10 @@ async def test_each_bot_s_newest_turn_and_the_lag_are_reported_once_projected(
             expected = (as_of - newest[bot["bot_id"]]).total_seconds() * 1000
             assert bot["age_ms"] == pytest.approx(expected)
         assert 0 <= body["lag_ms"] < 5_000
+        deadline = time.monotonic() + 5
+        while (await api.ok("/v1/freshness"))["lag_ms"] != 0:  # every batch counted written
+            assert time.monotonic() < deadline, "the lag never came back to 0 once caught up"
+            await asyncio.sleep(0.1)
 
         metrics = gauges((await api.http.get("/metrics")).text)
         for bot, at in newest.items():

@@ -91,3 +91,17 @@ def test_a_projector_that_never_fetched_leaves_no_lag() -> None:
     metrics = ProjectorMetrics()
     metrics.forget(1)
     assert metrics.lag_s is None
+
+
+def test_projectors_that_failed_with_a_batch_unwritten_count_from_its_oldest_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch the store refused ends the round, and the projectors wait to start again: the
+    lag fell to the time since the broker last answered, then jumped back at the next fetch."""
+    metrics = ProjectorMetrics()
+    now = time.time()
+    metrics.fetched(1, int((now - 8) * 1000), now)
+    metrics.forget(1)
+    metrics.stopped(now)
+    monkeypatch.setattr(time, "time", lambda: now + 2)
+    assert metrics.lag_s == pytest.approx(10, abs=0.1)
