@@ -205,7 +205,10 @@ def _details(
 ) -> list[IncompleteSession]:
     """The sessions found, as their summaries tell them: those that the turns show to be
     neither incomplete nor abandoned (a turn later than the ledger's last event, say) are left
-    out, as the searches look at the ledger alone."""
+    out, as the searches look at the ledger alone. For the same reason a session whose only
+    hole is a turn numbered past its ledger, not yet silent, is not found: the projector writes
+    the ledger right after the turns, so this lasts a batch, unless the two projections show
+    generations of different events."""
     chunks = chunk_figures(reader, ids)
     found = []
     for row in reader.rows(_DETAIL, ids=ids, shown=SHOWN, **parameters):
@@ -215,7 +218,7 @@ def _details(
             ledger((events, last_seq, last_at, ends), chunks.get(session_id, ())),
             clock,
             last_turn_seq=last_turn_seq if turns else -1,
-            open_turns=open_turns,
+            open_turns=open_turns or 0,  # NULL with ``join_use_nulls`` on: no turns
             last_turn_at=as_utc(last_turn_at) if turns else None,
         )
         if told.complete and told.state != "abandoned":
