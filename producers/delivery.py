@@ -18,7 +18,9 @@ event loop of its own; the bot's loop only appends to a deque. In that thread:
   window is written to the journal (``journal.py``), so that a killed process loses only what
   it accepted within the window. A new process puts the journal in front of the spool first.
 - A disk that refuses writes drops what was to be spooled (counted, said sparsely:
-  ``sparse_log.py``) and leaves the journal behind; delivery from memory goes on.
+  ``sparse_log.py``) and leaves the journal behind; delivery from memory goes on. A spool that
+  could not be used at all is tried again every ``spool_retry_s``; once it opens, it gets its
+  journal, and what a killed process left in that journal goes in front of it.
 
 Delivery is at-least-once: after a failure a batch may reach Kafka twice. Consumers deduplicate
 by event id and seq.
@@ -92,6 +94,7 @@ class Delivery:
         journaled. Those entries are always the queue's head: they enter it only while the
         spool is empty, and the spool's records only after them."""
         self._journal_due: asyncio.TimerHandle | None = None
+        self._spool_retry_at = time.monotonic() + self._config.spool_retry_s
         self._idle = False
         self._closing = False
         self._taken_in = False
@@ -175,6 +178,7 @@ class Delivery:
             self._wake.clear()
             await self._intake()
             self._tick_logs()
+            self._reopen_spool()
             work.set()
             await asyncio.sleep(0)  # the sender's turn, even while the bot keeps submitting
         await self._finish(sender, work)
@@ -199,6 +203,8 @@ class Delivery:
                 errors=self.stats.errors,
             )
         unsent = [q.record for q in self._queue if q.spooled_at is None]
+        if unsent:
+            self._reopen_spool(now=True)  # the last chance to keep them
         self._queue.clear()
         spooled = self._spool_writes.write(unsent, front=True)
         if self._journal_due is not None:
@@ -224,8 +230,11 @@ class Delivery:
     def _recover(self) -> None:
         """Put what a killed process left in the journal in front of the spool.
 
-        Before this process sends anything: those events are older than every event it will
-        accept. A crash before ``forget_recovered`` only means they are spooled twice.
+        Before this process sends anything, or when a spool it could not use at the start
+        opens: those events are older than every event it accepts, and of other sessions
+        (a session is one process's: a new producer numbers its events from 0), so that they
+        may follow what it already sent. A crash before ``forget_recovered`` only means they
+        are spooled twice.
         """
         try:
             records = self._journal.recover()
@@ -236,6 +245,21 @@ class Delivery:
                 self._journal.forget_recovered()
         except (OSError, ValueError):  # a damaged journal must not stop delivery
             log.exception("journal_recovery_failed", directory=str(self._journal.directory))
+
+    def _reopen_spool(self, *, now: bool = False) -> None:
+        """Try an unusable spool again, if it is time (see ``DeliveryConfig.spool_retry_s``)
+        or ``now``. The journal starts with every event the queue holds unacknowledged: none
+        of them was safe from a kill until then."""
+        if self._spool.usable or not (now or time.monotonic() >= self._spool_retry_at):
+            return
+        self._spool_retry_at = time.monotonic() + self._config.spool_retry_s
+        if not self._spool.reopen():
+            return
+        log.info("spool_available", directory=str(self._spool.directory))
+        self._journal = Journal(self._spool.directory / "journal")
+        self._journaled = self._fresh_acked
+        self._recover()
+        self._arm_journal()
 
     def _tick_logs(self) -> None:
         """Let the sparse logs say what they counted since their last line, if it is time."""

@@ -26,6 +26,8 @@ class DeliveryConfig:
     linger_ms: int = 5
     durability_window_ms: int = 200
     """A killed process loses no event accepted longer ago than this (see the README)."""
+    spool_retry_s: float = 30.0
+    """How often a spool that could not be used is tried again (``Spool.reopen``)."""
 
     def __post_init__(self) -> None:
         _at_least("memory_events", self.memory_events, 1, "the queue must hold an event")
@@ -37,6 +39,7 @@ class DeliveryConfig:
         _at_least("request_timeout_ms", self.request_timeout_ms, 100, "Kafka's own floor is near")
         _at_least("linger_ms", self.linger_ms, 0, "a wait cannot be negative")
         _at_least("durability_window_ms", self.durability_window_ms, 1, "the journal needs time")
+        _at_least("spool_retry_s", self.spool_retry_s, 0.01, "each try lists the spool's folder")
         if self.compression not in COMPRESSIONS:
             raise ValueError(
                 f"DeliveryConfig.compression: {self.compression!r} is not one of "

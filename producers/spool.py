@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import itertools
 import json
 import os
 from collections.abc import Sequence
@@ -70,71 +69,93 @@ class Spool:
         max_bytes: int,
         segment_bytes: int = 16 * 1024 * 1024,
         lock: int | None = None,
-        usable: bool = True,
+        claimed: bool = True,
     ) -> None:
         """``lock``: the descriptor holding this process's claim on ``directory``, if any.
-        ``usable``: False when no slot could be claimed; then, as when ``directory`` cannot be
-        read, the spool holds nothing and every write to it fails (delivery counts what it
-        could not spool as dropped), so that a bot whose spool folder is on a read-only file
-        system runs, its events waiting in memory for Kafka, instead of failing to start."""
+        ``claimed``: False when ``directory`` is the folder ``claim`` found no slot in. Then,
+        as when ``directory`` cannot be read, the spool is not ``usable``: it holds nothing
+        and every write to it fails (delivery counts what it could not spool as dropped), so
+        that a bot whose spool folder is on a read-only file system runs, its events waiting
+        in memory for Kafka, instead of failing to start; ``reopen`` tries again."""
         self._lock = lock
         self.directory = directory
+        self._base = None if claimed else directory
+        """Where ``reopen`` looks for a slot, while none is claimed."""
+        self._released = False
         self.max_bytes = max_bytes
         self._segment_bytes = segment_bytes
-        self._usable = usable
+        self._usable = False
         self._committed: dict[int, int] = {}
         self._sizes: dict[int, int] = {}
-        if usable:
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-                self._committed = self._load_cursor()
-                self._sizes = {s: path.stat().st_size for s, path in numbered(directory, _SUFFIX)}
-            except OSError as exc:
-                self._usable = False
-                _unavailable(directory, exc)
-        self._unchecked = set(self._sizes)
+        self._read: dict[int, int] = {}
+        self._unchecked: set[int] = set()
         """Segments a crash may have left with a torn tail, not read through since the open.
         Opening reads none of them: a bot that starts over a full spool is not held up while
         half a gigabyte is checked on its own thread. A torn tail is cut where reading meets
         it, or before anything is appended behind it."""
-        self._read_failures: dict[int, int] = {}
-        self._committed = {
-            seg: min(offset, self._sizes[seg])
-            for seg, offset in self._committed.items()
-            if seg in self._sizes
-        }
-        self._read = {seg: self._committed.get(seg, 0) for seg in self._sizes}
-        self._from_cursor = {seg for seg, offset in self._read.items() if offset > 0}
+        self._from_cursor: set[int] = set()
         """Segments whose reading starts where the cursor says, no frame read there yet: a
         cursor damaged into a well-formed offset inside a frame made that frame look bad, and
         the cut there lost every record after it."""
+        self._read_failures: dict[int, int] = {}
         self._sealed: set[int] = set()
         """Segments with a torn tail that could not be cut off: appended to no more."""
+        if claimed:
+            self._open(report=True)
+
+    def _open(self, *, report: bool) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            committed = self._load_cursor()
+            sizes = {s: path.stat().st_size for s, path in numbered(self.directory, _SUFFIX)}
+        except OSError as exc:
+            if report:
+                _unavailable(self.directory, exc)
+            return
+        self._usable = True
+        self._sizes = sizes
+        self._unchecked = set(sizes)
+        self._committed = {
+            seg: min(offset, sizes[seg]) for seg, offset in committed.items() if seg in sizes
+        }
+        self._read = {seg: self._committed.get(seg, 0) for seg in sizes}
+        self._from_cursor = {seg for seg, offset in self._read.items() if offset > 0}
 
     @classmethod
     def claim(cls, base: Path, *, max_bytes: int) -> Spool:
         """The spool of the first slot under ``base`` that no living process holds; an
         unusable one if none can be claimed (see ``usable``)."""
         try:
-            base.mkdir(parents=True, exist_ok=True)
-            for n in itertools.count():
-                slot = base / f"slot-{n}"
-                slot.mkdir(exist_ok=True)
-                lock = os.open(slot / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError as held:
-                    os.close(lock)
-                    if isinstance(held, BlockingIOError):
-                        continue
-                    raise
-                return cls(slot, max_bytes=max_bytes, lock=lock)
+            slot, lock = _free_slot(base)
         except OSError as exc:
             _unavailable(base, exc)
-        return cls(base, max_bytes=max_bytes, usable=False)
+            return cls(base, max_bytes=max_bytes, claimed=False)
+        return cls(slot, max_bytes=max_bytes, lock=lock)
+
+    def reopen(self) -> bool:
+        """Try again to make an unusable spool usable, quietly: claim a slot, or open the one
+        claimed. What failed at the start may have passed (no file descriptors left, a volume
+        mounted late), and the bot would otherwise run without a spool for the rest of its
+        life. Whether the spool is usable now."""
+        if self._usable:
+            return True
+        if self._released:
+            return False
+        if self._base is not None:
+            try:
+                slot, lock = _free_slot(self._base)
+            except OSError:
+                return False
+            if self._released:  # by a close that did not wait for this
+                os.close(lock)
+                return False
+            self.directory, self._lock, self._base = slot, lock, None
+        self._open(report=False)
+        return self._usable
 
     def release(self) -> None:
-        """Give the slot up (the process goes on without this spool)."""
+        """Give the slot up (the process goes on without this spool), and claim none later."""
+        self._released = True
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
@@ -241,12 +262,12 @@ class Spool:
         deduplicate) rather than losing the rest of the segment."""
         if seg not in self._from_cursor:
             return None
-        self._from_cursor.discard(seg)
         segment.seek(0)
         start = 0
-        while start < offset:
+        found = None
+        while start < offset:  # a disk error raises, and the next attempt walks again
             if decoded(read_frame(segment, end)) is None:
-                return None
+                break
             if segment.tell() > offset:
                 log.warning(
                     "spool_cursor_inside_a_record",
@@ -254,9 +275,11 @@ class Spool:
                     cursor=offset,
                     record_at=start,
                 )
-                return start
+                found = start
+                break
             start = segment.tell()
-        return None
+        self._from_cursor.discard(seg)
+        return found
 
     def _cut(self, seg: int, offset: int) -> None:
         """End a segment where its first bad frame begins; appends go on from there."""
@@ -390,6 +413,27 @@ class Spool:
         with staged.open("rb") as handle:
             os.fsync(handle.fileno())
         staged.replace(path)
+
+
+def _free_slot(base: Path) -> tuple[Path, int]:
+    """The first slot under ``base`` that no living process holds, and the descriptor of the
+    lock that claims it."""
+    base.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while True:
+        slot = base / f"slot-{n}"
+        slot.mkdir(exist_ok=True)
+        lock = os.open(slot / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            n += 1
+            continue
+        except OSError:
+            os.close(lock)
+            raise
+        return slot, lock
 
 
 def _unavailable(directory: Path, error: OSError) -> None:

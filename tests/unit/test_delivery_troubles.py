@@ -259,3 +259,33 @@ def test_a_bootstrap_the_client_cannot_parse_fails_attempts_not_the_thread(
     assert failed["error"].split(":")[0] in {"ValueError", "OverflowError"}
     assert not [e for e in logs if "exc_info" in e]
     assert [r.value for _, r in spool.read(100)] == [f"event-{i}".encode() for i in range(20)]
+
+
+def test_a_spool_that_could_not_be_used_is_tried_again_and_then_spools_and_journals(
+    tmp_path: Path,
+) -> None:
+    """Once the cause passed, what the memory queue could not hold was still dropped, and
+    nothing was safe from a kill, for the rest of the process's life."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    spool = Spool.claim(blocker / "spool", max_bytes=1 << 20)
+    config = DeliveryConfig(memory_events=5, retry_pause_s=5, spool_retry_s=0.05)
+    delivery = Delivery(f"127.0.0.1:{free_port()}", spool, _encode, config)
+    with _running(delivery) as logs:
+        for seq in range(8):
+            delivery.submit(chunk(seq))
+        _wait(lambda: delivery.stats.dropped == 3, "what memory could not hold dropped")
+        blocker.unlink()
+        _wait(lambda: bool(_lines(logs, "spool_available")), "the spool tried again")
+        for seq in range(8, 12):
+            delivery.submit(chunk(seq))
+        _wait(lambda: delivery.stats.spooled == 4, "spooled behind the memory queue")
+        journal = spool.directory / "journal"
+        _wait(
+            lambda: sum(p.stat().st_size for p in journal.glob("*.wal")) > 0,
+            "the memory queue journaled",
+        )
+    assert delivery.stats.dropped == 3
+    assert [r.value for _, r in spool.read(100)] == [
+        f"event-{i}".encode() for i in [*range(5), *range(8, 12)]
+    ]

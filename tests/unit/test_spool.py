@@ -7,13 +7,15 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from producers import frames
+from producers import spool as spool_module
 from producers.frames import SpoolRecord
 from producers.spool import UNREADABLE_AFTER, Spool, SpoolPosition
 
@@ -408,6 +410,28 @@ def test_a_spool_folder_that_cannot_be_used_holds_nothing_and_refuses_writes(
     assert spool.read(10) == []
 
 
+def test_an_unusable_spool_is_claimed_when_it_is_tried_again_after_the_cause_passed(
+    tmp_path: Path,
+) -> None:
+    """It stayed unusable for the life of the process, even when what failed at the start (a
+    volume mounted late, no file descriptors left) had passed."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    base = blocker / "spool"
+    with capture_logs() as logs:
+        spool = Spool.claim(base, max_bytes=1 << 20)
+        assert not spool.reopen()
+    assert [e["event"] for e in logs] == ["spool_unavailable"], "tried again quietly"
+    blocker.unlink()
+    Spool(base / "slot-0", max_bytes=1 << 20).append(_records(2))  # a killed process's
+    assert spool.reopen()
+    assert spool.usable
+    assert spool.directory == base / "slot-0"
+    assert _values(spool.read(10)) == [b"event-0", b"event-1"]
+    assert spool.append(_records(1, start=2)) == 1
+    assert Spool.claim(base, max_bytes=1 << 20).directory.name == "slot-1", "slot-0 is held"
+
+
 @pytest.mark.parametrize(
     "cursor", ['{"0": ', '{"0": null}', '{"0": -5}', '{"0": 1e400}', "[1]", '{"x": 1}', "[" * 5000]
 )
@@ -445,6 +469,30 @@ def test_a_cursor_inside_a_record_sends_that_record_again_and_loses_none_after(
             assert _values(reopened.read(10)) == [f"event-{n}".encode() for n in range(2, 6)]
         assert [e["event"] for e in logs] == ["spool_cursor_inside_a_record"]
         assert not any(e["event"] == "spool_tail_cut" for e in logs)
+
+
+def test_a_disk_error_while_looking_for_the_record_a_cursor_points_inside_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failed walk left the segment as if walked, and the next attempt cut it at the
+    cursor, inside a record: every record after it lost."""
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(_records(4))
+    read = spool.read(4)
+    (tmp_path / "cursor.json").write_text(f'{{"0": {read[0][0].offset + 3}}}')
+    real_read_frame, failing = frames.read_frame, [True]
+
+    def read_frame(handle: BinaryIO, end: int) -> bytes | None:
+        if handle.tell() == 0 and failing:
+            failing.clear()
+            raise OSError(errno.EIO, "Input/output error")
+        return real_read_frame(handle, end)
+
+    monkeypatch.setattr(spool_module, "read_frame", read_frame)
+    reopened = Spool(tmp_path, max_bytes=1 << 20)
+    with pytest.raises(OSError, match="Input/output error"):
+        reopened.read(10)
+    assert _values(reopened.read(10)) == [f"event-{n}".encode() for n in range(1, 4)]
 
 
 def test_a_bad_record_where_the_cursor_rightly_points_still_ends_the_segment(
