@@ -33,6 +33,7 @@ header included the first time it is read (target: at most 1.2); ``transcript_p9
 ``sessions``, ``turns``, ``load_seconds`` (when the store was loaded, by the run that did),
 ``store_reused``, ``copy_seconds``, ``settle_seconds``, ``store_bytes`` (active parts on
 disk), ``ingest_eps`` (achieved), ``ingest_lag_s`` (the projector's lag as the reads ended),
+``ingest_lag_p50_s`` and ``ingest_lag_max_s`` (of the lag taken every half second meanwhile),
 ``writes_niced`` (1 when the projectors wrote at ``projector_nice``: the engine applies it
 only in a process with CAP_SYS_NICE, which a root shell has and a user's rarely does),
 ``http_failures``,
@@ -60,7 +61,15 @@ from clickhouse_connect.driver.client import Client
 from bench import store_data
 from bench.projector import PARTITIONS
 from bench.query_clips import ClipSessions
-from bench.query_load import SPAWN, Clients, Publisher, ServerThread, keeping_facts, projecting
+from bench.query_load import (
+    SPAWN,
+    Clients,
+    Publisher,
+    ServerThread,
+    keeping_facts,
+    projecting,
+    sampled,
+)
 from bench.report import run
 from bench.store_data import EPOCH, RARE_WORDS, Shape, bot_name, load
 from consumers.storage.clickhouse import EMBEDDED, Store, connect, embedded_holder
@@ -402,6 +411,7 @@ def measure(sessions: int) -> dict[str, float]:
             with (
                 projecting(server, store, broker.bootstrap, topics),
                 Publisher(broker.bootstrap, topics, INGEST_RATE) as publisher,
+                sampled(lambda: state.metrics.lag_s) as lags,
             ):
                 time.sleep(INGEST_WARMUP_S)
                 for read, path in paths.items():
@@ -413,6 +423,8 @@ def measure(sessions: int) -> dict[str, float]:
         "transcript_p99_ms": figures["transcript_idle_p99_ms"],
         "ingest_eps": round(publisher.eps),
         "ingest_lag_s": -1.0 if lag is None else round(lag, 2),
+        "ingest_lag_p50_s": p50(lags) if lags else -1.0,
+        "ingest_lag_max_s": round(max(lags, default=-1.0), 2),
         "writes_niced": int(nice > 0 and ignored_nice(nice, dsn_of(folder)) is None),
         "http_failures": len(clients.failures),
         "requests_min": min(counts),

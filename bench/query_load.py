@@ -10,7 +10,7 @@ import concurrent.futures
 import multiprocessing
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from http.client import HTTPConnection, RemoteDisconnected
 from multiprocessing.context import SpawnProcess
@@ -284,3 +284,25 @@ def keeping_facts(server: ServerThread, keeper: FactsKeeper) -> Iterator[None]:
     finally:
         server.loop.call_soon_threadsafe(stop.set)
         running.result(timeout=120)
+
+
+@contextmanager
+def sampled(read: Callable[[], float | None], every_s: float = 0.5) -> Iterator[list[float]]:
+    """What ``read`` gives every ``every_s`` while the block runs (None left out): the
+    projector's lag taken once as the reads ended said little of how it went meanwhile."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(every_s):
+            value = read()
+            if value is not None:
+                samples.append(value)
+
+    thread = threading.Thread(target=sample, name="sampler", daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join()
