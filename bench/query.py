@@ -330,7 +330,8 @@ def settle(client: Client) -> float:
 
 
 def measure(sessions: int) -> dict[str, float]:
-    nice = Settings.load().projector_nice  # before the store is loaded: a bad setting ends it
+    settings = Settings.load()  # before the store is loaded: a bad setting ends it
+    nice = settings.projector_nice
     shape = Shape(sessions)
     kept, load_seconds, reused = kept_store(sessions)
     began = time.perf_counter()
@@ -409,7 +410,7 @@ def measure(sessions: int) -> dict[str, float]:
             topics = Topics("bench.")
             asyncio.run(ensure_topics(broker.bootstrap, topics, partitions=PARTITIONS))
             with (
-                projecting(server, store, broker.bootstrap, topics),
+                projecting(server, store, broker.bootstrap, topics, settings.projector_nice_lag_s),
                 Publisher(broker.bootstrap, topics, INGEST_RATE) as publisher,
                 sampled(lambda: state.metrics.lag_s) as lags,
             ):

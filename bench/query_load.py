@@ -250,9 +250,10 @@ class ServerThread:
 
 @contextmanager
 def projecting(
-    server: ServerThread, store: Store, bootstrap: str, topics: Topics
+    server: ServerThread, store: Store, bootstrap: str, topics: Topics, hurry_after_s: float
 ) -> Iterator[None]:
-    """The live projectors in the server's process, on its store, while the block runs."""
+    """The live projectors in the server's process, on its store, while the block runs, as
+    ``tstore serve`` runs them."""
     stop = asyncio.Event()
     server.state.projecting = True
     running = server.submit(
@@ -263,6 +264,7 @@ def projecting(
             base_group="bench-query",
             store=store,
             metrics=server.state.metrics,
+            hurry_after_s=hurry_after_s,
         )
     )
     try:

@@ -95,6 +95,7 @@ class Projector:
         session_timeout_ms: int = 10_000,
         metrics: ProjectorMetrics | None = None,
         security: KafkaSecurity = PLAINTEXT,
+        hurry_after_s: float | None = None,
     ) -> None:
         self.topics = topics
         self.group_id = group_id
@@ -112,6 +113,10 @@ class Projector:
         self.metrics = metrics or ProjectorMetrics()
         self._max_batch = max_batch
         self._max_wait_ms = max_wait_ms
+        self._hurry_after_s = hurry_after_s
+        """A lag from which batches are written at the engine's normal priority, whatever the
+        connection's (``Store.insert``'s ``hurry``); None: never (a rebuild's lag is that of
+        the past it replays)."""
         self._consumer = AIOKafkaConsumer(
             *topics.events,
             bootstrap_servers=bootstrap,
@@ -232,6 +237,7 @@ class Projector:
                 generation=self.generation,
                 projections=self.projections,
                 metrics=self.metrics,
+                hurry=self.hurrying,
             )
         self.metrics.written(self.generation, oldest_ms)
         if self._on_written is not None:
@@ -326,6 +332,12 @@ class Projector:
         if reached:
             self._consumer.pause(*reached)
         return bound(records, self.limits)
+
+    @property
+    def hurrying(self) -> bool:
+        """Whether batches are written at the engine's normal priority now (``hurry_after_s``)."""
+        after = self._hurry_after_s
+        return after is not None and self.metrics.lag_of(self.generation) >= after
 
     @property
     def held(self) -> set[TopicPartition]:

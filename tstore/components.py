@@ -27,8 +27,10 @@ def writing_behind_reads(nice: int) -> dict[str, Any]:
     queries: its threads run at ``nice`` (``os_thread_priority``), so the cores go to reads
     first, where the engine may set it (``ignored_nice``). At 5k events/s under 4 clients on
     2 cores (two ``bench.query`` runs, as root), nice 19 took a tenth to a third off the p99
-    of a transcript and about 40% off that of a page of sessions, for a lag of 0.65 s instead
-    of 0.25 s."""
+    of a transcript and about 40% off that of a page of sessions. The lag was told as 0.65 s
+    instead of 0.25 s then; told with the batches still being written, it was 10 s at the
+    median, so the live projectors write at the normal priority from ``projector_nice_lag_s``
+    (``Store.insert``'s ``hurry``)."""
     return {"os_thread_priority": nice}
 
 
@@ -137,4 +139,10 @@ async def project_live(
 ) -> None:
     """The live projectors until ``stop``, following cut-overs; ``on_written`` is told each
     batch's rows once they are written (the service's live streams)."""
-    await run_live(stop, metrics=metrics, on_written=on_written, **_consuming(settings, store))
+    await run_live(
+        stop,
+        metrics=metrics,
+        on_written=on_written,
+        hurry_after_s=settings.projector_nice_lag_s,
+        **_consuming(settings, store),
+    )

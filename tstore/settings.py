@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     ingest slows reads less; the lag in every answer says how far behind that leaves the
     store. 0 shares the cores equally. The embedded engine applies it only on Linux in a
     process with CAP_SYS_NICE (``tstore serve`` warns at start without it)."""
+    projector_nice_lag_s: float = Field(default=2.0, gt=0)
+    """While the live projectors' lag is this or more, they write at nice 0, sharing the
+    cores with reads: reads go first only while the store is nearly current. Under reads
+    that kept both cores busy (``bench.query``), nice 19 alone left the store 10 s behind at
+    the median and 22 s at worst."""
     retired_generations_kept: int = Field(default=2, ge=1)
     """After a cut-over, retired generations beyond the newest this many are dropped. At
     least one: readers that have not yet seen the cut-over (up to a second) read the

@@ -57,9 +57,10 @@ def write(
     generation: int,
     projections: Collection[str],
     metrics: ProjectorMetrics,
+    hurry: bool = False,
 ) -> int:
     """Insert the rows of the chosen projections into a generation (blocking: run it off the
-    event loop); returns rows written."""
+    event loop), with ``hurry`` at the engine's normal priority; returns rows written."""
     written = 0
     ranges = batch_ranges(records)
     for table, table_rows in rows.items():
@@ -71,6 +72,7 @@ def write(
                 table_rows,
                 generation=generation,
                 dedup_token=dedup_token(table, ranges, generation),
+                hurry=hurry,
             )
         written += table_rows.height
     return written

@@ -182,9 +182,11 @@ class Store:
         *,
         generation: int,
         dedup_token: str | None = None,
+        hurry: bool = False,
     ) -> None:
         """Write a frame of rows into a generation in one insert, in Arrow format; a token seen
-        recently makes ClickHouse skip the insert.
+        recently makes ClickHouse skip the insert. ``hurry``: at the engine's normal priority,
+        whatever the connection's (``tstore.components.writing_behind_reads``).
 
         Duplicates are not merged away on insert (``optimize_on_insert``, a third of the
         insert's cost): every read goes through ``FINAL``, which merges them anyway. Columns
@@ -201,6 +203,8 @@ class Store:
         settings: dict[str, Any] = {"optimize_on_insert": 0}
         if dedup_token:
             settings["insert_deduplication_token"] = dedup_token
+        if hurry:
+            settings["os_thread_priority"] = 0
         dictionaries = self._dictionaries(spec.table)
         arrow = rows.select(
             pl.lit(generation, pl.UInt32).alias("generation"),

@@ -41,12 +41,10 @@ class _LedgerHeldBack(Store):
         super().__init__(client)
         self.release = threading.Event()
 
-    def insert(
-        self, table: str, rows: pl.DataFrame, *, generation: int, dedup_token: str | None = None
-    ) -> None:
+    def insert(self, table: str, rows: pl.DataFrame, *, generation: int, **options: Any) -> None:
         if table == "session_events":
             self.release.wait(120)
-        super().insert(table, rows, generation=generation, dedup_token=dedup_token)
+        super().insert(table, rows, generation=generation, **options)
 
 
 async def test_a_session_whose_events_are_not_all_in_the_store_is_never_called_complete(

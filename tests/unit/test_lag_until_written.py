@@ -9,6 +9,8 @@ import time
 import pytest
 
 from consumers.metrics import ProjectorMetrics
+from consumers.projector import Projector
+from schemas import Topics
 
 
 def _ms(seconds_ago: float) -> int:
@@ -105,3 +107,28 @@ def test_projectors_that_failed_with_a_batch_unwritten_count_from_its_oldest_rec
     metrics.stopped(now)
     monkeypatch.setattr(time, "time", lambda: now + 2)
     assert metrics.lag_s == pytest.approx(10, abs=0.1)
+
+
+def _projector(metrics: ProjectorMetrics, hurry_after_s: float | None = None) -> Projector:
+    return Projector(
+        bootstrap="127.0.0.1:1",
+        topics=Topics(),
+        group_id="g",
+        store=None,  # type: ignore[arg-type]
+        metrics=metrics,
+        hurry_after_s=hurry_after_s,
+    )
+
+
+async def test_a_live_projector_hurries_its_writes_once_its_lag_reaches_the_bound() -> None:
+    """Written behind reads (nice 19) under reads that kept both cores busy, the store fell
+    10-22 s behind; from ``hurry_after_s`` on, batches go at the normal priority."""
+    metrics = ProjectorMetrics()
+    live = _projector(metrics, hurry_after_s=2.0)
+    seen = [live.hurrying]
+    metrics.fetched(1, _ms(0.5), time.time())
+    seen.append(live.hurrying)
+    metrics.fetched(1, _ms(3), time.time())
+    seen.append(live.hurrying)
+    assert seen == [False, False, True]
+    assert not _projector(metrics).hurrying, "a rebuild's lag is the age of the past it replays"

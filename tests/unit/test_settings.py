@@ -109,12 +109,18 @@ def test_docker_compose_parses_and_only_sets_settings_that_exist() -> None:
     assert used <= set(Settings.model_fields), used - set(Settings.model_fields)
 
 
-def test_the_projectors_nice_value_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings().projector_nice == 19
-    monkeypatch.setenv("TSTORE_PROJECTOR_NICE", "0")
-    assert Settings().projector_nice == 0
-    monkeypatch.setenv("TSTORE_PROJECTOR_NICE", "-5")
-    with pytest.raises(ValueError, match="projector_nice"):
+@pytest.mark.parametrize(
+    ("field", "default", "taken", "refused"),
+    [("projector_nice", 19, 0, -5), ("projector_nice_lag_s", 2.0, 0.5, 0)],
+)
+def test_the_projectors_priority_settings_are_bounded(
+    monkeypatch: pytest.MonkeyPatch, field: str, default: float, taken: float, refused: float
+) -> None:
+    assert getattr(Settings(), field) == default
+    monkeypatch.setenv(f"TSTORE_{field.upper()}", str(taken))
+    assert getattr(Settings(), field) == taken
+    monkeypatch.setenv(f"TSTORE_{field.upper()}", str(refused))
+    with pytest.raises(ValueError, match=field):
         Settings()
 
 
