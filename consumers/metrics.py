@@ -70,8 +70,9 @@ class _Lag:
     def since_s(self) -> float | None:
         """Since when events wait to be projected, as far as the fetches tell; None: none wait."""
         waiting = [ms / 1000 for ms in self.pending]
-        if self.silent_since is not None:
-            waiting.append(self.silent_since)
+        silent_since = self.silent_since  # read once: the loop's thread may change it
+        if silent_since is not None:
+            waiting.append(silent_since)
         return min(waiting, default=None)
 
     @property
@@ -135,12 +136,18 @@ class ProjectorMetrics:
         """What the query API reports: the larger lag the projectors last measured; while they
         are stopped, or a step of one has not come back for ``BLIND_AFTER_S`` since its fetch,
         the time since the broker last answered them (or since they first tried, if it never
-        did); None before either."""
-        if self._stopped_since is not None:
-            return max(0.0, time.time() - self._stopped_since)
-        if not self._lags and self._left_since is not None:
-            return max(0.0, time.time() - self._left_since)
-        return max((lag.lag_s for lag in list(self._lags.values())), default=None)
+        did); None before either. Read on other threads than the projectors' loop (the routes,
+        ``/metrics``), so each field is read once."""
+        stopped_since, left_since, lags = self._stopped_since, self._left_since, self._running()
+        if stopped_since is not None:
+            return max(0.0, time.time() - stopped_since)
+        if not lags and left_since is not None:
+            return max(0.0, time.time() - left_since)
+        return max((lag.lag_s for lag in lags), default=None)
+
+    def _running(self) -> list[_Lag]:
+        """The projectors' lags, copied in one step (a projector may start or stop meanwhile)."""
+        return list(self._lags.values())
 
     def lag_of(self, generation: int) -> float:
         """The lag the projector of ``generation`` last measured (0 before it fetched)."""
@@ -153,7 +160,7 @@ class ProjectorMetrics:
         silent for ``BLIND_AFTER_S`` or more (down, or out of reach); None when it had
         answered. Decided by the fetch, as the lag is: records in hand are an answer, however
         long a projector takes to write them."""
-        since = [lag.silent_since for lag in self._lags.values() if lag.silent_since]
+        since = [at for at in (lag.silent_since for lag in self._running()) if at is not None]
         return time.time() - min(since) if since else None
 
     @property
@@ -165,7 +172,7 @@ class ProjectorMetrics:
         while they are stopped."""
         if self._stopped_since is not None:
             return None
-        fetched = [lag.fetched_s for lag in self._lags.values() if lag.fetched_s is not None]
+        fetched = [at for at in (lag.fetched_s for lag in self._running()) if at is not None]
         return blind_for(min(fetched)) if fetched else None
 
     def written(self, generation: int, oldest_timestamp_ms: int) -> None:

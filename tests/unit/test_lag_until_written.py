@@ -5,11 +5,14 @@ none, and said the store was fresher than what readers could see."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import polars as pl
 import pytest
 
 from consumers.metrics import ProjectorMetrics
 from consumers.projector import Projector
+from consumers.steps.write import write
 from schemas import Topics
 
 
@@ -132,3 +135,30 @@ async def test_a_live_projector_hurries_its_writes_once_its_lag_reaches_the_boun
     seen.append(live.hurrying)
     assert seen == [False, False, True]
     assert not _projector(metrics).hurrying, "a rebuild's lag is the age of the past it replays"
+
+
+class _Inserts:
+    """What ``write`` asks of a store, recorded: the table and whether it hurried."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, bool]] = []
+
+    def insert(self, table: str, rows: pl.DataFrame, **options: Any) -> None:
+        self.made.append((table, options["hurry"]))
+
+
+def test_a_batch_asks_before_each_insert_whether_to_hurry() -> None:
+    """Decided once per batch, a batch begun just under the bound wrote every table behind
+    reads, however long that took."""
+    inserts, asked = _Inserts(), iter([False, True])
+    rows = {table: pl.DataFrame({"x": [1]}) for table in ("transcripts", "session_events")}
+    write(
+        inserts,  # type: ignore[arg-type]
+        rows,
+        {},
+        generation=1,
+        projections=rows.keys(),
+        metrics=ProjectorMetrics(),
+        hurry=lambda: next(asked),
+    )
+    assert inserts.made == [("transcripts", False), ("session_events", True)]
