@@ -237,7 +237,7 @@ class Projector:
                 generation=self.generation,
                 projections=self.projections,
                 metrics=self.metrics,
-                hurry=self.hurrying,
+                hurry=lambda: self.hurrying,
             )
         self.metrics.written(self.generation, oldest_ms)
         if self._on_written is not None:

@@ -195,7 +195,7 @@ async def run(
             clients = await asyncio.to_thread(keeper_connections, settings)
             keeping = asyncio.create_task(keep_facts(FactsKeeper(*clients), facts_stop))
         if role.project:
-            await _project(settings, state, stop)
+            await _project(settings, state, stop, behind_reads=role.writes_behind_reads)
         else:
             state.probe = LagProbe(
                 settings.kafka_bootstrap,
@@ -277,7 +277,9 @@ async def _within_grace(work: Coroutine[Any, Any, None], stop: asyncio.Event) ->
         stopping.cancel()
 
 
-async def _project(settings: Settings, state: StoreState, stop: asyncio.Event) -> None:
+async def _project(
+    settings: Settings, state: StoreState, stop: asyncio.Event, *, behind_reads: bool
+) -> None:
     """The live projectors until ``stop``; after a failure (Kafka gone, say), again with
     backoff. Until they first fetch, the lag grows from when they first tried: a store
     started while its broker was out of reach said it was current for the minute its
@@ -294,7 +296,14 @@ async def _project(settings: Settings, state: StoreState, stop: asyncio.Event) -
         )
         log.info("projecting", bootstrap=settings.kafka_bootstrap)
         attempt = 0
-        await project_live(settings, state.ready_store(), stop, state.metrics, state.feed.publish)
+        await project_live(
+            settings,
+            state.ready_store(),
+            stop,
+            state.metrics,
+            state.feed.publish,
+            behind_reads=behind_reads,
+        )
 
     state.metrics.stopped(began)
     while not stop.is_set():

@@ -136,13 +136,18 @@ async def project_live(
     stop: asyncio.Event,
     metrics: ProjectorMetrics,
     on_written: Callable[[Rows], None] | None = None,
+    *,
+    behind_reads: bool = False,
 ) -> None:
     """The live projectors until ``stop``, following cut-overs; ``on_written`` is told each
-    batch's rows once they are written (the service's live streams)."""
+    batch's rows once they are written (the service's live streams). ``behind_reads``: the
+    store writes at ``projector_nice`` (``writing_behind_reads``), and the projectors hurry
+    from ``projector_nice_lag_s``; elsewhere a priority setting is sent with no insert (a
+    server's profile may refuse it)."""
     await run_live(
         stop,
         metrics=metrics,
         on_written=on_written,
-        hurry_after_s=settings.projector_nice_lag_s,
+        hurry_after_s=settings.projector_nice_lag_s if behind_reads else None,
         **_consuming(settings, store),
     )

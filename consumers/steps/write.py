@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zlib
 from array import array
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import polars as pl
 from aiokafka import ConsumerRecord
@@ -57,10 +57,12 @@ def write(
     generation: int,
     projections: Collection[str],
     metrics: ProjectorMetrics,
-    hurry: bool = False,
+    hurry: Callable[[], bool] = lambda: False,
 ) -> int:
     """Insert the rows of the chosen projections into a generation (blocking: run it off the
-    event loop), with ``hurry`` at the engine's normal priority; returns rows written."""
+    event loop); returns rows written. ``hurry`` is asked before each insert whether it goes
+    at the engine's normal priority: an insert slowed behind reads makes the lag grow while
+    the batch is written, and the next table's insert takes that into account."""
     written = 0
     ranges = batch_ranges(records)
     for table, table_rows in rows.items():
@@ -72,7 +74,7 @@ def write(
                 table_rows,
                 generation=generation,
                 dedup_token=dedup_token(table, ranges, generation),
-                hurry=hurry,
+                hurry=hurry(),
             )
         written += table_rows.height
     return written
