@@ -411,7 +411,7 @@ def _made_elsewhere() -> None:
     spooled, as long as the child lives, after the parent closed its producer."""
     for producer in _MADE:
         producer._forked = True
-        producer._spool.release()
+        producer._spool.release_in_child()
     _RUNNING.clear()
 
 

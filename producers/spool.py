@@ -23,6 +23,7 @@ import errno
 import fcntl
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,10 @@ class Spool:
         self._base = None if claimed else directory
         """Where ``reopen`` looks for a slot, while none is claimed."""
         self._released = False
+        self._claiming = threading.Lock()
+        """Between a claim that ``reopen`` makes on the delivery thread and ``release`` on
+        the bot's (a close that gave up waiting for that thread): one of them closes the
+        slot's lock, once."""
         self.max_bytes = max_bytes
         self._segment_bytes = segment_bytes
         self._usable = False
@@ -146,19 +151,27 @@ class Spool:
                 slot, lock = _free_slot(self._base)
             except OSError:
                 return False
-            if self._released:  # by a close that did not wait for this
-                os.close(lock)
-                return False
-            self.directory, self._lock, self._base = slot, lock, None
+            with self._claiming:
+                if self._released:  # by a close that did not wait for this
+                    os.close(lock)
+                    return False
+                self.directory, self._lock, self._base = slot, lock, None
         self._open(report=False)
         return self._usable
 
+    def release_in_child(self) -> None:
+        """``release``, in a child process this one forked: with a new guard, as a thread of
+        the parent may have held it at the fork, and no thread of the child lets it go."""
+        self._claiming = threading.Lock()
+        self.release()
+
     def release(self) -> None:
         """Give the slot up (the process goes on without this spool), and claim none later."""
-        self._released = True
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+        with self._claiming:
+            self._released = True
+            lock, self._lock = self._lock, None
+        if lock is not None:
+            os.close(lock)
 
     @property
     def pending_bytes(self) -> int:
