@@ -112,7 +112,7 @@ async def publish_recorded(
     return len(events)
 
 
-async def _lined_up(page: Page, turn: SimulatedTurn) -> None:
+async def lined_up(page: Page, turn: SimulatedTurn) -> None:
     """The turn's region on the waveform starts where its bar starts on the timeline (a
     short bar is wider than its turn: its padding). Measured again until they line up or 20 s
     pass: a live call's page draws its timeline anew as turns come, and a bar measured while
@@ -146,13 +146,13 @@ async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_th
     await expect(regions).to_have_count(5, timeout=20_000)
     assert drawn == [0]
     for turn in LONG_CALL[:5]:
-        await _lined_up(page, turn)
+        await lined_up(page, turn)
     await expect(page.locator(".wave-controls .earlier")).to_be_hidden()
     await screenshot(page, "long-call")
     await page.click(".wave-controls .later")
     await expect(regions).to_have_count(1, timeout=20_000)
     assert drawn == [0, 600_000]
-    await _lined_up(page, LONG_CALL[5])
+    await lined_up(page, LONG_CALL[5])
     await expect(page.locator(".wave-controls .later")).to_be_hidden()
     await screenshot(page, "long-call-later")
     linked = f"/session/{quote(session_id, safe='')}?turn={turn_id_of(LONG_CALL[5])}"
@@ -166,7 +166,7 @@ async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_th
     count = await publish_recorded(viewer.api, live_id, began, LONG_CALL, tmp_path / "live")
     await page.goto(viewer.at(f"/session/{quote(live_id, safe='')}"))
     await expect(page.locator(".summary .badge")).to_have_text("open")
-    await _lined_up(page, LONG_CALL[5])
+    await lined_up(page, LONG_CALL[5])
     assert drawn == [600_000], drawn
     # The end draws the waveform anew, its regions made anew: the old one, still there while
     # the audio comes, vanishes under a test that measures it.
@@ -177,7 +177,7 @@ async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_th
     redrawn = page.locator("[part='regions-container'] > div:not([data-old])")
     await expect(redrawn).to_have_count(1, timeout=20_000)
     await expect(regions).to_have_count(1)
-    await _lined_up(page, LONG_CALL[5])
+    await lined_up(page, LONG_CALL[5])
     assert set(drawn) == {600_000}, f"the ended call's waveform went back to its start: {drawn}"
 
 
@@ -189,7 +189,7 @@ async def _keeps_the_link(page: Page, turn: SimulatedTurn, regions: int) -> None
     await expect(page.locator("[part='regions-container'] > div")).to_have_count(
         regions, timeout=20_000
     )
-    await _lined_up(page, turn)
+    await lined_up(page, turn)
     await page.wait_for_timeout(1000)  # the player's own events, once it has the audio
     entry = page.locator(f".transcript .entry[data-turn-id='{turn_id}']")
     await expect(entry).to_have_class(re.compile(r"\bcurrent\b"), timeout=1)

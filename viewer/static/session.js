@@ -6,15 +6,17 @@
 // still open follows the live stream (live.js), its transcript following the newest turn
 // unless the user has scrolled up from it. The keyboard goes through the turns by the
 // transcript (keyboard.js), the page's skip link leading there; a long call's timeline and
-// waveform scroll sideways in their box, which follows the turn being played.
+// waveform scroll sideways in their box, which follows the turn being played, and zoom
+// together (zoom.js).
 
 import { apiPath, getAudio, getJson } from "./api.js";
 import { el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness, onPress } from "./format.js";
 import { arrowKeys } from "./keyboard.js";
 import { libraries } from "./libraries.js";
 import { followLive } from "./live.js";
-import { MIN_PX_PER_S, renderTimeline, reveal } from "./timeline.js";
+import { renderTimeline, reveal } from "./timeline.js";
 import { mountWaveform, windowStart } from "./waveform.js";
+import { zoomOf } from "./zoom.js";
 
 /** A live call's summary and waveform are read again at most this often, however often
  * its events come: the waveform fetches the audio from the earliest chunk heard since. */
@@ -125,6 +127,7 @@ export async function renderSession(page, sessionId, params, showStatus) {
   arrowKeys(transcript);
   /** The timeline and the waveform, in a box of their own that scrolls sideways. */
   const scroller = el("div", { class: "call-scroll" }, timeline, waveBox);
+  const zoom = zoomOf(scroller);
   const fresh = el("div", {}, freshness(detail));
   let summary = summaryBlock(detail.summary);
   page.append(
@@ -134,7 +137,7 @@ export async function renderSession(page, sessionId, params, showStatus) {
         el("div", { class: "legend" },
           el("span", { class: "key role-user" }, "user"), el("span", { class: "key role-assistant" }, "assistant"),
           el("span", {}, "⚡ interrupted"), el("span", {}, "◷ stop timeout"),
-          el("span", { class: "key latency-key" }, "response latency")),
+          el("span", { class: "key latency-key" }, "response latency"), zoom.control),
         scroller, el("div", { class: "clip" }, clip, clipNote)),
       el("section", { class: "transcript-panel" }, el("h2", {}, "Transcript"), transcript)),
     fresh);
@@ -254,7 +257,7 @@ export async function renderSession(page, sessionId, params, showStatus) {
   function draw() {
     // A live call's timeline follows its newest turn too, unless scrolled back from it.
     const latest = call.live && scroller.scrollWidth - scroller.scrollLeft - scroller.clientWidth < AT_END_PX;
-    scroller.style.setProperty("--call-px", `${Math.ceil((call.durationMs / 1000) * MIN_PX_PER_S)}px`);
+    zoom.apply(call.durationMs);
     keepingFocus(timeline, () => renderTimeline(timeline, call, playTurn));
     if (latest) scroller.scrollLeft = scroller.scrollWidth;
     const top = transcript.scrollTop;
