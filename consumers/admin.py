@@ -20,7 +20,14 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from consumers.projections import PROJECTIONS
-from consumers.rebuild import RebuildPlan, RebuildSummary, discard, plan_rebuild, rebuild
+from consumers.rebuild import (
+    RebuildCancelledError,
+    RebuildPlan,
+    RebuildSummary,
+    discard,
+    plan_rebuild,
+    rebuild,
+)
 from consumers.storage.clickhouse import Store
 from consumers.storage.generations import Generation, GenerationError, Generations
 from producers.kafka import PLAINTEXT, KafkaSecurity, connection_problem
@@ -80,6 +87,7 @@ class RebuildService:
         self._task: asyncio.Task[RebuildSummary] | None = None
         self._plan: RebuildPlan | None = None
         self._positions: dict[TopicPartition, int] = {}
+        self._cancel = asyncio.Event()
 
     async def start(self, request: dict[str, Any]) -> dict[str, Any]:
         if self._task is not None and not self._task.done():
@@ -111,7 +119,7 @@ class RebuildService:
             security=self._security,
         )
         if not request.get("dry_run"):
-            self._plan, self._positions = plan, {}
+            self._plan, self._positions, self._cancel = plan, {}, asyncio.Event()
             self._task = asyncio.create_task(
                 rebuild(
                     plan,
@@ -121,6 +129,7 @@ class RebuildService:
                     progress=self._positions.update,
                     security=self._security,
                     allow_loss=bool(request.get("allow_loss")),
+                    cancel=self._cancel,
                     **self._options,
                 )
             )
@@ -128,6 +137,17 @@ class RebuildService:
                 done = self._on_done
                 self._task.add_done_callback(lambda _: done())
         return {"plan": plan.to_dict()}
+
+    async def cancel(self) -> dict[str, Any]:
+        """Stop the running rebuild between two batches, those in hand written and committed,
+        and say how it ended: cancelled, its generation unfinished, to resume or discard; or,
+        asked once its replay was over, as it ended anyway (``rebuild``'s ``cancel``)."""
+        task = self._task
+        if task is None or task.done():
+            raise GenerationError("no rebuild is running")
+        self._cancel.set()
+        await asyncio.wait({task})
+        return self.status()
 
     def status(self) -> dict[str, Any]:
         if self._task is None or self._plan is None:
@@ -138,9 +158,11 @@ class RebuildService:
         }
         if not self._task.done():
             return out | {"state": "running"}
-        if self._task.cancelled():  # the process is stopping, or the rebuild was cancelled
-            return out | {"state": "failed", "error": "the rebuild was cancelled"}
+        if self._task.cancelled():  # the process is stopping
+            return out | {"state": "failed", "error": "the rebuild's process is stopping"}
         error = self._task.exception()
+        if isinstance(error, RebuildCancelledError):
+            return out | {"state": "cancelled", "error": str(error)}
         if error is not None:
             return out | {"state": "failed", "error": str(error)}
         summary = self._task.result()

@@ -47,6 +47,16 @@ Warm = Callable[[Generation, Callable[[], bool]], None]
 """Fills the caches of a verified generation before it is cut over, until told to stop."""
 
 
+class RebuildCancelledError(GenerationError):
+    """The rebuild was asked to stop before its replay ended."""
+
+    def __init__(self, generation: int) -> None:
+        super().__init__(
+            f"the rebuild of generation {generation} was cancelled before its replay ended: "
+            "resume it or discard it"
+        )
+
+
 @dataclass(frozen=True)
 class PartitionPlan:
     partition: TopicPartition
@@ -221,13 +231,18 @@ async def rebuild(
     security: KafkaSecurity = PLAINTEXT,
     allow_loss: bool = False,
     warm: Warm | None = None,
+    cancel: asyncio.Event | None = None,
 ) -> RebuildSummary:
     """Replay, verify, and (unless the plan stops at a point in time) cut over; then drop
     the retired generations beyond the newest ``keep_retired`` (None keeps them all). A
     generation that lacks rows readers are shown is not cut over, unless ``allow_loss``
     (``verification.refuse_loss``); it stays unfinished, to resume or discard. ``warm``, told
     the verified generation, fills the caches readers will read once it is shown, just before
-    the cut-over.
+    the cut-over. ``cancel``, once set, ends the replay between two batches, those in hand
+    written and committed, and raises ``RebuildCancelledError``: the generation stays
+    unfinished, to resume from there or discard. Set after the replay, it changes nothing:
+    the verification and the cut-over take seconds, and a task cancelled in the middle of
+    them could leave the store cut over while saying it was not.
 
     The live projectors (``consumers.live``) take the new generation over from there.
     """
@@ -263,6 +278,9 @@ async def rebuild(
         positions: dict[TopicPartition, int] = {}
         with cyclic_gc_paused():
             while not _reached(positions, plan.targets):
+                if cancel is not None and cancel.is_set():
+                    await projector.flush()
+                    raise RebuildCancelledError(generation.number)
                 await projector.step()
                 positions = await projector.positions()
                 if progress is not None:

@@ -96,6 +96,10 @@ class StoreClient:
         answer: dict[str, Any] = self._call("GET", "/v1/admin/rebuild")
         return answer
 
+    def cancel_rebuild(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("DELETE", "/v1/admin/rebuild")
+        return answer
+
     def _get(self, model: type[M], path: str, params: dict[str, Any]) -> M:
         given = {k: _param(v) for k, v in params.items() if v is not None}
         return model.model_validate(self._call("GET", path, params=given))

@@ -60,7 +60,7 @@ class RebuildRequest(BaseModel):
 
 
 class RebuildStatus(Freshness):
-    state: str = Field(description="idle, running, failed or done")
+    state: str = Field(description="idle, running, cancelled, failed or done")
     plan: dict[str, Any] | None = None
     positions: list[tuple[str, int, int]] = Field(
         default_factory=list, description="[topic, partition, next offset] read so far."
@@ -87,6 +87,14 @@ async def start_rebuild(state: State, body: RebuildRequest) -> Response:
 def rebuild_status(state: State) -> Response:
     """The running or last rebuild: plan, positions, and its summary or error."""
     return respond(RebuildStatus, state.freshness(), **state.ready_rebuilds().status())
+
+
+@router.delete("/rebuild", response_model=RebuildStatus)
+async def cancel_rebuild(state: State) -> Response:
+    """Stop the running rebuild between two batches: its generation stays unfinished, to
+    resume or discard. Asked once the replay is over, the rebuild ends as it would have (the
+    answer says how). Refused (409) when none runs."""
+    return respond(RebuildStatus, state.freshness(), **await state.ready_rebuilds().cancel())
 
 
 @router.get("/generations", response_model=GenerationsAnswer)

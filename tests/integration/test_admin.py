@@ -1,15 +1,18 @@
-"""The admin routes' answers: problems that say what failed, and how fresh the store is."""
+"""The admin routes' answers: problems that say what failed, and how fresh the store is; a
+rebuild cancelled and resumed."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
+from typer.testing import CliRunner
 
 from consumers.admin import RebuildService
 from consumers.projections import PROJECTIONS
@@ -18,7 +21,9 @@ from schemas import Topics
 from service.state import StoreState
 from tests.conftest import unique_name
 from tests.integration.api_support import FRESHNESS, PROBLEM_JSON
+from tests.integration.rebuild_support import contents, live_store
 from tests.integration.serving import serving
+from tstore.cli import app
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +132,51 @@ async def test_a_discard_with_kafka_unreachable_is_a_503_that_drops_nothing(
         pending = await asyncio.to_thread(store.generations.unfinished)
         assert pending is not None
         assert (pending.number, pending.state) == (2, "building")
+
+
+async def _rebuild_state(http: httpx.AsyncClient, until: Callable[[Any], bool]) -> Any:
+    """The rebuild's status once ``until`` holds of it, asked every 50 ms for at most 60 s."""
+    for _ in range(1200):
+        status = (await http.get("/v1/admin/rebuild")).raise_for_status().json()
+        if until(status):
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the rebuild never got there: {status}")
+
+
+async def test_a_rebuild_cancelled_mid_replay_resumes_from_where_it_stopped_to_its_cut_over(
+    kafka_bootstrap: str, topics: Topics, clickhouse: Client
+) -> None:
+    """A rebuild started by mistake, or at a bad hour, could only be stopped with the whole
+    store process. Cancelled, it writes and commits the batches in hand and keeps its
+    generation unfinished; resumed, it goes on from there and cuts over. ``tstore rebuild
+    --cancel`` asks it of the store's process."""
+    store, group = await live_store(kafka_bootstrap, topics, clickhouse, 3_000)
+    before = contents(clickhouse)
+    rebuilds = RebuildService(
+        bootstrap=kafka_bootstrap, topics=topics, store=store, base_group=group, max_batch=50
+    )
+    state = StoreState(store=store, rebuilds=rebuilds)
+    async with serving(state) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        (await http.post("/v1/admin/rebuild", json={})).raise_for_status()
+        await _rebuild_state(http, lambda s: sum(o for _, _, o in s["positions"]) > 0)
+        env = {"TSTORE_HTTP_PORT": url.rsplit(":", 1)[1], "TSTORE_CLICKHOUSE_DSN": "chdb:///no"}
+        said = await asyncio.to_thread(CliRunner().invoke, app, ["rebuild", "--cancel"], env=env)
+        assert said.exit_code == 0, said.output
+        last = said.output.splitlines()[-1]  # the store's process, this one, logs too
+        assert last.startswith("the rebuild of generation 2 was cancelled"), said.output
+        ended = (await http.get("/v1/admin/rebuild")).raise_for_status().json()
+        assert ended["state"] == "cancelled", ended
+        assert "generation 2 was cancelled before its replay ended" in ended["error"]
+        read = sum(o for _, _, o in ended["positions"])
+        assert 0 < read < 3_000
+        assert [g.state for g in store.generations.all()] == ["live", "building"]
+        assert contents(clickhouse) == before, "readers still see the live generation"
+        assert "no rebuild is running" in problem(await http.delete("/v1/admin/rebuild"), 409)
+
+        (await http.post("/v1/admin/rebuild", json={"resume": True})).raise_for_status()
+        done = await _rebuild_state(http, lambda s: s["state"] != "running")
+        assert (done["state"], done["summary"]["generation_state"]) == ("done", "live"), done
+        assert done["summary"]["events"] == 3_000 - read, "the resumed replay read the rest"
+        assert store.generations.current() == {p: 2 for p in PROJECTIONS}
+        assert contents(clickhouse) == before

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,21 +76,38 @@ def test_help_fills_each_paragraph_to_the_terminal_s_width() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flags", "excluded"),
+    ("alone", "flags", "excluded"),
     [
-        (["--resume"], "--resume"),
-        (["--dry-run"], "--dry-run"),
-        (["--allow-loss", "--only", "transcripts"], "--allow-loss, --only"),
-        (["--until", "2026-11-01T00:00:00Z"], "--until"),
+        ("--discard", ["--resume"], "--resume"),
+        ("--discard", ["--dry-run"], "--dry-run"),
+        ("--discard", ["--allow-loss", "--only", "transcripts"], "--allow-loss, --only"),
+        ("--discard", ["--until", "2026-11-01T00:00:00Z"], "--until"),
+        ("--cancel", ["--resume"], "--resume"),
+        ("--cancel", ["--follow", "--only", "transcripts"], "--only, --follow"),
     ],
 )
-def test_a_discard_with_any_other_option_is_refused_in_one_line(
-    flags: list[str], excluded: str
+def test_a_discard_or_a_cancel_with_any_other_option_is_refused_in_one_line(
+    alone: str, flags: list[str], excluded: str
 ) -> None:
-    """Above all ``--dry-run``, which promises that nothing changes: it discarded all the same."""
-    result = CliRunner().invoke(app, ["rebuild", "--discard", *flags])
+    """Above all ``--discard --dry-run``, which promises that nothing changes: it discarded
+    all the same."""
+    result = CliRunner().invoke(app, ["rebuild", alone, *flags])
     assert result.exit_code == 1
-    assert result.output.strip() == f"--discard excludes {excluded}: it takes no other option"
+    assert result.output.strip() == f"{alone} excludes {excluded}: it takes no other option"
+
+
+def test_a_cancel_with_no_store_process_says_where_it_looked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebuild of its own process stops with it (Ctrl+C): there is nothing to cancel."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("TSTORE_HTTP_PORT", str(port))
+    result = CliRunner().invoke(app, ["rebuild", "--cancel"])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"no store process answers at http://127.0.0.1:{port}")
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_generations_are_listed_in_full_when_piped(capsys: pytest.CaptureFixture[str]) -> None:

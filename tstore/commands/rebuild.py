@@ -57,6 +57,14 @@ def rebuild(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Resume an unfinished rebuild.")] = False,
     discard: Annotated[bool, typer.Option("--discard", help="Drop an unfinished rebuild.")] = False,
+    cancel: Annotated[
+        bool,
+        typer.Option(
+            "--cancel",
+            help="Stop the rebuild running in the store's process; its generation stays "
+            "unfinished, to resume or discard.",
+        ),
+    ] = False,
     follow: Annotated[
         bool, typer.Option(help="After the cut-over, keep projecting live until signalled.")
     ] = False,
@@ -87,6 +95,9 @@ def rebuild(
         flags = ", ".join("--" + name.replace("_", "-") for name in excluded)
         raise GenerationError(f"--discard excludes {flags}: it takes no other option")
     config = settings()
+    if cancel:
+        _cancel(config, request | {"follow": follow})
+        return
     with client(config) as service:
         if service.reachable():
             typer.echo(f"rebuilding inside the store's process ({config.service_url})")
@@ -99,6 +110,27 @@ def rebuild(
             )
             return
     asyncio.run(_rebuild_here(config, request, follow=follow))
+
+
+def _cancel(config: Settings, request: dict[str, Any]) -> None:
+    """Cancel the rebuild of the store's process, and say how it ended."""
+    if given := [name for name, value in request.items() if value]:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise GenerationError(f"--cancel excludes {flags}: it takes no other option")
+    with client(config) as service:
+        if not service.reachable():
+            raise GenerationError(
+                f"no store process answers at {config.service_url}: a rebuild runs inside "
+                "one, or in a tstore rebuild of its own, which Ctrl+C stops"
+            )
+        ended = service.cancel_rebuild()
+    if ended["state"] == "done":
+        typer.echo(
+            f"the rebuild had ended its replay, and ended: generation "
+            f"{ended['summary']['generation']} {ended['summary']['generation_state']}"
+        )
+        return
+    typer.echo(ended["error"])
 
 
 async def _rebuild_here(config: Settings, request: dict[str, Any], *, follow: bool) -> None:
@@ -140,7 +172,7 @@ async def _drive(
             if state["state"] != "running":
                 break
             await asyncio.sleep(0.5)
-    if state["state"] == "failed":
+    if state["state"] in ("failed", "cancelled"):
         raise GenerationError(state["error"])
     done = state["summary"]
     typer.echo(
