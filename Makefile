@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # compute. On 2 cores, two workers ran it in 2/3 of the time of one process, and three in 16
 # minutes against 20-22 for two, using 1.5 cores. Tests are handed out one by one, not by
 # file: schemathesis gives the cases of one test a single node id, which by file ran once.
-WORKERS := $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 3 ? n + 1 : 4 )))
+WORKERS := $(shell $(PYTHON) -c "import os; print(min(len(os.sched_getaffinity(0)) + 1, 4) if hasattr(os, 'sched_getaffinity') else min((os.cpu_count() or 1) + 1, 4))")
 PARALLEL := -n $(WORKERS)
 
 .PHONY: setup demo test lint typecheck unit integration clean

@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from consumers.projections import PROJECTIONS
 from consumers.rebuild import (
+    Cancellation,
     RebuildCancelledError,
     RebuildPlan,
     RebuildSummary,
@@ -87,13 +88,19 @@ class RebuildService:
         self._task: asyncio.Task[RebuildSummary] | None = None
         self._plan: RebuildPlan | None = None
         self._positions: dict[TopicPartition, int] = {}
-        self._cancel = asyncio.Event()
+        self._cancel = Cancellation()
+        self._starting = False
+        """While a start plans (Kafka round trips): a second start, or a cancel, would not
+        see the rebuild it is about to run."""
 
     async def start(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._starting:
+            raise GenerationError("a rebuild is being planned in this process")
         if self._task is not None and not self._task.done():
             raise GenerationError(
                 f"generation {self._plan and self._plan.generation} is rebuilding"
             )
+        self._starting = True
         try:
             return await self._start(request)
         except (KafkaConnectionError, KafkaTimeoutError) as exc:
@@ -102,6 +109,8 @@ class RebuildService:
             raise KafkaUnreachableError(
                 f"Kafka at {self._bootstrap} is unreachable: {why}"
             ) from exc
+        finally:
+            self._starting = False
 
     async def _start(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("discard"):
@@ -119,7 +128,7 @@ class RebuildService:
             security=self._security,
         )
         if not request.get("dry_run"):
-            self._plan, self._positions, self._cancel = plan, {}, asyncio.Event()
+            self._plan, self._positions, self._cancel = plan, {}, Cancellation()
             self._task = asyncio.create_task(
                 rebuild(
                     plan,
@@ -140,13 +149,22 @@ class RebuildService:
 
     async def cancel(self) -> dict[str, Any]:
         """Stop the running rebuild between two batches, those in hand written and committed,
-        and say how it ended: cancelled, its generation unfinished, to resume or discard; or,
-        asked once its replay was over, as it ended anyway (``rebuild``'s ``cancel``)."""
+        and say where it is: cancelled, its generation unfinished, to resume or discard; or,
+        asked once its replay was over, still running (verifying, then cutting over) or
+        ended (``rebuild``'s ``cancel``)."""
+        if self._starting:
+            raise GenerationError(
+                "a rebuild is being planned in this process: cancel it once it runs"
+            )
         task = self._task
         if task is None or task.done():
-            raise GenerationError("no rebuild is running")
-        self._cancel.set()
-        await asyncio.wait({task})
+            raise GenerationError("no rebuild is running in this process")
+        self._cancel.asked.set()
+        replayed = asyncio.ensure_future(self._cancel.replayed.wait())
+        try:
+            await asyncio.wait({task, replayed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            replayed.cancel()
         return self.status()
 
     def status(self) -> dict[str, Any]:
@@ -159,7 +177,10 @@ class RebuildService:
         if not self._task.done():
             return out | {"state": "running"}
         if self._task.cancelled():  # the process is stopping
-            return out | {"state": "failed", "error": "the rebuild's process is stopping"}
+            return out | {
+                "state": "failed",
+                "error": "the store's process stopped the rebuild: resume it or discard it",
+            }
         error = self._task.exception()
         if isinstance(error, RebuildCancelledError):
             return out | {"state": "cancelled", "error": str(error)}

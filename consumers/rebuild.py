@@ -47,6 +47,18 @@ Warm = Callable[[Generation, Callable[[], bool]], None]
 """Fills the caches of a verified generation before it is cut over, until told to stop."""
 
 
+class Cancellation:
+    """A rebuild's cancellation, asked from another task and answered by its replay, which
+    stops between two batches; asked once the replay is over, the answer is that it is over
+    (``replayed``): the verification, the catch-up and the caches' warm-up take minutes at
+    1M sessions, and a task cancelled in the middle of them could leave the store cut over
+    while saying it was not."""
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+        self.replayed = asyncio.Event()
+
+
 class RebuildCancelledError(GenerationError):
     """The rebuild was asked to stop before its replay ended."""
 
@@ -231,18 +243,16 @@ async def rebuild(
     security: KafkaSecurity = PLAINTEXT,
     allow_loss: bool = False,
     warm: Warm | None = None,
-    cancel: asyncio.Event | None = None,
+    cancel: Cancellation | None = None,
 ) -> RebuildSummary:
     """Replay, verify, and (unless the plan stops at a point in time) cut over; then drop
     the retired generations beyond the newest ``keep_retired`` (None keeps them all). A
     generation that lacks rows readers are shown is not cut over, unless ``allow_loss``
     (``verification.refuse_loss``); it stays unfinished, to resume or discard. ``warm``, told
     the verified generation, fills the caches readers will read once it is shown, just before
-    the cut-over. ``cancel``, once set, ends the replay between two batches, those in hand
+    the cut-over. ``cancel``, once asked, ends the replay between two batches, those in hand
     written and committed, and raises ``RebuildCancelledError``: the generation stays
-    unfinished, to resume from there or discard. Set after the replay, it changes nothing:
-    the verification and the cut-over take seconds, and a task cancelled in the middle of
-    them could leave the store cut over while saying it was not.
+    unfinished, to resume from there or discard. Asked after the replay, it changes nothing.
 
     The live projectors (``consumers.live``) take the new generation over from there.
     """
@@ -278,13 +288,15 @@ async def rebuild(
         positions: dict[TopicPartition, int] = {}
         with cyclic_gc_paused():
             while not _reached(positions, plan.targets):
-                if cancel is not None and cancel.is_set():
+                if cancel is not None and cancel.asked.is_set():
                     await projector.flush()
                     raise RebuildCancelledError(generation.number)
                 await projector.step()
                 positions = await projector.positions()
                 if progress is not None:
                     progress(positions)
+            if cancel is not None:
+                cancel.replayed.set()
             await projector.flush()
         seconds = time.perf_counter() - began
         await asyncio.to_thread(generations.set_state, generation.number, "verifying")
@@ -324,7 +336,7 @@ async def rebuild(
 async def _warmed(warm: Warm, generation: Generation) -> None:
     """``warm`` in a thread, once the rebuild's projector is closed (an idle consumer would
     leave its group during the minutes a first refresh takes; the live projectors resume from
-    its offsets after the cut-over), told to stop when the rebuild is cancelled (a shutdown
+    its offsets after the cut-over), told to stop when its task is cancelled (a shutdown
     would wait for it). The caches only speed reads up: a failure is logged and the cut-over
     goes on, the caches then filled by the service's refreshes as without a warm-up."""
     log.info("rebuild_warming_caches", generation=generation.number)

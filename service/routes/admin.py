@@ -92,9 +92,10 @@ def rebuild_status(state: State) -> Response:
 @router.delete("/rebuild", response_model=RebuildStatus)
 async def cancel_rebuild(state: State) -> Response:
     """Stop the running rebuild between two batches: its generation stays unfinished, to
-    resume or discard. Asked once the replay is over, the rebuild ends as it would have (the
-    answer says how). Refused (409) when none runs."""
-    return respond(RebuildStatus, state.freshness(), **await state.ready_rebuilds().cancel())
+    resume or discard. Asked once the replay is over, the rebuild goes on to its end (the
+    answer says it runs still, or how it ended). Refused (409) when none runs."""
+    ended = await state.ready_rebuilds().cancel()
+    return respond(RebuildStatus, state.freshness(), **ended)
 
 
 @router.get("/generations", response_model=GenerationsAnswer)

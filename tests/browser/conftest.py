@@ -5,6 +5,7 @@ simulated calls with both tracks recorded as WAV chunks."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from audio.stores import open_chunk_store
-from producers.simulator import script_call
+from producers.simulator import SimulatedTurn, script_call
 from schemas import Topics
 from schemas.models import Event
 from tests.integration.api_support import Api, live_api
@@ -114,3 +115,21 @@ async def viewer(
         await api.publish(events)
         await api.until_projected()
         yield Viewer(api, str(api.http.base_url).rstrip("/"))
+
+
+async def lined_up(page: Page, turn: SimulatedTurn) -> None:
+    """The turn's region on the waveform starts where its bar starts on the timeline (a
+    short bar is wider than its turn: its padding). Measured again until they line up or 20 s
+    pass: a live call's page draws its timeline anew as turns come, and a bar measured while
+    it is replaced has no box."""
+    turn_id = turn_id_of(turn)
+    bar = page.locator(f".lane-{turn.role} .turn[data-turn-id='{turn_id}']")
+    region = page.locator(f"[part~='{turn_id}']")
+    await expect(region).to_have_count(1, timeout=20_000)
+    bar_box = region_box = None
+    for _ in range(200):
+        bar_box, region_box = await bar.bounding_box(), await region.bounding_box()
+        if bar_box and region_box and abs(region_box["x"] - bar_box["x"]) < 2:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{turn_id}: the region {region_box} is not under the bar {bar_box}")

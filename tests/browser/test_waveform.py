@@ -21,7 +21,7 @@ from audio.stores import open_chunk_store
 from producers.simulator import SimulatedTurn, script_call
 from schemas import Role
 from schemas.models import ChunkReady, Event
-from tests.browser.conftest import CALLS, HOUR, T0, Viewer, screenshot, turn_id_of
+from tests.browser.conftest import CALLS, HOUR, T0, Viewer, lined_up, screenshot, turn_id_of
 from tests.events import ended
 from tests.integration.api_support import Api, now
 from tests.integration.audio_support import recorded_call
@@ -110,24 +110,6 @@ async def publish_recorded(
     await api.publish(events)
     await api.until_projected()
     return len(events)
-
-
-async def lined_up(page: Page, turn: SimulatedTurn) -> None:
-    """The turn's region on the waveform starts where its bar starts on the timeline (a
-    short bar is wider than its turn: its padding). Measured again until they line up or 20 s
-    pass: a live call's page draws its timeline anew as turns come, and a bar measured while
-    it is replaced has no box."""
-    turn_id = turn_id_of(turn)
-    bar = page.locator(f".lane-{turn.role} .turn[data-turn-id='{turn_id}']")
-    region = page.locator(f"[part~='{turn_id}']")
-    await expect(region).to_have_count(1, timeout=20_000)
-    bar_box = region_box = None
-    for _ in range(200):
-        bar_box, region_box = await bar.bounding_box(), await region.bounding_box()
-        if bar_box and region_box and abs(region_box["x"] - bar_box["x"]) < 2:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{turn_id}: the region {region_box} is not under the bar {bar_box}")
 
 
 async def test_a_call_longer_than_10_minutes_is_drawn_10_minutes_at_a_time_in_the_timeline_s_scale(

@@ -67,10 +67,12 @@ def files(root: Path) -> list[Path]:
     return sorted(root.rglob("*.wav")) if root.exists() else []
 
 
-def chunk_logs(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
-    """The chunker's own lines: the producer's delivery thread, failing to reach its broker,
-    logs in the same capture at moments of its own."""
-    return [e for e in logs if e["event"].startswith("chunk_")]
+def chunk_logs(
+    logs: list[MutableMapping[str, Any]], chunker: RecordingChunker
+) -> list[MutableMapping[str, Any]]:
+    """The chunker's own lines, all of them: the producer's delivery thread, failing to reach
+    its broker, logs in the same capture at moments of its own."""
+    return [e for e in logs if e.get("session_id") == chunker.session_id]
 
 
 def frames_of(path: Path) -> bytes:
@@ -268,7 +270,7 @@ async def test_a_chunk_placed_while_the_producer_is_closed_is_not_written(
     await producer.close(0.2)
     with capture_logs() as logs:
         await chunker.add("user", b"\x00\x00" * 4, 16_000)
-    assert [(e["event"], e["reason"], e["chunk_seq"]) for e in chunk_logs(logs)] == [
+    assert [(e["event"], e["reason"], e["chunk_seq"]) for e in chunk_logs(logs, chunker)] == [
         ("chunk_dropped", "producer not running", 1)
     ]
     assert chunker.chunks_dropped == 1
@@ -285,7 +287,7 @@ async def test_a_chunk_of_a_session_already_ended_is_not_written(
     producer.end_session(chunker.session_id)
     with capture_logs() as logs:
         await chunker.add("user", b"\x00\x00" * 4, 16_000)
-    assert [(e["event"], e["reason"]) for e in chunk_logs(logs)] == [
+    assert [(e["event"], e["reason"]) for e in chunk_logs(logs, chunker)] == [
         ("chunk_dropped", "the session was ended")
     ]
     assert [f.name for f in files(tmp_path / "store")] == ["user-000000.wav"]

@@ -113,7 +113,9 @@ def rebuild(
 
 
 def _cancel(config: Settings, request: dict[str, Any]) -> None:
-    """Cancel the rebuild of the store's process, and say how it ended."""
+    """Cancel the rebuild of the store's process. Only a cancel that took stops the command
+    without an error: one asked too late leaves the rebuild cutting over, which a script
+    that asked for the cancel must hear."""
     if given := [name for name, value in request.items() if value]:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise GenerationError(f"--cancel excludes {flags}: it takes no other option")
@@ -124,13 +126,21 @@ def _cancel(config: Settings, request: dict[str, Any]) -> None:
                 "one, or in a tstore rebuild of its own, which Ctrl+C stops"
             )
         ended = service.cancel_rebuild()
-    if ended["state"] == "done":
-        typer.echo(
-            f"the rebuild had ended its replay, and ended: generation "
-            f"{ended['summary']['generation']} {ended['summary']['generation_state']}"
-        )
+    if ended["state"] == "cancelled":
+        typer.echo(ended["error"])
         return
-    typer.echo(ended["error"])
+    generation = ended["plan"]["generation"]
+    if ended["state"] == "running":
+        raise GenerationError(
+            f"too late: the rebuild of generation {generation} has replayed the topics, and "
+            "goes on to verify them and cut over"
+        )
+    if ended["state"] == "done":
+        raise GenerationError(
+            f"too late: the rebuild of generation {generation} ended, "
+            f"{ended['summary']['generation_state']}"
+        )
+    raise GenerationError(ended["error"])
 
 
 async def _rebuild_here(config: Settings, request: dict[str, Any], *, follow: bool) -> None:

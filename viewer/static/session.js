@@ -10,7 +10,7 @@
 // together (zoom.js).
 
 import { apiPath, getAudio, getJson } from "./api.js";
-import { el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness, onPress } from "./format.js";
+import { AT_END_PX, el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness, onPress } from "./format.js";
 import { arrowKeys } from "./keyboard.js";
 import { libraries } from "./libraries.js";
 import { followLive } from "./live.js";
@@ -21,9 +21,6 @@ import { zoomOf } from "./zoom.js";
 /** A live call's summary and waveform are read again at most this often, however often
  * its events come: the waveform fetches the audio from the earliest chunk heard since. */
 const WAVEFORM_REFRESH_MS = 3000;
-/** How near its end (px) a transcript still counts as scrolled to it: a redraw or a zoom can
- * leave a fraction of a pixel. */
-const AT_END_PX = 4;
 
 /** The call's clock: session time 0 is the earliest of its first turn's start and its first
  * chunk's start, as the API's audio routes count it. */
@@ -127,7 +124,7 @@ export async function renderSession(page, sessionId, params, showStatus) {
   arrowKeys(transcript);
   /** The timeline and the waveform, in a box of their own that scrolls sideways. */
   const scroller = el("div", { class: "call-scroll" }, timeline, waveBox);
-  const zoom = zoomOf(scroller);
+  const zoom = zoomOf(scroller, () => timeline.querySelector(".lane-label")?.offsetWidth ?? 0);
   const fresh = el("div", {}, freshness(detail));
   let summary = summaryBlock(detail.summary);
   page.append(

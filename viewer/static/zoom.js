@@ -1,35 +1,54 @@
 // The zoom of a session's timeline and waveform: how wide a second of the call is drawn. At
-// the least width (MIN_PX_PER_S, "Fit": the call fills the box, or scrolls at 4 px a
-// second) a 2 s turn is a bar of 8 px, which shows no word of its text; zoomed in, the
-// bars read and the waveform's shape shows each word. The second in the middle of the box
-// stays there as the zoom changes, so zooming in on a turn keeps it in sight.
+// the least width (MIN_PX_PER_S, or the box's width when the call is shorter) a 2 s turn
+// can be a bar of 8 px, which shows no word of its text; zoomed in, the bars read and the
+// waveform's shape shows each word. The second in the middle of the lanes stays there as the
+// zoom changes, so zooming in on a turn keeps it in sight; a box that showed the call's end
+// (a live call's page following its newest turn) shows it still.
 
-import { el } from "./format.js";
+import { AT_END_PX, el } from "./format.js";
 import { MIN_PX_PER_S } from "./timeline.js";
 
 /** The widths offered, in px a second of the call; the first is the least (MIN_PX_PER_S). */
 export const ZOOMS = [MIN_PX_PER_S, 10, 25, 50, 100];
 
 /** A zoom control for ``scroller``, the box the timeline and the waveform scroll sideways in
- * (its --call-px their least width): ``control`` to put on the page, ``apply`` to size the
- * box for a call of ``durationMs`` (again whenever the call grows). */
-export function zoomOf(scroller) {
+ * (its --call-px their least width, the lanes' names of ``labelPx`` beside them): ``control``
+ * to put on the page, ``apply`` to size the box for a call of ``durationMs`` (again whenever
+ * the call grows). A width no wider than the call fitted to the box would change nothing,
+ * and is offered disabled. */
+export function zoomOf(scroller, labelPx) {
   let pxPerS = ZOOMS[0];
   let durationMs = 0;
-  const select = el("select", { name: "zoom", "aria-label": "Zoom of the timeline and waveform" },
-    ...ZOOMS.map((px, i) => el("option", { value: String(px) }, i === 0 ? "Fit" : `${px} px/s`)));
+  const options = ZOOMS.map((px, i) => el("option", { value: String(px) }, i === 0 ? "Fit the box" : `${px} px a second`));
+  const select = el("select", { name: "zoom" }, ...options);
+
+  /** Where the middle of the lanes in sight lies, as a fraction of the call. */
+  const middle = () => {
+    const lanes = scroller.scrollWidth - labelPx();
+    return (scroller.scrollLeft + (scroller.clientWidth - labelPx()) / 2) / lanes;
+  };
+
+  function offer() {
+    const fitted = (scroller.clientWidth - labelPx()) / Math.max(durationMs / 1000, 1e-3);
+    options.forEach((option, i) => { option.disabled = i > 0 && ZOOMS[i] <= fitted; });
+  }
 
   function apply(ms) {
     durationMs = ms;
     scroller.style.setProperty("--call-px", `${Math.ceil((durationMs / 1000) * pxPerS)}px`);
+    offer();
   }
 
   select.addEventListener("change", () => {
-    const middle = (scroller.scrollLeft + scroller.clientWidth / 2) / scroller.scrollWidth;
+    const atEnd = scroller.scrollWidth - scroller.scrollLeft - scroller.clientWidth < AT_END_PX;
+    const kept = middle();
     pxPerS = Number(select.value);
     apply(durationMs);
-    scroller.scrollLeft = middle * scroller.scrollWidth - scroller.clientWidth / 2;
+    scroller.scrollLeft = atEnd
+      ? scroller.scrollWidth
+      : kept * (scroller.scrollWidth - labelPx()) - (scroller.clientWidth - labelPx()) / 2;
   });
+  new ResizeObserver(offer).observe(scroller);
   const control = el("label", { class: "zoom" }, "Zoom ", select);
   return { control, apply };
 }

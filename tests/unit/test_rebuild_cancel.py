@@ -1,0 +1,108 @@
+"""``RebuildService.cancel`` on its own, the replay played by a stand-in: a cancel takes
+between two batches; asked once the replay is over, it answers at once that the rebuild runs
+on (it waited through the verification, the catch-up and the warm-up, minutes at 1M
+sessions, and the command asking timed out); and a start still planning is neither started
+twice nor cancelled unseen."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import pytest
+from aiokafka import TopicPartition
+
+import consumers.admin
+from consumers.admin import RebuildService
+from consumers.rebuild import Cancellation, RebuildCancelledError
+from consumers.storage.clickhouse import Store
+from consumers.storage.generations import GenerationError
+from schemas import Topics
+
+
+class _Plan:
+    generation = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"generation": self.generation}
+
+
+class Stages:
+    """When the stand-in may go on: plans wait for ``planned``, a verification for
+    ``verdict``, and then fails."""
+
+    def __init__(self) -> None:
+        self.planned = asyncio.Event()
+        self.verdict = asyncio.Event()
+
+    async def plan_rebuild(self, **_: Any) -> _Plan:
+        await self.planned.wait()
+        return _Plan()
+
+    async def rebuild(self, _: _Plan, *, cancel: Cancellation, progress: Any, **__: Any) -> None:
+        """Three batches, then the verification."""
+        for n in range(3):
+            if cancel.asked.is_set():
+                raise RebuildCancelledError(2)
+            progress({TopicPartition("t", 0): n + 1})
+            await asyncio.sleep(0.05)
+        cancel.replayed.set()
+        await self.verdict.wait()
+        raise RuntimeError("the generation does not match the topics")
+
+
+@pytest.fixture
+def stages(monkeypatch: pytest.MonkeyPatch) -> Stages:
+    stages = Stages()
+    monkeypatch.setattr(consumers.admin, "plan_rebuild", stages.plan_rebuild)
+    monkeypatch.setattr(consumers.admin, "rebuild", stages.rebuild)
+    return stages
+
+
+def _service() -> RebuildService:
+    return RebuildService(
+        bootstrap="127.0.0.1:1", topics=Topics(), store=cast(Store, None), base_group="g"
+    )
+
+
+async def _started(stages: Stages) -> RebuildService:
+    service = _service()
+    stages.planned.set()
+    await service.start({})
+    return service
+
+
+async def test_a_cancel_during_the_replay_takes_between_two_batches(stages: Stages) -> None:
+    service = await _started(stages)
+    await asyncio.sleep(0.07)
+    ended = await service.cancel()
+    assert (ended["state"], ended["positions"]) == ("cancelled", [["t", 0, 2]])
+    with pytest.raises(GenerationError, match="no rebuild is running in this process"):
+        await service.cancel()
+
+
+async def test_a_cancel_after_the_replay_answers_at_once_that_the_rebuild_runs_on(
+    stages: Stages,
+) -> None:
+    service = await _started(stages)
+    await asyncio.sleep(0.3)
+    ended = await asyncio.wait_for(service.cancel(), 1)
+    assert ended["state"] == "running"
+    stages.verdict.set()
+    await asyncio.sleep(0.01)
+    assert service.status()["error"] == "the generation does not match the topics"
+
+
+async def test_a_start_still_planning_is_not_started_again_nor_cancelled_unseen(
+    stages: Stages,
+) -> None:
+    service = _service()
+    starting = asyncio.create_task(service.start({}))
+    await asyncio.sleep(0.01)
+    with pytest.raises(GenerationError, match="being planned"):
+        await service.start({})
+    with pytest.raises(GenerationError, match="being planned"):
+        await service.cancel()
+    stages.planned.set()
+    assert (await starting)["plan"] == {"generation": 2}
+    assert (await service.cancel())["state"] == "cancelled"
