@@ -5,17 +5,19 @@ import shutil
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from consumers.projections import PROJECTIONS
+from consumers.storage.generations import GenerationError
 from producers import ProducerStats
 from schemas.registry import SCHEMA_DIR
 from service.answers import GenerationInfo
 from tstore.cli import app
 from tstore.commands.kafka import undelivered
-from tstore.commands.rebuild import _show
+from tstore.commands.rebuild import _show, cancelled
 
 
 def test_help_lists_every_subcommand() -> None:
@@ -108,6 +110,23 @@ def test_a_cancel_with_no_store_process_says_where_it_looked(
     assert result.exit_code == 1
     assert result.output.startswith(f"no store process answers at http://127.0.0.1:{port}")
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("ended", "said"),
+    [
+        ({"state": "running"}, "too late: the rebuild of generation 2 has replayed the topics"),
+        (
+            {"state": "done", "summary": {"generation_state": "live"}},
+            "too late: the rebuild of generation 2 ended, live",
+        ),
+        ({"state": "failed", "error": "generation 2 does not match"}, "generation 2 does not"),
+    ],
+)
+def test_a_cancel_that_did_not_take_fails_saying_why(ended: dict[str, Any], said: str) -> None:
+    """A script that asked for the cancel must not take a cut-over, or a failure, for it."""
+    with pytest.raises(GenerationError, match=f"^{said}"):
+        cancelled({"plan": {"generation": 2}, **ended})
 
 
 def test_generations_are_listed_in_full_when_piped(capsys: pytest.CaptureFixture[str]) -> None:

@@ -126,9 +126,14 @@ def _cancel(config: Settings, request: dict[str, Any]) -> None:
                 "one, or in a tstore rebuild of its own, which Ctrl+C stops"
             )
         ended = service.cancel_rebuild()
+    typer.echo(cancelled(ended))
+
+
+def cancelled(ended: dict[str, Any]) -> str:
+    """What a cancel took, from the rebuild's status after it; raises for one that did not
+    (asked too late, or the rebuild failed meanwhile)."""
     if ended["state"] == "cancelled":
-        typer.echo(ended["error"])
-        return
+        return str(ended["error"])
     generation = ended["plan"]["generation"]
     if ended["state"] == "running":
         raise GenerationError(
