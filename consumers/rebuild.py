@@ -288,8 +288,7 @@ async def rebuild(
         positions: dict[TopicPartition, int] = {}
         with cyclic_gc_paused():
             while not _reached(positions, plan.targets):
-                if cancel is not None and cancel.asked.is_set():
-                    await projector.flush()
+                if cancel is not None and cancel.asked.is_set():  # leaving flushes the batches
                     raise RebuildCancelledError(generation.number)
                 await projector.step()
                 positions = await projector.positions()

@@ -91,9 +91,7 @@ def rebuild(
         "dry_run": dry_run,
         "allow_loss": allow_loss,
     }
-    if excluded := excluded_by_discard(request):
-        flags = ", ".join("--" + name.replace("_", "-") for name in excluded)
-        raise GenerationError(f"--discard excludes {flags}: it takes no other option")
+    _alone("--discard", excluded_by_discard(request))
     config = settings()
     if cancel:
         _cancel(config, request | {"follow": follow})
@@ -112,13 +110,19 @@ def rebuild(
     asyncio.run(_rebuild_here(config, request, follow=follow))
 
 
+def _alone(flag: str, given: list[str]) -> None:
+    """Refuse ``flag`` beside the options ``given`` (names of the request), which it takes
+    none of: run all the same, ``--discard --dry-run`` discarded."""
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise GenerationError(f"{flag} excludes {flags}: it takes no other option")
+
+
 def _cancel(config: Settings, request: dict[str, Any]) -> None:
     """Cancel the rebuild of the store's process. Only a cancel that took stops the command
     without an error: one asked too late leaves the rebuild cutting over, which a script
     that asked for the cancel must hear."""
-    if given := [name for name, value in request.items() if value]:
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise GenerationError(f"--cancel excludes {flags}: it takes no other option")
+    _alone("--cancel", [name for name, value in request.items() if value])
     with client(config) as service:
         if not service.reachable():
             raise GenerationError(

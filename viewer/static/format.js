@@ -23,12 +23,18 @@ export function fmtDuration(ms) {
   return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
 }
 
-/** The zones the pages show times in: the browser's, said beside each time and input, since
- * the API's times are UTC; and UTC itself where the API cuts time into buckets (the analytics
- * page), whose days begin at UTC's midnight. */
 /** How near its end (px) a box still counts as scrolled to it: a redraw or a zoom can leave a
  * fraction of a pixel. */
 export const AT_END_PX = 4;
+
+/** Whether ``box``, which scrolls sideways, shows its end. */
+export function showsEnd(box) {
+  return box.scrollWidth - box.scrollLeft - box.clientWidth < AT_END_PX;
+}
+
+/** The zones the pages show times in: the browser's, said beside each time and input, since
+ * the API's times are UTC; and UTC itself where the API cuts time into buckets (the analytics
+ * page), whose days begin at UTC's midnight. */
 export const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 export const UTC = "UTC";
 

@@ -10,7 +10,7 @@
 // together (zoom.js).
 
 import { apiPath, getAudio, getJson } from "./api.js";
-import { AT_END_PX, el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness, onPress } from "./format.js";
+import { AT_END_PX, el, fmtClock, fmtDuration, fmtMs, fmtSeconds, fmtTime, freshness, onPress, showsEnd } from "./format.js";
 import { arrowKeys } from "./keyboard.js";
 import { libraries } from "./libraries.js";
 import { followLive } from "./live.js";
@@ -253,7 +253,7 @@ export async function renderSession(page, sessionId, params, showStatus) {
 
   function draw() {
     // A live call's timeline follows its newest turn too, unless scrolled back from it.
-    const latest = call.live && scroller.scrollWidth - scroller.scrollLeft - scroller.clientWidth < AT_END_PX;
+    const latest = call.live && showsEnd(scroller);
     zoom.apply(call.durationMs);
     keepingFocus(timeline, () => renderTimeline(timeline, call, playTurn));
     if (latest) scroller.scrollLeft = scroller.scrollWidth;

@@ -5,7 +5,7 @@
 // zoom changes, so zooming in on a turn keeps it in sight; a box that showed the call's end
 // (a live call's page following its newest turn) shows it still.
 
-import { AT_END_PX, el } from "./format.js";
+import { el, showsEnd } from "./format.js";
 import { MIN_PX_PER_S } from "./timeline.js";
 
 /** The widths offered, in px a second of the call; the first is the least (MIN_PX_PER_S). */
@@ -22,14 +22,13 @@ export function zoomOf(scroller, labelPx) {
   const options = ZOOMS.map((px, i) => el("option", { value: String(px) }, i === 0 ? "Fit the box" : `${px} px a second`));
   const select = el("select", { name: "zoom" }, ...options);
 
-  /** Where the middle of the lanes in sight lies, as a fraction of the call. */
-  const middle = () => {
-    const lanes = scroller.scrollWidth - labelPx();
-    return (scroller.scrollLeft + (scroller.clientWidth - labelPx()) / 2) / lanes;
-  };
+  /** Half the width of the lanes in sight, and the width of them all (px): the lanes'
+   * names beside them do not scale with the zoom. */
+  const halfInSight = () => (scroller.clientWidth - labelPx()) / 2;
+  const lanesWidth = () => scroller.scrollWidth - labelPx();
 
   function offer() {
-    const fitted = (scroller.clientWidth - labelPx()) / Math.max(durationMs / 1000, 1e-3);
+    const fitted = (2 * halfInSight()) / Math.max(durationMs / 1000, 1e-3);
     options.forEach((option, i) => { option.disabled = i > 0 && ZOOMS[i] <= fitted; });
   }
 
@@ -40,13 +39,11 @@ export function zoomOf(scroller, labelPx) {
   }
 
   select.addEventListener("change", () => {
-    const atEnd = scroller.scrollWidth - scroller.scrollLeft - scroller.clientWidth < AT_END_PX;
-    const kept = middle();
+    const atEnd = showsEnd(scroller);
+    const middle = (scroller.scrollLeft + halfInSight()) / lanesWidth(); // a fraction of the call
     pxPerS = Number(select.value);
     apply(durationMs);
-    scroller.scrollLeft = atEnd
-      ? scroller.scrollWidth
-      : kept * (scroller.scrollWidth - labelPx()) - (scroller.clientWidth - labelPx()) / 2;
+    scroller.scrollLeft = atEnd ? scroller.scrollWidth : middle * lanesWidth() - halfInSight();
   });
   new ResizeObserver(offer).observe(scroller);
   const control = el("label", { class: "zoom" }, "Zoom ", select);
