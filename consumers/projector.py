@@ -22,6 +22,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
+from consumers.broker_silence import BrokerSilence
 from consumers.gc_pause import collect_if_due, cyclic_gc_paused
 from consumers.metrics import BLIND_AFTER_S, ProjectorMetrics
 from consumers.projections import PROJECTIONS, project
@@ -134,9 +135,7 @@ class Projector:
         self._bootstrap, self._security = bootstrap, security
         self._in_flight: deque[asyncio.Task[None]] = deque()
         """The batches handed over by the last steps, oldest first, until committed."""
-        self._heard_s: float | None = None
-        """When the broker last answered a fetch for every partition fetched (wall clock)."""
-        self._unreachable_since: float | None = None
+        self._silence = BrokerSilence(generation)
         self._caught_up = False
 
     async def start(self) -> None:
@@ -147,7 +146,7 @@ class Projector:
         except BaseException:  # a broker out of reach, or a SIGTERM meanwhile: no stop follows
             await self._dead_letters.stop()
             raise
-        self._heard_s = time.time()
+        self._silence.started()
         log.info("projector_started", generation=self.generation, group=self.group_id)
 
     async def stop(self) -> None:
@@ -189,7 +188,7 @@ class Projector:
                 self._consumer, max_batch=self._max_batch, max_wait_ms=self._max_wait_ms
             )
         fetched_any = bool(records)
-        heard = self._heard(fetched_any)
+        heard = self._silence.fetched(self._consumer, fetched_any)
         records = self._bounded(records)
         oldest = min((batch[0].timestamp for batch in records.values()), default=None)
         self.metrics.fetched(self.generation, oldest, heard)
@@ -243,8 +242,8 @@ class Projector:
         if self._on_written is not None:
             self._on_written({t: r for t, r in rows.items() if t in self.projections})
         if self._send_dead_letters:
-            await self._dead_letters.send(decoded.rejected)
-        await commit(self._consumer, records)
+            await self._silence.waiting(self._dead_letters.send(decoded.rejected), "dead letters")
+        await self._silence.waiting(commit(self._consumer, records), "a commit")
         handled = sum(len(batch) for batch in records.values())
         self.stats.events += decoded.events
         self.stats.rejected += len(decoded.rejected)
@@ -286,39 +285,6 @@ class Projector:
                 position = await asyncio.wait_for(self._consumer.position(tp), 0.5)
                 lags[tp] = (highwater, position)
         self.metrics.held_partitions(self.generation, lags)
-
-    def _heard(self, fetched_any: bool) -> float | None:
-        """When the broker last answered a fetch for every partition being fetched (paused
-        ones are not), logging when it falls silent for ``BLIND_AFTER_S`` and answers again.
-
-        Records in hand count as an answer: aiokafka does not fetch a partition again while
-        records it fetched wait to be taken, so a projector slow to write would otherwise look
-        cut off from a broker that answers."""
-        fetching = self.held - self._consumer.paused()
-        polls = [self._consumer.last_poll_timestamp(tp) for tp in fetching]
-        if fetched_any or not fetching:  # or nothing assigned, or all paused
-            self._heard_s = time.time()
-        elif None not in polls:
-            self._heard_s = max(self._heard_s or 0.0, min(polls) / 1000)
-        if self._heard_s is None:
-            return None
-        silent_s = time.time() - self._heard_s
-        if silent_s >= BLIND_AFTER_S and self._unreachable_since is None:
-            self._unreachable_since = self._heard_s
-            log.warning(
-                "kafka_unreachable",
-                generation=self.generation,
-                silent_s=round(silent_s, 1),
-                detail="no fetch answered; projecting resumes when the broker is back",
-            )
-        elif silent_s < BLIND_AFTER_S and self._unreachable_since is not None:
-            log.info(
-                "kafka_reachable",
-                generation=self.generation,
-                silent_for_s=round(self._heard_s - self._unreachable_since, 1),
-            )
-            self._unreachable_since = None
-        return self._heard_s
 
     def _bounded(self, records: Records) -> Records:
         """Drop records at or past the limits, and stop fetching partitions that reached theirs."""

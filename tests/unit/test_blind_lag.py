@@ -3,6 +3,7 @@ reading as "caught up" from the empty fetches."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 from aiokafka import TopicPartition
 from structlog.testing import capture_logs
 
+from consumers import broker_silence
+from consumers.broker_silence import BrokerSilence
 from consumers.metrics import BLIND_AFTER_S, ProjectorMetrics
 from consumers.projector import Projector
 from schemas import Topics
@@ -115,7 +118,7 @@ def test_projectors_that_have_not_fetched_for_the_blind_time_report_the_silence_
 
 
 class _Consumer:
-    """What ``Projector._heard`` asks of its consumer."""
+    """What ``BrokerSilence.fetched`` asks of its consumer."""
 
     def __init__(self, polls: dict[TopicPartition, int | None], paused: set[TopicPartition]):
         self.polls, self._paused = polls, paused
@@ -133,8 +136,19 @@ class _Consumer:
 def _projector(polls: dict[TopicPartition, int | None], paused: set[TopicPartition]) -> Any:
     projector = Projector(bootstrap="127.0.0.1:1", topics=Topics(), group_id="g", store=None)  # type: ignore[arg-type]
     projector._consumer = _Consumer(polls, paused)
-    projector._heard_s = time.time() - 100  # started long ago
     return projector
+
+
+def _silence() -> BrokerSilence:
+    silence = BrokerSilence(generation=1)
+    silence.heard_s = time.time() - 100  # started long ago
+    return silence
+
+
+def _heard(silence: BrokerSilence, consumer: _Consumer, fetched_any: bool = False) -> float:
+    heard = silence.fetched(consumer, fetched_any)
+    assert heard is not None
+    return heard
 
 
 def _ms(seconds_ago: float) -> int:
@@ -142,13 +156,13 @@ def _ms(seconds_ago: float) -> int:
 
 
 async def test_the_broker_was_last_heard_when_it_last_answered_every_partition() -> None:
-    projector = _projector({A: _ms(20), B: _ms(30)}, set())
+    silence, consumer = _silence(), _Consumer({A: _ms(20), B: _ms(30)}, set())
     with capture_logs() as logged:
-        assert time.time() - projector._heard(False) == pytest.approx(30, abs=1)
-        projector._heard(False)
-        projector._consumer.polls = {A: _ms(0.1), B: _ms(0.2)}
-        assert time.time() - projector._heard(False) < 1
-        projector._heard(False)
+        assert time.time() - _heard(silence, consumer) == pytest.approx(30, abs=1)
+        _heard(silence, consumer)
+        consumer.polls = {A: _ms(0.1), B: _ms(0.2)}
+        assert time.time() - _heard(silence, consumer) < 1
+        _heard(silence, consumer)
     assert [(e["event"], e["log_level"]) for e in logged] == [
         ("kafka_unreachable", "warning"),
         ("kafka_reachable", "info"),
@@ -156,16 +170,32 @@ async def test_the_broker_was_last_heard_when_it_last_answered_every_partition()
     assert logged[1]["silent_for_s"] == pytest.approx(30, abs=1)
 
 
+async def test_a_call_to_kafka_that_waits_is_silence_told_over_by_the_next_fetch_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A commit waiting on a broker that went away holds the pipeline: no fetch tells."""
+    monkeypatch.setattr(broker_silence, "BLIND_AFTER_S", 0.05)
+    silence = _silence()
+    with capture_logs() as logged:
+        assert await silence.waiting(asyncio.sleep(0.01, "quick"), "a commit") == "quick"
+        assert logged == []
+        assert await silence.waiting(asyncio.sleep(0.2, "slow"), "a commit") == "slow"
+        assert [e["event"] for e in logged] == ["kafka_unreachable"]
+        assert logged[0]["detail"].startswith("a commit waits for the broker")
+        _heard(silence, _Consumer({A: _ms(0)}, set()))
+    assert [e["event"] for e in logged] == ["kafka_unreachable", "kafka_reachable"]
+
+
 async def test_paused_partitions_and_no_assignment_are_not_silence() -> None:
-    paused = _projector({A: _ms(0.1), B: _ms(60)}, {B})
-    assert time.time() - paused._heard(False) < 1
-    idle = _projector({}, set())
-    assert time.time() - idle._heard(False) < 1
+    assert time.time() - _heard(_silence(), _Consumer({A: _ms(0.1), B: _ms(60)}, {B})) < 1
+    assert time.time() - _heard(_silence(), _Consumer({}, set())) < 1
 
 
 async def test_a_partition_never_fetched_leaves_the_last_answer() -> None:
-    projector = _projector({A: _ms(0.1), B: None}, set())
-    assert time.time() - projector._heard(False) == pytest.approx(100, abs=1)
+    silence = _silence()
+    assert time.time() - _heard(silence, _Consumer({A: _ms(0.1), B: None}, set())) == (
+        pytest.approx(100, abs=1)
+    )
 
 
 async def test_reaching_the_end_of_the_topics_is_logged_once_until_the_projector_falls_behind() -> (
@@ -185,9 +215,8 @@ async def test_reaching_the_end_of_the_topics_is_logged_once_until_the_projector
 async def test_records_in_hand_are_an_answer_however_long_ago_the_last_fetch() -> None:
     """aiokafka fetches no partition whose fetched records wait to be taken: a projector slow
     to write sees old poll times from a broker that answers."""
-    projector = _projector({A: _ms(20)}, set())
     with capture_logs() as logged:
-        assert time.time() - projector._heard(True) < 1
+        assert time.time() - _heard(_silence(), _Consumer({A: _ms(20)}, set()), True) < 1
     assert logged == []
 
 
