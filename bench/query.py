@@ -46,15 +46,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import random
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
 
 from clickhouse_connect.driver.client import Client
 
@@ -70,17 +66,13 @@ from bench.query_load import (
     projecting,
     sampled,
 )
+from bench.query_reads import BARE, READS, bare_call, http_path, inproc_call, targets
 from bench.report import run
-from bench.store_data import EPOCH, RARE_WORDS, Shape, bot_name, load
+from bench.store_data import Shape, load
 from consumers.storage.clickhouse import EMBEDDED, Store, connect, embedded_holder
 from consumers.storage.migrations import MIGRATIONS
 from consumers.topics_admin import ensure_topics
-from queries import Reader, SessionFilters
-from queries.analytics import turn_figures
 from queries.facts import FactsKeeper
-from queries.metrics import metrics
-from queries.search import search
-from queries.sessions import list_sessions, session_detail, transcript
 from schemas import Topics
 from service.process import open_reader
 from service.state import StoreState
@@ -108,132 +100,6 @@ DATABASE = "bench"
 CACHE = Path.home() / ".cache" / "transcript-store" / "bench-query"
 SCRATCH = CACHE / "scratch"
 """The copy a run reads and ingests into; left behind, replaced by the next run."""
-WEEK = timedelta(days=7)
-READS = (
-    "transcript",
-    "session",
-    "sessions_page",
-    "search",
-    "day_all_bots",
-    "day_one_bot",
-    "analytics_week",
-    "analytics_day_one_bot",
-)
-COMMON_WORDS = ("refund", "order", "parcel")
-PHRASES = ('"order number"', '"broken blender"', '"delivery address"')
-
-
-@dataclass(frozen=True)
-class Target:
-    """What one request of each read asks for."""
-
-    session_id: str
-    bot_id: str
-    since: datetime
-    until: datetime
-    week: datetime
-    """The start of a week that lies in the store's days."""
-    q: str
-
-
-def targets(shape: Shape, count: int, seed: int) -> list[Target]:
-    """Random sessions, bots, days and searches (a common word, a rare one, a phrase in turn)."""
-    rng = random.Random(seed)
-    chosen = []
-    for n in range(count):
-        day = EPOCH + timedelta(days=rng.randrange(shape.days))
-        kinds = (rng.choice(COMMON_WORDS), f"w{rng.randrange(RARE_WORDS)}", rng.choice(PHRASES))
-        chosen.append(
-            Target(
-                session_id=f"s{rng.randrange(shape.sessions):09d}",
-                bot_id=bot_name(rng.randrange(shape.bots)),
-                since=day,
-                until=day + timedelta(days=1),
-                week=EPOCH + timedelta(days=rng.randrange(shape.days - 6)),
-                q=kinds[n % 3],
-            )
-        )
-    return chosen
-
-
-def http_path(read: str, t: Target) -> str:
-    day = {"since": t.since.isoformat(), "until": t.until.isoformat()}
-    week = {"since": t.week.isoformat(), "until": (t.week + WEEK).isoformat()}
-    return {
-        "transcript": f"/v1/sessions/{t.session_id}/turns",
-        "session": f"/v1/sessions/{t.session_id}",
-        "sessions_page": f"/v1/sessions?{urlencode({'bot_id': t.bot_id, **day, 'limit': 50})}",
-        "search": f"/v1/search?{urlencode({'q': t.q, 'limit': 20})}",
-        "day_all_bots": f"/v1/analytics/turns?{urlencode(day)}",
-        "day_one_bot": f"/v1/analytics/turns?{urlencode({**day, 'bot_id': t.bot_id})}",
-        "analytics_week": f"/v1/analytics?{urlencode(week)}",
-        "analytics_day_one_bot": f"/v1/analytics?{urlencode({**day, 'bot_id': t.bot_id})}",
-    }[read]
-
-
-def inproc_call(reader: Reader, read: str, t: Target) -> Callable[[], object]:
-    calls: dict[str, Callable[[], object]] = {
-        "transcript": lambda: transcript(reader, t.session_id),
-        "session": lambda: session_detail(reader, t.session_id),
-        "sessions_page": lambda: list_sessions(
-            reader, SessionFilters(bot_id=t.bot_id, since=t.since, until=t.until), limit=50
-        ),
-        "search": lambda: search(reader, t.q, limit=20),
-        "day_all_bots": lambda: turn_figures(reader, since=t.since, until=t.until),
-        "day_one_bot": lambda: turn_figures(reader, since=t.since, until=t.until, bot_id=t.bot_id),
-        "analytics_week": lambda: metrics(reader, since=t.week, until=t.week + WEEK),
-        "analytics_day_one_bot": lambda: metrics(
-            reader, since=t.since, until=t.until, bot_id=t.bot_id
-        ),
-    }
-    return calls[read]
-
-
-_DAY = "started_at >= {since:DateTime64(6, 'UTC')} AND started_at < {until:DateTime64(6, 'UTC')}"
-_BARE = {
-    "transcript": [
-        "SELECT * FROM transcripts_generations FINAL WHERE generation = 1 "
-        "AND session_id = {sid:String}"
-    ],
-    "session": [
-        "SELECT * FROM transcripts_generations FINAL WHERE generation = 1 "
-        "AND session_id = {sid:String}",
-        "SELECT * FROM audio_chunks_generations FINAL WHERE generation = 1 "
-        "AND session_id = {sid:String}",
-        "SELECT uniqExact(seq), max(seq) + 1 FROM session_events_generations "
-        "WHERE generation = 1 AND session_id = {sid:String}",
-    ],
-    "sessions_page": [
-        "SELECT session_id, min(started_at) AS first_at, max(started_at), uniqExact(turn_id), "
-        "countIf(interrupted) FROM transcripts_generations "
-        f"WHERE generation = 1 AND bot_id = {{bot:String}} AND {_DAY} "
-        "GROUP BY session_id ORDER BY first_at DESC LIMIT 50"
-    ],
-    "search": [
-        "SELECT session_id, turn_id, bot_id, role, started_at, text FROM transcripts_generations "
-        "WHERE generation = 1 AND hasAllTokens(text, {tokens:Array(String)}) "
-        "ORDER BY started_at DESC LIMIT 20"
-    ],
-    "day_all_bots": [
-        "SELECT latest.1 AS r, count(), quantiles(0.5, 0.9, 0.95, 0.99)(latest.2) FROM ("
-        "SELECT argMax((role, duration_ms), version) AS latest FROM transcripts_generations "
-        f"WHERE generation = 1 AND {_DAY} GROUP BY session_id, turn_id) GROUP BY r"
-    ],
-}
-_BARE["day_one_bot"] = [
-    _BARE["day_all_bots"][0].replace(_DAY, f"bot_id = {{bot:String}} AND {_DAY}")
-]
-
-
-def bare_call(client: Client, read: str, t: Target) -> Callable[[], object]:
-    parameters = {
-        "sid": t.session_id,
-        "bot": t.bot_id,
-        "since": t.since,
-        "until": t.until,
-        "tokens": [w.strip('"') for w in t.q.lower().split()],
-    }
-    return lambda: [client.query(sql, parameters=parameters).result_rows for sql in _BARE[read]]
 
 
 def note(text: str) -> None:
@@ -384,7 +250,7 @@ def measure(sessions: int) -> dict[str, float]:
             figures[f"{read}_p99_ms"] = p99(latencies)
 
     for read in READS:
-        if read in _BARE:
+        if read in BARE:
             record(
                 read, "bare", timed((bare_call(store.client, read, t) for t in chosen), BUDGET_S)
             )

@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 
 import structlog
 
+from producers.call_checks import fits_kafka, whole_numbers
 from producers.delivery import Delivery, DeliveryConfig
 from producers.frames import SpoolRecord
-from producers.kafka import MAX_EVENT_BYTES, PLAINTEXT, KafkaSecurity, checked_bootstrap
-from producers.refusals import record_bytes
+from producers.kafka import PLAINTEXT, KafkaSecurity, checked_bootstrap
 from producers.spool import Spool
 from schemas import (
     ChunkReady,
@@ -41,7 +41,6 @@ from schemas import (
     TurnStopped,
     WordTiming,
 )
-from schemas.models import MAX_ID_CHARS
 
 log = structlog.get_logger(__name__)
 
@@ -249,11 +248,11 @@ class TranscriptProducer:
         the chunks it published and their samples, which the session's end adds up. A session
         this producer ended takes events again once resumed. Checked here: a ``next_seq`` of
         the wrong type was refused at each of the session's later calls, naming ``seq``."""
-        _count("next_seq", next_seq)
+        whole_numbers("next_seq", next_seq)
         for track, totals in (tracks or {}).items():
             if len(totals) != 2:
                 raise ValueError(f"tracks[{track!r}]: {totals!r} is not (chunks, samples)")
-            _count(f"tracks[{track!r}]", *totals)
+            whole_numbers(f"tracks[{track!r}]", *totals)
         self._ended.pop(session_id, None)
         self._next_seq[session_id] = next_seq
         self._tracks[session_id] = {t: list(totals) for t, totals in (tracks or {}).items()}
@@ -349,14 +348,8 @@ class TranscriptProducer:
         event = model(
             session_id=session_id, bot_id=self.bot_id, seq=seq, producer=self._info, **fields
         )
-        if isinstance(event, TurnStopped) and _may_exceed(event):
-            record = self._encode(event)
-            if (size := record_bytes(record)) > MAX_EVENT_BYTES:
-                raise ValueError(
-                    f"TurnStopped {event.turn_id!r} of session {session_id!r}: {size} bytes "
-                    f"encoded, over the {MAX_EVENT_BYTES} an event may take in Kafka: shorten "
-                    "its text or its words"
-                )
+        if isinstance(event, TurnStopped):
+            fits_kafka(event, self._encode)
         if session_id in self._ended:
             refused = "the session was ended: call resume_session to continue it"
         else:
@@ -374,28 +367,6 @@ class TranscriptProducer:
             seq=seq,
         )
         return event
-
-
-def _count(name: str, *values: object) -> None:
-    """A ValueError naming ``name`` unless each value is a whole number of at least 0 (a
-    bool is none, though Python counts it as one), as the events' counts must be."""
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name}: {value!r} is not a whole number >= 0")
-
-
-def _may_exceed(event: TurnStopped) -> bool:
-    """Whether the turn could encode to more than ``MAX_EVENT_BYTES``: the other events' fields
-    are bounded well under it by the contract, a turn's text and words are not, but their
-    characters take at most 4 bytes each, a word's times 16 and the length of its text 2 (of
-    up to 256 characters; 24 a word counted), the rest a few kB. Only a turn this bound does
-    not clear is encoded at the call (the bot's loop pays for it) and refused if too large:
-    Kafka would refuse it for ever, after the call had returned."""
-    words = event.words or ()
-    if 4 * len(event.text) + (4 * MAX_ID_CHARS + 24) * len(words) + 8192 <= MAX_EVENT_BYTES:
-        return False  # words of the longest text each: no turn of a live call comes near
-    chars = len(event.text) + sum(len(w.text) for w in words)
-    return 4 * chars + 24 * len(words) + 8192 > MAX_EVENT_BYTES
 
 
 _RUNNING: weakref.WeakSet[TranscriptProducer] = weakref.WeakSet()

@@ -11,17 +11,13 @@ Segments are numbered; reading starts at the lowest number. ``prepend`` writes b
 which lets a stopping producer put events it still held in memory, older than anything spooled,
 in front of the spool without breaking per-session order.
 
-A spool belongs to one process at a time: processes given the same folder (the jobs of a
-worker, say) each ``claim`` a numbered slot in it, locked while the process lives. The kernel
-drops the lock however the process ends, so the next process to start takes the slot over with
-whatever it holds.
+A spool belongs to one process at a time: ``claim`` takes a slot of the folder it is given,
+locked while the process lives (``producers.spool_slot``).
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
-import json
 import os
 import threading
 from collections.abc import Sequence
@@ -41,11 +37,12 @@ from producers.frames import (
     numbered,
     read_frame,
 )
+from producers.spool_cursor import load_cursor, save_cursor
+from producers.spool_slot import free_slot, unavailable
 
 log = structlog.get_logger(__name__)
 
 _SUFFIX = ".seg"
-_CURSOR = "cursor.json"
 _UNREADABLE = frozenset({errno.EIO, errno.EBADMSG, errno.EUCLEAN})
 """The disk's own read errors (a bad sector, a checksum that does not match): running out of
 file descriptors or memory, say, passes, and does not give a segment up."""
@@ -111,11 +108,11 @@ class Spool:
     def _open(self, *, report: bool) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            committed = self._load_cursor()
+            committed = load_cursor(self.directory)
             sizes = {s: path.stat().st_size for s, path in numbered(self.directory, _SUFFIX)}
         except OSError as exc:
             if report:
-                _unavailable(self.directory, exc)
+                unavailable(self.directory, exc)
             return
         self._usable = True
         self._sizes = sizes
@@ -131,9 +128,9 @@ class Spool:
         """The spool of the first slot under ``base`` that no living process holds; an
         unusable one if none can be claimed (see ``usable``)."""
         try:
-            slot, lock = _free_slot(base)
+            slot, lock = free_slot(base)
         except OSError as exc:
-            _unavailable(base, exc)
+            unavailable(base, exc)
             return cls(base, max_bytes=max_bytes, claimed=False)
         return cls(slot, max_bytes=max_bytes, lock=lock)
 
@@ -148,7 +145,7 @@ class Spool:
             return False
         if self._base is not None:
             try:
-                slot, lock = _free_slot(self._base)
+                slot, lock = free_slot(self._base)
             except OSError:
                 return False
             with self._claiming:
@@ -340,7 +337,7 @@ class Spool:
                 break
             done = self._sizes[seg] if seg < position.segment else position.offset
             self._committed[seg] = max(self._committed.get(seg, 0), done)
-        self._save_cursor()
+        save_cursor(self.directory, self._committed)
         for seg in [s for s, size in self._sizes.items() if self._committed.get(s, 0) >= size]:
             if seg != max(self._sizes):
                 self._delete(seg)
@@ -398,61 +395,7 @@ class Spool:
             table.pop(seg, None)
         self._unchecked.discard(seg)
         self._from_cursor.discard(seg)
-        self._save_cursor()
+        save_cursor(self.directory, self._committed)
 
     def _path(self, seg: int) -> Path:
         return self.directory / f"{seg}{_SUFFIX}"
-
-    def _load_cursor(self) -> dict[int, int]:
-        """What was delivered; a cursor that cannot be read or made out is none (everything
-        spooled is sent again, which consumers deduplicate), not a bot that cannot start."""
-        path = self.directory / _CURSOR
-        try:
-            if not path.exists():
-                return {}
-            found = json.loads(path.read_text())
-            cursor = {int(seg): offset for seg, offset in found.items()}
-            if not all(type(offset) is int and offset >= 0 for offset in cursor.values()):
-                raise ValueError(f"offsets not whole numbers >= 0: {found!r}"[:200])
-            return cursor
-        except (OSError, ValueError, TypeError, AttributeError, RecursionError) as exc:
-            log.warning("spool_cursor_unreadable", file=str(path), error=str(exc)[:200])
-            return {}
-
-    def _save_cursor(self) -> None:
-        path = self.directory / _CURSOR
-        staged = path.with_suffix(".tmp")
-        staged.write_text(json.dumps({str(s): o for s, o in self._committed.items()}))
-        with staged.open("rb") as handle:
-            os.fsync(handle.fileno())
-        staged.replace(path)
-
-
-def _free_slot(base: Path) -> tuple[Path, int]:
-    """The first slot under ``base`` that no living process holds, and the descriptor of the
-    lock that claims it."""
-    base.mkdir(parents=True, exist_ok=True)
-    n = 0
-    while True:
-        slot = base / f"slot-{n}"
-        slot.mkdir(exist_ok=True)
-        lock = os.open(slot / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(lock)
-            n += 1
-            continue
-        except OSError:
-            os.close(lock)
-            raise
-        return slot, lock
-
-
-def _unavailable(directory: Path, error: OSError) -> None:
-    log.error(
-        "spool_unavailable",
-        directory=str(directory),
-        error=str(error),
-        detail="events wait in memory only; what does not fit there is dropped and counted",
-    )
