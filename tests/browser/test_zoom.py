@@ -2,7 +2,8 @@
 service: at the least width a turn of 2 s was a bar of 8 px that showed no word of its text;
 zoomed in, each second is as wide as asked, the waveform's regions stay under their bars,
 the second in the middle of the lanes stays there, and a box showing the call's end shows it
-still. A width that would not widen a short call is offered disabled."""
+still. A width that would not widen a short call is offered disabled. The address keeps the
+zoom, for a reload or a link."""
 
 from __future__ import annotations
 
@@ -67,6 +68,12 @@ async def test_zooming_keeps_the_middle_second_and_the_end_in_sight(
         offset = await page.locator(_bar(page, later)).evaluate(_FROM_MIDDLE)
         assert offset / zoom == pytest.approx(seconds_off, abs=0.5), zoom
         await lined_up(page, LONG_CALL[0])
+        assert page.url.endswith(f"?zoom={zoom}"), "the address keeps the zoom"
+
+    await page.reload()  # or a link to it: the call is drawn as wide
+    await lined_up(page, LONG_CALL[0])
+    await expect(page.locator("select[name=zoom]")).to_have_value("50")
+    assert await _px_per_s(page, later) == pytest.approx(50, rel=0.02)
 
     await box.evaluate("b => { b.scrollLeft = b.scrollWidth; }")
     await page.select_option("select[name=zoom]", "100")
@@ -98,5 +105,6 @@ async def test_a_short_call_zoomed_shows_its_turns_text_and_offers_only_what_wid
 
     await page.select_option("select[name=zoom]", "4")
     await expect(page.locator("select[name=zoom] option:checked")).to_have_text("Fit the box")
+    assert "zoom" not in page.url, "the least width is the page's own: no need to ask for it"
     assert await _px_per_s(page, longest) == pytest.approx(fitted, rel=0.02)
     await lined_up(page, longest)

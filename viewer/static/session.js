@@ -124,7 +124,7 @@ export async function renderSession(page, sessionId, params, showStatus) {
   arrowKeys(transcript);
   /** The timeline and the waveform, in a box of their own that scrolls sideways. */
   const scroller = el("div", { class: "call-scroll" }, timeline, waveBox);
-  const zoom = zoomOf(scroller, () => timeline.querySelector(".lane-label")?.offsetWidth ?? 0);
+  const zoom = zoomOf(scroller, () => timeline.querySelector(".lane-label")?.offsetWidth ?? 0, params.get("zoom"));
   const fresh = el("div", {}, freshness(detail));
   let summary = summaryBlock(detail.summary);
   page.append(

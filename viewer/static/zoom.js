@@ -3,7 +3,8 @@
 // can be a bar of 8 px, which shows no word of its text; zoomed in, the bars read and the
 // waveform's shape shows each word. The second in the middle of the lanes stays there as the
 // zoom changes, so zooming in on a turn keeps it in sight; a box that showed the call's end
-// (a live call's page following its newest turn) shows it still.
+// (a live call's page following its newest turn) shows it still. The zoom chosen is kept in
+// the page's address (?zoom=), so a reload or a link shows the call as wide.
 
 import { el, showsEnd } from "./format.js";
 import { MIN_PX_PER_S } from "./timeline.js";
@@ -15,12 +16,13 @@ export const ZOOMS = [MIN_PX_PER_S, 10, 25, 50, 100];
  * (its --call-px their least width, the lanes' names of ``labelPx`` beside them): ``control``
  * to put on the page, ``apply`` to size the box for a call of ``durationMs`` (again whenever
  * the call grows). A width no wider than the call fitted to the box would change nothing,
- * and is offered disabled. */
-export function zoomOf(scroller, labelPx) {
-  let pxPerS = ZOOMS[0];
+ * and is offered disabled. ``chosen``: the width the address asks for, if any. */
+export function zoomOf(scroller, labelPx, chosen = null) {
+  let pxPerS = ZOOMS.includes(Number(chosen)) ? Number(chosen) : ZOOMS[0];
   let durationMs = 0;
   const options = ZOOMS.map((px, i) => el("option", { value: String(px) }, i === 0 ? "Fit the box" : `${px} px a second`));
   const select = el("select", { name: "zoom" }, ...options);
+  select.value = String(pxPerS);
 
   /** Half the width of the lanes in sight, and the width of them all (px): the lanes'
    * names beside them do not scale with the zoom. */
@@ -44,8 +46,20 @@ export function zoomOf(scroller, labelPx) {
     pxPerS = Number(select.value);
     apply(durationMs);
     scroller.scrollLeft = atEnd ? scroller.scrollWidth : middle * lanesWidth() - halfInSight();
+    remember(pxPerS);
   });
   new ResizeObserver(offer).observe(scroller);
   const control = el("label", { class: "zoom" }, "Zoom ", select);
   return { control, apply };
+}
+
+/** Puts the zoom in the page's address in place: a history entry per zoom would make Back
+ * step through them, and a changed hash would draw the page anew. */
+function remember(pxPerS) {
+  const [path, query = ""] = location.hash.split("?");
+  const params = new URLSearchParams(query);
+  if (pxPerS === ZOOMS[0]) params.delete("zoom");
+  else params.set("zoom", String(pxPerS));
+  const kept = params.toString();
+  history.replaceState(history.state, "", kept ? `${path}?${kept}` : path);
 }
