@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
@@ -33,6 +34,8 @@ from consumers.storage.clickhouse import Store
 from consumers.storage.generations import Generation, GenerationError, Generations
 from producers.kafka import PLAINTEXT, KafkaSecurity, connection_problem
 from schemas import Topics
+
+log = structlog.get_logger(__name__)
 
 
 class KafkaUnreachableError(ConnectionError):
@@ -166,6 +169,29 @@ class RebuildService:
         finally:
             replayed.cancel()
         return self.status()
+
+    async def stop(self, grace_s: float) -> None:
+        """The process stops: a running rebuild is asked to stop as ``cancel`` asks it, and
+        has ``grace_s`` to; then, as when its replay was over and it did not end in that time
+        (a verification at 1M sessions takes minutes), it is cancelled, and a resume replays
+        what it had not committed, as after a kill. Left to the end of the event loop, it was
+        cancelled after the service had stopped, and nothing said so."""
+        task = self._task
+        if task is None or task.done():
+            return
+        self._cancel.asked.set()
+        await asyncio.wait({task}, timeout=grace_s)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=grace_s)
+        ended = self.status()
+        if ended["state"] != "done":
+            log.warning(
+                "rebuild_stopped",
+                generation=self._plan and self._plan.generation,
+                detail="the store's process stopped: `tstore rebuild --resume` goes on from "
+                "where it stopped, `tstore rebuild --discard` drops it",
+            )
 
     def status(self) -> dict[str, Any]:
         if self._task is None or self._plan is None:

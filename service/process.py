@@ -205,6 +205,8 @@ async def run(
             )
             await state.probe.run(stop, state.ready_store())
     finally:
+        if state.rebuilds is not None:
+            await state.rebuilds.stop(GRACE_S)
         server.should_exit = True
         await serving
         facts_stop.set()

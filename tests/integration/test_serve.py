@@ -12,10 +12,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -377,3 +378,57 @@ def test_a_dsn_password_never_reaches_the_output_of_a_command_that_fails_to_conn
     assert "Traceback" not in said
     assert DSN_PASSWORD not in said
     assert token not in said
+
+
+def _rebuild_status(store: StoreProcess, until: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The store process's rebuild status once ``until`` holds of it (within two minutes)."""
+    deadline = time.monotonic() + 120
+    while True:
+        status: dict[str, Any] = httpx.get(f"{store.url}/v1/admin/rebuild", timeout=30).json()
+        if until(status):
+            return status
+        assert time.monotonic() < deadline, f"{status}\n{store.output()[-3000:]}"
+        time.sleep(0.05)
+
+
+def _replayed(status: dict[str, Any]) -> int:
+    return sum(offset for _, _, offset in status["positions"])
+
+
+def test_sigterm_mid_rebuild_stops_the_replay_between_batches_and_a_resume_finishes_it(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The rebuild ran on the process's event loop, and was left to be cancelled at its end,
+    after the service had stopped, with nothing said, and the process did not stop within
+    15 s. Batches of one event make the replay of 400 last seconds; the resume, in batches
+    of the default size, is quick."""
+    settings = _store_settings(kafka_bootstrap, tmp_path)
+    one_by_one = settings | {"TSTORE_BATCH_MAX_EVENTS": "1"}
+    topics = Topics(settings["TSTORE_TOPIC_PREFIX"])
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    events = [e for n in range(100) for e in _session(f"stop-{n:03d}", at + timedelta(seconds=n))]
+    asyncio.run(_publish(kafka_bootstrap, topics, events))
+    first = _serve(tmp_path / "first", one_by_one)
+    try:
+        first.wait_ready()
+        httpx.post(f"{first.url}/v1/admin/rebuild", json={}, timeout=60).raise_for_status()
+        _rebuild_status(first, lambda s: _replayed(s) > 0)
+        assert first.terminate() == 0, first.output()
+    finally:
+        first.kill()
+    said = first.output()
+    assert "Traceback" not in said, said
+    assert "rebuild_stopped" in said, said
+    assert "tstore rebuild --resume" in said
+
+    again = _serve(tmp_path / "again", settings)
+    try:
+        again.wait_ready()
+        resume = httpx.post(f"{again.url}/v1/admin/rebuild", json={"resume": True}, timeout=60)
+        assert resume.status_code == 200, resume.text
+        done = _rebuild_status(again, lambda s: s["state"] != "running")
+        assert (done["state"], done["summary"]["generation_state"]) == ("done", "live"), done
+        assert 0 < done["summary"]["events"] < len(events), "the resume read the rest only"
+        assert again.terminate() == 0, again.output()
+    finally:
+        again.kill()

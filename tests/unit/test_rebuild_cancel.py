@@ -2,7 +2,8 @@
 between two batches; asked once the replay is over, it answers at once that the rebuild runs
 on (it waited through the verification, the catch-up and the warm-up, minutes at 1M
 sessions, and the command asking timed out); and a start still planning is neither started
-twice nor cancelled unseen."""
+twice nor cancelled unseen. A process that stops stops its rebuild as a cancel does, within
+a grace, and says how to go on."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 from aiokafka import TopicPartition
+from structlog.testing import capture_logs
 
 import consumers.admin
 from consumers.admin import RebuildService
@@ -106,3 +108,38 @@ async def test_a_start_still_planning_is_not_started_again_nor_cancelled_unseen(
     stages.planned.set()
     assert (await starting)["plan"] == {"generation": 2}
     assert (await service.cancel())["state"] == "cancelled"
+
+
+async def test_a_process_stopping_stops_its_rebuild_between_two_batches_and_says_so(
+    stages: Stages,
+) -> None:
+    service = await _started(stages)
+    await asyncio.sleep(0.07)
+    with capture_logs() as logged:
+        await service.stop(grace_s=5)
+    assert service.status()["state"] == "cancelled"
+    said = [e for e in logged if e["event"] == "rebuild_stopped"]
+    assert [e["generation"] for e in said] == [2], logged
+    assert "tstore rebuild --resume" in said[0]["detail"]
+
+
+async def test_a_rebuild_past_its_replay_is_cancelled_once_the_grace_is_over(
+    stages: Stages,
+) -> None:
+    """Its verification would otherwise hold the process's end for minutes."""
+    service = await _started(stages)
+    await asyncio.sleep(0.3)
+    with capture_logs() as logged:
+        await asyncio.wait_for(service.stop(grace_s=0.1), 1)
+    assert service.status()["state"] == "failed"
+    assert [e["event"] for e in logged] == ["rebuild_stopped"]
+
+
+async def test_stopping_a_process_with_no_rebuild_running_says_nothing(stages: Stages) -> None:
+    with capture_logs() as logged:
+        await _service().stop(grace_s=0.1)
+        service = await _started(stages)
+        stages.verdict.set()
+        await asyncio.sleep(0.4)
+        await service.stop(grace_s=0.1)
+    assert logged == []
