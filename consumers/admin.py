@@ -65,6 +65,9 @@ def drop_known(generations: Generations, number: int) -> Generation:
     return generations.drop(number)
 
 
+STOPPING = "the store's process is stopping: start the rebuild once it runs again"
+
+
 class RebuildService:
     """At most one rebuild at a time, run as a task of this process's event loop."""
 
@@ -92,11 +95,15 @@ class RebuildService:
         self._plan: RebuildPlan | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._cancel = Cancellation()
+        self._stopping = False
+        """Set once the process stops: no rebuild may start then."""
         self._starting = False
         """While a start plans (Kafka round trips): a second start, or a cancel, would not
         see the rebuild it is about to run."""
 
     async def start(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._stopping:
+            raise GenerationError(STOPPING)
         if self._starting:
             raise GenerationError("a rebuild is being planned in this process")
         if self._task is not None and not self._task.done():
@@ -130,6 +137,8 @@ class RebuildService:
             resume=bool(request.get("resume")),
             security=self._security,
         )
+        if self._stopping:  # since this start began planning
+            raise GenerationError(STOPPING)
         if not request.get("dry_run"):
             self._plan, self._positions, self._cancel = plan, {}, Cancellation()
             self._task = asyncio.create_task(
@@ -171,26 +180,44 @@ class RebuildService:
         return self.status()
 
     async def stop(self, grace_s: float) -> None:
-        """The process stops: a running rebuild is asked to stop as ``cancel`` asks it, and
-        has ``grace_s`` to; then, as when its replay was over and it did not end in that time
-        (a verification at 1M sessions takes minutes), it is cancelled, and a resume replays
-        what it had not committed, as after a kill. Left to the end of the event loop, it was
-        cancelled after the service had stopped, and nothing said so."""
+        """The process stops: no rebuild starts any more, and a running one is asked to stop
+        as ``cancel`` asks it, between two batches, with ``grace_s`` to do so. A replay that
+        does not stop by then (a commit waiting on a broker gone) is cancelled: a resume
+        replays what it had not committed, as after a kill. One past its replay is waited
+        for: its verification and cut-over run in threads that a cancel would not stop, and
+        a cut-over made after a cancel would be told as not made."""
+        self._stopping = True
         task = self._task
         if task is None or task.done():
             return
         self._cancel.asked.set()
-        await asyncio.wait({task}, timeout=grace_s)
-        if not task.done():
+        replayed = asyncio.ensure_future(self._cancel.replayed.wait())
+        try:
+            await asyncio.wait(
+                {task, replayed}, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            replayed.cancel()
+        generation = self._plan and self._plan.generation
+        if not task.done() and self._cancel.replayed.is_set():
+            log.warning(
+                "rebuild_finishing",
+                generation=generation,
+                detail="its replay is over: the process ends once it has verified and cut over",
+            )
+            await asyncio.wait({task})
+        elif not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=grace_s)
         ended = self.status()
-        if ended["state"] != "done":
+        if ended["state"] in ("cancelled", "failed"):
             log.warning(
                 "rebuild_stopped",
-                generation=self._plan and self._plan.generation,
-                detail="the store's process stopped: `tstore rebuild --resume` goes on from "
-                "where it stopped, `tstore rebuild --discard` drops it",
+                generation=generation,
+                state=ended["state"],
+                error=ended["error"],
+                detail="`tstore rebuild --resume` goes on from where it stopped, "
+                "`tstore rebuild --discard` drops it",
             )
 
     def status(self) -> dict[str, Any]:

@@ -180,8 +180,10 @@ async def run(
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     keeping: asyncio.Task[None] | None = None
     facts_stop = asyncio.Event()
+    rebuild_stopped: asyncio.Task[None] | None = None
     try:
         await _open(settings, state, role)
+        rebuild_stopped = asyncio.create_task(_stop_rebuild(state, stop))
         if role.writes_behind_reads:
             ignored = ignored_nice(settings.projector_nice, settings.dsn)
             if ignored is not None:
@@ -205,13 +207,23 @@ async def run(
             )
             await state.probe.run(stop, state.ready_store())
     finally:
-        if state.rebuilds is not None:
-            await state.rebuilds.stop(GRACE_S)
-        server.should_exit = True
-        await serving
-        facts_stop.set()
-        if keeping is not None:
-            await keeping
+        try:
+            stop.set()  # however run ends: its rebuild is stopped with it
+            if rebuild_stopped is not None:
+                await rebuild_stopped
+        finally:
+            server.should_exit = True
+            await serving
+            facts_stop.set()
+            if keeping is not None:
+                await keeping
+
+
+async def _stop_rebuild(state: StoreState, stop: asyncio.Event) -> None:
+    """Once ``stop`` is set, stop the rebuild beside the projectors, not after their grace."""
+    await stop.wait()
+    if state.rebuilds is not None:
+        await state.rebuilds.stop(GRACE_S)
 
 
 async def _open(settings: Settings, state: StoreState, role: Role) -> None:

@@ -400,13 +400,13 @@ def test_sigterm_mid_rebuild_stops_the_replay_between_batches_and_a_resume_finis
 ) -> None:
     """The rebuild ran on the process's event loop, and was left to be cancelled at its end,
     after the service had stopped, with nothing said, and the process did not stop within
-    15 s. Batches of one event make the replay of 400 last seconds; the resume, in batches
+    15 s. Batches of one event make the replay of 800 last seconds; the resume, in batches
     of the default size, is quick."""
     settings = _store_settings(kafka_bootstrap, tmp_path)
     one_by_one = settings | {"TSTORE_BATCH_MAX_EVENTS": "1"}
     topics = Topics(settings["TSTORE_TOPIC_PREFIX"])
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    events = [e for n in range(100) for e in _session(f"stop-{n:03d}", at + timedelta(seconds=n))]
+    events = [e for n in range(200) for e in _session(f"stop-{n:03d}", at + timedelta(seconds=n))]
     asyncio.run(_publish(kafka_bootstrap, topics, events))
     first = _serve(tmp_path / "first", one_by_one)
     try:

@@ -3,7 +3,7 @@ between two batches; asked once the replay is over, it answers at once that the 
 on (it waited through the verification, the catch-up and the warm-up, minutes at 1M
 sessions, and the command asking timed out); and a start still planning is neither started
 twice nor cancelled unseen. A process that stops stops its rebuild as a cancel does, within
-a grace, and says how to go on."""
+a grace, or waits for one past its replay, and says how to go on."""
 
 from __future__ import annotations
 
@@ -30,12 +30,17 @@ class _Plan:
 
 
 class Stages:
-    """When the stand-in may go on: plans wait for ``planned``, a verification for
-    ``verdict``, and then fails."""
+    """When the stand-in may go on: plans wait for ``planned``; the replay goes on from its
+    first batch only once ``replaying`` is set or a cancel is asked; a verification waits for
+    ``verdict``, and then fails. ``replayed``: its replay is over."""
 
     def __init__(self) -> None:
         self.planned = asyncio.Event()
+        self.replaying = asyncio.Event()
+        self.replayed = asyncio.Event()
         self.verdict = asyncio.Event()
+        self.batched = asyncio.Event()
+        self.ended = asyncio.Event()
 
     async def plan_rebuild(self, **_: Any) -> _Plan:
         await self.planned.wait()
@@ -47,9 +52,16 @@ class Stages:
             if cancel.asked.is_set():
                 raise RebuildCancelledError(2)
             progress({TopicPartition("t", 0): n + 1})
-            await asyncio.sleep(0.05)
+            self.batched.set()
+            asked = asyncio.ensure_future(cancel.asked.wait())
+            await asyncio.wait(
+                {asked, asyncio.ensure_future(self.replaying.wait())},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         cancel.replayed.set()
+        self.replayed.set()
         await self.verdict.wait()
+        self.ended.set()
         raise RuntimeError("the generation does not match the topics")
 
 
@@ -71,14 +83,14 @@ async def _started(stages: Stages) -> RebuildService:
     service = _service()
     stages.planned.set()
     await service.start({})
+    await stages.batched.wait()
     return service
 
 
 async def test_a_cancel_during_the_replay_takes_between_two_batches(stages: Stages) -> None:
     service = await _started(stages)
-    await asyncio.sleep(0.07)
     ended = await service.cancel()
-    assert (ended["state"], ended["positions"]) == ("cancelled", [["t", 0, 2]])
+    assert (ended["state"], ended["positions"]) == ("cancelled", [["t", 0, 1]])
     with pytest.raises(GenerationError, match="no rebuild is running in this process"):
         await service.cancel()
 
@@ -87,7 +99,8 @@ async def test_a_cancel_after_the_replay_answers_at_once_that_the_rebuild_runs_o
     stages: Stages,
 ) -> None:
     service = await _started(stages)
-    await asyncio.sleep(0.3)
+    stages.replaying.set()
+    await stages.replayed.wait()
     ended = await asyncio.wait_for(service.cancel(), 1)
     assert ended["state"] == "running"
     stages.verdict.set()
@@ -114,32 +127,39 @@ async def test_a_process_stopping_stops_its_rebuild_between_two_batches_and_says
     stages: Stages,
 ) -> None:
     service = await _started(stages)
-    await asyncio.sleep(0.07)
     with capture_logs() as logged:
         await service.stop(grace_s=5)
     assert service.status()["state"] == "cancelled"
     said = [e for e in logged if e["event"] == "rebuild_stopped"]
     assert [e["generation"] for e in said] == [2], logged
     assert "tstore rebuild --resume" in said[0]["detail"]
+    with pytest.raises(GenerationError, match="is stopping"):
+        await service.start({})
 
 
-async def test_a_rebuild_past_its_replay_is_cancelled_once_the_grace_is_over(
-    stages: Stages,
-) -> None:
-    """Its verification would otherwise hold the process's end for minutes."""
+async def test_a_rebuild_past_its_replay_is_waited_for_to_its_end(stages: Stages) -> None:
+    """Its verification and cut-over run in threads a cancel would not stop: the cut-over
+    would be made, and told as not made."""
     service = await _started(stages)
-    await asyncio.sleep(0.3)
+    stages.replaying.set()
+    await stages.replayed.wait()
     with capture_logs() as logged:
-        await asyncio.wait_for(service.stop(grace_s=0.1), 1)
-    assert service.status()["state"] == "failed"
-    assert [e["event"] for e in logged] == ["rebuild_stopped"]
+        stopping = asyncio.create_task(service.stop(grace_s=0.1))
+        await asyncio.sleep(0.3)
+        assert not stopping.done()
+        assert [e["event"] for e in logged] == ["rebuild_finishing"]
+        stages.verdict.set()
+        await asyncio.wait_for(stopping, 1)
+    assert service.status()["error"] == "the generation does not match the topics"
+    assert [(e["event"], e.get("state")) for e in logged][1:] == [("rebuild_stopped", "failed")]
 
 
 async def test_stopping_a_process_with_no_rebuild_running_says_nothing(stages: Stages) -> None:
     with capture_logs() as logged:
         await _service().stop(grace_s=0.1)
         service = await _started(stages)
+        stages.replaying.set()
         stages.verdict.set()
-        await asyncio.sleep(0.4)
+        await stages.ended.wait()
         await service.stop(grace_s=0.1)
     assert logged == []
