@@ -1,9 +1,10 @@
 """Whether the broker answers a projector, logged once each way (``kafka_unreachable``, then
 ``kafka_reachable``) so that an outage shows in the log as well as in the lag.
 
-Two things tell it: fetches, and the calls to Kafka a batch waits on (its commit, its dead
-letters). While such a call waits, the pipeline waits with it and no fetch is made, so an
-outage that began during a commit went unlogged when fetches alone told.
+Two things tell it: fetches, and a batch's commit. While a commit waits, the pipeline waits
+with it and no fetch is made, so an outage that began during a commit went unlogged when
+fetches alone told. (Dead letters are sent a record at a time: thousands of them take longer
+than ``BLIND_AFTER_S`` from a broker that answers.)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class BrokerSilence:
         self.heard_s: float | None = None
         """When the broker last answered a fetch for every partition fetched (wall clock)."""
         self._since: float | None = None
-        """Since when the broker has not answered, once that was logged."""
+        """Since when the broker has not answered (or a commit has waited), once logged."""
 
     def started(self) -> None:
         self.heard_s = time.time()
@@ -54,18 +55,13 @@ class BrokerSilence:
             self._silent(
                 self.heard_s, "no fetch answered; projecting resumes when the broker is back"
             )
-        elif self._since is not None:
-            log.info(
-                "kafka_reachable",
-                generation=self.generation,
-                silent_for_s=round(self.heard_s - self._since, 1),
-            )
-            self._since = None
+        else:
+            self._answered()
         return self.heard_s
 
     async def waiting(self, call: Awaitable[T], what: str) -> T:
         """Await a call to Kafka, taking it for silence once it has waited ``BLIND_AFTER_S``;
-        the next fetch answered tells that the broker is back."""
+        its answer tells that the broker is back."""
         began = time.time()
         timer = asyncio.get_running_loop().call_later(
             BLIND_AFTER_S,
@@ -74,9 +70,21 @@ class BrokerSilence:
             f"{what} waits for the broker; projecting resumes when it answers",
         )
         try:
-            return await call
+            answer = await call
         finally:
             timer.cancel()
+        self.heard_s = time.time()
+        self._answered()
+        return answer
+
+    def _answered(self) -> None:
+        if self._since is not None:
+            log.info(
+                "kafka_reachable",
+                generation=self.generation,
+                silent_for_s=round(time.time() - self._since, 1),
+            )
+            self._since = None
 
     def _silent(self, since: float, detail: str) -> None:
         if self._since is None:

@@ -242,7 +242,7 @@ class Projector:
         if self._on_written is not None:
             self._on_written({t: r for t, r in rows.items() if t in self.projections})
         if self._send_dead_letters:
-            await self._silence.waiting(self._dead_letters.send(decoded.rejected), "dead letters")
+            await self._dead_letters.send(decoded.rejected)
         await self._silence.waiting(commit(self._consumer, records), "a commit")
         handled = sum(len(batch) for batch in records.values())
         self.stats.events += decoded.events
