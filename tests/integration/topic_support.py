@@ -31,6 +31,8 @@ async def made_again(bootstrap: str, topics: Topics, partitions: int) -> None:
                 break
             except RuntimeError:  # still being deleted
                 await asyncio.sleep(0.1)
+        else:
+            await ensure_topics(bootstrap, topics, partitions=partitions)  # raises what fails
         await _until_listed(admin, topics, set(topics.all))
     finally:
         await admin.close()

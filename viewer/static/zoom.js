@@ -23,6 +23,7 @@ export function zoomOf(scroller, labelPx, chosen = null) {
   const options = ZOOMS.map((px, i) => el("option", { value: String(px) }, i === 0 ? "Fit the box" : `${px} px a second`));
   const select = el("select", { name: "zoom" }, ...options);
   select.value = String(pxPerS);
+  if (chosen !== null && pxPerS !== Number(chosen)) remember(pxPerS); // not a width offered
 
   /** Half the width of the lanes in sight, and the width of them all (px): the lanes'
    * names beside them do not scale with the zoom. */
