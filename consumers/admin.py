@@ -171,13 +171,22 @@ class RebuildService:
         task = self._task
         if task is None or task.done():
             raise GenerationError("no rebuild is running in this process")
+        await self._ask_to_stop(task, None)
+        return self.status()
+
+    async def _ask_to_stop(
+        self, task: asyncio.Task[RebuildSummary], within_s: float | None
+    ) -> None:
+        """Ask the replay to stop, and wait until the rebuild has ended or its replay is over
+        (it then goes on: see ``Cancellation``), for at most ``within_s``."""
         self._cancel.asked.set()
         replayed = asyncio.ensure_future(self._cancel.replayed.wait())
         try:
-            await asyncio.wait({task, replayed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {task, replayed}, timeout=within_s, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             replayed.cancel()
-        return self.status()
 
     async def stop(self, grace_s: float) -> None:
         """The process stops: no rebuild starts any more, and a running one is asked to stop
@@ -190,14 +199,7 @@ class RebuildService:
         task = self._task
         if task is None or task.done():
             return
-        self._cancel.asked.set()
-        replayed = asyncio.ensure_future(self._cancel.replayed.wait())
-        try:
-            await asyncio.wait(
-                {task, replayed}, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            replayed.cancel()
+        await self._ask_to_stop(task, grace_s)
         generation = self._plan and self._plan.generation
         if not task.done() and self._cancel.replayed.is_set():
             log.warning(

@@ -28,7 +28,8 @@ class BrokerSilence:
     def __init__(self, generation: int) -> None:
         self.generation = generation
         self.heard_s: float | None = None
-        """When the broker last answered a fetch for every partition fetched (wall clock)."""
+        """When the broker last answered (wall clock): a fetch for every partition fetched, or
+        a commit."""
         self._since: float | None = None
         """Since when the broker has not answered (or a commit has waited), once logged."""
 
